@@ -1,0 +1,50 @@
+// CUDA twins of the public ops in kernels/*.h: same names, same shapes,
+// same semantics (see those headers). Reached through kernels/dispatch.h.
+#pragma once
+#include <cstdint>
+
+#include "kernels/adamw.h"
+#include "kernels/tensor.h"
+
+namespace qtrain::cuda {
+
+void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta);
+void add_bias(Tensor y, Tensor bias);
+void bias_backward(Tensor dbias, Tensor dy);
+
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T);
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T);
+
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps);
+void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
+                        Tensor rstd);
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps);
+void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd);
+
+void gelu_forward(Tensor out, Tensor x);
+void gelu_backward(Tensor dx, Tensor dout, Tensor x);
+void swiglu_forward(Tensor out, Tensor gate, Tensor up);
+void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up);
+
+void rope_forward(Tensor x, float theta);
+void rope_backward(Tensor dx, float theta);
+
+void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                        Tensor out, Tensor lse);
+
+double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale);
+
+void add_inplace(Tensor y, Tensor x);
+void axpy(Tensor y, float a, Tensor x);
+void scale_inplace(Tensor y, float a);
+void convert(Tensor dst, Tensor src);
+double sum_squares(Tensor x);
+void copy_cols(Tensor out, Tensor in, int64_t col_offset);
+void add_cols(Tensor out, Tensor in, int64_t col_offset);
+void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
+void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
+
+void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp);
+
+}  // namespace qtrain::cuda

@@ -1,0 +1,22 @@
+// Built when CUDA is off: every CUDA entry point says so plainly.
+#ifndef QTRAIN_HAS_CUDA
+#include "kernels/device.h"
+#include "kernels/error.h"
+
+namespace qtrain {
+
+static void no_cuda() {
+  throw Error("this qtrain was built without CUDA (configure with -DQTRAIN_CUDA=ON on a machine with nvcc)",
+              ErrorKind::Runtime);
+}
+bool cuda_available() { return false; }
+bool built_with_cuda() { return false; }
+std::string cuda_device_name() { return ""; }
+void* cuda_alloc(size_t) { no_cuda(); }
+void cuda_free(void*) {}
+void cuda_copy(void*, const void*, size_t, int) { no_cuda(); }
+void cuda_memset0(void*, size_t) { no_cuda(); }
+void cuda_sync() {}
+
+}  // namespace qtrain
+#endif

@@ -1,0 +1,28 @@
+// Small pointwise and reduction ops shared by models and the trainer.
+#pragma once
+#include <cstdint>
+
+#include "kernels/tensor.h"
+
+namespace qtrain {
+
+void add_inplace(Tensor y, Tensor x);             // y += x       (same numel)
+void axpy(Tensor y, float a, Tensor x);           // y += a * x   (same numel)
+void scale_inplace(Tensor y, float a);            // y *= a
+void convert(Tensor dst, Tensor src);             // dtype conversion, same device, same numel
+double sum_squares(Tensor x);                     // sum of x^2 in double (grad norms)
+
+// Column blocks of a row-major [N, W] matrix (GPT-2's fused q|k|v projection):
+void copy_cols(Tensor out, Tensor in, int64_t col_offset);  // out[N,w] = in[N, off:off+w]
+void add_cols(Tensor out, Tensor in, int64_t col_offset);   // out[N, off:off+w] += in[N,w]
+
+// Inverted dropout with a counter-based hash RNG, so CPU and CUDA draw the same
+// mask for the same (seed, offset): element i is kept iff
+// uniform(seed, offset + i) >= p, and kept elements are scaled by 1/(1-p).
+// mask: U8 [numel], 1 = kept. p == 0 copies x and fills mask with 1.
+void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
+void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
+// The uniform [0,1) draw used above (exposed for tests).
+float hash_uniform(uint64_t seed, uint64_t index);
+
+}  // namespace qtrain

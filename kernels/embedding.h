@@ -1,0 +1,14 @@
+// Token (+ learned position) embedding lookup.
+#pragma once
+#include "kernels/tensor.h"
+
+namespace qtrain {
+
+// out[N,C] = wte[ids[n]] + (wpe defined ? wpe[n % T] : 0)
+//   ids: I32 [N] (N = B*T), wte: [V,C], wpe: [maxT,C] or undefined.
+// An id outside [0,V) is an internal error: the data layer validates ids first.
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T);
+// dwte[ids[n]] += dout[n]; dwpe[n % T] += dout[n]. Either may be undefined (frozen).
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T);
+
+}  // namespace qtrain

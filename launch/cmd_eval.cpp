@@ -1,0 +1,11 @@
+// Placeholder until this subcommand lands.
+#include "launch/commands.h"
+
+namespace qtrain::launch {
+
+void register_eval(CLI::App& app, Runner& run) {
+  auto* sub = app.add_subcommand("eval", "(not built yet)");
+  sub->callback([&run] { run = [] { return 2; }; });
+}
+
+}  // namespace qtrain::launch

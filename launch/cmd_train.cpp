@@ -1,0 +1,11 @@
+// Placeholder until this subcommand lands.
+#include "launch/commands.h"
+
+namespace qtrain::launch {
+
+void register_train(CLI::App& app, Runner& run) {
+  auto* sub = app.add_subcommand("train", "(not built yet)");
+  sub->callback([&run] { run = [] { return 2; }; });
+}
+
+}  // namespace qtrain::launch

@@ -1,0 +1,24 @@
+// Each subcommand lives in its own launch/cmd_*.cpp and registers itself on
+// the CLI11 app. A registered command sets `run` to the work it does; main()
+// runs it and is the one place that turns qtrain::Error into an exit code.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace qtrain::launch {
+
+using Runner = std::function<int()>;  // returns the process exit code
+
+void register_train(CLI::App& app, Runner& run);
+void register_eval(CLI::App& app, Runner& run);
+void register_export(CLI::App& app, Runner& run);
+void register_tokenize(CLI::App& app, Runner& run);
+void register_data(CLI::App& app, Runner& run);
+void register_prepare(CLI::App& app, Runner& run);
+
+// Reads `--config FILE.json` (keys as the long option names, '-' or '_') into
+// the subcommand's options; explicit command-line flags win. Defined in config.cpp.
+void add_config_option(CLI::App& sub);
+
+}  // namespace qtrain::launch

@@ -1,0 +1,46 @@
+// qtrain: fine-tune quantized LLMs with adapters. See README.md.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "kernels/error.h"
+#include "launch/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "qtrain: fine-tune quantized LLMs with adapters (LoRA, QLoRA, ...), on the CPU reference backend or "
+      "CUDA, data-parallel over MPI ranks.\n  mpirun -np 8 qtrain train --config configs/<preset>.json",
+      "qtrain"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "qtrain 0.1");
+  qtrain::launch::Runner run;
+  using namespace qtrain::launch;
+  register_train(app, run);
+  register_eval(app, run);
+  register_export(app, run);
+  register_tokenize(app, run);
+  register_data(app, run);
+  register_prepare(app, run);
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const qtrain::Error& e) {  // config file problems surface here
+    std::fprintf(stderr, "qtrain: error: %s\n", e.what());
+    return 2;
+  }
+  try {
+    return run ? run() : 0;
+  } catch (const qtrain::Error& e) {
+    std::fprintf(stderr, "qtrain: error: %s\n", e.what());
+    return e.kind() == qtrain::ErrorKind::BadInput ? 2 : 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "qtrain: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qtrain: error: %s\n", e.what());
+    return 1;
+  }
+}

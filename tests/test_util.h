@@ -1,0 +1,52 @@
+// Helpers shared by the GoogleTest suites.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/device.h"
+#include "kernels/tensor.h"
+
+namespace qtrain::testing {
+
+inline std::string source_dir() { return QTRAIN_SOURCE_DIR; }
+inline std::string fixture(const std::string& rel) { return source_dir() + "/tests/fixtures/" + rel; }
+// ../shared beside the repo (test data, read-only).
+inline std::string shared_dir() { return source_dir() + "/../shared"; }
+
+inline Tensor randn(const Shape& shape, uint64_t seed, float scale = 1.f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  Tensor t = Tensor::empty(shape, DType::F32);
+  float* p = t.f32();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = nd(rng);
+  return t;
+}
+
+// max |a-b| / max(|b|, floor) over elements
+inline double max_rel_err(const std::vector<float>& a, const std::vector<float>& b, double floor = 1e-6) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(std::abs(double(b[i])), floor));
+  return worst;
+}
+
+// ||a-b|| / ||b||
+inline double norm_rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+#define QT_SKIP_WITHOUT_GPU()                                        \
+  do {                                                               \
+    if (!::qtrain::cuda_available()) GTEST_SKIP() << "skipped: no GPU"; \
+  } while (0)
+
+}  // namespace qtrain::testing
