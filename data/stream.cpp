@@ -6,6 +6,20 @@
 
 namespace qtrain {
 
+namespace {
+// The kind of the first record that parses (Auto when none does): decides
+// whether the data is pre-tokenized before any row is made.
+RecordKind sniff_kind(const std::string& file) {
+  LineReader r(file);
+  std::string_view line;
+  for (int i = 0; i < 100 && r.next(line); ++i) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object()) return RecordFormat::detect(j);
+  }
+  return RecordKind::Auto;
+}
+}  // namespace
+
 Stream::Stream(const StreamConfig& cfg, std::shared_ptr<const Tokenizer> tok) : cfg_(cfg), tok_(std::move(tok)) {
   if (cfg_.seq_len < 2) throw Error("--seq-len must be at least 2, got " + std::to_string(cfg_.seq_len));
   if (cfg_.batch_size < 1) throw Error("--batch-size must be at least 1");
@@ -19,7 +33,8 @@ Stream::Stream(const StreamConfig& cfg, std::shared_ptr<const Tokenizer> tok) : 
   if (!shards_) {
     RecordKind kind = record_kind_from_name(cfg_.format);
     format_ = std::make_shared<RecordFormat>(kind, cfg_.fields, cfg_.chat);
-    if (kind == RecordKind::InputIds) cfg_.pack = false;  // each line is one sequence, as is
+    RecordKind first = kind == RecordKind::Auto ? sniff_kind(files_.front()) : kind;
+    if (first == RecordKind::InputIds) cfg_.pack = false;  // each line is one sequence, used as is
   }
   vocab_size_ = cfg_.vocab_size > 0 ? cfg_.vocab_size : (tok_ ? tok_->vocab_size() : 0);
   if (vocab_size_ <= 0) throw Error("data stream: no tokenizer and no vocab_size: cannot validate token ids");
