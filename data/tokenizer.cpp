@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <queue>
 
 #include "data/utf8.h"
 #include "kernels/error.h"
@@ -108,16 +109,16 @@ Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32
 }
 
 void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
-  // Symbols merge in place; each round merges the lowest-ranked adjacent pair
-  // (leftmost on ties), which is what GPT-2's bpe() does.
-  int32_t buf[256];
-  std::vector<int32_t> heap_buf;
-  int32_t* sym = buf;
+  // Each round merges the lowest-ranked adjacent pair (leftmost on ties), which is
+  // what GPT-2's bpe() does. Short pieces: rescan the pairs each round (fastest for
+  // words). Long pieces (runs of spaces, '=' rulers, minified code): a heap, so a
+  // 1 MB piece costs n log n, not n^2.
   size_t n = piece.size();
-  if (n > 256) {
-    heap_buf.resize(n);
-    sym = heap_buf.data();
+  if (n > 48) {
+    bpe_long(piece, out);
+    return;
   }
+  int32_t sym[48];
   for (size_t i = 0; i < n; ++i) sym[i] = byte_id_[uint8_t(piece[i])];
   while (n > 1) {
     int32_t best_rank = INT32_MAX, best_id = -1;
@@ -136,6 +137,42 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
     --n;
   }
   out.insert(out.end(), sym, sym + n);
+}
+
+void Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& out) const {
+  const int32_t n = int32_t(piece.size());
+  std::vector<int32_t> sym(n), next(n), prev(n);
+  for (int32_t i = 0; i < n; ++i) {
+    sym[i] = byte_id_[uint8_t(piece[i])];
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  // (rank, left position, left id, right id): stale entries are skipped when popped.
+  struct Cand {
+    int32_t rank, pos, left, right;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto push = [&](int32_t i) {
+    if (i < 0 || next[i] < 0) return;
+    auto it = merges_.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[next[i]]));
+    if (it != merges_.end()) heap.push({it->second.rank, i, sym[i], sym[next[i]]});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    Cand c = heap.top();
+    heap.pop();
+    int32_t i = c.pos;
+    if (sym[i] != c.left || next[i] < 0 || sym[next[i]] != c.right) continue;  // stale
+    int32_t j = next[i];
+    sym[i] = merges_.at((uint64_t(uint32_t(c.left)) << 32) | uint32_t(c.right)).id;
+    sym[j] = -1;  // dead
+    next[i] = next[j];
+    if (next[j] >= 0) prev[next[j]] = i;
+    push(prev[i]);
+    push(i);
+  }
+  for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(sym[i]);
 }
 
 void Tokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out) const {

@@ -57,6 +57,7 @@ class Tokenizer {
     int32_t rank, id;
   };
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
+  void bpe_long(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;
 
   std::vector<std::string> token_bytes_;               // id -> bytes

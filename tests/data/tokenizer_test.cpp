@@ -60,6 +60,17 @@ TEST(Tokenizer, Gpt2KnownIdsAndSpecials) {
   EXPECT_THROW(tok->decode(std::vector<int32_t>{50257}), Error);
 }
 
+// Pieces of thousands of bytes take the heap-based BPE path; ids from tiktoken (make_long_pieces.py).
+TEST(Tokenizer, LongPiecesMatchTiktoken) {
+  auto tok = Tokenizer::load(gpt2_dir());
+  auto cases = read_jsonl(qtrain::testing::fixture("data/long_pieces.jsonl"));
+  ASSERT_EQ(cases.size(), 8u);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string text = cases[i]["text"];
+    EXPECT_EQ(tok->encode(text), cases[i]["ids"].get<std::vector<int32_t>>()) << "case " << i;
+  }
+}
+
 TEST(Tokenizer, RoundTripsArbitraryBytes) {
   auto tok = Tokenizer::load(gpt2_dir());
   std::string s;
