@@ -30,7 +30,7 @@ struct Options {
   std::string corpus = "../shared/data/codesearchnet-format/python/final/jsonl/train";
   std::string tokenizer = "../shared/data/gpt2-tokenizer";
   std::string python = fs::exists("/work/venv/bin/python") ? "/work/venv/bin/python" : "python3";
-  std::string anchors;  // a JSON file from tokenizer_anchors.py; empty: run it
+  std::string anchors;  // a JSON file from tokenizer_anchors.py; empty: run it; "none": skip
   std::string out = "bench/results/tokenizer.json";
   std::vector<int> threads;
   int repeats = 3;
@@ -136,7 +136,7 @@ Options parse(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_tokenizer [--corpus DIR] [--tokenizer DIR] [--threads 1,2,4] [--repeats N]\n"
-                   "                       [--anchors FILE | --python PY] [--out FILE]\n");
+                   "                       [--anchors FILE|none | --python PY] [--out FILE]\n");
       std::exit(a == "--help" || a == "-h" ? 0 : 2);
     }
   }
@@ -166,7 +166,9 @@ int main(int argc, char** argv) {
   double q_cpu = bytes / one.cpu / 1e6, q_wall = bytes / one.wall / 1e6;
 
   json anchors;
-  if (!o.anchors.empty()) {
+  if (o.anchors == "none") {
+    anchors = json::object();  // thread scaling only (a machine without the Python packages)
+  } else if (!o.anchors.empty()) {
     std::ifstream f(o.anchors);
     anchors = json::parse(f);
   } else {

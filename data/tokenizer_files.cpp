@@ -162,6 +162,10 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
   }
   auto pairs = merge_pairs(merges, model["vocab"], origin);
   PreTokenizer pre = pre_tokenizer_of(j.value("pre_tokenizer", json()), origin);
+  // A normalizer would change the text before BPE; running without it would give wrong ids silently.
+  if (j.contains("normalizer") && !j["normalizer"].is_null())
+    throw Error(origin + ": normalizer " + j["normalizer"].value("type", std::string("?")) +
+                " is not supported (byte-level BPE tokenizers have none)");
   json cfg;
   fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
   if (fs::exists(cfg_path)) cfg = read_json(cfg_path);
