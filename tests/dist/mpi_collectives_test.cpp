@@ -103,3 +103,22 @@ TEST(MpiFailure, PeerDiesOrHangs) {
 }
 
 }  // namespace qtrain
+
+#include "dist/binding.h"
+
+namespace qtrain {
+
+TEST(MpiBinding, LocalRanksGetTheirOwnCores) {
+  Communicator& c = comm();
+  std::string msg = bind_rank(c, Device::CPU, true);
+  if (c.local_world() == 1) {
+    EXPECT_NE(msg.find("not bound"), std::string::npos) << msg;
+    return;
+  }
+#ifdef QTRAIN_HAS_HWLOC
+  EXPECT_NE(msg.find("bound to core"), std::string::npos) << msg;
+#endif
+  EXPECT_NE(msg.find("OpenMP threads"), std::string::npos) << msg;
+}
+
+}  // namespace qtrain
