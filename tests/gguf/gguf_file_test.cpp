@@ -142,8 +142,8 @@ TEST(GgufFile, TruncatedAnywhere) {
 
 TEST(GgufFile, TensorPastTheEnd) {
   auto b = small_file();
-  // tensor "a": name, n_dims(4), ne 3 (8), ne 2 (8), type (4), offset (8)
-  size_t at = find_bytes(b, std::string("\x01\0\0\0\0\0\0\0a", 9)) + 9 + 4 + 16 + 4;
+  // tensor "a": name, n_dims (4) = 2, ne 3 (8), ne 2 (8), type (4), offset (8)
+  size_t at = find_bytes(b, std::string("\x01\0\0\0\0\0\0\0a\x02\0\0\0", 13)) + 9 + 4 + 16 + 4;
   uint64_t off = 1 << 20;
   std::memcpy(&b[at], &off, 8);
   std::string msg = error_of(b);
@@ -153,7 +153,7 @@ TEST(GgufFile, TensorPastTheEnd) {
 
 TEST(GgufFile, UnknownTensorType) {
   auto b = small_file();
-  size_t at = find_bytes(b, std::string("\x01\0\0\0\0\0\0\0b", 9)) + 9 + 4 + 16;
+  size_t at = find_bytes(b, std::string("\x01\0\0\0\0\0\0\0b\x02\0\0\0", 13)) + 9 + 4 + 16;
   uint32_t type = 77;
   std::memcpy(&b[at], &type, 4);
   std::string msg = error_of(b);
