@@ -48,13 +48,16 @@ __global__ void cols_kernel(FloatPtr narrow, FloatPtr wide, int64_t rows, int64_
 }
 
 // Must match qtrain::hash_uniform (kernels/cpu/elementwise.cpp) bit for bit:
-// splitmix64 of (seed ^ index * golden), top 24 bits / 2^24.
-__device__ __forceinline__ float hash_uniform_dev(uint64_t seed, uint64_t index) {
-  uint64_t z = seed ^ (index * 0x9E3779B97F4A7C15ull);
-  z += 0x9E3779B97F4A7C15ull;
+// u = (mix64(mix64(seed) + (index + 1) * golden) >> 40) / 2^24, mix64 being
+// SplitMix64's finaliser.
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
+  return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ float hash_uniform_dev(uint64_t seed, uint64_t index) {
+  uint64_t z = mix64(mix64(seed) + (index + 1) * 0x9E3779B97F4A7C15ull);
   return float(z >> 40) * (1.0f / 16777216.0f);
 }
 
