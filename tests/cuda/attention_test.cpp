@@ -11,6 +11,19 @@ struct AttnCase {
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 
+// Norm-relative error with a floor: at T = 1 softmax has one key, so dq and dk
+// are exactly zero and only rounding noise (~1e-8) remains on either side.
+void expect_grad_close(const Pair& g, const char* what) {
+  std::vector<float> a = vec(g.gpu), b = vec(g.cpu);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  double floor = 1e-6 * double(a.size());  // an rms of 1e-3 per element
+  EXPECT_LT(std::sqrt(num / std::max(den, floor)), 2e-2) << what;
+}
+
 // GPU (BF16 q/k/v) vs the F32 CPU reference on the same BF16-rounded inputs.
 // Each backend's backward gets its own forward's out and lse.
 TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
@@ -34,9 +47,9 @@ TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
     Pair dv = pair(Tensor::zeros(v.cpu.shape(), DType::F32), gdt);
     attention_backward(dq.cpu, dk.cpu, dv.cpu, dout.cpu, q.cpu, k.cpu, v.cpu, out.cpu, lse.cpu);
     attention_backward(dq.gpu, dk.gpu, dv.gpu, dout.gpu, q.gpu, k.gpu, v.gpu, out.gpu, lse.gpu);
-    EXPECT_CLOSE(dq.gpu, dq.cpu, 2e-2);
-    EXPECT_CLOSE(dk.gpu, dk.cpu, 2e-2);
-    EXPECT_CLOSE(dv.gpu, dv.cpu, 2e-2);
+    expect_grad_close(dq, "dq");
+    expect_grad_close(dk, "dk");
+    expect_grad_close(dv, "dv");
   }
 }
 
