@@ -90,10 +90,15 @@ Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32
     }
     token_bytes_.push_back(std::move(e.bytes));
   }
-  for (int b = 0; b < 256; ++b)
-    if (byte_id_[b] < 0)
-      throw Error(origin + ": the vocabulary has no token for byte " + std::to_string(b) +
-                  " (not a byte-level BPE vocabulary)");
+  // Some byte-level vocabularies (SmolLM2's) lack a few control bytes. HF's BPE
+  // with no unk token drops such characters, so encode() does the same; but a
+  // vocabulary missing most bytes is not byte-level at all.
+  int missing = 0;
+  for (int b = 0; b < 256; ++b) missing += byte_id_[b] < 0;
+  missing_bytes_ = missing > 0;
+  if (missing > 32)
+    throw Error(origin + ": the vocabulary has no token for " + std::to_string(missing) +
+                " of the 256 bytes (not a byte-level BPE vocabulary)");
   merges_.reserve(merges.size() * 2);
   for (size_t r = 0; r < merges.size(); ++r) {
     auto [a, b] = merges[r];
@@ -184,8 +189,16 @@ void Tokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out
   }
   pieces.clear();
   pretokenize(text, pre_, pieces);
+  thread_local std::string kept;
   for (const Piece& p : pieces) {
     std::string_view w = text.substr(p.begin, p.len);
+    if (missing_bytes_) {
+      kept.clear();
+      for (char c : w)
+        if (byte_id_[uint8_t(c)] >= 0) kept.push_back(c);
+      if (kept.empty()) continue;
+      if (kept.size() != w.size()) w = kept;
+    }
     if (w.size() == 1) {
       out.push_back(byte_id_[uint8_t(w[0])]);
       continue;

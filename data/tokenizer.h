@@ -63,6 +63,7 @@ class Tokenizer {
   std::vector<std::string> token_bytes_;               // id -> bytes
   std::unordered_map<std::string, int32_t> bytes_to_id_;  // bytes -> id (non-special)
   std::unordered_map<uint64_t, Merge> merges_;         // (left << 32 | right) -> rank, merged id
+  bool missing_bytes_ = false;  // some bytes have no token: they are dropped, as HF does
   int32_t byte_id_[256];                               // the id of each single byte
   std::vector<std::pair<std::string, int32_t>> specials_;  // text -> id, longest first
   PreTokenizer pre_;
