@@ -182,6 +182,8 @@ void Tokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out
     cache.map.clear();
     cache.serial = serial_;
   }
+  if (text.size() > UINT32_MAX)  // pieces hold 32-bit offsets
+    throw Error("tokenizer: a single text of " + std::to_string(text.size()) + " bytes is over the 4 GiB limit");
   pieces.clear();
   pretokenize(text, pre_, pieces);
   for (const Piece& p : pieces) {

@@ -1,6 +1,7 @@
 // The tokenizer against reference ids: GPT-2's cases.jsonl (from ../shared) and
 // tokenizer.json fixtures made with HF tokenizers (tests/fixtures/data/make_tokenizer_fixtures.py).
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "data/pretokenize.h"
@@ -71,12 +72,44 @@ TEST(Tokenizer, LongPiecesMatchTiktoken) {
   }
 }
 
+// Random strings over tricky code points (all \s chars, format chars, marks, foreign digits); tiktoken ids.
+TEST(Tokenizer, UnicodeMixMatchesTiktoken) {
+  auto tok = Tokenizer::load(gpt2_dir());
+  auto cases = read_jsonl(qtrain::testing::fixture("data/unicode_mix.jsonl"));
+  ASSERT_EQ(cases.size(), 600u);
+  int bad = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string text = cases[i]["text"];
+    if (tok->encode(text) != cases[i]["ids"].get<std::vector<int32_t>>() && ++bad < 5)
+      ADD_FAILURE() << "case " << i << ": " << cases[i]["text"].dump();
+    EXPECT_EQ(tok->decode(tok->encode(text)), text);
+  }
+  EXPECT_EQ(bad, 0);
+}
+
 TEST(Tokenizer, RoundTripsArbitraryBytes) {
   auto tok = Tokenizer::load(gpt2_dir());
   std::string s;
   for (int i = 0; i < 256; ++i) s += char(i);
   s += "\xff\xfe invalid \xc3( utf8 \xe2\x82";
   EXPECT_EQ(tok->decode(tok->encode(s)), s);
+}
+
+// One tokenizer shared by threads (each with its own word cache) gives the reference ids.
+TEST(Tokenizer, ThreadsShareOneTokenizer) {
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::load(gpt2_dir());
+  auto cases = read_jsonl(gpt2_dir() + "/cases.jsonl");
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 4; ++t)
+    pool.emplace_back([&, t] {
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = t; i < cases.size(); i += (rep == 1 ? 1 : 4))
+          if (tok->encode(cases[i]["text"].get<std::string>()) != cases[i]["ids"].get<std::vector<int32_t>>())
+            ++bad[t];
+    });
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(bad, (std::vector<int>{0, 0, 0, 0}));
 }
 
 TEST(Tokenizer, LoadErrorsNameTheFile) {
