@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
       c.batch_size = 8;
       c.world = world;
       c.seed = 1;
+      c.loader_threads = 1;  // the one-core figure
       // world 8 skims 7 ranks' rows per step: fewer steps fit in the same time
       Measure m = measure(c, tok, world == 1 ? 600 : 80);
       std::string config = std::string(src) + ", rank 0 of " + std::to_string(world);

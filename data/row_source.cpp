@@ -111,11 +111,52 @@ bool TextRowSource::next_example(Example& ex, bool want_tokens, Row* doc) {
   return false;
 }
 
+bool TextRowSource::fill_docs() {
+  constexpr size_t kChunk = 64;
+  std::vector<Line> lines;
+  Line l;
+  while (lines.size() < kChunk && next_line(l))
+    if (!blank(l.text)) lines.push_back(std::move(l));
+  if (lines.empty()) return false;
+  const int n = int(lines.size());
+  docs_.assign(n, Row{});
+  docs_at_ = 0;
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::string> where(n);
+  for (int i = 0; i < n; ++i) where[i] = files_[lines[i].file] + ":" + std::to_string(lines[i].line_no);
+  // Documents are independent: parse and tokenize them on `threads` threads, keep their order.
+#pragma omp parallel for num_threads(std::max(cfg_.threads, 1)) schedule(dynamic, 4) if (cfg_.threads > 1)
+  for (int i = 0; i < n; ++i) {
+    try {
+      tokenize(format_->parse(lines[i].text, where[i]), where[i], docs_[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  // Errors surface in document order, as a sequential reader would meet them.
+  size_t o = 0;
+  for (int i = 0; i < n; ++i) {
+    if (errors[i]) {
+      try {
+        std::rethrow_exception(errors[i]);
+      } catch (const Error& e) {
+        if (!cfg_.skip_bad_lines || e.kind() != ErrorKind::BadInput) throw;
+        ++bad_lines_;
+        continue;
+      }
+    }
+    if (o != size_t(i)) docs_[o] = std::move(docs_[i]);
+    ++o;
+  }
+  docs_.resize(o);
+  return true;
+}
+
 bool TextRowSource::next(Row* row) {
   const size_t T = size_t(cfg_.seq_len);
-  Example ex;
-  Row doc;
   if (!cfg_.pack) {
+    Example ex;
+    Row doc;
     if (!next_example(ex, row != nullptr, &doc)) return false;
     if (row) {
       if (doc.ids.size() > T) {
@@ -127,10 +168,10 @@ bool TextRowSource::next(Row* row) {
     return true;
   }
   while (pending_.ids.size() - pending_at_ < T && !done_) {
-    if (!next_example(ex, true, &doc)) {
-      done_ = true;
-      break;
-    }
+    while (docs_at_ >= docs_.size() && !done_)
+      if (!fill_docs()) done_ = true;
+    if (done_) break;
+    Row& doc = docs_[docs_at_++];
     if (pending_at_ > 0) {  // keep the pending buffer at about one window + one document
       pending_.ids.erase(pending_.ids.begin(), pending_.ids.begin() + pending_at_);
       pending_.loss.erase(pending_.loss.begin(), pending_.loss.begin() + pending_at_);

@@ -39,6 +39,7 @@ struct EpochConfig {
   int vocab_size = 0;         // ids >= this are bad input
   int32_t eos_id = -1;
   int shuffle_buffer = 4096;  // lines
+  int threads = 1;            // packed text: documents parsed and tokenized in parallel, order kept
 };
 
 // Deterministic 64-bit generator (splitmix64): the same sequence on every
@@ -74,6 +75,7 @@ class TextRowSource : public RowSource {
   bool next_line(Line& out);         // through the shuffle buffer
   bool next_example(Example& ex, bool want_tokens, Row* doc);  // false at end; skips bad lines when asked
   void tokenize(const Example& ex, const std::string& where, Row& doc) const;
+  bool fill_docs();  // packed mode: the next chunk of documents, tokenized (in parallel) into docs_
 
   std::vector<std::string> files_;
   EpochConfig cfg_;
@@ -83,6 +85,8 @@ class TextRowSource : public RowSource {
   size_t file_ = 0;
   std::unique_ptr<LineReader> reader_;
   std::vector<Line> buffer_;
+  std::vector<Row> docs_;  // packed mode: tokenized documents not yet packed
+  size_t docs_at_ = 0;
   Row pending_;         // packed mode: tokens not yet in a row
   size_t pending_at_ = 0;
   bool done_ = false;

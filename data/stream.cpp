@@ -57,6 +57,7 @@ std::unique_ptr<RowSource> Stream::make_source(int64_t epoch) const {
   e.vocab_size = vocab_size_;
   e.eos_id = eos_id_;
   e.shuffle_buffer = cfg_.shuffle_buffer;
+  e.threads = cfg_.loader_threads;
   if (shards_) return std::make_unique<ShardRowSource>(files_, e);
   return std::make_unique<TextRowSource>(files_, e, format_, tok_);
 }

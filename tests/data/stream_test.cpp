@@ -231,3 +231,11 @@ TEST(Stream, StreamingMemoryIsFlatOnALargeGzip) {
   for (int i = 0; i < 200; ++i) s.next();
   EXPECT_LT(rss_kb() - s0, 16 * 1024);
 }
+
+TEST(Stream, LoaderThreadsDoNotChangeTheRows) {
+  StreamConfig one = csn_valid(1, 0, 8), many = csn_valid(1, 0, 8);
+  one.loader_threads = 1;
+  many.loader_threads = 3;
+  auto a = make_world(one, 1, 8), b = make_world(many, 2, 8);
+  EXPECT_EQ(run(a, 6), run(b, 6));
+}
