@@ -1,0 +1,94 @@
+// LM head + softmax cross-entropy, chunked over rows: per chunk of kChunk
+// predicted rows, gemm the logits into a [kChunk, V] scratch, turn each row
+// into its loss and (p - onehot) * grad_scale in place, then gemm that into dx
+// and dw. The full [N, V] logits never exist.
+#include "kernels/loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/reference_math.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+
+namespace qtrain {
+
+namespace {
+constexpr int64_t kChunk = 64;
+}
+
+double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale) {
+  QT_DISPATCH_CUDA(x, lm_head_cross_entropy, dx, dw, x, w, targets, grad_scale);
+  cpu::check_f32(x, "cross_entropy x");
+  cpu::check_f32(w, "cross_entropy w");
+  QT_CHECK(x.ndim() == 2 && w.ndim() == 2 && w.size(1) == x.size(1),
+           "cross_entropy: x " + shape_str(x.shape()) + ", w " + shape_str(w.shape()));
+  const int64_t N = x.size(0), C = x.size(1), V = w.size(0);
+  QT_CHECK(targets.defined() && targets.dtype() == DType::I32 && !targets.is_cuda() && targets.numel() == N,
+           "cross_entropy targets: expected host I32 [N]");
+  if (dx.defined()) {
+    cpu::check_f32(dx, "cross_entropy dx");
+    check_shape(dx, x.shape(), "cross_entropy dx");
+  }
+  if (dw.defined()) {
+    cpu::check_f32(dw, "cross_entropy dw");
+    check_shape(dw, w.shape(), "cross_entropy dw");
+  }
+  const int32_t* tg = targets.i32();
+  std::vector<int64_t> active;  // rows that predict a token
+  for (int64_t n = 0; n < N; ++n) {
+    if (tg[n] == kIgnoreIndex) continue;
+    QT_CHECK(tg[n] >= 0 && tg[n] < V, "cross_entropy: target " + std::to_string(tg[n]) + " outside [0," +
+                                          std::to_string(V) + ")");
+    active.push_back(n);
+  }
+  if (dx.defined()) dx.zero_();  // ignored rows get a zero gradient
+  const bool want_grad = dx.defined() || dw.defined();
+
+  Tensor xc = Tensor::empty({kChunk, C}, DType::F32);
+  Tensor logits = Tensor::empty({kChunk, V}, DType::F32);
+  Tensor dxc = dx.defined() ? Tensor::empty({kChunk, C}, DType::F32) : Tensor();
+  std::vector<double> row_loss(active.size());
+  const float* px = x.f32();
+
+  for (size_t c0 = 0; c0 < active.size(); c0 += size_t(kChunk)) {
+    const int64_t R = std::min<int64_t>(kChunk, int64_t(active.size() - c0));
+    Tensor xr = xc.rows(0, R), lr = logits.rows(0, R);
+    for (int64_t r = 0; r < R; ++r) std::copy_n(px + active[c0 + size_t(r)] * C, C, xr.f32() + r * C);
+    gemm(lr, xr, w, false, true);  // [R,V] = x_chunk @ w^T
+    float* pl = lr.f32();
+#pragma omp parallel for
+    for (int64_t r = 0; r < R; ++r) {
+      float* row = pl + r * V;
+      const int32_t target = tg[active[c0 + size_t(r)]];
+      float mx = row[0];
+      for (int64_t j = 1; j < V; ++j) mx = std::max(mx, row[j]);
+      const float target_logit = row[target];
+      // Exponentials stored in place (each computed once), summed in double.
+      double sum = 0;
+      for (int64_t j = 0; j < V; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      row_loss[c0 + size_t(r)] = double(mx) + std::log(sum) - double(target_logit);
+      if (want_grad) {
+        // d(loss)/d(logit_j) = softmax_j - [j == target]
+        const float k = float(double(grad_scale) / sum);
+        for (int64_t j = 0; j < V; ++j) row[j] *= k;
+        row[target] -= grad_scale;
+      }
+    }
+    if (dx.defined()) {
+      Tensor dr = dxc.rows(0, R);
+      gemm(dr, lr, w, false, false);  // [R,C] = dlogits @ w
+      for (int64_t r = 0; r < R; ++r) std::copy_n(dr.f32() + r * C, C, dx.f32() + active[c0 + size_t(r)] * C);
+    }
+    if (dw.defined()) gemm(dw, lr, xr, true, false, 1.f, 1.f);  // [V,C] += dlogits^T @ x_chunk
+  }
+  double total = 0;  // summed in row order: deterministic
+  for (double l : row_loss) total += l;
+  return total;
+}
+
+}  // namespace qtrain

@@ -1,0 +1,75 @@
+// Rotary position embedding, HF LLaMA convention (rotate_half: dim i pairs
+// with i + D/2). The angle table is computed exactly as HF computes it, all in
+// fp32: inv_freq = 1 / theta^(float(2i) / D), angle = float(t) * inv_freq.
+#include "kernels/rope.h"
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/reference_math.h"
+#include "kernels/dispatch.h"
+
+namespace qtrain {
+
+namespace {
+
+struct RopeTable {
+  std::vector<float> cos, sin;  // [T, D/2]
+};
+
+RopeTable make_table(int64_t T, int64_t D, float theta) {
+  const int64_t half = D / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    const float exponent = float(2 * i) / float(D);  // arange(0, D, 2).float() / D
+    inv_freq[size_t(i)] = 1.f / std::pow(theta, exponent);
+  }
+  RopeTable tab{std::vector<float>(size_t(T * half)), std::vector<float>(size_t(T * half))};
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = float(t) * inv_freq[size_t(i)];
+      tab.cos[size_t(t * half + i)] = std::cos(angle);
+      tab.sin[size_t(t * half + i)] = std::sin(angle);
+    }
+  return tab;
+}
+
+// Rotates every [D] vector of x by +angle (forward) or -angle (backward: the
+// rotation is orthogonal, so its transpose is the inverse rotation).
+void rotate(Tensor x, float theta, float direction, const char* what) {
+  cpu::check_f32(x, what);
+  QT_CHECK(x.ndim() == 4, std::string(what) + ": expected [B,T,H,D], got " + shape_str(x.shape()));
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
+  QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
+  const RopeTable tab = make_table(T, D, theta);
+  float* px = x.f32();
+#pragma omp parallel for collapse(2)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* c = tab.cos.data() + t * half;
+      const float* s = tab.sin.data() + t * half;
+      for (int64_t h = 0; h < H; ++h) {
+        float* v = px + ((b * T + t) * H + h) * D;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = v[i], x2 = v[i + half], sn = direction * s[i];
+          // x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]
+          v[i] = x1 * c[i] - x2 * sn;
+          v[i + half] = x2 * c[i] + x1 * sn;
+        }
+      }
+    }
+}
+
+}  // namespace
+
+void rope_forward(Tensor x, float theta) {
+  QT_DISPATCH_CUDA(x, rope_forward, x, theta);
+  rotate(x, theta, 1.f, "rope_forward x");
+}
+
+void rope_backward(Tensor dx, float theta) {
+  QT_DISPATCH_CUDA(dx, rope_backward, dx, theta);
+  rotate(dx, theta, -1.f, "rope_backward dx");
+}
+
+}  // namespace qtrain
