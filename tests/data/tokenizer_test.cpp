@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/pretokenize.h"
+#include "data/unicode_classes.h"
 #include "data/tokenizer.h"
 #include "kernels/error.h"
 #include "tests/test_util.h"
@@ -120,6 +121,15 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tok"), std::string::npos);
   }
   EXPECT_THROW(Tokenizer::load(qtrain::testing::fixture("data")), Error);  // a dir with no tokenizer
+}
+
+// The inline ASCII fast path agrees with the generated tables (binary search).
+TEST(Tokenizer, AsciiClassesMatchTables) {
+  for (uint32_t c = 0; c < 128; ++c) EXPECT_EQ(unicode::classify(c), unicode::classify_non_ascii(c)) << c;
+  EXPECT_EQ(unicode::classify(0x3000), unicode::CharClass::Space);
+  EXPECT_EQ(unicode::classify(0x0663), unicode::CharClass::Number);
+  EXPECT_EQ(unicode::classify(0x4E00), unicode::CharClass::Letter);
+  EXPECT_EQ(unicode::classify(0x1C), unicode::CharClass::Other);  // not \s for `regex`
 }
 
 TEST(Tokenizer, PreTokenizerPieces) {
