@@ -152,8 +152,31 @@ bool TextRowSource::fill_docs() {
   return true;
 }
 
+bool TextRowSource::next_grouped(Row* row) {
+  if (docs_at_ >= docs_.size()) {
+    docs_.clear();
+    docs_at_ = 0;
+    Example ex;
+    Row doc;
+    while (int(docs_.size()) < cfg_.group_size && next_example(ex, true, &doc)) {
+      if (doc.ids.size() > size_t(cfg_.seq_len)) {
+        doc.ids.resize(cfg_.seq_len);
+        doc.loss.resize(cfg_.seq_len);
+      }
+      docs_.push_back(std::move(doc));
+    }
+    // Longest first (stable: ties keep the shuffled order), as HF's LengthGroupedSampler.
+    std::stable_sort(docs_.begin(), docs_.end(), [](const Row& a, const Row& b) { return a.ids.size() > b.ids.size(); });
+  }
+  if (docs_at_ >= docs_.size()) return false;
+  if (row) *row = std::move(docs_[docs_at_]);
+  ++docs_at_;
+  return true;
+}
+
 bool TextRowSource::next(Row* row) {
   const size_t T = size_t(cfg_.seq_len);
+  if (!cfg_.pack && cfg_.group_size > 0) return next_grouped(row);
   if (!cfg_.pack) {
     Example ex;
     Row doc;

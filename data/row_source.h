@@ -40,6 +40,8 @@ struct EpochConfig {
   int32_t eos_id = -1;
   int shuffle_buffer = 4096;  // lines
   int threads = 1;            // packed text: documents parsed and tokenized in parallel, order kept
+  int group_size = 0;         // unpacked: > 0 sorts each run of this many documents by length (QLoRA's
+                              // group_by_length), so batches hold similar lengths and pad little
 };
 
 // Deterministic 64-bit generator (splitmix64): the same sequence on every
@@ -85,7 +87,8 @@ class TextRowSource : public RowSource {
   size_t file_ = 0;
   std::unique_ptr<LineReader> reader_;
   std::vector<Line> buffer_;
-  std::vector<Row> docs_;  // packed mode: tokenized documents not yet packed
+  bool next_grouped(Row* row);
+  std::vector<Row> docs_;  // packed mode: tokenized documents not yet packed; grouped: the sorted group
   size_t docs_at_ = 0;
   Row pending_;         // packed mode: tokens not yet in a row
   size_t pending_at_ = 0;
