@@ -277,10 +277,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab_merges(std::vector<std::string>
     int32_t type = token_types.empty() ? 1 : token_types[i];
     bool special = type == 3 || type == 4;
     vocab[i].special = special;
-    if (special) {
-      vocab[i].bytes = tokens[i];  // control/user tokens are written as plain text
-    } else if (!byte_level::decode(tokens[i], vocab[i].bytes)) {
-      throw Error(origin + ": token " + std::to_string(i) + " is not a byte-level BPE string");
+    // Control/user tokens are written as plain text; so are the odd unused or
+    // unknown entries some converters leave that are not byte-level strings.
+    if (special || !byte_level::decode(tokens[i], vocab[i].bytes)) {
+      vocab[i].bytes = tokens[i];
+      vocab[i].special = true;
     }
     by_text.emplace(tokens[i], int32_t(i));
   }

@@ -172,6 +172,24 @@ TEST(Tokenizer, SmolLMSplitsDigits) {
   EXPECT_NE(byte_level->encode("x = 1234"), smollm->encode("x = 1234"));
 }
 
+// The SmolLM fixture as GGUF would carry it (pre "smollm", added tokens as control) equals its tokenizer.json.
+TEST(Tokenizer, FromVocabMergesSmolLM) {
+  auto ref = Tokenizer::load(qtrain::testing::fixture("data/tok_smollm"));
+  std::ifstream f(qtrain::testing::fixture("data/tok_smollm/tokenizer.json"));
+  json j = json::parse(f);
+  std::vector<std::string> tokens(j["model"]["vocab"].size());
+  for (auto& [k, v] : j["model"]["vocab"].items()) tokens[v.get<int>()] = k;
+  std::vector<int32_t> types(tokens.size(), 1);
+  for (auto& at : j["added_tokens"]) types[at["id"].get<int>()] = 3;
+  std::vector<std::string> merges;
+  for (auto& m : j["model"]["merges"])
+    merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  auto tok = Tokenizer::from_vocab_merges(tokens, merges, types, "smollm", ref->bos_id(), ref->eos_id());
+  for (auto& c : read_jsonl(qtrain::testing::fixture("data/tok_smollm/expected.jsonl")))
+    EXPECT_EQ(tok->encode(c["text"].get<std::string>(), c["special"].get<bool>()),
+              c["ids"].get<std::vector<int32_t>>());
+}
+
 TEST(Tokenizer, FromVocabMergesMatchesFiles) {
   // Build from the GPT-2 files as GGUF would carry them, compare with load().
   auto ref = Tokenizer::load(gpt2_dir());
