@@ -1,4 +1,5 @@
 // qtrain data inspect | shard: look at a corpus, or pre-tokenize it into .bin shards.
+#include <climits>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -6,6 +7,7 @@
 #include "data/corpus_inspect.h"
 #include "data/shard_writer.h"
 #include "data/tokenizer.h"
+#include "kernels/error.h"
 #include "launch/commands.h"
 
 namespace qtrain::launch {
@@ -33,6 +35,8 @@ int run_shard(const DataOptions& o) {
   job.prefix = o.prefix;
   job.shard_tokens = o.shard_tokens;
   job.skip_bad_lines = o.skip_bad_lines;
+  if (o.shard_tokens < 1 || o.shard_tokens > INT32_MAX)
+    throw Error("--shard-tokens must be in [1, 2^31): the .bin header stores the count as int32");
   std::shared_ptr<const Tokenizer> tok = Tokenizer::load(o.tokenizer);
   ShardResult r = write_token_shards(job, tok);
   nlohmann::json j = {{"files", r.files}, {"documents", r.documents}, {"tokens", r.tokens}, {"bad_lines", r.bad_lines}};
