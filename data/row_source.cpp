@@ -1,7 +1,6 @@
 #include "data/row_source.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "data/tokenizer.h"
 #include "kernels/error.h"
@@ -225,12 +224,8 @@ ShardRowSource::ShardRowSource(const std::vector<std::string>& files, const Epoc
   const int64_t T = cfg_.seq_len;
   int64_t full = total_ / T;
   n_rows_ = full + (cfg_.keep_tail && total_ - full * T >= 2 ? 1 : 0);
-  if (cfg_.shuffle && full > 0) {
-    order_.resize(n_rows_);
-    std::iota(order_.begin(), order_.end(), 0u);
-    SeededRng rng(epoch_seed(cfg_.seed, cfg_.epoch, 0xB1B));
-    for (int64_t i = full; i > 1; --i) std::swap(order_[i - 1], order_[rng.below(uint64_t(i))]);  // the tail stays last
-  }
+  if (cfg_.shuffle && full > 1)  // full windows only: the tail (one pass) stays last
+    order_ = std::make_unique<IndexPermutation>(uint64_t(full), epoch_seed(cfg_.seed, cfg_.epoch, 0xB1B));
 }
 
 void ShardRowSource::read(int64_t begin, int64_t n, int32_t* out) const {
@@ -249,7 +244,7 @@ void ShardRowSource::read(int64_t begin, int64_t n, int32_t* out) const {
 
 bool ShardRowSource::next(Row* row) {
   if (at_ >= n_rows_) return false;
-  int64_t w = order_.empty() ? at_ : int64_t(order_[at_]);
+  int64_t w = order_ && uint64_t(at_) < order_->size() ? int64_t((*order_)(uint64_t(at_))) : at_;
   ++at_;
   if (row) {
     int64_t begin = w * cfg_.seq_len, n = std::min<int64_t>(cfg_.seq_len, total_ - begin);

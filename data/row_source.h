@@ -11,6 +11,7 @@
 
 #include "data/batch.h"
 #include "data/gz_lines.h"
+#include "data/permutation.h"
 #include "data/record_format.h"
 #include "data/token_shards.h"
 
@@ -108,7 +109,7 @@ class ShardRowSource : public RowSource {
   std::vector<std::unique_ptr<TokenShardReader>> shards_;
   std::vector<int64_t> starts_;  // first global token of each shard
   int64_t total_ = 0, n_rows_ = 0, at_ = 0;
-  std::vector<uint32_t> order_;  // window permutation (empty: in order)
+  std::unique_ptr<IndexPermutation> order_;  // window permutation (null: in order); O(1) memory
 };
 
 }  // namespace qtrain

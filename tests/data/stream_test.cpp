@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "data/gz_lines.h"
+#include "data/permutation.h"
 #include "data/row_source.h"
 #include "data/stream.h"
 #include "data/token_shards.h"
@@ -270,4 +271,22 @@ TEST(Stream, GroupByLengthSortsEachMegabatchAndShardsAlike) {
     };
     EXPECT_EQ(strip(g1[s]), strip(g2[s])) << "step " << s;
   }
+}
+
+TEST(IndexPermutation, IsASeededBijection) {
+  for (uint64_t n : {1ull, 2ull, 3ull, 17ull, 1000ull, 4097ull}) {
+    IndexPermutation p(n, 42);
+    std::vector<char> seen(n, 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t v = p(i);
+      ASSERT_LT(v, n);
+      ASSERT_FALSE(seen[v]) << "n=" << n << " repeats " << v;
+      seen[v] = 1;
+    }
+  }
+  IndexPermutation a(1000, 1), b(1000, 2);
+  int same = 0, fixed = 0;
+  for (uint64_t i = 0; i < 1000; ++i) same += a(i) == b(i), fixed += a(i) == i;
+  EXPECT_LT(same, 20);
+  EXPECT_LT(fixed, 20);
 }
