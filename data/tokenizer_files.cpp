@@ -53,16 +53,17 @@ std::vector<Tokenizer::Entry> vocab_entries(const json& vocab, const std::string
   return entries;
 }
 
-// Merge lines "a b" (or [a, b] pairs) -> id pairs.
+// Merge lines "a b" (or [a, b] pairs) -> id pairs. where(r) names merge r in errors.
+template <class Where>
 std::vector<std::pair<int32_t, int32_t>> merge_pairs(const std::vector<std::pair<std::string, std::string>>& merges,
-                                                     const json& vocab, const std::string& origin) {
+                                                     const json& vocab, Where where) {
   std::vector<std::pair<int32_t, int32_t>> out;
   out.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); ++r) {
     auto a = vocab.find(merges[r].first), b = vocab.find(merges[r].second);
     if (a == vocab.end() || b == vocab.end())
-      throw Error(origin + ": merge " + std::to_string(r + 1) + " ('" + merges[r].first + " " + merges[r].second +
-                  "') names a token not in the vocabulary");
+      throw Error(where(r) + ": merge '" + merges[r].first + " " + merges[r].second +
+                  "' names a token not in the vocabulary");
     out.emplace_back(a->get<int32_t>(), b->get<int32_t>());
   }
   return out;
@@ -89,6 +90,7 @@ std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs:
   if (eos >= 0) entries[eos].special = true;
   std::istringstream in(read_file(merges_path));
   std::vector<std::pair<std::string, std::string>> merges;
+  std::vector<size_t> linenos;
   std::string line;
   size_t lineno = 0;
   while (std::getline(in, line)) {
@@ -96,8 +98,10 @@ std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs:
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
     merges.push_back(split_merge(line, merges_path.string(), lineno));
+    linenos.push_back(lineno);
   }
-  auto pairs = merge_pairs(merges, vocab, merges_path.string());
+  auto pairs = merge_pairs(merges, vocab,
+                           [&](size_t r) { return merges_path.string() + ":" + std::to_string(linenos[r]); });
   return std::make_unique<Tokenizer>(std::move(entries), pairs, PreTokenizer::Gpt2, -1, eos, origin);
 }
 
@@ -160,7 +164,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
       merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
     else throw Error(origin + ": merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
   }
-  auto pairs = merge_pairs(merges, model["vocab"], origin);
+  auto pairs = merge_pairs(merges, model["vocab"],
+                           [&](size_t r) { return origin + ": model.merges[" + std::to_string(r) + "]"; });
   PreTokenizer pre = pre_tokenizer_of(j.value("pre_tokenizer", json()), origin);
   // A normalizer would change the text before BPE; running without it would give wrong ids silently.
   if (j.contains("normalizer") && !j["normalizer"].is_null())

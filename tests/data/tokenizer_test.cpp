@@ -1,5 +1,6 @@
 // The tokenizer against reference ids: GPT-2's cases.jsonl (from ../shared) and
 // tokenizer.json fixtures made with HF tokenizers (tests/fixtures/data/make_tokenizer_fixtures.py).
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "data/unicode_classes.h"
 #include "data/tokenizer.h"
 #include "kernels/error.h"
+#include <unistd.h>
 #include "tests/test_util.h"
 
 using namespace qtrain;
@@ -130,6 +132,43 @@ TEST(Tokenizer, AsciiClassesMatchTables) {
   EXPECT_EQ(unicode::classify(0x0663), unicode::CharClass::Number);
   EXPECT_EQ(unicode::classify(0x4E00), unicode::CharClass::Letter);
   EXPECT_EQ(unicode::classify(0x1C), unicode::CharClass::Other);  // not \s for `regex`
+}
+
+namespace {
+// A temp dir with the given files; the error from loading it must mention `want`.
+void expect_load_error(const std::vector<std::pair<std::string, std::string>>& files, const std::string& want) {
+  auto dir = std::filesystem::temp_directory_path() / ("qtrain_tok_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (auto& [name, text] : files) std::ofstream(dir / name) << text;
+  try {
+    Tokenizer::load(dir.string());
+    ADD_FAILURE() << "no error; wanted one mentioning " << want;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+std::string byte_vocab() {  // the 256 single-byte tokens of GPT-2's alphabet
+  json v = json::object();
+  for (int b = 0; b < 256; ++b) v[byte_level::encode(std::string(1, char(b)))] = b;
+  return v.dump();
+}
+}  // namespace
+
+TEST(Tokenizer, BadFilesGiveClearErrors) {
+  expect_load_error({{"encoder.json", "{not json"}, {"vocab.bpe", ""}}, "encoder.json");
+  expect_load_error({{"encoder.json", byte_vocab()}, {"vocab.bpe", "#version: 0.2\na b\nzz qq\n"}},
+                    "vocab.bpe:3: merge 'zz qq'");
+  expect_load_error({{"encoder.json", byte_vocab()}, {"vocab.bpe", "#version: 0.2\na b c\n"}}, "vocab.bpe:2");
+  expect_load_error({{"encoder.json", R"({"a": 0})"}, {"vocab.bpe", ""}}, "no token for byte");
+  expect_load_error({{"tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {}}})"}}, "WordPiece");
+  json tj = {{"model", {{"type", "BPE"}, {"vocab", json::parse(byte_vocab())}, {"merges", json::array()}}},
+             {"pre_tokenizer", {{"type", "Metaspace"}}}};
+  expect_load_error({{"tokenizer.json", tj.dump()}}, "unsupported pre_tokenizer");
+  tj["pre_tokenizer"] = {{"type", "ByteLevel"}};
+  tj["normalizer"] = {{"type", "NFC"}};
+  expect_load_error({{"tokenizer.json", tj.dump()}}, "normalizer NFC");
 }
 
 TEST(Tokenizer, PreTokenizerPieces) {
