@@ -172,6 +172,16 @@ TEST(Stream, ShardsShardAndResumeLikeText) {
   auto w2 = make_world(c, 2, 8);
   for (auto& r : w2) r->restore(st);
   EXPECT_EQ(run(w2, 3), tail);
+  // Shards need no tokenizer when the vocabulary size is given; the first rows match.
+  StreamConfig bare = c;
+  bare.vocab_size = 50257;
+  bare.batch_size = 8;
+  Stream no_tok(bare, nullptr);
+  Batch b = no_tok.next();
+  EXPECT_EQ(b.inputs, g1[0].inputs);
+  // Shuffled: the first row is not the first window of the first shard.
+  EXPECT_NE(std::vector<int32_t>(b.inputs.begin(), b.inputs.begin() + 16),
+            std::vector<int32_t>({0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91, 98, 105}));
 }
 
 TEST(Stream, EpochsLoopAndReshuffle) {
