@@ -158,7 +158,7 @@ bool TextRowSource::next_grouped(Row* row) {
     Example ex;
     Row doc;
     while (int(docs_.size()) < cfg_.group_size && next_example(ex, true, &doc)) {
-      if (doc.ids.size() > size_t(cfg_.seq_len)) {
+      if (doc.ids.size() > size_t(cfg_.seq_len) && !ex.pretokenized) {
         doc.ids.resize(cfg_.seq_len);
         doc.loss.resize(cfg_.seq_len);
       }
@@ -181,7 +181,7 @@ bool TextRowSource::next(Row* row) {
     Row doc;
     if (!next_example(ex, row != nullptr, &doc)) return false;
     if (row) {
-      if (doc.ids.size() > T) {
+      if (doc.ids.size() > T && !ex.pretokenized) {  // input_ids rows are used as they are
         doc.ids.resize(T);
         doc.loss.resize(T);
       }

@@ -102,7 +102,7 @@ Stream::Item Stream::produce() {
   Item item;
   if (got > 0 && mine.empty()) mine.push_back(Row{{pad_id_}, {0}});  // keep ranks in step at the very end
   int T = cfg_.seq_len;
-  if (!cfg_.pack) {
+  if (!cfg_.pack) {  // padded to the longest row (input_ids rows may exceed seq_len: used as is)
     T = 1;
     for (const auto& r : mine) T = std::max<int>(T, int(r.ids.size()));
   }

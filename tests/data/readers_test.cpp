@@ -177,6 +177,7 @@ TEST(InputIds, EvalRowsPaddedToTheLongest) {
   StreamConfig cfg;
   cfg.path = d.file("eval.jsonl");
   cfg.batch_size = 2;
+  cfg.seq_len = 4;  // shorter than a line: input_ids are used as they are, never cut
   cfg.shuffle = false;
   cfg.loop = false;
   Stream s(cfg, gpt2());
