@@ -59,9 +59,13 @@ bool TextRowSource::read_line(Line& out) {
 bool TextRowSource::next_line(Line& out) {
   if (!cfg_.shuffle || cfg_.shuffle_buffer <= 1) return read_line(out);
   Line l;
-  while (buffer_.size() < size_t(cfg_.shuffle_buffer) && read_line(l)) buffer_.push_back(std::move(l));
+  while (buffer_.size() < size_t(cfg_.shuffle_buffer) && buffer_bytes_ < cfg_.shuffle_buffer_bytes && read_line(l)) {
+    buffer_bytes_ += l.text.size();
+    buffer_.push_back(std::move(l));
+  }
   if (buffer_.empty()) return false;
   size_t j = rng_.below(buffer_.size());
+  buffer_bytes_ -= buffer_[j].text.size();
   out = std::move(buffer_[j]);
   if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
   buffer_.pop_back();

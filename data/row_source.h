@@ -40,6 +40,7 @@ struct EpochConfig {
   int vocab_size = 0;         // ids >= this are bad input
   int32_t eos_id = -1;
   int shuffle_buffer = 4096;  // lines
+  size_t shuffle_buffer_bytes = 64u << 20;  // ... and at most this many bytes of them (long documents)
   int threads = 1;            // packed text: documents parsed and tokenized in parallel, order kept
   int group_size = 0;         // unpacked: > 0 sorts each run of this many documents by length (QLoRA's
                               // group_by_length), so batches hold similar lengths and pad little
@@ -88,6 +89,7 @@ class TextRowSource : public RowSource {
   size_t file_ = 0;
   std::unique_ptr<LineReader> reader_;
   std::vector<Line> buffer_;
+  size_t buffer_bytes_ = 0;
   bool next_grouped(Row* row);
   std::vector<Row> docs_;  // packed mode: tokenized documents not yet packed; grouped: the sorted group
   size_t docs_at_ = 0;
