@@ -104,7 +104,6 @@ Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32
     }
     token_bytes_.push_back(std::move(e.bytes));
   }
-<<<<<<< HEAD
   // Some byte-level vocabularies (SmolLM2's) lack a few control bytes. HF's BPE
   // with no unk token drops such characters, so encode() does the same; but a
   // vocabulary missing most bytes is not byte-level at all.
@@ -114,15 +113,8 @@ Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32
   if (missing > 32)
     throw Error(origin + ": the vocabulary has no token for " + std::to_string(missing) +
                 " of the 256 bytes (not a byte-level BPE vocabulary)");
-  merges_.reserve(merges.size() * 2);
-=======
-  for (int b = 0; b < 256; ++b)
-    if (byte_id_[b] < 0)
-      throw Error(origin + ": the vocabulary has no token for byte " + std::to_string(b) +
-                  " (not a byte-level BPE vocabulary)");
   std::vector<std::pair<uint64_t, Merge>> items;
   items.reserve(merges.size());
->>>>>>> data
   for (size_t r = 0; r < merges.size(); ++r) {
     auto [a, b] = merges[r];
     auto it = bytes_to_id_.find(token_bytes_[a] + token_bytes_[b]);
