@@ -1,6 +1,6 @@
 # Shared by the dist_train_*.sh CTest scripts (sourced; not a test itself).
 # Expects $1 = qtrain binary, $2 = source dir. Sets QTRAIN, SRC, WORK, MPIRUN and
-# defines train_args (a small, deterministic LoRA run on the tiny LLaMA fixture).
+# defines train_args (a small, deterministic LoRA run on the tiny GPT-2 fixture).
 set -u
 QTRAIN=$1
 SRC=$2
@@ -18,7 +18,7 @@ export OMP_NUM_THREADS=1
 # Global batch 4 rows of 32 tokens; constant lr so that runs of different
 # --steps share a schedule (needed by the resume test).
 train_args() {
-  echo --model "$SRC/tests/fixtures/tiny-llama" --data "$SRC/../shared/data/codesearchnet-format" \
+  echo --model "$SRC/tests/fixtures/tiny-gpt2" --tokenizer "$SRC/../shared/data/gpt2-tokenizer" --data "$SRC/../shared/data/codesearchnet-format" \
        --method lora --lora-r 4 --target all-linear --seq-len 32 --lr 1e-2 --schedule constant \
        --clip 1.0 --seed 3 --device cpu --log-every 1
 }
