@@ -53,11 +53,13 @@ GradReducer::GradReducer(Communicator& comm, ParamSet& params, size_t bucket_byt
 
 void GradReducer::start_ready() {
   Tensor grads = params_.grads();
+  auto t0 = std::chrono::steady_clock::now();
   while (next_ < buckets_.size() && buckets_[next_].ready_layer >= done_below_) {
     Bucket& b = buckets_[next_++];
     b.started = true;
     comm_.start_allreduce_sum(grads.flat(b.begin, b.end));
   }
+  start_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void GradReducer::layer_done(int layer) {

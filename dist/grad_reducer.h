@@ -42,7 +42,12 @@ class GradReducer {
   void finish();
 
   const std::vector<Bucket>& buckets() const { return buckets_; }
-  double wait_seconds() const { return wait_s_; }  // total time blocked in finish(): exposed communication
+  // Host time this rank spent in communication, summed over steps: blocked in
+  // finish(), and inside the starts (all of a synchronous MPI all-reduce; only
+  // the enqueue for NCCL). Their sum is the communication that backward did
+  // not hide.
+  double wait_seconds() const { return wait_s_; }
+  double exposed_seconds() const { return wait_s_ + start_s_; }
 
  private:
   void start_ready();
@@ -53,7 +58,7 @@ class GradReducer {
   size_t next_ = 0;       // first bucket not yet started
   int done_below_;        // lowest layer signalled so far this step
   bool enabled_ = true;
-  double wait_s_ = 0;
+  double wait_s_ = 0, start_s_ = 0;
 };
 
 }  // namespace qtrain

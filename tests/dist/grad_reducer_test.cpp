@@ -2,6 +2,9 @@
 // is asked to reduce (as if it had one identical peer: sums double).
 #include "dist/grad_reducer.h"
 
+#include <chrono>
+#include <thread>
+
 #include "dist/bootstrap.h"
 #include "tests/test_util.h"
 
@@ -144,6 +147,26 @@ TEST(Bootstrap, WithoutLauncherIsSingleAndMakesNoMpiCalls) {
   EXPECT_EQ(comm->name(), "single");
   EXPECT_EQ(comm->world(), 1);
   EXPECT_EQ(comm->rank(), 0);
+}
+
+}  // namespace qtrain
+
+namespace qtrain {
+
+// A synchronous transport's time shows up as exposed communication.
+TEST(GradReducer, CountsSynchronousReductionAsExposed) {
+  struct SlowCommunicator : SingleCommunicator {
+    int world() const override { return 2; }
+    void start_allreduce_sum(Tensor) override { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+  } comm;
+  ParamSet ps;
+  ps.declare("w", {4}, true, 0);
+  ps.allocate(Device::CPU);
+  GradReducer r(comm, ps, 0);
+  r.layer_done(0);
+  r.finish();
+  EXPECT_GE(r.exposed_seconds(), 0.019);
+  EXPECT_LT(r.wait_seconds(), 0.019);
 }
 
 }  // namespace qtrain

@@ -90,9 +90,12 @@ namespace qtrain {
 TEST(MpiFailure, PeerDiesOrHangs) {
   const char* mode = std::getenv("QTRAIN_TEST_MPI_FAILURE");
   if (!mode) GTEST_SKIP() << "run by tests/scripts/dist_mpi_failure.sh";
-  auto c = make_communicator(Device::CPU, /*comm_timeout_s=*/3);
+  // QTRAIN_TEST_MPI_FAILURE_DEVICE=cuda runs it over NCCL (one GPU per rank).
+  const char* dev = std::getenv("QTRAIN_TEST_MPI_FAILURE_DEVICE");
+  const Device device = dev && std::string(dev) == "cuda" ? Device::CUDA : Device::CPU;
+  auto c = make_communicator(device, /*comm_timeout_s=*/3);
   if (c->world() < 2) GTEST_SKIP() << "needs 2+ ranks";
-  Tensor t = Tensor::zeros({1024}, DType::F32);
+  Tensor t = Tensor::zeros({1024}, DType::F32, device);
   c->allreduce_sum(t);  // everyone is up
   if (c->rank() == c->world() - 1) {
     if (std::string(mode) == "kill") std::raise(SIGKILL);
