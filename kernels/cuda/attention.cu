@@ -75,24 +75,35 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(bf16* out, 
       store_frags(Sw, L::LS, acc);
     }
     __syncwarp();
-    for (int r = 0; r < 16; ++r) {
-      const int row = 16 * warp + r, tq = q0 + row;
-      float s[2];
-#pragma unroll
-      for (int h2 = 0; h2 < 2; ++h2) {
-        int c = lane + 32 * h2, tk = k0 + c;
-        s[h2] = (tk <= tq && tk < T) ? Sw[r * L::LS + c] * scale : -INFINITY;
+    {  // Online softmax: a lane pair per row, each lane half the tile's 64 columns.
+      const int r = lane >> 1, half = lane & 1;
+      const int row = 16 * warp + r, tq = q0 + row, c0 = 32 * half;
+      const float* srow = Sw + r * L::LS + c0;
+      auto score = [&](int c) {
+        int tk = k0 + c0 + c;
+        return (tk <= tq && tk < T) ? srow[c] * scale : -INFINITY;
+      };
+      float mx = -INFINITY;
+#pragma unroll 8
+      for (int c = 0; c < 32; ++c) mx = fmaxf(mx, score(c));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      const float m_old = row_m[row];
+      const float m_new = fmaxf(m_old, mx);  // finite: key 0 is visible to every row
+      float sum = 0.f;
+      bf16* prow = Ps + row * L::LP + c0;
+#pragma unroll 8
+      for (int c = 0; c < 32; ++c) {
+        float p = expf(score(c) - m_new);
+        prow[c] = __float2bfloat16_rn(p);
+        sum += p;
       }
-      float m_old = row_m[row];
-      float m_new = fmaxf(m_old, warp_max(fmaxf(s[0], s[1])));  // finite: key 0 <= every row
-      float p0 = expf(s[0] - m_new), p1 = expf(s[1] - m_new);
-      float alpha = expf(m_old - m_new);
-      float sum = warp_sum(p0 + p1);
-      Ps[row * L::LP + lane] = __float2bfloat16_rn(p0);
-      Ps[row * L::LP + lane + 32] = __float2bfloat16_rn(p1);
-      for (int d = lane; d < D; d += 32) Os[row * L::LF + d] *= alpha;
-      __syncwarp();  // all lanes have read row_m before lane 0 updates it
-      if (lane == 0) {
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      const float alpha = expf(m_old - m_new);
+      float* orow = Os + row * L::LF + half * (D / 2);
+#pragma unroll 8
+      for (int d = 0; d < D / 2; ++d) orow[d] *= alpha;
+      __syncwarp();  // both lanes of the pair have read row_m before it changes
+      if (half == 0) {
         row_m[row] = m_new;
         row_l[row] = row_l[row] * alpha + sum;
       }
