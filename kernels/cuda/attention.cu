@@ -48,7 +48,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(bf16* out, 
   float* row_m = Os + kTile * L::LF;
   float* row_l = row_m + kTile;
 
-  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // Longest tiles (most keys under the causal mask) are scheduled first.
+  const int qt = int(gridDim.x) - 1 - int(blockIdx.x), h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (Hq / Hkv);
   const int q0 = qt * kTile;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
