@@ -160,6 +160,7 @@ class ExprParser {
     return e;
   }
   ExprP expr() { return cond(); }
+  ExprP expr_no_cond() { return or_(); }
   bool at_name(const char* n) const { return cur().kind == Tok::Name && cur().s == n; }
   bool at_op(const char* o) const { return cur().kind == Tok::Op && cur().s == o; }
   const Tok& cur() const { return toks_[p_]; }
@@ -417,13 +418,15 @@ class StmtParser {
     while (k_ < segs_.size()) {
       const Segment& s = segs_[k_++];
       if (s.kind == Segment::Text) {
-        Stmt t{Stmt::Text};
+        Stmt t{};
+        t.kind = Stmt::Text;
         t.text = s.s;
         out.push_back(std::move(t));
         continue;
       }
       if (s.kind == Segment::Expr) {
-        Stmt o{Stmt::Output};
+        Stmt o{};
+        o.kind = Stmt::Output;
         o.line = s.line;
         o.expr = ExprParser(s.s, s.line).parse_all();
         out.push_back(std::move(o));
@@ -443,7 +446,8 @@ class StmtParser {
   }
 
   Stmt statement(const std::string& kw, int line) {
-    Stmt st{Stmt::Text};
+    Stmt st{};
+    st.kind = Stmt::Text;
     st.line = line;
     std::string end;
     if (kw == "if") {
@@ -469,7 +473,7 @@ class StmtParser {
       st.vars.push_back(rest_->name());
       while (rest_->at_op(",")) rest_->expect_op(","), st.vars.push_back(rest_->name());
       rest_->expect_name("in");
-      st.expr = rest_->expr();
+      st.expr = rest_->expr_no_cond();  // a trailing "if" filters the loop
       if (rest_->at_name("if")) rest_->expect_name("if"), st.filter = rest_->expr();
       rest_->expect_end();
       st.body = body({"else", "endfor"}, end);
@@ -489,6 +493,8 @@ class StmtParser {
       st.expr = rest_->parse_all();
       return st;
     }
+    if (kw == "endif" || kw == "endfor" || kw == "elif" || kw == "else")
+      fail("line " + std::to_string(line) + ": unexpected {% " + kw + " %}");
     fail("line " + std::to_string(line) + ": unsupported tag {% " + kw + " %}");
   }
 
