@@ -77,6 +77,8 @@ ModelConfig ModelConfig::from_hf_json(const std::string& path) {
     c.norm_eps = opt_float(j, "layer_norm_epsilon", 1e-5f, path);
     c.tied_embeddings = true;
     c.attn_bias = c.mlp_bias = true;
+    if (opt_bool(j, "scale_attn_by_inverse_layer_idx", false) || opt_bool(j, "reorder_and_upcast_attn", false))
+      throw Error(path + ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported");
     std::string act = j.value("activation_function", "gelu_new");
     if (act != "gelu_new" && act != "gelu_pytorch_tanh")
       throw Error(path + ": field 'activation_function' is '" + act + "'; qtrain supports gelu_new (tanh GELU)");
@@ -98,6 +100,14 @@ ModelConfig ModelConfig::from_hf_json(const std::string& path) {
     if (act != "silu") throw Error(path + ": field 'hidden_act' is '" + act + "'; qtrain supports silu (SwiGLU)");
     if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
       throw Error(path + ": field 'rope_scaling' is set; RoPE scaling is not supported yet");
+    // transformers >= 5 nests RoPE settings in "rope_parameters".
+    if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+      const json& rp = j["rope_parameters"];
+      c.rope_theta = opt_float(rp, "rope_theta", c.rope_theta, path + " (rope_parameters)");
+      std::string type = rp.value("rope_type", "default");
+      if (type != "default")
+        throw Error(path + ": field 'rope_parameters.rope_type' is '" + type + "'; only default RoPE is supported yet");
+    }
   } else {
     throw Error(path + ": field 'architectures' is '" + arch +
                 "'; supported: GPT2LMHeadModel, LlamaForCausalLM");
