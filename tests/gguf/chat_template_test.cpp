@@ -67,6 +67,18 @@ TEST(ChatTemplate, SyntaxErrorsNameTheLine) {
   EXPECT_NE(msg("{% endfor %}").find("unexpected {% endfor %}"), std::string::npos);
 }
 
+TEST(ChatTemplate, AsChatRendererAgreesWithBuiltInChatML) {
+  std::string chatml;
+  for (auto& c : cases())
+    if (c["name"].get<std::string>().rfind("chatml/", 0) == 0) chatml = c["template"];
+  TemplateChatRenderer jinja(chatml, "<s>", "</s>");
+  ChatMLRenderer builtin;
+  std::vector<ChatTurn> turns = {{"system", "Be brief."}, {"user", "Hi\nthere"}, {"assistant", " Hello! "}};
+  for (bool gen : {false, true}) EXPECT_EQ(jinja.render(turns, gen), builtin.render(turns, gen));
+  // chat_segments relies on renders of prefixes being prefixes
+  EXPECT_FALSE(chat_segments(jinja, turns).empty());
+}
+
 TEST(ChatTemplate, SimpleCases) {
   EXPECT_EQ(ChatTemplate("{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 'a' ~ 1 ~ none }}").render({}, false), "7|9|a1None");
   EXPECT_EQ(ChatTemplate("{% for m in messages %}{{ loop.revindex }}{{ m.role[0] }}{% endfor %}")
