@@ -8,6 +8,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat_template.h"
+#include "data/tokenizer.h"
 #include "models/model.h"
 #include "models/model_registry.h"
 #include "models/weight_source.h"
@@ -72,6 +74,26 @@ TEST(SmolLM2, ConfigAndWeightMapping) {
     std::vector<float> first = ref["first_row"];
     for (size_t k = 0; k < first.size(); ++k) EXPECT_EQ(p[k], first[k]) << "first_row[" << k << "]";
   }
+}
+
+// The tokenizer and chat template embedded in the GGUF, through data/: the
+// same ids as HF's tokenizer for the reference window.
+TEST(SmolLM2, EmbeddedTokenizerMatchesTransformers) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  nlohmann::json ref = reference();
+  LoadedModel m = load_model(path);
+  TokenizerSource& ts = m.tokenizer;
+  auto tok = Tokenizer::from_vocab_merges(ts.tokens, ts.merges, ts.token_types, ts.pre, ts.bos_id, ts.eos_id);
+  std::vector<int32_t> ids = tok->encode(ref["code"].get<std::string>());
+  std::vector<int32_t> want = ref["ids"];
+  ASSERT_GE(ids.size(), want.size());
+  ids.resize(want.size());
+  EXPECT_EQ(ids, want);
+
+  TemplateChatRenderer chat(ts.chat_template, ts.tokens[size_t(ts.bos_id)], ts.tokens[size_t(ts.eos_id)]);
+  EXPECT_EQ(chat.render({{"user", "Hi"}}, true),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST(SmolLM2, EvalLossAndLogitsMatchTransformers) {
