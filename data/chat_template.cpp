@@ -434,14 +434,4 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& msgs, bool add_
   return out;
 }
 
-TemplateChatRenderer::TemplateChatRenderer(std::string jinja_source, std::string bos_token, std::string eos_token)
-    : template_(std::move(jinja_source)), bos_(std::move(bos_token)), eos_(std::move(eos_token)) {}
-
-std::string TemplateChatRenderer::render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const {
-  std::vector<ChatMessage> msgs;
-  msgs.reserve(turns.size());
-  for (auto& t : turns) msgs.push_back({t.role, t.content});
-  return template_.render(msgs, add_generation_prompt, bos_, eos_);
-}
-
 }  // namespace qtrain

@@ -17,8 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "data/chat_format.h"
-
 namespace qtrain {
 
 struct ChatMessage {
@@ -44,18 +42,6 @@ class ChatTemplate {
  private:
   std::string source_;
   std::unique_ptr<Program> program_;
-};
-
-// A model's own template (e.g. tokenizer.chat_template from its GGUF) behind
-// data/chat_format.h's ChatRenderer, with the model's BOS/EOS strings.
-class TemplateChatRenderer : public ChatRenderer {
- public:
-  TemplateChatRenderer(std::string jinja_source, std::string bos_token, std::string eos_token);
-  std::string render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const override;
-
- private:
-  ChatTemplate template_;
-  std::string bos_, eos_;
 };
 
 }  // namespace qtrain

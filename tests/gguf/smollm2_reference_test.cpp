@@ -76,8 +76,10 @@ TEST(SmolLM2, ConfigAndWeightMapping) {
   }
 }
 
-// The tokenizer and chat template embedded in the GGUF, through data/: the
-// same ids as HF's tokenizer for the reference window.
+// The tokenizer embedded in the GGUF, through data/'s BPE: the same ids as
+// HF's tokenizer (built by transformers from the same GGUF) for the window.
+// SmolLM2's vocabulary has no token for 21 byte values that never occur in
+// UTF-8 text (e.g. 0xC0, 0xF5..0xFF); HF accepts that, so data/ must too.
 TEST(SmolLM2, EmbeddedTokenizerMatchesTransformers) {
   SKIP_WITHOUT_SMOLLM2(path);
   nlohmann::json ref = reference();
@@ -89,9 +91,14 @@ TEST(SmolLM2, EmbeddedTokenizerMatchesTransformers) {
   ASSERT_GE(ids.size(), want.size());
   ids.resize(want.size());
   EXPECT_EQ(ids, want);
+}
 
-  TemplateChatRenderer chat(ts.chat_template, ts.tokens[size_t(ts.bos_id)], ts.tokens[size_t(ts.eos_id)]);
-  EXPECT_EQ(chat.render({{"user", "Hi"}}, true),
+TEST(SmolLM2, EmbeddedChatTemplate) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  LoadedModel m = load_model(path);
+  const TokenizerSource& ts = m.tokenizer;
+  ChatTemplate chat(ts.chat_template);
+  EXPECT_EQ(chat.render({{"user", "Hi"}}, true, ts.tokens[size_t(ts.bos_id)], ts.tokens[size_t(ts.eos_id)]),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
