@@ -1,5 +1,6 @@
 #include "models/model.h"
 
+#include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
@@ -107,6 +108,24 @@ void Model::finish_build(const WeightSource& src) {
       for (auto& [n, t] : lin->adapter()->tensors()) total_params_ += t.numel();
     }
   }
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::hf_state_dict(bool merge_adapters) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& s : slots_) out.push_back({s->name, s->value.to(Device::CPU, DType::F32)});
+  for (Linear* lin : linears_) {
+    Tensor w = lin->base().dense_f32();
+    if (merge_adapters && lin->adapter()) add_inplace(w, lin->adapter()->delta_f32());
+    if (transposed_weights()) {
+      Tensor t = Tensor::empty({w.size(1), w.size(0)}, DType::F32);
+      for (int64_t i = 0; i < w.size(0); ++i)
+        for (int64_t j = 0; j < w.size(1); ++j) t.f32()[j * w.size(0) + i] = w.f32()[i * w.size(1) + j];
+      w = t;
+    }
+    out.push_back({lin->name() + ".weight", w});
+    if (lin->bias().defined()) out.push_back({lin->name() + ".bias", lin->bias().to(Device::CPU, DType::F32)});
+  }
+  return out;
 }
 
 int64_t Model::trainable_params() const {

@@ -67,6 +67,15 @@ class Model {
   // Logits [B*T, V] as an F32 host tensor (tests and small evals).
   Tensor logits(const TokenBatch& b);
 
+  // Every base tensor under its HF name and in HF layout (GPT-2's Conv1D
+  // weights back to [in, out]) as F32 host tensors; with merge_adapters the
+  // adapters are folded into their base weights (W + s*B*A).
+  std::vector<std::pair<std::string, Tensor>> hf_state_dict(bool merge_adapters) const;
+
+  // Dropout draws depend on this counter (one per forward); checkpoints save it.
+  uint64_t rng_counter() const { return step_counter_; }
+  void set_rng_counter(uint64_t c) { step_counter_ = c; }
+
   // Called during backward() with a layer index as soon as that layer's
   // parameter gradients are complete (layers descend; -1 = embeddings last).
   std::function<void(int layer)> on_layer_grads_ready;
