@@ -215,6 +215,7 @@ class ExprParser {
     return e;
   }
   ExprP not_() {
+    DepthGuard guard(*this);
     if (at_name("not")) {
       ++p_;
       ExprP e = node(Expr::Unary, "not");
@@ -263,7 +264,20 @@ class ExprParser {
     }
     return e;
   }
+  // Every recursion of the grammar passes through unary() or not_(): bound it
+  // so a hostile template cannot overflow the stack.
+  struct DepthGuard {
+    ExprParser& p;
+    explicit DepthGuard(ExprParser& q) : p(q) {
+      if (++p.depth_ > kMaxDepth) p.error("expression nested too deeply");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+  static constexpr int kMaxDepth = 200;
+  int depth_ = 0;
+
   ExprP unary() {
+    DepthGuard guard(*this);
     if (at_op("-") || at_op("+")) {
       std::string op = toks_[p_++].s;
       ExprP e = node(Expr::Unary, op);
@@ -414,6 +428,11 @@ class StmtParser {
   // that keyword ("" at the end of the template), its segment consumed and
   // its parser left in `rest_`.
   Body body(const std::vector<std::string>& ends, std::string& found) {
+    if (++depth_ > 100) fail("blocks nested more than 100 deep");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     Body out;
     while (k_ < segs_.size()) {
       const Segment& s = segs_[k_++];
@@ -500,6 +519,7 @@ class StmtParser {
 
   std::vector<Segment> segs_;
   size_t k_ = 0;
+  int depth_ = 0;
   std::unique_ptr<ExprParser> rest_;
 };
 
