@@ -49,7 +49,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   check_shape(out, q.shape(), "attention out");
   const float *pq = q.f32(), *pk = k.f32(), *pv = v.f32();
   float *po = out.f32(), *pl = lse.f32();
-#pragma omp parallel
+#pragma omp parallel if (d.B * d.Hq * d.T * d.T * d.D >= cpu::kParallelMinWork)
   {
     std::vector<float> p(size_t(d.T));
 #pragma omp for collapse(3) schedule(dynamic, 8)
@@ -100,7 +100,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
   float *pdq = dq.f32(), *pdk = dk.f32(), *pdv = dv.f32();
 
   std::vector<float> delta(size_t(d.B * d.Hq * d.T));  // [B,Hq,T]
-#pragma omp parallel for collapse(3)
+#pragma omp parallel for collapse(3) if (d.B * d.Hq * d.T * d.D >= cpu::kParallelMinWork)
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t h = 0; h < d.Hq; ++h)
       for (int64_t t = 0; t < d.T; ++t)
@@ -116,7 +116,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
     return p * (dp - delta[size_t(d.lse_at(b, h, t))]);
   };
 
-#pragma omp parallel for collapse(3) schedule(dynamic, 8)
+#pragma omp parallel for collapse(3) schedule(dynamic, 8) if (d.B * d.Hq * d.T * d.T * d.D >= cpu::kParallelMinWork)
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t h = 0; h < d.Hq; ++h)
       for (int64_t t = 0; t < d.T; ++t) {
@@ -127,7 +127,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
         for (int64_t j = 0; j <= t; ++j) cpu::axpy_row(g, d.scale * dscore(b, h, t, j, &p), pk + d.kvrow(b, j, hk), d.D);
       }
 
-#pragma omp parallel for collapse(3) schedule(dynamic, 8)
+#pragma omp parallel for collapse(3) schedule(dynamic, 8) if (d.B * d.Hq * d.T * d.T * d.D >= cpu::kParallelMinWork)
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t hk = 0; hk < d.Hkv; ++hk)
       for (int64_t j = 0; j < d.T; ++j) {

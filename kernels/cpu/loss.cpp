@@ -58,7 +58,7 @@ double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor ta
     for (int64_t r = 0; r < R; ++r) std::copy_n(px + active[c0 + size_t(r)] * C, C, xr.f32() + r * C);
     gemm(lr, xr, w, false, true);  // [R,V] = x_chunk @ w^T
     float* pl = lr.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (R * V >= cpu::kParallelMinWork)
     for (int64_t r = 0; r < R; ++r) {
       float* row = pl + r * V;
       const int32_t target = tg[active[c0 + size_t(r)]];

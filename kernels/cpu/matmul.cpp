@@ -41,7 +41,7 @@ void add_bias(Tensor y, Tensor bias) {
   check_shape(bias, {ym.cols}, "add_bias bias");
   float* py = y.f32();
   const float* pb = bias.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (ym.rows * ym.cols >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < ym.rows; ++n) {
     float* row = py + n * ym.cols;
     for (int64_t j = 0; j < ym.cols; ++j) row[j] += pb[j];
@@ -60,7 +60,7 @@ void bias_backward(Tensor dbias, Tensor dy) {
   // blocks keep the row walk cache-friendly; double keeps long sums accurate.
   constexpr int64_t kBlock = 256;
   const int64_t nblocks = (m.cols + kBlock - 1) / kBlock;
-#pragma omp parallel for
+#pragma omp parallel for if (m.rows * m.cols >= cpu::kParallelMinWork)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t j0 = blk * kBlock, j1 = std::min(m.cols, j0 + kBlock);
     double acc[kBlock] = {};

@@ -7,6 +7,11 @@
 
 namespace qtrain::cpu {
 
+// Below this much work (about one op per element) a parallel region costs more
+// than it saves, all the more on a loaded machine, where every barrier waits
+// for a descheduled thread. Each `omp parallel` takes `if (work >= this)`.
+constexpr int64_t kParallelMinWork = 1 << 15;
+
 // A tensor seen as a row-major matrix: all leading dims flattened into rows.
 struct MatShape {
   int64_t rows = 0, cols = 0;
