@@ -1,11 +1,10 @@
-// CPU gemm through OpenBLAS (it picks AVX2/AVX-512 kernels at run time), plus
+// CPU gemm through OpenBLAS (AVX2/AVX-512 kernels, see cpu/openblas.h), plus
 // the bias add and its backward as plain loops.
 #include "kernels/matmul.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 
+#include "kernels/cpu/openblas.h"
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 
@@ -28,9 +27,8 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
   QT_CHECK(M < (int64_t(1) << 31) && N < (int64_t(1) << 31) && K < (int64_t(1) << 31), what() + " too large");
   if (M == 0 || N == 0) return;
   // BLAS with beta == 0 overwrites c without reading it (NaNs in c are ignored), as torch does.
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
-              int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(am.cols, 1)), b.f32(),
-              int(std::max<int64_t>(bm.cols, 1)), beta, c.f32(), int(N));
+  cpu::openblas_sgemm(trans_a, trans_b, int(M), int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(am.cols, 1)),
+                      b.f32(), int(std::max<int64_t>(bm.cols, 1)), beta, c.f32(), int(N));
 }
 
 void add_bias(Tensor y, Tensor bias) {
