@@ -1,5 +1,7 @@
 #include "kernels/loss.h"
 
+#include "kernels/cpu/loss_chunks.h"
+
 #include "tests/kernels/grad_check.h"
 #include "tests/kernels/kernel_fixture.h"
 
@@ -83,7 +85,7 @@ TEST(CrossEntropy, BackwardMatchesFiniteDifferences) {
 }
 
 TEST(CrossEntropy, ChunkingOverManyRowsMatchesNaiveAndAccumulatesDw) {
-  const int64_t N = 150, C = 8, V = 23;  // 150 rows: three chunks, the last partial
+  const int64_t N = 150, C = 8, V = 23;
   Tensor x = randn({N, C}, 3), w = randn({V, C}, 4);
   std::vector<int32_t> t;
   for (int64_t n = 0; n < N; ++n) t.push_back(n % 7 == 0 ? kIgnoreIndex : int32_t((n * 5) % V));
@@ -92,6 +94,11 @@ TEST(CrossEntropy, ChunkingOverManyRowsMatchesNaiveAndAccumulatesDw) {
   const double loss = lm_head_cross_entropy(dx, dw, x, w, targets, 0.01f);
   const double expect = naive_loss(x, w, targets);
   EXPECT_NEAR(loss, expect, 1e-5 * expect);
+  // 128 active rows in chunks of 20: six full chunks and a partial one give the same.
+  Tensor dx20 = Tensor::empty({N, C}, DType::F32), dw20 = Tensor::zeros({V, C}, DType::F32);
+  EXPECT_NEAR(cpu::lm_head_cross_entropy_chunked(dx20, dw20, x, w, targets, 0.01f, 20), loss, 1e-12 * loss);
+  EXPECT_LT(max_rel_err(dx20.to_vector(), dx.to_vector(), 1e-3), 1e-5);
+  EXPECT_LT(max_rel_err(dw20.to_vector(), dw.to_vector(), 1e-3), 1e-5);
   // Same loss with no gradient requested; dw accumulates on a second call.
   auto dw1 = dw.to_vector();
   EXPECT_DOUBLE_EQ(lm_head_cross_entropy(Tensor(), Tensor(), x, w, targets, 0.01f), loss);
