@@ -79,10 +79,13 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
             const int64_t t = t0 + r;  // causal: keys 0..t
             float* row = s.data() + r * nk;
             float mx = -std::numeric_limits<float>::infinity();
-            for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, row[j]);
+#pragma omp simd reduction(max : mx)
+            for (int64_t j = 0; j <= t; ++j) mx = cpu::max_fast(mx, row[j]);
             float sum = 0.f;
-            for (int64_t j = 0; j <= t; ++j) sum += (row[j] = std::exp(row[j] - mx));
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j <= t; ++j) sum += (row[j] = cpu::exp_fast(row[j] - mx));
             const float inv = 1.f / sum;
+#pragma omp simd
             for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
             std::fill(row + t + 1, row + nk, 0.f);
             pl[d.lse_at(b, h, t)] = mx + std::log(sum);
@@ -125,16 +128,6 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
       for (int64_t t = 0; t < d.T; ++t)
         delta[size_t(d.lse_at(b, h, t))] = cpu::dot(pd + d.qrow(b, t, h), po + d.qrow(b, t, h), d.D);
 
-  // P and dS for query t, key j, entry (t, j) of head h; `p`, `dp` hold S and dP on entry.
-  auto probs_and_dscores = [&](int64_t b, int64_t h, int64_t t, int64_t j, float* p, float* dp) {
-    if (j > t) {
-      *p = *dp = 0.f;
-      return;
-    }
-    *p = std::exp(*p - pl[d.lse_at(b, h, t)]);
-    *dp = *p * (*dp - delta[size_t(d.lse_at(b, h, t))]);
-  };
-
 #pragma omp parallel if (parallel)
   {
     std::vector<float> s(static_cast<size_t>(kBlock * d.T)), ds(static_cast<size_t>(kBlock * d.T));
@@ -148,9 +141,14 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
           blas(true, tq, nk, d.D, d.scale, qb_ptr, d.ldq(), pk + d.kvrow(b, 0, hk), d.ldkv(), 0.f, s.data(), int(nk));
           blas(true, tq, nk, d.D, 1.f, pd + d.qrow(b, t0, h), d.ldq(), pv + d.kvrow(b, 0, hk), d.ldkv(), 0.f,
                ds.data(), int(nk));
-          for (int64_t r = 0; r < tq; ++r)
-            for (int64_t j = 0; j < nk; ++j)
-              probs_and_dscores(b, h, t0 + r, j, &s[size_t(r * nk + j)], &ds[size_t(r * nk + j)]);
+          for (int64_t r = 0; r < tq; ++r) {  // row t = t0 + r sees keys 0..t: one lse, one delta
+            const int64_t t = t0 + r, at = d.lse_at(b, h, t);
+            float *sr = s.data() + r * nk, *dr = ds.data() + r * nk;
+            const float l = pl[at], dl = delta[size_t(at)];
+#pragma omp simd
+            for (int64_t j = 0; j <= t; ++j) dr[j] = cpu::exp_fast(sr[j] - l) * (dr[j] - dl);
+            std::fill(dr + t + 1, dr + nk, 0.f);
+          }
           blas(false, tq, d.D, nk, d.scale, ds.data(), int(nk), pk + d.kvrow(b, 0, hk), d.ldkv(), 0.f,
                pdq + d.qrow(b, t0, h), d.ldq());
         }
@@ -175,9 +173,20 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
                  int(nq));
             blas(true, tk, nq, d.D, 1.f, pv + d.kvrow(b, j0, hk), d.ldkv(), dout_rows, d.ldq(), 0.f, ds.data(),
                  int(nq));
-            for (int64_t jj = 0; jj < tk; ++jj)
-              for (int64_t tt = 0; tt < nq; ++tt)
-                probs_and_dscores(b, h, j0 + tt, j0 + jj, &s[size_t(jj * nq + tt)], &ds[size_t(jj * nq + tt)]);
+            for (int64_t jj = 0; jj < tk; ++jj) {  // key j0 + jj is seen by queries j0 + jj .. T-1
+              float *sr = s.data() + jj * nq, *dr = ds.data() + jj * nq;
+              std::fill_n(sr, jj, 0.f);
+              std::fill_n(dr, jj, 0.f);
+              // In place: S^T -> P^T = exp(S - lse), dP^T -> dS^T = P (dP - delta); lse and
+              // delta run along the queries, i.e. along this row.
+              const float* l = pl + d.lse_at(b, h, j0);
+              const float* dl = delta.data() + d.lse_at(b, h, j0);
+#pragma omp simd
+              for (int64_t tt = jj; tt < nq; ++tt) {
+                sr[tt] = cpu::exp_fast(sr[tt] - l[tt]);
+                dr[tt] = sr[tt] * (dr[tt] - dl[tt]);
+              }
+            }
             blas(false, tk, d.D, nq, 1.f, s.data(), int(nq), dout_rows, d.ldq(), 1.f, dv_blk, d.ldkv());
             blas(false, tk, d.D, nq, d.scale, ds.data(), int(nq), q_rows, d.ldq(), 1.f, dk_blk, d.ldkv());
           }

@@ -78,18 +78,21 @@ double cpu::lm_head_cross_entropy_chunked(Tensor dx, Tensor dw, Tensor x, Tensor
       float* row = pl + r * V;
       const int32_t target = tg[active[c0 + size_t(r)]];
       float mx = row[0];
-      for (int64_t j = 1; j < V; ++j) mx = std::max(mx, row[j]);
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 1; j < V; ++j) mx = cpu::max_fast(mx, row[j]);
       const float target_logit = row[target];
       // Exponentials stored in place (each computed once), summed in double.
       double sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int64_t j = 0; j < V; ++j) {
-        row[j] = std::exp(row[j] - mx);
+        row[j] = cpu::exp_fast(row[j] - mx);
         sum += row[j];
       }
       row_loss[c0 + size_t(r)] = double(mx) + std::log(sum) - double(target_logit);
       if (want_grad) {
         // d(loss)/d(logit_j) = softmax_j - [j == target]
         const float k = float(double(grad_scale) / sum);
+#pragma omp simd
         for (int64_t j = 0; j < V; ++j) row[j] *= k;
         row[target] -= grad_scale;
       }
