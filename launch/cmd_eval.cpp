@@ -1,11 +1,88 @@
-// Placeholder until this subcommand lands.
+// qtrain eval: loss and perplexity of a model (optionally with a PEFT adapter).
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "dist/bootstrap.h"
 #include "launch/commands.h"
+#include "trainer/evaluate.h"
+#include "trainer/setup.h"
 
 namespace qtrain::launch {
 
+namespace {
+
+struct EvalOptions {
+  std::string model, adapter, tokenizer, data, split = "test", format = "auto", fields = "code", device = "auto";
+  int seq_len = 512, batch_size = 8;
+  bool grad_norms = false;
+};
+
+int run_eval(const EvalOptions& o) {
+  const Device device = resolve_device(o.device);
+  auto comm = make_communicator(device, 300);
+  LoadedModel lm = load_model(o.model);
+  auto tok = make_tokenizer(lm.tokenizer, o.tokenizer, o.model);
+  ModelOptions mo;
+  mo.device = device;
+  std::unique_ptr<PeftAdapter> adapter;
+  if (!o.adapter.empty()) {
+    adapter = std::make_unique<PeftAdapter>(read_peft_adapter(o.adapter));
+    mo.lora = adapter->lora;
+    mo.targets = adapter->modules;
+  } else if (o.grad_norms) {
+    mo.method = "full";  // gradients of every tensor
+  } else {
+    mo.targets = {};
+  }
+  auto model = Model::create(lm.config, *lm.weights, mo);
+  if (adapter) apply_peft_adapter(*model, *adapter);
+  StreamConfig sc;
+  sc.path = o.data;
+  sc.split = o.split;
+  sc.format = o.format;
+  sc.fields = o.fields;
+  sc.seq_len = o.seq_len;
+  sc.batch_size = o.batch_size;
+  sc.rank = comm->rank();
+  sc.world = comm->world();
+  sc.shuffle = false;
+  sc.loop = false;
+  sc.vocab_size = lm.config.vocab_size;
+  Stream stream(sc, tok);
+  EvalResult r = evaluate(*model, stream, *comm, o.grad_norms);
+  if (comm->rank() == 0) {
+    nlohmann::json j = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
+    if (o.grad_norms) j["grad_norms"] = r.grad_norms;
+    std::cout << j.dump() << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+
 void register_eval(CLI::App& app, Runner& run) {
-  auto* sub = app.add_subcommand("eval", "(not built yet)");
-  sub->callback([&run] { run = [] { return 2; }; });
+  auto* sub = app.add_subcommand("eval",
+                                 "Mean next-token loss and perplexity over a data split (HF convention), printed as one "
+                                 "JSON line {\"loss\", \"ppl\", \"tokens\"}.");
+  add_config_option(*sub);
+  auto o = std::make_shared<EvalOptions>();
+  sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
+  sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft)");
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
+  sub->add_option("--data", o->data,
+                  "JSONL with input_ids (one sequence per line) or text, or a CodeSearchNet file/tree")
+      ->required();
+  sub->add_option("--split", o->split, "split of a CodeSearchNet tree")->capture_default_str();
+  sub->add_option("--format", o->format, "auto|codesearchnet|instruct|chat|text|input_ids|bin")->capture_default_str();
+  sub->add_option("--fields", o->fields, "CodeSearchNet text: code | docstring-code")->capture_default_str();
+  sub->add_option("--seq-len", o->seq_len, "window for text data")->capture_default_str();
+  sub->add_option("--batch-size", o->batch_size, "rows per forward")->capture_default_str();
+  sub->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_flag("--grad-norms", o->grad_norms,
+                "also print the L2 norm of the gradient of the mean loss for each trainable tensor (the adapter's, "
+                "else every tensor)");
+  sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 
 }  // namespace qtrain::launch

@@ -1,11 +1,106 @@
-// Placeholder until this subcommand lands.
+// qtrain export: hand a trained adapter to other tools.
+//   --format peft (default)   a PEFT adapter directory (PeftModel.from_pretrained)
+//   --merge [--format hf]     an HF model directory with the adapter merged in
+//   --format gguf-lora        a llama.cpp LoRA adapter (llama-cli --lora)
+//   --merge --format gguf     a merged llama.cpp model (F16 or Q8_0)
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <memory>
+
 #include "launch/commands.h"
+#include "models/gguf_export.h"
+#include "models/safetensors.h"
+#include "trainer/setup.h"
 
 namespace qtrain::launch {
 
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ExportOptions {
+  std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16";
+  bool merge = false;
+};
+
+DType parse_dtype(const std::string& s) {
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f16") return DType::F16;
+  throw Error("--dtype '" + s + "': expected f32, bf16 or f16");
+}
+
+int run_export(const ExportOptions& o) {
+  LoadedModel lm = load_model(o.model);
+  PeftAdapter a = read_peft_adapter(o.adapter);
+  ModelOptions mo;
+  mo.lora = a.lora;
+  mo.targets = a.modules;
+  auto model = Model::create(lm.config, *lm.weights, mo);
+  apply_peft_adapter(*model, a);
+  if (o.format == "gguf-lora") {
+    if (lm.config.arch != Arch::Llama) throw Error("--format gguf-lora: llama.cpp adapters need a LLaMA-family model");
+    std::vector<std::pair<std::string, Tensor>> t;
+    for (Linear* lin : model->linears())
+      if (lin->adapter())
+        for (auto& [n, v] : lin->adapter()->tensors()) t.push_back({"base_model.model." + lin->name() + "." + n, v});
+    float alpha = a.lora.rslora ? a.lora.alpha * std::sqrt(float(a.lora.r)) : a.lora.alpha;
+    std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "adapter.gguf").string();
+    if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+    export_gguf_lora(path, lm.config, t, alpha, a.lora.r);
+    spdlog::info("wrote llama.cpp LoRA adapter {}", path);
+    return 0;
+  }
+  if (!o.merge) {
+    if (o.format != "peft") throw Error("--format '" + o.format + "' needs --merge (or use peft / gguf-lora)");
+    save_peft_adapter(o.out, *model, o.model);
+    spdlog::info("wrote PEFT adapter {}", o.out);
+    return 0;
+  }
+  auto tensors = model->hf_state_dict(true);
+  if (o.format == "gguf") {
+    if (lm.config.arch != Arch::Llama) throw Error("--format gguf: merged GGUF export needs a LLaMA-family model");
+    GgmlType type = o.gguf_type == "q8_0" ? GgmlType::Q8_0 : o.gguf_type == "f16" ? GgmlType::F16
+                    : o.gguf_type == "f32" ? GgmlType::F32
+                    : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0 or f32");
+    std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
+    if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+    export_gguf_model(path, lm.config, lm.tokenizer, tensors, type);
+    spdlog::info("wrote merged GGUF model {}", path);
+    return 0;
+  }
+  if (o.format != "hf" && o.format != "peft") throw Error("--format '" + o.format + "': expected peft, hf, gguf or gguf-lora");
+  DType dt = parse_dtype(o.dtype);
+  for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
+  fs::create_directories(o.out);
+  save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (fs::is_directory(o.model)) {
+    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                          "generation_config.json", "special_tokens_map.json"})
+      if (fs::exists(fs::path(o.model) / f))
+        fs::copy_file(fs::path(o.model) / f, fs::path(o.out) / f, fs::copy_options::overwrite_existing);
+  } else {
+    spdlog::warn("the base is not an HF directory: write config.json yourself, or use --format gguf");
+  }
+  spdlog::info("wrote merged model {} ({})", o.out, o.dtype);
+  return 0;
+}
+
+}  // namespace
+
 void register_export(CLI::App& app, Runner& run) {
-  auto* sub = app.add_subcommand("export", "(not built yet)");
-  sub->callback([&run] { run = [] { return 2; }; });
+  auto* sub = app.add_subcommand("export", "Export a trained adapter: PEFT, merged HF model, llama.cpp LoRA GGUF, or merged GGUF.");
+  add_config_option(*sub);
+  auto o = std::make_shared<ExportOptions>();
+  sub->add_option("--model", o->model, "the base model the adapter was trained on")->required();
+  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train)")->required();
+  sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
+  sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
+  sub->add_option("--format", o->format, "peft | hf | gguf-lora | gguf")->capture_default_str();
+  sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
+  sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | f32")->capture_default_str();
+  sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
 
 }  // namespace qtrain::launch

@@ -26,11 +26,29 @@ class WeightSource {
 
 // An HF model directory: config.json + model.safetensors or a sharded
 // model.safetensors.index.json. Defined in models/hf_loader.cpp.
+//
+// models/ does not depend on data/, so a model only says where its tokenizer
+// is: a path data/'s Tokenizer::load accepts, or (GGUF) the raw vocabulary.
+struct TokenizerSource {
+  std::string path;                  // HF dir / tokenizer.json; "" when embedded
+  std::vector<std::string> tokens;   // GGUF tokenizer.ggml.tokens (id order)
+  std::vector<std::string> merges;   // GGUF tokenizer.ggml.merges ("a b")
+  std::vector<int32_t> token_types;  // GGUF tokenizer.ggml.token_type
+  std::string pre;                   // GGUF tokenizer.ggml.pre ("gpt2", "smollm", ...)
+  std::string chat_template;         // tokenizer.chat_template, "" if none
+  int32_t bos_id = -1, eos_id = -1, pad_id = -1;
+};
+
 struct LoadedModel {
   ModelConfig config;
   std::unique_ptr<WeightSource> weights;
-  std::string tokenizer_path;  // what data/ Tokenizer::load accepts ("" if none found)
+  TokenizerSource tokenizer;
 };
 LoadedModel load_hf_model_dir(const std::string& dir);
+// A GGUF file (models/gguf_loader.cpp).
+LoadedModel load_gguf_model(const std::string& path);
+// Any of the above, or a registered name such as "smollm2-135m" resolved under
+// $QTRAIN_MODELS (models/model_registry.cpp).
+LoadedModel load_model(const std::string& path_or_name);
 
 }  // namespace qtrain

@@ -1,0 +1,177 @@
+// bench_kernels: times qtrain's CUDA kernels at the shapes of the target models
+// and sets them beside PyTorch on the same GPU (bench/kernels_torch.py writes
+// the anchors). Rows: {config, metric "ms", qtrain, anchor, ratio = anchor/qtrain,
+// and the achieved TFLOP/s or GB/s}.
+//   bench_kernels [--anchors torch.json] [--out results.json]
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/activation.h"
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/device.h"
+#include "kernels/loss.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
+
+using namespace qtrain;
+using json = nlohmann::json;
+
+namespace {
+
+Tensor gpu_random(const Shape& s, DType dt, float scale, uint64_t seed) {
+  Tensor h = Tensor::empty(s, DType::F32);
+  std::mt19937 rng{uint32_t(seed)};
+  std::uniform_real_distribution<float> u(-scale, scale);
+  float* p = h.f32();
+  for (int64_t i = 0; i < h.numel(); ++i) p[i] = u(rng);
+  return h.to(Device::CUDA, dt);
+}
+
+double time_ms(const std::function<void()>& fn, int iters = 20) {
+  for (int i = 0; i < 3; ++i) fn();
+  cuda_sync();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) fn();
+  cuda_sync();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+struct Row {
+  std::string config;
+  double ms;
+  double work;       // FLOPs or bytes per call
+  const char* unit;  // "TFLOP/s" or "GB/s"
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string anchors_path, out_path;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--anchors") anchors_path = argv[i + 1];
+    if (a == "--out") out_path = argv[i + 1];
+  }
+  if (!cuda_available()) {
+    std::printf("skipped: no GPU\n");
+    return 0;
+  }
+  json anchors = json::object();
+  if (!anchors_path.empty()) {
+    std::ifstream f(anchors_path);
+    if (f) anchors = json::parse(f, nullptr, false);
+  }
+  std::vector<Row> rows;
+  const DType bf = DType::BF16, f32 = DType::F32;
+  {
+    Tensor a = gpu_random({8192, 1024}, bf, 1, 1), b = gpu_random({1024, 4096}, bf, 1, 2);
+    Tensor c = Tensor::empty({8192, 4096}, bf, Device::CUDA);
+    rows.push_back({"gemm bf16 8192x4096x1024", time_ms([&] { gemm(c, a, b, false, false); }),
+                    2.0 * 8192 * 4096 * 1024, "TFLOP/s"});
+  }
+  {
+    const int64_t N = 8192, C = 1024;
+    Tensor x = gpu_random({N, C}, bf, 1, 3), w = gpu_random({C}, f32, 1, 4), b = gpu_random({C}, f32, 1, 5);
+    Tensor y = Tensor::empty({N, C}, bf, Device::CUDA), dx = Tensor::empty({N, C}, bf, Device::CUDA);
+    Tensor mean = Tensor::empty({N}, f32, Device::CUDA), rstd = Tensor::empty({N}, f32, Device::CUDA);
+    Tensor dw = Tensor::zeros({C}, f32, Device::CUDA), db = Tensor::zeros({C}, f32, Device::CUDA);
+    rows.push_back({"layernorm fwd+bwd 8192x1024", time_ms([&] {
+                      layernorm_forward(y, mean, rstd, x, w, b, 1e-5f);
+                      layernorm_backward(dx, dw, db, y, x, w, mean, rstd);
+                    }),
+                    double(N * C * 2) * 5, "GB/s"});  // fwd: x in, y out; bwd: x, dy in, dx out
+  }
+  {
+    const int64_t N = 16384, C = 576;
+    Tensor x = gpu_random({N, C}, bf, 1, 6), w = gpu_random({C}, bf, 1, 7);
+    Tensor y = Tensor::empty({N, C}, bf, Device::CUDA), dx = Tensor::empty({N, C}, bf, Device::CUDA);
+    Tensor rstd = Tensor::empty({N}, f32, Device::CUDA);
+    rows.push_back({"rmsnorm fwd+bwd 16384x576", time_ms([&] {
+                      rmsnorm_forward(y, rstd, x, w, 1e-5f);
+                      rmsnorm_backward(dx, Tensor(), y, x, w, rstd);
+                    }),
+                    double(N * C * 2) * 5, "GB/s"});
+  }
+  {
+    const int64_t N = 16384, I = 1536;
+    Tensor g = gpu_random({N, I}, bf, 2, 8), u = gpu_random({N, I}, bf, 2, 9);
+    Tensor o = Tensor::empty({N, I}, bf, Device::CUDA), dg = Tensor::empty({N, I}, bf, Device::CUDA),
+           du = Tensor::empty({N, I}, bf, Device::CUDA);
+    rows.push_back({"swiglu fwd+bwd 16384x1536", time_ms([&] {
+                      swiglu_forward(o, g, u);
+                      swiglu_backward(dg, du, o, g, u);
+                    }),
+                    double(N * I * 2) * 8, "GB/s"});
+  }
+  struct AttnShape {
+    const char* name;
+    int64_t B, T, Hq, Hkv, D;
+  };
+  for (const AttnShape& s : {AttnShape{"gpt2-medium", 8, 1024, 16, 16, 64}, AttnShape{"smollm2-135m", 16, 1024, 9, 3, 64},
+                             AttnShape{"llama-7b", 4, 2048, 32, 32, 128}}) {
+    Tensor q = gpu_random({s.B, s.T, s.Hq, s.D}, bf, 1, 10), k = gpu_random({s.B, s.T, s.Hkv, s.D}, bf, 1, 11),
+           v = gpu_random({s.B, s.T, s.Hkv, s.D}, bf, 1, 12);
+    Tensor o = Tensor::empty(q.shape(), bf, Device::CUDA), lse = Tensor::empty({s.B, s.Hq, s.T}, f32, Device::CUDA);
+    Tensor dq = Tensor::empty(q.shape(), bf, Device::CUDA), dk = Tensor::empty(k.shape(), bf, Device::CUDA),
+           dv = Tensor::empty(v.shape(), bf, Device::CUDA);
+    double fwd_flops = 2.0 * s.B * s.Hq * double(s.T) * s.T * s.D;  // 4·B·H·T²·D, halved by the causal mask
+    rows.push_back({std::string("attention fwd ") + s.name, time_ms([&] { attention_forward(o, lse, q, k, v); }),
+                    fwd_flops, "TFLOP/s"});
+    rows.push_back({std::string("attention fwd+bwd ") + s.name, time_ms([&] {
+                      attention_forward(o, lse, q, k, v);
+                      attention_backward(dq, dk, dv, o, q, k, v, o, lse);
+                    }),
+                    fwd_flops * 3.5, "TFLOP/s"});
+  }
+  {
+    const int64_t N = 8192, C = 1024, V = 50257;
+    Tensor x = gpu_random({N, C}, bf, 1, 13), w = gpu_random({V, C}, bf, 0.02f, 14);
+    Tensor dx = Tensor::empty({N, C}, bf, Device::CUDA);
+    Tensor tgt = Tensor::empty({N}, DType::I32);
+    for (int64_t i = 0; i < N; ++i) tgt.i32()[i] = int32_t((i * 7919) % V);
+    Tensor tg = tgt.to(Device::CUDA);
+    rows.push_back({"lm_head+CE fwd+bwd 8192x1024 V=50257",
+                    time_ms([&] { lm_head_cross_entropy(dx, Tensor(), x, w, tg, 1.f / N); }, 10),
+                    2.0 * N * V * C * 2, "TFLOP/s"});
+  }
+  {
+    const int64_t n = 16 * 1024 * 1024;
+    Tensor p = gpu_random({n}, f32, 1, 15), g = gpu_random({n}, f32, 1, 16);
+    Tensor m = Tensor::zeros({n}, f32, Device::CUDA), v = Tensor::zeros({n}, f32, Device::CUDA);
+    AdamWParams hp;
+    hp.weight_decay = 0.1f;
+    rows.push_back({"adamw 16M params", time_ms([&] { adamw_step(p, g, m, v, hp); }), double(n) * 4 * 7, "GB/s"});
+  }
+
+  json out;
+  out["device"] = cuda_device_name();
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%MZ", std::gmtime(&now));
+  out["date"] = date;
+  out["anchor"] = "PyTorch " + anchors.value("_torch", std::string("")) + " (bench/kernels_torch.py), same GPU run";
+  out["rows"] = json::array();
+  std::printf("%-40s %10s %10s %8s %12s\n", "config", "qtrain ms", "torch ms", "ratio", "achieved");
+  for (const Row& r : rows) {
+    json row{{"config", r.config}, {"metric", "ms"}, {"qtrain", r.ms}};
+    double rate = r.work / (r.ms * 1e-3) / (r.unit[0] == 'T' ? 1e12 : 1e9);
+    row[r.unit[0] == 'T' ? "qtrain_tflops" : "qtrain_gbps"] = rate;
+    double anchor = anchors.contains(r.config) ? anchors[r.config].get<double>() : 0.0;
+    row["anchor"] = anchor > 0 ? json(anchor) : json(nullptr);
+    row["ratio"] = anchor > 0 ? json(anchor / r.ms) : json(nullptr);
+    out["rows"].push_back(row);
+    std::printf("%-40s %10.3f %10.3f %8.2f %8.1f %s\n", r.config.c_str(), r.ms, anchor, anchor > 0 ? anchor / r.ms : 0.0,
+                rate, r.unit);
+  }
+  if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
+  return 0;
+}

@@ -1,0 +1,199 @@
+#include "data/row_source.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "data/tokenizer.h"
+#include "kernels/error.h"
+
+namespace qtrain {
+
+namespace {
+
+uint64_t epoch_seed(uint64_t seed, int64_t epoch, uint64_t salt) {
+  SeededRng r(seed ^ (uint64_t(epoch) * 0x9E3779B97F4A7C15ULL) ^ salt);
+  return r.next();
+}
+
+template <class T>
+void seeded_shuffle(std::vector<T>& v, SeededRng& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
+}
+
+bool blank(const std::string& s) {
+  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+}  // namespace
+
+// ---- TextRowSource ----------------------------------------------------------
+
+TextRowSource::TextRowSource(std::vector<std::string> files, const EpochConfig& cfg,
+                             std::shared_ptr<const RecordFormat> format, std::shared_ptr<const Tokenizer> tok)
+    : files_(std::move(files)),
+      cfg_(cfg),
+      format_(std::move(format)),
+      tok_(std::move(tok)),
+      rng_(epoch_seed(cfg.seed, cfg.epoch, 0x5EED)) {
+  if (cfg_.shuffle) seeded_shuffle(files_, rng_);
+}
+
+bool TextRowSource::read_line(Line& out) {
+  while (true) {
+    if (!reader_) {
+      if (file_ >= files_.size()) return false;
+      reader_ = std::make_unique<LineReader>(files_[file_]);
+    }
+    std::string_view sv;
+    if (reader_->next(sv)) {
+      out.text.assign(sv);
+      out.file = int(file_);
+      out.line_no = reader_->line_no();
+      return true;
+    }
+    high_water_ = std::max(high_water_, reader_->buffer_high_water());
+    reader_.reset();
+    ++file_;
+  }
+}
+
+bool TextRowSource::next_line(Line& out) {
+  if (!cfg_.shuffle || cfg_.shuffle_buffer <= 1) return read_line(out);
+  Line l;
+  while (buffer_.size() < size_t(cfg_.shuffle_buffer) && read_line(l)) buffer_.push_back(std::move(l));
+  if (buffer_.empty()) return false;
+  size_t j = rng_.below(buffer_.size());
+  out = std::move(buffer_[j]);
+  if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
+  buffer_.pop_back();
+  return true;
+}
+
+void TextRowSource::tokenize(const Example& ex, const std::string& where, Row& doc) const {
+  doc.ids.clear();
+  doc.loss.clear();
+  if (ex.pretokenized) {
+    for (size_t i = 0; i < ex.ids.size(); ++i)
+      if (cfg_.vocab_size > 0 && ex.ids[i] >= cfg_.vocab_size)
+        throw Error(where + ": input_ids[" + std::to_string(i) + "] = " + std::to_string(ex.ids[i]) +
+                    " is >= the vocabulary size " + std::to_string(cfg_.vocab_size));
+    doc.ids = ex.ids;
+    doc.loss.assign(doc.ids.size(), 1);
+    return;
+  }
+  if (!tok_) throw Error(where + ": text records need a tokenizer");
+  bool any_loss = false;
+  for (const auto& seg : ex.segments) {
+    tok_->encode_into(seg.text, seg.special, doc.ids);
+    doc.loss.resize(doc.ids.size(), seg.loss ? 1 : 0);
+    any_loss = any_loss || seg.loss;
+  }
+  if (cfg_.eos_id < 0) throw Error(where + ": the tokenizer has no end-of-text token to separate documents");
+  doc.ids.push_back(cfg_.eos_id);
+  doc.loss.push_back(any_loss ? 1 : 0);
+}
+
+bool TextRowSource::next_example(Example& ex, bool want_tokens, Row* doc) {
+  Line l;
+  while (next_line(l)) {
+    if (blank(l.text)) continue;
+    std::string where = files_[l.file] + ":" + std::to_string(l.line_no);
+    try {
+      ex = format_->parse(l.text, where);
+      if (want_tokens) tokenize(ex, where, *doc);
+      else if (ex.pretokenized) tokenize(ex, where, *doc);  // still validates the ids
+      return true;
+    } catch (const Error& e) {
+      if (!cfg_.skip_bad_lines || e.kind() != ErrorKind::BadInput) throw;
+      ++bad_lines_;
+    }
+  }
+  return false;
+}
+
+bool TextRowSource::next(Row* row) {
+  const size_t T = size_t(cfg_.seq_len);
+  Example ex;
+  Row doc;
+  if (!cfg_.pack) {
+    if (!next_example(ex, row != nullptr, &doc)) return false;
+    if (row) {
+      if (doc.ids.size() > T) {
+        doc.ids.resize(T);
+        doc.loss.resize(T);
+      }
+      *row = std::move(doc);
+    }
+    return true;
+  }
+  while (pending_.ids.size() - pending_at_ < T && !done_) {
+    if (!next_example(ex, true, &doc)) {
+      done_ = true;
+      break;
+    }
+    if (pending_at_ > 0) {  // keep the pending buffer at about one window + one document
+      pending_.ids.erase(pending_.ids.begin(), pending_.ids.begin() + pending_at_);
+      pending_.loss.erase(pending_.loss.begin(), pending_.loss.begin() + pending_at_);
+      pending_at_ = 0;
+    }
+    pending_.ids.insert(pending_.ids.end(), doc.ids.begin(), doc.ids.end());
+    pending_.loss.insert(pending_.loss.end(), doc.loss.begin(), doc.loss.end());
+  }
+  size_t avail = pending_.ids.size() - pending_at_;
+  size_t n = std::min(avail, T);
+  if (n == 0 || (n < T && (!cfg_.keep_tail || n < 2))) return false;
+  if (row) {
+    row->ids.assign(pending_.ids.begin() + pending_at_, pending_.ids.begin() + pending_at_ + n);
+    row->loss.assign(pending_.loss.begin() + pending_at_, pending_.loss.begin() + pending_at_ + n);
+  }
+  pending_at_ += n;
+  return true;
+}
+
+// ---- ShardRowSource ---------------------------------------------------------
+
+ShardRowSource::ShardRowSource(const std::vector<std::string>& files, const EpochConfig& cfg) : cfg_(cfg) {
+  for (const auto& f : files) {
+    shards_.push_back(std::make_unique<TokenShardReader>(f));
+    starts_.push_back(total_);
+    total_ += shards_.back()->size();
+  }
+  const int64_t T = cfg_.seq_len;
+  int64_t full = total_ / T;
+  n_rows_ = full + (cfg_.keep_tail && total_ - full * T >= 2 ? 1 : 0);
+  if (cfg_.shuffle && full > 0) {
+    order_.resize(n_rows_);
+    std::iota(order_.begin(), order_.end(), 0u);
+    SeededRng rng(epoch_seed(cfg_.seed, cfg_.epoch, 0xB1B));
+    for (int64_t i = full; i > 1; --i) std::swap(order_[i - 1], order_[rng.below(uint64_t(i))]);  // the tail stays last
+  }
+}
+
+void ShardRowSource::read(int64_t begin, int64_t n, int32_t* out) const {
+  size_t s = std::upper_bound(starts_.begin(), starts_.end(), begin) - starts_.begin() - 1;
+  while (n > 0) {
+    int64_t off = begin - starts_[s];
+    int64_t take = std::min(n, shards_[s]->size() - off);
+    shards_[s]->read(off, take, out);
+    for (int64_t i = 0; i < take; ++i)
+      if (cfg_.vocab_size > 0 && (out[i] >= cfg_.vocab_size || out[i] < 0))
+        throw Error(shards_[s]->path() + ": token " + std::to_string(off + i) + " is " + std::to_string(out[i]) +
+                    ", >= the vocabulary size " + std::to_string(cfg_.vocab_size));
+    out += take, begin += take, n -= take, ++s;
+  }
+}
+
+bool ShardRowSource::next(Row* row) {
+  if (at_ >= n_rows_) return false;
+  int64_t w = order_.empty() ? at_ : int64_t(order_[at_]);
+  ++at_;
+  if (row) {
+    int64_t begin = w * cfg_.seq_len, n = std::min<int64_t>(cfg_.seq_len, total_ - begin);
+    row->ids.resize(n);
+    read(begin, n, row->ids.data());
+    row->loss.assign(n, 1);
+  }
+  return true;
+}
+
+}  // namespace qtrain

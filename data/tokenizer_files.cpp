@@ -1,0 +1,196 @@
+// Tokenizer::load: the on-disk forms of a byte-level BPE tokenizer.
+//   <dir>/encoder.json + vocab.bpe   GPT-2's originals
+//   <dir>/vocab.json + merges.txt    an HF GPT-2 directory (same contents, other names)
+//   tokenizer.json (or <dir>/ holding one)   HF tokenizers: BPE model, ByteLevel pre-tokenizer
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/tokenizer.h"
+#include "kernels/error.h"
+
+namespace qtrain {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw Error("tokenizer: cannot open " + p.string());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+json read_json(const fs::path& p) {
+  try {
+    return json::parse(read_file(p));
+  } catch (const json::exception& e) {
+    throw Error("tokenizer: " + p.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+// Turns a token -> id object into id-ordered byte strings (ids must be 0..n-1).
+std::vector<Tokenizer::Entry> vocab_entries(const json& vocab, const std::string& origin) {
+  if (!vocab.is_object()) throw Error(origin + ": the vocabulary must be an object of token -> id");
+  std::vector<Tokenizer::Entry> entries(vocab.size());
+  std::vector<bool> seen(vocab.size());
+  for (auto& [tok, idj] : vocab.items()) {
+    if (!idj.is_number_integer()) throw Error(origin + ": token '" + tok + "' has a non-integer id");
+    int64_t id = idj.get<int64_t>();
+    if (id < 0 || id >= int64_t(entries.size()) || seen[id])
+      throw Error(origin + ": token '" + tok + "' has id " + std::to_string(id) +
+                  ", ids must be 0.." + std::to_string(entries.size() - 1) + " each used once");
+    seen[id] = true;
+    if (!byte_level::decode(tok, entries[id].bytes)) {
+      entries[id].bytes = tok;  // not byte-level text: a special token written as itself
+      entries[id].special = true;
+    }
+  }
+  return entries;
+}
+
+// Merge lines "a b" (or [a, b] pairs) -> id pairs.
+std::vector<std::pair<int32_t, int32_t>> merge_pairs(const std::vector<std::pair<std::string, std::string>>& merges,
+                                                     const json& vocab, const std::string& origin) {
+  std::vector<std::pair<int32_t, int32_t>> out;
+  out.reserve(merges.size());
+  for (size_t r = 0; r < merges.size(); ++r) {
+    auto a = vocab.find(merges[r].first), b = vocab.find(merges[r].second);
+    if (a == vocab.end() || b == vocab.end())
+      throw Error(origin + ": merge " + std::to_string(r + 1) + " ('" + merges[r].first + " " + merges[r].second +
+                  "') names a token not in the vocabulary");
+    out.emplace_back(a->get<int32_t>(), b->get<int32_t>());
+  }
+  return out;
+}
+
+std::pair<std::string, std::string> split_merge(const std::string& line, const std::string& origin, size_t lineno) {
+  size_t sp = line.find(' ', 1);
+  if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
+    throw Error(origin + ":" + std::to_string(lineno) + ": a merge must be two tokens separated by one space");
+  return {line.substr(0, sp), line.substr(sp + 1)};
+}
+
+int32_t find_id(const std::vector<Tokenizer::Entry>& v, const std::string& text) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (v[i].bytes == text) return int32_t(i);
+  return -1;
+}
+
+std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs::path& merges_path) {
+  const std::string origin = vocab_path.string();
+  json vocab = read_json(vocab_path);
+  auto entries = vocab_entries(vocab, origin);
+  int32_t eos = find_id(entries, "<|endoftext|>");
+  if (eos >= 0) entries[eos].special = true;
+  std::istringstream in(read_file(merges_path));
+  std::vector<std::pair<std::string, std::string>> merges;
+  std::string line;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
+    merges.push_back(split_merge(line, merges_path.string(), lineno));
+  }
+  auto pairs = merge_pairs(merges, vocab, merges_path.string());
+  return std::make_unique<Tokenizer>(std::move(entries), pairs, PreTokenizer::Gpt2, -1, eos, origin);
+}
+
+PreTokenizer pre_tokenizer_of(const json& pre, const std::string& origin) {
+  auto is_byte_level = [&](const json& p) {
+    if (p.value("type", "") != "ByteLevel") return false;
+    if (p.value("add_prefix_space", false))
+      throw Error(origin + ": ByteLevel pre-tokenizer with add_prefix_space=true is not supported");
+    if (!p.value("use_regex", true))
+      throw Error(origin + ": ByteLevel pre-tokenizer with use_regex=false is not supported");
+    return true;
+  };
+  if (pre.is_object()) {
+    if (is_byte_level(pre)) return PreTokenizer::Gpt2;
+    if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+      const json& seq = pre["pretokenizers"];
+      if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) &&
+          is_byte_level(seq[1]))
+        return PreTokenizer::SmolLM;
+      if (seq.size() == 1 && is_byte_level(seq[0])) return PreTokenizer::Gpt2;
+    }
+  }
+  throw Error(origin + ": unsupported pre_tokenizer " + pre.dump().substr(0, 200) +
+              " (supported: ByteLevel, or Sequence[Digits(individual_digits), ByteLevel])");
+}
+
+// "eos_token": "<|x|>" or {"content": "<|x|>"} in tokenizer_config.json.
+std::string config_token(const json& cfg, const char* key) {
+  if (!cfg.contains(key)) return "";
+  const json& v = cfg[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
+  const std::string origin = path.string();
+  json j = read_json(path);
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+    throw Error(origin + ": no \"model\" object (not an HF tokenizer.json)");
+  const json& model = j["model"];
+  if (model.value("type", "BPE") != "BPE")
+    throw Error(origin + ": model type '" + model.value("type", "") + "' is not supported (only BPE)");
+  if (!model.contains("vocab") || !model.contains("merges")) throw Error(origin + ": model has no vocab or merges");
+  auto entries = vocab_entries(model["vocab"], origin);
+  for (const auto& at : j.value("added_tokens", json::array())) {
+    int64_t id = at.value("id", int64_t(-1));
+    std::string content = at.value("content", "");
+    if (id < 0 || content.empty()) throw Error(origin + ": an added_tokens entry lacks id or content");
+    if (id >= int64_t(entries.size())) entries.resize(id + 1);
+    entries[id].bytes = content;
+    entries[id].special = true;
+  }
+  std::vector<std::pair<std::string, std::string>> merges;
+  size_t r = 0;
+  for (const auto& m : model["merges"]) {
+    ++r;
+    if (m.is_string()) merges.push_back(split_merge(m.get<std::string>(), origin + " merges", r));
+    else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
+      merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+    else throw Error(origin + ": merge " + std::to_string(r) + " is neither \"a b\" nor [a, b]");
+  }
+  auto pairs = merge_pairs(merges, model["vocab"], origin);
+  PreTokenizer pre = pre_tokenizer_of(j.value("pre_tokenizer", json()), origin);
+  // A normalizer would change the text before BPE; running without it would give wrong ids silently.
+  if (j.contains("normalizer") && !j["normalizer"].is_null())
+    throw Error(origin + ": normalizer " + j["normalizer"].value("type", std::string("?")) +
+                " is not supported (byte-level BPE tokenizers have none)");
+  json cfg;
+  fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
+  if (fs::exists(cfg_path)) cfg = read_json(cfg_path);
+  std::string eos_text = config_token(cfg, "eos_token"), bos_text = config_token(cfg, "bos_token");
+  int32_t eos = find_id(entries, eos_text.empty() ? "<|endoftext|>" : eos_text);
+  int32_t bos = bos_text.empty() ? -1 : find_id(entries, bos_text);
+  return std::make_unique<Tokenizer>(std::move(entries), pairs, pre, bos, eos, origin);
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_str) {
+  fs::path path(path_str);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(path / "tokenizer.json")) return load_tokenizer_json(path / "tokenizer.json");
+    if (fs::exists(path / "encoder.json") && fs::exists(path / "vocab.bpe"))
+      return load_gpt2_files(path / "encoder.json", path / "vocab.bpe");
+    if (fs::exists(path / "vocab.json") && fs::exists(path / "merges.txt"))
+      return load_gpt2_files(path / "vocab.json", path / "merges.txt");
+    throw Error("tokenizer: " + path_str +
+                " holds none of tokenizer.json, encoder.json+vocab.bpe, vocab.json+merges.txt");
+  }
+  if (fs::is_regular_file(path, ec)) return load_tokenizer_json(path);
+  throw Error("tokenizer: " + path_str + " does not exist");
+}
+
+}  // namespace qtrain

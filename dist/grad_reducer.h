@@ -1,0 +1,59 @@
+// GradReducer: sums the trainable gradients over ranks in buckets, started
+// while backward is still running. Buckets are contiguous ranges of the flat
+// gradient buffer (models/params.h), each covering whole parameters, formed
+// from the last parameter backwards: the order in which backward finishes
+// them. A bucket's all-reduce starts as soon as every layer it touches is
+// done, so the communication of late layers hides behind the backward of
+// early ones. Only sums: the caller divides by the global token count.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "models/params.h"
+
+namespace qtrain {
+
+class GradReducer {
+ public:
+  struct Bucket {
+    int64_t begin = 0, end = 0;     // element range of the flat buffers
+    size_t first_param = 0, last_param = 0;  // inclusive indices into ParamSet::params()
+    int ready_layer = 0;            // the bucket is complete once layer_done(L) with L <= this
+    bool started = false;
+  };
+
+  // bucket_bytes: target bucket size (--bucket-mb); a bucket closes once it
+  // reaches it, so one big parameter makes a bucket of its own.
+  GradReducer(Communicator& comm, ParamSet& params, size_t bucket_bytes);
+
+  // With --grad-accum K, enable only for the last micro-step: the gradient
+  // buffer accumulates locally and is reduced once.
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+  bool enabled() const { return enabled_; }
+
+  // Backward finishes layers from the last to the first: layer_done(L) says
+  // the gradients of layer L and of every later layer are final (and so are
+  // the parameters after the last layer: final norm, untied head).
+  void layer_done(int layer);
+  // Starts what is left (embeddings and anything not yet signalled), waits
+  // for all of it, and resets for the next step.
+  void finish();
+
+  const std::vector<Bucket>& buckets() const { return buckets_; }
+  double wait_seconds() const { return wait_s_; }  // total time blocked in finish(): exposed communication
+
+ private:
+  void start_ready();
+
+  Communicator& comm_;
+  ParamSet& params_;
+  std::vector<Bucket> buckets_;
+  size_t next_ = 0;       // first bucket not yet started
+  int done_below_;        // lowest layer signalled so far this step
+  bool enabled_ = true;
+  double wait_s_ = 0;
+};
+
+}  // namespace qtrain

@@ -1,0 +1,44 @@
+// One fused AdamW step over a flat F32 buffer, in torch.optim.AdamW's order of
+// operations (_single_tensor_adamw): decay, lerp of m, v update, then the
+// bias-corrected step. Bias corrections are computed once on the host in double.
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace qtrain::cuda {
+namespace {
+
+__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
+                             float beta2, float eps, float decay, float step_size, float bc2_sqrt, float grad_scale) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    float gi = g[i] * grad_scale;
+    float pi = p[i] * decay;
+    float mi = m[i] + (1.f - beta1) * (gi - m[i]);
+    float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    p[i] = pi - step_size * mi / denom;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+}  // namespace
+
+void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
+  for (const Tensor* t : {&p, &g, &m, &v}) check_cuda_dtype(*t, DType::F32, "adamw_step");
+  int64_t n = p.numel();
+  QT_CHECK(g.numel() == n && m.numel() == n && v.numel() == n, "adamw_step: buffers differ in size");
+  QT_CHECK(hp.step >= 1, "adamw_step: step is 1-based");
+  if (!n) return;
+  double bc1 = 1.0 - std::pow(double(hp.beta1), hp.step);
+  double bc2 = 1.0 - std::pow(double(hp.beta2), hp.step);
+  float step_size = float(double(hp.lr) / bc1);
+  float bc2_sqrt = float(std::sqrt(bc2));
+  float decay = 1.f - hp.lr * hp.weight_decay;
+  adamw_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(p.f32(), g.f32(), m.f32(), v.f32(), n, hp.lr, hp.beta1,
+                                                         hp.beta2, hp.eps, decay, step_size, bc2_sqrt, hp.grad_scale);
+  CUDA_CHECK_LAUNCH("adamw_step");
+}
+
+}  // namespace qtrain::cuda

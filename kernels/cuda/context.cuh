@@ -1,0 +1,47 @@
+// The one CUDA context qtrain's kernels share: a stream every op is queued on,
+// the cuBLASLt handle and its workspace, and reusable scratch buffers so that
+// ops needing temporaries (gemm dtype conversion, the chunked loss) do not
+// cudaMalloc once the first step has sized them.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+namespace qtrain::cuda {
+
+// Scratch slots: an op may hold several at once, never two ops the same slot at
+// the same time (all ops run in order on the one stream, so reuse is safe).
+enum class Scratch : int { GemmA = 0, GemmB, Loss, LossX, LossW, LossSum, AttnDq, AttnD, Reduce, kCount };
+
+class Context {
+ public:
+  static Context& get();  // created on first use
+  cudaStream_t stream() const { return stream_; }
+  cublasLtHandle_t lt() const { return lt_; }
+  void* workspace() const { return workspace_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  int sm_count() const { return sm_count_; }
+  size_t max_smem_optin() const { return max_smem_optin_; }
+  // At least `bytes` of device memory in the given slot; grows (never shrinks).
+  void* scratch(Scratch slot, size_t bytes);
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+ private:
+  Context();
+  ~Context();
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  int sm_count_ = 0;
+  size_t max_smem_optin_ = 0;
+  void* scratch_[int(Scratch::kCount)] = {};
+  size_t scratch_bytes_[int(Scratch::kCount)] = {};
+};
+
+inline cudaStream_t stream() { return Context::get().stream(); }
+
+}  // namespace qtrain::cuda

@@ -1,0 +1,168 @@
+// Pointwise ops, conversions, column blocks, dropout and the squared-sum
+// reduction. Memory-bound grid-stride loops; dtypes resolved per element
+// through FloatPtr (a uniform branch).
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace qtrain::cuda {
+namespace {
+
+#define QT_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void axpy_kernel(FloatPtr y, float a, FloatPtr x, int64_t n) {
+  QT_GRID_STRIDE(i, n) y.st(i, y.ld(i) + a * x.ld(i));
+}
+
+__global__ void scale_kernel(FloatPtr y, float a, int64_t n) {
+  QT_GRID_STRIDE(i, n) y.st(i, y.ld(i) * a);
+}
+
+__global__ void convert_kernel(FloatPtr dst, FloatPtr src, int64_t n) {
+  QT_GRID_STRIDE(i, n) dst.st(i, src.ld(i));
+}
+
+// Accumulated in double per thread, then per block, then one atomic per block.
+__global__ void sum_squares_kernel(double* out, FloatPtr x, int64_t n) {
+  __shared__ double shared[32];
+  double acc = 0.0;
+  QT_GRID_STRIDE(i, n) {
+    double v = x.ld(i);
+    acc += v * v;
+  }
+  acc = block_sum(acc, shared);
+  if (threadIdx.x == 0) atomicAdd(out, acc);
+}
+
+// out[r, c] (+)= in[r, off + c] or the reverse, for an [N, w] block of an [N, W] matrix.
+template <bool kAdd>
+__global__ void cols_kernel(FloatPtr narrow, FloatPtr wide, int64_t rows, int64_t w, int64_t W, int64_t off) {
+  QT_GRID_STRIDE(i, rows * w) {
+    int64_t r = i / w, c = i % w;
+    int64_t j = r * W + off + c;
+    if (kAdd)
+      wide.st(j, wide.ld(j) + narrow.ld(i));
+    else
+      narrow.st(i, wide.ld(j));
+  }
+}
+
+// Must match qtrain::hash_uniform (kernels/cpu/elementwise.cpp) bit for bit:
+// u = (mix64(mix64(seed) + (index + 1) * golden) >> 40) / 2^24, mix64 being
+// SplitMix64's finaliser.
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ float hash_uniform_dev(uint64_t seed, uint64_t index) {
+  uint64_t z = mix64(mix64(seed) + (index + 1) * 0x9E3779B97F4A7C15ull);
+  return float(z >> 40) * (1.0f / 16777216.0f);
+}
+
+__global__ void dropout_forward_kernel(FloatPtr out, uint8_t* mask, FloatPtr x, float p, float inv_keep, uint64_t seed,
+                                       uint64_t offset, int64_t n) {
+  QT_GRID_STRIDE(i, n) {
+    bool keep = hash_uniform_dev(seed, offset + uint64_t(i)) >= p;
+    mask[i] = keep;
+    out.st(i, keep ? x.ld(i) * inv_keep : 0.f);
+  }
+}
+
+__global__ void dropout_backward_kernel(FloatPtr dx, FloatPtr dout, const uint8_t* mask, float inv_keep, int64_t n) {
+  QT_GRID_STRIDE(i, n) dx.st(i, mask[i] ? dout.ld(i) * inv_keep : 0.f);
+}
+
+void check_numel(const Tensor& a, const Tensor& b, const char* what) {
+  QT_CHECK(a.numel() == b.numel(), std::string(what) + ": " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+}
+
+}  // namespace
+
+void convert_n(FloatPtr dst, FloatPtr src, int64_t n) {
+  if (n == 0) return;
+  convert_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(dst, src, n);
+  CUDA_CHECK_LAUNCH("convert");
+}
+
+void add_inplace(Tensor y, Tensor x) { axpy(y, 1.f, x); }
+
+void axpy(Tensor y, float a, Tensor x) {
+  check_numel(y, x, "axpy");
+  int64_t n = y.numel();
+  if (n == 0) return;
+  axpy_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(y, "axpy y"), a, fptr(x, "axpy x"), n);
+  CUDA_CHECK_LAUNCH("axpy");
+}
+
+void scale_inplace(Tensor y, float a) {
+  int64_t n = y.numel();
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(y, "scale y"), a, n);
+  CUDA_CHECK_LAUNCH("scale_inplace");
+}
+
+void convert(Tensor dst, Tensor src) {
+  check_numel(dst, src, "convert");
+  convert_n(fptr(dst, "convert dst"), fptr(src, "convert src"), dst.numel());
+}
+
+double sum_squares(Tensor x) {
+  int64_t n = x.numel();
+  if (n == 0) return 0.0;
+  double* d = static_cast<double*>(Context::get().scratch(Scratch::Reduce, sizeof(double)));
+  cudaStream_t s = stream();
+  CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(double), s));
+  sum_squares_kernel<<<grid_for(n, 512), 512, 0, s>>>(d, fptr(x, "sum_squares x"), n);
+  CUDA_CHECK_LAUNCH("sum_squares");
+  double h = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&h, d, sizeof(double), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return h;
+}
+
+static void cols_op(Tensor narrow, Tensor wide, int64_t off, bool add) {
+  int64_t W = wide.size(-1), w = narrow.size(-1);
+  int64_t rows = W ? wide.numel() / W : 0;
+  QT_CHECK(off >= 0 && off + w <= W && narrow.numel() == rows * w,
+           "copy_cols/add_cols: narrow" + shape_str(narrow.shape()) + " wide" + shape_str(wide.shape()) +
+               " offset " + std::to_string(off));
+  int64_t n = rows * w;
+  if (n == 0) return;
+  FloatPtr np = fptr(narrow, "cols narrow"), wp = fptr(wide, "cols wide");
+  if (add)
+    cols_kernel<true><<<grid_for(n, 256), 256, 0, stream()>>>(np, wp, rows, w, W, off);
+  else
+    cols_kernel<false><<<grid_for(n, 256), 256, 0, stream()>>>(np, wp, rows, w, W, off);
+  CUDA_CHECK_LAUNCH("cols");
+}
+
+void copy_cols(Tensor out, Tensor in, int64_t col_offset) { cols_op(out, in, col_offset, false); }
+void add_cols(Tensor out, Tensor in, int64_t col_offset) { cols_op(in, out, col_offset, true); }
+
+void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset) {
+  check_numel(out, x, "dropout_forward");
+  check_cuda_dtype(mask, DType::U8, "dropout_forward mask");
+  check_numel(mask, x, "dropout_forward mask");
+  QT_CHECK(p >= 0.f && p < 1.f, "dropout_forward: p must be in [0, 1)");
+  int64_t n = x.numel();
+  if (n == 0) return;
+  dropout_forward_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "dropout out"), mask.data<uint8_t>(),
+                                                                   fptr(x, "dropout x"), p, 1.f / (1.f - p), seed,
+                                                                   offset, n);
+  CUDA_CHECK_LAUNCH("dropout_forward");
+}
+
+void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p) {
+  check_numel(dx, dout, "dropout_backward");
+  check_cuda_dtype(mask, DType::U8, "dropout_backward mask");
+  check_numel(mask, dx, "dropout_backward mask");
+  int64_t n = dx.numel();
+  if (n == 0) return;
+  dropout_backward_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(dx, "dropout dx"), fptr(dout, "dropout dout"),
+                                                                    mask.data<uint8_t>(), 1.f / (1.f - p), n);
+  CUDA_CHECK_LAUNCH("dropout_backward");
+}
+
+}  // namespace qtrain::cuda

@@ -1,0 +1,70 @@
+// Token + position embedding. Backward: dwte rows gather with F32 atomics
+// (repeated tokens collide rarely at vocab sizes like 50k); dwpe is a plain
+// per-(t, c) sum over the batch, no atomics.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace qtrain::cuda {
+namespace {
+
+__global__ void embedding_forward_kernel(FloatPtr out, const int32_t* ids, FloatPtr wte, FloatPtr wpe, int64_t N,
+                                         int64_t C, int T) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * C; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t n = i / C, c = i % C;
+    float v = wte.ld(int64_t(ids[n]) * C + c);
+    if (wpe.p) v += wpe.ld(int64_t(n % T) * C + c);
+    out.st(i, v);
+  }
+}
+
+__global__ void dwte_kernel(float* dwte, FloatPtr dout, const int32_t* ids, int64_t N, int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * C; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t n = i / C, c = i % C;
+    atomicAdd(dwte + int64_t(ids[n]) * C + c, dout.ld(i));
+  }
+}
+
+__global__ void dwpe_kernel(float* dwpe, FloatPtr dout, int64_t B, int64_t T, int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < T * C; i += int64_t(gridDim.x) * blockDim.x) {
+    float s = 0.f;
+    for (int64_t b = 0; b < B; ++b) s += dout.ld(b * T * C + i);
+    dwpe[i] += s;
+  }
+}
+
+}  // namespace
+
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T) {
+  check_cuda_dtype(ids, DType::I32, "embedding_forward ids");
+  int64_t N = ids.numel(), C = wte.size(-1);
+  QT_CHECK(out.numel() == N * C, "embedding_forward: out" + shape_str(out.shape()));
+  QT_CHECK(T > 0 && N % T == 0, "embedding_forward: N not a multiple of T");
+  QT_CHECK(!wpe.defined() || (wpe.size(-1) == C && wpe.size(0) >= T), "embedding_forward: wpe" + shape_str(wpe.shape()));
+  if (!N) return;
+  FloatPtr pe = wpe.defined() ? fptr(wpe, "embedding wpe") : FloatPtr{nullptr, DType::F32};
+  embedding_forward_kernel<<<grid_for(N * C, 256), 256, 0, stream()>>>(fptr(out, "embedding out"), ids.i32(),
+                                                                        fptr(wte, "embedding wte"), pe, N, C, T);
+  CUDA_CHECK_LAUNCH("embedding_forward");
+}
+
+void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T) {
+  check_cuda_dtype(ids, DType::I32, "embedding_backward ids");
+  int64_t N = ids.numel(), C = dout.size(-1);
+  QT_CHECK(dout.numel() == N * C && T > 0 && N % T == 0, "embedding_backward: dout" + shape_str(dout.shape()));
+  if (!N) return;
+  FloatPtr g = fptr(dout, "embedding dout");
+  if (dwte.defined()) {
+    check_cuda_dtype(dwte, DType::F32, "embedding_backward dwte");
+    QT_CHECK(dwte.size(-1) == C, "embedding_backward: dwte" + shape_str(dwte.shape()));
+    dwte_kernel<<<grid_for(N * C, 256), 256, 0, stream()>>>(dwte.f32(), g, ids.i32(), N, C);
+    CUDA_CHECK_LAUNCH("embedding_backward dwte");
+  }
+  if (dwpe.defined()) {
+    check_cuda_dtype(dwpe, DType::F32, "embedding_backward dwpe");
+    QT_CHECK(dwpe.size(-1) == C && dwpe.size(0) >= T, "embedding_backward: dwpe" + shape_str(dwpe.shape()));
+    dwpe_kernel<<<grid_for(int64_t(T) * C, 256), 256, 0, stream()>>>(dwpe.f32(), g, N / T, T, C);
+    CUDA_CHECK_LAUNCH("embedding_backward dwpe");
+  }
+}
+
+}  // namespace qtrain::cuda

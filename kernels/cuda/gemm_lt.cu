@@ -1,0 +1,126 @@
+// Row-major products through cuBLASLt (column-major): C^T = op(B)^T op(A)^T, so
+// the operands are passed swapped. Descriptors and the heuristic's algorithm
+// are cached per shape, so a training step costs no planning after step one.
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
+#include "kernels/cuda/gemm_lt.cuh"
+
+namespace qtrain::cuda {
+namespace {
+
+struct PlanKey {
+  int64_t M, N, K, lda, ldb, ldc;
+  uint32_t align_a, align_b, align_c;
+  uint8_t trans_a, trans_b, abt, ct, accumulate;
+  bool operator==(const PlanKey& o) const { return std::memcmp(this, &o, sizeof(PlanKey)) == 0; }
+};
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(&k);
+    size_t h = 1469598103934665603ull;  // FNV-1a over the (zero-initialised) key bytes
+    for (size_t i = 0; i < sizeof(PlanKey); ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+cudaDataType_t lt_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+uint32_t ptr_alignment(const void* p) {
+  uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && (u % a) != 0) a >>= 1;
+  return a;
+}
+
+Plan make_plan(const PlanKey& k) {
+  Plan pl;
+  cudaDataType_t abt = lt_type(DType(k.abt)), ct = lt_type(DType(k.ct));
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  // Lt's A is our b, Lt's B is our a (see the file comment).
+  cublasOperation_t opa = k.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opb = k.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  // Stored (pre-op) shapes, column-major: rows = the row-major column count.
+  if (k.trans_b)
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.la, abt, k.K, k.N, k.ldb));
+  else
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.la, abt, k.N, k.K, k.ldb));
+  if (k.trans_a)
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.lb, abt, k.M, k.K, k.lda));
+  else
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.lb, abt, k.K, k.M, k.lda));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.lc, ct, k.N, k.M, k.ldc));
+
+  Context& ctx = Context::get();
+  cublasLtMatmulPreference_t pref;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = ctx.workspace_bytes();
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  uint32_t al_a = k.align_b, al_b = k.align_a, al_c = k.align_c;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, 4));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, 4));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, 4));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
+  cublasLtMatmulHeuristicResult_t res{};
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt(), pl.op, pl.la, pl.lb, pl.lc, pl.lc, pref, 1, &res, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+    throw Error("cuBLASLt has no algorithm for gemm M=" + std::to_string(k.M) + " N=" + std::to_string(k.N) +
+                    " K=" + std::to_string(k.K) + " (" + dtype_name(DType(k.abt)) + " -> " + dtype_name(DType(k.ct)) +
+                    ", status " + std::to_string(int(st)) + ")",
+                ErrorKind::Runtime);
+  pl.algo = res.algo;
+  return pl;
+}
+
+}  // namespace
+
+void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
+                   int64_t ldb, bool trans_b, DType abt, int64_t M, int64_t N, int64_t K, float alpha,
+                   float beta) {
+  QT_CHECK(abt == DType::BF16 || abt == DType::F32, "gemm_rowmajor: operands must be BF16 or F32");
+  QT_CHECK(ct == DType::BF16 || ct == DType::F32, "gemm_rowmajor: output must be BF16 or F32");
+  if (M == 0 || N == 0) return;
+  Context& ctx = Context::get();
+  if (K == 0) {  // an empty sum: c = beta * c
+    QT_CHECK(beta == 0.f || beta == 1.f, "gemm with K=0 supports beta 0 or 1 only");
+    if (beta == 0.f) {
+      size_t es = ct == DType::BF16 ? 2 : 4;
+      CUDA_CHECK(cudaMemset2DAsync(c, size_t(ldc) * es, 0, size_t(N) * es, size_t(M), ctx.stream()));
+    }
+    return;
+  }
+  PlanKey key;
+  std::memset(&key, 0, sizeof(key));  // padding bytes take part in hash and compare
+  key.M = M, key.N = N, key.K = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+  key.align_a = ptr_alignment(a), key.align_b = ptr_alignment(b), key.align_c = ptr_alignment(c);
+  key.trans_a = trans_a, key.trans_b = trans_b, key.abt = uint8_t(abt), key.ct = uint8_t(ct);
+  key.accumulate = beta != 0.f;
+
+  static std::mutex mu;
+  static std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
+  const Plan* pl;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = plans.find(key);
+    if (it == plans.end()) it = plans.emplace(key, make_plan(key)).first;
+    pl = &it->second;  // unordered_map nodes are stable
+  }
+  CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, &alpha, b, pl->la, a, pl->lb, &beta, c, pl->lc, c, pl->lc,
+                              &pl->algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
+}
+
+}  // namespace qtrain::cuda

@@ -1,0 +1,104 @@
+// LM head fused with softmax cross-entropy, chunked over rows. Per chunk:
+//   logits[R,V] (F32) = x_chunk @ w^T                    (cuBLASLt)
+//   per row: lse, loss, and dlogits = (softmax - onehot) * grad_scale,
+//            written as BF16 over the first half of the same F32 row
+//   dx_chunk = dlogits @ w ;  dw += dlogits^T @ x_chunk   (cuBLASLt)
+// so only one [R, V] F32 buffer exists, never [N, V].
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemm_lt.cuh"
+#include "kernels/loss.h"
+
+namespace qtrain::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr size_t kLogitsBudget = size_t(256) << 20;  // bytes of F32 logits per chunk
+
+// One block per row. `row` has ld floats; the BF16 gradient row it becomes has
+// ld*2 elements (same bytes). Tile by tile: read a tile of F32 values, barrier,
+// then write their BF16 results, which only overlap F32 values already read.
+__global__ void ce_rows_kernel(float* logits, int64_t ld, const int32_t* targets, int64_t V, float grad_scale,
+                               double* loss_sum) {
+  __shared__ float red[32];
+  __shared__ float target_logit;
+  float* row = logits + int64_t(blockIdx.x) * ld;
+  bf16* grow = reinterpret_cast<bf16*>(row);
+  int32_t t = targets[blockIdx.x];
+  bool ignored = t < 0 || t >= V;  // kIgnoreIndex (and anything else out of range)
+  if (threadIdx.x == 0) target_logit = ignored ? 0.f : row[t];
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmaxf(m, row[i]);
+  m = block_max(m, red);
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += expf(row[i] - m);
+  s = block_sum(s, red);  // its barriers also publish target_logit
+  float lse = m + logf(s);
+  float scale = ignored ? 0.f : grad_scale;
+  for (int64_t base = 0; base < V; base += blockDim.x) {
+    int64_t i = base + threadIdx.x;
+    float v = i < V ? row[i] : 0.f;
+    __syncthreads();
+    if (i < V) grow[i] = __float2bfloat16_rn((expf(v - lse) - (i == t ? 1.f : 0.f)) * scale);
+  }
+  if (threadIdx.x == 0 && !ignored) atomicAdd(loss_sum, double(lse - target_logit));
+}
+
+const bf16* as_bf16(const Tensor& t, Scratch slot) {
+  if (t.dtype() == DType::BF16) return static_cast<const bf16*>(t.raw());
+  void* s = Context::get().scratch(slot, size_t(t.numel()) * 2);
+  convert_n(FloatPtr{s, DType::BF16}, fptr(t, "lm_head operand"), t.numel());
+  return static_cast<const bf16*>(s);
+}
+
+}  // namespace
+
+double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale) {
+  check_cuda_dtype(targets, DType::I32, "lm_head_cross_entropy targets");
+  int64_t C = x.size(-1), N = x.numel() / C, V = w.size(0);
+  QT_CHECK(w.ndim() == 2 && w.size(1) == C, "lm_head_cross_entropy: w" + shape_str(w.shape()) + " x" + shape_str(x.shape()));
+  QT_CHECK(targets.numel() == N, "lm_head_cross_entropy: targets" + shape_str(targets.shape()));
+  if (dx.defined()) {
+    fptr(dx, "lm_head dx");
+    QT_CHECK(dx.numel() == N * C && dx.dtype() != DType::F16, "lm_head_cross_entropy: dx" + shape_str(dx.shape()));
+  }
+  if (dw.defined()) {
+    check_cuda_dtype(dw, DType::F32, "lm_head_cross_entropy dw");
+    QT_CHECK(dw.numel() == V * C, "lm_head_cross_entropy: dw" + shape_str(dw.shape()));
+  }
+  if (N == 0) return 0.0;
+  Context& ctx = Context::get();
+  cudaStream_t s = ctx.stream();
+  const bf16* xb = as_bf16(x, Scratch::LossX);
+  const bf16* wb = as_bf16(w, Scratch::LossW);
+  int64_t ld = (V + 7) / 8 * 8;  // 32-byte aligned F32 rows (and 16-byte BF16 rows)
+  int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, int64_t(kLogitsBudget / (size_t(ld) * 4))));
+  if (R > 128) R = R / 128 * 128;
+  float* logits = static_cast<float*>(ctx.scratch(Scratch::Loss, size_t(R) * size_t(ld) * 4));
+  double* loss = static_cast<double*>(ctx.scratch(Scratch::LossSum, sizeof(double)));
+  CUDA_CHECK(cudaMemsetAsync(loss, 0, sizeof(double), s));
+  const int32_t* tg = targets.i32();
+  for (int64_t r0 = 0; r0 < N; r0 += R) {
+    int64_t rows = std::min(R, N - r0);
+    const bf16* xc = xb + r0 * C;
+    gemm_rowmajor(logits, DType::F32, ld, xc, C, false, wb, C, true, DType::BF16, rows, V, C, 1.f, 0.f);
+    ce_rows_kernel<<<unsigned(rows), kThreads, 0, s>>>(logits, ld, tg + r0, V, grad_scale, loss);
+    CUDA_CHECK_LAUNCH("lm_head_cross_entropy rows");
+    const bf16* dlogits = reinterpret_cast<const bf16*>(logits);  // [rows, V], row stride 2*ld
+    if (dx.defined()) {
+      size_t es = dx.dtype() == DType::BF16 ? 2 : 4;
+      void* dxc = static_cast<char*>(dx.raw()) + size_t(r0 * C) * es;
+      gemm_rowmajor(dxc, dx.dtype(), C, dlogits, 2 * ld, false, wb, C, false, DType::BF16, rows, C, V, 1.f, 0.f);
+    }
+    if (dw.defined())
+      gemm_rowmajor(dw.raw(), DType::F32, C, dlogits, 2 * ld, true, xc, C, false, DType::BF16, V, C, rows, 1.f, 1.f);
+  }
+  double h = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&h, loss, sizeof(double), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  return h;
+}
+
+}  // namespace qtrain::cuda

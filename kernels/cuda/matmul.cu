@@ -1,0 +1,97 @@
+// gemm (cuBLASLt, any mix of BF16/F32 operands), bias add and bias gradient.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemm_lt.cuh"
+
+namespace qtrain::cuda {
+namespace {
+
+// [rows, cols] of a tensor flattened to 2-D on its last dim.
+void as_2d(const Tensor& t, int64_t& rows, int64_t& cols) {
+  QT_CHECK(t.ndim() >= 1, "gemm: scalar operand");
+  cols = t.size(-1);
+  rows = cols ? t.numel() / cols : 0;
+}
+
+// cuBLASLt has no mixed BF16 x F32 kernels: an F32 operand that meets a BF16 one
+// (in practice a small LoRA matrix) is rounded into a BF16 scratch.
+const void* as_bf16(const Tensor& t, Scratch slot) {
+  if (t.dtype() == DType::BF16) return t.raw();
+  void* s = Context::get().scratch(slot, size_t(t.numel()) * 2);
+  convert_n(FloatPtr{s, DType::BF16}, fptr(t, "gemm operand"), t.numel());
+  return s;
+}
+
+__global__ void add_bias_kernel(FloatPtr y, FloatPtr bias, int64_t n, int64_t out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y.st(i, y.ld(i) + bias.ld(i % out));
+}
+
+// dbias[c] += sum_r dy[r, c]. A block owns 32 columns; its 8 row lanes stride
+// over a slice of rows, then reduce in shared memory and add once per block.
+__global__ void bias_backward_kernel(float* dbias, FloatPtr dy, int64_t rows, int64_t cols) {
+  __shared__ float part[8][33];
+  int64_t c = blockIdx.x * 32 + threadIdx.x;
+  float acc = 0.f;
+  if (c < cols)
+    for (int64_t r = blockIdx.y * 8 + threadIdx.y; r < rows; r += int64_t(gridDim.y) * 8) acc += dy.ld(r * cols + c);
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < cols) {
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += part[k][threadIdx.x];
+    atomicAdd(dbias + c, s);
+  }
+}
+
+}  // namespace
+
+void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+  int64_t ar, ac, br, bc, cr, cc;
+  as_2d(a, ar, ac);
+  as_2d(b, br, bc);
+  as_2d(c, cr, cc);
+  int64_t M = trans_a ? ac : ar, K = trans_a ? ar : ac;
+  int64_t Kb = trans_b ? bc : br, N = trans_b ? br : bc;
+  QT_CHECK(K == Kb && cr == M && cc == N, "gemm: shapes a" + shape_str(a.shape()) + (trans_a ? "^T" : "") + " b" +
+                                              shape_str(b.shape()) + (trans_b ? "^T" : "") + " c" + shape_str(c.shape()));
+  fptr(a, "gemm a"), fptr(b, "gemm b"), fptr(c, "gemm c");
+  QT_CHECK(c.dtype() == DType::BF16 || c.dtype() == DType::F32, "gemm: c must be BF16 or F32");
+  QT_CHECK(a.dtype() != DType::F16 && b.dtype() != DType::F16, "gemm: F16 operands are not supported");
+  const void* pa = a.raw();
+  const void* pb = b.raw();
+  DType abt = a.dtype();
+  // F32 x F32 stays exact in F32 unless c is BF16 (no such cuBLASLt kernel).
+  bool all_f32 = a.dtype() == DType::F32 && b.dtype() == DType::F32 && c.dtype() == DType::F32;
+  if (!all_f32 && (a.dtype() != DType::BF16 || b.dtype() != DType::BF16)) {
+    pa = as_bf16(a, Scratch::GemmA);
+    pb = as_bf16(b, Scratch::GemmB);
+    abt = DType::BF16;
+  }
+  gemm_rowmajor(c.raw(), c.dtype(), N, pa, trans_a ? M : K, trans_a, pb, trans_b ? K : N, trans_b, abt, M, N, K,
+                alpha, beta);
+}
+
+void add_bias(Tensor y, Tensor bias) {
+  int64_t out = bias.numel();
+  QT_CHECK(out > 0 && y.size(-1) == out, "add_bias: y" + shape_str(y.shape()) + " bias" + shape_str(bias.shape()));
+  int64_t n = y.numel();
+  add_bias_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(y, "add_bias y"), fptr(bias, "add_bias bias"), n, out);
+  CUDA_CHECK_LAUNCH("add_bias");
+}
+
+void bias_backward(Tensor dbias, Tensor dy) {
+  check_cuda_dtype(dbias, DType::F32, "bias_backward dbias");
+  int64_t cols = dbias.numel();
+  QT_CHECK(cols > 0 && dy.size(-1) == cols, "bias_backward: dy" + shape_str(dy.shape()));
+  int64_t rows = dy.numel() / cols;
+  if (rows == 0) return;
+  int64_t col_blocks = (cols + 31) / 32;
+  int64_t row_blocks = std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
+  dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+  bias_backward_kernel<<<grid, dim3(32, 8), 0, stream()>>>(dbias.f32(), fptr(dy, "bias_backward dy"), rows, cols);
+  CUDA_CHECK_LAUNCH("bias_backward");
+}
+
+}  // namespace qtrain::cuda

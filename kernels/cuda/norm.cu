@@ -1,0 +1,219 @@
+// LayerNorm and RMSNorm, forward and backward. One warp per row, 16-byte
+// vector loads, statistics in F32. The row is re-read from L1/L2 for each
+// pass rather than held in registers, so any width C works. Backward
+// accumulates dw/db per block in shared memory, then one atomic per column.
+#include <initializer_list>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/vec.cuh"
+
+namespace qtrain::cuda {
+namespace {
+
+constexpr int kWarps = 8;  // rows in flight per block
+
+// Runs body(i, Vec&) for each vector of the row owned by this lane.
+#define QT_ROW_LOOP(i)                                                       \
+  for (int64_t i = int64_t(lane) * Vec<T>::N; i < C; i += 32 * Vec<T>::N)
+
+template <class T, bool kRms>
+__global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, const T* x, FloatPtr w, FloatPtr b,
+                                    int64_t N, int64_t C, float eps, bool vec) {
+  int lane = threadIdx.x & 31;
+  for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
+    const T* xr = x + r * C;
+    float mean = 0.f;
+    if (!kRms) {
+      float s = 0.f;
+      QT_ROW_LOOP(i) {
+        Vec<T> v;
+        v.load(xr, i, C, vec);
+#pragma unroll
+        for (int k = 0; k < Vec<T>::N; ++k) s += v.v[k];
+      }
+      mean = warp_sum(s) / float(C);
+    }
+    float ss = 0.f;  // sum of squared deviations (LayerNorm) or squares (RMSNorm)
+    QT_ROW_LOOP(i) {
+      Vec<T> v;
+      v.load(xr, i, C, vec);
+#pragma unroll
+      for (int k = 0; k < Vec<T>::N; ++k) {
+        float d = i + k < C ? v.v[k] - mean : 0.f;
+        ss += d * d;
+      }
+    }
+    float rstd = rsqrtf(warp_sum(ss) / float(C) + eps);
+    QT_ROW_LOOP(i) {
+      Vec<T> v;
+      v.load(xr, i, C, vec);
+#pragma unroll
+      for (int k = 0; k < Vec<T>::N; ++k) {
+        int64_t c = i + k < C ? i + k : 0;
+        float y = (v.v[k] - mean) * rstd * w.ld(c);
+        v.v[k] = kRms ? y : y + b.ld(c);
+      }
+      v.store(out + r * C, i, C, vec);
+    }
+    if (lane == 0) {
+      if (mean_out) mean_out[r] = mean;
+      if (rstd_out) rstd_out[r] = rstd;
+    }
+  }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w
+// (RMSNorm: no mean(g) term, and xhat = x * rstd).
+template <class T, bool kRms>
+__global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout, const T* x, FloatPtr w,
+                                     const float* mean_in, const float* rstd_in, int64_t N, int64_t C, bool vec) {
+  extern __shared__ float acc[];  // [C] dw partials, then [C] db partials
+  float* acc_w = dw ? acc : nullptr;
+  float* acc_b = db ? acc + (dw ? C : 0) : nullptr;
+  int nacc = (dw ? 1 : 0) + (db ? 1 : 0);
+  for (int64_t i = threadIdx.x; i < nacc * C; i += blockDim.x) acc[i] = 0.f;
+  __syncthreads();
+  int lane = threadIdx.x & 31;
+  for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
+    const T* xr = x + r * C;
+    const T* gr = dout + r * C;
+    float mean = kRms ? 0.f : mean_in[r];
+    float rstd = rstd_in[r];
+    float sg = 0.f, sgx = 0.f;
+    QT_ROW_LOOP(i) {
+      Vec<T> xv, gv;
+      xv.load(xr, i, C, vec);
+      gv.load(gr, i, C, vec);
+#pragma unroll
+      for (int k = 0; k < Vec<T>::N; ++k) {
+        if (i + k >= C) continue;
+        float g = gv.v[k] * w.ld(i + k);
+        sg += g;
+        sgx += g * (xv.v[k] - mean) * rstd;
+      }
+    }
+    float mg = kRms ? 0.f : warp_sum(sg) / float(C);
+    float mgx = warp_sum(sgx) / float(C);
+    QT_ROW_LOOP(i) {
+      Vec<T> xv, gv;
+      xv.load(xr, i, C, vec);
+      gv.load(gr, i, C, vec);
+#pragma unroll
+      for (int k = 0; k < Vec<T>::N; ++k) {
+        int64_t c = i + k < C ? i + k : 0;
+        float xhat = (xv.v[k] - mean) * rstd;
+        float g = gv.v[k] * w.ld(c);
+        if (i + k < C) {
+          if (acc_w) atomicAdd(acc_w + c, gv.v[k] * xhat);
+          if (acc_b) atomicAdd(acc_b + c, gv.v[k]);
+        }
+        xv.v[k] = rstd * (g - mg - xhat * mgx);
+      }
+      xv.store(dx + r * C, i, C, vec);
+    }
+  }
+  __syncthreads();
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    if (acc_w) atomicAdd(dw + c, acc_w[c]);
+    if (acc_b) atomicAdd(db + c, acc_b[c]);
+  }
+}
+
+int norm_grid(int64_t N) {
+  int64_t blocks = (N + kWarps - 1) / kWarps;
+  return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(Context::get().sm_count()) * 4)));
+}
+
+void check_rows(const Tensor& x, const Tensor& other, const char* what) {
+  QT_CHECK(other.defined() && other.is_cuda() && other.dtype() == x.dtype() && other.shape() == x.shape(),
+           std::string(what) + ": expected a GPU " + dtype_name(x.dtype()) + " tensor of shape " + shape_str(x.shape()));
+}
+
+float* stat_ptr(const Tensor& t, int64_t N, const char* what) {
+  if (!t.defined()) return nullptr;
+  check_cuda_dtype(t, DType::F32, what);
+  QT_CHECK(t.numel() == N, std::string(what) + ": expected " + std::to_string(N) + " values");
+  return t.f32();
+}
+
+template <class T, bool kRms>
+void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
+  int64_t C = x.size(-1), N = x.numel() / C;
+  QT_CHECK(w.numel() == C && (kRms || b.numel() == C), "norm forward: weight/bias length != C");
+  bool vec = vec_ok<T>(C, {x.raw(), out.raw()});
+  norm_forward_kernel<T, kRms><<<norm_grid(N), 32 * kWarps, 0, stream()>>>(
+      static_cast<T*>(out.raw()), stat_ptr(mean, N, "norm mean"), stat_ptr(rstd, N, "norm rstd"),
+      static_cast<const T*>(x.raw()), fptr(w, "norm w"), kRms ? FloatPtr{nullptr, DType::F32} : fptr(b, "norm b"), N, C,
+      eps, vec);
+  CUDA_CHECK_LAUNCH("norm_forward");
+}
+
+template <class T, bool kRms>
+void backward_t(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd) {
+  int64_t C = x.size(-1), N = x.numel() / C;
+  QT_CHECK(w.numel() == C, "norm backward: weight length != C");
+  float* pdw = dw.defined() ? (check_cuda_dtype(dw, DType::F32, "norm dw"), dw.f32()) : nullptr;
+  float* pdb = db.defined() ? (check_cuda_dtype(db, DType::F32, "norm db"), db.f32()) : nullptr;
+  QT_CHECK(!pdw || dw.numel() == C, "norm backward: dw length != C");
+  QT_CHECK(!pdb || db.numel() == C, "norm backward: db length != C");
+  size_t smem = size_t((pdw ? C : 0) + (pdb ? C : 0)) * sizeof(float);
+  QT_CHECK(smem <= Context::get().max_smem_optin(), "norm backward: row too wide for shared memory");
+  auto kernel = norm_backward_kernel<T, kRms>;
+  if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  bool vec = vec_ok<T>(C, {x.raw(), dout.raw(), dx.raw()});
+  kernel<<<norm_grid(N), 32 * kWarps, smem, stream()>>>(
+      static_cast<T*>(dx.raw()), pdw, pdb, static_cast<const T*>(dout.raw()), static_cast<const T*>(x.raw()),
+      fptr(w, "norm w"), kRms ? nullptr : stat_ptr(mean, N, "norm mean"), stat_ptr(rstd, N, "norm rstd"), N, C, vec);
+  CUDA_CHECK_LAUNCH("norm_backward");
+}
+
+// Activations are BF16 in the models; F32 is accepted too (tests, fp32 runs).
+template <bool kRms, class F>
+void by_dtype(const Tensor& x, F&& f) {
+  QT_CHECK(x.defined() && x.is_cuda() && x.ndim() >= 1 && x.size(-1) > 0, "norm: x must be a non-empty GPU tensor");
+  if (x.dtype() == DType::BF16)
+    f(bf16{});
+  else if (x.dtype() == DType::F32)
+    f(float{});
+  else
+    QT_CHECK(false, std::string("norm: unsupported activation dtype ") + dtype_name(x.dtype()));
+}
+
+}  // namespace
+
+void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
+  by_dtype<false>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, out, "layernorm_forward out");
+    forward_t<T, false>(out, mean, rstd, x, w, b, eps);
+  });
+}
+
+void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd) {
+  by_dtype<false>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, dx, "layernorm_backward dx");
+    check_rows(x, dout, "layernorm_backward dout");
+    backward_t<T, false>(dx, dw, db, dout, x, w, mean, rstd);
+  });
+}
+
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  by_dtype<true>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, out, "rmsnorm_forward out");
+    forward_t<T, true>(out, Tensor(), rstd, x, w, Tensor(), eps);
+  });
+}
+
+void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+  by_dtype<true>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, dx, "rmsnorm_backward dx");
+    check_rows(x, dout, "rmsnorm_backward dout");
+    backward_t<T, true>(dx, dw, Tensor(), dout, x, w, Tensor(), rstd);
+  });
+}
+
+}  // namespace qtrain::cuda

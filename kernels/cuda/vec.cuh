@@ -1,0 +1,62 @@
+// 16-byte vector access to a row of BF16 or F32 values, converted to floats.
+// Rows are walked by a warp in strides of 32 vectors; when a row is not
+// 16-byte aligned or its length not a multiple of the vector width, the same
+// loop falls back to bounds-checked scalar loads.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace qtrain::cuda {
+
+template <class T>
+struct Vec {
+  static constexpr int N = 16 / int(sizeof(T));
+  float v[N];
+
+  __device__ __forceinline__ void load(const T* row, int64_t i, int64_t C, bool vec) {
+    if (vec) {
+      int4 raw = *reinterpret_cast<const int4*>(row + i);
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < N; ++k) v[k] = to_f(e[k]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) v[k] = i + k < C ? to_f(row[i + k]) : 0.f;
+    }
+  }
+
+  __device__ __forceinline__ void store(T* row, int64_t i, int64_t C, bool vec) const {
+    if (vec) {
+      int4 raw;
+      T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < N; ++k) e[k] = from_f(v[k]);
+      *reinterpret_cast<int4*>(row + i) = raw;
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k)
+        if (i + k < C) row[i + k] = from_f(v[k]);
+    }
+  }
+
+  static __device__ __forceinline__ float to_f(float x) { return x; }
+  static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+  static __device__ __forceinline__ T from_f(float x) {
+    if constexpr (sizeof(T) == 2)
+      return __float2bfloat16_rn(x);
+    else
+      return x;
+  }
+};
+
+// Whether rows of length C starting at these pointers allow 16-byte access.
+template <class T>
+inline bool vec_ok(int64_t C, std::initializer_list<const void*> ptrs) {
+  if (C % Vec<T>::N != 0) return false;
+  for (const void* p : ptrs)
+    if (p && reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+}  // namespace qtrain::cuda

@@ -1,0 +1,305 @@
+#include "kernels/quant/gguf_blocks.h"
+
+#include <cstring>
+
+#include "kernels/dtype.h"
+#include "kernels/error.h"
+
+// The float expressions below mirror ggml-quants.c term by term (e.g. d1 is
+// rounded to float before multiplying q), which is what makes them bit-exact.
+// Products and sums are separate statements so no compiler fuses them to FMA.
+
+namespace qtrain {
+
+namespace {
+
+const GgmlTypeInfo kTypes[] = {
+    /* 0 */ {"F32", 1, 4, true},
+    /* 1 */ {"F16", 1, 2, true},
+    /* 2 */ {"Q4_0", QK4_0, sizeof(BlockQ4_0), true},
+    /* 3 */ {"Q4_1", QK4_1, sizeof(BlockQ4_1), true},
+    /* 4 */ {nullptr, 0, 0, false},  // Q4_2, removed from ggml
+    /* 5 */ {nullptr, 0, 0, false},  // Q4_3, removed from ggml
+    /* 6 */ {"Q5_0", QK5_0, sizeof(BlockQ5_0), true},
+    /* 7 */ {"Q5_1", QK5_1, sizeof(BlockQ5_1), true},
+    /* 8 */ {"Q8_0", QK8_0, sizeof(BlockQ8_0), true},
+    /* 9 */ {"Q8_1", 32, 36, false},
+    /* 10 */ {"Q2_K", QK_K, sizeof(BlockQ2_K), true},
+    /* 11 */ {"Q3_K", QK_K, sizeof(BlockQ3_K), true},
+    /* 12 */ {"Q4_K", QK_K, sizeof(BlockQ4_K), true},
+    /* 13 */ {"Q5_K", QK_K, sizeof(BlockQ5_K), true},
+    /* 14 */ {"Q6_K", QK_K, sizeof(BlockQ6_K), true},
+    /* 15 */ {"Q8_K", QK_K, 292, false},
+    /* 16..23: IQ2_XXS .. IQ4_NL (importance-matrix codebooks) */
+    {"IQ2_XXS", QK_K, 66, false}, {"IQ2_XS", QK_K, 74, false}, {"IQ3_XXS", QK_K, 98, false},
+    {"IQ1_S", QK_K, 50, false}, {"IQ4_NL", 32, 18, false}, {"IQ3_S", QK_K, 110, false},
+    {"IQ2_S", QK_K, 82, false}, {"IQ4_XS", QK_K, 136, false},
+    /* 24 */ {"I8", 1, 1, false},
+    /* 25 */ {"I16", 1, 2, false},
+    /* 26 */ {"I32", 1, 4, false},
+    /* 27 */ {"I64", 1, 8, false},
+    /* 28 */ {"F64", 1, 8, false},
+    /* 29 */ {"IQ1_M", QK_K, 56, false},
+    /* 30 */ {"BF16", 1, 2, true},
+};
+constexpr uint32_t kNumTypes = sizeof(kTypes) / sizeof(kTypes[0]);
+
+inline float h2f(uint16_t h) { return f16_to_f32(h); }
+
+// Q4_K/Q5_K: scale j and min j (6 bits each) of the 8 sub-blocks.
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = uint8_t((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+  }
+}
+
+template <class Block>
+void dequantize_blocks(const void* src, float* dst, int64_t n, int64_t qk) {
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n / qk; ++i) {
+    Block b;  // copy out: GGUF data is only guaranteed byte alignment here
+    std::memcpy(&b, bytes + i * sizeof(Block), sizeof(Block));
+    b.to_float(dst + i * qk);
+  }
+}
+
+}  // namespace
+
+const GgmlTypeInfo* ggml_type_info(uint32_t type) {
+  if (type >= kNumTypes || !kTypes[type].name) return nullptr;
+  return &kTypes[type];
+}
+
+const GgmlTypeInfo& ggml_type_info(GgmlType type) {
+  const GgmlTypeInfo* info = ggml_type_info(uint32_t(type));
+  QT_CHECK(info, "unknown GgmlType " + std::to_string(uint32_t(type)));
+  return *info;
+}
+
+size_t ggml_row_size(GgmlType type, int64_t n) {
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  QT_CHECK(n % info.block_size == 0, std::string("row of ") + std::to_string(n) + " is not whole " + info.name +
+                                         " blocks");
+  return size_t(n / info.block_size) * info.type_size;
+}
+
+void BlockQ4_0::to_float(float* y) const {
+  const float fd = h2f(d);
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    const int x0 = (qs[j] & 0x0F) - 8;
+    const int x1 = (qs[j] >> 4) - 8;
+    y[j] = float(x0) * fd;
+    y[j + QK4_0 / 2] = float(x1) * fd;
+  }
+}
+
+void BlockQ4_1::to_float(float* y) const {
+  const float fd = h2f(d), fm = h2f(m);
+  for (int j = 0; j < QK4_1 / 2; ++j) {
+    const float p0 = float(qs[j] & 0x0F) * fd;
+    const float p1 = float(qs[j] >> 4) * fd;
+    y[j] = p0 + fm;
+    y[j + QK4_1 / 2] = p1 + fm;
+  }
+}
+
+void BlockQ5_0::to_float(float* y) const {
+  const float fd = h2f(d);
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  for (int j = 0; j < QK5_0 / 2; ++j) {
+    const uint8_t xh0 = uint8_t(((h >> (j + 0)) << 4) & 0x10);
+    const uint8_t xh1 = uint8_t((h >> (j + 12)) & 0x10);
+    const int x0 = ((qs[j] & 0x0F) | xh0) - 16;
+    const int x1 = ((qs[j] >> 4) | xh1) - 16;
+    y[j] = float(x0) * fd;
+    y[j + QK5_0 / 2] = float(x1) * fd;
+  }
+}
+
+void BlockQ5_1::to_float(float* y) const {
+  const float fd = h2f(d), fm = h2f(m);
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  for (int j = 0; j < QK5_1 / 2; ++j) {
+    const uint8_t xh0 = uint8_t(((h >> (j + 0)) << 4) & 0x10);
+    const uint8_t xh1 = uint8_t((h >> (j + 12)) & 0x10);
+    const float p0 = float((qs[j] & 0x0F) | xh0) * fd;
+    const float p1 = float((qs[j] >> 4) | xh1) * fd;
+    y[j] = p0 + fm;
+    y[j + QK5_1 / 2] = p1 + fm;
+  }
+}
+
+void BlockQ8_0::to_float(float* y) const {
+  const float fd = h2f(d);
+  for (int j = 0; j < QK8_0; ++j) y[j] = float(qs[j]) * fd;
+}
+
+void BlockQ2_K::to_float(float* y) const {
+  const float fd = h2f(d), fmin = h2f(dmin);
+  const uint8_t* q = qs;
+  int is = 0;
+  for (int n = 0; n < QK_K; n += 128) {
+    int shift = 0;
+    for (int j = 0; j < 4; ++j) {
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t sc = scales[is++];
+        const float dl = fd * float(sc & 0xF);
+        const float ml = fmin * float(sc >> 4);
+        for (int l = 0; l < 16; ++l) {
+          const float p = dl * float(int8_t((q[l + 16 * half] >> shift) & 3));
+          *y++ = p - ml;
+        }
+      }
+      shift += 2;
+    }
+    q += 32;
+  }
+}
+
+void BlockQ3_K::to_float(float* y) const {
+  // Unpack the 16 6-bit scales exactly as ggml does (aux words + masks).
+  constexpr uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+  uint32_t aux[4];
+  std::memcpy(aux, scales, 12);
+  const uint32_t tmp = aux[2];
+  aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+  aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+  aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+  aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+  int8_t sc[16];
+  std::memcpy(sc, aux, 16);
+
+  const float d_all = h2f(d);
+  const uint8_t* q = qs;
+  uint8_t m = 1;
+  int is = 0;
+  for (int n = 0; n < QK_K; n += 128) {
+    int shift = 0;
+    for (int j = 0; j < 4; ++j) {
+      for (int half = 0; half < 2; ++half) {
+        const float dl = d_all * float(sc[is++] - 32);
+        for (int l = 16 * half; l < 16 * half + 16; ++l) {
+          const int v = int8_t((q[l] >> shift) & 3) - ((hmask[l] & m) ? 0 : 4);
+          *y++ = dl * float(v);
+        }
+      }
+      shift += 2;
+      m = uint8_t(m << 1);
+    }
+    q += 32;
+  }
+}
+
+void BlockQ4_K::to_float(float* y) const {
+  const float fd = h2f(d), fmin = h2f(dmin);
+  const uint8_t* q = qs;
+  int is = 0;
+  for (int j = 0; j < QK_K; j += 64) {
+    uint8_t sc, m;
+    scale_min_k4(is + 0, scales, sc, m);
+    const float d1 = fd * float(sc), m1 = fmin * float(m);
+    scale_min_k4(is + 1, scales, sc, m);
+    const float d2 = fd * float(sc), m2 = fmin * float(m);
+    for (int l = 0; l < 32; ++l) {
+      const float p = d1 * float(q[l] & 0xF);
+      *y++ = p - m1;
+    }
+    for (int l = 0; l < 32; ++l) {
+      const float p = d2 * float(q[l] >> 4);
+      *y++ = p - m2;
+    }
+    q += 32;
+    is += 2;
+  }
+}
+
+void BlockQ5_K::to_float(float* y) const {
+  const float fd = h2f(d), fmin = h2f(dmin);
+  const uint8_t* ql = qs;
+  int is = 0;
+  uint8_t u1 = 1, u2 = 2;
+  for (int j = 0; j < QK_K; j += 64) {
+    uint8_t sc, m;
+    scale_min_k4(is + 0, scales, sc, m);
+    const float d1 = fd * float(sc), m1 = fmin * float(m);
+    scale_min_k4(is + 1, scales, sc, m);
+    const float d2 = fd * float(sc), m2 = fmin * float(m);
+    for (int l = 0; l < 32; ++l) {
+      const float p = d1 * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0));
+      *y++ = p - m1;
+    }
+    for (int l = 0; l < 32; ++l) {
+      const float p = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0));
+      *y++ = p - m2;
+    }
+    ql += 32;
+    is += 2;
+    u1 = uint8_t(u1 << 2);
+    u2 = uint8_t(u2 << 2);
+  }
+}
+
+void BlockQ6_K::to_float(float* y) const {
+  const float fd = h2f(d);
+  const uint8_t* pl = ql;
+  const uint8_t* ph = qh;
+  const int8_t* sc = scales;
+  for (int n = 0; n < QK_K; n += 128) {
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q1 = int8_t((pl[l + 0] & 0xF) | (((ph[l] >> 0) & 3) << 4)) - 32;
+      const int q2 = int8_t((pl[l + 32] & 0xF) | (((ph[l] >> 2) & 3) << 4)) - 32;
+      const int q3 = int8_t((pl[l + 0] >> 4) | (((ph[l] >> 4) & 3) << 4)) - 32;
+      const int q4 = int8_t((pl[l + 32] >> 4) | (((ph[l] >> 6) & 3) << 4)) - 32;
+      y[l + 0] = fd * float(sc[is + 0]) * float(q1);
+      y[l + 32] = fd * float(sc[is + 2]) * float(q2);
+      y[l + 64] = fd * float(sc[is + 4]) * float(q3);
+      y[l + 96] = fd * float(sc[is + 6]) * float(q4);
+    }
+    y += 128;
+    pl += 64;
+    ph += 32;
+    sc += 8;
+  }
+}
+
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const uint8_t*>(src);
+  switch (type) {
+    case GgmlType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
+    case GgmlType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, b + 2 * i, 2);
+        dst[i] = f16_to_f32(h);
+      }
+      return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, b + 2 * i, 2);
+        dst[i] = bf16_to_f32(h);
+      }
+      return;
+    case GgmlType::Q4_0: return dequantize_blocks<BlockQ4_0>(src, dst, n, QK4_0);
+    case GgmlType::Q4_1: return dequantize_blocks<BlockQ4_1>(src, dst, n, QK4_1);
+    case GgmlType::Q5_0: return dequantize_blocks<BlockQ5_0>(src, dst, n, QK5_0);
+    case GgmlType::Q5_1: return dequantize_blocks<BlockQ5_1>(src, dst, n, QK5_1);
+    case GgmlType::Q8_0: return dequantize_blocks<BlockQ8_0>(src, dst, n, QK8_0);
+    case GgmlType::Q2_K: return dequantize_blocks<BlockQ2_K>(src, dst, n, QK_K);
+    case GgmlType::Q3_K: return dequantize_blocks<BlockQ3_K>(src, dst, n, QK_K);
+    case GgmlType::Q4_K: return dequantize_blocks<BlockQ4_K>(src, dst, n, QK_K);
+    case GgmlType::Q5_K: return dequantize_blocks<BlockQ5_K>(src, dst, n, QK_K);
+    case GgmlType::Q6_K: return dequantize_blocks<BlockQ6_K>(src, dst, n, QK_K);
+    default: break;
+  }
+  QT_CHECK(false, std::string("dequantize_row: no CPU dequantizer for ") + ggml_type_info(type).name);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,80 @@
+#include "models/adapters/lora.h"
+
+#include <cmath>
+#include <random>
+
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+
+namespace qtrain {
+
+float LoraOptions::scale() const { return rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
+
+void LoraAdapter::declare(ParamSet& ps, const std::string& module, int layer) {
+  ia_ = ps.declare(module + ".lora_A.weight", {opt_.r, in_}, true, layer);
+  ib_ = ps.declare(module + ".lora_B.weight", {out_, opt_.r}, true, layer);
+}
+
+void LoraAdapter::bind_and_init(ParamSet& ps, uint64_t seed) {
+  a_ = &ps[ia_];
+  b_ = &ps[ib_];
+  // kaiming_uniform_(a=sqrt(5)) on [r, in] gives U(-1/sqrt(in), 1/sqrt(in)).
+  std::mt19937_64 rng(seed);
+  float bound = 1.f / std::sqrt(float(in_));
+  std::uniform_real_distribution<float> u(-bound, bound);
+  std::vector<float> a(size_t(opt_.r * in_));
+  for (auto& v : a) v = u(rng);
+  a_->value.copy_from(Tensor::wrap(a.data(), a_->shape, DType::F32));
+  b_->value.zero_();
+}
+
+void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
+  int64_t n = x.numel() / in_;
+  Tensor x2 = x.view({n, in_});
+  Tensor xin = x2;
+  if (train && opt_.dropout > 0.f) {
+    xd_ = Tensor::empty(x2.shape(), x2.dtype(), x2.device());
+    mask_ = Tensor::empty({x2.numel()}, DType::U8, x2.device());
+    dropout_forward(xd_, mask_, x2, opt_.dropout, dropout_seed, 0);
+    xin = xd_;
+  } else {
+    xd_ = Tensor();
+  }
+  h_ = Tensor::empty({n, opt_.r}, x2.dtype(), x2.device());
+  gemm(h_, xin, a_->value, false, true);
+  gemm(y.view({n, out_}), h_, b_->value, false, true, opt_.scale(), 1.f);
+}
+
+void LoraAdapter::backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight&) {
+  int64_t n = x.numel() / in_;
+  Tensor dy2 = dy.view({n, out_});
+  Tensor xin = xd_.defined() ? xd_ : x.view({n, in_});
+  float s = opt_.scale();
+  // dB += s * dy^T h ;  dh = s * dy B ;  dA += dh^T x ;  dx += dh A
+  gemm(b_->grad, dy2, h_, true, false, s, 1.f);
+  Tensor dh = Tensor::empty({n, opt_.r}, dy.dtype(), dy.device());
+  gemm(dh, dy2, b_->value, false, false, s, 0.f);
+  gemm(a_->grad, dh, xin, true, false, 1.f, 1.f);
+  if (xd_.defined()) {
+    Tensor dxd = Tensor::empty({n, in_}, dx.dtype(), dx.device());
+    gemm(dxd, dh, a_->value, false, false);
+    dropout_backward(dxd, dxd, mask_, opt_.dropout);
+    add_inplace(dx, dxd);
+  } else {
+    gemm(dx.view({n, in_}), dh, a_->value, false, false, 1.f, 1.f);
+  }
+  h_ = Tensor();
+}
+
+std::vector<std::pair<std::string, Tensor>> LoraAdapter::tensors() const {
+  return {{"lora_A.weight", a_->value}, {"lora_B.weight", b_->value}};
+}
+
+Tensor LoraAdapter::delta_f32() const {
+  Tensor a = a_->value.to(Device::CPU), b = b_->value.to(Device::CPU);
+  Tensor d = Tensor::empty({out_, in_}, DType::F32);
+  gemm(d, b, a, false, false, opt_.scale(), 0.f);
+  return d;
+}
+
+}  // namespace qtrain

@@ -1,0 +1,45 @@
+// LoRA (Hu et al. 2021), as PEFT defines it:
+//   y = x W^T + s * (dropout(x) A^T) B^T,   A [r, in], B [out, r],
+//   s = alpha / r (or alpha / sqrt(r) with rsLoRA).
+// A starts kaiming-uniform (bound 1/sqrt(in)), B starts at zero, so training
+// begins exactly at the base model.
+#pragma once
+#include "models/adapters/adapter.h"
+
+namespace qtrain {
+
+struct LoraOptions {
+  int r = 8;
+  float alpha = 16.f;
+  float dropout = 0.f;
+  bool rslora = false;
+  float scale() const;
+};
+
+class LoraAdapter : public Adapter {
+ public:
+  LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), out_(out), opt_(opt) {}
+  void declare(ParamSet& ps, const std::string& module, int layer) override;
+  void bind_and_init(ParamSet& ps, uint64_t seed) override;
+  void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
+  void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
+  std::vector<std::pair<std::string, Tensor>> tensors() const override;
+  Tensor delta_f32() const override;
+
+  Param& A() { return *a_; }
+  Param& B() { return *b_; }
+  const LoraOptions& options() const { return opt_; }
+
+ private:
+  int64_t in_, out_;
+  LoraOptions opt_;
+  size_t ia_ = 0, ib_ = 0;
+  Param* a_ = nullptr;
+  Param* b_ = nullptr;
+  // Saved between forward and backward.
+  Tensor h_;      // [N, r] = dropout(x) A^T
+  Tensor xd_;     // dropout(x) when dropout > 0
+  Tensor mask_;
+};
+
+}  // namespace qtrain

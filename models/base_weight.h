@@ -1,0 +1,43 @@
+// The base weight of a Linear layer, W [out, in], in whatever format it is
+// stored: dense (F32 on the CPU, BF16 on CUDA) now; quantized formats (NF4,
+// int8, GGUF blocks) implement the same three calls in their own files.
+#pragma once
+#include <memory>
+
+#include "kernels/tensor.h"
+
+namespace qtrain {
+
+class BaseWeight {
+ public:
+  virtual ~BaseWeight() = default;
+  virtual int64_t out_features() const = 0;
+  virtual int64_t in_features() const = 0;
+  // y[N,out] = x[N,in] @ W^T (overwrites y)
+  virtual void forward(Tensor y, Tensor x) const = 0;
+  // dx[N,in] = dy[N,out] @ W, overwritten (beta 0) or accumulated (beta 1)
+  virtual void backward_input(Tensor dx, Tensor dy, float beta) const = 0;
+  // W as a dense F32 host tensor [out, in] (export, merge, tests).
+  virtual Tensor dense_f32() const = 0;
+  // Bytes the weight occupies where it lives (memory reports).
+  virtual size_t bytes() const = 0;
+};
+
+// A plain dense matrix. For full fine-tuning `w` is a view of the trainable
+// F32 master copy; otherwise it is a frozen copy in the compute dtype.
+class DenseWeight : public BaseWeight {
+ public:
+  explicit DenseWeight(Tensor w) : w_(std::move(w)) {}
+  int64_t out_features() const override { return w_.size(0); }
+  int64_t in_features() const override { return w_.size(1); }
+  void forward(Tensor y, Tensor x) const override;
+  void backward_input(Tensor dx, Tensor dy, float beta) const override;
+  Tensor dense_f32() const override { return w_.to(Device::CPU, DType::F32); }
+  size_t bytes() const override { return w_.nbytes(); }
+  const Tensor& tensor() const { return w_; }
+
+ private:
+  Tensor w_;
+};
+
+}  // namespace qtrain

@@ -1,0 +1,76 @@
+#include "models/gguf_weights.h"
+
+#include <cstring>
+
+#include "models/gguf_llama_names.h"
+
+namespace qtrain {
+
+const uint8_t* GgufRawTensor::row(int64_t r) const {
+  const int64_t stored = permuted_heads > 0 ? rope_permuted_row(r, rows, permuted_heads) : r;
+  return data + size_t(stored) * row_bytes;
+}
+
+GgufWeightSource::GgufWeightSource(std::shared_ptr<const GgufFile> file, int n_head, int n_kv_head)
+    : file_(std::move(file)) {
+  for (const GgufTensorInfo& t : file_->tensors()) {
+    std::string hf = gguf_to_hf_llama_name(t.name);
+    if (hf.empty())
+      throw Error(file_->path() + ": tensor '" + t.name + "' is not a LLaMA tensor qtrain knows how to map");
+    if (!ggml_type_info(t.type).dequantizable)
+      throw Error(file_->path() + ": tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
+                  ", which qtrain cannot dequantize (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 "
+                  "Q2_K Q3_K Q4_K Q5_K Q6_K)");
+    Entry e{&t, Shape(t.ne.rbegin(), t.ne.rend()), rope_permuted_heads(hf, n_head, n_kv_head)};
+    if (e.permuted_heads > 0) {
+      const int64_t rows = e.shape[0];
+      if (rows % e.permuted_heads != 0 || (rows / e.permuted_heads) % 2 != 0)
+        throw Error(file_->path() + ": tensor '" + t.name + "' has " + std::to_string(rows) +
+                    " rows, not a whole number of " + std::to_string(e.permuted_heads) + " even-sized heads");
+    }
+    entries_.emplace(hf, e);
+  }
+}
+
+std::vector<std::string> GgufWeightSource::names() const {
+  std::vector<std::string> out;
+  for (auto& [name, e] : entries_) out.push_back(name);
+  return out;
+}
+
+const GgufWeightSource::Entry& GgufWeightSource::entry(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw Error(file_->path() + ": no tensor for '" + name + "'");
+  return it->second;
+}
+
+Shape GgufWeightSource::shape(const std::string& name) const { return entry(name).shape; }
+
+GgufRawTensor GgufWeightSource::raw(const std::string& name) const {
+  const Entry& e = entry(name);
+  GgufRawTensor r;
+  r.type = e.info->type;
+  r.cols = e.info->ne[0];
+  r.rows = r.cols == 0 ? 0 : e.info->numel() / r.cols;
+  r.row_bytes = ggml_row_size(r.type, r.cols);
+  // A 1-D permuted tensor (a Q/K bias) permutes elements, i.e. rows of length
+  // 1: only meaningful for plain types, which is all a bias ever is.
+  r.permuted_heads = e.shape.size() == 2 ? e.permuted_heads : 0;
+  r.data = file_->tensor_data(*e.info);
+  return r;
+}
+
+Tensor GgufWeightSource::load_f32(const std::string& name) const {
+  const Entry& e = entry(name);
+  GgufRawTensor r = raw(name);
+  Tensor out = Tensor::empty(e.shape, DType::F32);
+  float* dst = out.f32();
+  for (int64_t i = 0; i < r.rows; ++i) dequantize_row(r.type, r.row(i), dst + i * r.cols, r.cols);
+  if (e.shape.size() == 1 && e.permuted_heads > 0) {  // bias: permute elements
+    std::vector<float> stored(dst, dst + r.cols);
+    for (int64_t i = 0; i < r.cols; ++i) dst[i] = stored[size_t(rope_permuted_row(i, r.cols, e.permuted_heads))];
+  }
+  return out;
+}
+
+}  // namespace qtrain

@@ -1,0 +1,148 @@
+// GPT-2 (HF GPT2LMHeadModel): pre-LayerNorm blocks, fused q|k|v projection
+// (c_attn), tanh-GELU MLP, learned positions, lm_head tied to wte.
+// HF stores its Conv1D weights as [in, out]; they are transposed on load.
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/norm.h"
+#include "models/model.h"
+
+namespace qtrain {
+
+namespace {
+
+struct Gpt2Acts {
+  Tensor ln1, mean1, rstd1, qkv, q, k, v, att, lse, x2, ln2, mean2, rstd2, fc, g;
+};
+
+class Gpt2Model : public Model {
+ public:
+  Gpt2Model(const ModelConfig& cfg, const ModelOptions& opt) : Model(cfg, opt) {
+    const int64_t C = cfg.d_model, V = cfg.vocab_size;
+    wte_ = &slot("transformer.wte.weight", {V, C}, -1, true);
+    wpe_ = &slot("transformer.wpe.weight", {cfg.max_pos, C}, -1, true);
+    for (int l = 0; l < cfg.n_layer; ++l) {
+      std::string p = "transformer.h." + std::to_string(l) + ".";
+      Block b;
+      b.ln1_w = &slot(p + "ln_1.weight", {C}, l);
+      b.ln1_b = &slot(p + "ln_1.bias", {C}, l);
+      b.c_attn = &linear(p + "attn.c_attn", C, 3 * C, true, l);
+      b.c_proj = &linear(p + "attn.c_proj", C, C, true, l);
+      b.ln2_w = &slot(p + "ln_2.weight", {C}, l);
+      b.ln2_b = &slot(p + "ln_2.bias", {C}, l);
+      b.c_fc = &linear(p + "mlp.c_fc", C, cfg.d_ff, true, l);
+      b.mlp_proj = &linear(p + "mlp.c_proj", cfg.d_ff, C, true, l);
+      blocks_.push_back(b);
+    }
+    lnf_w_ = &slot("transformer.ln_f.weight", {C}, -1);
+    lnf_b_ = &slot("transformer.ln_f.bias", {C}, -1);
+    acts_.resize(size_t(cfg.n_layer));
+  }
+
+ protected:
+  bool transposed_weights() const override { return true; }
+  // Checkpoints name tensors without the "transformer." prefix (see weight_source.h).
+  std::string source_name(const std::string& n) const override {
+    const std::string p = "transformer.";
+    return n.rfind(p, 0) == 0 ? n.substr(p.size()) : n;
+  }
+  WeightSlot& token_embedding() override { return *wte_; }
+  WeightSlot* position_embedding() override { return wpe_; }
+  WeightSlot& lm_head() override { return *wte_; }
+
+  void final_norm_forward(Tensor out, Tensor x) override {
+    int64_t N = x.size(0);
+    fmean_ = Tensor::empty({N}, DType::F32, x.device());
+    frstd_ = Tensor::empty({N}, DType::F32, x.device());
+    layernorm_forward(out, fmean_, frstd_, x, lnf_w_->value, lnf_b_->value, cfg_.norm_eps);
+  }
+  void final_norm_backward(Tensor dx, Tensor dout, Tensor x) override {
+    layernorm_backward(dx, lnf_w_->grad, lnf_b_->grad, dout, x, lnf_w_->value, fmean_, frstd_);
+  }
+
+  void layer_forward(int l, Tensor x, Tensor out, bool train, bool keep) override {
+    const Block& b = blocks_[size_t(l)];
+    Gpt2Acts local;
+    Gpt2Acts& a = keep || opt_.grad_checkpoint ? acts_[size_t(l)] : local;
+    const int64_t N = x.size(0), C = cfg_.d_model, H = cfg_.n_head, D = C / H;
+    const Device dev = x.device();
+    auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
+    auto stat = [&] { return Tensor::empty({N}, DType::F32, dev); };
+    a.ln1 = act(C), a.mean1 = stat(), a.rstd1 = stat();
+    layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
+    a.qkv = act(3 * C);
+    b.c_attn->forward(a.qkv, a.ln1, train, dropout_seed(l, 0));
+    a.q = act(C), a.k = act(C), a.v = act(C);
+    copy_cols(a.q, a.qkv, 0);
+    copy_cols(a.k, a.qkv, C);
+    copy_cols(a.v, a.qkv, 2 * C);
+    Shape bthd{B_, T_, H, D};
+    a.att = act(C);
+    a.lse = Tensor::empty({B_, H, T_}, DType::F32, dev);
+    attention_forward(a.att.view(bthd), a.lse, a.q.view(bthd), a.k.view(bthd), a.v.view(bthd));
+    a.x2 = act(C);
+    b.c_proj->forward(a.x2, a.att, train, dropout_seed(l, 1));
+    add_inplace(a.x2, x);
+    a.ln2 = act(C), a.mean2 = stat(), a.rstd2 = stat();
+    layernorm_forward(a.ln2, a.mean2, a.rstd2, a.x2, b.ln2_w->value, b.ln2_b->value, cfg_.norm_eps);
+    a.fc = act(cfg_.d_ff);
+    b.c_fc->forward(a.fc, a.ln2, train, dropout_seed(l, 2));
+    a.g = act(cfg_.d_ff);
+    gelu_forward(a.g, a.fc);
+    b.mlp_proj->forward(out, a.g, train, dropout_seed(l, 3));
+    add_inplace(out, a.x2);
+    if (!keep) a = Gpt2Acts();
+  }
+
+  void layer_backward(int l, Tensor x, Tensor dx) override {
+    const Block& b = blocks_[size_t(l)];
+    Gpt2Acts& a = acts_[size_t(l)];
+    const int64_t N = x.size(0), C = cfg_.d_model, H = cfg_.n_head, D = C / H;
+    const Device dev = x.device();
+    auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
+    // out = x2 + mlp(ln2(x2)); dx holds d(out).
+    Tensor dg = act(cfg_.d_ff);
+    b.mlp_proj->backward(dg, dx, a.g);
+    Tensor dfc = act(cfg_.d_ff);
+    gelu_backward(dfc, dg, a.fc);
+    Tensor dln2 = act(C);
+    b.c_fc->backward(dln2, dfc, a.ln2);
+    Tensor dtmp = act(C);
+    layernorm_backward(dtmp, b.ln2_w->grad, b.ln2_b->grad, dln2, a.x2, b.ln2_w->value, a.mean2, a.rstd2);
+    add_inplace(dx, dtmp);  // dx is now d(x2)
+    // x2 = x + c_proj(attn(ln1(x)))
+    Tensor datt = act(C);
+    b.c_proj->backward(datt, dx, a.att);
+    Shape bthd{B_, T_, H, D};
+    Tensor dq = act(C), dk = act(C), dv = act(C);
+    attention_backward(dq.view(bthd), dk.view(bthd), dv.view(bthd), datt.view(bthd), a.q.view(bthd),
+                       a.k.view(bthd), a.v.view(bthd), a.att.view(bthd), a.lse);
+    Tensor dqkv = Tensor::zeros({N, 3 * C}, act_dtype_, dev);
+    add_cols(dqkv, dq, 0);
+    add_cols(dqkv, dk, C);
+    add_cols(dqkv, dv, 2 * C);
+    Tensor dln1 = act(C);
+    b.c_attn->backward(dln1, dqkv, a.ln1);
+    layernorm_backward(dtmp, b.ln1_w->grad, b.ln1_b->grad, dln1, x, b.ln1_w->value, a.mean1, a.rstd1);
+    add_inplace(dx, dtmp);
+    a = Gpt2Acts();
+  }
+
+ private:
+  struct Block {
+    WeightSlot *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    Linear *c_attn, *c_proj, *c_fc, *mlp_proj;
+  };
+  WeightSlot *wte_, *wpe_, *lnf_w_, *lnf_b_;
+  std::vector<Block> blocks_;
+  std::vector<Gpt2Acts> acts_;
+  Tensor fmean_, frstd_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_gpt2(const ModelConfig& cfg, const ModelOptions& opt) {
+  return std::make_unique<Gpt2Model>(cfg, opt);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,48 @@
+#include "models/linear.h"
+
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace qtrain {
+
+void Linear::declare_trainable(ParamSet& ps) {
+  w_param_ = ps.declare(name_ + ".weight", {out_, in_}, true, layer_);
+  if (has_bias_) b_param_ = ps.declare(name_ + ".bias", {out_}, false, layer_);
+}
+
+void Linear::bind(ParamSet& ps) {
+  if (!trainable()) return;
+  weight_ = std::make_unique<DenseWeight>(ps[w_param_].value);
+  dw_ = ps[w_param_].grad;
+  if (has_bias_) {
+    bias_ = ps[b_param_].value;
+    db_ = ps[b_param_].grad;
+  }
+}
+
+void Linear::set_frozen(std::unique_ptr<BaseWeight> w, Tensor bias) {
+  QT_CHECK(!trainable(), name_ + ": set_frozen on a trainable layer");
+  QT_CHECK(w->out_features() == out_ && w->in_features() == in_, name_ + ": weight shape mismatch");
+  weight_ = std::move(w);
+  bias_ = std::move(bias);
+}
+
+void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
+  int64_t n = x.numel() / in_;
+  Tensor x2 = x.view({n, in_}), y2 = y.view({n, out_});
+  weight_->forward(y2, x2);
+  if (bias_.defined()) add_bias(y2, bias_);
+  if (adapter_) adapter_->forward(y2, x2, *weight_, train, dropout_seed);
+}
+
+void Linear::backward(Tensor dx, Tensor dy, Tensor x, bool accumulate) {
+  int64_t n = x.numel() / in_;
+  Tensor x2 = x.view({n, in_}), dy2 = dy.view({n, out_}), dx2 = dx.view({n, in_});
+  weight_->backward_input(dx2, dy2, accumulate ? 1.f : 0.f);
+  if (dw_.defined()) gemm(dw_, dy2, x2, true, false, 1.f, 1.f);
+  if (db_.defined()) bias_backward(db_, dy2);
+  if (adapter_) adapter_->backward(dx2, dy2, x2, *weight_);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,57 @@
+// Linear = a base weight (dense or quantized) + an optional bias + an
+// optional adapter. For full fine-tuning the weight and bias are trainable
+// parameters; otherwise they are frozen and never get gradients.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "models/adapters/adapter.h"
+#include "models/base_weight.h"
+#include "models/params.h"
+
+namespace qtrain {
+
+class Linear {
+ public:
+  Linear(std::string name, int64_t in, int64_t out, bool has_bias, int layer)
+      : name_(std::move(name)), in_(in), out_(out), has_bias_(has_bias), layer_(layer) {}
+
+  const std::string& name() const { return name_; }  // HF module path
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+  bool has_bias() const { return has_bias_; }
+  int layer() const { return layer_; }
+
+  // Full fine-tune: weight/bias become parameters named "<name>.weight"/".bias".
+  void declare_trainable(ParamSet& ps);
+  void set_adapter(std::unique_ptr<Adapter> a) { adapter_ = std::move(a); }
+  Adapter* adapter() const { return adapter_.get(); }
+  // After allocate: bind trainable views (full FT) or keep the frozen tensors.
+  void bind(ParamSet& ps);
+  void set_frozen(std::unique_ptr<BaseWeight> w, Tensor bias);
+  bool trainable() const { return w_param_ != SIZE_MAX; }
+  const BaseWeight& base() const { return *weight_; }
+  Tensor bias() const { return bias_; }
+  // The weight's [out,in] host copy for loading a trainable weight.
+  Param* weight_param(ParamSet& ps) { return trainable() ? &ps[w_param_] : nullptr; }
+  Param* bias_param(ParamSet& ps) { return trainable() && has_bias_ ? &ps[b_param_] : nullptr; }
+
+  // y[N,out] = x W^T + b (+ adapter)
+  void forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed);
+  // dx[N,in] = dy W (+ adapter), overwritten or (accumulate) added to;
+  // parameter grads are always accumulated.
+  void backward(Tensor dx, Tensor dy, Tensor x, bool accumulate = false);
+
+ private:
+  std::string name_;
+  int64_t in_, out_;
+  bool has_bias_;
+  int layer_;
+  std::unique_ptr<BaseWeight> weight_;
+  Tensor bias_;
+  size_t w_param_ = SIZE_MAX, b_param_ = SIZE_MAX;
+  Tensor dw_, db_;
+  std::unique_ptr<Adapter> adapter_;
+};
+
+}  // namespace qtrain

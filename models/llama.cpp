@@ -1,0 +1,146 @@
+// LLaMA family (HF LlamaForCausalLM): pre-RMSNorm blocks, separate q/k/v/o
+// projections with grouped-query attention, rotate-half RoPE, SwiGLU MLP,
+// untied or tied lm_head.
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "models/model.h"
+
+namespace qtrain {
+
+namespace {
+
+struct LlamaActs {
+  Tensor h1, rstd1, q, k, v, att, lse, x2, h2, rstd2, gate, up, s;
+};
+
+class LlamaModel : public Model {
+ public:
+  LlamaModel(const ModelConfig& cfg, const ModelOptions& opt) : Model(cfg, opt) {
+    const int64_t C = cfg.d_model, V = cfg.vocab_size, Dh = cfg.head_dim;
+    const int64_t q_out = cfg.n_head * Dh, kv_out = cfg.n_kv_head * Dh;
+    embed_ = &slot("model.embed_tokens.weight", {V, C}, -1, true);
+    for (int l = 0; l < cfg.n_layer; ++l) {
+      std::string p = "model.layers." + std::to_string(l) + ".";
+      Block b;
+      b.ln1 = &slot(p + "input_layernorm.weight", {C}, l);
+      b.q = &linear(p + "self_attn.q_proj", C, q_out, cfg.attn_bias, l);
+      b.k = &linear(p + "self_attn.k_proj", C, kv_out, cfg.attn_bias, l);
+      b.v = &linear(p + "self_attn.v_proj", C, kv_out, cfg.attn_bias, l);
+      b.o = &linear(p + "self_attn.o_proj", q_out, C, cfg.attn_bias, l);
+      b.ln2 = &slot(p + "post_attention_layernorm.weight", {C}, l);
+      b.gate = &linear(p + "mlp.gate_proj", C, cfg.d_ff, cfg.mlp_bias, l);
+      b.up = &linear(p + "mlp.up_proj", C, cfg.d_ff, cfg.mlp_bias, l);
+      b.down = &linear(p + "mlp.down_proj", cfg.d_ff, C, cfg.mlp_bias, l);
+      blocks_.push_back(b);
+    }
+    norm_ = &slot("model.norm.weight", {C}, -1);
+    head_ = cfg.tied_embeddings ? embed_ : &slot("lm_head.weight", {V, C}, -1, true);
+    acts_.resize(size_t(cfg.n_layer));
+  }
+
+ protected:
+  WeightSlot& token_embedding() override { return *embed_; }
+  WeightSlot& lm_head() override { return *head_; }
+
+  void final_norm_forward(Tensor out, Tensor x) override {
+    frstd_ = Tensor::empty({x.size(0)}, DType::F32, x.device());
+    rmsnorm_forward(out, frstd_, x, norm_->value, cfg_.norm_eps);
+  }
+  void final_norm_backward(Tensor dx, Tensor dout, Tensor x) override {
+    rmsnorm_backward(dx, norm_->grad, dout, x, norm_->value, frstd_);
+  }
+
+  void layer_forward(int l, Tensor x, Tensor out, bool train, bool keep) override {
+    const Block& b = blocks_[size_t(l)];
+    LlamaActs local;
+    LlamaActs& a = keep || opt_.grad_checkpoint ? acts_[size_t(l)] : local;
+    const int64_t N = x.size(0), C = cfg_.d_model, Hq = cfg_.n_head, Hkv = cfg_.n_kv_head, Dh = cfg_.head_dim;
+    const Device dev = x.device();
+    auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
+    a.h1 = act(C);
+    a.rstd1 = Tensor::empty({N}, DType::F32, dev);
+    rmsnorm_forward(a.h1, a.rstd1, x, b.ln1->value, cfg_.norm_eps);
+    a.q = act(Hq * Dh), a.k = act(Hkv * Dh), a.v = act(Hkv * Dh);
+    b.q->forward(a.q, a.h1, train, dropout_seed(l, 0));
+    b.k->forward(a.k, a.h1, train, dropout_seed(l, 1));
+    b.v->forward(a.v, a.h1, train, dropout_seed(l, 2));
+    Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
+    rope_forward(a.q.view(qs), cfg_.rope_theta);
+    rope_forward(a.k.view(ks), cfg_.rope_theta);
+    a.att = act(Hq * Dh);
+    a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
+    attention_forward(a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));
+    a.x2 = act(C);
+    b.o->forward(a.x2, a.att, train, dropout_seed(l, 3));
+    add_inplace(a.x2, x);
+    a.h2 = act(C);
+    a.rstd2 = Tensor::empty({N}, DType::F32, dev);
+    rmsnorm_forward(a.h2, a.rstd2, a.x2, b.ln2->value, cfg_.norm_eps);
+    a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
+    b.gate->forward(a.gate, a.h2, train, dropout_seed(l, 4));
+    b.up->forward(a.up, a.h2, train, dropout_seed(l, 5));
+    a.s = act(cfg_.d_ff);
+    swiglu_forward(a.s, a.gate, a.up);
+    b.down->forward(out, a.s, train, dropout_seed(l, 6));
+    add_inplace(out, a.x2);
+    if (!keep) a = LlamaActs();
+  }
+
+  void layer_backward(int l, Tensor x, Tensor dx) override {
+    const Block& b = blocks_[size_t(l)];
+    LlamaActs& a = acts_[size_t(l)];
+    const int64_t N = x.size(0), C = cfg_.d_model, Hq = cfg_.n_head, Hkv = cfg_.n_kv_head, Dh = cfg_.head_dim;
+    const Device dev = x.device();
+    auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
+    // out = x2 + down(swiglu(gate(h2), up(h2))), h2 = rmsnorm(x2)
+    Tensor ds = act(cfg_.d_ff);
+    b.down->backward(ds, dx, a.s);
+    Tensor dgate = act(cfg_.d_ff), dup = act(cfg_.d_ff);
+    swiglu_backward(dgate, dup, ds, a.gate, a.up);
+    Tensor dh2 = act(C);
+    b.gate->backward(dh2, dgate, a.h2);
+    b.up->backward(dh2, dup, a.h2, true);
+    Tensor dtmp = act(C);
+    rmsnorm_backward(dtmp, b.ln2->grad, dh2, a.x2, b.ln2->value, a.rstd2);
+    add_inplace(dx, dtmp);  // dx = d(x2)
+    // x2 = x + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = rmsnorm(x)
+    Tensor datt = act(Hq * Dh);
+    b.o->backward(datt, dx, a.att);
+    Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
+    Tensor dq = act(Hq * Dh), dk = act(Hkv * Dh), dv = act(Hkv * Dh);
+    attention_backward(dq.view(qs), dk.view(ks), dv.view(ks), datt.view(qs), a.q.view(qs), a.k.view(ks),
+                       a.v.view(ks), a.att.view(qs), a.lse);
+    rope_backward(dq.view(qs), cfg_.rope_theta);
+    rope_backward(dk.view(ks), cfg_.rope_theta);
+    // The projections read h1 before RoPE: a.q/a.k were rotated in place, but
+    // Linear::backward only needs the layer input h1.
+    Tensor dh1 = act(C);
+    b.q->backward(dh1, dq, a.h1);
+    b.k->backward(dh1, dk, a.h1, true);
+    b.v->backward(dh1, dv, a.h1, true);
+    rmsnorm_backward(dtmp, b.ln1->grad, dh1, x, b.ln1->value, a.rstd1);
+    add_inplace(dx, dtmp);
+    a = LlamaActs();
+  }
+
+ private:
+  struct Block {
+    WeightSlot *ln1, *ln2;
+    Linear *q, *k, *v, *o, *gate, *up, *down;
+  };
+  WeightSlot *embed_, *norm_, *head_;
+  std::vector<Block> blocks_;
+  std::vector<LlamaActs> acts_;
+  Tensor frstd_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_llama(const ModelConfig& cfg, const ModelOptions& opt) {
+  return std::make_unique<LlamaModel>(cfg, opt);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,227 @@
+#include "models/model.h"
+
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/loss.h"
+#include "kernels/matmul.h"
+
+namespace qtrain {
+
+std::unique_ptr<Model> make_gpt2(const ModelConfig& cfg, const ModelOptions& opt);   // models/gpt2.cpp
+std::unique_ptr<Model> make_llama(const ModelConfig& cfg, const ModelOptions& opt);  // models/llama.cpp
+
+std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource& src, const ModelOptions& opt) {
+  if (opt.method != "full" && opt.method != "lora")
+    throw Error("unknown --method '" + opt.method + "' (this build supports: full, lora)");
+  if (opt.method == "lora" && (opt.lora.r <= 0 || opt.lora.alpha <= 0.f))
+    throw Error("--lora-r and --lora-alpha must be positive");
+  if (opt.lora.dropout < 0.f || opt.lora.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
+  std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
+  m->finish_build(src);
+  return m;
+}
+
+Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
+    : cfg_(cfg), opt_(opt), act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {}
+
+WeightSlot& Model::slot(const std::string& name, const Shape& shape, int layer, bool decay) {
+  auto s = std::make_unique<WeightSlot>();
+  s->name = name;
+  s->shape = shape;
+  s->decay = decay;
+  if (opt_.method == "full") s->param = params_.declare(name, shape, decay, layer);
+  slots_.push_back(std::move(s));
+  return *slots_.back();
+}
+
+bool Model::targeted(const std::string& module) const {
+  for (auto& t : opt_.targets) {
+    if (t == "all-linear" || t == "all") return true;
+    if (module == t || (module.size() > t.size() && module.compare(module.size() - t.size(), t.size(), t) == 0 &&
+                        module[module.size() - t.size() - 1] == '.'))
+      return true;
+  }
+  return false;
+}
+
+Linear& Model::linear(const std::string& module, int64_t in, int64_t out, bool bias, int layer) {
+  linear_storage_.push_back(std::make_unique<Linear>(module, in, out, bias, layer));
+  Linear& lin = *linear_storage_.back();
+  linears_.push_back(&lin);
+  if (opt_.method == "full") {
+    lin.declare_trainable(params_);
+  } else if (targeted(module)) {
+    auto a = std::make_unique<LoraAdapter>(in, out, opt_.lora);
+    a->declare(params_, module, layer);
+    lin.set_adapter(std::move(a));
+  }
+  return lin;
+}
+
+static Tensor load_checked(const WeightSource& src, const std::string& name, const Shape& expect, bool transpose) {
+  if (!src.has(name)) throw Error(src.path() + ": missing tensor '" + name + "'");
+  Tensor t = src.load_f32(name);
+  Shape stored = expect;
+  if (transpose) std::swap(stored[0], stored[1]);
+  if (t.shape() != stored)
+    throw Error(src.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but the config implies " +
+                shape_str(stored));
+  if (!transpose) return t;
+  Tensor r = Tensor::empty(expect, DType::F32);
+  const float* s = t.f32();
+  float* d = r.f32();
+  int64_t rows = expect[0], cols = expect[1];
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) d[i * cols + j] = s[j * rows + i];
+  return r;
+}
+
+void Model::finish_build(const WeightSource& src) {
+  params_.allocate(opt_.device);
+  uint64_t k = 0;
+  for (auto& s : slots_) {
+    Tensor host = load_checked(src, source_name(s->name), s->shape, false);
+    total_params_ += host.numel();
+    if (s->param != SIZE_MAX) {
+      s->value = params_[s->param].value;
+      s->grad = params_[s->param].grad;
+      s->value.copy_from(host);
+    } else {
+      s->value = host.to(opt_.device, act_dtype_);
+    }
+  }
+  for (Linear* lin : linears_) {
+    lin->bind(params_);
+    Tensor w = load_checked(src, source_name(lin->name() + ".weight"), {lin->out(), lin->in()}, transposed_weights());
+    Tensor b;
+    if (lin->has_bias()) b = load_checked(src, source_name(lin->name() + ".bias"), {lin->out()}, false);
+    total_params_ += w.numel() + (b.defined() ? b.numel() : 0);
+    if (lin->trainable()) {
+      lin->weight_param(params_)->value.copy_from(w);
+      if (b.defined()) lin->bias_param(params_)->value.copy_from(b);
+    } else {
+      lin->set_frozen(std::make_unique<DenseWeight>(w.to(opt_.device, act_dtype_)),
+                      b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
+    }
+    if (lin->adapter()) {
+      lin->adapter()->bind_and_init(params_, opt_.seed * 1000003ull + k++);
+      for (auto& [n, t] : lin->adapter()->tensors()) total_params_ += t.numel();
+    }
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::hf_state_dict(bool merge_adapters) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& s : slots_) out.push_back({s->name, s->value.to(Device::CPU, DType::F32)});
+  for (Linear* lin : linears_) {
+    Tensor w = lin->base().dense_f32();
+    if (merge_adapters && lin->adapter()) add_inplace(w, lin->adapter()->delta_f32());
+    if (transposed_weights()) {
+      Tensor t = Tensor::empty({w.size(1), w.size(0)}, DType::F32);
+      for (int64_t i = 0; i < w.size(0); ++i)
+        for (int64_t j = 0; j < w.size(1); ++j) t.f32()[j * w.size(0) + i] = w.f32()[i * w.size(1) + j];
+      w = t;
+    }
+    out.push_back({lin->name() + ".weight", w});
+    if (lin->bias().defined()) out.push_back({lin->name() + ".bias", lin->bias().to(Device::CPU, DType::F32)});
+  }
+  return out;
+}
+
+int64_t Model::trainable_params() const {
+  int64_t n = 0;
+  for (auto& p : params_.params()) {
+    int64_t c = 1;
+    for (auto d : p.shape) c *= d;
+    n += c;
+  }
+  return n;
+}
+
+uint64_t Model::dropout_seed(int l, int k) const {
+  // splitmix-style mixing: distinct per (run seed, step, layer, module).
+  uint64_t z = opt_.seed * 0x9E3779B97F4A7C15ull ^ (step_counter_ << 20) ^ (uint64_t(l + 1) << 8) ^ uint64_t(k);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+LossSum Model::forward(const TokenBatch& b, float grad_scale) {
+  training_ = grad_scale > 0.f;
+  ++step_counter_;
+  B_ = b.B;
+  T_ = b.T;
+  const int64_t N = int64_t(b.B) * b.T, C = cfg_.d_model;
+  for (int64_t i = 0; i < N; ++i)
+    if (b.inputs[i] < 0 || b.inputs[i] >= cfg_.vocab_size)
+      throw Error("token id " + std::to_string(b.inputs[i]) + " is outside the model's vocabulary (" +
+                  std::to_string(cfg_.vocab_size) + ")");
+  if (position_embedding() && b.T > cfg_.max_pos)
+    throw Error("sequence length " + std::to_string(b.T) + " exceeds the model's " + std::to_string(cfg_.max_pos) +
+                " positions (n_positions); lower --seq-len");
+  ids_ = Tensor::wrap(const_cast<int32_t*>(b.inputs), {N}, DType::I32).to(opt_.device);
+  LossSum r;
+  if (b.targets) {
+    targets_ = Tensor::wrap(const_cast<int32_t*>(b.targets), {N}, DType::I32).to(opt_.device);
+    for (int64_t i = 0; i < N; ++i) r.count += b.targets[i] != -100;
+  }
+  const int L = cfg_.n_layer;
+  xs_.assign(size_t(L + 1), Tensor());
+  xs_[0] = Tensor::empty({N, C}, act_dtype_, opt_.device);
+  WeightSlot* wpe = position_embedding();
+  embedding_forward(xs_[0], ids_, token_embedding().value, wpe ? wpe->value : Tensor(), b.T);
+  bool keep = training_ && !opt_.grad_checkpoint;
+  for (int l = 0; l < L; ++l) {
+    xs_[size_t(l + 1)] = Tensor::empty({N, C}, act_dtype_, opt_.device);
+    layer_forward(l, xs_[size_t(l)], xs_[size_t(l + 1)], training_, keep);
+    // Without backward only the current residual is needed.
+    if (!training_) xs_[size_t(l)] = Tensor();
+  }
+  lnf_ = Tensor::empty({N, C}, act_dtype_, opt_.device);
+  final_norm_forward(lnf_, xs_[size_t(L)]);
+  if (!b.targets) return r;
+  WeightSlot& head = lm_head();
+  dlnf_ = training_ ? Tensor::empty({N, C}, act_dtype_, opt_.device) : Tensor();
+  r.sum = lm_head_cross_entropy(dlnf_, training_ ? head.grad : Tensor(), lnf_, head.value, targets_, grad_scale);
+  return r;
+}
+
+void Model::backward() {
+  QT_CHECK(training_ && dlnf_.defined(), "backward() without a training forward()");
+  const int L = cfg_.n_layer;
+  const int64_t N = int64_t(B_) * T_, C = cfg_.d_model;
+  Tensor dx = Tensor::empty({N, C}, act_dtype_, opt_.device);
+  final_norm_backward(dx, dlnf_, xs_[size_t(L)]);
+  dlnf_ = Tensor();
+  lnf_ = Tensor();
+  for (int l = L - 1; l >= 0; --l) {
+    if (opt_.grad_checkpoint) {
+      // Recompute this layer's activations (same dropout seeds) right before its backward.
+      Tensor scratch = Tensor::empty({N, C}, act_dtype_, opt_.device);
+      layer_forward(l, xs_[size_t(l)], scratch, true, true);
+    }
+    layer_backward(l, xs_[size_t(l)], dx);
+    xs_[size_t(l + 1)] = Tensor();
+    if (on_layer_grads_ready) on_layer_grads_ready(l);
+  }
+  WeightSlot* wpe = position_embedding();
+  Tensor dwte = token_embedding().grad;
+  Tensor dwpe = wpe ? wpe->grad : Tensor();
+  if (dwte.defined() || dwpe.defined()) embedding_backward(dwte, dwpe, dx, ids_, T_);
+  if (on_layer_grads_ready) on_layer_grads_ready(-1);
+  xs_.clear();
+  training_ = false;
+}
+
+Tensor Model::logits(const TokenBatch& b) {
+  TokenBatch nb = b;
+  nb.targets = nullptr;
+  forward(nb, 0.f);
+  const int64_t N = int64_t(b.B) * b.T;
+  Tensor out = Tensor::empty({N, int64_t(cfg_.vocab_size)}, DType::F32, opt_.device);
+  gemm(out, lnf_, lm_head().value, false, true);
+  xs_.clear();
+  return out.to(Device::CPU);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,126 @@
+// A causal LM with an explicit forward and backward (the llm.c way): each
+// layer's backward is a few kernel calls, activations are kept per layer (or
+// recomputed with gradient checkpointing), and a callback fires as soon as a
+// layer's parameter gradients are final so dist/ can start reducing them.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/adapters/lora.h"
+#include "models/linear.h"
+#include "models/model_config.h"
+#include "models/params.h"
+#include "models/weight_source.h"
+
+namespace qtrain {
+
+struct ModelOptions {
+  Device device = Device::CPU;
+  std::string method = "lora";                   // "full" | "lora"
+  LoraOptions lora;
+  std::vector<std::string> targets{"all-linear"};  // PEFT-style module suffixes, or "all-linear"
+  uint64_t seed = 0;
+  bool grad_checkpoint = false;
+};
+
+// One micro-batch of token ids on the host (data/ Batch, without depending on data/).
+struct TokenBatch {
+  int B = 0, T = 0;
+  const int32_t* inputs = nullptr;   // [B*T]
+  const int32_t* targets = nullptr;  // [B*T], -100 = not predicted
+};
+
+struct LossSum {
+  double sum = 0;     // sum of token losses (nats)
+  int64_t count = 0;  // predicted tokens
+};
+
+// A tensor that is either frozen (grad undefined) or a trainable parameter.
+struct WeightSlot {
+  std::string name;  // HF parameter name
+  Shape shape;
+  bool decay = false;
+  size_t param = SIZE_MAX;
+  Tensor value, grad;
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> create(const ModelConfig& cfg, const WeightSource& src, const ModelOptions& opt);
+  virtual ~Model() = default;
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelOptions& options() const { return opt_; }
+  ParamSet& params() { return params_; }
+  const std::vector<Linear*>& linears() const { return linears_; }
+  DType act_dtype() const { return act_dtype_; }
+  int64_t total_params() const { return total_params_; }
+  int64_t trainable_params() const;
+
+  // Runs the forward pass and the loss. With grad_scale > 0 it also prepares
+  // backward(), whose gradients are those of grad_scale * (sum of losses).
+  LossSum forward(const TokenBatch& b, float grad_scale);
+  void backward();
+  // Logits [B*T, V] as an F32 host tensor (tests and small evals).
+  Tensor logits(const TokenBatch& b);
+
+  // Every base tensor under its HF name and in HF layout (GPT-2's Conv1D
+  // weights back to [in, out]) as F32 host tensors; with merge_adapters the
+  // adapters are folded into their base weights (W + s*B*A).
+  std::vector<std::pair<std::string, Tensor>> hf_state_dict(bool merge_adapters) const;
+
+  // Dropout draws depend on this counter (one per forward); checkpoints save it.
+  uint64_t rng_counter() const { return step_counter_; }
+  void set_rng_counter(uint64_t c) { step_counter_ = c; }
+
+  // Called during backward() with a layer index as soon as that layer's
+  // parameter gradients are complete (layers descend; -1 = embeddings last).
+  std::function<void(int layer)> on_layer_grads_ready;
+
+ protected:
+  Model(const ModelConfig& cfg, const ModelOptions& opt);
+  // Subclasses declare their modules in the constructor with these helpers,
+  // then create() allocates, binds and loads.
+  WeightSlot& slot(const std::string& name, const Shape& shape, int layer, bool decay = false);
+  Linear& linear(const std::string& module, int64_t in, int64_t out, bool bias, int layer);
+  // Loaders: how the checkpoint stores a Linear's weight ([out,in], or GPT-2's [in,out]).
+  virtual bool transposed_weights() const { return false; }
+  virtual std::string source_name(const std::string& hf_name) const { return hf_name; }
+
+  // Architecture hooks. Activations of layer l live in whatever the subclass
+  // keeps; `keep` is false when gradient checkpointing will recompute them.
+  virtual void layer_forward(int l, Tensor x_in, Tensor x_out, bool train, bool keep) = 0;
+  // dx: in = grad wrt the layer output, out = grad wrt its input (in place).
+  virtual void layer_backward(int l, Tensor x_in, Tensor dx) = 0;
+  virtual void final_norm_forward(Tensor out, Tensor x) = 0;
+  virtual void final_norm_backward(Tensor dx, Tensor dout, Tensor x) = 0;
+  virtual WeightSlot& token_embedding() = 0;
+  virtual WeightSlot* position_embedding() { return nullptr; }
+  virtual WeightSlot& lm_head() = 0;
+
+  uint64_t dropout_seed(int l, int k) const;
+  bool training_ = false;
+  int B_ = 0, T_ = 0;
+  ModelConfig cfg_;
+  ModelOptions opt_;
+  DType act_dtype_;
+
+ private:
+  void finish_build(const WeightSource& src);
+  bool targeted(const std::string& module) const;
+
+  ParamSet params_;
+  std::vector<std::unique_ptr<WeightSlot>> slots_;
+  std::vector<std::unique_ptr<Linear>> linear_storage_;
+  std::vector<Linear*> linears_;
+  int64_t total_params_ = 0;
+  uint64_t step_counter_ = 0;
+  // Saved across forward/backward.
+  std::vector<Tensor> xs_;  // residual stream at each layer input, and the final output
+  Tensor ids_, targets_, lnf_, dlnf_;
+};
+
+}  // namespace qtrain

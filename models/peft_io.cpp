@@ -1,0 +1,145 @@
+#include "models/peft_io.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "models/model.h"
+
+namespace qtrain {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kPrefix = "base_model.model.";
+
+// peft names the tensors after the module; older versions insert the adapter
+// name ("lora_A.default.weight") in memory but save without it.
+bool split_key(const std::string& key, std::string& module, std::string& which) {
+  for (const char* w : {".lora_A.weight", ".lora_B.weight"}) {
+    std::string s = w;
+    if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
+      module = key.substr(0, key.size() - s.size());
+      which = s.substr(1);
+      if (module.rfind(kPrefix, 0) == 0) module = module.substr(kPrefix.size());
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string short_name(const std::string& module) {
+  auto p = module.rfind('.');
+  return p == std::string::npos ? module : module.substr(p + 1);
+}
+
+}  // namespace
+
+PeftAdapter read_peft_adapter(const std::string& dir) {
+  PeftAdapter a;
+  a.dir = dir;
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such adapter directory");
+  std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
+  std::ifstream f(cfg_path);
+  if (!f) throw Error(cfg_path + ": cannot open (is this a PEFT adapter directory?)");
+  json j;
+  try {
+    j = json::parse(f);
+  } catch (const json::parse_error& e) {
+    throw Error(cfg_path + ": invalid JSON (" + e.what() + ")");
+  }
+  std::string type = j.value("peft_type", "LORA");
+  if (type != "LORA") throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA adapters");
+  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0)
+    throw Error(cfg_path + ": field 'r' missing or not a positive integer");
+  a.lora.r = j["r"].get<int>();
+  a.lora.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<float>() : 8.f;
+  a.lora.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<float>() : 0.f;
+  a.lora.rslora = j.value("use_rslora", false);
+  a.fan_in_fan_out = j.value("fan_in_fan_out", false);
+  for (const char* k : {"rank_pattern", "alpha_pattern"})
+    if (j.contains(k) && j[k].is_object() && !j[k].empty())
+      throw Error(cfg_path + ": field '" + k + "' (per-module ranks) is not supported yet");
+  if (j.value("use_dora", false)) throw Error(cfg_path + ": DoRA adapters are not supported yet");
+  std::string st = (fs::path(dir) / "adapter_model.safetensors").string();
+  if (!fs::exists(st)) {
+    if (fs::exists(fs::path(dir) / "adapter_model.bin"))
+      throw Error(dir + ": adapter_model.bin (pickle) is not supported; save the adapter with safe_serialization=True");
+    throw Error(st + ": missing");
+  }
+  a.file = std::make_unique<SafetensorsFile>(st);
+  std::set<std::string> mods;
+  for (auto& e : a.file->entries()) {
+    std::string module, which;
+    if (!split_key(e.name, module, which))
+      throw Error(st + ": tensor '" + e.name + "' is not a LoRA tensor (expected ...lora_A.weight / ...lora_B.weight)");
+    mods.insert(module);
+  }
+  if (mods.empty()) throw Error(st + ": holds no LoRA tensors");
+  a.modules.assign(mods.begin(), mods.end());
+  return a;
+}
+
+void apply_peft_adapter(Model& model, const PeftAdapter& a) {
+  std::set<std::string> wanted(a.modules.begin(), a.modules.end());
+  size_t found = 0;
+  for (Linear* lin : model.linears()) {
+    if (!wanted.count(lin->name())) continue;
+    auto* lora = dynamic_cast<LoraAdapter*>(lin->adapter());
+    if (!lora)
+      throw Error(a.dir + ": the model has no LoRA slot for module '" + lin->name() + "'");
+    ++found;
+    for (auto& [suffix, param] : {std::pair<std::string, Param*>{"lora_A.weight", &lora->A()}, {"lora_B.weight", &lora->B()}}) {
+      std::string key = kPrefix + lin->name() + "." + suffix;
+      const SafetensorsEntry* e = a.file->find(key);
+      if (!e) e = a.file->find(lin->name() + "." + suffix);
+      if (!e) throw Error(a.file->path() + ": missing tensor '" + key + "'");
+      if (e->shape != param->shape)
+        throw Error(a.file->path() + ": tensor '" + e->name + "' has shape " + shape_str(e->shape) + ", the model needs " +
+                    shape_str(param->shape) + " (adapter r=" + std::to_string(a.lora.r) + " does not fit this model)");
+      param->value.copy_from(a.file->load_f32(e->name));
+    }
+  }
+  if (found != wanted.size())
+    throw Error(a.dir + ": the adapter targets modules this model does not have (e.g. '" + *wanted.begin() + "')");
+}
+
+void save_peft_adapter(const std::string& dir, const Model& model, const std::string& base_model) {
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  std::set<std::string> targets;
+  const LoraOptions* opt = nullptr;
+  for (Linear* lin : model.linears()) {
+    auto* lora = dynamic_cast<LoraAdapter*>(lin->adapter());
+    if (!lora) continue;
+    opt = &lora->options();
+    targets.insert(short_name(lin->name()));
+    for (auto& [suffix, t] : lora->tensors()) tensors.push_back({kPrefix + lin->name() + "." + suffix, t});
+  }
+  if (!opt) throw Error("the model has no LoRA adapter to save (was it trained with --method full?)");
+  json cfg = {{"peft_type", "LORA"},
+              {"task_type", "CAUSAL_LM"},
+              {"base_model_name_or_path", base_model},
+              {"r", opt->r},
+              {"lora_alpha", opt->alpha},
+              {"lora_dropout", opt->dropout},
+              {"use_rslora", opt->rslora},
+              {"fan_in_fan_out", model.config().arch == Arch::GPT2},
+              {"bias", "none"},
+              {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
+              {"inference_mode", true},
+              {"init_lora_weights", true},
+              {"modules_to_save", nullptr},
+              {"rank_pattern", json::object()},
+              {"alpha_pattern", json::object()},
+              {"use_dora", false}};
+  save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  std::ofstream f(fs::path(dir) / "adapter_config.json");
+  f << cfg.dump(2) << "\n";
+  if (!f) throw Error(dir + "/adapter_config.json: write failed", ErrorKind::Runtime);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,34 @@
+// PEFT LoRA adapters on disk: adapter_config.json + adapter_model.safetensors
+// with tensors "base_model.model.<module>.lora_A.weight" / ".lora_B.weight".
+// What qtrain writes loads in peft's PeftModel.from_pretrained unchanged, and
+// qtrain reads adapters that peft wrote.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/adapters/lora.h"
+#include "models/safetensors.h"
+
+namespace qtrain {
+
+class Model;
+
+struct PeftAdapter {
+  std::string dir;
+  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora
+  bool fan_in_fan_out = false;
+  std::vector<std::string> modules;  // HF module paths that carry an adapter
+  std::unique_ptr<SafetensorsFile> file;
+};
+
+// Reads and validates the adapter directory; errors name the file and field.
+PeftAdapter read_peft_adapter(const std::string& dir);
+// Copies the adapter's tensors into the model's LoRA parameters. The model must
+// have been built with targets == adapter.modules and the same r; every shape
+// is checked ("adapter ... lora_A has shape [4,64], the model needs [4,32]").
+void apply_peft_adapter(Model& model, const PeftAdapter& adapter);
+// Writes the model's LoRA tensors as a PEFT adapter into dir (created).
+void save_peft_adapter(const std::string& dir, const Model& model, const std::string& base_model);
+
+}  // namespace qtrain

@@ -1,0 +1,162 @@
+// Bad input: each case gives a qtrain::Error naming the file and line (or
+// token), or is counted with skip_bad_lines — never a crash or a hang.
+#include "data/gz_lines.h"
+#include "data/stream.h"
+#include "data/token_shards.h"
+#include "tests/data/data_files.h"
+
+using namespace qtrain;
+using namespace qtrain::testing;
+
+namespace {
+
+StreamConfig one_pass(const std::string& path) {
+  StreamConfig c;
+  c.path = path;
+  c.seq_len = 16;
+  c.batch_size = 2;
+  c.shuffle = false;
+  c.loop = false;
+  c.prefetch = 2;
+  return c;
+}
+
+// Runs the stream to its end; returns the error message ("" when none).
+std::string drain_error(const StreamConfig& c) {
+  try {
+    Stream s(c, gpt2());
+    for (int i = 0; i < 100000; ++i)
+      if (s.next().B == 0) return "";
+    return "did not end";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput) << e.what();
+    return e.what();
+  }
+}
+
+std::string read_error(const std::string& path) {
+  try {
+    LineReader r(path);
+    std::string_view l;
+    while (r.next(l)) {
+    }
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+std::string good_lines(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += "{\"text\":\"line " + std::to_string(i) + " of some text to compress\"}\n";
+  return s;
+}
+
+}  // namespace
+
+TEST(BadInput, TruncatedGzip) {
+  ScratchDir d;
+  write_gz(d.file("full.jsonl.gz"), good_lines(5000));
+  std::string bytes = read_bytes(d.file("full.jsonl.gz"));
+  write_text(d.file("cut.jsonl.gz"), bytes.substr(0, bytes.size() / 2));
+  std::string e = read_error(d.file("cut.jsonl.gz"));
+  EXPECT_NE(e.find("cut.jsonl.gz"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated gzip"), std::string::npos) << e;
+  EXPECT_NE(e.find("after line"), std::string::npos) << e;
+  EXPECT_NE(drain_error(one_pass(d.file("cut.jsonl.gz"))).find("truncated gzip"), std::string::npos);
+}
+
+TEST(BadInput, CorruptGzip) {
+  ScratchDir d;
+  write_gz(d.file("full.jsonl.gz"), good_lines(5000));
+  std::string bytes = read_bytes(d.file("full.jsonl.gz"));
+  for (size_t i = bytes.size() / 3; i < bytes.size() / 3 + 64; ++i) bytes[i] = char(bytes[i] ^ 0x5A);
+  write_text(d.file("bad.jsonl.gz"), bytes);
+  std::string e = read_error(d.file("bad.jsonl.gz"));
+  EXPECT_NE(e.find("bad.jsonl.gz"), std::string::npos) << e;
+  EXPECT_NE(e.find("gzip"), std::string::npos) << e;
+}
+
+TEST(BadInput, MalformedJsonLineNamedOrSkipped) {
+  ScratchDir d;
+  write_text(d.file("m.jsonl"), good_lines(2) + "{\"text\": \"unterminated\n" + good_lines(3));
+  std::string e = drain_error(one_pass(d.file("m.jsonl")));
+  EXPECT_NE(e.find("m.jsonl:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("malformed JSON"), std::string::npos) << e;
+  StreamConfig c = one_pass(d.file("m.jsonl"));
+  c.skip_bad_lines = true;
+  Stream s(c, gpt2());
+  while (s.next().B > 0) {
+  }
+  EXPECT_EQ(s.bad_lines(), 1);
+}
+
+TEST(BadInput, MissingFields) {
+  ScratchDir d;
+  write_text(d.file("a.jsonl"), "{\"instruction\":\"do\",\"output\":\"ok\"}\n{\"instruction\":\"no output\"}\n");
+  StreamConfig c = one_pass(d.file("a.jsonl"));
+  c.format = "instruct";
+  std::string e = drain_error(c);
+  EXPECT_NE(e.find("a.jsonl:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("'output'"), std::string::npos) << e;
+  write_text(d.file("u.jsonl"), "{\"foo\":1,\"bar\":2}\n");
+  e = drain_error(one_pass(d.file("u.jsonl")));
+  EXPECT_NE(e.find("u.jsonl:1"), std::string::npos) << e;
+  EXPECT_NE(e.find("saw: bar, foo"), std::string::npos) << e;
+}
+
+TEST(BadInput, InvalidUtf8) {
+  ScratchDir d;
+  write_text(d.file("u.jsonl"), good_lines(1) + "{\"text\":\"caf\xC3\x28 bad\"}\n");
+  std::string e = drain_error(one_pass(d.file("u.jsonl")));
+  EXPECT_NE(e.find("u.jsonl:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("invalid UTF-8 at byte 12"), std::string::npos) << e;
+}
+
+TEST(BadInput, BinWrongMagic) {
+  ScratchDir d;
+  std::string header(1024, '\0');
+  int32_t h[3] = {12345, 1, 0};
+  std::memcpy(header.data(), h, sizeof(h));
+  write_text(d.file("x.bin"), header);
+  try {
+    TokenShardReader r(d.file("x.bin"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x.bin: not a token shard: header magic 12345"), std::string::npos) << e.what();
+  }
+  write_text(d.file("short.bin"), "abc");
+  EXPECT_NE(drain_error(one_pass(d.file("short.bin"))).find("short.bin"), std::string::npos);
+  // A header whose count disagrees with the file size.
+  int32_t h2[3] = {20240520, 1, 100};
+  std::memcpy(header.data(), h2, sizeof(h2));
+  write_text(d.file("y.bin"), header + std::string(20, '\0'));
+  EXPECT_NE(drain_error(one_pass(d.file("y.bin"))).find("header says 100 tokens"), std::string::npos);
+}
+
+TEST(BadInput, TokenIdAtOrAboveVocabSize) {
+  ScratchDir d;
+  write_text(d.file("ids.jsonl"), "{\"input_ids\":[1,2,3]}\n{\"input_ids\":[4,50257,6]}\n");
+  std::string e = drain_error(one_pass(d.file("ids.jsonl")));
+  EXPECT_NE(e.find("ids.jsonl:2: input_ids[1] = 50257 is >= the vocabulary size 50257"), std::string::npos) << e;
+  TokenShardWriter w(d.file("t.bin"), 50257);
+  std::vector<int32_t> ids(40, 11);
+  ids[33] = 60000;  // fits uint16, not the vocabulary
+  w.write(ids.data(), ids.size());
+  w.close();
+  e = drain_error(one_pass(d.file("t.bin")));
+  EXPECT_NE(e.find("t.bin: token 33 is 60000"), std::string::npos) << e;
+}
+
+TEST(BadInput, EmptySplit) {
+  ScratchDir d;
+  std::filesystem::create_directories(d.file("python/final/jsonl/train"));
+  write_gz(d.file("python/final/jsonl/train/python_train_0.jsonl.gz"), good_lines(3));
+  StreamConfig c = one_pass(d.path());
+  c.split = "valid";
+  std::string e = drain_error(c);
+  EXPECT_NE(e.find("no data files for split 'valid'"), std::string::npos) << e;
+  write_text(d.file("empty.jsonl"), "\n\n");
+  e = drain_error(one_pass(d.file("empty.jsonl")));
+  EXPECT_NE(e.find("yields no rows"), std::string::npos) << e;
+}

@@ -1,0 +1,102 @@
+// The default model end to end: SmolLM2-135M-Instruct.Q4_1.gguf loaded by
+// qtrain's GGUF path vs transformers' dequantization of the same file
+// (tests/fixtures/gguf/smollm2_reference.json, make_smollm2_reference.py):
+// config, weight mapping checksums, and the fp32 loss + logits of a fixed
+// CodeSearchNet window. Skipped when the model is not in the cache dir.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "models/model.h"
+#include "models/model_registry.h"
+#include "models/weight_source.h"
+#include "tests/test_util.h"
+
+namespace qtrain {
+namespace {
+
+std::string model_path_or_skip() {
+  std::string p = registered_model_path("smollm2-135m");
+  if (!std::filesystem::exists(p)) return "";
+  return p;
+}
+
+nlohmann::json reference() {
+  std::ifstream in(testing::fixture("gguf/smollm2_reference.json"));
+  return nlohmann::json::parse(in);
+}
+
+#define SKIP_WITHOUT_SMOLLM2(path)                                                                         \
+  std::string path = model_path_or_skip();                                                                \
+  if (path.empty())                                                                                       \
+  GTEST_SKIP() << "skipped: " << registered_model_path("smollm2-135m")                                    \
+               << " not found; fetch it with: bash launch/fetch-models.sh"
+
+TEST(SmolLM2, ConfigAndWeightMapping) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  LoadedModel m = load_model("smollm2-135m");
+  const ModelConfig& c = m.config;
+  EXPECT_EQ(c.n_layer, 30);
+  EXPECT_EQ(c.d_model, 576);
+  EXPECT_EQ(c.n_head, 9);
+  EXPECT_EQ(c.n_kv_head, 3);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.d_ff, 1536);
+  EXPECT_EQ(c.vocab_size, 49152);
+  EXPECT_TRUE(c.tied_embeddings);
+  EXPECT_FLOAT_EQ(c.rope_theta, 100000.f);
+  EXPECT_EQ(m.tokenizer.tokens.size(), 49152u);
+  EXPECT_EQ(m.tokenizer.merges.size(), 48900u);
+  EXPECT_EQ(m.tokenizer.pre, "smollm");
+  EXPECT_EQ(m.tokenizer.bos_id, 1);
+  EXPECT_EQ(m.tokenizer.eos_id, 2);
+  EXPECT_NE(m.tokenizer.chat_template.find("SmolLM"), std::string::npos);
+
+  for (auto& [name, ref] : reference()["weights"].items()) {
+    SCOPED_TRACE(name);
+    Tensor t = m.weights->load_f32(name);
+    EXPECT_EQ(t.shape(), ref["shape"].get<Shape>());
+    const int64_t rows = t.size(0), cols = t.numel() / rows;
+    const float* p = t.f32();
+    double sum = 0, weighted = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      double rs = 0;
+      for (int64_t k = 0; k < cols; ++k) rs += p[r * cols + k];
+      sum += rs;
+      weighted += rs * double(r);
+    }
+    const double s_ref = ref["sum"], w_ref = ref["row_weighted_sum"];
+    EXPECT_NEAR(sum, s_ref, 1e-6 * std::max(1.0, std::abs(s_ref)) + 1e-3);
+    EXPECT_NEAR(weighted, w_ref, 1e-6 * std::max(1.0, std::abs(w_ref)) + 1e-2);
+    std::vector<float> first = ref["first_row"];
+    for (size_t k = 0; k < first.size(); ++k) EXPECT_EQ(p[k], first[k]) << "first_row[" << k << "]";
+  }
+}
+
+TEST(SmolLM2, EvalLossAndLogitsMatchTransformers) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  nlohmann::json ref = reference();
+  LoadedModel m = load_model(path);
+  ModelOptions opt;  // LoRA B starts at zero: the forward is the base model's
+  std::unique_ptr<Model> model = Model::create(m.config, *m.weights, opt);
+  std::vector<int32_t> ids = ref["ids"];
+  const int T = int(ids.size());
+  std::vector<int32_t> inputs(ids.begin(), ids.end()), targets(T, -100);
+  for (int t = 0; t + 1 < T; ++t) targets[size_t(t)] = ids[size_t(t + 1)];
+  TokenBatch b{1, T, inputs.data(), targets.data()};
+  LossSum ls = model->forward(b, 0.f);
+  ASSERT_EQ(ls.count, T - 1);
+  const double loss = ls.sum / double(ls.count), loss_ref = ref["loss"];
+  EXPECT_NEAR(loss, loss_ref, 1e-4 * loss_ref) << "qtrain " << loss << " vs transformers " << loss_ref;
+
+  std::vector<float> logits = model->logits(b).to_vector();
+  ASSERT_EQ(logits.size(), size_t(T) * 49152);
+  const float* last = logits.data() + size_t(T - 1) * 49152;
+  std::vector<float> want = ref["last_logits_first32"];
+  std::vector<float> got(last, last + want.size());
+  EXPECT_LT(testing::max_rel_err(got, want, 1.0), 1e-3);
+  EXPECT_EQ(int(std::max_element(last, last + 49152) - last), ref["last_logits_argmax"].get<int>());
+}
+
+}  // namespace
+}  // namespace qtrain

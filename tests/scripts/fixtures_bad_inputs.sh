@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Bad input gives exit code 2, no crash, and a one-line error naming the file and the
+# field (issue 3). Inputs: tests/fixtures/bad/ (made by make_bad_fixtures.py).
+# Usage: fixtures_bad_inputs.sh QTRAIN_BINARY SOURCE_DIR
+set -uo pipefail
+qtrain=$1; fx=$2/tests/fixtures; bad=$fx/bad
+if "$qtrain" eval --help 2>&1 | grep -q "not built yet"; then echo "skipped: qtrain eval not built yet"; exit 77; fi
+err=$(mktemp); out=$(mktemp -d); trap 'rm -rf "$err" "$out"' EXIT
+fail=0
+
+# expect_error "what" "WORD WORD..." qtrain args...: exit 2 (not a crash), and one stderr
+# line that holds every WORD (the file, the field).
+expect_error() {
+  local what=$1 words=$2; shift 2
+  "$qtrain" "$@" >/dev/null 2>"$err"
+  local rc=$? first msg missing=""
+  first=${words%% *}
+  msg=$(grep -F -- "$first" "$err" | head -n1)
+  for w in $words; do grep -qF -- "$w" <<<"$msg" || missing+=" '$w'"; done
+  if [[ $rc -ne 2 ]]; then
+    echo "FAIL $what: exit $rc, want 2"; sed 's/^/  stderr: /' "$err" | tail -n5; fail=1
+  elif [[ -n $missing ]]; then
+    echo "FAIL $what: no stderr line holds$missing:"; sed 's/^/  stderr: /' "$err" | tail -n5; fail=1
+  else
+    echo "ok   $what: $msg"
+  fi
+}
+
+micro=(--data "$bad/micro-eval.jsonl" --seq-len 8 --batch-size 1 --device cpu)
+expect_error "truncated safetensors" "model.safetensors" eval --model "$bad/truncated" "${micro[@]}"
+expect_error "header runs past the file" "model.safetensors" eval --model "$bad/header-truncated" "${micro[@]}"
+expect_error "offsets out of range" "model.safetensors model.norm.weight" eval --model "$bad/offsets-out-of-range" "${micro[@]}"
+expect_error "unknown dtype" "model.safetensors Q9" eval --model "$bad/unknown-dtype" "${micro[@]}"
+expect_error "config without hidden_size" "config.json hidden_size" eval --model "$bad/config-missing-field" "${micro[@]}"
+
+llama=(--model "$fx/tiny-llama" --data "$fx/tiny-llama-eval.jsonl" --seq-len 16 --batch-size 2 --device cpu)
+expect_error "adapter for another hidden size" "adapter" eval "${llama[@]}" --adapter "$bad/adapter-wrong-shape"
+expect_error "adapter r != tensor shapes" "adapter" eval "${llama[@]}" --adapter "$bad/adapter-r-mismatch"
+expect_error "missing model dir" "no-such-model" eval --model "$bad/no-such-model" "${micro[@]}"
+expect_error "missing data file" "no-such-data.jsonl" eval --model "$fx/tiny-llama" --data "$bad/no-such-data.jsonl" --device cpu
+expect_error "missing adapter dir" "no-such-adapter" eval "${llama[@]}" --adapter "$bad/no-such-adapter"
+
+if "$qtrain" train --help 2>&1 | grep -q "not built yet"; then
+  echo "skip unknown --method: qtrain train not built yet"
+else
+  expect_error "unknown --method" "no-such-method" train --model "$fx/tiny-llama" --data "$fx/tiny-llama-eval.jsonl" \
+    --method no-such-method --steps 1 --device cpu --out "$out/run"
+fi
+exit $fail

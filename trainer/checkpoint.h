@@ -1,0 +1,49 @@
+// Atomic training checkpoints. A checkpoint is a directory:
+//   params.safetensors     trainable tensors by parameter name
+//   optimizer.safetensors  AdamW moments ("<name>.exp_avg", "<name>.exp_avg_sq")
+//   state.json             step, optimizer step count, RNG state, data-stream
+//                          position, run config (the last three opaque JSON)
+//   manifest.json          size + crc32 of each file above; written last
+// save_checkpoint builds it in DIR.tmp-<pid>, fsyncs every file and the
+// directory, then swaps it in with renames (DIR -> DIR.old, tmp -> DIR,
+// remove DIR.old). A crash at any point leaves DIR or DIR.old complete, and
+// load_checkpoint finds whichever is. Only one process (rank 0) writes.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "models/params.h"
+#include "trainer/optimizer.h"
+
+namespace qtrain {
+
+struct CheckpointState {
+  int64_t step = 0;             // training steps completed
+  int64_t optimizer_steps = 0;  // AdamW::steps() (bias correction), may trail step after skipped steps
+  nlohmann::json rng = nlohmann::json::object();
+  nlohmann::json data_position = nlohmann::json::object();
+  nlohmann::json config = nlohmann::json::object();
+  NamedTensors params;     // any device; loaded back as host F32
+  NamedTensors optimizer;
+  std::string source;      // set by load: the directory actually read (DIR or DIR.old)
+};
+
+void save_checkpoint(const std::string& dir, const CheckpointState& state);
+
+// Validates the manifest (every file's size and crc32) and returns the state
+// with host tensors. A bad or missing file is a BadInput error naming it.
+CheckpointState load_checkpoint(const std::string& dir);
+
+// The directory holding the last complete checkpoint for `dir` (DIR, or
+// DIR.old after a crash mid-swap), or "" when there is none.
+std::string find_checkpoint(const std::string& dir);
+
+// Copies named tensors into the matching parameters; every parameter must be
+// present with its shape, else a BadInput error naming `source`.
+void restore_params(ParamSet& params, const NamedTensors& tensors, const std::string& source);
+
+// The tensors of every parameter, as CheckpointState::params wants them.
+NamedTensors param_tensors(const ParamSet& params);
+
+}  // namespace qtrain

@@ -1,0 +1,51 @@
+// Everything a training run is told: the `qtrain train` flags (launch/cmd_train.cpp)
+// and the `config` block of every checkpoint, so a resumed run can check it is
+// continuing the same job.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace qtrain {
+
+struct TrainConfig {
+  std::string model;            // HF dir, .gguf, or a registered name (smollm2-135m)
+  std::string tokenizer;        // overrides the model's tokenizer ("" = the model's)
+  std::string data, eval_data;
+  std::string split = "train", eval_split = "valid";
+  std::string format = "auto", fields = "code";
+  std::string method = "lora";
+  int lora_r = 8;
+  float lora_alpha = 16.f;
+  float lora_dropout = 0.f;
+  bool rslora = false;
+  std::vector<std::string> target{"all-linear"};
+  int seq_len = 512;
+  int batch_size = 8;           // per rank
+  int grad_accum = 1;
+  int64_t steps = 0;            // 0 = use epochs
+  double epochs = 1.0;
+  double lr = 2e-4;
+  std::string schedule = "constant";
+  int64_t warmup = 0;
+  double weight_decay = 0.0;
+  double clip = 1.0;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  std::string out = "out";
+  std::string resume;
+  int64_t save_every = 0;       // 0 = only at the end
+  int64_t eval_every = 0;       // 0 = only at the end (when --eval-data is given)
+  int64_t eval_batches = 0;     // 0 = the whole eval split
+  bool grad_checkpoint = false;
+  bool pack = true;
+  double bucket_mb = 25.0;
+  int comm_timeout = 300;
+  bool bind = true;
+  int log_every = 10;
+};
+
+nlohmann::json to_json(const TrainConfig& c);
+
+}  // namespace qtrain

@@ -1,0 +1,271 @@
+#include "trainer/train_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/chat_format.h"
+#include "data/chat_template.h"
+#include "dist/binding.h"
+#include "dist/bootstrap.h"
+#include "dist/grad_reducer.h"
+#include "kernels/device.h"
+#include "trainer/checkpoint.h"
+#include "trainer/evaluate.h"
+#include "trainer/grad_clip.h"
+#include "trainer/metrics.h"
+#include "trainer/optimizer.h"
+#include "trainer/progress.h"
+#include "trainer/schedule.h"
+#include "trainer/setup.h"
+
+namespace qtrain {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A model's own chat template (HF tokenizer_config.json or GGUF metadata) for chat-format data.
+class TemplateRenderer : public ChatRenderer {
+ public:
+  TemplateRenderer(const std::string& src, std::string bos, std::string eos)
+      : tpl_(src), bos_(std::move(bos)), eos_(std::move(eos)) {}
+  std::string render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const override {
+    std::vector<ChatMessage> msgs;
+    for (auto& t : turns) msgs.push_back({t.role, t.content});
+    return tpl_.render(msgs, add_generation_prompt, bos_, eos_);
+  }
+
+ private:
+  ChatTemplate tpl_;
+  std::string bos_, eos_;
+};
+
+StreamConfig stream_config(const TrainConfig& c, const std::string& path, const std::string& split, bool train,
+                           const Communicator& comm, int vocab, const TokenizerSource& ts,
+                           const Tokenizer* tok) {
+  StreamConfig s;
+  s.path = path;
+  s.split = split;
+  s.format = c.format;
+  s.fields = c.fields;
+  s.seq_len = c.seq_len;
+  s.batch_size = c.batch_size;
+  s.rank = comm.rank();
+  s.world = comm.world();
+  s.seed = c.seed;
+  s.shuffle = train;
+  s.loop = train;
+  s.pack = c.pack;
+  s.vocab_size = vocab;
+  if (!ts.chat_template.empty() && tok) {
+    auto piece = [&](int32_t id) {
+      if (id < 0 || id >= tok->vocab_size()) return std::string();
+      int32_t one[1] = {id};
+      return tok->decode(one);
+    };
+    s.chat = std::make_shared<TemplateRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
+  }
+  return s;
+}
+
+// Steps in one epoch at this global batch: one pass over the data, counting.
+int64_t steps_per_epoch(StreamConfig s, std::shared_ptr<const Tokenizer> tok, int grad_accum) {
+  s.loop = false;
+  s.shuffle = false;
+  s.rank = 0;
+  s.world = 1;
+  s.batch_size = s.batch_size;
+  Stream st(s, std::move(tok));
+  int64_t batches = 0;
+  while (st.next().B > 0) ++batches;
+  return std::max<int64_t>(1, batches / grad_accum);
+}
+
+}  // namespace
+
+int run_training(const TrainConfig& cfg) {
+  if (cfg.data.empty()) throw Error("--data is required");
+  if (cfg.seq_len < 2) throw Error("--seq-len must be at least 2");
+  if (cfg.batch_size < 1 || cfg.grad_accum < 1) throw Error("--batch-size and --grad-accum must be at least 1");
+  if (cfg.steps < 0 || (cfg.steps == 0 && cfg.epochs <= 0)) throw Error("give --steps N > 0 or --epochs E > 0");
+  ScheduleKind sched_kind = parse_schedule(cfg.schedule);
+  const Device device = resolve_device(cfg.device);
+  auto comm = make_communicator(device, cfg.comm_timeout);
+  const bool rank0 = comm->rank() == 0;
+  if (!rank0) spdlog::set_level(spdlog::level::err);
+  spdlog::info("{}", bind_rank(*comm, device, cfg.bind));
+  try {
+    spdlog::info("device {}{} | {} rank(s) over {}", device_name(device),
+                 device == Device::CUDA ? " (" + cuda_device_name() + ")" : "", comm->world(), comm->name());
+    LoadedModel lm = load_model(cfg.model);
+    auto tok = make_tokenizer(lm.tokenizer, cfg.tokenizer, cfg.model);
+    ModelOptions mo;
+    mo.device = device;
+    mo.method = cfg.method;
+    mo.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
+    mo.targets = cfg.target;
+    mo.seed = cfg.seed;
+    mo.grad_checkpoint = cfg.grad_checkpoint;
+    auto model = Model::create(lm.config, *lm.weights, mo);
+    spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {}", cfg.model, lm.config.n_layer,
+                 lm.config.d_model, lm.config.vocab_size, cfg.method, describe_params(*model));
+    if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
+
+    StreamConfig sc = stream_config(cfg, cfg.data, cfg.split, true, *comm, lm.config.vocab_size, lm.tokenizer, tok.get());
+    int64_t total = cfg.steps;
+    if (total == 0) {
+      spdlog::info("counting one epoch of {} to size the schedule...", cfg.data);
+      StreamConfig global = sc;
+      global.batch_size = cfg.batch_size * comm->world();
+      total = std::max<int64_t>(1, int64_t(std::ceil(cfg.epochs * double(steps_per_epoch(global, tok, cfg.grad_accum)))));
+    }
+    Stream stream(sc, tok);
+    AdamW opt(model->params(), {0.9f, 0.999f, 1e-8f, float(cfg.weight_decay)});
+    LrSchedule sched(sched_kind, cfg.lr, cfg.warmup, total);
+    GradReducer reducer(*comm, model->params(), size_t(cfg.bucket_mb * 1024 * 1024));
+    model->on_layer_grads_ready = [&](int layer) { reducer.layer_done(layer); };
+
+    int64_t step = 0;
+    const std::string ckpt_dir = (fs::path(cfg.out) / "checkpoint").string();
+    if (!cfg.resume.empty()) {
+      std::string dir = find_checkpoint((fs::path(cfg.resume) / "checkpoint").string());
+      if (dir.empty()) dir = find_checkpoint(cfg.resume);
+      if (dir.empty()) throw Error(cfg.resume + ": no complete checkpoint found (looked for checkpoint/ inside it)");
+      CheckpointState st = load_checkpoint(dir);
+      restore_params(model->params(), st.params, dir);
+      opt.load_state(model->params(), st.optimizer, st.optimizer_steps, dir);
+      stream.restore(st.data_position);
+      model->set_rng_counter(st.rng.value("model_counter", uint64_t(0)));
+      step = st.step;
+      spdlog::info("resumed from {} at step {}", dir, step);
+    }
+    std::unique_ptr<MetricsWriter> metrics;
+    if (rank0) metrics = std::make_unique<MetricsWriter>(cfg.out, cfg.resume.empty() ? -1 : step);
+
+    auto save = [&](bool final_save) {
+      if (rank0) {
+        CheckpointState st;
+        st.step = step;
+        st.optimizer_steps = opt.steps();
+        st.rng = {{"model_counter", model->rng_counter()}};
+        st.data_position = stream.state();
+        st.config = to_json(cfg);
+        st.params = param_tensors(model->params());
+        st.optimizer = opt.state_tensors(model->params());
+        save_checkpoint(ckpt_dir, st);
+        if (final_save) {
+          if (cfg.method == "full") {
+            std::string dir = (fs::path(cfg.out) / "model").string();
+            fs::create_directories(dir);
+            save_safetensors((fs::path(dir) / "model.safetensors").string(), model->hf_state_dict(false),
+                             {{"format", "pt"}});
+            if (fs::is_directory(cfg.model) && fs::exists(fs::path(cfg.model) / "config.json"))
+              fs::copy_file(fs::path(cfg.model) / "config.json", fs::path(dir) / "config.json",
+                            fs::copy_options::overwrite_existing);
+          } else {
+            save_peft_adapter((fs::path(cfg.out) / "adapter").string(), *model, cfg.model);
+          }
+        }
+      }
+      comm->barrier();
+    };
+
+    std::unique_ptr<Stream> eval_stream;
+    auto run_eval = [&] {
+      if (cfg.eval_data.empty()) return;
+      StreamConfig ec = stream_config(cfg, cfg.eval_data, cfg.eval_split, false, *comm, lm.config.vocab_size,
+                                      lm.tokenizer, tok.get());
+      Stream es(ec, tok);
+      EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches);
+      spdlog::info("eval step {}: loss {:.4f} ppl {:.3f} ({} tokens)", step, r.loss, r.ppl, r.tokens);
+      if (metrics) {
+        StepMetrics m;
+        m.step = step;
+        m.loss = r.loss;
+        m.extra = {{"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}, {"kind", "eval"}};
+        metrics->write(m);
+      }
+    };
+
+    Progress progress(total, cfg.log_every, Progress::stderr_is_terminal() && rank0);
+    const auto t_start = Clock::now();
+    double tokens_seen = 0;
+    spdlog::info("training {} steps: {} rank(s) x batch {} x accum {} x seq {} | lr {} {} warmup {}", total - step,
+                 comm->world(), cfg.batch_size, cfg.grad_accum, cfg.seq_len, cfg.lr, cfg.schedule, cfg.warmup);
+    while (step < total) {
+      const auto t0 = Clock::now();
+      std::vector<Batch> micro;
+      double counts[2] = {0, 0};  // predicted tokens, loss sum
+      for (int k = 0; k < cfg.grad_accum; ++k) {
+        micro.push_back(stream.next());
+        counts[0] += double(micro.back().n_targets());
+      }
+      // The global token count comes first, so every rank scales its loss
+      // gradient by 1/global: the summed gradients are then exactly the
+      // gradient of the global mean loss, however unevenly tokens fall.
+      comm->allreduce_sum(counts, 1);
+      const double global_tokens = counts[0];
+      model->params().zero_grads();
+      double loss_sum = 0;
+      for (int k = 0; k < cfg.grad_accum; ++k) {
+        const Batch& b = micro[size_t(k)];
+        reducer.set_enabled(k == cfg.grad_accum - 1);
+        TokenBatch tb{b.B, b.T, b.inputs.data(), b.targets.data()};
+        float scale = global_tokens > 0 ? float(1.0 / global_tokens) : 0.f;
+        LossSum s = model->forward(tb, std::max(scale, 1e-30f));
+        model->backward();
+        loss_sum += s.sum;
+        tokens_seen += double(b.B) * b.T * comm->world();
+      }
+      reducer.finish();
+      comm->allreduce_sum(&loss_sum, 1);
+      GradClip clip = clip_grad_norm(model->params().grads(), 1.f, float(cfg.clip));
+      const double lr = sched.lr(step);
+      if (clip.finite())
+        opt.step(model->params(), float(lr), clip.grad_scale);
+      else
+        spdlog::warn("step {}: non-finite gradient norm, update skipped", step + 1);
+      ++step;
+      const double dt = seconds_since(t0), elapsed = seconds_since(t_start);
+      const double loss = global_tokens > 0 ? loss_sum / global_tokens : 0.0;
+      if (!std::isfinite(loss)) throw Error("loss became " + std::to_string(loss) + " at step " + std::to_string(step) +
+                                            "; lower --lr or check the data", ErrorKind::Runtime);
+      const double tps = double(cfg.batch_size) * cfg.seq_len * cfg.grad_accum * comm->world() / dt;
+      if (metrics) {
+        StepMetrics m;
+        m.step = step;
+        m.loss = loss;
+        m.lr = lr;
+        m.grad_norm = clip.norm;
+        m.tokens_per_s = tps;
+        m.elapsed_s = elapsed;
+        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_wait_s", reducer.wait_seconds()}};
+        metrics->write(m);
+      }
+      progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt});
+      if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) save(false);
+      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) run_eval();
+    }
+    progress.finish();
+    run_eval();
+    save(true);
+    if (rank0)
+      spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {}", step, seconds_since(t_start),
+                   cfg.out, cfg.method == "full" ? "model" : "adapter", cfg.out, ckpt_dir);
+    return 0;
+  } catch (const std::exception& e) {
+    // Take the other ranks down with us instead of leaving them in a collective.
+    if (comm->world() > 1) comm->abort(e.what());
+    throw;
+  }
+}
+
+}  // namespace qtrain
