@@ -186,9 +186,17 @@ int main(int argc, char** argv) {
     row(std::string("1 thread vs ") + name, "MB/s (CPU time)", q_cpu, a["mb_s_cpu"].get<double>());
     row(std::string("1 thread vs ") + name, "MB/s (wall)", q_wall, a["mb_s_wall"].get<double>());
   }
+  // Wall-clock scaling needs idle cores; on a shared machine the CPU-time figure shows
+  // whether threads slow each other down (locks, shared caches): it stays flat if not.
   for (int n : o.threads) {
     Timing t = n == 1 ? one : measure(o, docs, n);
     row(std::to_string(n) + " threads vs qtrain 1 thread", "MB/s (wall)", bytes / t.wall / 1e6, q_wall);
+    row(std::to_string(n) + " threads vs qtrain 1 thread", "MB/s per CPU-s", bytes / t.cpu / 1e6, q_cpu);
+  }
+  double load1 = 0;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load1) != 1) load1 = 0;
+    std::fclose(f);
   }
 
   char date[32];
@@ -197,6 +205,7 @@ int main(int argc, char** argv) {
   json result = {{"benchmark", "tokenizer"},
                  {"device", cpu_model()},
                  {"cpu_cores", std::thread::hardware_concurrency()},
+                 {"load_average_1min", load1},
                  {"date", date},
                  {"corpus", {{"path", o.corpus}, {"docs", docs.size()}, {"bytes", bytes}, {"tokens", one.tokens}}},
                  {"method", "GPT-2 byte-level BPE, one encode per document, best of " + std::to_string(o.repeats) +

@@ -1,6 +1,6 @@
-// How chat messages become text. The model's own chat template (Jinja, in
-// data/chat_template.h, another module) plugs in behind ChatRenderer; until
-// then ChatMLRenderer is the built-in (the SmolLM2-Instruct / Qwen format).
+// How chat messages become text: the model's own chat template (Jinja,
+// data/chat_template.h) behind ChatRenderer, or the built-in ChatML (the
+// SmolLM2-Instruct / Qwen format) when the model ships none.
 #pragma once
 #include <memory>
 #include <string>
@@ -27,6 +27,24 @@ class ChatMLRenderer : public ChatRenderer {
  public:
   std::string render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const override;
 };
+
+// The model's Jinja chat template (from tokenizer_config.json or GGUF
+// tokenizer.chat_template), with its bos/eos token texts.
+class JinjaChatRenderer : public ChatRenderer {
+ public:
+  JinjaChatRenderer(std::string jinja, std::string bos_token = "", std::string eos_token = "");
+  ~JinjaChatRenderer() override;
+  std::string render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const override;
+
+ private:
+  std::unique_ptr<class ChatTemplate> tmpl_;
+  std::string bos_, eos_;
+};
+
+// The renderer a model directory (or tokenizer_config.json file) asks for:
+// its "chat_template" (a string, or the entry named "default" of a list), or
+// ChatML when it has none. Unreadable JSON -> Error naming the file.
+std::shared_ptr<const ChatRenderer> chat_renderer_for(const std::string& model_path);
 
 // Renders a conversation as segments where only the assistant turns are in
 // the loss. Works with any renderer whose output for a prefix of the turns is

@@ -1,7 +1,6 @@
 #include "data/row_source.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "data/tokenizer.h"
 #include "kernels/error.h"
@@ -60,9 +59,13 @@ bool TextRowSource::read_line(Line& out) {
 bool TextRowSource::next_line(Line& out) {
   if (!cfg_.shuffle || cfg_.shuffle_buffer <= 1) return read_line(out);
   Line l;
-  while (buffer_.size() < size_t(cfg_.shuffle_buffer) && read_line(l)) buffer_.push_back(std::move(l));
+  while (buffer_.size() < size_t(cfg_.shuffle_buffer) && buffer_bytes_ < cfg_.shuffle_buffer_bytes && read_line(l)) {
+    buffer_bytes_ += l.text.size();
+    buffer_.push_back(std::move(l));
+  }
   if (buffer_.empty()) return false;
   size_t j = rng_.below(buffer_.size());
+  buffer_bytes_ -= buffer_[j].text.size();
   out = std::move(buffer_[j]);
   if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
   buffer_.pop_back();
@@ -111,14 +114,78 @@ bool TextRowSource::next_example(Example& ex, bool want_tokens, Row* doc) {
   return false;
 }
 
+bool TextRowSource::fill_docs() {
+  constexpr size_t kChunk = 64;
+  std::vector<Line> lines;
+  Line l;
+  while (lines.size() < kChunk && next_line(l))
+    if (!blank(l.text)) lines.push_back(std::move(l));
+  if (lines.empty()) return false;
+  const int n = int(lines.size());
+  docs_.assign(n, Row{});
+  docs_at_ = 0;
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::string> where(n);
+  for (int i = 0; i < n; ++i) where[i] = files_[lines[i].file] + ":" + std::to_string(lines[i].line_no);
+  // Documents are independent: parse and tokenize them on `threads` threads, keep their order.
+#pragma omp parallel for num_threads(std::max(cfg_.threads, 1)) schedule(dynamic, 4) if (cfg_.threads > 1)
+  for (int i = 0; i < n; ++i) {
+    try {
+      tokenize(format_->parse(lines[i].text, where[i]), where[i], docs_[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  // Errors surface in document order, as a sequential reader would meet them.
+  size_t o = 0;
+  for (int i = 0; i < n; ++i) {
+    if (errors[i]) {
+      try {
+        std::rethrow_exception(errors[i]);
+      } catch (const Error& e) {
+        if (!cfg_.skip_bad_lines || e.kind() != ErrorKind::BadInput) throw;
+        ++bad_lines_;
+        continue;
+      }
+    }
+    if (o != size_t(i)) docs_[o] = std::move(docs_[i]);
+    ++o;
+  }
+  docs_.resize(o);
+  return true;
+}
+
+bool TextRowSource::next_grouped(Row* row) {
+  if (docs_at_ >= docs_.size()) {
+    docs_.clear();
+    docs_at_ = 0;
+    Example ex;
+    Row doc;
+    while (int(docs_.size()) < cfg_.group_size && next_example(ex, true, &doc)) {
+      if (doc.ids.size() > size_t(cfg_.seq_len) && !ex.pretokenized) {
+        doc.ids.resize(cfg_.seq_len);
+        doc.loss.resize(cfg_.seq_len);
+      }
+      docs_.push_back(std::move(doc));
+    }
+    // Longest first (stable: ties keep the shuffled order), as HF's LengthGroupedSampler.
+    std::stable_sort(docs_.begin(), docs_.end(), [](const Row& a, const Row& b) { return a.ids.size() > b.ids.size(); });
+  }
+  if (docs_at_ >= docs_.size()) return false;
+  if (row) *row = std::move(docs_[docs_at_]);
+  ++docs_at_;
+  return true;
+}
+
 bool TextRowSource::next(Row* row) {
   const size_t T = size_t(cfg_.seq_len);
-  Example ex;
-  Row doc;
+  if (!cfg_.pack && cfg_.group_size > 0) return next_grouped(row);
   if (!cfg_.pack) {
+    Example ex;
+    Row doc;
     if (!next_example(ex, row != nullptr, &doc)) return false;
     if (row) {
-      if (doc.ids.size() > T) {
+      if (doc.ids.size() > T && !ex.pretokenized) {  // input_ids rows are used as they are
         doc.ids.resize(T);
         doc.loss.resize(T);
       }
@@ -127,10 +194,10 @@ bool TextRowSource::next(Row* row) {
     return true;
   }
   while (pending_.ids.size() - pending_at_ < T && !done_) {
-    if (!next_example(ex, true, &doc)) {
-      done_ = true;
-      break;
-    }
+    while (docs_at_ >= docs_.size() && !done_)
+      if (!fill_docs()) done_ = true;
+    if (done_) break;
+    Row& doc = docs_[docs_at_++];
     if (pending_at_ > 0) {  // keep the pending buffer at about one window + one document
       pending_.ids.erase(pending_.ids.begin(), pending_.ids.begin() + pending_at_);
       pending_.loss.erase(pending_.loss.begin(), pending_.loss.begin() + pending_at_);
@@ -161,12 +228,8 @@ ShardRowSource::ShardRowSource(const std::vector<std::string>& files, const Epoc
   const int64_t T = cfg_.seq_len;
   int64_t full = total_ / T;
   n_rows_ = full + (cfg_.keep_tail && total_ - full * T >= 2 ? 1 : 0);
-  if (cfg_.shuffle && full > 0) {
-    order_.resize(n_rows_);
-    std::iota(order_.begin(), order_.end(), 0u);
-    SeededRng rng(epoch_seed(cfg_.seed, cfg_.epoch, 0xB1B));
-    for (int64_t i = full; i > 1; --i) std::swap(order_[i - 1], order_[rng.below(uint64_t(i))]);  // the tail stays last
-  }
+  if (cfg_.shuffle && full > 1)  // full windows only: the tail (one pass) stays last
+    order_ = std::make_unique<IndexPermutation>(uint64_t(full), epoch_seed(cfg_.seed, cfg_.epoch, 0xB1B));
 }
 
 void ShardRowSource::read(int64_t begin, int64_t n, int32_t* out) const {
@@ -185,7 +248,7 @@ void ShardRowSource::read(int64_t begin, int64_t n, int32_t* out) const {
 
 bool ShardRowSource::next(Row* row) {
   if (at_ >= n_rows_) return false;
-  int64_t w = order_.empty() ? at_ : int64_t(order_[at_]);
+  int64_t w = order_ && uint64_t(at_) < order_->size() ? int64_t((*order_)(uint64_t(at_))) : at_;
   ++at_;
   if (row) {
     int64_t begin = w * cfg_.seq_len, n = std::min<int64_t>(cfg_.seq_len, total_ - begin);

@@ -11,6 +11,7 @@
 
 #include "data/batch.h"
 #include "data/gz_lines.h"
+#include "data/permutation.h"
 #include "data/record_format.h"
 #include "data/token_shards.h"
 
@@ -39,6 +40,10 @@ struct EpochConfig {
   int vocab_size = 0;         // ids >= this are bad input
   int32_t eos_id = -1;
   int shuffle_buffer = 4096;  // lines
+  size_t shuffle_buffer_bytes = 64u << 20;  // ... and at most this many bytes of them (long documents)
+  int threads = 1;            // packed text: documents parsed and tokenized in parallel, order kept
+  int group_size = 0;         // unpacked: > 0 sorts each run of this many documents by length (QLoRA's
+                              // group_by_length), so batches hold similar lengths and pad little
 };
 
 // Deterministic 64-bit generator (splitmix64): the same sequence on every
@@ -74,6 +79,7 @@ class TextRowSource : public RowSource {
   bool next_line(Line& out);         // through the shuffle buffer
   bool next_example(Example& ex, bool want_tokens, Row* doc);  // false at end; skips bad lines when asked
   void tokenize(const Example& ex, const std::string& where, Row& doc) const;
+  bool fill_docs();  // packed mode: the next chunk of documents, tokenized (in parallel) into docs_
 
   std::vector<std::string> files_;
   EpochConfig cfg_;
@@ -83,6 +89,10 @@ class TextRowSource : public RowSource {
   size_t file_ = 0;
   std::unique_ptr<LineReader> reader_;
   std::vector<Line> buffer_;
+  size_t buffer_bytes_ = 0;
+  bool next_grouped(Row* row);
+  std::vector<Row> docs_;  // packed mode: tokenized documents not yet packed; grouped: the sorted group
+  size_t docs_at_ = 0;
   Row pending_;         // packed mode: tokens not yet in a row
   size_t pending_at_ = 0;
   bool done_ = false;
@@ -101,7 +111,7 @@ class ShardRowSource : public RowSource {
   std::vector<std::unique_ptr<TokenShardReader>> shards_;
   std::vector<int64_t> starts_;  // first global token of each shard
   int64_t total_ = 0, n_rows_ = 0, at_ = 0;
-  std::vector<uint32_t> order_;  // window permutation (empty: in order)
+  std::unique_ptr<IndexPermutation> order_;  // window permutation (null: in order); O(1) memory
 };
 
 }  // namespace qtrain

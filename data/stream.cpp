@@ -57,6 +57,9 @@ std::unique_ptr<RowSource> Stream::make_source(int64_t epoch) const {
   e.vocab_size = vocab_size_;
   e.eos_id = eos_id_;
   e.shuffle_buffer = cfg_.shuffle_buffer;
+  e.threads = cfg_.loader_threads;
+  // HF's megabatch: 50 global batches. Depends on the global batch W*B, never on W alone.
+  if (cfg_.group_by_length && !cfg_.pack) e.group_size = 50 * cfg_.world * cfg_.batch_size;
   if (shards_) return std::make_unique<ShardRowSource>(files_, e);
   return std::make_unique<TextRowSource>(files_, e, format_, tok_);
 }
@@ -99,7 +102,7 @@ Stream::Item Stream::produce() {
   Item item;
   if (got > 0 && mine.empty()) mine.push_back(Row{{pad_id_}, {0}});  // keep ranks in step at the very end
   int T = cfg_.seq_len;
-  if (!cfg_.pack) {
+  if (!cfg_.pack) {  // padded to the longest row (input_ids rows may exceed seq_len: used as is)
     T = 1;
     for (const auto& r : mine) T = std::max<int>(T, int(r.ids.size()));
   }
@@ -175,7 +178,8 @@ nlohmann::json Stream::state() const {
   std::lock_guard<std::mutex> lk(mu_);
   return {{"format", "qtrain.data_stream.v1"}, {"epoch", consumed_.epoch}, {"row", consumed_.row},
           {"seq_len", cfg_.seq_len},           {"pack", cfg_.pack},          {"seed", cfg_.seed},
-          {"shuffle", cfg_.shuffle},           {"bad_lines", bad_consumed_}};
+          {"shuffle", cfg_.shuffle},           {"bad_lines", bad_consumed_},
+          {"group_size", cfg_.group_by_length ? 50 * cfg_.world * cfg_.batch_size : 0}};
 }
 
 void Stream::restore(const nlohmann::json& s) {
@@ -190,6 +194,7 @@ void Stream::restore(const nlohmann::json& s) {
   mismatch("pack", cfg_.pack);
   mismatch("seed", cfg_.seed);
   mismatch("shuffle", cfg_.shuffle);
+  mismatch("group_size", cfg_.group_by_length ? 50 * cfg_.world * cfg_.batch_size : 0);
   stop();
   Position p{s.at("epoch").get<int64_t>(), s.at("row").get<int64_t>()};
   ended_ = false;

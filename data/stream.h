@@ -45,6 +45,8 @@ struct StreamConfig {
   int prefetch = 4;              // batches prepared ahead on the loader thread (0: none, synchronous)
   int vocab_size = 0;            // 0: the tokenizer's; ids >= it are bad input
   int shuffle_buffer = 4096;     // lines held for the seeded shuffle
+  bool group_by_length = false;  // pack=false: sort runs of 50 global batches of documents by length (QLoRA)
+  int loader_threads = 4;        // packed text: threads that parse + tokenize documents (order kept)
   std::shared_ptr<const ChatRenderer> chat;  // chat template for `messages` (null: built-in ChatML)
 };
 

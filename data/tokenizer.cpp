@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <queue>
 
 #include "data/utf8.h"
@@ -74,6 +75,19 @@ constexpr size_t k_cache_piece_max = 64;  // longer pieces are rare enough not t
 
 }  // namespace
 
+void Tokenizer::MergeTable::build(const std::vector<std::pair<uint64_t, Merge>>& items) {
+  size_t cap = 16;
+  while (cap < items.size() * 2) cap *= 2;  // load factor <= 1/2: short probes
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  shift_ = 64 - std::countr_zero(cap);
+  for (const auto& [key, merge] : items) {
+    size_t i = slot(key);
+    while (slots_[i].key != k_empty && slots_[i].key != key) i = (i + 1) & mask_;
+    if (slots_[i].key == k_empty) slots_[i] = Slot{key, merge};  // the first (lowest-rank) duplicate wins
+  }
+}
+
 Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32_t, int32_t>>& merges,
                      PreTokenizer pre, int32_t bos_id, int32_t eos_id, const std::string& origin)
     : pre_(pre), bos_id_(bos_id), eos_id_(eos_id), serial_(g_serial++) {
@@ -90,19 +104,26 @@ Tokenizer::Tokenizer(std::vector<Entry> vocab, const std::vector<std::pair<int32
     }
     token_bytes_.push_back(std::move(e.bytes));
   }
-  for (int b = 0; b < 256; ++b)
-    if (byte_id_[b] < 0)
-      throw Error(origin + ": the vocabulary has no token for byte " + std::to_string(b) +
-                  " (not a byte-level BPE vocabulary)");
-  merges_.reserve(merges.size() * 2);
+  // Some byte-level vocabularies (SmolLM2's) lack a few control bytes. HF's BPE
+  // with no unk token drops such characters, so encode() does the same; but a
+  // vocabulary missing most bytes is not byte-level at all.
+  int missing = 0;
+  for (int b = 0; b < 256; ++b) missing += byte_id_[b] < 0;
+  missing_bytes_ = missing > 0;
+  if (missing > 32)
+    throw Error(origin + ": the vocabulary has no token for " + std::to_string(missing) +
+                " of the 256 bytes (not a byte-level BPE vocabulary)");
+  std::vector<std::pair<uint64_t, Merge>> items;
+  items.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); ++r) {
     auto [a, b] = merges[r];
     auto it = bytes_to_id_.find(token_bytes_[a] + token_bytes_[b]);
     if (it == bytes_to_id_.end())
       throw Error(origin + ": merge " + std::to_string(r) + " ('" + byte_level::encode(token_bytes_[a]) + " " +
                   byte_level::encode(token_bytes_[b]) + "') makes a token that is not in the vocabulary");
-    merges_.emplace((uint64_t(uint32_t(a)) << 32) | uint32_t(b), Merge{int32_t(r), it->second});
+    items.push_back({(uint64_t(uint32_t(a)) << 32) | uint32_t(b), Merge{int32_t(r), it->second}});
   }
+  merges_.build(items);
   std::sort(specials_.begin(), specials_.end(),
             [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
   if (eos_id_ >= n || bos_id_ >= n) throw Error(origin + ": bos/eos id outside the vocabulary");
@@ -124,10 +145,10 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
     int32_t best_rank = INT32_MAX, best_id = -1;
     size_t best = 0;
     for (size_t i = 0; i + 1 < n; ++i) {
-      auto it = merges_.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[i + 1]));
-      if (it != merges_.end() && it->second.rank < best_rank) {
-        best_rank = it->second.rank;
-        best_id = it->second.id;
+      const Merge* m = merges_.find(sym[i], sym[i + 1]);
+      if (m && m->rank < best_rank) {
+        best_rank = m->rank;
+        best_id = m->id;
         best = i;
       }
     }
@@ -155,8 +176,7 @@ void Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& out) cons
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
   auto push = [&](int32_t i) {
     if (i < 0 || next[i] < 0) return;
-    auto it = merges_.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[next[i]]));
-    if (it != merges_.end()) heap.push({it->second.rank, i, sym[i], sym[next[i]]});
+    if (const Merge* m = merges_.find(sym[i], sym[next[i]])) heap.push({m->rank, i, sym[i], sym[next[i]]});
   };
   for (int32_t i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
@@ -165,7 +185,7 @@ void Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& out) cons
     int32_t i = c.pos;
     if (sym[i] != c.left || next[i] < 0 || sym[next[i]] != c.right) continue;  // stale
     int32_t j = next[i];
-    sym[i] = merges_.at((uint64_t(uint32_t(c.left)) << 32) | uint32_t(c.right)).id;
+    sym[i] = merges_.find(c.left, c.right)->id;
     sym[j] = -1;  // dead
     next[i] = next[j];
     if (next[j] >= 0) prev[next[j]] = i;
@@ -182,10 +202,20 @@ void Tokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out
     cache.map.clear();
     cache.serial = serial_;
   }
+  if (text.size() > UINT32_MAX)  // pieces hold 32-bit offsets
+    throw Error("tokenizer: a single text of " + std::to_string(text.size()) + " bytes is over the 4 GiB limit");
   pieces.clear();
   pretokenize(text, pre_, pieces);
+  thread_local std::string kept;
   for (const Piece& p : pieces) {
     std::string_view w = text.substr(p.begin, p.len);
+    if (missing_bytes_) {
+      kept.clear();
+      for (char c : w)
+        if (byte_id_[uint8_t(c)] >= 0) kept.push_back(c);
+      if (kept.empty()) continue;
+      if (kept.size() != w.size()) w = kept;
+    }
     if (w.size() == 1) {
       out.push_back(byte_id_[uint8_t(w[0])]);
       continue;
@@ -275,10 +305,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab_merges(std::vector<std::string>
     int32_t type = token_types.empty() ? 1 : token_types[i];
     bool special = type == 3 || type == 4;
     vocab[i].special = special;
-    if (special) {
-      vocab[i].bytes = tokens[i];  // control/user tokens are written as plain text
-    } else if (!byte_level::decode(tokens[i], vocab[i].bytes)) {
-      throw Error(origin + ": token " + std::to_string(i) + " is not a byte-level BPE string");
+    // Control/user tokens are written as plain text; so are the odd unused or
+    // unknown entries some converters leave that are not byte-level strings.
+    if (special || !byte_level::decode(tokens[i], vocab[i].bytes)) {
+      vocab[i].bytes = tokens[i];
+      vocab[i].special = true;
     }
     by_text.emplace(tokens[i], int32_t(i));
   }

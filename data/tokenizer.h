@@ -56,13 +56,39 @@ class Tokenizer {
   struct Merge {
     int32_t rank, id;
   };
+  // (left, right) -> Merge, open addressing with linear probing: the BPE inner loop
+  // probes it once per adjacent pair, so it must be one cache line, no chasing.
+  class MergeTable {
+   public:
+    void build(const std::vector<std::pair<uint64_t, Merge>>& items);
+    const Merge* find(int32_t left, int32_t right) const {
+      uint64_t key = (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+      for (size_t i = slot(key);; i = (i + 1) & mask_) {
+        const Slot& s = slots_[i];
+        if (s.key == key) return &s.merge;
+        if (s.key == k_empty) return nullptr;
+      }
+    }
+
+   private:
+    static constexpr uint64_t k_empty = ~uint64_t(0);
+    struct Slot {
+      uint64_t key = k_empty;
+      Merge merge{};
+    };
+    size_t slot(uint64_t key) const { return size_t((key * 0x9E3779B97F4A7C15ull) >> shift_); }
+    std::vector<Slot> slots_;
+    size_t mask_ = 0;
+    int shift_ = 64;
+  };
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
   void bpe_long(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;
 
   std::vector<std::string> token_bytes_;               // id -> bytes
   std::unordered_map<std::string, int32_t> bytes_to_id_;  // bytes -> id (non-special)
-  std::unordered_map<uint64_t, Merge> merges_;         // (left << 32 | right) -> rank, merged id
+  MergeTable merges_;                                  // (left, right) -> rank, merged id
+  bool missing_bytes_ = false;  // some bytes have no token: they are dropped, as HF does
   int32_t byte_id_[256];                               // the id of each single byte
   std::vector<std::pair<std::string, int32_t>> specials_;  // text -> id, longest first
   PreTokenizer pre_;

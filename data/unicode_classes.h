@@ -18,6 +18,17 @@ extern const int k_space_count;
 
 enum class CharClass : uint8_t { Letter, Number, Space, Other };
 
-CharClass classify(uint32_t cp);
+CharClass classify_non_ascii(uint32_t cp);  // binary search over the tables
+
+// ASCII inline (the hot case in code), the tests check it against the tables.
+inline CharClass classify(uint32_t cp) {
+  if (cp < 128) {
+    if ((cp | 0x20) - 'a' < 26) return CharClass::Letter;
+    if (cp - '0' < 10) return CharClass::Number;
+    if (cp == ' ' || cp - '\t' < 5) return CharClass::Space;
+    return CharClass::Other;
+  }
+  return classify_non_ascii(cp);
+}
 
 }  // namespace qtrain::unicode

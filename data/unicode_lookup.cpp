@@ -1,6 +1,4 @@
-// classify(): ASCII through a 128-entry table, everything else by binary search
-// over the generated ranges (unicode_classes.cpp).
-#include <array>
+// classify_non_ascii(): binary search over the generated ranges (unicode_classes.cpp).
 
 #include "data/unicode_classes.h"
 
@@ -19,22 +17,14 @@ bool in_ranges(const CodeRange* r, int n, uint32_t cp) {
   return false;
 }
 
-CharClass classify_slow(uint32_t cp) {
+}  // namespace
+
+CharClass classify_non_ascii(uint32_t cp) {
   if (cp > 0x10FFFF) return CharClass::Other;
   if (in_ranges(k_letter_ranges, k_letter_count, cp)) return CharClass::Letter;
   if (in_ranges(k_number_ranges, k_number_count, cp)) return CharClass::Number;
   if (in_ranges(k_space_ranges, k_space_count, cp)) return CharClass::Space;
   return CharClass::Other;
 }
-
-const std::array<CharClass, 128> k_ascii = [] {
-  std::array<CharClass, 128> t{};
-  for (uint32_t c = 0; c < 128; ++c) t[c] = classify_slow(c);
-  return t;
-}();
-
-}  // namespace
-
-CharClass classify(uint32_t cp) { return cp < 128 ? k_ascii[cp] : classify_slow(cp); }
 
 }  // namespace qtrain::unicode

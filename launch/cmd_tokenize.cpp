@@ -84,7 +84,7 @@ void register_tokenize(CLI::App& app, Runner& run) {
   auto* sub = app.add_subcommand(
       "tokenize",
       "Encode JSON lines {\"text\": ...} from stdin into {\"ids\": [...]} on stdout, one output line per input "
-      "line, in order; --decode does the reverse.\n"
+      "line, in order (blank lines are skipped); --decode does the reverse.\n"
       "  echo '{\"text\": \"Hello world\"}' | qtrain tokenize --tokenizer ../shared/data/gpt2-tokenizer");
   sub->add_option("--tokenizer", opt->tokenizer,
                   "a directory with encoder.json+vocab.bpe (GPT-2) or vocab.json+merges.txt, an HF tokenizer.json, "

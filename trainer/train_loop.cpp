@@ -101,7 +101,7 @@ int run_training(const TrainConfig& cfg) {
   auto comm = make_communicator(device, cfg.comm_timeout);
   const bool rank0 = comm->rank() == 0;
   if (!rank0) spdlog::set_level(spdlog::level::err);
-  spdlog::info("{}", bind_rank(*comm, device, cfg.bind));
+  bind_rank(*comm, device, cfg.bind);  // logs what it did
   try {
     spdlog::info("device {}{} | {} rank(s) over {}", device_name(device),
                  device == Device::CUDA ? " (" + cuda_device_name() + ")" : "", comm->world(), comm->name());

@@ -1,6 +1,9 @@
 // Bad input: each case gives a qtrain::Error naming the file and line (or
 // token), or is counted with skip_bad_lines — never a crash or a hang.
+#include <random>
+
 #include "data/gz_lines.h"
+#include "data/record_format.h"
 #include "data/stream.h"
 #include "data/token_shards.h"
 #include "tests/data/data_files.h"
@@ -159,4 +162,48 @@ TEST(BadInput, EmptySplit) {
   write_text(d.file("empty.jsonl"), "\n\n");
   e = drain_error(one_pass(d.file("empty.jsonl")));
   EXPECT_NE(e.find("yields no rows"), std::string::npos) << e;
+}
+
+TEST(BadInput, RandomAndHostileLinesNeverCrash) {
+  // Mutated records, deep nesting and wrong types: each line either parses or
+  // is a qtrain::Error (BadInput) naming its place; nothing else escapes.
+  RecordFormat fmt(RecordKind::Auto, "docstring-code");
+  std::vector<std::string> seeds = {
+      R"({"instruction":"a","input":"b","output":"c"})",
+      R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})",
+      R"({"code":"def f(): pass","docstring":"d"})",
+      R"({"input_ids":[1,2,3]})",
+      R"({"chosen":"\n\nHuman: a\n\nAssistant: b"})",
+      R"({"instruction":"x","instances":[1,2]})",
+      R"({"messages":"no"})",
+      R"({"messages":[{"role":1,"content":[]}]})",
+      R"({"input_ids":[1.5,"a",-4]})",
+      R"({"code":null,"text":{"a":1}})",
+  };
+  EXPECT_THROW(fmt.parse(std::string(200000, '[') + std::string(200000, ']'), "deep"), Error);
+  EXPECT_THROW(fmt.parse("{\"text\":" + std::string(100000, '[') + std::string(100000, ']') + "}", "deep"), Error);
+  std::mt19937 rng(5);
+  int ok = 0, errors = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string line = seeds[rng() % seeds.size()];
+    int edits = int(rng() % 4);
+    for (int e = 0; e < edits && !line.empty(); ++e) {
+      size_t at = rng() % line.size();
+      switch (rng() % 3) {
+        case 0: line[at] = char(rng() % 256); break;
+        case 1: line.erase(at, 1 + rng() % 8); break;
+        default: line.insert(at, 1, "{}[]\",:\\"[rng() % 8]);
+      }
+    }
+    try {
+      fmt.parse(line, "fuzz:" + std::to_string(round));
+      ++ok;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+      EXPECT_NE(std::string(e.what()).find("fuzz:" + std::to_string(round)), std::string::npos) << e.what();
+      ++errors;
+    }
+  }
+  EXPECT_GT(ok, 100);
+  EXPECT_GT(errors, 100);
 }

@@ -177,6 +177,7 @@ TEST(InputIds, EvalRowsPaddedToTheLongest) {
   StreamConfig cfg;
   cfg.path = d.file("eval.jsonl");
   cfg.batch_size = 2;
+  cfg.seq_len = 4;  // shorter than a line: input_ids are used as they are, never cut
   cfg.shuffle = false;
   cfg.loop = false;
   Stream s(cfg, gpt2());
@@ -189,4 +190,25 @@ TEST(InputIds, EvalRowsPaddedToTheLongest) {
   EXPECT_EQ(c.B, 1);
   EXPECT_EQ(c.targets, (std::vector<int32_t>{2, -100}));
   EXPECT_EQ(s.next().B, 0);
+}
+
+TEST(Instruct, ModelChatTemplateMasksThePrompt) {
+  // SmolLM2-Instruct's template (tokenizer_config.json), which adds a default system turn.
+  const std::string smollm2 =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+      "'<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' "
+      "}}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+      "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  ScratchDir d;
+  write_text(d.file("tokenizer_config.json"),
+             nlohmann::json({{"chat_template", smollm2}, {"eos_token", "<|im_end|>"}}).dump());
+  auto renderer = chat_renderer_for(d.path());
+  RecordFormat fmt(RecordKind::Chat, "code", renderer);
+  Example ex = fmt.parse(R"({"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]})", "t");
+  EXPECT_EQ(joined(ex, false),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(joined(ex, true), "Hello!<|im_end|>\n");
+  // No config: ChatML.
+  EXPECT_NE(dynamic_cast<const ChatMLRenderer*>(chat_renderer_for(d.file("none")).get()), nullptr);
 }

@@ -1,11 +1,15 @@
 // The tokenizer against reference ids: GPT-2's cases.jsonl (from ../shared) and
 // tokenizer.json fixtures made with HF tokenizers (tests/fixtures/data/make_tokenizer_fixtures.py).
+#include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "data/pretokenize.h"
+#include "data/unicode_classes.h"
 #include "data/tokenizer.h"
 #include "kernels/error.h"
+#include <unistd.h>
 #include "tests/test_util.h"
 
 using namespace qtrain;
@@ -71,12 +75,44 @@ TEST(Tokenizer, LongPiecesMatchTiktoken) {
   }
 }
 
+// Random strings over tricky code points (all \s chars, format chars, marks, foreign digits); tiktoken ids.
+TEST(Tokenizer, UnicodeMixMatchesTiktoken) {
+  auto tok = Tokenizer::load(gpt2_dir());
+  auto cases = read_jsonl(qtrain::testing::fixture("data/unicode_mix.jsonl"));
+  ASSERT_EQ(cases.size(), 600u);
+  int bad = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string text = cases[i]["text"];
+    if (tok->encode(text) != cases[i]["ids"].get<std::vector<int32_t>>() && ++bad < 5)
+      ADD_FAILURE() << "case " << i << ": " << cases[i]["text"].dump();
+    EXPECT_EQ(tok->decode(tok->encode(text)), text);
+  }
+  EXPECT_EQ(bad, 0);
+}
+
 TEST(Tokenizer, RoundTripsArbitraryBytes) {
   auto tok = Tokenizer::load(gpt2_dir());
   std::string s;
   for (int i = 0; i < 256; ++i) s += char(i);
   s += "\xff\xfe invalid \xc3( utf8 \xe2\x82";
   EXPECT_EQ(tok->decode(tok->encode(s)), s);
+}
+
+// One tokenizer shared by threads (each with its own word cache) gives the reference ids.
+TEST(Tokenizer, ThreadsShareOneTokenizer) {
+  std::shared_ptr<const Tokenizer> tok = Tokenizer::load(gpt2_dir());
+  auto cases = read_jsonl(gpt2_dir() + "/cases.jsonl");
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 4; ++t)
+    pool.emplace_back([&, t] {
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = t; i < cases.size(); i += (rep == 1 ? 1 : 4))
+          if (tok->encode(cases[i]["text"].get<std::string>()) != cases[i]["ids"].get<std::vector<int32_t>>())
+            ++bad[t];
+    });
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(bad, (std::vector<int>{0, 0, 0, 0}));
 }
 
 TEST(Tokenizer, LoadErrorsNameTheFile) {
@@ -87,6 +123,52 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/tok"), std::string::npos);
   }
   EXPECT_THROW(Tokenizer::load(qtrain::testing::fixture("data")), Error);  // a dir with no tokenizer
+}
+
+// The inline ASCII fast path agrees with the generated tables (binary search).
+TEST(Tokenizer, AsciiClassesMatchTables) {
+  for (uint32_t c = 0; c < 128; ++c) EXPECT_EQ(unicode::classify(c), unicode::classify_non_ascii(c)) << c;
+  EXPECT_EQ(unicode::classify(0x3000), unicode::CharClass::Space);
+  EXPECT_EQ(unicode::classify(0x0663), unicode::CharClass::Number);
+  EXPECT_EQ(unicode::classify(0x4E00), unicode::CharClass::Letter);
+  EXPECT_EQ(unicode::classify(0x1C), unicode::CharClass::Other);  // not \s for `regex`
+}
+
+namespace {
+// A temp dir with the given files; the error from loading it must mention `want`.
+void expect_load_error(const std::vector<std::pair<std::string, std::string>>& files, const std::string& want) {
+  auto dir = std::filesystem::temp_directory_path() / ("qtrain_tok_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (auto& [name, text] : files) std::ofstream(dir / name) << text;
+  try {
+    Tokenizer::load(dir.string());
+    ADD_FAILURE() << "no error; wanted one mentioning " << want;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+std::string byte_vocab() {  // the 256 single-byte tokens of GPT-2's alphabet
+  json v = json::object();
+  for (int b = 0; b < 256; ++b) v[byte_level::encode(std::string(1, char(b)))] = b;
+  return v.dump();
+}
+}  // namespace
+
+TEST(Tokenizer, BadFilesGiveClearErrors) {
+  expect_load_error({{"encoder.json", "{not json"}, {"vocab.bpe", ""}}, "encoder.json");
+  expect_load_error({{"encoder.json", byte_vocab()}, {"vocab.bpe", "#version: 0.2\na b\nzz qq\n"}},
+                    "vocab.bpe:3: merge 'zz qq'");
+  expect_load_error({{"encoder.json", byte_vocab()}, {"vocab.bpe", "#version: 0.2\na b c\n"}}, "vocab.bpe:2");
+  expect_load_error({{"encoder.json", R"({"a": 0})"}, {"vocab.bpe", ""}}, "no token for byte");
+  expect_load_error({{"tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {}}})"}}, "WordPiece");
+  json tj = {{"model", {{"type", "BPE"}, {"vocab", json::parse(byte_vocab())}, {"merges", json::array()}}},
+             {"pre_tokenizer", {{"type", "Metaspace"}}}};
+  expect_load_error({{"tokenizer.json", tj.dump()}}, "unsupported pre_tokenizer");
+  tj["pre_tokenizer"] = {{"type", "ByteLevel"}};
+  tj["normalizer"] = {{"type", "NFC"}};
+  expect_load_error({{"tokenizer.json", tj.dump()}}, "normalizer NFC");
 }
 
 TEST(Tokenizer, PreTokenizerPieces) {
@@ -127,6 +209,24 @@ TEST(Tokenizer, SmolLMSplitsDigits) {
   auto smollm = Tokenizer::load(qtrain::testing::fixture("data/tok_smollm"));
   EXPECT_EQ(smollm->encode("1234").size(), 4u);
   EXPECT_NE(byte_level->encode("x = 1234"), smollm->encode("x = 1234"));
+}
+
+// The SmolLM fixture as GGUF would carry it (pre "smollm", added tokens as control) equals its tokenizer.json.
+TEST(Tokenizer, FromVocabMergesSmolLM) {
+  auto ref = Tokenizer::load(qtrain::testing::fixture("data/tok_smollm"));
+  std::ifstream f(qtrain::testing::fixture("data/tok_smollm/tokenizer.json"));
+  json j = json::parse(f);
+  std::vector<std::string> tokens(j["model"]["vocab"].size());
+  for (auto& [k, v] : j["model"]["vocab"].items()) tokens[v.get<int>()] = k;
+  std::vector<int32_t> types(tokens.size(), 1);
+  for (auto& at : j["added_tokens"]) types[at["id"].get<int>()] = 3;
+  std::vector<std::string> merges;
+  for (auto& m : j["model"]["merges"])
+    merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  auto tok = Tokenizer::from_vocab_merges(tokens, merges, types, "smollm", ref->bos_id(), ref->eos_id());
+  for (auto& c : read_jsonl(qtrain::testing::fixture("data/tok_smollm/expected.jsonl")))
+    EXPECT_EQ(tok->encode(c["text"].get<std::string>(), c["special"].get<bool>()),
+              c["ids"].get<std::vector<int32_t>>());
 }
 
 TEST(Tokenizer, FromVocabMergesMatchesFiles) {
