@@ -7,6 +7,14 @@
 
 #include "kernels/error.h"
 
+#if defined(__x86_64__)
+#define QTRAIN_MULTIARCH "x86_64-linux-gnu"
+#elif defined(__aarch64__)
+#define QTRAIN_MULTIARCH "aarch64-linux-gnu"
+#else
+#define QTRAIN_MULTIARCH "unknown"
+#endif
+
 namespace qtrain::cpu {
 
 namespace {
@@ -40,8 +48,12 @@ const OpenBlas& openblas() {
   std::call_once(once, [] {
     if (!std::getenv("OPENBLAS_CORETYPE"))
       if (const char* core = core_type_for_this_cpu()) setenv("OPENBLAS_CORETYPE", core, 0);
+    // Prefer Debian's OpenMP build, whatever the libopenblas.so.0 alternative points
+    // to: it shares our OpenMP threads and runs single-threaded inside our parallel
+    // loops, where the pthreads build would start its own threads.
     void* h = nullptr;
-    for (const char* name : {"libopenblas.so.0", "libopenblas.so"})
+    for (const char* name : {"/usr/lib/" QTRAIN_MULTIARCH "/openblas-openmp/libopenblas.so.0", "libopenblas.so.0",
+                             "libopenblas.so"})
       if ((h = dlopen(name, RTLD_NOW | RTLD_GLOBAL))) break;
     if (!h)
       throw Error("OpenBLAS not found (libopenblas.so.0): install it with apt-get install libopenblas0-openmp",
