@@ -8,6 +8,10 @@ namespace {
 struct AttnCase {
   int64_t B, T, Hq, Hkv, D;
 };
+// Readable, deterministic test names (the default prints raw bytes, padding included).
+inline void PrintTo(const AttnCase& c, std::ostream* os) {
+  *os << "B" << c.B << "_T" << c.T << "_Hq" << c.Hq << "_Hkv" << c.Hkv << "_D" << c.D;
+}
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 
