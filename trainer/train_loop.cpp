@@ -236,6 +236,12 @@ int run_training(const TrainConfig& cfg) {
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt});
       if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) save(false);
       if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) run_eval();
+      if (cfg.stop_at > 0 && step >= cfg.stop_at && step < total) {
+        progress.finish();
+        save(false);
+        spdlog::info("stopped at step {} of {} (--stop-at); continue with --resume {}", step, total, cfg.out);
+        return 0;
+      }
     }
     progress.finish();
     run_eval();
