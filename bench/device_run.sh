@@ -49,7 +49,8 @@ LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-l
 LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
 for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
-export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr
+# The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
+export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/mpirun
 BIN=$PACK/bin
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 

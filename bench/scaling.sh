@@ -36,7 +36,7 @@ run() {  # run NAME NP ARGS...
   if [ "$np" = 1 ]; then
     "$QTRAIN" "${common[@]}" --out "$out" "$@" > "$RESULTS/scaling_$name.log" 2>&1
   else
-    mpirun --allow-run-as-root --bind-to none -np "$np" -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+    ${MPIRUN:-mpirun} --allow-run-as-root --bind-to none -np "$np" -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
       "$QTRAIN" "${common[@]}" --out "$out" "$@" > "$RESULTS/scaling_$name.log" 2>&1
   fi || { echo "   FAILED: see $RESULTS/scaling_$name.log"; tail -5 "$RESULTS/scaling_$name.log"; }
 }
@@ -90,8 +90,11 @@ if os.path.exists(a1) and os.path.exists(a2):
     worst = max(np.max(np.abs(x[k] - y[k])) / max(np.max(np.abs(x[k])), 1e-12) for k in x)
     res["equivalence_adapter_max_rel_diff"] = float(worst)
     res["equivalence_tensors"] = len(x)
-dev = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-                     capture_output=True, text=True).stdout.strip().replace(" ", "-") or "unknown"
+try:
+    dev = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+                         capture_output=True, text=True).stdout.strip().replace(" ", "-") or "unknown"
+except FileNotFoundError:
+    dev = "unknown"
 date = datetime.date.today().isoformat()
 res.update(device=dev, date=date)
 path = os.path.join(results, f"scaling_{dev}_{date}.json")

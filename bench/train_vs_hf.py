@@ -159,7 +159,7 @@ def main():
         model_dir = ensure_model(args.models, row["shape"])
         vocab = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
         shard = os.path.join(args.work, f"{name}.bin")
-        write_shard(shard, (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
+        write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
         config = f'{row["shape"]} {row["method"]}{" r16" if row["method"] == "lora" else ""} ' \
                  f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}'
         q_tps = q_mem = a_tps = a_mem = a_alloc = None
