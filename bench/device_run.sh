@@ -9,7 +9,7 @@
 #                                the .debs under /tmp/sys (not /), runs everything, writes $OUT
 #
 # CUDA runtime, cuBLASLt and NCCL come from the machine's own CUDA toolkit and pip wheels.
-# Time budget ~8 min: tests ~1 min, train_vs_hf 3 rows ~4 min, scaling ~2 min.
+# Time budget (hard per-step timeouts, 570 s in all): tests 100 s, models 90 s, train_vs_hf 240 s, scaling 140 s.
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 PACK=$SRC/.devwork/gpu
@@ -64,13 +64,13 @@ step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.
 }
 
 cd "$SRC"  # tests find ../shared and tests/fixtures relative to the source dir
-step test_cuda 150 "$BIN/test_cuda" --gtest_brief=1
+step test_cuda 100 "$BIN/test_cuda" --gtest_brief=1
 MODELS=/tmp/models
-step make_models 120 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
+step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
-step train_vs_hf 300 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
+step train_vs_hf 240 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup 8
-step scaling 180 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"
