@@ -10,6 +10,7 @@
 // masking run on shared-memory copies (see attention_tiles.cuh).
 #include <cmath>
 
+#include "kernels/cuda/attention_generic.cuh"
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -266,9 +267,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   write_out(dv_acc, dv);
 }
 
-struct Dims {
-  int B, T, Hq, Hkv, D;
-};
+using Dims = AttnDims;
+
+bool tiled_head_dim(int D) { return D == 64 || D == 128; }
 
 Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* what) {
   QT_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4, std::string(what) + ": q, k, v must be [B,T,H,D]");
@@ -280,9 +281,9 @@ Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* wh
     check_cuda_dtype(*t, DType::BF16, what);
     QT_CHECK(reinterpret_cast<uintptr_t>(t->raw()) % 16 == 0, std::string(what) + ": q/k/v not 16-byte aligned");
   }
-  if (d.D != 64 && d.D != 128)
+  if (d.D < 1 || d.D > kGenericMaxHeadDim)
     throw Error(std::string(what) + ": head dim " + std::to_string(d.D) +
-                    " is not supported by the CUDA attention kernel (64 or 128)",
+                    " is not supported by the CUDA attention kernels (1.." + std::to_string(kGenericMaxHeadDim) + ")",
                 ErrorKind::BadInput);
   return d;
 }
@@ -330,8 +331,10 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   if (q.numel() == 0) return;
   if (d.D == 64)
     forward_d<64>(d, out, lse, q, k, v);
-  else
+  else if (d.D == 128)
     forward_d<128>(d, out, lse, q, k, v);
+  else
+    attention_forward_generic(d, out, lse, q, k, v);
 }
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
@@ -353,6 +356,10 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
                                                                     static_cast<const bf16*>(out.raw()), rows, d.T, d.Hq,
                                                                     d.D);
   CUDA_CHECK_LAUNCH("attention_backward rowdot");
+  if (!tiled_head_dim(d.D)) {
+    attention_backward_generic(d, dq, dk, dv, dout, q, k, v, lse.f32(), Di);
+    return;
+  }
   // dQ gathers contributions from every key tile: F32 atomics into dq itself
   // when it is F32, else into a scratch converted afterwards.
   bool direct = dq.dtype() == DType::F32;
