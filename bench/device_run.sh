@@ -50,13 +50,15 @@ LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/targets/x86_64-
 for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
-export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/mpirun
+export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
 status=()
 step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.log
   local name=$1 t=$2; shift 2
+  # ONLY="a b": run just those steps (a rerun after a fix).
+  if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then return; fi
   local t0=$SECONDS
   timeout "$t" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
   status+=("$(printf '%-16s rc %-3s %4ss  %s' "$name" "$rc" "$((SECONDS - t0))" "$(tail -1 "$OUT/$name.log" | cut -c1-90)")")
