@@ -77,9 +77,14 @@ void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
   std::memcpy(out, tmp.data() + 1, size_t(e - b) * 4);
 }
 
-Int8Weight::Int8Weight(const Tensor& w) : DequantWeight(w.size(0), w.size(1)) {
+Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(0), w.size(1)), threshold_(threshold) {
   Tensor h = w.to(Device::CPU, DType::F32);
   p_ = quant::quantize_int8_rows(h.f32(), w.size(0), w.size(1));
+}
+
+void Int8Weight::forward(Tensor y, Tensor x) const {
+  if (x.is_cuda()) return DequantWeight::forward(y, x);
+  quant::int8_matmul_decomposed(p_, x.f32(), x.numel() / in_features(), y.f32(), threshold_);
 }
 
 void Int8Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {

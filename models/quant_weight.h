@@ -57,14 +57,17 @@ class Fp4Weight : public Block4Weight {
   Fp4Weight(const Tensor& w_f32, bool double_quant) : Block4Weight(w_f32, quant::Code4::FP4, double_quant) {}
 };
 
+// CPU forward: LLM.int8 (int8.h); backward_input and CUDA: dequantized gemm.
 class Int8Weight : public DequantWeight {
  public:
-  explicit Int8Weight(const Tensor& w_f32);
+  explicit Int8Weight(const Tensor& w_f32, float threshold = 6.f);
+  void forward(Tensor y, Tensor x) const override;
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const override;
   size_t bytes() const override { return p_.bytes(); }
 
  private:
   quant::Int8Rows p_;
+  float threshold_;
 };
 
 // The base weight a quantized --method builds for a frozen Linear, or null
