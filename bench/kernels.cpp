@@ -143,6 +143,20 @@ int main(int argc, char** argv) {
                     time_ms([&] { lm_head_cross_entropy(dx, Tensor(), x, w, tg, 1.f / N); }, 10),
                     2.0 * N * V * C * 2, "TFLOP/s"});
   }
+  // The LM head's two vocab-sized products at one chunk's shape, with the odd
+  // GPT-2 vocab and with a 64-aligned one: where the fused loss spends its time.
+  for (int64_t V : {int64_t(50257), int64_t(50240)}) {
+    const int64_t R = 1280, C = 1024;
+    Tensor x = gpu_random({R, C}, bf, 1, 17), w = gpu_random({V, C}, bf, 0.02f, 18);
+    Tensor logits = Tensor::empty({R, V}, f32, Device::CUDA);
+    Tensor dl = gpu_random({R, V}, bf, 1e-4f, 19);
+    Tensor dx = Tensor::empty({R, C}, bf, Device::CUDA);
+    std::string v = std::to_string(V);
+    rows.push_back({"part: logits gemm 1280x" + v + "x1024 F32 out",
+                    time_ms([&] { gemm(logits, x, w, false, true); }), 2.0 * R * V * C, "TFLOP/s"});
+    rows.push_back({"part: dx gemm 1280x1024x" + v, time_ms([&] { gemm(dx, dl, w, false, false); }),
+                    2.0 * R * V * C, "TFLOP/s"});
+  }
   {
     const int64_t n = 16 * 1024 * 1024;
     Tensor p = gpu_random({n}, f32, 1, 15), g = gpu_random({n}, f32, 1, 16);

@@ -65,6 +65,7 @@ class Renderer {
     }
     const int64_t n = int64_t(items.size());
     for (int64_t k = 0; k < n; ++k) {
+      if (++iterations_ > kMaxIterations) fail("more than 10 million loop iterations");
       bind(s, items[size_t(k)]);
       Value loop = Value::new_dict();
       loop.put("index0", Value::integer(k));
@@ -213,6 +214,8 @@ class Renderer {
       return Value::new_list(std::move(x));
     }
     if (op == "*" && l.kind == Value::Str && r.kind == Value::Int) {
+      if (r.i > 0 && l.s.size() * size_t(std::min<int64_t>(r.i, 1 << 30)) > (size_t(1) << 26))
+        fail("string repetition longer than 64 MiB");
       std::string x;
       for (int64_t k = 0; k < r.i; ++k) x += l.s;
       return Value::str(x);
@@ -264,7 +267,8 @@ class Renderer {
       if (callee.name == "range") {
         Value l = Value::new_list();
         int64_t b = av.size() > 1 ? arg(0).i : 0, en = av.size() > 1 ? arg(1).i : arg(0).i;
-        for (int64_t k = b; k < en && k - b < 1000000; ++k) l.list->push_back(Value::integer(k));
+        if (en - b > 100000) fail("range() of more than 100000 items");
+        for (int64_t k = b; k < en; ++k) l.list->push_back(Value::integer(k));
         return l;
       }
       fail("unknown function '" + callee.name + "'");
@@ -398,6 +402,8 @@ class Renderer {
   }
 
   std::vector<std::map<std::string, Value>> scopes_;
+  static constexpr int64_t kMaxIterations = 10'000'000;  // a template is a loop over messages, not a program
+  int64_t iterations_ = 0;
 };
 
 }  // namespace

@@ -160,6 +160,7 @@ class ExprParser {
     return e;
   }
   ExprP expr() { return cond(); }
+  ExprP expr_no_cond() { return or_(); }
   bool at_name(const char* n) const { return cur().kind == Tok::Name && cur().s == n; }
   bool at_op(const char* o) const { return cur().kind == Tok::Op && cur().s == o; }
   const Tok& cur() const { return toks_[p_]; }
@@ -214,6 +215,7 @@ class ExprParser {
     return e;
   }
   ExprP not_() {
+    DepthGuard guard(*this);
     if (at_name("not")) {
       ++p_;
       ExprP e = node(Expr::Unary, "not");
@@ -262,7 +264,20 @@ class ExprParser {
     }
     return e;
   }
+  // Every recursion of the grammar passes through unary() or not_(): bound it
+  // so a hostile template cannot overflow the stack.
+  struct DepthGuard {
+    ExprParser& p;
+    explicit DepthGuard(ExprParser& q) : p(q) {
+      if (++p.depth_ > kMaxDepth) p.error("expression nested too deeply");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+  static constexpr int kMaxDepth = 200;
+  int depth_ = 0;
+
   ExprP unary() {
+    DepthGuard guard(*this);
     if (at_op("-") || at_op("+")) {
       std::string op = toks_[p_++].s;
       ExprP e = node(Expr::Unary, op);
@@ -413,17 +428,24 @@ class StmtParser {
   // that keyword ("" at the end of the template), its segment consumed and
   // its parser left in `rest_`.
   Body body(const std::vector<std::string>& ends, std::string& found) {
+    if (++depth_ > 100) fail("blocks nested more than 100 deep");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     Body out;
     while (k_ < segs_.size()) {
       const Segment& s = segs_[k_++];
       if (s.kind == Segment::Text) {
-        Stmt t{Stmt::Text};
+        Stmt t{};
+        t.kind = Stmt::Text;
         t.text = s.s;
         out.push_back(std::move(t));
         continue;
       }
       if (s.kind == Segment::Expr) {
-        Stmt o{Stmt::Output};
+        Stmt o{};
+        o.kind = Stmt::Output;
         o.line = s.line;
         o.expr = ExprParser(s.s, s.line).parse_all();
         out.push_back(std::move(o));
@@ -443,7 +465,8 @@ class StmtParser {
   }
 
   Stmt statement(const std::string& kw, int line) {
-    Stmt st{Stmt::Text};
+    Stmt st{};
+    st.kind = Stmt::Text;
     st.line = line;
     std::string end;
     if (kw == "if") {
@@ -469,7 +492,7 @@ class StmtParser {
       st.vars.push_back(rest_->name());
       while (rest_->at_op(",")) rest_->expect_op(","), st.vars.push_back(rest_->name());
       rest_->expect_name("in");
-      st.expr = rest_->expr();
+      st.expr = rest_->expr_no_cond();  // a trailing "if" filters the loop
       if (rest_->at_name("if")) rest_->expect_name("if"), st.filter = rest_->expr();
       rest_->expect_end();
       st.body = body({"else", "endfor"}, end);
@@ -489,11 +512,14 @@ class StmtParser {
       st.expr = rest_->parse_all();
       return st;
     }
+    if (kw == "endif" || kw == "endfor" || kw == "elif" || kw == "else")
+      fail("line " + std::to_string(line) + ": unexpected {% " + kw + " %}");
     fail("line " + std::to_string(line) + ": unsupported tag {% " + kw + " %}");
   }
 
   std::vector<Segment> segs_;
   size_t k_ = 0;
+  int depth_ = 0;
   std::unique_ptr<ExprParser> rest_;
 };
 

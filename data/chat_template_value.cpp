@@ -58,7 +58,19 @@ std::string to_str(const Value& v) {
   }
 }
 
+namespace {
+thread_local int repr_depth = 0;  // values nest only as deep as a template builds them; bound the walk
+struct NestGuard {
+  int& d;
+  explicit NestGuard(int& x) : d(x) {
+    if (++d > 100) fail("values nested more than 100 deep");
+  }
+  ~NestGuard() { --d; }
+};
+}  // namespace
+
 std::string repr(const Value& v) {
+  NestGuard guard(repr_depth);
   if (v.kind == Value::Str) {
     std::string q = v.s.find('\'') != std::string::npos && v.s.find('"') == std::string::npos ? "\"" : "'";
     std::string out = q;
@@ -91,6 +103,7 @@ std::string repr(const Value& v) {
 
 // json.dumps(v, ensure_ascii=False), as transformers' tojson filter
 std::string to_json(const Value& v, int indent, int depth) {
+  if (depth > 100) fail("values nested more than 100 deep");
   auto nl = [&](int d) { return indent < 0 ? std::string() : "\n" + std::string(size_t(indent * d), ' '); };
   switch (v.kind) {
     case Value::Undefined: case Value::None: return "null";
@@ -143,6 +156,7 @@ std::string to_json(const Value& v, int indent, int depth) {
 }
 
 bool equal(const Value& a, const Value& b) {
+  NestGuard guard(repr_depth);
   if (a.numeric() && b.numeric()) return a.num() == b.num();
   if (a.kind != b.kind) return false;
   switch (a.kind) {

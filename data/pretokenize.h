@@ -2,6 +2,7 @@
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // matches, over UTF-8 code points. BPE then runs inside each piece.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>

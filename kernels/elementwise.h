@@ -22,7 +22,12 @@ void add_cols(Tensor out, Tensor in, int64_t col_offset);   // out[N, off:off+w]
 // mask: U8 [numel], 1 = kept. p == 0 copies x and fills mask with 1.
 void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
-// The uniform [0,1) draw used above (exposed for tests).
+// The uniform [0,1) draw used above (exposed for tests). Integer-only, so every
+// backend reproduces it bit for bit (all arithmetic mod 2^64):
+//   mix64(z) = z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27; z *= 0x94D049BB133111EB; z ^ (z >> 31)
+//   u = float(mix64(mix64(seed) + (index + 1) * 0x9E3779B97F4A7C15) >> 40) / 2^24
+// i.e. the (index+1)-th SplitMix64 output from state mix64(seed). Reference
+// values: tests/fixtures/kernels/hash_uniform.json.
 float hash_uniform(uint64_t seed, uint64_t index);
 
 }  // namespace qtrain

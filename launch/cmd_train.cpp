@@ -45,6 +45,8 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--device", c->device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--out", c->out, "output directory")->capture_default_str();
   sub->add_option("--resume", c->resume, "continue from the checkpoint in this output directory");
+  sub->add_option("--stop-at", c->stop_at, "stop after this step with a checkpoint (time-boxed jobs); resume later")
+      ->capture_default_str();
   sub->add_option("--save-every", c->save_every, "checkpoint every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-every", c->eval_every, "evaluate every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-batches", c->eval_batches, "limit each evaluation to N batches (0 = all)")->capture_default_str();

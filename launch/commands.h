@@ -17,8 +17,11 @@ void register_tokenize(CLI::App& app, Runner& run);
 void register_data(CLI::App& app, Runner& run);
 void register_prepare(CLI::App& app, Runner& run);
 
-// Reads `--config FILE.json` (keys as the long option names, '-' or '_') into
-// the subcommand's options; explicit command-line flags win. Defined in config.cpp.
+// `--config FILE.json` (keys as the long option names, '-' or '_'):
+// add_config_option documents it on a subcommand; expand_config rewrites the
+// arguments (subcommand first) into plain flags, leaving out every option the
+// command line gives itself, so flags override the file. Defined in config.cpp.
 void add_config_option(CLI::App& sub);
+std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> args);
 
 }  // namespace qtrain::launch

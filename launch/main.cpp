@@ -1,6 +1,7 @@
 // qtrain: fine-tune quantized LLMs with adapters. See README.md.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -24,7 +25,10 @@ int main(int argc, char** argv) {
   register_prepare(app, run);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    args = expand_config(app, args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const qtrain::Error& e) {  // config file problems surface here

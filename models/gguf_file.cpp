@@ -38,7 +38,7 @@ class Cursor {
     if (len > left())
       throw Error(path_ + ": " + what + ": string length " + std::to_string(len) + " at byte " +
                   std::to_string(pos_ - 8) + " runs past the end of the file (" + std::to_string(size_) +
-                  " bytes)");
+                  " bytes): truncated or damaged file");
     std::string s(reinterpret_cast<const char*>(base_ + pos_), size_t(len));
     pos_ += size_t(len);
     return s;

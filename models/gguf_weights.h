@@ -37,6 +37,7 @@ class GgufWeightSource : public WeightSource {
 
   GgufRawTensor raw(const std::string& name) const;
   const GgufFile& file() const { return *file_; }
+  std::shared_ptr<const GgufFile> shared_file() const { return file_; }
 
  private:
   struct Entry {

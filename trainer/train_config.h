@@ -35,6 +35,7 @@ struct TrainConfig {
   std::string device = "auto";
   std::string out = "out";
   std::string resume;
+  int64_t stop_at = 0;          // >0: stop (with a checkpoint) after this step, as a time-boxed job would
   int64_t save_every = 0;       // 0 = only at the end
   int64_t eval_every = 0;       // 0 = only at the end (when --eval-data is given)
   int64_t eval_batches = 0;     // 0 = the whole eval split

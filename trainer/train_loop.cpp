@@ -8,7 +8,6 @@
 #include <fstream>
 
 #include "data/chat_format.h"
-#include "data/chat_template.h"
 #include "dist/binding.h"
 #include "dist/bootstrap.h"
 #include "dist/grad_reducer.h"
@@ -31,22 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// A model's own chat template (HF tokenizer_config.json or GGUF metadata) for chat-format data.
-class TemplateRenderer : public ChatRenderer {
- public:
-  TemplateRenderer(const std::string& src, std::string bos, std::string eos)
-      : tpl_(src), bos_(std::move(bos)), eos_(std::move(eos)) {}
-  std::string render(const std::vector<ChatTurn>& turns, bool add_generation_prompt) const override {
-    std::vector<ChatMessage> msgs;
-    for (auto& t : turns) msgs.push_back({t.role, t.content});
-    return tpl_.render(msgs, add_generation_prompt, bos_, eos_);
-  }
-
- private:
-  ChatTemplate tpl_;
-  std::string bos_, eos_;
-};
 
 StreamConfig stream_config(const TrainConfig& c, const std::string& path, const std::string& split, bool train,
                            const Communicator& comm, int vocab, const TokenizerSource& ts,
@@ -71,7 +54,7 @@ StreamConfig stream_config(const TrainConfig& c, const std::string& path, const 
       int32_t one[1] = {id};
       return tok->decode(one);
     };
-    s.chat = std::make_shared<TemplateRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
+    s.chat = std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
   }
   return s;
 }
@@ -247,12 +230,18 @@ int run_training(const TrainConfig& cfg) {
         m.grad_norm = clip.norm;
         m.tokens_per_s = tps;
         m.elapsed_s = elapsed;
-        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_wait_s", reducer.wait_seconds()}};
+        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", reducer.exposed_seconds()}};
         metrics->write(m);
       }
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt});
       if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) save(false);
       if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) run_eval();
+      if (cfg.stop_at > 0 && step >= cfg.stop_at && step < total) {
+        progress.finish();
+        save(false);
+        spdlog::info("stopped at step {} of {} (--stop-at); continue with --resume {}", step, total, cfg.out);
+        return 0;
+      }
     }
     progress.finish();
     run_eval();

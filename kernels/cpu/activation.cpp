@@ -23,7 +23,7 @@ void gelu_forward(Tensor out, Tensor x) {
   const float* px = x.f32();
   float* po = out.f32();
   const int64_t n = x.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const float v = px[i];
     // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
@@ -41,7 +41,7 @@ void gelu_backward(Tensor dx, Tensor dout, Tensor x) {
   const float *px = x.f32(), *pd = dout.f32();
   float* pdx = dx.f32();
   const int64_t n = x.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const float v = px[i];
     const float t = std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
@@ -61,7 +61,7 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   const float *pg = gate.f32(), *pu = up.f32();
   float* po = out.f32();
   const int64_t n = gate.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) po[i] = pg[i] * sigmoid(pg[i]) * pu[i];
 }
 
@@ -76,7 +76,7 @@ void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor 
   const float *pg = gate.f32(), *pu = up.f32(), *pd = dout.f32();
   float *pdg = dgate.f32(), *pdu = dup.f32();
   const int64_t n = gate.numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const float g = pg[i], s = sigmoid(g), d = pd[i], u = pu[i];
     // silu'(g) = s + g s (1 - s)

@@ -29,7 +29,7 @@ void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
   const float bc2_sqrt = float(std::sqrt(bc2));
   const float eps = hp.eps, gs = hp.grad_scale;
   float *pp = p.f32(), *pg = g.f32(), *pm = m.f32(), *pv = v.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = gs == 1.f ? pg[i] : pg[i] * gs;
     pp[i] *= decay;

@@ -22,7 +22,7 @@ void axpy(Tensor y, float a, Tensor x) {
   float* py = y.f32();
   const float* px = x.f32();
   const int64_t n = y.numel();
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) py[i] += a * px[i];
 }
 
@@ -31,7 +31,7 @@ void scale_inplace(Tensor y, float a) {
   cpu::check_f32(y, "scale_inplace y");
   float* py = y.f32();
   const int64_t n = y.numel();
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) py[i] *= a;
 }
 
@@ -50,7 +50,7 @@ double sum_squares(Tensor x) {
   constexpr int64_t kBlock = 4096;
   const int64_t nblocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(nblocks));
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     double s = 0;
     for (int64_t i = blk * kBlock; i < std::min(n, (blk + 1) * kBlock); ++i) s += double(px[i]) * px[i];
@@ -80,7 +80,7 @@ void copy_cols(Tensor out, Tensor in, int64_t col_offset) {
   check_cols(out, in, col_offset, "copy_cols", &om, &im);
   float* po = out.f32();
   const float* pi = in.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (om.rows * om.cols >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < om.rows; ++n) std::copy_n(pi + n * im.cols + col_offset, om.cols, po + n * om.cols);
 }
 
@@ -91,7 +91,7 @@ void add_cols(Tensor out, Tensor in, int64_t col_offset) {
   check_cols(in, out, col_offset, "add_cols", &im, &om);
   float* po = out.f32();
   const float* pi = in.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (om.rows * om.cols >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < om.rows; ++n) {
     float* o = po + n * om.cols + col_offset;
     const float* r = pi + n * im.cols;
@@ -130,7 +130,7 @@ void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, 
   uint8_t* pm = mask.data<uint8_t>();
   const int64_t n = x.numel();
   const float scale = 1.f / (1.f - p);
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const bool keep = p == 0.f || hash_uniform(seed, offset + uint64_t(i)) >= p;
     pm[i] = keep ? 1 : 0;
@@ -151,7 +151,7 @@ void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p) {
   float* pdx = dx.f32();
   const int64_t n = dout.numel();
   const float scale = 1.f / (1.f - p);
-#pragma omp parallel for
+#pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) pdx[i] = pm[i] ? pd[i] * scale : 0.f;
 }
 

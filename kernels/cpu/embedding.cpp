@@ -32,7 +32,7 @@ void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T) {
   const float* pte = wte.f32();
   const float* ppe = wpe.defined() ? wpe.f32() : nullptr;
   float* po = out.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float* e = pte + int64_t(pid[n]) * C;
     float* o = po + n * C;
@@ -72,7 +72,7 @@ void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T
   // the rows: no two threads touch one element, and sums run in row order.
   constexpr int64_t kBlock = 32;
   const int64_t nblocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t c0 = blk * kBlock, c1 = std::min(C, c0 + kBlock);
     for (int64_t n = 0; n < N; ++n) {

@@ -1,11 +1,10 @@
-// CPU gemm through OpenBLAS (it picks AVX2/AVX-512 kernels at run time), plus
+// CPU gemm through OpenBLAS (AVX2/AVX-512 kernels, see cpu/openblas.h), plus
 // the bias add and its backward as plain loops.
 #include "kernels/matmul.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 
+#include "kernels/cpu/openblas.h"
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 
@@ -28,9 +27,8 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
   QT_CHECK(M < (int64_t(1) << 31) && N < (int64_t(1) << 31) && K < (int64_t(1) << 31), what() + " too large");
   if (M == 0 || N == 0) return;
   // BLAS with beta == 0 overwrites c without reading it (NaNs in c are ignored), as torch does.
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
-              int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(am.cols, 1)), b.f32(),
-              int(std::max<int64_t>(bm.cols, 1)), beta, c.f32(), int(N));
+  cpu::openblas_sgemm(trans_a, trans_b, int(M), int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(am.cols, 1)),
+                      b.f32(), int(std::max<int64_t>(bm.cols, 1)), beta, c.f32(), int(N));
 }
 
 void add_bias(Tensor y, Tensor bias) {
@@ -41,7 +39,7 @@ void add_bias(Tensor y, Tensor bias) {
   check_shape(bias, {ym.cols}, "add_bias bias");
   float* py = y.f32();
   const float* pb = bias.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (ym.rows * ym.cols >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < ym.rows; ++n) {
     float* row = py + n * ym.cols;
     for (int64_t j = 0; j < ym.cols; ++j) row[j] += pb[j];
@@ -60,7 +58,7 @@ void bias_backward(Tensor dbias, Tensor dy) {
   // blocks keep the row walk cache-friendly; double keeps long sums accurate.
   constexpr int64_t kBlock = 256;
   const int64_t nblocks = (m.cols + kBlock - 1) / kBlock;
-#pragma omp parallel for
+#pragma omp parallel for if (m.rows * m.cols >= cpu::kParallelMinWork)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t j0 = blk * kBlock, j1 = std::min(m.cols, j0 + kBlock);
     double acc[kBlock] = {};

@@ -21,7 +21,7 @@ template <class Term>
 void accumulate_columns(float* grad, int64_t N, int64_t C, Term term) {
   constexpr int64_t kBlock = 64;
   const int64_t nblocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t j0 = blk * kBlock, j1 = std::min(C, j0 + kBlock);
     double acc[kBlock] = {};
@@ -50,7 +50,7 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w,
   cpu::check_numel(rstd, N, "layernorm rstd");
   const float *px = x.f32(), *pw = w.f32(), *pb = b.f32();
   float *po = out.f32(), *pm = mean.f32(), *pr = rstd.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = px + n * C;
     double s = 0;
@@ -98,7 +98,7 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
     accumulate_columns(db.f32(), N, C, [&](int64_t n, int64_t j) { return double(pd[n * C + j]); });
   }
   float* pdx = dx.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float *xr = px + n * C, *dr = pd + n * C;
     const float mu = pm[n], r = pr[n];
@@ -131,7 +131,7 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
   cpu::check_numel(rstd, N, "rmsnorm rstd");
   const float *px = x.f32(), *pw = w.f32();
   float *po = out.f32(), *pr = rstd.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = px + n * C;
     double ss = 0;
@@ -166,7 +166,7 @@ void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Ten
     });
   }
   float* pdx = dx.f32();
-#pragma omp parallel for
+#pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float *xr = px + n * C, *dr = pd + n * C;
     const float r = pr[n];

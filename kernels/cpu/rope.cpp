@@ -43,7 +43,7 @@ void rotate(Tensor x, float theta, float direction, const char* what) {
   QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
   const RopeTable tab = make_table(T, D, theta);
   float* px = x.f32();
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if (B * T * H * D >= cpu::kParallelMinWork)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
       const float* c = tab.cos.data() + t * half;

@@ -10,6 +10,7 @@
 // masking run on shared-memory copies (see attention_tiles.cuh).
 #include <cmath>
 
+#include "kernels/cuda/attention_generic.cuh"
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -31,7 +32,7 @@ struct Layout {
   static constexpr size_t kScores = size_t(kTile) * LS * 4, kProbs = size_t(kTile) * LP * 2;
   static constexpr size_t kRowStats = 2 * kTile * 4;
   static constexpr size_t kForwardBytes = 3 * kTileH + kScores + kProbs + kTileF + kRowStats;
-  static constexpr size_t kBackwardBytes = 4 * kTileH + 3 * kTileF + kScores + 2 * kProbs + kRowStats;
+  static constexpr size_t kBackwardBytes = 4 * kTileH + kScores + 2 * kProbs + kRowStats;
 };
 
 template <int D>
@@ -48,7 +49,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(bf16* out, 
   float* row_m = Os + kTile * L::LF;
   float* row_l = row_m + kTile;
 
-  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // Longest tiles (most keys under the causal mask) are scheduled first.
+  const int qt = int(gridDim.x) - 1 - int(blockIdx.x), h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (Hq / Hkv);
   const int q0 = qt * kTile;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -68,33 +70,54 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(bf16* out, 
     load_tile<D>(Ks, k + koff, ks, min(kTile, T - k0));
     load_tile<D>(Vs, v + koff, ks, min(kTile, T - k0));
     __syncthreads();
-    warp_mma<RowA, ColA, false>(Sw, L::LS, Qs + 16 * warp * L::LH, L::LH, Ks, L::LH, D / 16, kTile / 16);
+    {
+      Acc acc[kTile / 16];
+      fill_frags(acc, 0.f);
+      warp_mma_regs<RowA, ColA>(acc, Qs + 16 * warp * L::LH, L::LH, Ks, L::LH, D / 16);
+      store_frags(Sw, L::LS, acc);
+    }
     __syncwarp();
-    for (int r = 0; r < 16; ++r) {
-      const int row = 16 * warp + r, tq = q0 + row;
-      float s[2];
-#pragma unroll
-      for (int h2 = 0; h2 < 2; ++h2) {
-        int c = lane + 32 * h2, tk = k0 + c;
-        s[h2] = (tk <= tq && tk < T) ? Sw[r * L::LS + c] * scale : -INFINITY;
+    {  // Online softmax: a lane pair per row, each lane half the tile's 64 columns.
+      const int r = lane >> 1, half = lane & 1;
+      const int row = 16 * warp + r, tq = q0 + row, c0 = 32 * half;
+      const float* srow = Sw + r * L::LS + c0;
+      auto score = [&](int c) {
+        int tk = k0 + c0 + c;
+        return (tk <= tq && tk < T) ? srow[c] * scale : -INFINITY;
+      };
+      float mx = -INFINITY;
+#pragma unroll 8
+      for (int c = 0; c < 32; ++c) mx = fmaxf(mx, score(c));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      const float m_old = row_m[row];
+      const float m_new = fmaxf(m_old, mx);  // finite: key 0 is visible to every row
+      float sum = 0.f;
+      bf16* prow = Ps + row * L::LP + c0;
+#pragma unroll 8
+      for (int c = 0; c < 32; ++c) {
+        float p = expf(score(c) - m_new);
+        prow[c] = __float2bfloat16_rn(p);
+        sum += p;
       }
-      float m_old = row_m[row];
-      float m_new = fmaxf(m_old, warp_max(fmaxf(s[0], s[1])));  // finite: key 0 <= every row
-      float p0 = expf(s[0] - m_new), p1 = expf(s[1] - m_new);
-      float alpha = expf(m_old - m_new);
-      float sum = warp_sum(p0 + p1);
-      Ps[row * L::LP + lane] = __float2bfloat16_rn(p0);
-      Ps[row * L::LP + lane + 32] = __float2bfloat16_rn(p1);
-      for (int d = lane; d < D; d += 32) Os[row * L::LF + d] *= alpha;
-      __syncwarp();  // all lanes have read row_m before lane 0 updates it
-      if (lane == 0) {
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      const float alpha = expf(m_old - m_new);
+      float* orow = Os + row * L::LF + half * (D / 2);
+#pragma unroll 8
+      for (int d = 0; d < D / 2; ++d) orow[d] *= alpha;
+      __syncwarp();  // both lanes of the pair have read row_m before it changes
+      if (half == 0) {
         row_m[row] = m_new;
         row_l[row] = row_l[row] * alpha + sum;
       }
     }
     __syncwarp();
-    warp_mma<RowA, RowA, true>(Os + 16 * warp * L::LF, L::LF, Ps + 16 * warp * L::LP, L::LP, Vs, L::LH, kTile / 16,
-                               D / 16);
+    {
+      Acc acc[D / 16];
+      float* Ow = Os + 16 * warp * L::LF;
+      load_frags(acc, Ow, L::LF);
+      warp_mma_regs<RowA, RowA>(acc, Ps + 16 * warp * L::LP, L::LP, Vs, L::LH, kTile / 16);
+      store_frags(Ow, L::LF, acc);
+    }
   }
   __syncwarp();
   for (int r = 0; r < 16; ++r) {
@@ -122,8 +145,11 @@ __global__ void attention_rowdot_kernel(float* Di, const bf16* dout, const bf16*
   }
 }
 
+// dK and dV of the block's 64 keys live in registers (warp w: keys 16w..16w+15)
+// for the whole loop; the dQ partial of each query tile is staged in the Q/dO
+// tiles' shared memory once those are consumed, then added with F32 atomics.
 template <int D>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
     attention_backward_kernel(float* dq_acc, FloatPtr dk, FloatPtr dv, const bf16* dout, const bf16* q, const bf16* k,
                               const bf16* v, const float* lse, const float* Di, int T, int Hq, int Hkv, float scale) {
   using L = Layout<D>;
@@ -131,15 +157,14 @@ __global__ void __launch_bounds__(kThreads)
   bf16* Ks = reinterpret_cast<bf16*>(smem);
   bf16* Vs = Ks + kTile * L::LH;
   bf16* Qs = Vs + kTile * L::LH;
-  bf16* dOs = Qs + kTile * L::LH;
-  float* dKs = reinterpret_cast<float*>(dOs + kTile * L::LH);
-  float* dVs = dKs + kTile * L::LF;
-  float* dQs = dVs + kTile * L::LF;
-  float* Ss = dQs + kTile * L::LF;
+  bf16* dOs = Qs + kTile * L::LH;  // Qs..dOs together also hold an F32 [64][LF] staging tile
+  float* Ss = reinterpret_cast<float*>(dOs + kTile * L::LH);
   bf16* Ps = reinterpret_cast<bf16*>(Ss + kTile * L::LS);
   bf16* dSs = Ps + kTile * L::LP;
   float* lse_s = reinterpret_cast<float*>(dSs + kTile * L::LP);
   float* Di_s = lse_s + kTile;
+  float* stage = reinterpret_cast<float*>(Qs);
+  static_assert(size_t(kTile) * L::LF * 4 <= 2 * L::kTileH, "staging tile must fit in the Q and dO tiles");
 
   const int kt = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
   const int G = Hq / Hkv, k0 = kt * kTile;
@@ -150,14 +175,16 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t koff = (int64_t(b) * T + k0) * ks + int64_t(hk) * D;
   load_tile<D>(Ks, k + koff, ks, min(kTile, T - k0));
   load_tile<D>(Vs, v + koff, ks, min(kTile, T - k0));
-  for (int i = threadIdx.x; i < kTile * L::LF; i += kThreads) dKs[i] = dVs[i] = 0.f;
+  Acc dk_acc[D / 16], dv_acc[D / 16];
+  fill_frags(dk_acc, 0.f);
+  fill_frags(dv_acc, 0.f);
   float* Sw = Ss + 16 * warp * L::LS;
 
   for (int g = 0; g < G; ++g) {
     const int h = hk * G + g;
     for (int qt = kt; qt < q_tiles; ++qt) {
       const int q0 = qt * kTile;
-      __syncthreads();  // the previous tile's readers of Qs/dOs/Ps/dSs are done
+      __syncthreads();  // the previous tile's readers of Qs/dOs (and the dQ stage) are done
       const int64_t qoff = (int64_t(b) * T + q0) * qs + int64_t(h) * D;
       load_tile<D>(Qs, q + qoff, qs, min(kTile, T - q0));
       load_tile<D>(dOs, dout + qoff, qs, min(kTile, T - q0));
@@ -168,8 +195,12 @@ __global__ void __launch_bounds__(kThreads)
         Di_s[threadIdx.x] = tq < T ? Di[si] : 0.f;
       }
       __syncthreads();
-      // S = Q K^T, then P = exp(S * scale - lse) under the causal mask (this warp's rows)
-      warp_mma<RowA, ColA, false>(Sw, L::LS, Qs + 16 * warp * L::LH, L::LH, Ks, L::LH, D / 16, kTile / 16);
+      {  // S = Q K^T, then P = exp(S * scale - lse) under the causal mask (this warp's rows)
+        Acc acc[kTile / 16];
+        fill_frags(acc, 0.f);
+        warp_mma_regs<RowA, ColA>(acc, Qs + 16 * warp * L::LH, L::LH, Ks, L::LH, D / 16);
+        store_frags(Sw, L::LS, acc);
+      }
       __syncwarp();
       for (int r = 0; r < 16; ++r) {
         const int row = 16 * warp + r, tq = q0 + row;
@@ -180,8 +211,12 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       __syncwarp();
-      // dP = dO V^T into the score rows; dS = P * (dP - D_i) * scale
-      warp_mma<RowA, ColA, false>(Sw, L::LS, dOs + 16 * warp * L::LH, L::LH, Vs, L::LH, D / 16, kTile / 16);
+      {  // dP = dO V^T into the score rows; dS = P * (dP - D_i) * scale
+        Acc acc[kTile / 16];
+        fill_frags(acc, 0.f);
+        warp_mma_regs<RowA, ColA>(acc, dOs + 16 * warp * L::LH, L::LH, Vs, L::LH, D / 16);
+        store_frags(Sw, L::LS, acc);
+      }
       __syncwarp();
       for (int r = 0; r < 16; ++r) {
         const int row = 16 * warp + r;
@@ -191,32 +226,50 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       __syncthreads();  // dV and dK read every row of P and dS
-      warp_mma<ColA, RowA, true>(dVs + 16 * warp * L::LF, L::LF, Ps + 16 * warp, L::LP, dOs, L::LH, kTile / 16, D / 16);
-      warp_mma<ColA, RowA, true>(dKs + 16 * warp * L::LF, L::LF, dSs + 16 * warp, L::LP, Qs, L::LH, kTile / 16, D / 16);
-      warp_mma<RowA, RowA, false>(dQs + 16 * warp * L::LF, L::LF, dSs + 16 * warp * L::LP, L::LP, Ks, L::LH,
-                                  kTile / 16, D / 16);
+      warp_mma_regs<ColA, RowA>(dv_acc, Ps + 16 * warp, L::LP, dOs, L::LH, kTile / 16);
+      warp_mma_regs<ColA, RowA>(dk_acc, dSs + 16 * warp, L::LP, Qs, L::LH, kTile / 16);
+      __syncthreads();  // Q and dO consumed: their memory becomes the dQ stage
+      float* stage_w = stage + 16 * warp * L::LF;
+      for (int j = 0; j < D / 16; ++j) {  // dQ = dS K, one 16-column block at a time
+        Acc acc[1];
+        fill_frags(acc, 0.f);
+        warp_mma_regs<RowA, RowA>(acc, dSs + 16 * warp * L::LP, L::LP, Ks + 16 * j, L::LH, kTile / 16);
+        store_frags(stage_w + 16 * j, L::LF, acc);
+      }
       __syncwarp();
-      for (int r = 0; r < 16; ++r) {
-        const int row = 16 * warp + r, tq = q0 + row;
-        if (tq >= T) break;
-        float* dst = dq_acc + (int64_t(b) * T + tq) * qs + int64_t(h) * D;
-        for (int d = lane; d < D; d += 32) atomicAdd(dst + d, dQs[row * L::LF + d]);
+      for (int idx = lane; idx < 16 * (D / 4); idx += 32) {
+        const int r = idx / (D / 4), c = (idx % (D / 4)) * 4, tq = q0 + 16 * warp + r;
+        if (tq >= T) continue;
+        float4 val = *reinterpret_cast<const float4*>(stage_w + r * L::LF + c);
+        float* dst = dq_acc + (int64_t(b) * T + tq) * qs + int64_t(h) * D + c;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float4*>(dst), val);
+#else
+        atomicAdd(dst, val.x), atomicAdd(dst + 1, val.y), atomicAdd(dst + 2, val.z), atomicAdd(dst + 3, val.w);
+#endif
       }
     }
   }
-  __syncthreads();
+  // Write dK then dV through the staging tile: fragments -> shared -> global.
+  // (Two calls, not a loop over a selected array: a run-time choice between
+  // register arrays would push them to local memory.)
   const int valid = min(kTile, T - k0);
-  for (int i = threadIdx.x; i < valid * D; i += kThreads) {
-    int r = i / D, d = i % D;
-    int64_t gi = koff + int64_t(r) * ks + d;
-    dk.st(gi, dKs[r * L::LF + d]);
-    dv.st(gi, dVs[r * L::LF + d]);
-  }
+  auto write_out = [&](const Acc(&acc)[D / 16], FloatPtr dst) {
+    __syncthreads();
+    store_frags(stage + 16 * warp * L::LF, L::LF, acc);
+    __syncthreads();
+    for (int i = threadIdx.x; i < valid * D; i += kThreads) {
+      int r = i / D, d = i % D;
+      dst.st(koff + int64_t(r) * ks + d, stage[r * L::LF + d]);
+    }
+  };
+  write_out(dk_acc, dk);
+  write_out(dv_acc, dv);
 }
 
-struct Dims {
-  int B, T, Hq, Hkv, D;
-};
+using Dims = AttnDims;
+
+bool tiled_head_dim(int D) { return D == 64 || D == 128; }
 
 Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* what) {
   QT_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4, std::string(what) + ": q, k, v must be [B,T,H,D]");
@@ -228,9 +281,9 @@ Dims check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const char* wh
     check_cuda_dtype(*t, DType::BF16, what);
     QT_CHECK(reinterpret_cast<uintptr_t>(t->raw()) % 16 == 0, std::string(what) + ": q/k/v not 16-byte aligned");
   }
-  if (d.D != 64 && d.D != 128)
+  if (d.D < 1 || d.D > kGenericMaxHeadDim)
     throw Error(std::string(what) + ": head dim " + std::to_string(d.D) +
-                    " is not supported by the CUDA attention kernel (64 or 128)",
+                    " is not supported by the CUDA attention kernels (1.." + std::to_string(kGenericMaxHeadDim) + ")",
                 ErrorKind::BadInput);
   return d;
 }
@@ -278,8 +331,10 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   if (q.numel() == 0) return;
   if (d.D == 64)
     forward_d<64>(d, out, lse, q, k, v);
-  else
+  else if (d.D == 128)
     forward_d<128>(d, out, lse, q, k, v);
+  else
+    attention_forward_generic(d, out, lse, q, k, v);
 }
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
@@ -301,6 +356,10 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
                                                                     static_cast<const bf16*>(out.raw()), rows, d.T, d.Hq,
                                                                     d.D);
   CUDA_CHECK_LAUNCH("attention_backward rowdot");
+  if (!tiled_head_dim(d.D)) {
+    attention_backward_generic(d, dq, dk, dv, dout, q, k, v, lse.f32(), Di);
+    return;
+  }
   // dQ gathers contributions from every key tile: F32 atomics into dq itself
   // when it is F32, else into a scratch converted afterwards.
   bool direct = dq.dtype() == DType::F32;

@@ -7,6 +7,7 @@
 #include <mma.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace qtrain::cuda::attn {
 
@@ -19,30 +20,44 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kPadH = 8;      // BF16 row padding (16 bytes): spreads rows over banks
 constexpr int kPadF = 4;      // F32 row padding
 
-// C[16, 16*ntiles] (F32, row-major, ldc) (+)= A[16, 16*ksteps] @ B, one warp.
-// A is row-major ([m][k], lda) or col-major ([k][m]); B row-major ([k][n]) or
-// col-major ([n][k]). With kAccumulate the old C is loaded first.
-template <class LayoutA, class LayoutB, bool kAccumulate>
-__device__ __forceinline__ void warp_mma(float* C, int ldc, const bf16* A, int lda, const bf16* B, int ldb, int ksteps,
-                                         int ntiles) {
+using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+// acc[j] += A[16, 16*ksteps] @ B[:, 16j : 16j+16] for j < NT, one warp, each A
+// fragment loaded once per k-step. A is row-major ([m][k], lda) or col-major
+// ([k][m]); B row-major ([k][n], ldb) or col-major ([n][k]).
+template <class LayoutA, class LayoutB, int NT>
+__device__ __forceinline__ void warp_mma_regs(Acc (&acc)[NT], const bf16* A, int lda, const bf16* B, int ldb,
+                                              int ksteps) {
   constexpr bool a_row = std::is_same_v<LayoutA, wmma::row_major>;
   constexpr bool b_row = std::is_same_v<LayoutB, wmma::row_major>;
-  for (int j = 0; j < ntiles; ++j) {
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    if (kAccumulate)
-      wmma::load_matrix_sync(acc, C + 16 * j, ldc, wmma::mem_row_major);
-    else
-      wmma::fill_fragment(acc, 0.f);
-    for (int kk = 0; kk < ksteps; ++kk) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, LayoutA> a;
+  for (int kk = 0; kk < ksteps; ++kk) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, LayoutA> a;
+    wmma::load_matrix_sync(a, A + (a_row ? 16 * kk : 16 * kk * lda), lda);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
       wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, LayoutB> b;
-      wmma::load_matrix_sync(a, A + (a_row ? 16 * kk : 16 * kk * lda), lda);
-      const bf16* bp = b_row ? B + 16 * kk * ldb + 16 * j : B + 16 * j * ldb + 16 * kk;
-      wmma::load_matrix_sync(b, bp, ldb);
-      wmma::mma_sync(acc, a, b, acc);
+      wmma::load_matrix_sync(b, b_row ? B + 16 * kk * ldb + 16 * j : B + 16 * j * ldb + 16 * kk, ldb);
+      wmma::mma_sync(acc[j], a, b, acc[j]);
     }
-    wmma::store_matrix_sync(C + 16 * j, acc, ldc, wmma::mem_row_major);
   }
+}
+
+template <int NT>
+__device__ __forceinline__ void fill_frags(Acc (&acc)[NT], float v) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) wmma::fill_fragment(acc[j], v);
+}
+
+template <int NT>
+__device__ __forceinline__ void load_frags(Acc (&acc)[NT], const float* C, int ldc) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) wmma::load_matrix_sync(acc[j], C + 16 * j, ldc, wmma::mem_row_major);
+}
+
+template <int NT>
+__device__ __forceinline__ void store_frags(float* C, int ldc, const Acc (&acc)[NT]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) wmma::store_matrix_sync(C + 16 * j, acc[j], ldc, wmma::mem_row_major);
 }
 
 // Copies kTile rows of D BF16 values into shared memory (row stride D + kPadH),

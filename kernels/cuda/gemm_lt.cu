@@ -43,7 +43,46 @@ uint32_t ptr_alignment(const void* p) {
   return a;
 }
 
-Plan make_plan(const PlanKey& k) {
+// Operands of the first call of a shape, used to time the heuristic's
+// candidates. Only for beta == 0: the trial runs overwrite c.
+struct TuneArgs {
+  const void* a;
+  const void* b;
+  void* c;
+};
+
+// Index of the quickest candidate: the heuristic's first pick is sometimes far
+// from best on skinny or odd shapes (the vocab-sized LM-head products).
+int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int found, const TuneArgs* t) {
+  Context& ctx = Context::get();
+  cudaStream_t s = ctx.stream();
+  cudaEvent_t e0, e1;
+  CUDA_CHECK(cudaEventCreate(&e0));
+  CUDA_CHECK(cudaEventCreate(&e1));
+  const float alpha = 1.f, beta = 0.f;
+  int best = 0;
+  float best_ms = 1e30f;
+  for (int i = 0; i < found; ++i) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    auto run = [&] {
+      return cublasLtMatmul(ctx.lt(), pl.op, &alpha, t->b, pl.la, t->a, pl.lb, &beta, t->c, pl.lc, t->c, pl.lc,
+                            &res[i].algo, ctx.workspace(), ctx.workspace_bytes(), s);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a failing candidate is skipped
+    CUDA_CHECK(cudaEventRecord(e0, s));
+    for (int r = 0; r < 3; ++r) run();
+    CUDA_CHECK(cudaEventRecord(e1, s));
+    CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    if (ms < best_ms) best_ms = ms, best = i;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return best;
+}
+
+Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
   Plan pl;
   cudaDataType_t abt = lt_type(DType(k.abt)), ct = lt_type(DType(k.ct));
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -73,16 +112,19 @@ Plan make_plan(const PlanKey& k) {
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, 4));
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, 4));
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
-  cublasLtMatmulHeuristicResult_t res{};
+  constexpr int kCandidates = 8;
+  cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
   int found = 0;
-  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt(), pl.op, pl.la, pl.lb, pl.lc, pl.lc, pref, 1, &res, &found);
+  cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(ctx.lt(), pl.op, pl.la, pl.lb, pl.lc, pl.lc, pref, kCandidates, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt has no algorithm for gemm M=" + std::to_string(k.M) + " N=" + std::to_string(k.N) +
                     " K=" + std::to_string(k.K) + " (" + dtype_name(DType(k.abt)) + " -> " + dtype_name(DType(k.ct)) +
                     ", status " + std::to_string(int(st)) + ")",
                 ErrorKind::Runtime);
-  pl.algo = res.algo;
+  pl.algo = res[0].algo;
+  if (found > 1 && tune) pl.algo = res[fastest(pl, res, found, tune)].algo;
   return pl;
 }
 
@@ -116,7 +158,10 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = plans.find(key);
-    if (it == plans.end()) it = plans.emplace(key, make_plan(key)).first;
+    if (it == plans.end()) {
+      TuneArgs t{a, b, c};
+      it = plans.emplace(key, make_plan(key, beta == 0.f ? &t : nullptr)).first;
+    }
     pl = &it->second;  // unordered_map nodes are stable
   }
   CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, &alpha, b, pl->la, a, pl->lb, &beta, c, pl->lc, c, pl->lc,

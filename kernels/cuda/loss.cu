@@ -53,6 +53,16 @@ const bf16* as_bf16(const Tensor& t, Scratch slot) {
   return static_cast<const bf16*>(s);
 }
 
+// The vocab dimension (50257 for GPT-2) is odd, which keeps cuBLASLt off its
+// fastest kernels: each vocab-sized product runs as a 64-aligned main part
+// plus a small tail. `part(v0, nv)` issues the product for vocab rows [v0, v0+nv).
+template <class F>
+void split_vocab(int64_t V, F&& part) {
+  int64_t main = V >= 64 ? V / 64 * 64 : V;
+  part(int64_t(0), main, true);
+  if (main < V) part(main, V - main, false);
+}
+
 }  // namespace
 
 double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale) {
@@ -83,17 +93,25 @@ double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor ta
   for (int64_t r0 = 0; r0 < N; r0 += R) {
     int64_t rows = std::min(R, N - r0);
     const bf16* xc = xb + r0 * C;
-    gemm_rowmajor(logits, DType::F32, ld, xc, C, false, wb, C, true, DType::BF16, rows, V, C, 1.f, 0.f);
+    split_vocab(V, [&](int64_t v0, int64_t nv, bool) {
+      gemm_rowmajor(logits + v0, DType::F32, ld, xc, C, false, wb + v0 * C, C, true, DType::BF16, rows, nv, C, 1.f, 0.f);
+    });
     ce_rows_kernel<<<unsigned(rows), kThreads, 0, s>>>(logits, ld, tg + r0, V, grad_scale, loss);
     CUDA_CHECK_LAUNCH("lm_head_cross_entropy rows");
     const bf16* dlogits = reinterpret_cast<const bf16*>(logits);  // [rows, V], row stride 2*ld
     if (dx.defined()) {
       size_t es = dx.dtype() == DType::BF16 ? 2 : 4;
       void* dxc = static_cast<char*>(dx.raw()) + size_t(r0 * C) * es;
-      gemm_rowmajor(dxc, dx.dtype(), C, dlogits, 2 * ld, false, wb, C, false, DType::BF16, rows, C, V, 1.f, 0.f);
+      split_vocab(V, [&](int64_t v0, int64_t nv, bool first) {  // K split: the tail accumulates
+        gemm_rowmajor(dxc, dx.dtype(), C, dlogits + v0, 2 * ld, false, wb + v0 * C, C, false, DType::BF16, rows, C, nv,
+                      1.f, first ? 0.f : 1.f);
+      });
     }
     if (dw.defined())
-      gemm_rowmajor(dw.raw(), DType::F32, C, dlogits, 2 * ld, true, xc, C, false, DType::BF16, V, C, rows, 1.f, 1.f);
+      split_vocab(V, [&](int64_t v0, int64_t nv, bool) {
+        gemm_rowmajor(dw.f32() + v0 * C, DType::F32, C, dlogits + v0, 2 * ld, true, xc, C, false, DType::BF16, nv, C,
+                      rows, 1.f, 1.f);
+      });
   }
   double h = 0;
   CUDA_CHECK(cudaMemcpyAsync(&h, loss, sizeof(double), cudaMemcpyDeviceToHost, s));

@@ -8,6 +8,10 @@ namespace {
 struct AttnCase {
   int64_t B, T, Hq, Hkv, D;
 };
+// Readable, deterministic test names (the default prints raw bytes, padding included).
+inline void PrintTo(const AttnCase& c, std::ostream* os) {
+  *os << "B" << c.B << "_T" << c.T << "_Hq" << c.Hq << "_Hkv" << c.Hkv << "_D" << c.D;
+}
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {};
 
@@ -57,12 +61,16 @@ TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          ::testing::Values(AttnCase{1, 7, 2, 2, 64}, AttnCase{2, 129, 6, 2, 64},
                                            AttnCase{1, 200, 8, 2, 128}, AttnCase{2, 64, 3, 3, 128},
-                                           AttnCase{1, 257, 9, 3, 64}, AttnCase{1, 1, 4, 1, 64}));
+                                           AttnCase{1, 257, 9, 3, 64}, AttnCase{1, 1, 4, 1, 64},
+                                           // head dims served by the generic fallback kernel
+                                           AttnCase{2, 37, 4, 2, 8}, AttnCase{1, 70, 4, 4, 16},
+                                           AttnCase{2, 33, 6, 2, 32}, AttnCase{1, 65, 3, 1, 96},
+                                           AttnCase{1, 20, 2, 1, 256}));
 
 TEST(CudaAttentionErrors, UnsupportedHeadDimIsAClearError) {
   QT_SKIP_WITHOUT_GPU();
-  Tensor q = Tensor::zeros({1, 8, 2, 80}, DType::BF16, Device::CUDA);
-  Tensor out = Tensor::zeros({1, 8, 2, 80}, DType::BF16, Device::CUDA);
+  Tensor q = Tensor::zeros({1, 8, 2, 264}, DType::BF16, Device::CUDA);
+  Tensor out = Tensor::zeros({1, 8, 2, 264}, DType::BF16, Device::CUDA);
   Tensor lse = Tensor::zeros({1, 2, 8}, DType::F32, Device::CUDA);
   EXPECT_THROW(attention_forward(out, lse, q, q, q), Error);
 }

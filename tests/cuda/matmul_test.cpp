@@ -8,6 +8,10 @@ namespace {
 struct GemmCase {
   DType a, b, c;
 };
+// Readable, deterministic test names (the default prints raw bytes, padding included).
+inline void PrintTo(const GemmCase& c, std::ostream* os) {
+  *os << dtype_name(c.a) << "_" << dtype_name(c.b) << "_" << dtype_name(c.c);
+}
 
 class CudaGemm : public ::testing::TestWithParam<GemmCase> {};
 

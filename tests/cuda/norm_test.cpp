@@ -9,6 +9,10 @@ struct NormCase {
   int64_t N, C;
   DType dt;
 };
+// Readable, deterministic test names (the default prints raw bytes, padding included).
+inline void PrintTo(const NormCase& c, std::ostream* os) {
+  *os << "N" << c.N << "_C" << c.C << "_" << dtype_name(c.dt);
+}
 
 class CudaNorm : public ::testing::TestWithParam<NormCase> {};
 

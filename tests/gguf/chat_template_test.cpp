@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat_format.h"
 #include "data/chat_template.h"
 #include "kernels/error.h"
 #include "tests/test_util.h"
@@ -65,6 +66,18 @@ TEST(ChatTemplate, SyntaxErrorsNameTheLine) {
   EXPECT_NE(msg("{% macro m() %}{% endmacro %}").find("unsupported tag {% macro"), std::string::npos);
   EXPECT_NE(msg("{{ messages | frobnicate }}").find("unsupported filter 'frobnicate'"), std::string::npos);
   EXPECT_NE(msg("{% endfor %}").find("unexpected {% endfor %}"), std::string::npos);
+}
+
+TEST(ChatTemplate, ChatMLAgreesWithDataBuiltInRenderer) {
+  std::string chatml;
+  for (auto& c : cases())
+    if (c["name"].get<std::string>().rfind("chatml/", 0) == 0) chatml = c["template"];
+  ChatTemplate jinja(chatml);
+  ChatMLRenderer builtin;
+  std::vector<ChatTurn> turns = {{"system", "Be brief."}, {"user", "Hi\nthere"}, {"assistant", " Hello! "}};
+  std::vector<ChatMessage> msgs;
+  for (auto& t : turns) msgs.push_back({t.role, t.content});
+  for (bool gen : {false, true}) EXPECT_EQ(jinja.render(msgs, gen), builtin.render(turns, gen));
 }
 
 TEST(ChatTemplate, SimpleCases) {

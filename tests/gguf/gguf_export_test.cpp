@@ -1,6 +1,7 @@
 // LoRA adapter and merged-model GGUF export, read back with qtrain's reader:
 // llama.cpp's metadata, names, ne order, and the Q/K permutation of lora_b.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "models/gguf_export.h"
@@ -69,6 +70,10 @@ TEST(GgufExport, LoraAdapterLayoutMatchesLlamaCpp) {
       for (int j = 0; j < r; ++j) ASSERT_EQ(got_b[size_t(stored * r + j)], want_b[size_t(row * r + j)]);
     }
     if (heads) EXPECT_NE(got_b, want_b);  // the permutation did something
+  }
+  // QTRAIN_KEEP_EXPORTS=dir keeps the adapter, to check it with gguf-py / llama.cpp by hand.
+  if (const char* keep = std::getenv("QTRAIN_KEEP_EXPORTS")) {
+    std::rename(out.c_str(), (std::string(keep) + "/tiny_lora.gguf").c_str());
   }
   std::remove(out.c_str());
 }

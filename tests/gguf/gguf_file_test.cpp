@@ -59,8 +59,9 @@ std::string error_of(const std::vector<uint8_t>& bytes) {
   return "";
 }
 
+// Last occurrence: tensor infos follow the metadata, which may hold the same bytes.
 size_t find_bytes(const std::vector<uint8_t>& hay, const std::string& needle) {
-  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end());
+  auto it = std::find_end(hay.begin(), hay.end(), needle.begin(), needle.end());
   EXPECT_NE(it, hay.end()) << needle;
   return size_t(it - hay.begin());
 }

@@ -3,10 +3,13 @@
 // (tests/fixtures/gguf/smollm2_reference.json, make_smollm2_reference.py):
 // config, weight mapping checksums, and the fp32 loss + logits of a fixed
 // CodeSearchNet window. Skipped when the model is not in the cache dir.
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat_template.h"
+#include "data/tokenizer.h"
 #include "models/model.h"
 #include "models/model_registry.h"
 #include "models/weight_source.h"
@@ -73,6 +76,33 @@ TEST(SmolLM2, ConfigAndWeightMapping) {
   }
 }
 
+// The tokenizer embedded in the GGUF, through data/'s BPE: the same ids as
+// HF's tokenizer (built by transformers from the same GGUF) for the window.
+// SmolLM2's vocabulary has no token for 21 byte values that never occur in
+// UTF-8 text (e.g. 0xC0, 0xF5..0xFF); HF accepts that, so data/ must too.
+TEST(SmolLM2, EmbeddedTokenizerMatchesTransformers) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  nlohmann::json ref = reference();
+  LoadedModel m = load_model(path);
+  TokenizerSource& ts = m.tokenizer;
+  auto tok = Tokenizer::from_vocab_merges(ts.tokens, ts.merges, ts.token_types, ts.pre, ts.bos_id, ts.eos_id);
+  std::vector<int32_t> ids = tok->encode(ref["code"].get<std::string>());
+  std::vector<int32_t> want = ref["ids"];
+  ASSERT_GE(ids.size(), want.size());
+  ids.resize(want.size());
+  EXPECT_EQ(ids, want);
+}
+
+TEST(SmolLM2, EmbeddedChatTemplate) {
+  SKIP_WITHOUT_SMOLLM2(path);
+  LoadedModel m = load_model(path);
+  const TokenizerSource& ts = m.tokenizer;
+  ChatTemplate chat(ts.chat_template);
+  EXPECT_EQ(chat.render({{"user", "Hi"}}, true, ts.tokens[size_t(ts.bos_id)], ts.tokens[size_t(ts.eos_id)]),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
 TEST(SmolLM2, EvalLossAndLogitsMatchTransformers) {
   SKIP_WITHOUT_SMOLLM2(path);
   nlohmann::json ref = reference();
@@ -87,6 +117,8 @@ TEST(SmolLM2, EvalLossAndLogitsMatchTransformers) {
   LossSum ls = model->forward(b, 0.f);
   ASSERT_EQ(ls.count, T - 1);
   const double loss = ls.sum / double(ls.count), loss_ref = ref["loss"];
+  std::printf("SmolLM2 window loss: qtrain %.7f, transformers %.7f (rel diff %.2e)\n", loss, loss_ref,
+              std::abs(loss - loss_ref) / loss_ref);
   EXPECT_NEAR(loss, loss_ref, 1e-4 * loss_ref) << "qtrain " << loss << " vs transformers " << loss_ref;
 
   std::vector<float> logits = model->logits(b).to_vector();

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The one GPU-machine run: CUDA op tests + GPU model tests, qtrain vs HF+peft
+# benchmarks, and 1 -> 2 GPU scaling. Two modes:
+#
+#   bench/device_run.sh --pack   HERE, after `ninja -C build-cuda qtrain test_cuda`: copies the
+#                                binaries and the .debs of the shared libraries the GPU machine
+#                                lacks (spdlog, fmt, openblas, hwloc, Open MPI...) into .devwork/gpu
+#   bench/device_run.sh          THERE (run kind nvidia-h200-x2, carry [".devwork/gpu"]): unpacks
+#                                the .debs under /tmp/sys (not /), runs everything, writes $OUT
+#
+# CUDA runtime, cuBLASLt and NCCL come from the machine's own CUDA toolkit and pip wheels.
+# Time budget (hard per-step timeouts, 570 s in all): tests 100 s, models 90 s, train_vs_hf 240 s, scaling 140 s.
+set -uo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PACK=$SRC/.devwork/gpu
+
+if [ "${1:-}" = "--pack" ]; then
+  set -e
+  BUILD=${BUILD:-$SRC/build-cuda}
+  rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
+  cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
+  # Packages owning each shared library the binaries (and mpirun) resolve here, minus
+  # the C runtime and CUDA, which the GPU machine has.
+  libs=$( (ldd "$BUILD/qtrain" "$BUILD/test_cuda" "$(readlink -f "$(command -v mpirun)")" \
+          /usr/lib/x86_64-linux-gnu/openmpi/lib/libmpi.so.40 2>/dev/null || true) | awk '$3 ~ /^\// {print $3}' | sort -u)
+  pkgs="openmpi-bin openmpi-common libopenmpi3 libpmix2"
+  for l in $libs; do
+    case "$l" in /usr/local/cuda*|*/libc.so*|*/libm.so*|*/libdl.so*|*/librt.so*|*/libpthread.so*|*/libstdc++*|*/libgcc_s*) continue ;; esac
+    p=$(dpkg -S "$(readlink -f "$l")" 2>/dev/null | head -1 | cut -d: -f1) || true
+    [ -z "$p" ] && p=$(dpkg -S "$l" 2>/dev/null | head -1 | cut -d: -f1) || true
+    [ -n "$p" ] && pkgs="$pkgs $p"
+  done
+  pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
+  echo "packing debs: $pkgs"
+  (cd "$PACK/debs" && apt-get download $pkgs)
+  du -sh "$PACK"
+  echo "carry: [\".devwork/gpu\"]  command: bash bench/device_run.sh"
+  exit 0
+fi
+
+# ---------------------------------------------------------------- on the GPU machine
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
+SYS=/tmp/sys; mkdir -p "$SYS"
+for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
+pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
+LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
+LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
+for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
+export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
+# The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
+export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/mpirun
+BIN=$PACK/bin
+{ nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
+
+status=()
+step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.log
+  local name=$1 t=$2; shift 2
+  local t0=$SECONDS
+  timeout "$t" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
+  status+=("$(printf '%-16s rc %-3s %4ss  %s' "$name" "$rc" "$((SECONDS - t0))" "$(tail -1 "$OUT/$name.log" | cut -c1-90)")")
+  echo "${status[-1]}"
+}
+
+cd "$SRC"  # tests find ../shared and tests/fixtures relative to the source dir
+step test_cuda 100 "$BIN/test_cuda" --gtest_brief=1
+MODELS=/tmp/models
+step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
+  python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
+step train_vs_hf 240 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
+  --steps ${BENCH_STEPS:-25} --warmup 8
+step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+
+echo; echo "==== summary ===="
+printf '%s\n' "${status[@]}"
+grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" | head -5
+sed -n '/^config/,$p' "$OUT/train_vs_hf.log"
+python3 - "$OUT" <<'PYEOF'
+import glob, json, sys
+for p in glob.glob(sys.argv[1] + "/scaling_*.json"):
+    r = json.load(open(p))
+    print("scaling:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "runs"})
+PYEOF

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""qtrain train --device cuda against HF transformers + peft (bf16, sdpa) on the
+same random-init model and the same synthetic tokens: median tok/s after warmup
+and peak GPU memory.
+
+Peak memory for both sides is the device's memory.used polled with nvidia-smi
+every 50 ms (includes the CUDA context, ~0.5 GiB), so the two columns compare
+like with like; the anchor's torch.cuda.max_memory_allocated is kept in the row too.
+
+    train_vs_hf.py --qtrain build-cuda/qtrain --models DIR [--rows gpt2m-lora,gpt2m-full,smol-lora] \
+        [--steps 30] [--warmup 10] [--out bench/results]
+Model dirs are made with bench/make_random_model.py under --models (created if absent).
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+ROWS = {
+    "gpt2m-lora": dict(shape="gpt2-medium", method="lora", batch=8, seq=1024, ckpt=False),
+    "gpt2m-full": dict(shape="gpt2-medium", method="full", batch=8, seq=1024, ckpt=False),
+    "smol-lora": dict(shape="smollm2-135m", method="lora", batch=16, seq=1024, ckpt=False),
+    "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
+}
+
+
+class GpuMemPoller:
+    """Peak nvidia-smi memory.used (GiB) of GPU `index` while active."""
+
+    def __init__(self, index=0, period=0.05):
+        self.index, self.period, self.peak, self._stop = index, period, 0.0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                                      "-i", str(self.index)], capture_output=True, text=True, timeout=5).stdout
+                self.peak = max(self.peak, float(out.strip().splitlines()[0]) / 1024.0)
+            except Exception:
+                pass
+            time.sleep(self.period)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._t.join()
+
+
+def write_shard(path, ntok, vocab, seed=0):
+    """llm.c format: 256 x int32 header (magic 20240520, version 1, ntok), uint16 tokens."""
+    rng = np.random.default_rng(seed)
+    header = np.zeros(256, dtype=np.int32)
+    header[:3] = [20240520, 1, ntok]
+    toks = rng.integers(0, min(vocab, 65535), size=ntok, dtype=np.uint16)
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(toks.tobytes())
+
+
+def ensure_model(models_dir, shape):
+    d = os.path.join(models_dir, shape)
+    if not os.path.exists(os.path.join(d, "config.json")):
+        subprocess.run([sys.executable, os.path.join(HERE, "make_random_model.py"), d, "--shape", shape], check=True)
+    return d
+
+
+def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
+    cmd = [qtrain, "train", "--model", model_dir, "--data", shard, "--format", "bin", "--device", "cuda",
+           "--method", row["method"], "--batch-size", str(row["batch"]), "--seq-len", str(row["seq"]),
+           "--steps", str(steps), "--lr", "1e-4", "--out", out_dir, "--log-every", "1", "--save-every", "0"]
+    if row["method"] == "lora":
+        cmd += ["--lora-r", "16", "--lora-alpha", "32", "--target", "all-linear"]
+    if row["ckpt"]:
+        cmd.append("--grad-checkpoint")
+    with GpuMemPoller() as mem, open(log, "w") as lf:
+        rc = subprocess.run(cmd, stdout=lf, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"qtrain exited {rc}; see {log}")
+    lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
+    tps = [l["tokens_per_s"] for l in lines if "tokens_per_s" in l and l.get("step", 0) > warmup]
+    return statistics.median(tps), mem.peak
+
+
+def run_hf(model_dir, row, steps, warmup, vocab):
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
+                                                              attn_implementation="sdpa").cuda()
+    if row["method"] == "lora":
+        import peft
+        model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                           lora_dropout=0.0, task_type="CAUSAL_LM"))
+    if row["ckpt"]:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    B, T = row["batch"], row["seq"]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    tps = []
+    torch.cuda.reset_peak_memory_stats()
+    with GpuMemPoller() as mem:
+        for step in range(steps):
+            ids = torch.randint(0, min(vocab, 65535), (B, T), device="cuda", generator=gen)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+            if step >= warmup:
+                tps.append(B * T / (time.perf_counter() - t0))
+    alloc = torch.cuda.max_memory_allocated() / 2**30
+    del model, opt
+    torch.cuda.empty_cache()
+    return statistics.median(tps), mem.peak, alloc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qtrain", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--rows", default="gpt2m-lora,gpt2m-full,smol-lora")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--work", default="/tmp/train_vs_hf")
+    ap.add_argument("--skip-anchor", action="store_true")
+    args = ap.parse_args()
+
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.work, exist_ok=True)
+    try:
+        device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+                                capture_output=True, text=True).stdout.strip().replace(" ", "-") or "unknown"
+    except FileNotFoundError:
+        device = "unknown"
+    date = datetime.date.today().isoformat()
+    rows = []
+    for name in args.rows.split(","):
+        row = ROWS[name]
+        model_dir = ensure_model(args.models, row["shape"])
+        vocab = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
+        shard = os.path.join(args.work, f"{name}.bin")
+        write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
+        config = f'{row["shape"]} {row["method"]}{" r16" if row["method"] == "lora" else ""} ' \
+                 f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}'
+        q_tps = q_mem = a_tps = a_mem = a_alloc = None
+        err = None
+        try:
+            q_tps, q_mem = run_qtrain(args.qtrain, model_dir, shard, row, args.steps, args.warmup,
+                                      os.path.join(args.work, name + "-out"), os.path.join(args.out, f"qtrain_{name}.log"))
+        except Exception as e:  # keep going: the other rows and the anchor still mean something
+            err = f"qtrain: {e}"
+        if not args.skip_anchor:
+            try:
+                a_tps, a_mem, a_alloc = run_hf(model_dir, row, args.steps, args.warmup, vocab)
+            except Exception as e:
+                err = (err + "; " if err else "") + f"anchor: {e}"
+        ratio = lambda a, b: (a / b) if a and b else None
+        rows.append(dict(config=config, metric="tok/s", qtrain=q_tps, anchor=a_tps, ratio=ratio(q_tps, a_tps),
+                         error=err))
+        rows.append(dict(config=config, metric="peak GPU mem GiB (nvidia-smi)", qtrain=q_mem, anchor=a_mem,
+                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc))
+        print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
+    res = dict(device=device, date=date, steps=args.steps, warmup=args.warmup, rows=rows)
+    path = os.path.join(args.out, f"train_vs_hf_{device}_{date}.json")
+    json.dump(res, open(path, "w"), indent=1)
+    fmt = lambda v: "-" if v is None else f"{v:.3g}" if v < 100 else f"{v:.0f}"
+    print(f"\n{'config':44s} {'metric':30s} {'qtrain':>9s} {'HF+peft':>9s} {'ratio':>6s}")
+    for r in rows:
+        print(f"{r['config']:44s} {r['metric']:30s} {fmt(r['qtrain']):>9s} {fmt(r['anchor']):>9s} {fmt(r['ratio']):>6s}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

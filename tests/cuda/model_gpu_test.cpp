@@ -1,0 +1,123 @@
+// The models on --device cuda (BF16 activations, F32 trainable params)
+// against the HF fixtures and against the CPU backend over a short training
+// run. Tolerances are BF16-sized: 2e-2 on losses, 3e-2 on gradients.
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "models/model.h"
+#include "models/peft_io.h"
+#include "models/safetensors.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "trainer/grad_clip.h"
+#include "trainer/optimizer.h"
+
+namespace qtrain::testing {
+namespace {
+
+struct Ref {
+  nlohmann::json j;
+  std::vector<int32_t> ids, targets;
+  int B = 0, T = 0;
+  TokenBatch batch() const { return {B, T, ids.data(), targets.data()}; }
+};
+
+// Same inputs as tests/models/hf_reference_test.cpp: HF labels = input_ids.
+Ref load_ref(const std::string& model) {
+  Ref r;
+  std::ifstream f(fixture(model + "-ref.json"));
+  r.j = nlohmann::json::parse(f);
+  auto& ids = r.j["input_ids"];
+  r.B = int(ids.size());
+  r.T = int(ids[0].size());
+  for (auto& row : ids)
+    for (int t = 0; t < r.T; ++t) r.ids.push_back(row[size_t(t)].get<int32_t>());
+  r.targets.resize(r.ids.size());
+  for (int b = 0; b < r.B; ++b)
+    for (int t = 0; t < r.T; ++t) r.targets[size_t(b * r.T + t)] = t + 1 < r.T ? r.ids[size_t(b * r.T + t + 1)] : -100;
+  return r;
+}
+
+std::unique_ptr<Model> build(const std::string& dir, Device dev, const PeftAdapter* adapter, uint64_t seed = 0) {
+  LoadedModel lm = load_hf_model_dir(fixture(dir));
+  ModelOptions opt;
+  opt.device = dev;
+  opt.method = "lora";
+  opt.seed = seed;
+  if (adapter) {
+    opt.lora = adapter->lora;
+    opt.targets = adapter->modules;
+  }
+  auto m = Model::create(lm.config, *lm.weights, opt);
+  if (adapter) apply_peft_adapter(*m, *adapter);
+  return m;
+}
+
+double mean_loss(const LossSum& s) { return s.sum / double(s.count); }
+
+class GpuHfReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GpuHfReference, BaseLoss) {
+  QT_SKIP_WITHOUT_GPU();
+  const std::string model = GetParam();
+  Ref r = load_ref(model);
+  auto m = build(model, Device::CUDA, nullptr);
+  double want = r.j["loss"].get<double>();
+  EXPECT_NEAR(mean_loss(m->forward(r.batch(), 0.f)), want, 2e-2 * want);
+}
+
+TEST_P(GpuHfReference, PeftAdapterLossAndGrads) {
+  QT_SKIP_WITHOUT_GPU();
+  const std::string model = GetParam();
+  Ref r = load_ref(model);
+  PeftAdapter a = read_peft_adapter(fixture(model + "-lora"));
+  auto m = build(model, Device::CUDA, &a);
+  LossSum s = m->forward(r.batch(), 1.f / 30.f);
+  ASSERT_EQ(s.count, 30);
+  double want = r.j["lora_loss"].get<double>();
+  EXPECT_NEAR(mean_loss(s), want, 2e-2 * want);
+  m->backward();
+  SafetensorsFile grads(fixture(model + "-lora-grads.safetensors"));
+  ASSERT_EQ(grads.entries().size(), m->params().params().size());
+  for (auto& p : m->params().params()) {
+    Tensor want_g = grads.load_f32("base_model.model." + p.name);
+    EXPECT_LT(norm_rel_err(p.grad.to_vector(), want_g.to_vector()), 3e-2) << p.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GpuHfReference, ::testing::Values("tiny-llama", "tiny-gpt2"));
+
+// 20 AdamW steps on the fixture batch as the trainer takes them (zero grads,
+// forward with 1/tokens, backward, clip at 1.0, step); returns the losses.
+std::vector<double> train_curve(const std::string& model, Device dev) {
+  Ref r = load_ref(model);
+  auto m = build(model, dev, nullptr, /*seed=*/42);
+  AdamW opt(m->params(), {0.9f, 0.999f, 1e-8f, 0.f});
+  std::vector<double> losses;
+  for (int step = 0; step < 20; ++step) {
+    m->params().zero_grads();
+    LossSum s = m->forward(r.batch(), 1.f / 30.f);
+    m->backward();
+    GradClip clip = clip_grad_norm(m->params().grads(), 1.f, 1.f);
+    opt.step(m->params(), 3e-3f, clip.grad_scale);
+    losses.push_back(mean_loss(s));
+  }
+  return losses;
+}
+
+class GpuTrainingCurve : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GpuTrainingCurve, MatchesCpuPerStep) {
+  QT_SKIP_WITHOUT_GPU();
+  auto cpu = train_curve(GetParam(), Device::CPU);
+  auto gpu = train_curve(GetParam(), Device::CUDA);
+  ASSERT_EQ(cpu.size(), gpu.size());
+  EXPECT_LT(cpu.back(), cpu.front());  // the run actually learns
+  for (size_t i = 0; i < cpu.size(); ++i)
+    EXPECT_NEAR(gpu[i], cpu[i], 2e-2 * cpu[i]) << GetParam() << " step " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GpuTrainingCurve, ::testing::Values("tiny-llama", "tiny-gpt2"));
+
+}  // namespace
+}  // namespace qtrain::testing

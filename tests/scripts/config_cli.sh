@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# --config FILE.json: keys with '-' or '_', arrays and booleans become flags; the
+# command line overrides the file; unknown keys are a clear error (exit 2).
+set -u
+qtrain=$1; src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+F=$src/tests/fixtures
+cat > "$tmp/cfg.json" <<JSON
+{"model": "$F/tiny-llama", "data": "$F/tiny-llama-eval.jsonl", "format": "input_ids",
+ "seq_len": 16, "batch_size": 1, "steps": 2, "lr": 0.01, "target": ["q_proj", "v_proj"],
+ "lora-r": 2, "grad_checkpoint": true, "out": "$tmp/a", "log_every": 1}
+JSON
+"$qtrain" train --config "$tmp/cfg.json" --steps 3 > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train with --config"; exit 1; }
+n=$(grep -c '"step"' "$tmp/a/metrics.jsonl")
+[[ $n == 3 ]] || { echo "FAIL: --steps 3 on the command line should override steps 2 in the file (got $n lines)"; exit 1; }
+grep -q '"r": 2' "$tmp/a/adapter/adapter_config.json" || { echo "FAIL: lora-r from the file not applied"; exit 1; }
+grep -q 'q_proj' "$tmp/a/adapter/adapter_config.json" && ! grep -q 'k_proj' "$tmp/a/adapter/adapter_config.json" \
+  || { echo "FAIL: target list from the file not applied"; exit 1; }
+echo '{"model": "x", "no_such_flag": 3}' > "$tmp/bad.json"
+"$qtrain" train --config "$tmp/bad.json" --data x > "$tmp/err" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "bad.json: unknown option 'no_such_flag'" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: unknown key (rc $rc)"; exit 1; }
+"$qtrain" train --config "$tmp/missing.json" > "$tmp/err" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "missing.json: cannot open" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: missing config (rc $rc)"; exit 1; }
+echo "config_cli: ok"
