@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExportOptions {
-  std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16";
+  std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora";
   bool merge = false;
 };
 
@@ -34,7 +34,9 @@ DType parse_dtype(const std::string& s) {
 int run_export(const ExportOptions& o) {
   LoadedModel lm = load_model(o.model);
   PeftAdapter a = read_peft_adapter(o.adapter);
+  if (o.method == "full") throw Error("--method full: export works on adapters (lora or a quantized-base method)");
   ModelOptions mo;
+  mo.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
   mo.lora = a.lora;
   mo.targets = a.modules;
   auto model = Model::create(lm.config, *lm.weights, mo);
@@ -97,6 +99,10 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train)")->required();
   sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
+  sub->add_option("--method", o->method,
+                  "the --method the adapter was trained with; qlora | nf4-lora | qlora-fp4 | int8-lora merge into "
+                  "the dequantized base")
+      ->capture_default_str();
   sub->add_option("--format", o->format, "peft | hf | gguf-lora | gguf")->capture_default_str();
   sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
   sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | f32")->capture_default_str();

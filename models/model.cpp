@@ -4,6 +4,7 @@
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
+#include "models/quant_weight.h"
 
 namespace qtrain {
 
@@ -11,9 +12,10 @@ std::unique_ptr<Model> make_gpt2(const ModelConfig& cfg, const ModelOptions& opt
 std::unique_ptr<Model> make_llama(const ModelConfig& cfg, const ModelOptions& opt);  // models/llama.cpp
 
 std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource& src, const ModelOptions& opt) {
-  if (opt.method != "full" && opt.method != "lora")
-    throw Error("unknown --method '" + opt.method + "' (this build supports: full, lora)");
-  if (opt.method == "lora" && (opt.lora.r <= 0 || opt.lora.alpha <= 0.f))
+  if (opt.method != "full" && opt.method != "lora" && !method_quantizes(opt.method))
+    throw Error("unknown --method '" + opt.method +
+                "' (this build supports: full, lora, qlora, nf4-lora, qlora-fp4, int8-lora)");
+  if (opt.method != "full" && (opt.lora.r <= 0 || opt.lora.alpha <= 0.f))
     throw Error("--lora-r and --lora-alpha must be positive");
   if (opt.lora.dropout < 0.f || opt.lora.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
   std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
@@ -99,6 +101,10 @@ void Model::finish_build(const WeightSource& src) {
     if (lin->trainable()) {
       lin->weight_param(params_)->value.copy_from(w);
       if (b.defined()) lin->bias_param(params_)->value.copy_from(b);
+    } else if (method_quantizes(opt_.method)) {
+      // only the blocks' Linear layers are quantized (embeddings, norms and
+      // lm_head are slots and stay dense), as bitsandbytes + peft do
+      lin->set_frozen(make_quantized_weight(opt_.method, w), b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     } else {
       lin->set_frozen(std::make_unique<DenseWeight>(w.to(opt_.device, act_dtype_)),
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());

@@ -1,0 +1,111 @@
+#include "kernels/quant/nf4.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "kernels/error.h"
+#include "kernels/quant/dynamic_map.h"
+#include "kernels/quant/fp4.h"
+
+namespace qtrain::quant {
+
+namespace {
+
+// The NF4 code of QLoRA (Dettmers et al. 2023), as bnb's float32 table.
+const std::array<float, 16>& nf4_code() {
+  static const std::array<float, 16> kCode = {
+      -1.f,          -0x1.647362p-1f, -0x1.0cd660p-1f, -0x1.946540p-2f, -0x1.23449ap-2f, -0x1.7a6a7ep-3f,
+      -0x1.74f0e2p-4f, 0.f,           0x1.45f5fep-4f,  0x1.4995c6p-3f,  0x1.f809bap-3f,  0x1.5a0674p-2f,
+      0x1.c34970p-2f,  0x1.200f56p-1f, 0x1.722766p-1f, 1.f};
+  return kCode;
+}
+
+// Sorted code -> midpoints and the permutation back to code indices, as bnb's
+// _get_4bit_quantize_bounds (a stable argsort: the same for these codes).
+struct Bounds {
+  std::array<float, 15> mid;
+  std::array<uint8_t, 16> order;
+};
+
+Bounds make_bounds(Code4 c) {
+  const auto& code = code4_values(c);
+  Bounds b;
+  std::iota(b.order.begin(), b.order.end(), uint8_t(0));
+  std::stable_sort(b.order.begin(), b.order.end(), [&](uint8_t x, uint8_t y) { return code[x] < code[y]; });
+  for (int i = 0; i < 15; ++i) b.mid[i] = (code[b.order[i]] + code[b.order[i + 1]]) / 2.f;
+  return b;
+}
+
+// torch.bucketize(x, mid, right=False): the number of midpoints < x.
+inline uint8_t bucket(const Bounds& b, float x) {
+  return b.order[std::lower_bound(b.mid.begin(), b.mid.end(), x) - b.mid.begin()];
+}
+
+}  // namespace
+
+const char* code4_name(Code4 c) { return c == Code4::NF4 ? "nf4" : "fp4"; }
+
+const std::array<float, 16>& code4_values(Code4 c) { return c == Code4::NF4 ? nf4_code() : fp4_code(); }
+
+Packed4 quantize_4bit(const float* w, int64_t n, Code4 code, bool double_quant, int64_t blocksize) {
+  if (n <= 0 || blocksize <= 0) throw Error("quantize_4bit: empty weight or bad blocksize");
+  static const Bounds kNf4 = make_bounds(Code4::NF4), kFp4 = make_bounds(Code4::FP4);
+  const Bounds& b = code == Code4::NF4 ? kNf4 : kFp4;
+  Packed4 p;
+  p.code = code;
+  p.numel = n;
+  p.blocksize = blocksize;
+  p.packed.assign(size_t((n + 1) / 2), 0);
+  std::vector<float> absmax(size_t(p.blocks()));
+  for (int64_t blk = 0; blk < p.blocks(); ++blk) {
+    int64_t s = blk * blocksize, e = std::min(n, s + blocksize);
+    float am = 0.f;
+    for (int64_t i = s; i < e; ++i) am = std::max(am, std::fabs(w[i]));
+    // bnb: full blocks multiply by the reciprocal and store the raw absmax; the
+    // trailing partial block divides and stores the clamped one.
+    bool partial = e - s < blocksize;
+    float clamped = std::max(am, 1e-38f);
+    float inv = 1.f / clamped;
+    absmax[size_t(blk)] = partial ? clamped : am;
+    for (int64_t i = s; i < e; ++i) {
+      float x = std::clamp(partial ? w[i] / clamped : w[i] * inv, -1.f, 1.f);
+      uint8_t q = bucket(b, x);
+      p.packed[size_t(i / 2)] |= (i % 2 == 0) ? uint8_t(q << 4) : q;
+    }
+  }
+  if (n % 2) p.packed.back() |= bucket(b, 0.f);  // bnb pads odd lengths with a zero element
+  if (!double_quant) {
+    p.absmax = std::move(absmax);
+    return p;
+  }
+  p.double_quant = true;
+  double sum = 0;
+  for (float a : absmax) sum += a;
+  p.offset = float(sum / double(absmax.size()));
+  std::vector<float> centered(absmax.size());
+  for (size_t i = 0; i < absmax.size(); ++i) centered[i] = absmax[i] - p.offset;
+  p.qabsmax.resize(absmax.size());
+  quantize_blockwise8(centered.data(), int64_t(centered.size()), 256, p.qabsmax.data(), p.absmax2);
+  return p;
+}
+
+std::vector<float> decoded_absmax(const Packed4& p) {
+  if (!p.double_quant) return p.absmax;
+  std::vector<float> a(p.qabsmax.size());
+  dequantize_blockwise8(p.qabsmax.data(), p.absmax2.data(), int64_t(a.size()), 256, a.data());
+  for (float& v : a) v += p.offset;
+  return a;
+}
+
+void dequantize_4bit(const Packed4& p, const std::vector<float>& absmax, int64_t begin, int64_t end, float* out) {
+  QT_CHECK(begin % 2 == 0 && begin <= end && end <= p.numel, "dequantize_4bit: bad range");
+  const auto& code = code4_values(p.code);
+  for (int64_t i = begin; i < end; ++i) {
+    uint8_t byte = p.packed[size_t(i / 2)];
+    uint8_t q = (i % 2 == 0) ? uint8_t(byte >> 4) : uint8_t(byte & 0xF);
+    out[i - begin] = code[q] * absmax[size_t(i / p.blocksize)];
+  }
+}
+
+}  // namespace qtrain::quant

@@ -1,0 +1,106 @@
+#include "models/quant_weight.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/matmul.h"
+
+namespace qtrain {
+
+int64_t DequantWeight::chunk_rows() const { return std::clamp<int64_t>(kChunkElems / in_, 1, out_); }
+
+Tensor DequantWeight::dense_f32() const {
+  Tensor w = Tensor::empty({out_, in_}, DType::F32);
+  dequantize_rows(0, out_, w.f32());
+  return w;
+}
+
+void DequantWeight::forward(Tensor y, Tensor x) const {
+  if (x.is_cuda()) {  // first version: see the header
+    gemm(y, x, dense_f32().to(Device::CUDA, DType::BF16), false, true);
+    return;
+  }
+  int64_t n = x.numel() / in_, step = chunk_rows();
+  if (step == out_) {
+    gemm(y, x, dense_f32(), false, true);
+    return;
+  }
+  Tensor wc = Tensor::empty({step, in_}, DType::F32), yc = Tensor::empty({n, step}, DType::F32);
+  float* yp = y.f32();
+  for (int64_t r0 = 0; r0 < out_; r0 += step) {
+    int64_t r = std::min(step, out_ - r0);
+    dequantize_rows(r0, r0 + r, wc.f32());
+    Tensor yv = yc.flat(0, n * r).view({n, r});
+    gemm(yv, x.view({n, in_}), wc.rows(0, r), false, true);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(yp + i * out_ + r0, yv.f32() + i * r, size_t(r) * 4);
+  }
+}
+
+void DequantWeight::backward_input(Tensor dx, Tensor dy, float beta) const {
+  if (dy.is_cuda()) {
+    gemm(dx, dy, dense_f32().to(Device::CUDA, DType::BF16), false, false, 1.f, beta);
+    return;
+  }
+  int64_t n = dy.numel() / out_, step = chunk_rows();
+  if (step == out_) {
+    gemm(dx, dy, dense_f32(), false, false, 1.f, beta);
+    return;
+  }
+  Tensor wc = Tensor::empty({step, in_}, DType::F32), dyc = Tensor::empty({n, step}, DType::F32);
+  const float* dp = dy.f32();
+  for (int64_t r0 = 0; r0 < out_; r0 += step) {
+    int64_t r = std::min(step, out_ - r0);
+    dequantize_rows(r0, r0 + r, wc.f32());
+    Tensor dv = dyc.flat(0, n * r).view({n, r});
+    for (int64_t i = 0; i < n; ++i) std::memcpy(dv.f32() + i * r, dp + i * out_ + r0, size_t(r) * 4);
+    gemm(dx.view({n, in_}), dv, wc.rows(0, r), false, false, 1.f, r0 == 0 ? beta : 1.f);
+  }
+}
+
+Block4Weight::Block4Weight(const Tensor& w, quant::Code4 code, bool double_quant)
+    : DequantWeight(w.size(0), w.size(1)) {
+  Tensor h = w.to(Device::CPU, DType::F32);
+  p_ = quant::quantize_4bit(h.f32(), h.numel(), code, double_quant);
+  absmax_ = quant::decoded_absmax(p_);
+}
+
+void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
+  // rows start at even flat offsets unless in is odd: then dequantize from
+  // the previous element and drop it
+  int64_t b = r0 * in_features(), e = r1 * in_features();
+  if (b % 2 == 0) {
+    quant::dequantize_4bit(p_, absmax_, b, e, out);
+    return;
+  }
+  std::vector<float> tmp(size_t(e - b + 1));
+  quant::dequantize_4bit(p_, absmax_, b - 1, e, tmp.data());
+  std::memcpy(out, tmp.data() + 1, size_t(e - b) * 4);
+}
+
+Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(0), w.size(1)), threshold_(threshold) {
+  Tensor h = w.to(Device::CPU, DType::F32);
+  p_ = quant::quantize_int8_rows(h.f32(), w.size(0), w.size(1));
+}
+
+void Int8Weight::forward(Tensor y, Tensor x) const {
+  if (x.is_cuda()) return DequantWeight::forward(y, x);
+  quant::int8_matmul_decomposed(p_, x.f32(), x.numel() / in_features(), y.f32(), threshold_);
+}
+
+void Int8Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
+  quant::dequantize_int8_rows(p_, r0, r1, out);
+}
+
+bool method_quantizes(const std::string& m) {
+  return m == "qlora" || m == "nf4-lora" || m == "qlora-fp4" || m == "int8-lora";
+}
+
+std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& m, const Tensor& w) {
+  if (m == "qlora") return std::make_unique<Nf4Weight>(w, true);
+  if (m == "nf4-lora") return std::make_unique<Nf4Weight>(w, false);
+  if (m == "qlora-fp4") return std::make_unique<Fp4Weight>(w, true);
+  if (m == "int8-lora") return std::make_unique<Int8Weight>(w);
+  return nullptr;
+}
+
+}  // namespace qtrain
