@@ -37,7 +37,12 @@ std::string format_progress(const ProgressInfo& p, bool with_bar) {
   s += with_bar ? " " + format_bar(p.step, p.total, 20) : " |";
   std::snprintf(buf, sizeof buf, " loss %.4f | %.0f tok/s | %.2f s/step | ETA %s", p.loss, p.tokens_per_s,
                 p.s_per_step, format_duration(double(std::max<int64_t>(0, p.total - p.step)) * p.s_per_step).c_str());
-  return s + buf;
+  s += buf;
+  if (p.mfu > 0) {
+    std::snprintf(buf, sizeof buf, " | MFU %.1f%%", 100.0 * p.mfu);
+    s += buf;
+  }
+  return s;
 }
 
 Progress::Progress(int64_t total_steps, int log_every, bool terminal)

@@ -13,6 +13,7 @@ struct ProgressInfo {
   double loss = 0;
   double tokens_per_s = 0;
   double s_per_step = 0;
+  double mfu = 0;  // model FLOPs utilisation, 0 = unknown (CPU)
 };
 
 // "45s", "1m05s", "2h03m", "3d04h"; "?" for negative or non-finite input.

@@ -27,6 +27,15 @@ std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, cons
   return nullptr;  // pre-tokenized data needs none; Stream says so if text needs one
 }
 
+double peak_bf16_flops(const std::string& gpu_name) {
+  auto has = [&](const char* s) { return gpu_name.find(s) != std::string::npos; };
+  if (has("H100") || has("H200") || has("H20 ") || has("GH200")) return 989e12;
+  if (has("B200")) return 2250e12;
+  if (has("A100")) return 312e12;
+  if (has("L40")) return 181e12;
+  return 0.0;
+}
+
 std::string describe_params(const Model& m) {
   char buf[200];
   int64_t t = m.trainable_params(), all = m.total_params();

@@ -19,6 +19,10 @@ Device resolve_device(const std::string& name);
 std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, const std::string& override_path,
                                                 const std::string& model_label);
 
+// Dense bf16 tensor-core peak of a GPU by name (H100/H200 SXM 989 TFLOP/s,
+// A100 312), for MFU; 0 when unknown.
+double peak_bf16_flops(const std::string& gpu_name);
+
 // A line like peft's print_trainable_parameters().
 std::string describe_params(const Model& m);
 

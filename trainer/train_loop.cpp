@@ -180,7 +180,14 @@ int run_training(const TrainConfig& cfg) {
 
     Progress progress(total, cfg.log_every, Progress::stderr_is_terminal() && rank0);
     const auto t_start = Clock::now();
-    double tokens_seen = 0;
+    double tokens_seen = 0, exposed_before = 0;
+    // Model FLOPs per token for MFU: forward 2N, input gradients 2N, weight
+    // gradients 2N only when the base trains; plus causal attention
+    // (QK^T and PV, forward and backward: 6 * L * T * d, halved for causality).
+    const double n_params = double(model->total_params());
+    const double flops_per_token = (cfg.method == "full" ? 6.0 : 4.0) * n_params +
+                                   6.0 * lm.config.n_layer * double(cfg.seq_len) * lm.config.n_head * lm.config.head_dim;
+    const double peak_flops = device == Device::CUDA ? peak_bf16_flops(cuda_device_name()) : 0.0;
     spdlog::info("training {} steps: {} rank(s) x batch {} x accum {} x seq {} | lr {} {} warmup {}", total - step,
                  comm->world(), cfg.batch_size, cfg.grad_accum, cfg.seq_len, cfg.lr, cfg.schedule, cfg.warmup);
     while (step < total) {
@@ -222,6 +229,9 @@ int run_training(const TrainConfig& cfg) {
       if (!std::isfinite(loss)) throw Error("loss became " + std::to_string(loss) + " at step " + std::to_string(step) +
                                             "; lower --lr or check the data", ErrorKind::Runtime);
       const double tps = double(cfg.batch_size) * cfg.seq_len * cfg.grad_accum * comm->world() / dt;
+      const double mfu = peak_flops > 0 ? tps * flops_per_token / (peak_flops * comm->world()) : 0.0;
+      const double exposed = reducer.exposed_seconds() - exposed_before;
+      exposed_before = reducer.exposed_seconds();
       if (metrics) {
         StepMetrics m;
         m.step = step;
@@ -230,10 +240,11 @@ int run_training(const TrainConfig& cfg) {
         m.grad_norm = clip.norm;
         m.tokens_per_s = tps;
         m.elapsed_s = elapsed;
-        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", reducer.exposed_seconds()}};
+        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed}};
+        if (mfu > 0) m.extra["mfu"] = mfu;
         metrics->write(m);
       }
-      progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt});
+      progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});
       if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) save(false);
       if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) run_eval();
       if (cfg.stop_at > 0 && step >= cfg.stop_at && step < total) {
