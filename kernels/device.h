@@ -17,4 +17,11 @@ void cuda_copy(void* dst, const void* src, size_t bytes, int kind);
 void cuda_memset0(void* p, size_t bytes);
 void cuda_sync();
 
+// The caching allocator's bytes: handed out now, the most ever handed out at
+// once (peak memory of qtrain's tensors), and held from the driver.
+struct CudaMemoryStats {
+  size_t in_use = 0, peak = 0, reserved = 0;
+};
+CudaMemoryStats cuda_memory_stats();
+
 }  // namespace qtrain

@@ -17,6 +17,7 @@ void cuda_free(void*) {}
 void cuda_copy(void*, const void*, size_t, int) { no_cuda(); }
 void cuda_memset0(void*, size_t) { no_cuda(); }
 void cuda_sync() {}
+CudaMemoryStats cuda_memory_stats() { return {}; }
 
 }  // namespace qtrain
 #endif

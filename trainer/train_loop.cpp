@@ -242,6 +242,11 @@ int run_training(const TrainConfig& cfg) {
         m.elapsed_s = elapsed;
         m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed}};
         if (mfu > 0) m.extra["mfu"] = mfu;
+        if (device == Device::CUDA) {
+          CudaMemoryStats ms = cuda_memory_stats();
+          m.extra["gpu_peak_gib"] = double(ms.peak) / double(1 << 30);
+          m.extra["gpu_reserved_gib"] = double(ms.reserved) / double(1 << 30);
+        }
         metrics->write(m);
       }
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});

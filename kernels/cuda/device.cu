@@ -1,6 +1,10 @@
 // kernels/device.h on a CUDA build. Copies and memsets are queued on the
 // context's stream so they stay ordered with every op.
+#include <algorithm>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
@@ -31,25 +35,90 @@ std::string cuda_device_name() {
   return prop.name;
 }
 
+// A caching allocator: freed blocks go to per-size free lists and are handed
+// out again, so after the first training step no cudaMalloc/cudaFree happens
+// inside a step (cudaFree synchronises the whole device, which would also
+// serialise NCCL against backward). Reuse is safe because every kernel runs on
+// the one compute stream in order; the NCCL stream only touches the persistent
+// gradient buffer. Sizes are rounded so similar shapes share blocks.
+namespace {
+
+struct BlockPool {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free;  // rounded size -> blocks
+  std::unordered_map<void*, size_t> size_of;            // live and cached blocks
+  size_t in_use = 0, peak = 0, reserved = 0;
+};
+
+BlockPool& pool() {
+  static BlockPool* p = new BlockPool;  // never destroyed: Tensors may be freed at exit
+  return *p;
+}
+
+size_t round_size(size_t b) {
+  const size_t small = 512, large = size_t(2) << 20;
+  return b < (size_t(1) << 20) ? (b + small - 1) / small * small : (b + large - 1) / large * large;
+}
+
+}  // namespace
+
 void* cuda_alloc(size_t bytes) {
   if (!cuda_available()) throw Error("cuda_alloc: no CUDA device is available", ErrorKind::Runtime);
+  BlockPool& P = pool();
+  const size_t size = round_size(std::max<size_t>(bytes, 1));
+  std::lock_guard<std::mutex> lock(P.mu);
+  auto& list = P.free[size];
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, bytes);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
-    throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed (" + cudaGetErrorString(e) +
-                    "); free " + std::to_string(free_b >> 20) + " MiB of " + std::to_string(total_b >> 20) +
-                    " MiB",
-                ErrorKind::Runtime);
+  if (!list.empty()) {
+    p = list.back();
+    list.pop_back();
+  } else {
+    cudaError_t e = cudaMalloc(&p, size);
+    if (e != cudaSuccess) {
+      // Out of memory with blocks cached for other sizes: give them back and retry once.
+      cudaGetLastError();
+      cudaDeviceSynchronize();
+      for (auto& [sz, blocks] : P.free)
+        for (void* q : blocks) {
+          cudaFree(q);
+          P.size_of.erase(q);
+          P.reserved -= sz;
+        }
+      P.free.clear();
+      e = cudaMalloc(&p, size);
+    }
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed (" + cudaGetErrorString(e) + "); free " +
+                      std::to_string(free_b >> 20) + " MiB of " + std::to_string(total_b >> 20) + " MiB, " +
+                      std::to_string(P.in_use >> 20) + " MiB in use by qtrain",
+                  ErrorKind::Runtime);
+    }
+    P.size_of[p] = size;
+    P.reserved += size;
   }
+  P.in_use += size;
+  P.peak = std::max(P.peak, P.in_use);
   return p;
 }
 
 // Called from Tensor destructors, possibly at process exit: never throws.
 void cuda_free(void* p) {
-  if (p) cudaFree(p);
+  if (!p) return;
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  auto it = P.size_of.find(p);
+  if (it == P.size_of.end()) return;
+  P.in_use -= it->second;
+  P.free[it->second].push_back(p);
+}
+
+CudaMemoryStats cuda_memory_stats() {
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  return {P.in_use, P.peak, P.reserved};
 }
 
 void cuda_copy(void* dst, const void* src, size_t bytes, int kind) {
