@@ -71,7 +71,7 @@ MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
 step train_vs_hf 240 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
-  --steps ${BENCH_STEPS:-25} --warmup 8
+  --steps ${BENCH_STEPS:-25} --warmup 8 --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
 # Diagnosis of the 2-GPU step time, only on request (ONLY="diag").
 [[ " ${ONLY:-} " == *" diag "* ]] && step diag 240 bash bench/scaling_diag.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"

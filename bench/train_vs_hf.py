@@ -29,6 +29,8 @@ ROWS = {
     "gpt2m-lora": dict(shape="gpt2-medium", method="lora", batch=8, seq=1024, ckpt=False),
     "gpt2m-full": dict(shape="gpt2-medium", method="full", batch=8, seq=1024, ckpt=False),
     "smol-lora": dict(shape="smollm2-135m", method="lora", batch=16, seq=1024, ckpt=False),
+    # QLoRA (NF4 + DQ base) against HF+peft bf16 LoRA: bitsandbytes is not on the GPU machine.
+    "smol-qlora": dict(shape="smollm2-135m", method="qlora", batch=16, seq=1024, ckpt=False, anchor_method="lora"),
     "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
 }
 
@@ -81,7 +83,7 @@ def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
     cmd = [qtrain, "train", "--model", model_dir, "--data", shard, "--format", "bin", "--device", "cuda",
            "--method", row["method"], "--batch-size", str(row["batch"]), "--seq-len", str(row["seq"]),
            "--steps", str(steps), "--lr", "1e-4", "--out", out_dir, "--log-every", "1", "--save-every", "0"]
-    if row["method"] == "lora":
+    if row["method"] != "full":
         cmd += ["--lora-r", "16", "--lora-alpha", "32", "--target", "all-linear"]
     if row["ckpt"]:
         cmd.append("--grad-checkpoint")
@@ -101,7 +103,7 @@ def run_hf(model_dir, row, steps, warmup, vocab):
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
                                                               attn_implementation="sdpa").cuda()
-    if row["method"] == "lora":
+    if row.get("anchor_method", row["method"]) == "lora":
         import peft
         model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                            lora_dropout=0.0, task_type="CAUSAL_LM"))
@@ -160,8 +162,9 @@ def main():
         vocab = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
         shard = os.path.join(args.work, f"{name}.bin")
         write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
-        config = f'{row["shape"]} {row["method"]}{" r16" if row["method"] == "lora" else ""} ' \
-                 f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}'
+        config = f'{row["shape"]} {row["method"]}{" r16" if row["method"] != "full" else ""} ' \
+                 f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}' \
+                 f'{" (anchor: HF bf16 " + row["anchor_method"] + ")" if "anchor_method" in row else ""}'
         q_tps = q_mem = a_tps = a_mem = a_alloc = None
         err = None
         try:
