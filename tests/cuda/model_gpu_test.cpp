@@ -9,34 +9,12 @@
 #include "models/peft_io.h"
 #include "models/safetensors.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/hf_fixture.h"
 #include "trainer/grad_clip.h"
 #include "trainer/optimizer.h"
 
 namespace qtrain::testing {
 namespace {
-
-struct Ref {
-  nlohmann::json j;
-  std::vector<int32_t> ids, targets;
-  int B = 0, T = 0;
-  TokenBatch batch() const { return {B, T, ids.data(), targets.data()}; }
-};
-
-// Same inputs as tests/models/hf_reference_test.cpp: HF labels = input_ids.
-Ref load_ref(const std::string& model) {
-  Ref r;
-  std::ifstream f(fixture(model + "-ref.json"));
-  r.j = nlohmann::json::parse(f);
-  auto& ids = r.j["input_ids"];
-  r.B = int(ids.size());
-  r.T = int(ids[0].size());
-  for (auto& row : ids)
-    for (int t = 0; t < r.T; ++t) r.ids.push_back(row[size_t(t)].get<int32_t>());
-  r.targets.resize(r.ids.size());
-  for (int b = 0; b < r.B; ++b)
-    for (int t = 0; t < r.T; ++t) r.targets[size_t(b * r.T + t)] = t + 1 < r.T ? r.ids[size_t(b * r.T + t + 1)] : -100;
-  return r;
-}
 
 std::unique_ptr<Model> build(const std::string& dir, Device dev, const PeftAdapter* adapter, uint64_t seed = 0) {
   LoadedModel lm = load_hf_model_dir(fixture(dir));

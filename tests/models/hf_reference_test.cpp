@@ -7,34 +7,13 @@
 #include "models/model.h"
 #include "models/peft_io.h"
 #include "models/safetensors.h"
+#include "tests/hf_fixture.h"
 #include "tests/test_util.h"
 
 using namespace qtrain;
 using namespace qtrain::testing;
 
 namespace {
-
-struct Ref {
-  nlohmann::json j;
-  std::vector<int32_t> ids, targets;
-  int B = 0, T = 0;
-};
-
-Ref load_ref(const std::string& model) {
-  Ref r;
-  std::ifstream f(fixture(model + "-ref.json"));
-  r.j = nlohmann::json::parse(f);
-  auto& ids = r.j["input_ids"];
-  r.B = int(ids.size());
-  r.T = int(ids[0].size());
-  for (auto& row : ids)
-    for (int t = 0; t < r.T; ++t) r.ids.push_back(row[size_t(t)].get<int32_t>());
-  // HF labels = input_ids: each position predicts the next token; the last predicts nothing.
-  r.targets.resize(r.ids.size());
-  for (int b = 0; b < r.B; ++b)
-    for (int t = 0; t < r.T; ++t) r.targets[size_t(b * r.T + t)] = t + 1 < r.T ? r.ids[size_t(b * r.T + t + 1)] : -100;
-  return r;
-}
 
 TokenBatch batch(const Ref& r) { return {r.B, r.T, r.ids.data(), r.targets.data()}; }
 

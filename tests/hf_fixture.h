@@ -1,0 +1,37 @@
+// The HF reference fixtures' batch (tests/fixtures/<model>-ref.json), shared by
+// the CPU reference tests and the GPU model tests: input_ids [B,T] with HF
+// labels = input_ids, so position t predicts token t+1 and the last predicts nothing.
+#pragma once
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "tests/test_util.h"
+
+namespace qtrain::testing {
+
+struct Ref {
+  nlohmann::json j;
+  std::vector<int32_t> ids, targets;
+  int B = 0, T = 0;
+  TokenBatch batch() const { return {B, T, ids.data(), targets.data()}; }
+};
+
+inline Ref load_ref(const std::string& model) {
+  Ref r;
+  std::ifstream f(fixture(model + "-ref.json"));
+  r.j = nlohmann::json::parse(f);
+  auto& ids = r.j["input_ids"];
+  r.B = int(ids.size());
+  r.T = int(ids[0].size());
+  for (auto& row : ids)
+    for (int t = 0; t < r.T; ++t) r.ids.push_back(row[size_t(t)].get<int32_t>());
+  r.targets.resize(r.ids.size());
+  for (int b = 0; b < r.B; ++b)
+    for (int t = 0; t < r.T; ++t) r.targets[size_t(b * r.T + t)] = t + 1 < r.T ? r.ids[size_t(b * r.T + t + 1)] : -100;
+  return r;
+}
+
+}  // namespace qtrain::testing
