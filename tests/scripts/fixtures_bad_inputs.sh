@@ -8,23 +8,7 @@ if "$qtrain" eval --help 2>&1 | grep -q "not built yet"; then echo "skipped: qtr
 err=$(mktemp); out=$(mktemp -d); trap 'rm -rf "$err" "$out"' EXIT
 fail=0
 
-# expect_error "what" "WORD WORD..." qtrain args...: exit 2 (not a crash), and one stderr
-# line that holds every WORD (the file, the field).
-expect_error() {
-  local what=$1 words=$2; shift 2
-  "$qtrain" "$@" >/dev/null 2>"$err"
-  local rc=$? first msg missing=""
-  first=${words%% *}
-  msg=$(grep -F -- "$first" "$err" | head -n1)
-  for w in $words; do grep -qF -- "$w" <<<"$msg" || missing+=" '$w'"; done
-  if [[ $rc -ne 2 ]]; then
-    echo "FAIL $what: exit $rc, want 2"; sed 's/^/  stderr: /' "$err" | tail -n5; fail=1
-  elif [[ -n $missing ]]; then
-    echo "FAIL $what: no stderr line holds$missing:"; sed 's/^/  stderr: /' "$err" | tail -n5; fail=1
-  else
-    echo "ok   $what: $msg"
-  fi
-}
+source "$(dirname "$0")/lib/expect_error.sh"
 
 micro=(--data "$bad/micro-eval.jsonl" --seq-len 8 --batch-size 1 --device cpu)
 expect_error "truncated safetensors" "model.safetensors" eval --model "$bad/truncated" "${micro[@]}"
