@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/host_info.h"
 #include "data/shard_writer.h"
 #include "data/stream.h"
 #include "data/tokenizer.h"
@@ -25,22 +26,13 @@ using nlohmann::json;
 
 namespace {
 
+using qtrain::bench::cpu_model;
+using qtrain::bench::now_cpu;
+using qtrain::bench::now_wall;
+
 constexpr double kTargetTokensPerSec = 20 * 200e3;
 
-double now_wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-double now_cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 struct Measure {
   double cpu_tok_s, wall_tok_s;

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/host_info.h"
 #include "data/gz_lines.h"
 #include "data/tokenizer.h"
 
@@ -25,6 +26,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+using qtrain::bench::cpu_model;
+using qtrain::bench::now_cpu;
+using qtrain::bench::now_wall;
 
 struct Options {
   std::string corpus = "../shared/data/codesearchnet-format/python/final/jsonl/train";
@@ -36,12 +41,6 @@ struct Options {
   int repeats = 3;
 };
 
-double now_wall() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-double now_cpu() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 std::vector<std::string> load_docs(const std::string& dir) {
   std::vector<fs::path> files;
@@ -57,13 +56,6 @@ std::vector<std::string> load_docs(const std::string& dir) {
   return docs;
 }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 std::string shell_quote(const std::string& s) { return "'" + s + "'"; }
 
