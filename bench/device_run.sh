@@ -19,6 +19,7 @@ if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-$SRC/build-cuda}
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
+  for b in bench_allreduce_bw bench_quant_kernels bench_kernels; do [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"; done
   # Packages owning each shared library the binaries (and mpirun) resolve here, minus
   # the C runtime and CUDA, which the GPU machine has.
   libs=$( (ldd "$BUILD/qtrain" "$BUILD/test_cuda" "$(readlink -f "$(command -v mpirun)")" \
@@ -75,6 +76,18 @@ step train_vs_hf 240 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --model
 # Diagnosis of the 2-GPU step time, only on request (ONLY="diag").
 [[ " ${ONLY:-} " == *" diag "* ]] && step diag 240 bash bench/scaling_diag.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+# On request only (ONLY="..."):
+on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
+# Repeated weak scaling against each GPU alone (bench/scaling_repeat.sh).
+on repeat && step repeat 200 bash bench/scaling_repeat.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+# NCCL all-reduce bus bandwidth at qtrain's bucket sizes.
+on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np 2 -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+  "$BIN/bench_allreduce_bw" --device cuda --iters 50 --out "$OUT/allreduce_bw.json"
+# --grad-checkpoint on the GPU: same losses, less memory (bench/gc_check.sh).
+on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+# Where a training step's GPU time goes, by kernel (needs nsys on the machine).
+on profile && step profile 120 bash bench/profile_step.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"

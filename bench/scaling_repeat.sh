@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Weak scaling 1 -> 2 GPUs, repeated, with the right denominator.
+# The two GPUs of one machine differ by up to ~16% in single-GPU step time, so
+# 2-GPU tok/s is compared with the SUM of what each GPU does alone. Both
+# single-GPU runs go concurrently (same clocks/power state as the 2-GPU run),
+# then the 2-GPU run; REPEATS times, interleaved, so drift hits both sides.
+#   efficiency_r = tok/s(2 GPUs) / (tok/s(GPU0 alone) + tok/s(GPU1 alone))
+# SmolLM2-135M-shape LoRA r16 all-linear, per-rank batch 16 x 1024 (the
+# hardest case: the least compute per byte of gradient).
+#   bench/scaling_repeat.sh QTRAIN MODEL_DIR RESULTS_DIR  (in device_run.sh's environment)
+set -uo pipefail
+QTRAIN=$(realpath "$1"); MODEL=$(realpath "$2"); RESULTS=$3; WORK=/tmp/qtrain_repeat
+REPEATS=${REPEATS:-3}; STEPS=${SCALING_STEPS:-50}; WARMUP=${SCALING_WARMUP:-10}
+mkdir -p "$RESULTS" "$WORK"
+python3 - "$WORK/tokens.bin" "$MODEL/config.json" <<'PY'
+import json, sys, numpy as np
+vocab = json.load(open(sys.argv[2]))["vocab_size"]
+n = 64 * 32 * 1025
+h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
+open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, min(vocab, 65535), n, dtype=np.uint16).tobytes())
+PY
+common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device cuda --method lora --lora-r 16
+        --lora-alpha 32 --lora-dropout 0 --target all-linear --lr 1e-4 --seed 1 --save-every 0 --log-every 1
+        --batch-size 16 --seq-len 1024 --steps "$STEPS")
+for r in $(seq 1 "$REPEATS"); do
+  for g in 0 1; do
+    rm -rf "$WORK/r${r}_gpu$g"
+    CUDA_VISIBLE_DEVICES=$g "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_gpu$g" > "$RESULTS/repeat_r${r}_gpu$g.log" 2>&1 &
+  done
+  wait
+  rm -rf "$WORK/r${r}_np2"
+  ${MPIRUN:-mpirun} --allow-run-as-root --bind-to none -np 2 -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+    "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np2" > "$RESULTS/repeat_r${r}_np2.log" 2>&1
+  echo "repeat $r done"
+done
+python3 - "$WORK" "$RESULTS" "$REPEATS" "$WARMUP" <<'PY'
+import datetime, json, os, statistics, subprocess, sys
+work, results, R, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def med(name, key):
+    p = os.path.join(work, name, "metrics.jsonl")
+    if not os.path.exists(p): return None
+    ls = [json.loads(l) for l in open(p) if l.strip()]
+    ls = [l for l in ls if l.get("step", 0) > warm and key in l]
+    return statistics.median(l[key] for l in ls) if ls else None
+reps = []
+for r in range(1, R + 1):
+    g0, g1, two = (med(f"r{r}_{n}", "tokens_per_s") for n in ("gpu0", "gpu1", "np2"))
+    rep = dict(gpu0_tok_s=g0, gpu1_tok_s=g1, np2_tok_s=two, np2_comm_exposed_s=med(f"r{r}_np2", "comm_exposed_s"),
+               np2_step_s=med(f"r{r}_np2", "step_s"))
+    if g0 and g1 and two: rep["efficiency"] = two / (g0 + g1)
+    reps.append(rep)
+eff = [x["efficiency"] for x in reps if "efficiency" in x]
+dev = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"], capture_output=True,
+                     text=True).stdout.strip().replace(" ", "-") or "unknown"
+res = dict(device=dev, date=datetime.date.today().isoformat(), steps=int(os.environ.get("SCALING_STEPS", 50)), warmup=warm,
+           setup="smollm2-135m shape, LoRA r16 all-linear, per-rank 16x1024; eff = np2 / (gpu0 alone + gpu1 alone)",
+           repeats=reps, efficiency_median=statistics.median(eff) if eff else None,
+           efficiency_min=min(eff) if eff else None, efficiency_max=max(eff) if eff else None)
+path = os.path.join(results, f"scaling_repeat_{dev}_{res['date']}.json")
+json.dump(res, open(path, "w"), indent=1)
+print(json.dumps(res, indent=1)); print("wrote", path)
+PY
