@@ -32,6 +32,10 @@ class Communicator {
   // compute after them. Implementations without asynchrony finish in start.
   virtual void start_allreduce_sum(Tensor t) { allreduce_sum(t); }
   virtual void wait_allreduces() {}
+  // Of the last wait_allreduces(): seconds the communication ran past the end
+  // of the compute issued before it, measured on the device (CUDA events), or
+  // a negative value where the backend cannot tell (then host time is used).
+  virtual double last_exposed_seconds() const { return -1.0; }
 
   // Ends every rank of the job after a failure on this one: prints `why`
   // with this rank's number and aborts the communicator and the job. Returns

@@ -75,6 +75,7 @@ void GradReducer::finish() {
     auto t0 = std::chrono::steady_clock::now();
     comm_.wait_allreduces();
     wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (double e = comm_.last_exposed_seconds(); e >= 0) device_exposed_s_ = std::max(device_exposed_s_, 0.0) + e;
   }
   next_ = 0;
   done_below_ = INT_MAX;

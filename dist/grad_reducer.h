@@ -42,12 +42,14 @@ class GradReducer {
   void finish();
 
   const std::vector<Bucket>& buckets() const { return buckets_; }
-  // Host time this rank spent in communication, summed over steps: blocked in
-  // finish(), and inside the starts (all of a synchronous MPI all-reduce; only
-  // the enqueue for NCCL). Their sum is the communication that backward did
-  // not hide.
+  // Communication that backward did not hide, summed over steps. On NCCL:
+  // how far the last all-reduce ran past the end of backward on the GPU
+  // (CUDA events). Elsewhere: host time spent inside the starts (all of a
+  // synchronous MPI all-reduce) and blocked in finish().
+  // wait_seconds() is the host time blocked in finish() only; on a GPU it
+  // includes waiting for backward itself, as the host runs ahead.
   double wait_seconds() const { return wait_s_; }
-  double exposed_seconds() const { return wait_s_ + start_s_; }
+  double exposed_seconds() const { return device_exposed_s_ >= 0 ? device_exposed_s_ : wait_s_ + start_s_; }
 
  private:
   void start_ready();
@@ -58,6 +60,7 @@ class GradReducer {
   size_t next_ = 0;       // first bucket not yet started
   int done_below_;        // lowest layer signalled so far this step
   bool enabled_ = true;
+  double device_exposed_s_ = -1.0;  // summed last_exposed_seconds(), when the backend measures it
   double wait_s_ = 0, start_s_ = 0;
 };
 

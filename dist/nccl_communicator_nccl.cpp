@@ -52,6 +52,8 @@ class NcclCommunicator : public Communicator {
     cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cuda(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "cudaEventCreate");
     cuda(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
+    cuda(cudaEventCreate(&compute_end_), "cudaEventCreate");
+    cuda(cudaEventCreate(&comm_end_), "cudaEventCreate");
     int nccl_version = 0;
     ncclGetVersion(&nccl_version);
     if (rank == 0) spdlog::info("nccl {}: {} ranks, comm timeout {} s", nccl_version, world, timeout_s_);
@@ -76,6 +78,8 @@ class NcclCommunicator : public Communicator {
     }
     cudaEventDestroy(ready_);
     cudaEventDestroy(done_);
+    cudaEventDestroy(compute_end_);
+    cudaEventDestroy(comm_end_);
     cudaStreamDestroy(stream_);
   }
 
@@ -100,6 +104,11 @@ class NcclCommunicator : public Communicator {
   void wait_allreduces() override {
     if (!pending_) return;
     pending_ = false;
+    // Timing pair: where the compute stream's work (backward) ends, and where
+    // the last collective ends. The host may block here long before backward
+    // has run on the GPU, so host time overstates what communication costs.
+    cuda(cudaEventRecord(compute_end_, compute_stream()), "cudaEventRecord");
+    cuda(cudaEventRecord(comm_end_, stream_), "cudaEventRecord");
     cuda(cudaEventRecord(done_, stream_), "cudaEventRecord");
     // Later compute (the optimizer) runs after the reduced gradients exist.
     cuda(cudaStreamWaitEvent(compute_stream(), done_, 0), "cudaStreamWaitEvent");
@@ -107,7 +116,11 @@ class NcclCommunicator : public Communicator {
     auto start = std::chrono::steady_clock::now();
     for (;;) {
       cudaError_t q = cudaEventQuery(done_);
-      if (q == cudaSuccess) return;
+      if (q == cudaSuccess) {
+        float ms = 0.f;
+        last_exposed_s_ = cudaEventElapsedTime(&ms, compute_end_, comm_end_) == cudaSuccess ? std::max(0.f, ms) / 1e3 : -1.0;
+        return;
+      }
       if (q != cudaErrorNotReady) fail(std::string("all-reduce: CUDA error ") + cudaGetErrorString(q));
       check_async("all-reduce");
       if (std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout_s_))
@@ -116,6 +129,8 @@ class NcclCommunicator : public Communicator {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
+
+  double last_exposed_seconds() const override { return last_exposed_s_; }
 
   void allreduce_sum(Tensor t) override {
     start_allreduce_sum(t);
@@ -193,6 +208,8 @@ class NcclCommunicator : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  cudaEvent_t compute_end_ = nullptr, comm_end_ = nullptr;  // timing (last_exposed_seconds)
+  double last_exposed_s_ = -1.0;
   bool pending_ = false;
 };
 

@@ -180,7 +180,7 @@ int run_training(const TrainConfig& cfg) {
 
     Progress progress(total, cfg.log_every, Progress::stderr_is_terminal() && rank0);
     const auto t_start = Clock::now();
-    double tokens_seen = 0, exposed_before = 0;
+    double tokens_seen = 0, exposed_before = 0, wait_before = 0;
     // Model FLOPs per token for MFU: forward 2N, input gradients 2N, weight
     // gradients 2N only when the base trains; plus causal attention
     // (QK^T and PV, forward and backward: 6 * L * T * d, halved for causality).
@@ -232,6 +232,8 @@ int run_training(const TrainConfig& cfg) {
       const double mfu = peak_flops > 0 ? tps * flops_per_token / (peak_flops * comm->world()) : 0.0;
       const double exposed = reducer.exposed_seconds() - exposed_before;
       exposed_before = reducer.exposed_seconds();
+      const double host_wait = reducer.wait_seconds() - wait_before;
+      wait_before = reducer.wait_seconds();
       if (metrics) {
         StepMetrics m;
         m.step = step;
@@ -241,6 +243,7 @@ int run_training(const TrainConfig& cfg) {
         m.tokens_per_s = tps;
         m.elapsed_s = elapsed;
         m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed}};
+        if (comm->world() > 1) m.extra["comm_host_wait_s"] = host_wait;
         if (mfu > 0) m.extra["mfu"] = mfu;
         if (device == Device::CUDA) {
           CudaMemoryStats ms = cuda_memory_stats();
