@@ -31,6 +31,8 @@ if [ "${1:-}" = "--pack" ]; then
     [ -z "$p" ] && p=$(dpkg -S "$l" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$p" ] && pkgs="$pkgs $p"
   done
+  # bitsandbytes for the HF+peft+bnb QLoRA anchor (43 MB wheel; the machine has no bnb).
+  mkdir -p "$PACK/wheels" && pip download -q --no-deps -d "$PACK/wheels" bitsandbytes==0.50.2
   pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
   echo "packing debs: $pkgs"
   (cd "$PACK/debs" && apt-get download $pkgs)
@@ -53,6 +55,7 @@ export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
+ls "$PACK"/wheels/*.whl > /dev/null 2>&1 && pip install -q --no-deps "$PACK"/wheels/*.whl > "$OUT/pip.txt" 2>&1
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
 status=()
@@ -71,7 +74,7 @@ step test_cuda 100 "$BIN/test_cuda" --gtest_brief=1
 MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
-step train_vs_hf 240 python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
+step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup 8 --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
 # Diagnosis of the 2-GPU step time, only on request (ONLY="diag").
 [[ " ${ONLY:-} " == *" diag "* ]] && step diag 240 bash bench/scaling_diag.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
@@ -88,6 +91,7 @@ on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$
 # Where a training step's GPU time goes, by kernel (needs nsys on the machine).
 on profile && step profile 120 bash bench/profile_step.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
+on quant && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"

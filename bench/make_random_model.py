@@ -40,8 +40,9 @@ def main():
     cfg_dict.pop("architectures")
     cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
     torch.manual_seed(args.seed)
-    # Build on the meta device then materialize in BF16: a 7B model never exists in F32.
-    with torch.device("cpu"):
+    # Materialize in BF16 (a 7B model never exists in F32), on the GPU when there
+    # is one: HF's init of 7B parameters on the CPU takes minutes.
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         torch.set_default_dtype(torch.bfloat16)
         model = transformers.AutoModelForCausalLM.from_config(cfg)
         torch.set_default_dtype(torch.float32)

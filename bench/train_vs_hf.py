@@ -29,10 +29,17 @@ ROWS = {
     "gpt2m-lora": dict(shape="gpt2-medium", method="lora", batch=8, seq=1024, ckpt=False),
     "gpt2m-full": dict(shape="gpt2-medium", method="full", batch=8, seq=1024, ckpt=False),
     "smol-lora": dict(shape="smollm2-135m", method="lora", batch=16, seq=1024, ckpt=False),
-    # QLoRA (NF4 + DQ base) against HF+peft bf16 LoRA: bitsandbytes is not on the GPU machine.
+    # QLoRA (NF4 + DQ base): against HF+peft bf16 LoRA, and against HF+peft+bitsandbytes QLoRA
+    # (the wheel is carried to the GPU machine: bench/device_run.sh --pack).
     "smol-qlora": dict(shape="smollm2-135m", method="qlora", batch=16, seq=1024, ckpt=False, anchor_method="lora"),
+    "smol-qlora-gc": dict(shape="smollm2-135m", method="qlora", batch=16, seq=1024, ckpt=True, anchor_method="qlora"),
     "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
+    "llama7b-qlora": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=True, anchor_method="qlora"),
+    "llama7b-qlora-b1": dict(shape="llama-7b", method="qlora", batch=1, seq=2048, ckpt=True, anchor_method="qlora"),
 }
+
+
+ANCHOR_NAMES = {"lora": " (anchor: HF+peft bf16 LoRA)", "qlora": " (anchor: HF+peft+bitsandbytes QLoRA)"}
 
 
 class GpuMemPoller:
@@ -101,9 +108,19 @@ def run_hf(model_dir, row, steps, warmup, vocab):
     import transformers
 
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
-                                                              attn_implementation="sdpa").cuda()
-    if row.get("anchor_method", row["method"]) == "lora":
+    anchor = row.get("anchor_method", row["method"])
+    if anchor == "qlora":  # the QLoRA recipe: NF4 + double quant, bf16 compute, kbit preparation
+        import peft
+        bnb = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
+                                                                  quantization_config=bnb, device_map={"": 0},
+                                                                  attn_implementation="sdpa")
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=row["ckpt"])
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
+                                                                  attn_implementation="sdpa").cuda()
+    if anchor in ("lora", "qlora"):
         import peft
         model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                            lora_dropout=0.0, task_type="CAUSAL_LM"))
@@ -164,7 +181,7 @@ def main():
         write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
         config = f'{row["shape"]} {row["method"]}{" r16" if row["method"] != "full" else ""} ' \
                  f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}' \
-                 f'{" (anchor: HF bf16 " + row["anchor_method"] + ")" if "anchor_method" in row else ""}'
+                 f'{ANCHOR_NAMES[row["anchor_method"]] if "anchor_method" in row else ""}'
         q_tps = q_mem = a_tps = a_mem = a_alloc = None
         err = None
         try:
