@@ -2,6 +2,7 @@
 #ifndef QTRAIN_HAS_CUDA
 #include "kernels/device.h"
 #include "kernels/error.h"
+#include "kernels/kernel_profile.h"
 
 namespace qtrain {
 
@@ -18,6 +19,8 @@ void cuda_copy(void*, const void*, size_t, int) { no_cuda(); }
 void cuda_memset0(void*, size_t) { no_cuda(); }
 void cuda_sync() {}
 CudaMemoryStats cuda_memory_stats() { return {}; }
+std::string kernel_profile_start() { return "this qtrain was built without CUDA"; }
+std::vector<KernelTime> kernel_profile_stop() { return {}; }
 
 }  // namespace qtrain
 #endif

@@ -51,6 +51,9 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--eval-every", c->eval_every, "evaluate every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-batches", c->eval_batches, "limit each evaluation to N batches (0 = all)")->capture_default_str();
   sub->add_flag("--grad-checkpoint", c->grad_checkpoint, "recompute each layer's activations in backward");
+  sub->add_flag("--profile-kernels", c->profile_kernels,
+                "GPU time by kernel and kernel class from step 3 to the end (CUPTI, loaded at run time); "
+                "printed and written to OUT/kernel_profile.json");
   sub->add_flag("!--no-pack", c->pack, "one document per row (padded) instead of packing documents with EOS");
   sub->add_option("--bucket-mb", c->bucket_mb, "gradient all-reduce bucket size")->capture_default_str();
   sub->add_option("--comm-timeout", c->comm_timeout, "seconds before a stuck collective aborts the job")->capture_default_str();

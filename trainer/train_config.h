@@ -45,6 +45,7 @@ struct TrainConfig {
   int comm_timeout = 300;
   bool bind = true;
   int log_every = 10;
+  bool profile_kernels = false; // GPU time by kernel from step 3 on (CUPTI) -> OUT/kernel_profile.json
 };
 
 nlohmann::json to_json(const TrainConfig& c);

@@ -15,6 +15,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/grad_clip.h"
+#include "trainer/kernel_report.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/progress.h"
@@ -190,7 +191,16 @@ int run_training(const TrainConfig& cfg) {
     const double peak_flops = device == Device::CUDA ? peak_bf16_flops(cuda_device_name()) : 0.0;
     spdlog::info("training {} steps: {} rank(s) x batch {} x accum {} x seq {} | lr {} {} warmup {}", total - step,
                  comm->world(), cfg.batch_size, cfg.grad_accum, cfg.seq_len, cfg.lr, cfg.schedule, cfg.warmup);
+    const int64_t profile_from = step + 2;  // skip allocator growth and gemm autotuning
+    bool profiling = false;
     while (step < total) {
+      if (cfg.profile_kernels && rank0 && device == Device::CUDA && step == profile_from) {
+        cuda_sync();
+        if (std::string why = kernel_profile_start(); !why.empty())
+          spdlog::warn("--profile-kernels: {}", why);
+        else
+          profiling = true;
+      }
       const auto t0 = Clock::now();
       std::vector<Batch> micro;
       double counts[2] = {0, 0};  // predicted tokens, loss sum
@@ -263,6 +273,10 @@ int run_training(const TrainConfig& cfg) {
       }
     }
     progress.finish();
+    if (profiling) {
+      cuda_sync();
+      write_kernel_profile(kernel_profile_stop(), step - profile_from, cfg.out + "/kernel_profile.json");
+    }
     run_eval();
     save(true);
     if (rank0)
