@@ -49,8 +49,8 @@ SYS=/tmp/sys; mkdir -p "$SYS"
 for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
 pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
 LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
-LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
-for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
+LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
+for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
@@ -88,8 +88,8 @@ on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np
   "$BIN/bench_allreduce_bw" --device cuda --iters 50 --out "$OUT/allreduce_bw.json"
 # --grad-checkpoint on the GPU: same losses, less memory (bench/gc_check.sh).
 on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
-# Where a training step's GPU time goes, by kernel (needs nsys on the machine).
-on profile && step profile 120 bash bench/profile_step.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
+# Where a training step's GPU time goes, by kernel class (--profile-kernels, CUPTI).
+on profile && step profile 150 bash bench/profile_step.sh "$BIN/qtrain" $MODELS "$OUT"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 on quant && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 

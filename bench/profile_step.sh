@@ -1,42 +1,28 @@
 #!/usr/bin/env bash
-# Where a training step's GPU time goes: nsys over a few SmolLM2-shape LoRA
-# steps (16 x 1024), GPU kernel time summed by kernel name, then by class
-# (gemm / attention / loss / norm / pointwise / adamw / nccl / quant).
-#   bench/profile_step.sh QTRAIN MODEL_DIR RESULTS_DIR [extra train args]
+# Where a training step's GPU time goes, by kernel class, for the benchmark
+# configurations (qtrain train --profile-kernels: CUPTI, 10 steps, steps 3-10 counted).
+#   bench/profile_step.sh QTRAIN MODELS_DIR RESULTS_DIR     (MODELS_DIR as train_vs_hf.py's --models)
+# Writes RESULTS_DIR/kernel_profile_<config>.json and prints each class table.
 set -uo pipefail
-QTRAIN=$(realpath "$1"); MODEL=$(realpath "$2"); RESULTS=$3; shift 3; WORK=/tmp/qtrain_prof
-NSYS=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-[ -z "$NSYS" ] && { echo "no nsys on this machine"; exit 0; }
+QTRAIN=$(realpath "$1"); MODELS=$(realpath "$2"); RESULTS=$3; WORK=/tmp/qtrain_prof
 mkdir -p "$RESULTS" "$WORK"
 python3 - "$WORK/tokens.bin" <<'PY'
 import sys, numpy as np
-n = 16 * 16 * 1025
+n = 12 * 16 * 1025
 h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
 open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 49152, n, dtype=np.uint16).tobytes())
 PY
-rm -rf "$WORK/out" "$WORK/prof"*
-"$NSYS" profile -o "$WORK/prof" -t cuda --force-overwrite true "$QTRAIN" train --model "$MODEL" --data "$WORK/tokens.bin" \
-  --format bin --device cuda --lora-r 16 --target all-linear --batch-size 16 --seq-len 1024 --steps 8 --save-every 0 \
-  --out "$WORK/out" "$@" > "$RESULTS/profile_train.log" 2>&1
-"$NSYS" stats -r cuda_gpu_kern_sum -f csv -o "$WORK/kern" "$WORK/prof.nsys-rep" > /dev/null 2>&1
-csv=$(ls "$WORK"/kern*.csv | head -1)
-cp "$csv" "$RESULTS/profile_kernels.csv"
-python3 - "$csv" <<'PY'
-import csv, sys, collections
-rows = list(csv.DictReader(open(sys.argv[1])))
-tot = sum(float(r["Total Time (ns)"]) for r in rows)
-cls = collections.Counter()
-def klass(n):
-    n = n.lower()
-    for k, keys in [("attention", ["attention", "attn"]), ("loss/lm-head", ["loss", "softmax_ce", "cross"]),
-                    ("nccl", ["nccl"]), ("quant", ["dequant", "nf4", "quant", "4bit"]), ("adamw", ["adamw"]),
-                    ("norm", ["norm"]), ("gemm", ["gemm", "sm90", "cutlass", "xmma", "nvjet"]),]:
-        if any(x in n for x in keys): return k
-    return "pointwise/other"
-for r in rows: cls[klass(r["Name"])] += float(r["Total Time (ns)"])
-print(f"total GPU kernel time {tot/1e6:.1f} ms over the run")
-for k, v in cls.most_common(): print(f"  {k:16s} {v/1e6:9.1f} ms  {100*v/tot:5.1f}%")
-print("top kernels:")
-for r in sorted(rows, key=lambda r: -float(r["Total Time (ns)"]))[:12]:
-    print(f"  {float(r['Total Time (ns)'])/1e6:8.1f} ms {float(r['Time (%)']):5.1f}%  {r['Name'][:90]}")
-PY
+one() {  # one NAME MODEL ARGS...
+  local name=$1 model=$2; shift 2
+  [ -d "$MODELS/$model" ] || { echo "$name: no $MODELS/$model"; return; }
+  rm -rf "$WORK/$name"
+  "$QTRAIN" train --model "$MODELS/$model" --data "$WORK/tokens.bin" --format bin --device cuda --steps 10 \
+    --save-every 0 --log-every 5 --profile-kernels --out "$WORK/$name" "$@" > "$RESULTS/profile_$name.log" 2>&1
+  cp "$WORK/$name/kernel_profile.json" "$RESULTS/kernel_profile_$name.json" 2>/dev/null
+  echo "== $name"; grep -A8 "GPU kernel time" "$RESULTS/profile_$name.log" | sed 's/^\[[^]]*\] [a-z]* //' | head -9
+}
+lora=(--method lora --lora-r 16 --lora-alpha 32 --target all-linear)
+one smol-lora smollm2-135m "${lora[@]}" --batch-size 16 --seq-len 1024
+one smol-qlora smollm2-135m --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 16 --seq-len 1024
+one gpt2m-lora gpt2-medium "${lora[@]}" --batch-size 8 --seq-len 1024
+one gpt2m-full gpt2-medium --method full --batch-size 8 --seq-len 1024
