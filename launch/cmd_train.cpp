@@ -14,7 +14,8 @@ void register_train(CLI::App& app, Runner& run) {
   add_config_option(*sub);
   auto c = std::make_shared<TrainConfig>();
   sub->add_option("--model", c->model,
-                  "HF model directory (config.json + safetensors), a .gguf file, or a registered name (smollm2-135m)")
+                  "HF model directory (config.json + safetensors), a .gguf file, a registered name (smollm2-135m), or "
+                  "random:<shape> (random weights for benchmarks: llama-7b, llama-13b, llama-70b, smollm2-135m)")
       ->required();
   sub->add_option("--tokenizer", c->tokenizer, "tokenizer to use instead of the model's (dir or tokenizer.json)");
   sub->add_option("--data", c->data, "training data: CodeSearchNet tree, .jsonl(.gz), .bin shards")->required();

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "models/synthetic_model.h"
 #include "models/weight_source.h"
 
 namespace fs = std::filesystem;
@@ -39,6 +40,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 LoadedModel load_model(const std::string& path_or_name) {
   std::error_code ec;
+  if (is_synthetic_model(path_or_name)) return load_synthetic_model(path_or_name);
   if (ends_with(path_or_name, ".gguf") || ends_with(path_or_name, ".GGUF")) {
     if (!fs::exists(path_or_name, ec)) throw Error(path_or_name + ": no such GGUF file");
     return load_gguf_model(path_or_name);
@@ -54,8 +56,8 @@ LoadedModel load_model(const std::string& path_or_name) {
   }
   std::string known;
   for (auto& m : registered_models()) known += (known.empty() ? "" : ", ") + m.name;
-  throw Error("--model '" + path_or_name + "': not a .gguf file, an HF model directory, or a registered name (" +
-              known + ")");
+  throw Error("--model '" + path_or_name + "': not a .gguf file, an HF model directory, a registered name (" +
+              known + ") or random:<shape> (" + synthetic_shapes() + ")");
 }
 
 }  // namespace qtrain
