@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -40,7 +41,9 @@ std::string demangle(const char* s) {
   char* d = abi::__cxa_demangle(s, nullptr, nullptr, &st);
   std::string r = st == 0 && d ? d : s;
   std::free(d);
-  // template arguments and parameter lists make the table unreadable
+  // namespaces, template arguments and parameter lists make the table unreadable
+  for (const char* junk : {"(anonymous namespace)::", "qtrain::cuda::", "void "})
+    for (size_t p; (p = r.find(junk)) != std::string::npos;) r.erase(p, std::strlen(junk));
   if (auto p = r.find('('); p != std::string::npos) r.resize(p);
   return r;
 }
