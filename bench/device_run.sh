@@ -90,6 +90,7 @@ on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np
 on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 # Where a training step's GPU time goes, by kernel class (--profile-kernels, CUPTI).
 on profile && step profile 150 bash bench/profile_step.sh "$BIN/qtrain" $MODELS "$OUT"
+on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrain" "$OUT" ${BIG70_STEPS:-6}
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 on quant && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 
