@@ -14,7 +14,8 @@ h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
 open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 32000, n, dtype=np.uint16).tobytes())
 PY
 rm -rf "$WORK/out"
-/usr/bin/time -v "$QTRAIN" train --model random:llama-70b --data "$WORK/tokens.bin" --format bin --device cuda \
+TIMEV=(); [ -x /usr/bin/time ] && TIMEV=(/usr/bin/time -v)  # peak host RSS, where GNU time exists
+"${TIMEV[@]}" "$QTRAIN" train --model random:llama-70b --data "$WORK/tokens.bin" --format bin --device cuda \
   --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 1 --seq-len 2048 --grad-checkpoint \
   --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/out" > "$RESULTS/qlora_70b.log" 2>&1
 echo "rc $?"
