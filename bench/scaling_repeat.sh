@@ -7,33 +7,38 @@
 #   efficiency_r = tok/s(2 GPUs) / (tok/s(GPU0 alone) + tok/s(GPU1 alone))
 # SmolLM2-135M-shape LoRA r16 all-linear, per-rank batch 16 x 1024 (the
 # hardest case: the least compute per byte of gradient).
-#   bench/scaling_repeat.sh QTRAIN MODEL_DIR RESULTS_DIR  (in device_run.sh's environment)
+#   bench/scaling_repeat.sh QTRAIN MODEL RESULTS_DIR  (in device_run.sh's environment)
+# MODEL: an HF dir or random:<shape>. Other configurations through the environment:
+#   TAG=7b-qlora TRAIN_ARGS="--method qlora --batch-size 4 --seq-len 2048 --grad-checkpoint" VOCAB=32000
 set -uo pipefail
-QTRAIN=$(realpath "$1"); MODEL=$(realpath "$2"); RESULTS=$3; WORK=/tmp/qtrain_repeat
+QTRAIN=$(realpath "$1"); MODEL=$2; RESULTS=$3; WORK=/tmp/qtrain_repeat
+[[ $MODEL == random:* ]] || MODEL=$(realpath "$MODEL")
+TAG=${TAG:-smol-lora}
+read -r -a TRAIN=<<< "${TRAIN_ARGS:---method lora --batch-size 16 --seq-len 1024}"
 REPEATS=${REPEATS:-3}; STEPS=${SCALING_STEPS:-50}; WARMUP=${SCALING_WARMUP:-10}
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" "$MODEL/config.json" <<'PY'
+python3 - "$WORK/tokens.bin" "${VOCAB:-49152}" <<'PY'
 import json, sys, numpy as np
-vocab = json.load(open(sys.argv[2]))["vocab_size"]
-n = 64 * 32 * 1025
+vocab = int(sys.argv[2])
+n = 64 * 32 * 2049
 h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
 open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, min(vocab, 65535), n, dtype=np.uint16).tobytes())
 PY
-common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device cuda --method lora --lora-r 16
+common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device cuda --lora-r 16
         --lora-alpha 32 --lora-dropout 0 --target all-linear --lr 1e-4 --seed 1 --save-every 0 --log-every 1
-        --batch-size 16 --seq-len 1024 --steps "$STEPS")
+        --steps "$STEPS" "${TRAIN[@]}")
 for r in $(seq 1 "$REPEATS"); do
   for g in 0 1; do
     rm -rf "$WORK/r${r}_gpu$g"
-    CUDA_VISIBLE_DEVICES=$g "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_gpu$g" > "$RESULTS/repeat_r${r}_gpu$g.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=$g "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_gpu$g" > "$RESULTS/repeat_${TAG}_r${r}_gpu$g.log" 2>&1 &
   done
   wait
   rm -rf "$WORK/r${r}_np2"
   ${MPIRUN:-mpirun} --allow-run-as-root --bind-to none -np 2 -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
-    "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np2" > "$RESULTS/repeat_r${r}_np2.log" 2>&1
+    "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np2" > "$RESULTS/repeat_${TAG}_r${r}_np2.log" 2>&1
   echo "repeat $r done"
 done
-python3 - "$WORK" "$RESULTS" "$REPEATS" "$WARMUP" <<'PY'
+TAG=$TAG SETUP="$MODEL ${TRAIN[*]}" python3 - "$WORK" "$RESULTS" "$REPEATS" "$WARMUP" <<'PY'
 import datetime, json, os, statistics, subprocess, sys
 work, results, R, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def med(name, key):
@@ -53,10 +58,11 @@ eff = [x["efficiency"] for x in reps if "efficiency" in x]
 dev = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"], capture_output=True,
                      text=True).stdout.strip().replace(" ", "-") or "unknown"
 res = dict(device=dev, date=datetime.date.today().isoformat(), steps=int(os.environ.get("SCALING_STEPS", 50)), warmup=warm,
-           setup="smollm2-135m shape, LoRA r16 all-linear, per-rank 16x1024; eff = np2 / (gpu0 alone + gpu1 alone)",
+           setup=os.environ["SETUP"] + " LoRA r16 all-linear (per rank); eff = np2 / (gpu0 alone + gpu1 alone)",
            repeats=reps, efficiency_median=statistics.median(eff) if eff else None,
            efficiency_min=min(eff) if eff else None, efficiency_max=max(eff) if eff else None)
-path = os.path.join(results, f"scaling_repeat_{dev}_{res['date']}.json")
+tag = os.environ["TAG"]
+path = os.path.join(results, f"scaling_repeat_{'' if tag == 'smol-lora' else tag + '_'}{dev}_{res['date']}.json")
 json.dump(res, open(path, "w"), indent=1)
 print(json.dumps(res, indent=1)); print("wrote", path)
 PY
