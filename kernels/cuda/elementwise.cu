@@ -3,6 +3,7 @@
 // through FloatPtr (a uniform branch).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/pointwise.cuh"
 
 namespace qtrain::cuda {
 namespace {
@@ -10,9 +11,10 @@ namespace {
 #define QT_GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
-__global__ void axpy_kernel(FloatPtr y, float a, FloatPtr x, int64_t n) {
-  QT_GRID_STRIDE(i, n) y.st(i, y.ld(i) + a * x.ld(i));
-}
+struct Axpy {  // in: y, x
+  float a;
+  __device__ void operator()(const float* in, float* out) const { out[0] = in[0] + a * in[1]; }
+};
 
 __global__ void scale_kernel(FloatPtr y, float a, int64_t n) {
   QT_GRID_STRIDE(i, n) y.st(i, y.ld(i) * a);
@@ -92,8 +94,7 @@ void axpy(Tensor y, float a, Tensor x) {
   check_numel(y, x, "axpy");
   int64_t n = y.numel();
   if (n == 0) return;
-  axpy_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(y, "axpy y"), a, fptr(x, "axpy x"), n);
-  CUDA_CHECK_LAUNCH("axpy");
+  launch_pointwise<2, 1>({y, x}, {y}, n, Axpy{a}, "axpy");
 }
 
 void scale_inplace(Tensor y, float a) {

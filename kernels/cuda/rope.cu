@@ -2,29 +2,59 @@
 // per (row, pair i): x[i], x[i + D/2] rotate by angle pos * inv_freq[i], with
 // inv_freq and the angle computed in F32 exactly as HF does (precise sincosf:
 // angles reach thousands of radians, where fast intrinsics lose accuracy).
+//
+// The (cos, sin) of every (pos, i) go into a table once per (T, D, theta) and
+// are reused by every layer, q and k, forward and backward: computing powf and
+// a precise sincosf per element made RoPE compute-bound (~3x its memory time).
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/context.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace qtrain::cuda {
 namespace {
 
+__global__ void rope_table_kernel(float2* table, int T, int D, float theta) {
+  const int half = D / 2;
+  for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < T * half; idx += gridDim.x * blockDim.x) {
+    int pos = idx / half, i = idx % half;
+    float inv_freq = 1.0f / powf(theta, float(2 * i) / float(D));
+    float s, c;
+    sincosf(float(pos) * inv_freq, &s, &c);
+    table[idx] = make_float2(c, s);
+  }
+}
+
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
-__global__ void rope_kernel(FloatPtr x, int64_t rows, int T, int H, int D, float theta, float sign) {
+__global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
   int half = D / 2;
   int64_t n = rows * half;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
     int64_t row = idx / half;
     int i = int(idx % half);
     int pos = int((row / H) % T);
-    float inv_freq = 1.0f / powf(theta, float(2 * i) / float(D));
-    float s, c;
-    sincosf(float(pos) * inv_freq, &s, &c);
-    s *= sign;
+    float2 cs = table[pos * half + i];
+    float c = cs.x, s = sign * cs.y;
     int64_t j = row * D + i;
     float x1 = x.ld(j), x2 = x.ld(j + half);
     x.st(j, x1 * c - x2 * s);
     x.st(j + half, x2 * c + x1 * s);
   }
+}
+
+// The table for (T, D, theta), rebuilt only when they change. The scratch
+// slot is RoPE's alone, and every op runs in order on the one stream.
+const float2* rope_table(int T, int D, float theta) {
+  static int cached_T = -1, cached_D = -1;
+  static float cached_theta = 0.f;
+  static const void* cached_ptr = nullptr;
+  const size_t bytes = size_t(T) * size_t(D / 2) * sizeof(float2);
+  auto* table = static_cast<float2*>(Context::get().scratch(Scratch::Rope, bytes));
+  if (T != cached_T || D != cached_D || theta != cached_theta || table != cached_ptr) {
+    rope_table_kernel<<<grid_for(int64_t(T) * (D / 2), 256), 256, 0, stream()>>>(table, T, D, theta);
+    CUDA_CHECK_LAUNCH("rope_table");
+    cached_T = T, cached_D = D, cached_theta = theta, cached_ptr = table;
+  }
+  return table;
 }
 
 void rope(Tensor x, float theta, float sign, const char* what) {
@@ -34,7 +64,8 @@ void rope(Tensor x, float theta, float sign, const char* what) {
   int64_t rows = x.numel() / D;
   int64_t n = rows * (D / 2);
   if (!n) return;
-  rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), rows, int(T), int(H), int(D), theta, sign);
+  const float2* table = rope_table(int(T), int(D), theta);
+  rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), sign);
   CUDA_CHECK_LAUNCH(what);
 }
 
