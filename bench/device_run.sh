@@ -20,6 +20,8 @@ if [ "${1:-}" = "--pack" ]; then
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
   for b in bench_allreduce_bw bench_quant_kernels bench_kernels; do [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"; done
+  # llm.c's train_gpt2cu, the full fine-tune anchor, when built beside (bench/llmc_anchor.sh)
+  [ -x "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" ] && cp "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" "$PACK/bin/"
   # Packages owning each shared library the binaries (and mpirun) resolve here, minus
   # the C runtime and CUDA, which the GPU machine has.
   libs=$( (ldd "$BUILD/qtrain" "$BUILD/test_cuda" "$(readlink -f "$(command -v mpirun)")" \
@@ -94,6 +96,7 @@ on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np
 on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 # Where a training step's GPU time goes, by kernel class (--profile-kernels, CUPTI).
 on profile && step profile 150 bash bench/profile_step.sh "$BIN/qtrain" $MODELS "$OUT"
+on llmc && step llmc 150 bash bench/llmc_anchor.sh "$BIN/qtrain" "$BIN/train_gpt2cu" $MODELS/gpt2-medium "$OUT"
 on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrain" "$OUT" ${BIG70_STEPS:-6}
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 on quant && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
