@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds llm.c's train_gpt2cu (the full fine-tune anchor of bench/llmc_anchor.sh)
+# from a checkout of github.com/karpathy/llm.c, for sm_90, without NCCL/MPI/cuDNN.
+# CUDA 13 changed cudaMemAdvise's location argument from an int device to a
+# cudaMemLocation; the one call llm.c makes is patched in the checkout (not here).
+#   bench/build_llmc.sh LLMC_CHECKOUT_DIR
+set -euo pipefail
+cd "$1"
+sed -i 's/cudaMemAdviseSetPreferredLocation, ((int)-1))/cudaMemAdviseSetPreferredLocation, cudaMemLocation{cudaMemLocationTypeHost, 0})/' llmc/cuda_utils.cuh
+make train_gpt2cu NO_MULTI_GPU=1 NO_USE_MPI=1 USE_CUDNN=0 GPU_COMPUTE_CAPABILITY=90 NVCC="${NVCC:-/usr/local/cuda/bin/nvcc}"
+ls -la train_gpt2cu
