@@ -6,6 +6,6 @@
 #   bench/build_llmc.sh LLMC_CHECKOUT_DIR
 set -euo pipefail
 cd "$1"
-sed -i 's/cudaMemAdviseSetPreferredLocation, ((int)-1))/cudaMemAdviseSetPreferredLocation, cudaMemLocation{cudaMemLocationTypeHost, 0})/' llmc/cuda_utils.cuh
+sed -i 's/cudaMemAdviseSetPreferredLocation, cudaCpuDeviceId)/cudaMemAdviseSetPreferredLocation, cudaMemLocation{cudaMemLocationTypeHost, 0})/' llmc/cuda_utils.cuh
 make train_gpt2cu NO_MULTI_GPU=1 NO_USE_MPI=1 USE_CUDNN=0 GPU_COMPUTE_CAPABILITY=90 NVCC="${NVCC:-/usr/local/cuda/bin/nvcc}"
 ls -la train_gpt2cu
