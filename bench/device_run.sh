@@ -48,7 +48,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
 SYS=/tmp/sys; mkdir -p "$SYS"
-for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
+[ -z "${LANE_CHILD:-}" ] && for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
 pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
 LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
 LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
@@ -57,7 +57,7 @@ export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
-ls "$PACK"/wheels/*.whl > /dev/null 2>&1 && pip install -q --no-deps "$PACK"/wheels/*.whl > "$OUT/pip.txt" 2>&1
+[ -z "${LANE_CHILD:-}" ] && ls "$PACK"/wheels/*.whl > /dev/null 2>&1 && pip install -q --no-deps "$PACK"/wheels/*.whl > "$OUT/pip.txt" 2>&1
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
 status=()
@@ -76,8 +76,21 @@ step test_cuda 100 "$BIN/test_cuda" --gtest_brief=1
 MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
+# Two lanes on a 2-GPU machine: ONLY_GPU1="..." runs those steps on GPU 1 while
+# this process runs ONLY's remaining steps on GPU 0 (steps that need both GPUs,
+# scaling and repeat*, belong after the lanes join: put them in ONLY_AFTER).
+if [[ -n "${ONLY_GPU1:-}" && -z "${LANE_CHILD:-}" ]]; then
+  LANE_CHILD=1 ONLY="$ONLY_GPU1" CUDA_VISIBLE_DEVICES=1 bash "$0" > "$OUT/lane1.txt" 2>&1 &
+  lane1=$!
+  export CUDA_VISIBLE_DEVICES=0
+fi
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup 8 --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
+if [ -n "${lane1:-}" ]; then
+  wait "$lane1"; unset CUDA_VISIBLE_DEVICES
+  echo "---- lane GPU 1:"; sed -n '/==== summary ====/,/^$/p' "$OUT/lane1.txt"
+  [ -n "${ONLY_AFTER:-}" ] && ONLY="$ONLY_AFTER"
+fi
 # Diagnosis of the 2-GPU step time, only on request (ONLY="diag").
 [[ " ${ONLY:-} " == *" diag "* ]] && step diag 240 bash bench/scaling_diag.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
