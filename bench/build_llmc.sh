@@ -10,8 +10,8 @@ sed -i 's/cudaMemAdviseSetPreferredLocation, cudaCpuDeviceId)/cudaMemAdviseSetPr
 # A build machine without the NVIDIA driver has no libnvidia-ml to link. llm.c calls
 # NVML only for -lg > 0 (GPU logging), which the anchor run does not use, so its
 # symbols are left unresolved (lazy binding: never looked up) when the library is absent.
-ldflags="-lnvidia-ml"
-ldconfig -p 2>/dev/null | grep -q libnvidia-ml.so || ldflags="-Xlinker --unresolved-symbols=ignore-all"
+ldflags="-lcublas -lcublasLt -lnvidia-ml"
+ldconfig -p 2>/dev/null | grep -q libnvidia-ml.so || ldflags="-lcublas -lcublasLt -Xlinker --unresolved-symbols=ignore-all"
 make train_gpt2cu NO_MULTI_GPU=1 NO_USE_MPI=1 USE_CUDNN=0 GPU_COMPUTE_CAPABILITY=90 NVCC="${NVCC:-/usr/local/cuda/bin/nvcc}" \
   NVCC_LDFLAGS="$ldflags"
 ls -la train_gpt2cu
