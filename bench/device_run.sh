@@ -97,7 +97,7 @@ step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 # On request only (ONLY="..."):
 on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
 # Repeated weak scaling against each GPU alone (bench/scaling_repeat.sh).
-on repeat && step repeat 200 bash bench/scaling_repeat.sh "$BIN/qtrain" random:smollm2-135m "$OUT"
+on repeat && STRONG=1 step repeat 200 bash bench/scaling_repeat.sh "$BIN/qtrain" random:smollm2-135m "$OUT"
 # The same for LLaMA-7B-shape QLoRA r16, 4 x 2048 per GPU with gradient checkpointing.
 on repeat7b && TAG=7b-qlora VOCAB=32000 REPEATS=${REPEATS_7B:-1} SCALING_STEPS=${STEPS_7B:-10} SCALING_WARMUP=3 \
   TRAIN_ARGS="--method qlora --batch-size 4 --seq-len 2048 --grad-checkpoint" \

@@ -38,6 +38,13 @@ for r in $(seq 1 "$REPEATS"); do
     "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np2" > "$RESULTS/repeat_${TAG}_r${r}_np2.log" 2>&1
   echo "repeat $r done"
 done
+# Strong scaling: the 2-GPU global batch on one GPU (per-rank --batch-size doubled).
+if [ -n "${STRONG:-}" ]; then
+  strong=("${common[@]}"); for i in "${!strong[@]}"; do
+    [ "${strong[$i]}" = --batch-size ] && strong[$((i + 1))]=$((2 * ${strong[$((i + 1))]})); done
+  rm -rf "$WORK/strong1"
+  CUDA_VISIBLE_DEVICES=0 "$QTRAIN" "${strong[@]}" --out "$WORK/strong1" > "$RESULTS/repeat_${TAG}_strong1.log" 2>&1
+fi
 TAG=$TAG SETUP="$MODEL ${TRAIN[*]}" python3 - "$WORK" "$RESULTS" "$REPEATS" "$WARMUP" <<'PY'
 import datetime, json, os, statistics, subprocess, sys
 work, results, R, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -55,12 +62,15 @@ for r in range(1, R + 1):
     if g0 and g1 and two: rep["efficiency"] = two / (g0 + g1)
     reps.append(rep)
 eff = [x["efficiency"] for x in reps if "efficiency" in x]
+strong1 = med("strong1", "tokens_per_s")
+two = [x["np2_tok_s"] for x in reps if x["np2_tok_s"]]
+strong = dict(one_gpu_double_batch_tok_s=strong1, speedup=statistics.median(two) / strong1) if strong1 and two else None
 dev = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"], capture_output=True,
                      text=True).stdout.strip().replace(" ", "-") or "unknown"
 res = dict(device=dev, date=datetime.date.today().isoformat(), steps=int(os.environ.get("SCALING_STEPS", 50)), warmup=warm,
            setup=os.environ["SETUP"] + " LoRA r16 all-linear (per rank); eff = np2 / (gpu0 alone + gpu1 alone)",
            repeats=reps, efficiency_median=statistics.median(eff) if eff else None,
-           efficiency_min=min(eff) if eff else None, efficiency_max=max(eff) if eff else None)
+           efficiency_min=min(eff) if eff else None, efficiency_max=max(eff) if eff else None, strong=strong)
 tag = os.environ["TAG"]
 path = os.path.join(results, f"scaling_repeat_{'' if tag == 'smol-lora' else tag + '_'}{dev}_{res['date']}.json")
 json.dump(res, open(path, "w"), indent=1)
