@@ -27,6 +27,47 @@ __global__ void add_bias_kernel(FloatPtr y, FloatPtr bias, int64_t n, int64_t ou
     y.st(i, y.ld(i) + bias.ld(i % out));
 }
 
+// BF16 y with out % 8 == 0 and 16-byte alignment: 8 elements per access (the
+// generic kernel above ran at ~40% of DRAM bandwidth on GPT-2 shapes).
+__global__ void add_bias_bf16x8_kernel(bf16* y, FloatPtr bias, int64_t n8, int64_t out) {
+  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n8; v += int64_t(gridDim.x) * blockDim.x) {
+    int4 raw = reinterpret_cast<int4*>(y)[v];
+    bf16* e = reinterpret_cast<bf16*>(&raw);
+    const int64_t c0 = (v * 8) % out;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) e[k] = __float2bfloat16_rn(__bfloat162float(e[k]) + bias.ld(c0 + k));
+    reinterpret_cast<int4*>(y)[v] = raw;
+  }
+}
+
+// dbias[c] += sum_r dy[r, c] for BF16 dy, cols % 8 == 0, 16-byte aligned: a
+// lane owns 8 adjacent columns (one 16-byte load per row), a block 256
+// columns x 8 row groups; row groups reduce in shared memory, then one atomic
+// per column per block.
+__global__ void bias_backward_bf16x8_kernel(float* dbias, const bf16* dy, int64_t rows, int64_t cols) {
+  __shared__ float part[8][256 + 1];
+  const int64_t c0 = (int64_t(blockIdx.x) * 32 + threadIdx.x) * 8;
+  float acc[8] = {};
+  if (c0 < cols)
+    for (int64_t r = blockIdx.y * 8 + threadIdx.y; r < rows; r += int64_t(gridDim.y) * 8) {
+      int4 raw = *reinterpret_cast<const int4*>(dy + r * cols + c0);
+      const bf16* e = reinterpret_cast<const bf16*>(&raw);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc[k] += __bfloat162float(e[k]);
+    }
+#pragma unroll
+  for (int k = 0; k < 8; ++k) part[threadIdx.y][threadIdx.x * 8 + k] = acc[k];
+  __syncthreads();
+  const int t = threadIdx.y * 32 + threadIdx.x;  // 0..255: one column of the block each
+  const int64_t c = int64_t(blockIdx.x) * 256 + t;
+  if (c < cols) {
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += part[k][t];
+    atomicAdd(dbias + c, s);
+  }
+}
+
 // dbias[c] += sum_r dy[r, c]. A block owns 32 columns; its 8 row lanes stride
 // over a slice of rows, then reduce in shared memory and add once per block.
 __global__ void bias_backward_kernel(float* dbias, FloatPtr dy, int64_t rows, int64_t cols) {
@@ -77,6 +118,12 @@ void add_bias(Tensor y, Tensor bias) {
   int64_t out = bias.numel();
   QT_CHECK(out > 0 && y.size(-1) == out, "add_bias: y" + shape_str(y.shape()) + " bias" + shape_str(bias.shape()));
   int64_t n = y.numel();
+  if (y.dtype() == DType::BF16 && out % 8 == 0 && reinterpret_cast<uintptr_t>(y.raw()) % 16 == 0) {
+    add_bias_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(y.raw()),
+                                                                         fptr(bias, "add_bias bias"), n / 8, out);
+    CUDA_CHECK_LAUNCH("add_bias");
+    return;
+  }
   add_bias_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(y, "add_bias y"), fptr(bias, "add_bias bias"), n, out);
   CUDA_CHECK_LAUNCH("add_bias");
 }
@@ -87,6 +134,16 @@ void bias_backward(Tensor dbias, Tensor dy) {
   QT_CHECK(cols > 0 && dy.size(-1) == cols, "bias_backward: dy" + shape_str(dy.shape()));
   int64_t rows = dy.numel() / cols;
   if (rows == 0) return;
+  if (dy.dtype() == DType::BF16 && cols % 8 == 0 && reinterpret_cast<uintptr_t>(dy.raw()) % 16 == 0) {
+    int64_t col_blocks = (cols + 255) / 256;
+    int64_t row_blocks =
+        std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 8 * Context::get().sm_count() / col_blocks));
+    dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+    bias_backward_bf16x8_kernel<<<grid, dim3(32, 8), 0, stream()>>>(dbias.f32(), static_cast<const bf16*>(dy.raw()),
+                                                                      rows, cols);
+    CUDA_CHECK_LAUNCH("bias_backward");
+    return;
+  }
   int64_t col_blocks = (cols + 31) / 32;
   int64_t row_blocks = std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
   dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));

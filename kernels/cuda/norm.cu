@@ -65,15 +65,22 @@ __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, co
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w
 // (RMSNorm: no mean(g) term, and xhat = x * rstd).
-template <class T, bool kRms>
+// dw/db partials: with kPerWarp every warp sums into its own [C] rows of
+// shared memory, where each column belongs to one lane, so plain adds do (a
+// shared-memory atomic per element made this kernel 10x slower than its
+// memory traffic); the block then adds the warps' rows. Rows too wide for
+// kWarps copies share one [C] row with atomics.
+template <class T, bool kRms, bool kPerWarp>
 __global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout, const T* x, FloatPtr w,
                                      const float* mean_in, const float* rstd_in, int64_t N, int64_t C, bool vec) {
-  extern __shared__ float acc[];  // [C] dw partials, then [C] db partials
-  float* acc_w = dw ? acc : nullptr;
-  float* acc_b = db ? acc + (dw ? C : 0) : nullptr;
-  int nacc = (dw ? 1 : 0) + (db ? 1 : 0);
-  for (int64_t i = threadIdx.x; i < nacc * C; i += blockDim.x) acc[i] = 0.f;
+  extern __shared__ float acc[];  // per copy: [C] dw partials, then [C] db partials
+  const int nacc = (dw ? 1 : 0) + (db ? 1 : 0);
+  const int copies = kPerWarp ? kWarps : 1;
+  for (int64_t i = threadIdx.x; i < copies * nacc * C; i += blockDim.x) acc[i] = 0.f;
   __syncthreads();
+  float* mine = acc + (kPerWarp ? int64_t(threadIdx.x >> 5) * nacc * C : 0);
+  float* acc_w = dw ? mine : nullptr;
+  float* acc_b = db ? mine + (dw ? C : 0) : nullptr;
   int lane = threadIdx.x & 31;
   for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
     const T* xr = x + r * C;
@@ -105,8 +112,13 @@ __global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout,
         float xhat = (xv.v[k] - mean) * rstd;
         float g = gv.v[k] * w.ld(c);
         if (i + k < C) {
-          if (acc_w) atomicAdd(acc_w + c, gv.v[k] * xhat);
-          if (acc_b) atomicAdd(acc_b + c, gv.v[k]);
+          if constexpr (kPerWarp) {
+            if (acc_w) acc_w[c] += gv.v[k] * xhat;
+            if (acc_b) acc_b[c] += gv.v[k];
+          } else {
+            if (acc_w) atomicAdd(acc_w + c, gv.v[k] * xhat);
+            if (acc_b) atomicAdd(acc_b + c, gv.v[k]);
+          }
         }
         xv.v[k] = rstd * (g - mg - xhat * mgx);
       }
@@ -114,9 +126,11 @@ __global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout,
     }
   }
   __syncthreads();
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    if (acc_w) atomicAdd(dw + c, acc_w[c]);
-    if (acc_b) atomicAdd(db + c, acc_b[c]);
+  for (int64_t c = threadIdx.x; c < nacc * C; c += blockDim.x) {
+    float sum = 0.f;
+    for (int k = 0; k < copies; ++k) sum += acc[int64_t(k) * nacc * C + c];
+    float* dst = dw && c < C ? dw + c : db + (c - (dw ? C : 0));
+    atomicAdd(dst, sum);
   }
 }
 
@@ -157,9 +171,11 @@ void backward_t(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w
   float* pdb = db.defined() ? (check_cuda_dtype(db, DType::F32, "norm db"), db.f32()) : nullptr;
   QT_CHECK(!pdw || dw.numel() == C, "norm backward: dw length != C");
   QT_CHECK(!pdb || db.numel() == C, "norm backward: db length != C");
-  size_t smem = size_t((pdw ? C : 0) + (pdb ? C : 0)) * sizeof(float);
+  const size_t row_bytes = size_t((pdw ? C : 0) + (pdb ? C : 0)) * sizeof(float);
+  const bool per_warp = row_bytes * kWarps <= Context::get().max_smem_optin();
+  const size_t smem = per_warp ? row_bytes * kWarps : row_bytes;
   QT_CHECK(smem <= Context::get().max_smem_optin(), "norm backward: row too wide for shared memory");
-  auto kernel = norm_backward_kernel<T, kRms>;
+  auto kernel = per_warp ? norm_backward_kernel<T, kRms, true> : norm_backward_kernel<T, kRms, false>;
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   bool vec = vec_ok<T>(C, {x.raw(), dout.raw(), dx.raw()});
   kernel<<<norm_grid(N), 32 * kWarps, smem, stream()>>>(

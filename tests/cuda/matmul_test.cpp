@@ -55,18 +55,21 @@ TEST(CudaGemm, ThreeDimensionalOperandsFlatten) {
 
 TEST(CudaBias, AddAndBackward) {
   QT_SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::BF16, DType::F32}) {
-    Pair y = randn_pair({77, 33}, 21, dt);
-    Pair bias = randn_pair({33}, 22, DType::F32);
-    add_bias(y.cpu, bias.cpu);
-    add_bias(y.gpu, bias.gpu);
-    EXPECT_CLOSE(y.gpu, y.cpu, tol_for(dt));
-    Pair dy = randn_pair({1000, 33}, 23, dt);
-    Pair db = randn_pair({33}, 24, DType::F32);  // accumulates into existing values
-    bias_backward(db.cpu, dy.cpu);
-    bias_backward(db.gpu, dy.gpu);
-    EXPECT_CLOSE(db.gpu, db.cpu, 1e-5);
-  }
+  // 33: generic kernels; 1024 and 264: the 8-wide BF16 kernels (several column blocks, a partial one)
+  for (int64_t C : {33, 1024, 264})
+    for (DType dt : {DType::BF16, DType::F32}) {
+      SCOPED_TRACE("C " + std::to_string(C));
+      Pair y = randn_pair({77, C}, 21, dt);
+      Pair bias = randn_pair({C}, 22, DType::F32);
+      add_bias(y.cpu, bias.cpu);
+      add_bias(y.gpu, bias.gpu);
+      EXPECT_CLOSE(y.gpu, y.cpu, tol_for(dt));
+      Pair dy = randn_pair({1000, C}, 23, dt);
+      Pair db = randn_pair({C}, 24, DType::F32);  // accumulates into existing values
+      bias_backward(db.cpu, dy.cpu);
+      bias_backward(db.gpu, dy.gpu);
+      EXPECT_CLOSE(db.gpu, db.cpu, 1e-5);
+    }
 }
 
 }  // namespace
