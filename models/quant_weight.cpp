@@ -15,9 +15,15 @@ Tensor DequantWeight::dense_f32() const {
   return w;
 }
 
+Tensor DequantWeight::dense_on_device() const {
+  Tensor w = Tensor::empty({out_, in_}, DType::BF16, Device::CUDA);
+  dequantize_on_device(w);
+  return w;
+}
+
 void DequantWeight::forward(Tensor y, Tensor x) const {
-  if (x.is_cuda()) {  // first version: see the header
-    gemm(y, x, dense_f32().to(Device::CUDA, DType::BF16), false, true);
+  if (x.is_cuda()) {
+    gemm(y, x, dense_on_device(), false, true);
     return;
   }
   int64_t n = x.numel() / in_, step = chunk_rows();
@@ -38,7 +44,7 @@ void DequantWeight::forward(Tensor y, Tensor x) const {
 
 void DequantWeight::backward_input(Tensor dx, Tensor dy, float beta) const {
   if (dy.is_cuda()) {
-    gemm(dx, dy, dense_f32().to(Device::CUDA, DType::BF16), false, false, 1.f, beta);
+    gemm(dx, dy, dense_on_device(), false, false, 1.f, beta);
     return;
   }
   int64_t n = dy.numel() / out_, step = chunk_rows();
@@ -64,6 +70,20 @@ Block4Weight::Block4Weight(const Tensor& w, quant::Code4 code, bool double_quant
   absmax_ = quant::decoded_absmax(p_);
 }
 
+const Quant4Tensor& Block4Weight::on_device() const {
+  if (!dev_.packed.defined())
+    dev_ = Quant4Tensor::from_packed(p_, out_features(), in_features()).to(Device::CUDA);
+  return dev_;
+}
+
+void Block4Weight::dequantize_on_device(Tensor out) const { dequantize_rows_4bit(out, on_device(), 0); }
+
+void Block4Weight::forward(Tensor y, Tensor x) const {
+  // Decode-sized inputs: one pass over the packed weight, no BF16 copy of W.
+  if (x.is_cuda() && gemv_4bit_supported(x, on_device())) return matmul_4bit(y, x, on_device());
+  DequantWeight::forward(y, x);
+}
+
 void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
   // rows start at even flat offsets unless in is odd: then dequantize from
   // the previous element and drop it
@@ -85,6 +105,11 @@ Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(
 void Int8Weight::forward(Tensor y, Tensor x) const {
   if (x.is_cuda()) return DequantWeight::forward(y, x);
   quant::int8_matmul_decomposed(p_, x.f32(), x.numel() / in_features(), y.f32(), threshold_);
+}
+
+void Int8Weight::dequantize_on_device(Tensor out) const {
+  if (!dev_.q.defined()) dev_ = Int8Tensor::from_rows(p_).to(Device::CUDA);
+  dequantize_rows_int8(out, dev_, 0);
 }
 
 void Int8Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/adamw.h"
+#include "kernels/quant_matmul.h"
 #include "kernels/tensor.h"
 
 namespace qtrain::cuda {
@@ -44,6 +45,10 @@ void copy_cols(Tensor out, Tensor in, int64_t col_offset);
 void add_cols(Tensor out, Tensor in, int64_t col_offset);
 void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
+
+void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
+void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
+void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
 
 void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/error.h"
+#include "kernels/quant/decode.h"
 
 namespace qtrain::quant {
 
@@ -30,7 +31,7 @@ void dequantize_int8_rows(const Int8Rows& p, int64_t r0, int64_t r1, float* out)
   QT_CHECK(0 <= r0 && r0 <= r1 && r1 <= p.rows, "dequantize_int8_rows: bad row range");
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t c = 0; c < p.cols; ++c)
-      out[(r - r0) * p.cols + c] = float(p.q[size_t(r * p.cols + c)]) * p.absmax[size_t(r)] * 7.874015718698502e-3f;
+      out[(r - r0) * p.cols + c] = int8_value(p.q[size_t(r * p.cols + c)], p.absmax[size_t(r)]);
 }
 
 void int8_matmul_decomposed(const Int8Rows& w, const float* x, int64_t n, float* y, float threshold) {

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "kernels/error.h"
+#include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
 #include "kernels/quant/fp4.h"
 
@@ -96,19 +97,15 @@ Packed4 quantize_4bit(const float* w, int64_t n, Code4 code, bool double_quant, 
 std::vector<float> decoded_absmax(const Packed4& p) {
   if (!p.double_quant) return p.absmax;
   std::vector<float> a(p.qabsmax.size());
-  dequantize_blockwise8(p.qabsmax.data(), p.absmax2.data(), int64_t(a.size()), 256, a.data());
-  for (float& v : a) v += p.offset;
+  const auto& map = dynamic_map_signed();
+  for (size_t i = 0; i < a.size(); ++i) a[i] = dq_absmax(map[p.qabsmax[i]], p.absmax2[i / 256], p.offset);
   return a;
 }
 
 void dequantize_4bit(const Packed4& p, const std::vector<float>& absmax, int64_t begin, int64_t end, float* out) {
   QT_CHECK(begin % 2 == 0 && begin <= end && end <= p.numel, "dequantize_4bit: bad range");
   const auto& code = code4_values(p.code);
-  for (int64_t i = begin; i < end; ++i) {
-    uint8_t byte = p.packed[size_t(i / 2)];
-    uint8_t q = (i % 2 == 0) ? uint8_t(byte >> 4) : uint8_t(byte & 0xF);
-    out[i - begin] = code[q] * absmax[size_t(i / p.blocksize)];
-  }
+  for (int64_t i = begin; i < end; ++i) out[i - begin] = code[nibble(p.packed.data(), i)] * absmax[size_t(i / p.blocksize)];
 }
 
 }  // namespace qtrain::quant

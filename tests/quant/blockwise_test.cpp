@@ -7,21 +7,18 @@
 #include "kernels/quant/fp4.h"
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
+#include "tests/quant/quant_fixture.h"
 #include "tests/test_util.h"
 
 using namespace qtrain;
 using namespace qtrain::quant;
+using qtrain::testing::load_quant_fixture;
 
 namespace {
 
 template <class T>
 std::vector<T> load(const std::string& name) {
-  std::ifstream f(qtrain::testing::fixture("quant/" + name + ".bin"), std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(f.good()) << name;
-  std::vector<T> v(size_t(f.tellg()) / sizeof(T));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
-  return v;
+  return load_quant_fixture<T>(name);
 }
 
 size_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {

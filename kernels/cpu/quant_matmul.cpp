@@ -1,0 +1,123 @@
+// Quantized-weight ops (kernels/quant_matmul.h): the containers, and the CPU
+// reference of each op, which the CUDA twins must reproduce.
+#include "kernels/quant_matmul.h"
+
+#include <cstring>
+
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "kernels/quant/decode.h"
+#include "kernels/quant/dynamic_map.h"
+
+namespace qtrain {
+namespace {
+
+Tensor host_u8(const std::vector<uint8_t>& v) {
+  Tensor t = Tensor::empty({int64_t(v.size())}, DType::U8);
+  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size());
+  return t;
+}
+Tensor host_f32(const std::vector<float>& v) {
+  Tensor t = Tensor::empty({int64_t(v.size())}, DType::F32);
+  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size() * 4);
+  return t;
+}
+Tensor moved(const Tensor& t, Device d) { return t.defined() ? t.to(d) : Tensor(); }
+size_t nbytes(const Tensor& t) { return t.defined() ? t.nbytes() : 0; }
+
+void check_out(const Tensor& out, int64_t cols, int64_t row0, int64_t rows, const char* what) {
+  QT_CHECK(out.defined() && out.ndim() == 2 && out.size(1) == cols,
+           std::string(what) + ": out must be [r, " + std::to_string(cols) + "], got " + shape_str(out.shape()));
+  QT_CHECK(row0 >= 0 && row0 + out.size(0) <= rows, std::string(what) + ": rows out of range");
+}
+
+}  // namespace
+
+Quant4Tensor Quant4Tensor::from_packed(const quant::Packed4& p, int64_t rows, int64_t cols) {
+  QT_CHECK(p.numel == rows * cols, "Quant4Tensor: packed numel != rows * cols");
+  Quant4Tensor q;
+  q.code = p.code;
+  q.rows = rows, q.cols = cols, q.blocksize = p.blocksize;
+  q.double_quant = p.double_quant;
+  q.offset = p.offset;
+  q.packed = host_u8(p.packed);
+  if (p.double_quant) {
+    q.qabsmax = host_u8(p.qabsmax);
+    q.absmax2 = host_f32(p.absmax2);
+  } else {
+    q.absmax = host_f32(p.absmax);
+  }
+  return q;
+}
+
+Quant4Tensor Quant4Tensor::to(Device d) const {
+  Quant4Tensor q = *this;
+  q.packed = moved(packed, d), q.absmax = moved(absmax, d), q.qabsmax = moved(qabsmax, d), q.absmax2 = moved(absmax2, d);
+  return q;
+}
+
+size_t Quant4Tensor::bytes() const {
+  return nbytes(packed) + nbytes(absmax) + nbytes(qabsmax) + nbytes(absmax2) + (double_quant ? 4 : 0);
+}
+
+Int8Tensor Int8Tensor::from_rows(const quant::Int8Rows& p) {
+  Int8Tensor t;
+  t.rows = p.rows, t.cols = p.cols;
+  t.q = Tensor::empty({p.rows, p.cols}, DType::I8);
+  if (!p.q.empty()) std::memcpy(t.q.raw(), p.q.data(), p.q.size());
+  t.absmax = host_f32(p.absmax);
+  return t;
+}
+
+Int8Tensor Int8Tensor::to(Device d) const {
+  Int8Tensor t = *this;
+  t.q = moved(q, d), t.absmax = moved(absmax, d);
+  return t;
+}
+
+size_t Int8Tensor::bytes() const { return nbytes(q) + nbytes(absmax); }
+
+void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
+  QT_DISPATCH_CUDA(out, dequantize_rows_4bit, out, w, row0);
+  check_out(out, w.cols, row0, w.rows, "dequantize_rows_4bit");
+  QT_CHECK(out.dtype() == DType::F32, "dequantize_rows_4bit: CPU out must be F32");
+  const auto& code = quant::code4_values(w.code);
+  const auto& map = quant::dynamic_map_signed();
+  const uint8_t* packed = static_cast<const uint8_t*>(w.packed.raw());
+  const int64_t e0 = row0 * w.cols, n = out.numel();
+  float* o = out.f32();
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t i = e0 + k, blk = i / w.blocksize;
+    const float am = w.double_quant ? quant::dq_absmax(map[static_cast<const uint8_t*>(w.qabsmax.raw())[blk]],
+                                                       w.absmax2.f32()[blk / 256], w.offset)
+                                    : w.absmax.f32()[blk];
+    o[k] = code[quant::nibble(packed, i)] * am;
+  }
+}
+
+void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
+  QT_DISPATCH_CUDA(out, dequantize_rows_int8, out, w, row0);
+  check_out(out, w.cols, row0, w.rows, "dequantize_rows_int8");
+  QT_CHECK(out.dtype() == DType::F32, "dequantize_rows_int8: CPU out must be F32");
+  const int8_t* q = static_cast<const int8_t*>(w.q.raw());
+  float* o = out.f32();
+  for (int64_t r = 0; r < out.size(0); ++r)
+    for (int64_t c = 0; c < w.cols; ++c)
+      o[r * w.cols + c] = quant::int8_value(q[(row0 + r) * w.cols + c], w.absmax.f32()[row0 + r]);
+}
+
+bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
+  // One 16-byte load = 32 elements of one absmax block, rows starting on such a load.
+  return x.is_cuda() && x.dtype() == DType::BF16 && x.numel() / w.cols <= kGemv4MaxRows && w.blocksize == 64 &&
+         w.cols % 64 == 0;
+}
+
+void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
+  QT_DISPATCH_CUDA(y, matmul_4bit, y, x, w);
+  Tensor dense = Tensor::empty({w.rows, w.cols}, DType::F32);
+  dequantize_rows_4bit(dense, w, 0);
+  gemm(y, x, dense, false, true);
+}
+
+}  // namespace qtrain

@@ -1,0 +1,232 @@
+// CUDA twins of kernels/quant_matmul.h: dequantization of packed NF4/FP4
+// (bitsandbytes layout, double-quantized absmax decoded on the fly) and int8
+// rows into F32/BF16, and a one-pass 4-bit GEMV for decode-sized batches.
+// Element decoding is kernels/quant/decode.h, shared with the CPU reference:
+// the F32 values are identical, BF16 is their round to nearest even.
+//
+// Roofline: dequantization reads 0.5 (+1/64 absmax) bytes and writes 2 bytes
+// per weight, so it is bound by the BF16 write; the GEMV reads ~0.52 bytes per
+// weight once and is bound by DRAM bandwidth at M <= 16.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/context.cuh"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/quant/decode.h"
+#include "kernels/quant/dynamic_map.h"
+
+namespace qtrain::cuda {
+namespace {
+
+struct Q4Args {
+  const uint8_t* packed;
+  const float* absmax;    // no double quant
+  const uint8_t* qabsmax; // double quant
+  const float* absmax2;
+  float offset;
+  int64_t blocksize;
+  bool dq;
+  float code[16];
+};
+
+// The 16 code values and the 256-entry dynamic map in shared memory: indices
+// differ per lane, which constant memory would serialize.
+struct Tables {
+  float code[16];
+  float map[256];
+};
+
+__device__ void load_tables(Tables& t, const Q4Args& a, const float* map) {
+  for (int i = threadIdx.x; i < 16; i += blockDim.x) t.code[i] = a.code[i];
+  if (a.dq)
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) t.map[i] = map[i];
+  __syncthreads();
+}
+
+__device__ __forceinline__ float block_absmax(const Q4Args& a, const Tables& t, int64_t blk) {
+  return a.dq ? quant::dq_absmax(t.map[a.qabsmax[blk]], a.absmax2[blk / 256], a.offset) : a.absmax[blk];
+}
+
+// Any offset, any out dtype: one element per thread.
+__global__ void dequant4_kernel(FloatPtr out, Q4Args a, const float* map, int64_t e0, int64_t n) {
+  __shared__ Tables t;
+  load_tables(t, a, map);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e0 + k;
+    out.st(k, t.code[quant::nibble(a.packed, i)] * block_absmax(a, t, i / a.blocksize));
+  }
+}
+
+// BF16 out, e0 % 8 == 0, blocksize % 8 == 0, out 16-byte aligned: 8 weights
+// (4 packed bytes, one absmax block) per thread and one 16-byte store.
+__global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, int64_t e0, int64_t n8) {
+  __shared__ Tables t;
+  load_tables(t, a, map);
+  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n8; v += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e0 + v * 8;
+    const uint32_t bytes = *reinterpret_cast<const uint32_t*>(a.packed + i / 2);
+    const float am = block_absmax(a, t, i / a.blocksize);
+    int4 raw;
+    bf16* e = reinterpret_cast<bf16*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t b = (bytes >> (8 * j)) & 0xFF;  // little-endian: byte j of the four
+      e[2 * j] = __float2bfloat16_rn(t.code[b >> 4] * am);
+      e[2 * j + 1] = __float2bfloat16_rn(t.code[b & 0xF] * am);
+    }
+    reinterpret_cast<int4*>(out)[v] = raw;
+  }
+}
+
+// y[m, row] = sum_c x[m, c] * W[row, c]: a warp per output row; a lane takes
+// 32 weights (16 packed bytes, inside one 64-block since cols % 64 == 0) per
+// step, decodes them once and uses them for every row of x.
+template <int MT>
+__global__ void __launch_bounds__(256) gemv4_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map,
+                                                    int64_t rows, int64_t cols) {
+  __shared__ Tables t;
+  load_tables(t, a, map);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x >> 5) + warp;
+  if (row >= rows) return;
+  float acc[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+  const uint8_t* prow = a.packed + row * cols / 2;
+#pragma unroll 2
+  for (int64_t c0 = int64_t(lane) * 32; c0 < cols; c0 += 32 * 32) {
+    const int4 raw = __ldg(reinterpret_cast<const int4*>(prow + c0 / 2));
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw);
+    const float am = block_absmax(a, t, (row * cols + c0) / 64);
+    float w[32];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      w[2 * j] = t.code[b[j] >> 4] * am;
+      w[2 * j + 1] = t.code[b[j] & 0xF] * am;
+    }
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (m >= M) break;
+      const int4* xr = reinterpret_cast<const int4*>(x + int64_t(m) * cols + c0);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int4 xv = xr[q];
+        const bf16* xe = reinterpret_cast<const bf16*>(&xv);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[m] += __bfloat162float(xe[k]) * w[8 * q + k];
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    if (m >= M) break;
+    const float s = warp_sum(acc[m]);
+    if (lane == 0) y.st(int64_t(m) * rows + row, s);
+  }
+}
+
+__global__ void dequant_int8_kernel(FloatPtr out, const int8_t* q, const float* absmax, int64_t row0, int64_t cols,
+                                    int64_t n) {
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = row0 + k / cols;
+    out.st(k, quant::int8_value(q[row0 * cols + k], absmax[r]));
+  }
+}
+
+// The signed dynamic map on the GPU, uploaded once.
+const float* device_dynamic_map() {
+  static float* map = nullptr;
+  if (!map) {
+    const auto& m = quant::dynamic_map_signed();
+    CUDA_CHECK(cudaMalloc(&map, sizeof(float) * 256));
+    CUDA_CHECK(cudaMemcpy(map, m.data(), sizeof(float) * 256, cudaMemcpyHostToDevice));
+  }
+  return map;
+}
+
+Q4Args args_of(const Quant4Tensor& w, const char* what) {
+  QT_CHECK(w.packed.defined() && w.packed.is_cuda(), std::string(what) + ": packed weight is not on the GPU");
+  Q4Args a{};
+  a.packed = static_cast<const uint8_t*>(w.packed.raw());
+  a.dq = w.double_quant;
+  if (a.dq) {
+    QT_CHECK(w.qabsmax.is_cuda() && w.absmax2.is_cuda(), std::string(what) + ": absmax is not on the GPU");
+    a.qabsmax = static_cast<const uint8_t*>(w.qabsmax.raw());
+    a.absmax2 = w.absmax2.f32();
+  } else {
+    QT_CHECK(w.absmax.is_cuda(), std::string(what) + ": absmax is not on the GPU");
+    a.absmax = w.absmax.f32();
+  }
+  a.offset = w.offset;
+  a.blocksize = w.blocksize;
+  const auto& code = quant::code4_values(w.code);
+  for (int i = 0; i < 16; ++i) a.code[i] = code[size_t(i)];
+  return a;
+}
+
+void check_rows_out(const Tensor& out, int64_t cols, int64_t row0, int64_t rows, const char* what) {
+  QT_CHECK(out.is_cuda() && out.ndim() == 2 && out.size(1) == cols && row0 >= 0 && row0 + out.size(0) <= rows,
+           std::string(what) + ": out " + shape_str(out.shape()) + " does not fit rows from " + std::to_string(row0));
+}
+
+}  // namespace
+
+void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
+  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_4bit");
+  const int64_t n = out.numel(), e0 = row0 * w.cols;
+  if (n == 0) return;
+  Q4Args a = args_of(w, "dequantize_rows_4bit");
+  const float* map = device_dynamic_map();
+  if (out.dtype() == DType::BF16 && e0 % 8 == 0 && n % 8 == 0 && w.blocksize % 8 == 0 &&
+      reinterpret_cast<uintptr_t>(out.raw()) % 16 == 0) {
+    dequant4_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(out.raw()), a, map, e0,
+                                                                       n / 8);
+  } else {
+    dequant4_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "dequantize_rows_4bit out"), a, map, e0, n);
+  }
+  CUDA_CHECK_LAUNCH("dequantize_rows_4bit");
+}
+
+void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
+  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_int8");
+  QT_CHECK(w.q.is_cuda() && w.absmax.is_cuda(), "dequantize_rows_int8: weight is not on the GPU");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dequant_int8_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "dequantize_rows_int8 out"),
+                                                              static_cast<const int8_t*>(w.q.raw()), w.absmax.f32(),
+                                                              row0, w.cols, n);
+  CUDA_CHECK_LAUNCH("dequantize_rows_int8");
+}
+
+void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
+  const int64_t M = x.numel() / w.cols;
+  QT_CHECK(x.size(-1) == w.cols && y.numel() == M * w.rows, "matmul_4bit: x " + shape_str(x.shape()) + " y " +
+                                                                 shape_str(y.shape()) + " W [" +
+                                                                 std::to_string(w.rows) + ", " +
+                                                                 std::to_string(w.cols) + "]");
+  if (M == 0) return;
+  if (!gemv_4bit_supported(x, w) || reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0) {
+    // Any other shape: dequantize to BF16, then the dense product.
+    Tensor dense = Tensor::empty({w.rows, w.cols}, DType::BF16, Device::CUDA);
+    cuda::dequantize_rows_4bit(dense, w, 0);
+    cuda::gemm(y, x, dense, false, true, 1.f, 0.f);
+    return;
+  }
+  Q4Args a = args_of(w, "matmul_4bit");
+  const float* map = device_dynamic_map();
+  const int blocks = int((w.rows + 7) / 8);
+  FloatPtr py = fptr(y, "matmul_4bit y");
+  const bf16* px = static_cast<const bf16*>(x.raw());
+  const int m = int(M);
+  if (M <= 1)
+    gemv4_kernel<1><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+  else if (M <= 2)
+    gemv4_kernel<2><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+  else if (M <= 4)
+    gemv4_kernel<4><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+  else if (M <= 8)
+    gemv4_kernel<8><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+  else
+    gemv4_kernel<16><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+  CUDA_CHECK_LAUNCH("matmul_4bit");
+}
+
+}  // namespace qtrain::cuda

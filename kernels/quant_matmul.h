@@ -1,0 +1,52 @@
+// Products with quantized frozen weights, W [rows = out, cols = in], kept in
+// their packed formats on the host or the GPU:
+//   Quant4Tensor: NF4/FP4 in bitsandbytes' blockwise layout (kernels/quant/nf4.h),
+//                 with or without double-quantized absmax;
+//   Int8Tensor:   vector-wise int8 (kernels/quant/int8.h).
+// The CPU definitions are the reference (kernels/cpu/quant_matmul.cpp); the
+// CUDA twins (kernels/cuda/quant_matmul.cu) give the same F32 values bit for bit.
+#pragma once
+#include "kernels/quant/int8.h"
+#include "kernels/quant/nf4.h"
+#include "kernels/tensor.h"
+
+namespace qtrain {
+
+struct Quant4Tensor {
+  quant::Code4 code = quant::Code4::NF4;
+  int64_t rows = 0, cols = 0, blocksize = 64;
+  bool double_quant = false;
+  float offset = 0.f;   // mean absmax (double quant)
+  Tensor packed;        // U8 [ceil(rows*cols/2)]
+  Tensor absmax;        // F32 [blocks]                 (no double quant)
+  Tensor qabsmax;       // U8 [blocks]                  (double quant)
+  Tensor absmax2;       // F32 [ceil(blocks/256)]       (double quant)
+
+  static Quant4Tensor from_packed(const quant::Packed4& p, int64_t rows, int64_t cols);  // host copy
+  Quant4Tensor to(Device d) const;
+  size_t bytes() const;
+};
+
+struct Int8Tensor {
+  int64_t rows = 0, cols = 0;
+  Tensor q;       // I8 [rows, cols]
+  Tensor absmax;  // F32 [rows]
+
+  static Int8Tensor from_rows(const quant::Int8Rows& p);
+  Int8Tensor to(Device d) const;
+  size_t bytes() const;
+};
+
+// out[r, :] = W[row0 + r, :] for the out.size(0) rows of out (F32 or, on
+// CUDA, BF16 = the F32 value rounded to nearest even).
+void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
+void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
+
+// y[M, rows] = x[M, cols] @ W^T for a few rows of x (decode, M <= 16): on CUDA
+// one pass over the packed weight (gemv_4bit_supported says when the shape
+// allows it); the CPU reference dequantizes and multiplies.
+void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
+bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w);
+constexpr int64_t kGemv4MaxRows = 16;
+
+}  // namespace qtrain

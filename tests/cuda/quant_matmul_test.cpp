@@ -1,0 +1,77 @@
+// CUDA quantized-weight ops vs their CPU reference (kernels/quant_matmul.h):
+// dequantization bit-identical in F32 (and the RNE of it in BF16), the 4-bit
+// GEMV within BF16 tolerance, on odd shapes and row offsets.
+#include <cstring>
+
+#include "kernels/dtype.h"
+#include "kernels/quant_matmul.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace qtrain::testing {
+namespace {
+
+Quant4Tensor make4(int64_t rows, int64_t cols, quant::Code4 code, bool dq, uint64_t seed) {
+  Tensor w = randn({rows, cols}, seed, 0.05f);
+  return Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), code, dq), rows, cols);
+}
+
+TEST(CudaQuant, Dequantize4bitBitIdenticalToCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t rows, cols, row0;
+  };
+  // 576x1536: vector path; 37x130: partial blocks spanning rows, scalar path for odd row0*cols
+  for (Case c : {Case{576, 1536, 0}, Case{576, 1536, 100}, Case{37, 130, 0}, Case{37, 130, 3}, Case{5, 7, 1}})
+    for (auto code : {quant::Code4::NF4, quant::Code4::FP4})
+      for (bool dq : {false, true}) {
+        SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.cols) + " row0 " + std::to_string(c.row0) +
+                     (dq ? " dq" : ""));
+        Quant4Tensor h = make4(c.rows, c.cols, code, dq, 11), d = h.to(Device::CUDA);
+        Tensor ref = Tensor::empty({c.rows - c.row0, c.cols}, DType::F32);
+        dequantize_rows_4bit(ref, h, c.row0);
+        Tensor f = Tensor::empty(ref.shape(), DType::F32, Device::CUDA);
+        dequantize_rows_4bit(f, d, c.row0);
+        EXPECT_EQ(vec(f), vec(ref));
+        Tensor b = Tensor::empty(ref.shape(), DType::BF16, Device::CUDA);
+        dequantize_rows_4bit(b, d, c.row0);
+        EXPECT_EQ(vec(b), vec(round_to(ref, DType::BF16)));
+      }
+}
+
+TEST(CudaQuant, DequantizeInt8BitIdenticalToCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  Tensor w = randn({67, 300}, 5, 0.1f);
+  Int8Tensor h = Int8Tensor::from_rows(quant::quantize_int8_rows(w.f32(), 67, 300)), d = h.to(Device::CUDA);
+  Tensor ref = Tensor::empty({60, 300}, DType::F32);
+  dequantize_rows_int8(ref, h, 7);
+  Tensor f = Tensor::empty({60, 300}, DType::F32, Device::CUDA);
+  dequantize_rows_int8(f, d, 7);
+  EXPECT_EQ(vec(f), vec(ref));
+}
+
+TEST(CudaQuant, Gemv4bitMatchesCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t rows, cols;
+  };
+  // 4096 cols: several 1024-wide steps per lane; 576x1536 SmolLM2; 130 cols: the dequant+gemm fallback
+  for (Case c : {Case{300, 4096}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
+    for (bool dq : {false, true})
+      for (int64_t M : {1, 3, 16}) {
+        SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.cols) + " M " + std::to_string(M));
+        Quant4Tensor h = make4(c.rows, c.cols, quant::Code4::NF4, dq, 21), d = h.to(Device::CUDA);
+        Pair x = randn_pair({M, c.cols}, 22, DType::BF16);
+        Tensor y_cpu = Tensor::empty({M, c.rows}, DType::F32);
+        matmul_4bit(y_cpu, x.cpu, h);
+        for (DType yt : {DType::F32, DType::BF16}) {
+          Tensor y = Tensor::empty({M, c.rows}, yt, Device::CUDA);
+          matmul_4bit(y, x.gpu, d);
+          // the GEMV decodes W in F32; the fallback rounds W to BF16 for cuBLASLt
+          const bool gemv = c.cols % 64 == 0;
+          EXPECT_CLOSE(y, y_cpu, yt == DType::F32 && gemv ? 1e-5 : kBf16Tol);
+        }
+      }
+}
+
+}  // namespace
+}  // namespace qtrain::testing
