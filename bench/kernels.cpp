@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_tensors.h"
 #include "kernels/activation.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -28,12 +29,7 @@ using json = nlohmann::json;
 namespace {
 
 Tensor gpu_random(const Shape& s, DType dt, float scale, uint64_t seed) {
-  Tensor h = Tensor::empty(s, DType::F32);
-  std::mt19937 rng{uint32_t(seed)};
-  std::uniform_real_distribution<float> u(-scale, scale);
-  float* p = h.f32();
-  for (int64_t i = 0; i < h.numel(); ++i) p[i] = u(rng);
-  return h.to(Device::CUDA, dt);
+  return bench::random_tensor(s, scale, seed).to(Device::CUDA, dt);
 }
 
 double time_ms(const std::function<void()>& fn, int iters = 20) {
