@@ -15,7 +15,7 @@ void register_train(CLI::App& app, Runner& run) {
   auto c = std::make_shared<TrainConfig>();
   sub->add_option("--model", c->model,
                   "HF model directory (config.json + safetensors), a .gguf file, a registered name (smollm2-135m), or "
-                  "random:<shape> (random weights for benchmarks: llama-7b, llama-13b, llama-70b, smollm2-135m)")
+                  "random:<shape> (random weights for benchmarks: gpt2, gpt2-medium, smollm2-135m, llama-7b, llama-13b, llama-70b)")
       ->required();
   sub->add_option("--tokenizer", c->tokenizer, "tokenizer to use instead of the model's (dir or tokenizer.json)");
   sub->add_option("--data", c->data, "training data: CodeSearchNet tree, .jsonl(.gz), .bin shards")->required();

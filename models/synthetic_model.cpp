@@ -1,4 +1,4 @@
-// `--model random:<shape>`: a LLaMA-family model of a named shape with random
+// `--model random:<shape>`: a GPT-2 or LLaMA-family model of a named shape with random
 // weights made on the fly, tensor by tensor, for speed and memory benchmarks
 // of shapes whose checkpoints are too big to keep around (the 70B QLoRA run
 // would need 140 GB of bf16 files). Nothing is read from disk; with a
@@ -7,7 +7,7 @@
 //
 // Values: uniform with std 0.02 (HF's initializer_range) from a counter hash
 // of (tensor name, index), so any thread count gives the same model; norm
-// weights are ones. Data must be pre-tokenized (--format bin / input_ids):
+// weights are ones, biases zeros. Data must be pre-tokenized (--format bin / input_ids):
 // there is no tokenizer.
 #include <cmath>
 #include <functional>
@@ -21,6 +21,7 @@ namespace {
 
 struct Shape_ {
   const char* name;
+  Arch arch;
   int vocab, layers, heads, kv_heads, d, ff;
   float theta;
   bool tied;
@@ -28,10 +29,12 @@ struct Shape_ {
 
 // Public architectures' hyperparameters (their config.json).
 constexpr Shape_ kShapes[] = {
-    {"smollm2-135m", 49152, 30, 9, 3, 576, 1536, 100000.f, true},
-    {"llama-7b", 32000, 32, 32, 32, 4096, 11008, 10000.f, false},
-    {"llama-13b", 32000, 40, 40, 40, 5120, 13824, 10000.f, false},
-    {"llama-70b", 32000, 80, 64, 8, 8192, 28672, 10000.f, false},
+    {"gpt2", Arch::GPT2, 50257, 12, 12, 12, 768, 3072, 0.f, true},
+    {"gpt2-medium", Arch::GPT2, 50257, 24, 16, 16, 1024, 4096, 0.f, true},
+    {"smollm2-135m", Arch::Llama, 49152, 30, 9, 3, 576, 1536, 100000.f, true},
+    {"llama-7b", Arch::Llama, 32000, 32, 32, 32, 4096, 11008, 10000.f, false},
+    {"llama-13b", Arch::Llama, 32000, 40, 40, 40, 5120, 13824, 10000.f, false},
+    {"llama-70b", Arch::Llama, 32000, 80, 64, 8, 8192, 28672, 10000.f, false},
 };
 
 class SyntheticSource : public WeightSource {
@@ -49,8 +52,10 @@ class SyntheticSource : public WeightSource {
     Tensor t = Tensor::empty(shape(name), DType::F32);
     float* p = t.f32();
     const int64_t n = t.numel();
-    if (name.find("norm") != std::string::npos) {
-      for (int64_t i = 0; i < n; ++i) p[i] = 1.f;
+    const bool is_norm = name.find("norm") != std::string::npos || name.find("ln_") != std::string::npos;
+    const bool is_bias = ends(name, ".bias");
+    if (is_norm || is_bias) {
+      for (int64_t i = 0; i < n; ++i) p[i] = is_norm && !is_bias ? 1.f : 0.f;
       return t;
     }
     const uint64_t seed = std::hash<std::string>{}(name);
@@ -65,7 +70,24 @@ class SyntheticSource : public WeightSource {
     std::string x(suf);
     return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
   }
-  Shape shape_of(const std::string& n) const {
+  Shape shape_of(const std::string& n) const { return c_.arch == Arch::GPT2 ? gpt2_shape(n) : llama_shape(n); }
+  // GPT-2 checkpoints name tensors without "transformer."; Conv1D weights are [in, out].
+  Shape gpt2_shape(const std::string& n) const {
+    const int64_t d = c_.d_model, ff = c_.d_ff;
+    if (n == "wte.weight") return {c_.vocab_size, d};
+    if (n == "wpe.weight") return {c_.max_pos, d};
+    if (n == "ln_f.weight" || n == "ln_f.bias" || ends(n, "ln_1.weight") || ends(n, "ln_1.bias") ||
+        ends(n, "ln_2.weight") || ends(n, "ln_2.bias") || ends(n, "attn.c_proj.bias") || ends(n, "mlp.c_proj.bias"))
+      return {d};
+    if (ends(n, "attn.c_attn.weight")) return {d, 3 * d};
+    if (ends(n, "attn.c_attn.bias")) return {3 * d};
+    if (ends(n, "attn.c_proj.weight")) return {d, d};
+    if (ends(n, "mlp.c_fc.weight")) return {d, ff};
+    if (ends(n, "mlp.c_fc.bias")) return {ff};
+    if (ends(n, "mlp.c_proj.weight")) return {ff, d};
+    return {};
+  }
+  Shape llama_shape(const std::string& n) const {
     const int64_t d = c_.d_model, hd = c_.head_dim, q = int64_t(c_.n_head) * hd, kv = int64_t(c_.n_kv_head) * hd;
     if (n == "model.embed_tokens.weight" || (n == "lm_head.weight" && !c_.tied_embeddings)) return {c_.vocab_size, d};
     if (n == "model.norm.weight" || ends(n, "input_layernorm.weight") || ends(n, "post_attention_layernorm.weight"))
@@ -96,7 +118,7 @@ LoadedModel load_synthetic_model(const std::string& spec) {
   for (auto& x : kShapes) {
     if (shape != x.name) continue;
     ModelConfig c;
-    c.arch = Arch::Llama;
+    c.arch = x.arch;
     c.vocab_size = x.vocab;
     c.n_layer = x.layers;
     c.n_head = x.heads;
@@ -104,10 +126,11 @@ LoadedModel load_synthetic_model(const std::string& spec) {
     c.d_model = x.d;
     c.d_ff = x.ff;
     c.head_dim = x.d / x.heads;
-    c.max_pos = 4096;
+    c.max_pos = x.arch == Arch::GPT2 ? 1024 : 4096;
     c.norm_eps = 1e-5f;
     c.rope_theta = x.theta;
     c.tied_embeddings = x.tied;
+    c.attn_bias = c.mlp_bias = x.arch == Arch::GPT2;
     c.source = spec;
     LoadedModel m;
     m.config = c;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/error.h"
+#include "models/model.h"
 #include "models/synthetic_model.h"
 
 namespace qtrain {
@@ -44,6 +45,26 @@ TEST(SyntheticModel, UnknownShapeNamesTheKnownOnes) {
     EXPECT_NE(std::string(e.what()).find("llama-70b"), std::string::npos);
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
   }
+}
+
+}  // namespace qtrain
+
+namespace qtrain {
+
+// The trainable-parameter count is peft's for the same configuration
+// (tests/fixtures/peft_trainable_counts.py; GPT2LMHeadModel, LoraConfig r=8):
+// GPT-2 (124M) on c_attn + c_proj (peft matches attn.c_proj and mlp.c_proj)
+// gives 811,008, the number issue #7's seed reports.
+TEST(SyntheticModel, Gpt2LoraTrainableCountIsPefts) {
+  LoadedModel lm = load_synthetic_model("random:gpt2");
+  ModelOptions opt;
+  opt.method = "lora";
+  opt.lora.r = 8;
+  opt.lora.alpha = 16;
+  opt.targets = {"c_attn", "c_proj"};
+  auto m = Model::create(lm.config, *lm.weights, opt);
+  EXPECT_EQ(m->trainable_params(), 811008);
+  EXPECT_EQ(m->total_params(), 124439808 + 811008);  // GPT-2's 124,439,808 + the adapters
 }
 
 }  // namespace qtrain
