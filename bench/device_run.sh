@@ -33,8 +33,14 @@ if [ "${1:-}" = "--pack" ]; then
     [ -z "$p" ] && p=$(dpkg -S "$l" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$p" ] && pkgs="$pkgs $p"
   done
-  # bitsandbytes for the HF+peft+bnb QLoRA anchor (43 MB wheel; the machine has no bnb).
-  mkdir -p "$PACK/wheels" && pip download -q --no-deps -d "$PACK/wheels" bitsandbytes==0.50.2
+  # bitsandbytes for the HF+peft+bnb QLoRA anchor (the machine has no bnb). The 43 MB wheel
+  # with every backend does not fit the carry limit: unpack it and keep the CUDA 12.8/13.x
+  # libraries, imported through PYTHONPATH (dist-info kept: transformers checks the version).
+  tmpw=$(mktemp -d); pip download -q --no-deps -d "$tmpw" bitsandbytes==0.50.2
+  mkdir -p "$PACK/pylib" && (cd "$PACK/pylib" && unzip -q "$tmpw"/bitsandbytes-*.whl)
+  find "$PACK/pylib/bitsandbytes" -name 'libbitsandbytes_*.so' \
+    ! -name '*_cpu.so' ! -name '*_cuda128.so' ! -name '*_cuda130.so' ! -name '*_cuda132.so' -delete
+  rm -rf "$tmpw"
   pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
   echo "packing debs: $pkgs"
   (cd "$PACK/debs" && apt-get download $pkgs)
@@ -57,7 +63,7 @@ export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
-[ -z "${LANE_CHILD:-}" ] && ls "$PACK"/wheels/*.whl > /dev/null 2>&1 && pip install -q --no-deps "$PACK"/wheels/*.whl > "$OUT/pip.txt" 2>&1
+[ -d "$PACK/pylib" ] && export PYTHONPATH=$PACK/pylib${PYTHONPATH:+:$PYTHONPATH}
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
 status=()
