@@ -91,7 +91,7 @@ if [[ -n "${ONLY_GPU1:-}" && -z "${LANE_CHILD:-}" ]]; then
   export CUDA_VISIBLE_DEVICES=0
 fi
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
-  --steps ${BENCH_STEPS:-25} --warmup 8 --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
+  --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
 if [ -n "${lane1:-}" ]; then
   wait "$lane1"; unset CUDA_VISIBLE_DEVICES
   echo "---- lane GPU 1:"; sed -n '/==== summary ====/,/^$/p' "$OUT/lane1.txt"
