@@ -118,7 +118,8 @@ on profile && step profile 150 bash bench/profile_step.sh "$BIN/qtrain" $MODELS 
 on llmc && step llmc 150 bash bench/llmc_anchor.sh "$BIN/qtrain" "$BIN/train_gpt2cu" $MODELS/gpt2-medium "$OUT"
 on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrain" "$OUT" ${BIG70_STEPS:-6}
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
-on quant && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
+on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
+on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"

@@ -14,7 +14,7 @@ set -uo pipefail
 QTRAIN=$(realpath "$1"); MODEL=$2; RESULTS=$3; WORK=/tmp/qtrain_repeat
 [[ $MODEL == random:* ]] || MODEL=$(realpath "$MODEL")
 TAG=${TAG:-smol-lora}
-read -r -a TRAIN=<<< "${TRAIN_ARGS:---method lora --batch-size 16 --seq-len 1024}"
+read -r -a TRAIN <<< "${TRAIN_ARGS:---method lora --batch-size 16 --seq-len 1024}"
 REPEATS=${REPEATS:-3}; STEPS=${SCALING_STEPS:-50}; WARMUP=${SCALING_WARMUP:-10}
 mkdir -p "$RESULTS" "$WORK"
 python3 - "$WORK/tokens.bin" "${VOCAB:-49152}" <<'PY'

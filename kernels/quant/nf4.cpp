@@ -38,9 +38,13 @@ Bounds make_bounds(Code4 c) {
   return b;
 }
 
-// torch.bucketize(x, mid, right=False): the number of midpoints < x.
+// torch.bucketize(x, mid, right=False): the number of midpoints < x, counted
+// without branches (a binary search mispredicts on random weights; this is
+// ~5x faster, and loading a 70B base quantizes 7e10 of them).
 inline uint8_t bucket(const Bounds& b, float x) {
-  return b.order[std::lower_bound(b.mid.begin(), b.mid.end(), x) - b.mid.begin()];
+  int n = 0;
+  for (int i = 0; i < 15; ++i) n += b.mid[size_t(i)] < x;
+  return b.order[size_t(n)];
 }
 
 }  // namespace
