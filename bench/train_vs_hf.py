@@ -100,6 +100,9 @@ def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
         raise RuntimeError(f"qtrain exited {rc}; see {log}")
     lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
     tps = [l["tokens_per_s"] for l in lines if "tokens_per_s" in l and l.get("step", 0) > warmup]
+    # nvidia-smi sees every process on the GPU: after an HF row, this Python process still
+    # holds its CUDA context and cache. qtrain's own allocator peak is kept beside it.
+    run_qtrain.alloc_peak = max((l.get("gpu_peak_gib", 0) for l in lines), default=None)
     return statistics.median(tps), mem.peak
 
 
@@ -198,7 +201,8 @@ def main():
         rows.append(dict(config=config, metric="tok/s", qtrain=q_tps, anchor=a_tps, ratio=ratio(q_tps, a_tps),
                          error=err))
         rows.append(dict(config=config, metric="peak GPU mem GiB (nvidia-smi)", qtrain=q_mem, anchor=a_mem,
-                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc))
+                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc,
+                         qtrain_allocator_peak_gib=getattr(run_qtrain, "alloc_peak", None)))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
     res = dict(device=device, date=date, steps=args.steps, warmup=args.warmup, rows=rows)
     path = os.path.join(args.out, f"train_vs_hf_{device}_{date}.json")
