@@ -39,6 +39,7 @@ for r in $(seq 1 "$REPEATS"); do
   echo "repeat $r done"
 done
 # Strong scaling: the 2-GPU global batch on one GPU (per-rank --batch-size doubled).
+rm -rf "$WORK/strong1"
 if [ -n "${STRONG:-}" ]; then
   strong=("${common[@]}"); for i in "${!strong[@]}"; do
     [ "${strong[$i]}" = --batch-size ] && strong[$((i + 1))]=$((2 * ${strong[$((i + 1))]})); done
