@@ -7,6 +7,12 @@
 
 namespace qtrain {
 
+namespace {
+Tensor host_f32(const Tensor& w) {
+  return w.device() == Device::CPU && w.dtype() == DType::F32 ? w : w.to(Device::CPU, DType::F32);
+}
+}  // namespace
+
 int64_t DequantWeight::chunk_rows() const { return std::clamp<int64_t>(kChunkElems / in_, 1, out_); }
 
 Tensor DequantWeight::dense_f32() const {
@@ -65,7 +71,8 @@ void DequantWeight::backward_input(Tensor dx, Tensor dy, float beta) const {
 
 Block4Weight::Block4Weight(const Tensor& w, quant::Code4 code, bool double_quant)
     : DequantWeight(w.size(0), w.size(1)) {
-  Tensor h = w.to(Device::CPU, DType::F32);
+  // Loaders hand over host F32 already: no copy then (a 70B base is 280 GB of F32 in passing).
+  const Tensor h = host_f32(w);
   p_ = quant::quantize_4bit(h.f32(), h.numel(), code, double_quant);
   absmax_ = quant::decoded_absmax(p_);
 }
@@ -98,7 +105,7 @@ void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
 }
 
 Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(0), w.size(1)), threshold_(threshold) {
-  Tensor h = w.to(Device::CPU, DType::F32);
+  const Tensor h = host_f32(w);
   p_ = quant::quantize_int8_rows(h.f32(), w.size(0), w.size(1));
 }
 
