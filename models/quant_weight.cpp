@@ -86,8 +86,11 @@ const Quant4Tensor& Block4Weight::on_device() const {
 void Block4Weight::dequantize_on_device(Tensor out) const { dequantize_rows_4bit(out, on_device(), 0); }
 
 void Block4Weight::forward(Tensor y, Tensor x) const {
-  // Decode-sized inputs: one pass over the packed weight, no BF16 copy of W.
-  if (x.is_cuda() && gemv_4bit_supported(x, on_device())) return matmul_4bit(y, x, on_device());
+  // One row (decode): one pass over the packed weight, no BF16 copy of W. At
+  // 4-16 rows the GEMV measured slower than dequantize + cuBLASLt on an H200
+  // (bench/results/quant_kernels_*.json), so those take the dense path.
+  if (x.is_cuda() && x.numel() == in_features() && gemv_4bit_supported(x, on_device()))
+    return matmul_4bit(y, x, on_device());
   DequantWeight::forward(y, x);
 }
 
