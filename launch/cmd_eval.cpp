@@ -5,6 +5,7 @@
 
 #include "dist/bootstrap.h"
 #include "launch/commands.h"
+#include "models/quant_weight.h"
 #include "trainer/evaluate.h"
 #include "trainer/setup.h"
 
@@ -14,7 +15,9 @@ namespace {
 
 struct EvalOptions {
   std::string model, adapter, tokenizer, data, split = "test", format = "auto", fields = "code", device = "auto";
+  std::string method = "lora";
   int seq_len = 512, batch_size = 8;
+  int64_t max_batches = 0;
   bool grad_norms = false;
 };
 
@@ -25,12 +28,16 @@ int run_eval(const EvalOptions& o) {
   auto tok = make_tokenizer(lm.tokenizer, o.tokenizer, o.model);
   ModelOptions mo;
   mo.device = device;
+  if (o.method != "lora" && !method_quantizes(o.method))
+    throw Error("--method '" + o.method + "': expected lora, qlora, nf4-lora, qlora-fp4 or int8-lora");
+  mo.method = o.method;  // quantized methods quantize the base on load, as training did
   std::unique_ptr<PeftAdapter> adapter;
   if (!o.adapter.empty()) {
     adapter = std::make_unique<PeftAdapter>(read_peft_adapter(o.adapter));
     mo.lora = adapter->lora;
     mo.targets = adapter->modules;
   } else if (o.grad_norms) {
+    if (o.method != "lora") throw Error("--grad-norms works on the dense base (--method lora)");
     mo.method = "full";  // gradients of every tensor
   } else {
     mo.targets = {};
@@ -50,7 +57,7 @@ int run_eval(const EvalOptions& o) {
   sc.loop = false;
   sc.vocab_size = lm.config.vocab_size;
   Stream stream(sc, tok);
-  EvalResult r = evaluate(*model, stream, *comm, o.grad_norms);
+  EvalResult r = evaluate(*model, stream, *comm, o.grad_norms, o.max_batches);
   if (comm->rank() == 0) {
     nlohmann::json j = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
     if (o.grad_norms) j["grad_norms"] = r.grad_norms;
@@ -69,6 +76,12 @@ void register_eval(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
   sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft)");
+  sub->add_option("--method", o->method,
+                  "how the base is held: lora (dense) | qlora | nf4-lora | qlora-fp4 | int8-lora (quantized on load, "
+                  "as in training: evaluate a QLoRA adapter on the base it was trained with)")
+      ->capture_default_str();
+  sub->add_option("--max-batches", o->max_batches, "stop after this many batches (0 = the whole split)")
+      ->capture_default_str();
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
   sub->add_option("--data", o->data,
                   "JSONL with input_ids (one sequence per line) or text, or a CodeSearchNet file/tree")
