@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <set>
 #include <memory>
 
 #include "launch/commands.h"
+#include "models/bnb4_export.h"
 #include "models/gguf_export.h"
 #include "models/safetensors.h"
 #include "trainer/setup.h"
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ExportOptions {
-  std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora";
+  std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora", requantize;
   bool merge = false;
 };
 
@@ -73,19 +75,30 @@ int run_export(const ExportOptions& o) {
     return 0;
   }
   if (o.format != "hf" && o.format != "peft") throw Error("--format '" + o.format + "': expected peft, hf, gguf or gguf-lora");
-  DType dt = parse_dtype(o.dtype);
-  for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
-  fs::create_directories(o.out);
-  save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (!o.requantize.empty()) {
+    // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
+    if (o.requantize != "nf4" && o.requantize != "fp4") throw Error("--requantize '" + o.requantize + "': expected nf4 or fp4");
+    if (lm.config.arch != Arch::Llama) throw Error("--requantize: supported for LLaMA-family models");
+    if (!fs::is_directory(o.model)) throw Error("--requantize: the base must be an HF model directory (its config.json is copied)");
+    std::set<std::string> quantize;
+    for (Linear* lin : model->linears()) quantize.insert(lin->name() + ".weight");
+    save_bnb4_model(o.out, tensors, quantize, o.requantize == "nf4" ? quant::Code4::NF4 : quant::Code4::FP4,
+                    (fs::path(o.model) / "config.json").string());
+  } else {
+    DType dt = parse_dtype(o.dtype);
+    for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
+    fs::create_directories(o.out);
+    save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  }
   if (fs::is_directory(o.model)) {
-    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+    for (const char* f : {o.requantize.empty() ? "config.json" : "tokenizer.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                           "generation_config.json", "special_tokens_map.json"})
       if (fs::exists(fs::path(o.model) / f))
         fs::copy_file(fs::path(o.model) / f, fs::path(o.out) / f, fs::copy_options::overwrite_existing);
   } else {
     spdlog::warn("the base is not an HF directory: write config.json yourself, or use --format gguf");
   }
-  spdlog::info("wrote merged model {} ({})", o.out, o.dtype);
+  spdlog::info("wrote merged model {} ({})", o.out, o.requantize.empty() ? o.dtype : o.requantize + " + double quant (bitsandbytes layout)");
   return 0;
 }
 
@@ -105,6 +118,9 @@ void register_export(CLI::App& app, Runner& run) {
       ->capture_default_str();
   sub->add_option("--format", o->format, "peft | hf | gguf-lora | gguf")->capture_default_str();
   sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
+  sub->add_option("--requantize", o->requantize,
+                  "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "
+                  "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base)");
   sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | f32")->capture_default_str();
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
