@@ -6,12 +6,7 @@
 set -uo pipefail
 QTRAIN=$(realpath "$1"); MODEL=$(realpath "$2"); RESULTS=$3; WORK=/tmp/qtrain_gc
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" <<'PY'
-import sys, numpy as np
-n = 16 * 8 * 1025
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 49152, n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((16 * 8 * 1025)) 49152
 common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device cuda --lora-r 16 --lora-dropout 0
         --target all-linear --lr 1e-3 --seed 1 --batch-size 8 --seq-len 1024 --steps 6 --log-every 1 --save-every 0)
 for m in plain gc; do

@@ -8,12 +8,7 @@
 set -uo pipefail
 QTRAIN=$(realpath "$1"); LLMC=$(realpath "$2"); MODEL=$(realpath "$3"); RESULTS=$4; STEPS=${5:-30}
 WORK=/tmp/qtrain_llmc; mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/train.bin" <<'PY'
-import sys, numpy as np
-n = 40 * 8 * 1025
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 50257, n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/train.bin" $((40 * 8 * 1025)) 50257
 (cd "$WORK" && "$LLMC" -i "$WORK/train.bin" -j "$WORK/train.bin" -e d24 -b 8 -t 1024 -d 8192 -x "$STEPS" -v 100000 \
    -s 0 -h 0 -o "$WORK/llmc_log" > "$RESULTS/llmc.log" 2>&1); echo "llm.c rc $?"
 rm -rf "$WORK/q"

@@ -6,12 +6,7 @@
 set -uo pipefail
 QTRAIN=$(realpath "$1"); MODELS=$(realpath "$2"); RESULTS=$3; WORK=/tmp/qtrain_prof
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" <<'PY'
-import sys, numpy as np
-n = 12 * 16 * 1025
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 49152, n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((12 * 16 * 1025)) 49152
 one() {  # one NAME MODEL ARGS...
   local name=$1 model=$2; shift 2
   local m="$MODELS/$model"

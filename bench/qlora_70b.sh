@@ -7,12 +7,7 @@
 set -uo pipefail
 QTRAIN=$(realpath "$1"); RESULTS=$2; STEPS=${3:-6}; WORK=/tmp/qtrain_70b
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" <<'PY'
-import sys, numpy as np
-n = 16 * 4 * 2049
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 32000, n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((16 * 4 * 2049)) 32000
 rm -rf "$WORK/out"
 TIMEV=(); [ -x /usr/bin/time ] && TIMEV=(/usr/bin/time -v)  # peak host RSS, where GNU time exists
 "${TIMEV[@]}" "$QTRAIN" train --model random:llama-70b --data "$WORK/tokens.bin" --format bin --device cuda \

@@ -7,12 +7,7 @@
 set -uo pipefail
 QTRAIN=$(realpath "$1"); RESULTS=$2; SHAPE=${3:-llama-7b}; B=${4:-1}; WORK=/tmp/qtrain_mem
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" <<'PY'
-import sys, numpy as np
-n = 16 * 4 * 2049
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, 32000, n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((16 * 4 * 2049)) 32000
 gpu=${CUDA_VISIBLE_DEVICES:-0}; gpu=${gpu%%,*}
 peak=0
 ( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$gpu"; sleep 0.05; done ) > "$WORK/smi.txt" 2>/dev/null &

@@ -17,13 +17,7 @@ TAG=${TAG:-smol-lora}
 read -r -a TRAIN <<< "${TRAIN_ARGS:---method lora --batch-size 16 --seq-len 1024}"
 REPEATS=${REPEATS:-3}; STEPS=${SCALING_STEPS:-50}; WARMUP=${SCALING_WARMUP:-10}
 mkdir -p "$RESULTS" "$WORK"
-python3 - "$WORK/tokens.bin" "${VOCAB:-49152}" <<'PY'
-import json, sys, numpy as np
-vocab = int(sys.argv[2])
-n = 64 * 32 * 2049
-h = np.zeros(256, np.int32); h[:3] = [20240520, 1, n]
-open(sys.argv[1], "wb").write(h.tobytes() + np.random.default_rng(0).integers(0, min(vocab, 65535), n, dtype=np.uint16).tobytes())
-PY
+python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((64 * 32 * 2049)) "${VOCAB:-49152}"
 common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device cuda --lora-r 16
         --lora-alpha 32 --lora-dropout 0 --target all-linear --lr 1e-4 --seed 1 --save-every 0 --log-every 1
         --steps "$STEPS" "${TRAIN[@]}")
