@@ -109,7 +109,7 @@ on repeat7b && TAG=7b-qlora VOCAB=32000 REPEATS=${REPEATS_7B:-1} SCALING_STEPS=$
   TRAIN_ARGS="--method qlora --batch-size 4 --seq-len 2048 --grad-checkpoint" \
   step repeat7b 300 bash bench/scaling_repeat.sh "$BIN/qtrain" random:llama-7b "$OUT"
 # NCCL all-reduce bus bandwidth at qtrain's bucket sizes.
-on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np 2 -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+on allreduce && step allreduce 60 $MPIRUN --allow-run-as-root --bind-to none -np "$(nvidia-smi -L | wc -l)" -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
   "$BIN/bench_allreduce_bw" --device cuda --iters 50 --out "$OUT/allreduce_bw.json"
 # --grad-checkpoint on the GPU: same losses, less memory (bench/gc_check.sh).
 on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
