@@ -6,9 +6,12 @@
 set -euo pipefail
 QTRAIN=$1
 SRC=$2
-PY=${PYTHON:-python3}
-[ -x /work/venv/bin/python ] && PY=/work/venv/bin/python
-"$PY" -c "import torch, transformers, bitsandbytes" 2>/dev/null || { echo "skipped: needs torch, transformers, bitsandbytes"; exit 77; }
+# A Python with torch, transformers and bitsandbytes: $QTRAIN_PYTHON, else ../venv/bin/python, else python3.
+PY=""
+for cand in "${QTRAIN_PYTHON:-}" "$SRC/../venv/bin/python" python3; do
+  if [[ -n $cand ]] && "$cand" -c "import torch, transformers, bitsandbytes" 2>/dev/null; then PY=$cand; break; fi
+done
+[[ -n $PY ]] || { echo "skipped: no Python with torch, transformers and bitsandbytes"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 M=$SRC/tests/fixtures/tiny-llama
