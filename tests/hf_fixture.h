@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/model.h"
+#include "models/weight_source.h"
 #include "tests/test_util.h"
 
 namespace qtrain::testing {
@@ -32,6 +33,37 @@ inline Ref load_ref(const std::string& model) {
   for (int b = 0; b < r.B; ++b)
     for (int t = 0; t < r.T; ++t) r.targets[size_t(b * r.T + t)] = t + 1 < r.T ? r.ids[size_t(b * r.T + t + 1)] : -100;
   return r;
+}
+
+// One training forward + backward of a fixture model on its reference batch, with
+// or without gradient checkpointing: the loss, then every trainable gradient
+// (flattened, in parameter order). LoRA runs with dropout, so recomputation must
+// reuse the same masks. Used by the CPU and GPU gradient-checkpointing tests.
+struct LossAndGrads {
+  double loss = 0;
+  std::vector<float> grads;
+};
+
+inline LossAndGrads loss_and_grads(const std::string& model, const std::string& method, Device dev, bool ckpt) {
+  Ref r = load_ref(model);
+  LoadedModel lm = load_hf_model_dir(fixture(model));
+  ModelOptions opt;
+  opt.device = dev;
+  opt.method = method;
+  opt.lora.dropout = 0.1f;
+  opt.seed = 7;
+  opt.grad_checkpoint = ckpt;
+  auto m = Model::create(lm.config, *lm.weights, opt);
+  m->params().zero_grads();
+  LossAndGrads out;
+  LossSum s = m->forward(r.batch(), 1.f / 30.f);
+  m->backward();
+  out.loss = s.sum / double(s.count);
+  for (auto& p : m->params().params()) {
+    auto g = p.grad.to_vector();
+    out.grads.insert(out.grads.end(), g.begin(), g.end());
+  }
+  return out;
 }
 
 }  // namespace qtrain::testing

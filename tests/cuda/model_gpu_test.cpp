@@ -122,3 +122,23 @@ INSTANTIATE_TEST_SUITE_P(Methods, GpuQuantizedCurve, ::testing::Values("qlora", 
 
 }  // namespace
 }  // namespace qtrain::testing
+
+namespace qtrain::testing {
+namespace {
+
+// --grad-checkpoint on the GPU: recomputed activations give the loss and the
+// gradients of the plain run (BF16 kernels with F32 atomics in attention: the
+// order of additions may differ, nothing else).
+TEST(GpuGradCheckpoint, SameLossAndGradients) {
+  QT_SKIP_WITHOUT_GPU();
+  for (const char* model : {"tiny-llama", "tiny-gpt2"}) {
+    LossAndGrads plain = loss_and_grads(model, "lora", Device::CUDA, false);
+    LossAndGrads ckpt = loss_and_grads(model, "lora", Device::CUDA, true);
+    ASSERT_EQ(plain.grads.size(), ckpt.grads.size());
+    EXPECT_NEAR(ckpt.loss, plain.loss, 1e-5 * plain.loss) << model;
+    EXPECT_LT(norm_rel_err(ckpt.grads, plain.grads), 1e-3) << model;
+  }
+}
+
+}  // namespace
+}  // namespace qtrain::testing
