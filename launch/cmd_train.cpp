@@ -9,7 +9,7 @@ namespace qtrain::launch {
 void register_train(CLI::App& app, Runner& run) {
   auto* sub = app.add_subcommand(
       "train",
-      "Fine-tune a model. Writes OUT/adapter (PEFT LoRA, or OUT/model for --method full), OUT/metrics.jsonl and an "
+      "Fine-tune a model. Writes OUT/adapter (PEFT LoRA, or OUT/model for --method full), OUT/metrics.jsonl, OUT/run.json (parameter counts, config) and an "
       "atomic OUT/checkpoint. Under mpirun every rank trains on its shard and only trainable gradients are reduced.");
   add_config_option(*sub);
   auto c = std::make_shared<TrainConfig>();

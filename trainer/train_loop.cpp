@@ -133,6 +133,17 @@ int run_training(const TrainConfig& cfg) {
     }
     std::unique_ptr<MetricsWriter> metrics;
     if (rank0) metrics = std::make_unique<MetricsWriter>(cfg.out, cfg.resume.empty() ? -1 : step);
+    if (rank0) {
+      // What was trained, for reports beside metrics.jsonl: parameter counts as peft prints them.
+      nlohmann::json run = {{"model", cfg.model},
+                            {"method", cfg.method},
+                            {"trainable_params", model->trainable_params()},
+                            {"total_params", model->total_params()},
+                            {"device", device == Device::CUDA ? cuda_device_name() : std::string("cpu")},
+                            {"world_size", comm->world()},
+                            {"config", to_json(cfg)}};
+      std::ofstream(fs::path(cfg.out) / "run.json") << run.dump(1) << "\n";
+    }
 
     auto save = [&](bool final_save) {
       if (rank0) {

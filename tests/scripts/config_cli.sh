@@ -16,6 +16,10 @@ n=$(grep -c '"step"' "$tmp/a/metrics.jsonl")
 grep -q '"r": 2' "$tmp/a/adapter/adapter_config.json" || { echo "FAIL: lora-r from the file not applied"; exit 1; }
 grep -q 'q_proj' "$tmp/a/adapter/adapter_config.json" && ! grep -q 'k_proj' "$tmp/a/adapter/adapter_config.json" \
   || { echo "FAIL: target list from the file not applied"; exit 1; }
+# run.json logs the parameter counts the run printed (tiny-llama, r 2 on q_proj and v_proj)
+printed=$(grep -o 'trainable params: [0-9]*' "$tmp/log" | grep -o '[0-9]*$')
+[[ -n $printed && $printed != 0 ]] && grep -q "\"trainable_params\": $printed," "$tmp/a/run.json" \
+  || { echo "FAIL: run.json should log trainable_params $printed"; cat "$tmp/a/run.json"; exit 1; }
 echo '{"model": "x", "no_such_flag": 3}' > "$tmp/bad.json"
 "$qtrain" train --config "$tmp/bad.json" --data x > "$tmp/err" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "bad.json: unknown option 'no_such_flag'" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: unknown key (rc $rc)"; exit 1; }
