@@ -69,6 +69,13 @@ class Tensor {
   std::vector<float> to_vector() const;
   static Tensor from_vector(const std::vector<float>& v, const Shape& shape,
                             Device device = Device::CPU, DType dtype = DType::F32);
+  // A host tensor holding a copy of v's elements, which are stored as `dtype`
+  // (packed quantized formats: U8 codes, I8 rows, F32 scales).
+  template <class T>
+  static Tensor from_elements(const std::vector<T>& v, const Shape& shape, DType dtype) {
+    QT_CHECK(dtype_size(dtype) == sizeof(T), "from_elements: element size does not match the dtype");
+    return wrap(const_cast<T*>(v.data()), shape, dtype).clone();
+  }
 
  private:
   void check_type(size_t elem) const;

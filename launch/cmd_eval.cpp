@@ -5,7 +5,6 @@
 
 #include "dist/bootstrap.h"
 #include "launch/commands.h"
-#include "models/quant_weight.h"
 #include "trainer/evaluate.h"
 #include "trainer/setup.h"
 
@@ -28,9 +27,7 @@ int run_eval(const EvalOptions& o) {
   auto tok = make_tokenizer(lm.tokenizer, o.tokenizer, o.model);
   ModelOptions mo;
   mo.device = device;
-  if (o.method != "lora" && !method_quantizes(o.method))
-    throw Error("--method '" + o.method + "': expected lora, qlora, nf4-lora, qlora-fp4 or int8-lora");
-  mo.method = o.method;  // quantized methods quantize the base on load, as training did
+  mo.method = o.method;  // quantized methods quantize the base on load, as training did (Model::create checks it)
   std::unique_ptr<PeftAdapter> adapter;
   if (!o.adapter.empty()) {
     adapter = std::make_unique<PeftAdapter>(read_peft_adapter(o.adapter));

@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
-#include <set>
 #include <memory>
+#include <set>
 
 #include "launch/commands.h"
 #include "models/bnb4_export.h"
@@ -91,9 +91,10 @@ int run_export(const ExportOptions& o) {
     save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   }
   if (fs::is_directory(o.model)) {
-    for (const char* f : {o.requantize.empty() ? "config.json" : "tokenizer.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+    // --requantize wrote its own config.json (with quantization_config)
+    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                           "generation_config.json", "special_tokens_map.json"})
-      if (fs::exists(fs::path(o.model) / f))
+      if ((o.requantize.empty() || std::string(f) != "config.json") && fs::exists(fs::path(o.model) / f))
         fs::copy_file(fs::path(o.model) / f, fs::path(o.out) / f, fs::copy_options::overwrite_existing);
   } else {
     spdlog::warn("the base is not an HF directory: write config.json yourself, or use --format gguf");

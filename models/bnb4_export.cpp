@@ -9,16 +9,6 @@
 #include "models/safetensors.h"
 
 namespace qtrain {
-namespace {
-
-template <class T>
-Tensor host_tensor(const std::vector<T>& v, const Shape& shape, DType dt) {
-  Tensor t = Tensor::empty(shape, dt);
-  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size() * sizeof(T));
-  return t;
-}
-
-}  // namespace
 
 void save_bnb4_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
                      const std::set<std::string>& quantize, quant::Code4 code, const std::string& config_json) {
@@ -39,20 +29,20 @@ void save_bnb4_model(const std::string& dir, const std::vector<std::pair<std::st
     }
     QT_CHECK(t.ndim() == 2 && t.dtype() == DType::F32 && !t.is_cuda(), name + ": expected a host F32 matrix");
     quant::Packed4 p = quant::quantize_4bit(t.f32(), t.numel(), code, true);
-    out.push_back({name, host_tensor(p.packed, {int64_t(p.packed.size()), 1}, DType::U8)});
-    out.push_back({name + ".absmax", host_tensor(p.qabsmax, {int64_t(p.qabsmax.size())}, DType::U8)});
-    out.push_back({name + ".nested_absmax", host_tensor(p.absmax2, {int64_t(p.absmax2.size())}, DType::F32)});
+    out.push_back({name, Tensor::from_elements(p.packed, {int64_t(p.packed.size()), 1}, DType::U8)});
+    out.push_back({name + ".absmax", Tensor::from_elements(p.qabsmax, {int64_t(p.qabsmax.size())}, DType::U8)});
+    out.push_back({name + ".nested_absmax", Tensor::from_elements(p.absmax2, {int64_t(p.absmax2.size())}, DType::F32)});
     out.push_back({name + ".nested_quant_map",
-                   host_tensor(std::vector<float>(map.begin(), map.end()), {256}, DType::F32)});
+                   Tensor::from_elements(std::vector<float>(map.begin(), map.end()), {256}, DType::F32)});
     out.push_back({name + ".quant_map",
-                   host_tensor(std::vector<float>(code_values.begin(), code_values.end()), {16}, DType::F32)});
+                   Tensor::from_elements(std::vector<float>(code_values.begin(), code_values.end()), {16}, DType::F32)});
     nlohmann::ordered_json qs = {{"quant_type", type},       {"blocksize", p.blocksize},
                                  {"dtype", "bfloat16"},      {"shape", {t.size(0), t.size(1)}},
                                  {"nested_blocksize", 256},  {"nested_dtype", "float32"},
                                  {"nested_offset", double(p.offset)}};
     const std::string js = qs.dump();
     out.push_back({name + ".quant_state.bitsandbytes__" + type,
-                   host_tensor(std::vector<uint8_t>(js.begin(), js.end()), {int64_t(js.size())}, DType::U8)});
+                   Tensor::from_elements(std::vector<uint8_t>(js.begin(), js.end()), {int64_t(js.size())}, DType::U8)});
   }
   cfg["quantization_config"] = {{"quant_method", "bitsandbytes"},
                                 {"load_in_4bit", true},

@@ -2,8 +2,6 @@
 // reference of each op, which the CUDA twins must reproduce.
 #include "kernels/quant_matmul.h"
 
-#include <cstring>
-
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/quant/decode.h"
@@ -12,15 +10,9 @@
 namespace qtrain {
 namespace {
 
-Tensor host_u8(const std::vector<uint8_t>& v) {
-  Tensor t = Tensor::empty({int64_t(v.size())}, DType::U8);
-  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size());
-  return t;
-}
-Tensor host_f32(const std::vector<float>& v) {
-  Tensor t = Tensor::empty({int64_t(v.size())}, DType::F32);
-  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size() * 4);
-  return t;
+template <class T>
+Tensor host_1d(const std::vector<T>& v, DType dt) {
+  return Tensor::from_elements(v, {int64_t(v.size())}, dt);
 }
 Tensor moved(const Tensor& t, Device d) { return t.defined() ? t.to(d) : Tensor(); }
 size_t nbytes(const Tensor& t) { return t.defined() ? t.nbytes() : 0; }
@@ -40,12 +32,12 @@ Quant4Tensor Quant4Tensor::from_packed(const quant::Packed4& p, int64_t rows, in
   q.rows = rows, q.cols = cols, q.blocksize = p.blocksize;
   q.double_quant = p.double_quant;
   q.offset = p.offset;
-  q.packed = host_u8(p.packed);
+  q.packed = host_1d(p.packed, DType::U8);
   if (p.double_quant) {
-    q.qabsmax = host_u8(p.qabsmax);
-    q.absmax2 = host_f32(p.absmax2);
+    q.qabsmax = host_1d(p.qabsmax, DType::U8);
+    q.absmax2 = host_1d(p.absmax2, DType::F32);
   } else {
-    q.absmax = host_f32(p.absmax);
+    q.absmax = host_1d(p.absmax, DType::F32);
   }
   return q;
 }
@@ -63,9 +55,8 @@ size_t Quant4Tensor::bytes() const {
 Int8Tensor Int8Tensor::from_rows(const quant::Int8Rows& p) {
   Int8Tensor t;
   t.rows = p.rows, t.cols = p.cols;
-  t.q = Tensor::empty({p.rows, p.cols}, DType::I8);
-  if (!p.q.empty()) std::memcpy(t.q.raw(), p.q.data(), p.q.size());
-  t.absmax = host_f32(p.absmax);
+  t.q = Tensor::from_elements(p.q, {p.rows, p.cols}, DType::I8);
+  t.absmax = host_1d(p.absmax, DType::F32);
   return t;
 }
 

@@ -120,12 +120,6 @@ INSTANTIATE_TEST_SUITE_P(Methods, GpuQuantizedCurve, ::testing::Values("qlora", 
                            return n;
                          });
 
-}  // namespace
-}  // namespace qtrain::testing
-
-namespace qtrain::testing {
-namespace {
-
 // --grad-checkpoint on the GPU: recomputed activations give the loss and the
 // gradients of the plain run (BF16 kernels with F32 atomics in attention: the
 // order of additions may differ, nothing else).
