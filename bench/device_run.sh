@@ -58,7 +58,7 @@ SYS=/tmp/sys; mkdir -p "$SYS"
 pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
 LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
 LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
-for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
+for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti nvidia.cudnn; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
@@ -78,7 +78,7 @@ step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.
 }
 
 cd "$SRC"  # tests find ../shared and tests/fixtures relative to the source dir
-step test_cuda 100 "$BIN/test_cuda" --gtest_brief=1
+step test_cuda ${TEST_TIMEOUT:-150} "$BIN/test_cuda" --gtest_brief=1
 MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
@@ -117,6 +117,9 @@ on gc && step gc 90 bash bench/gc_check.sh "$BIN/qtrain" $MODELS/smollm2-135m "$
 on profile && step profile 150 bash bench/profile_step.sh "$BIN/qtrain" $MODELS "$OUT"
 on llmc && step llmc 150 bash bench/llmc_anchor.sh "$BIN/qtrain" "$BIN/train_gpt2cu" $MODELS/gpt2-medium "$OUT"
 on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrain" "$OUT" ${BIG70_STEPS:-6}
+# Per-kernel times beside PyTorch (attention: cuDNN and qtrain's own kernels).
+on kernels && step kernels 120 bash -c "python3 bench/kernels_torch.py $OUT/kernels_torch.json && \
+  $BIN/bench_kernels --anchors $OUT/kernels_torch.json --out $OUT/kernels.json"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"

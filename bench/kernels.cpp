@@ -120,13 +120,21 @@ int main(int argc, char** argv) {
     Tensor dq = Tensor::empty(q.shape(), bf, Device::CUDA), dk = Tensor::empty(k.shape(), bf, Device::CUDA),
            dv = Tensor::empty(v.shape(), bf, Device::CUDA);
     double fwd_flops = 2.0 * s.B * s.Hq * double(s.T) * s.T * s.D;  // 4·B·H·T²·D, halved by the causal mask
-    rows.push_back({std::string("attention fwd ") + s.name, time_ms([&] { attention_forward(o, lse, q, k, v); }),
-                    fwd_flops, "TFLOP/s"});
-    rows.push_back({std::string("attention fwd+bwd ") + s.name, time_ms([&] {
-                      attention_forward(o, lse, q, k, v);
-                      attention_backward(dq, dk, dv, o, q, k, v, o, lse);
-                    }),
-                    fwd_flops * 3.5, "TFLOP/s"});
+    // The default (cuDNN where it loads: the torch anchor's name), then qtrain's own kernels.
+    for (AttentionImpl impl : {AttentionImpl::Auto, AttentionImpl::Own}) {
+      set_attention_impl(impl);
+      attention_forward(o, lse, q, k, v);
+      std::string tag = impl == AttentionImpl::Own ? " [own kernels]" : "";
+      rows.push_back({std::string("attention fwd ") + s.name + tag,
+                      time_ms([&] { attention_forward(o, lse, q, k, v); }), fwd_flops, "TFLOP/s"});
+      rows.push_back({std::string("attention fwd+bwd ") + s.name + tag, time_ms([&] {
+                        attention_forward(o, lse, q, k, v);
+                        attention_backward(dq, dk, dv, o, q, k, v, o, lse);
+                      }),
+                      fwd_flops * 3.5, "TFLOP/s"});
+      if (impl == AttentionImpl::Auto) std::printf("attention %s: %s\n", s.name, last_attention_impl());
+    }
+    set_attention_impl(AttentionImpl::Auto);
   }
   {
     const int64_t N = 8192, C = 1024, V = 50257;

@@ -2,7 +2,23 @@
 #pragma once
 #include "kernels/tensor.h"
 
+#include <string>
+
 namespace qtrain {
+
+// Which GPU implementation runs attention. Auto: cuDNN's fused flash attention
+// (SDPA) when libcudnn.so.9 loads and supports the shape, else qtrain's own
+// kernels; Cudnn: cuDNN or a clear error; Own: qtrain's kernels only. The CPU
+// reference ignores it. Set once per process (train/eval --attention).
+enum class AttentionImpl { Auto, Cudnn, Own };
+void set_attention_impl(AttentionImpl impl);
+AttentionImpl attention_impl();
+// "auto" | "cudnn" | "own"; anything else is an Error naming `what`.
+AttentionImpl parse_attention_impl(const std::string& s, const std::string& what);
+// What the last GPU attention call actually ran ("cudnn", "own", or "none" before
+// any call): so tests and the run log can tell that the fast path was taken.
+const char* last_attention_impl();
+void note_attention_impl(const char* name);
 
 // q: [B,T,Hq,D]; k, v: [B,T,Hkv,D] with Hq % Hkv == 0 (query head h reads kv head
 // h / (Hq/Hkv)); out: [B,T,Hq,D]; lse: F32 [B,Hq,T], the softmax log-sum-exp,

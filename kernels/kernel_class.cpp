@@ -14,7 +14,8 @@ std::string kernel_class(const std::string& name) {
   };
   // Order matters: our kernels' names first, library gemms last.
   if (has({"nccl"})) return "nccl";
-  if (has({"attention", "attn"})) return "attention";
+  // cuDNN's fused attention kernels are named *sdpa* / *flash* (cudnn_generated_..._sdpa_sm90_flash_fprop_...).
+  if (has({"attention", "attn", "sdpa", "flash"})) return "attention";
   if (has({"cross_entropy", "ce_rows", "lm_head", "softmax", "loss"})) return "lm-head+loss";
   if (has({"dequant", "nf4", "4bit", "int8", "quant"})) return "quant";
   if (has({"adamw"})) return "adamw";

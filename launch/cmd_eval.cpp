@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/bootstrap.h"
+#include "kernels/attention.h"
 #include "launch/commands.h"
 #include "trainer/evaluate.h"
 #include "trainer/setup.h"
@@ -14,6 +15,7 @@ namespace {
 
 struct EvalOptions {
   std::string model, adapter, tokenizer, data, split = "test", format = "auto", fields = "code", device = "auto";
+  std::string attention = "auto";
   std::string method = "lora";
   int seq_len = 512, batch_size = 8;
   int64_t max_batches = 0;
@@ -22,6 +24,7 @@ struct EvalOptions {
 
 int run_eval(const EvalOptions& o) {
   const Device device = resolve_device(o.device);
+  set_attention_impl(parse_attention_impl(o.attention, "--attention"));
   auto comm = make_communicator(device, 300);
   LoadedModel lm = load_model(o.model);
   auto tok = make_tokenizer(lm.tokenizer, o.tokenizer, o.model);
@@ -89,6 +92,8 @@ void register_eval(CLI::App& app, Runner& run) {
   sub->add_option("--seq-len", o->seq_len, "window for text data")->capture_default_str();
   sub->add_option("--batch-size", o->batch_size, "rows per forward")->capture_default_str();
   sub->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--attention", o->attention, "GPU attention: auto | cudnn | own (see train --help)")
+      ->capture_default_str();
   sub->add_flag("--grad-norms", o->grad_norms,
                 "also print the L2 norm of the gradient of the mean loss for each trainable tensor (the adapter's, "
                 "else every tensor)");

@@ -44,6 +44,10 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--clip", c->clip, "max global gradient norm (0 = off)")->capture_default_str();
   sub->add_option("--seed", c->seed, "seed for init, shuffling and dropout")->capture_default_str();
   sub->add_option("--device", c->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--attention", c->attention,
+                  "GPU attention: auto (cuDNN fused flash attention when libcudnn.so.9 loads, else qtrain's own "
+                  "kernels) | cudnn (or an error) | own")
+      ->capture_default_str();
   sub->add_option("--out", c->out, "output directory")->capture_default_str();
   sub->add_option("--resume", c->resume, "continue from the checkpoint in this output directory");
   sub->add_option("--stop-at", c->stop_at, "stop after this step with a checkpoint (time-boxed jobs); resume later")

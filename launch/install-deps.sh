@@ -21,3 +21,25 @@ if ((${#missing[@]})); then
 else
   echo "qtrain: build dependencies already installed"
 fi
+
+# cuDNN's fused attention is compiled against the header-only cudnn-frontend,
+# which Debian does not package: take its pinned PyPI wheel and keep the headers
+# under .deps/ (CMake looks there). Only with a CUDA toolkit; without the headers
+# qtrain still builds and uses its own attention kernels.
+cfe_ver=1.32.0
+cfe_dir="$(cd "$(dirname "$0")/.." && pwd)/.deps/cudnn-frontend-$cfe_ver"
+if { command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; } && [[ ! -f "$cfe_dir/include/cudnn_frontend.h" ]]; then
+  tmp=$(mktemp -d)
+  if python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "nvidia-cudnn-frontend==$cfe_ver"; then
+    python3 - "$tmp" "$cfe_dir" <<'PY'
+import glob, sys, zipfile
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z:
+    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("include/")])
+PY
+    echo "qtrain: cudnn-frontend $cfe_ver headers in $cfe_dir"
+  else
+    echo "qtrain: cudnn-frontend not fetched; building without cuDNN attention"
+  fi
+  rm -rf "$tmp"
+fi

@@ -11,7 +11,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"grad_accum", c.grad_accum}, {"steps", c.steps},             {"epochs", c.epochs},
           {"lr", c.lr},                 {"schedule", c.schedule},       {"warmup", c.warmup},
           {"weight_decay", c.weight_decay}, {"clip", c.clip},           {"seed", c.seed},
-          {"device", c.device},         {"grad_checkpoint", c.grad_checkpoint}, {"pack", c.pack}};
+          {"device", c.device},         {"attention", c.attention},     {"grad_checkpoint", c.grad_checkpoint}, {"pack", c.pack}};
 }
 
 }  // namespace qtrain

@@ -33,6 +33,7 @@ struct TrainConfig {
   double clip = 1.0;
   uint64_t seed = 0;
   std::string device = "auto";
+  std::string attention = "auto";  // GPU attention: auto | cudnn | own (kernels/attention.h)
   std::string out = "out";
   std::string resume;
   int64_t stop_at = 0;          // >0: stop (with a checkpoint) after this step, as a time-boxed job would

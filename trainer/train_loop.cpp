@@ -11,6 +11,7 @@
 #include "dist/binding.h"
 #include "dist/bootstrap.h"
 #include "dist/grad_reducer.h"
+#include "kernels/attention.h"
 #include "kernels/device.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
@@ -82,6 +83,7 @@ int run_training(const TrainConfig& cfg) {
   if (cfg.steps < 0 || (cfg.steps == 0 && cfg.epochs <= 0)) throw Error("give --steps N > 0 or --epochs E > 0");
   ScheduleKind sched_kind = parse_schedule(cfg.schedule);
   const Device device = resolve_device(cfg.device);
+  set_attention_impl(parse_attention_impl(cfg.attention, "--attention"));
   auto comm = make_communicator(device, cfg.comm_timeout);
   const bool rank0 = comm->rank() == 0;
   if (!rank0) spdlog::set_level(spdlog::level::err);
@@ -266,6 +268,7 @@ int run_training(const TrainConfig& cfg) {
         m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed}};
         if (comm->world() > 1) m.extra["comm_host_wait_s"] = host_wait;
         if (mfu > 0) m.extra["mfu"] = mfu;
+        if (device == Device::CUDA) m.extra["attention"] = last_attention_impl();
         if (device == Device::CUDA) {
           CudaMemoryStats ms = cuda_memory_stats();
           m.extra["gpu_peak_gib"] = double(ms.peak) / double(1 << 30);

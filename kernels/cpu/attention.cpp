@@ -57,6 +57,23 @@ inline void blas(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
 
 }  // namespace
 
+namespace {
+AttentionImpl g_attention_impl = AttentionImpl::Auto;
+const char* g_last_attention_impl = "none";
+}  // namespace
+
+void set_attention_impl(AttentionImpl impl) { g_attention_impl = impl; }
+AttentionImpl attention_impl() { return g_attention_impl; }
+const char* last_attention_impl() { return g_last_attention_impl; }
+void note_attention_impl(const char* name) { g_last_attention_impl = name; }
+
+AttentionImpl parse_attention_impl(const std::string& s, const std::string& what) {
+  if (s == "auto") return AttentionImpl::Auto;
+  if (s == "cudnn") return AttentionImpl::Cudnn;
+  if (s == "own") return AttentionImpl::Own;
+  throw Error(what + ": unknown attention implementation '" + s + "' (auto | cudnn | own)", ErrorKind::BadInput);
+}
+
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   QT_DISPATCH_CUDA(q, attention_forward, out, lse, q, k, v);
   const AttnDims d = check_dims(q, k, v, lse);

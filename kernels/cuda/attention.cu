@@ -10,6 +10,7 @@
 // masking run on shared-memory copies (see attention_tiles.cuh).
 #include <cmath>
 
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/attention_generic.cuh"
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/common.cuh"
@@ -329,6 +330,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   check_cuda_dtype(lse, DType::F32, "attention_forward lse");
   QT_CHECK(lse.numel() == int64_t(d.B) * d.Hq * d.T, "attention_forward: lse" + shape_str(lse.shape()));
   if (q.numel() == 0) return;
+  if (cudnn_attention_forward(out, lse, q, k, v)) return;
   if (d.D == 64)
     forward_d<64>(d, out, lse, q, k, v);
   else if (d.D == 128)
@@ -348,6 +350,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, 
            "attention_backward: dq/dk/dv shapes");
   QT_CHECK(lse.numel() == int64_t(d.B) * d.Hq * d.T, "attention_backward: lse" + shape_str(lse.shape()));
   if (q.numel() == 0) return;
+  if (cudnn_attention_backward(dq, dk, dv, dout, q, k, v, out, lse)) return;
   Context& ctx = Context::get();
   cudaStream_t s = ctx.stream();
   int64_t rows = int64_t(d.B) * d.T * d.Hq;

@@ -29,11 +29,21 @@ __global__ void ce_rows_kernel(float* logits, int64_t ld, const int32_t* targets
   int32_t t = targets[blockIdx.x];
   bool ignored = t < 0 || t >= V;  // kIgnoreIndex (and anything else out of range)
   if (threadIdx.x == 0) target_logit = ignored ? 0.f : row[t];
-  float m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmaxf(m, row[i]);
-  m = block_max(m, red);
-  float s = 0.f;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += expf(row[i] - m);
+  // One read for max and sum together (online softmax: the running sum is
+  // rescaled when the max grows), instead of a pass for each: the row is read
+  // twice in all, not three times (this kernel is bound by those reads).
+  float tm = -INFINITY, ts = 0.f;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = row[i];
+    if (v > tm) {
+      ts = ts * expf(tm - v) + 1.f;
+      tm = v;
+    } else {
+      ts += expf(v - tm);
+    }
+  }
+  const float m = block_max(tm, red);
+  float s = tm == -INFINITY ? 0.f : ts * expf(tm - m);
   s = block_sum(s, red);  // its barriers also publish target_logit
   float lse = m + logf(s);
   float scale = ignored ? 0.f : grad_scale;

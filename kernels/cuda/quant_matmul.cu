@@ -78,49 +78,99 @@ __global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, in
 
 // y[m, row] = sum_c x[m, c] * W[row, c]: a warp per output row; a lane takes
 // 32 weights (16 packed bytes, inside one 64-block since cols % 64 == 0) per
-// step, decodes them once and uses them for every row of x.
-template <int MT>
+// load, decodes them once and uses them for every row of x.
+//
+// Why it is shaped so (it is a pure DRAM stream, ~0.52 B per weight): every
+// lane first issues all of its loads for a chunk of LOADS x 16 bytes, plus
+// their absmax codes, and only then waits on the shared-table setup, so one
+// DRAM latency per chunk is paid instead of one per load and the table loads
+// hide behind it. Weights are streamed (evict-first: ld.global.cs) so that L1
+// keeps x, which every warp of the block re-reads.
+template <int MT, int LOADS>
 __global__ void __launch_bounds__(256) gemv4_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map,
                                                     int64_t rows, int64_t cols) {
   __shared__ Tables t;
-  load_tables(t, a, map);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * (blockDim.x >> 5) + warp;
-  if (row >= rows) return;
+  const bool live = row < rows;
+  const int64_t n16 = cols / 32;  // 16-byte packed loads per row
+  const uint8_t* prow = a.packed + (live ? row : 0) * cols / 2;
   float acc[MT];
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = 0.f;
-  const uint8_t* prow = a.packed + row * cols / 2;
-#pragma unroll 2
-  for (int64_t c0 = int64_t(lane) * 32; c0 < cols; c0 += 32 * 32) {
-    const int4 raw = __ldg(reinterpret_cast<const int4*>(prow + c0 / 2));
-    const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw);
-    const float am = block_absmax(a, t, (row * cols + c0) / 64);
-    float w[32];
+  bool tables = false;
+  for (int64_t base = 0; base < n16; base += 32 * LOADS) {  // trip count is the same for the whole block
+    int4 raw[LOADS];
+    float am_or_a2[LOADS];
+    int qa[LOADS];
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      w[2 * j] = t.code[b[j] >> 4] * am;
-      w[2 * j + 1] = t.code[b[j] & 0xF] * am;
+    for (int j = 0; j < LOADS; ++j) {
+      const int64_t c = base + j * 32 + lane;
+      raw[j] = make_int4(0, 0, 0, 0);
+      am_or_a2[j] = 0.f;
+      qa[j] = 0;
+      if (live && c < n16) {
+        raw[j] = __ldcs(reinterpret_cast<const int4*>(prow) + c);
+        const int64_t blk = (row * cols + c * 32) / 64;
+        if (a.dq) {
+          qa[j] = a.qabsmax[blk];
+          am_or_a2[j] = a.absmax2[blk / 256];
+        } else {
+          am_or_a2[j] = a.absmax[blk];
+        }
+      }
+    }
+    if (!tables) {  // block-uniform: every thread reaches the barrier inside
+      load_tables(t, a, map);
+      tables = true;
     }
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      if (m >= M) break;
-      const int4* xr = reinterpret_cast<const int4*>(x + int64_t(m) * cols + c0);
+    for (int j = 0; j < LOADS; ++j) {
+      const int64_t c = base + j * 32 + lane;
+      if (!live || c >= n16) continue;
+      const float am = a.dq ? quant::dq_absmax(t.map[qa[j]], am_or_a2[j], a.offset) : am_or_a2[j];
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw[j]);
+      float w[32];
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int4 xv = xr[q];
-        const bf16* xe = reinterpret_cast<const bf16*>(&xv);
+      for (int e = 0; e < 16; ++e) {
+        w[2 * e] = t.code[b[e] >> 4] * am;
+        w[2 * e + 1] = t.code[b[e] & 0xF] * am;
+      }
 #pragma unroll
-        for (int k = 0; k < 8; ++k) acc[m] += __bfloat162float(xe[k]) * w[8 * q + k];
+      for (int m = 0; m < MT; ++m) {
+        if (m >= M) break;
+        const int4* xr = reinterpret_cast<const int4*>(x + int64_t(m) * cols + c * 32);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int4 xv = __ldg(xr + q);
+          const bf16* xe = reinterpret_cast<const bf16*>(&xv);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc[m] += __bfloat162float(xe[k]) * w[8 * q + k];
+        }
       }
     }
   }
+  if (!live) return;
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     if (m >= M) break;
     const float s = warp_sum(acc[m]);
     if (lane == 0) y.st(int64_t(m) * rows + row, s);
   }
+}
+
+template <int MT>
+void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows, int64_t cols) {
+  // Loads per lane per chunk: enough to cover the row in one chunk when it is
+  // short (4096 columns = 4 loads), at most 16 (64 registers of raw weights).
+  const int64_t per_lane = (cols / 32 + 31) / 32;
+  const unsigned blocks = unsigned((rows + 7) / 8);
+  if (per_lane <= 4)
+    gemv4_kernel<MT, 4><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
+  else if (per_lane <= 8)
+    gemv4_kernel<MT, 8><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
+  else
+    gemv4_kernel<MT, 16><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
 }
 
 __global__ void dequant_int8_kernel(FloatPtr out, const int8_t* q, const float* absmax, int64_t row0, int64_t cols,
@@ -212,20 +262,19 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   }
   Q4Args a = args_of(w, "matmul_4bit");
   const float* map = device_dynamic_map();
-  const int blocks = int((w.rows + 7) / 8);
   FloatPtr py = fptr(y, "matmul_4bit y");
   const bf16* px = static_cast<const bf16*>(x.raw());
   const int m = int(M);
   if (M <= 1)
-    gemv4_kernel<1><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+    launch_gemv4<1>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 2)
-    gemv4_kernel<2><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+    launch_gemv4<2>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 4)
-    gemv4_kernel<4><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+    launch_gemv4<4>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 8)
-    gemv4_kernel<8><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+    launch_gemv4<8>(py, px, m, a, map, w.rows, w.cols);
   else
-    gemv4_kernel<16><<<blocks, 256, 0, stream()>>>(py, px, m, a, map, w.rows, w.cols);
+    launch_gemv4<16>(py, px, m, a, map, w.rows, w.cols);
   CUDA_CHECK_LAUNCH("matmul_4bit");
 }
 

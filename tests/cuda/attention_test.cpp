@@ -28,18 +28,29 @@ void expect_grad_close(const Pair& g, const char* what) {
   EXPECT_LT(std::sqrt(num / std::max(den, floor)), 2e-2) << what;
 }
 
+// Selects an attention implementation for one test, restoring Auto after.
+struct ImplScope {
+  explicit ImplScope(AttentionImpl i) { set_attention_impl(i); }
+  ~ImplScope() { set_attention_impl(AttentionImpl::Auto); }
+};
+
 // GPU (BF16 q/k/v) vs the F32 CPU reference on the same BF16-rounded inputs.
-// Each backend's backward gets its own forward's out and lse.
-TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
-  QT_SKIP_WITHOUT_GPU();
-  const auto [B, T, Hq, Hkv, D] = GetParam();
+// Each backend's backward gets its own forward's out and lse. `fwd` and `bwd`
+// pick the GPU implementation of each direction (they share lse, so a mix
+// must agree too: Auto can fall back in one direction only).
+void check_against_cpu(const AttnCase& c, AttentionImpl fwd, AttentionImpl bwd, const char* expect_impl) {
+  const auto [B, T, Hq, Hkv, D] = c;
   Pair q = randn_pair({B, T, Hq, D}, 1, DType::BF16);
   Pair k = randn_pair({B, T, Hkv, D}, 2, DType::BF16);
   Pair v = randn_pair({B, T, Hkv, D}, 3, DType::BF16);
   Pair out = pair(Tensor::zeros({B, T, Hq, D}, DType::F32), DType::BF16);
   Pair lse = pair(Tensor::zeros({B, Hq, T}, DType::F32), DType::F32);
   attention_forward(out.cpu, lse.cpu, q.cpu, k.cpu, v.cpu);
-  attention_forward(out.gpu, lse.gpu, q.gpu, k.gpu, v.gpu);
+  {
+    ImplScope s(fwd);
+    attention_forward(out.gpu, lse.gpu, q.gpu, k.gpu, v.gpu);
+    if (expect_impl) EXPECT_STREQ(last_attention_impl(), expect_impl) << "forward";
+  }
   EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
   EXPECT_LT(max_rel_err(vec(lse.gpu), vec(lse.cpu), 1.0), 1e-2);
 
@@ -50,10 +61,69 @@ TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
     Pair dk = pair(Tensor::zeros(k.cpu.shape(), DType::F32), gdt);
     Pair dv = pair(Tensor::zeros(v.cpu.shape(), DType::F32), gdt);
     attention_backward(dq.cpu, dk.cpu, dv.cpu, dout.cpu, q.cpu, k.cpu, v.cpu, out.cpu, lse.cpu);
-    attention_backward(dq.gpu, dk.gpu, dv.gpu, dout.gpu, q.gpu, k.gpu, v.gpu, out.gpu, lse.gpu);
+    {
+      ImplScope s(bwd);
+      attention_backward(dq.gpu, dk.gpu, dv.gpu, dout.gpu, q.gpu, k.gpu, v.gpu, out.gpu, lse.gpu);
+      if (expect_impl) EXPECT_STREQ(last_attention_impl(), expect_impl) << "backward";
+    }
     expect_grad_close(dq, "dq");
     expect_grad_close(dk, "dk");
     expect_grad_close(dv, "dv");
+  }
+}
+
+// The default (Auto): cuDNN where it loads and takes the shape, else our kernels.
+TEST_P(CudaAttention, ForwardBackwardMatchCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  check_against_cpu(GetParam(), AttentionImpl::Auto, AttentionImpl::Auto, nullptr);
+}
+
+// qtrain's own kernels (the fallback), on every shape.
+TEST_P(CudaAttention, OwnKernelsMatchCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  check_against_cpu(GetParam(), AttentionImpl::Own, AttentionImpl::Own, "own");
+}
+
+// True when cuDNN attention runs on this machine; otherwise the test is skipped
+// with the reason (no libcudnn, or built without the frontend headers).
+bool cudnn_usable(std::string* why) {
+  ImplScope s(AttentionImpl::Cudnn);
+  Tensor q = Tensor::zeros({1, 64, 2, 64}, DType::BF16, Device::CUDA);
+  Tensor out = Tensor::zeros({1, 64, 2, 64}, DType::BF16, Device::CUDA);
+  Tensor lse = Tensor::zeros({1, 2, 64}, DType::F32, Device::CUDA);
+  try {
+    attention_forward(out, lse, q, q, q);
+    return true;
+  } catch (const Error& e) {
+    *why = e.what();
+    return false;
+  }
+}
+
+// The shapes qtrain trains with (D 64/128, GQA, odd T) must run on cuDNN
+// itself when it is there, and agree with the CPU, also mixed with our kernels.
+TEST(CudaAttentionCudnn, MatchesCpuAndMixesWithOwnKernels) {
+  QT_SKIP_WITHOUT_GPU();
+  std::string why;
+  if (!cudnn_usable(&why)) GTEST_SKIP() << "skipped: cuDNN attention unavailable: " << why;
+  for (AttnCase c : {AttnCase{1, 7, 2, 2, 64}, AttnCase{2, 129, 6, 2, 64}, AttnCase{1, 200, 8, 2, 128},
+                     AttnCase{1, 257, 9, 3, 64}, AttnCase{2, 1024, 12, 4, 64}}) {
+    SCOPED_TRACE(::testing::PrintToString(c));
+    check_against_cpu(c, AttentionImpl::Cudnn, AttentionImpl::Cudnn, "cudnn");
+    check_against_cpu(c, AttentionImpl::Cudnn, AttentionImpl::Own, nullptr);
+    check_against_cpu(c, AttentionImpl::Own, AttentionImpl::Cudnn, nullptr);
+  }
+}
+
+TEST(CudaAttentionCudnn, ParseNamesTheFlag) {
+  EXPECT_EQ(parse_attention_impl("cudnn", "--attention"), AttentionImpl::Cudnn);
+  EXPECT_EQ(parse_attention_impl("own", "--attention"), AttentionImpl::Own);
+  try {
+    parse_attention_impl("flash3", "--attention");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--attention"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("flash3"), std::string::npos) << e.what();
   }
 }
 

@@ -54,8 +54,9 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   struct Case {
     int64_t rows, cols;
   };
-  // 4096 cols: several 1024-wide steps per lane; 576x1536 SmolLM2; 130 cols: the dequant+gemm fallback
-  for (Case c : {Case{300, 4096}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
+  // 4096 cols: 4 loads per lane; 11008 (LLaMA down_proj): 8-16 loads with a ragged last one;
+  // 17024: a second chunk of loads; 576x1536 SmolLM2; 130 cols: the dequant+gemm fallback
+  for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
     for (bool dq : {false, true})
       for (int64_t M : {1, 3, 16}) {
         SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.cols) + " M " + std::to_string(M));
