@@ -24,3 +24,7 @@ one smol-lora smollm2-135m "${lora[@]}" --batch-size 16 --seq-len 1024
 one smol-qlora smollm2-135m --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 16 --seq-len 1024
 one gpt2m-lora gpt2-medium "${lora[@]}" --batch-size 8 --seq-len 1024
 one gpt2m-full gpt2-medium --method full --batch-size 8 --seq-len 1024
+# The 7B QLoRA row (random weights, quantized on load), on request: PROFILE_7B=1.
+[ -n "${PROFILE_7B:-}" ] && python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((12 * 8 * 2049)) 32000 && one llama7b-qlora llama-7b --method qlora --lora-r 16 --lora-alpha 32 --target all-linear \
+  --batch-size 4 --seq-len 2048 --grad-checkpoint
+true

@@ -35,7 +35,13 @@ struct Tables {
 };
 
 __device__ void load_tables(Tables& t, const Q4Args& a, const float* map) {
-  for (int i = threadIdx.x; i < 16; i += blockDim.x) t.code[i] = a.code[i];
+  // Constant indices only: a run-time index into the kernel parameter a.code
+  // makes the compiler copy all of Q4Args to the stack (120 bytes per thread)
+  // and read every field of it from local memory in the hot loops.
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) t.code[i] = a.code[i];
+  }
   if (a.dq)
     for (int i = threadIdx.x; i < 256; i += blockDim.x) t.map[i] = map[i];
   __syncthreads();
@@ -129,24 +135,31 @@ __global__ void __launch_bounds__(256) gemv4_kernel(FloatPtr y, const bf16* x, i
       const int64_t c = base + j * 32 + lane;
       if (!live || c >= n16) continue;
       const float am = a.dq ? quant::dq_absmax(t.map[qa[j]], am_or_a2[j], a.offset) : am_or_a2[j];
-      const uint8_t* b = reinterpret_cast<const uint8_t*>(&raw[j]);
+      // The 32 weights share one absmax: dot the codes with x, scale once.
+      const uint32_t words[4] = {uint32_t(raw[j].x), uint32_t(raw[j].y), uint32_t(raw[j].z), uint32_t(raw[j].w)};
       float w[32];
 #pragma unroll
       for (int e = 0; e < 16; ++e) {
-        w[2 * e] = t.code[b[e] >> 4] * am;
-        w[2 * e + 1] = t.code[b[e] & 0xF] * am;
+        const uint32_t byte = (words[e / 4] >> (8 * (e % 4))) & 0xFF;  // little-endian byte e
+        w[2 * e] = t.code[byte >> 4];
+        w[2 * e + 1] = t.code[byte & 0xF];
       }
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         if (m >= M) break;
         const int4* xr = reinterpret_cast<const int4*>(x + int64_t(m) * cols + c * 32);
+        float dot = 0.f;
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           const int4 xv = __ldg(xr + q);
-          const bf16* xe = reinterpret_cast<const bf16*>(&xv);
+          const uint32_t xw[4] = {uint32_t(xv.x), uint32_t(xv.y), uint32_t(xv.z), uint32_t(xv.w)};
 #pragma unroll
-          for (int k = 0; k < 8; ++k) acc[m] += __bfloat162float(xe[k]) * w[8 * q + k];
+          for (int k = 0; k < 4; ++k) {  // bf16 -> f32 is a 16-bit shift
+            dot += __uint_as_float(xw[k] << 16) * w[8 * q + 2 * k];
+            dot += __uint_as_float(xw[k] & 0xFFFF0000u) * w[8 * q + 2 * k + 1];
+          }
         }
+        acc[m] += am * dot;
       }
     }
   }
