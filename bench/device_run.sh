@@ -78,7 +78,7 @@ step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.
 }
 
 cd "$SRC"  # tests find ../shared and tests/fixtures relative to the source dir
-step test_cuda ${TEST_TIMEOUT:-150} "$BIN/test_cuda" --gtest_brief=1
+step test_cuda ${TEST_TIMEOUT:-150} "$BIN/test_cuda" --gtest_brief=${TEST_BRIEF:-1} ${TEST_FILTER:+--gtest_filter=$TEST_FILTER}
 MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
   python3 bench/make_random_model.py $MODELS/smollm2-135m --shape smollm2-135m"
