@@ -130,6 +130,9 @@ def run_hf(model_dir, row, steps, warmup, vocab):
     if row["ckpt"]:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
+    # from_pretrained returns eval mode, in which transformers skips gradient
+    # checkpointing altogether: without this the "ckpt" anchor rows ran without it.
+    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
     B, T = row["batch"], row["seq"]
