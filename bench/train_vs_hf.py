@@ -130,9 +130,10 @@ def run_hf(model_dir, row, steps, warmup, vocab):
     if row["ckpt"]:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    # from_pretrained returns eval mode, in which transformers skips gradient
-    # checkpointing altogether: without this the "ckpt" anchor rows ran without it.
-    model.train()
+        # from_pretrained returns eval mode, in which transformers skips gradient
+        # checkpointing altogether: without this the "ckpt" anchor rows ran without it.
+        # (Only here: GPT-2's configs carry dropout 0.1, which eval mode keeps off, as qtrain has none.)
+        model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
     B, T = row["batch"], row["seq"]
