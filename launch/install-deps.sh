@@ -30,14 +30,18 @@ cfe_ver=1.32.0
 cfe_dir="$(cd "$(dirname "$0")/.." && pwd)/.deps/cudnn-frontend-$cfe_ver"
 if { command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; } && [[ ! -f "$cfe_dir/include/cudnn_frontend.h" ]]; then
   tmp=$(mktemp -d)
-  if python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "nvidia-cudnn-frontend==$cfe_ver"; then
-    python3 - "$tmp" "$cfe_dir" <<'PY'
+  # Only the headers are used, which every wheel of the release holds: pin one wheel, whatever this Python is.
+  if python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+      --platform manylinux_2_28_x86_64 -d "$tmp" "nvidia-cudnn-frontend==$cfe_ver"; then
+    if python3 - "$tmp" "$cfe_dir" <<'PY'
 import glob, sys, zipfile
 whl = glob.glob(sys.argv[1] + "/*.whl")[0]
 with zipfile.ZipFile(whl) as z:
     z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("include/")])
 PY
-    echo "qtrain: cudnn-frontend $cfe_ver headers in $cfe_dir"
+    then echo "qtrain: cudnn-frontend $cfe_ver headers in $cfe_dir"
+    else rm -rf "$cfe_dir"; echo "qtrain: cudnn-frontend wheel unreadable; building without cuDNN attention"
+    fi
   else
     echo "qtrain: cudnn-frontend not fetched; building without cuDNN attention"
   fi
