@@ -27,7 +27,6 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
