@@ -96,6 +96,14 @@ double copy_gbps() {
 
 int copies_for(size_t bytes) { return int(std::clamp<size_t>((2 * kL2Bytes + bytes - 1) / bytes, 2, 16)); }
 
+// Enough GPU copies of a packed host weight that cycling through them never hits L2.
+template <class W>
+std::vector<W> gpu_copies(const W& host) {
+  std::vector<W> v(size_t(copies_for(host.bytes())));
+  for (W& c : v) c = host.to(Device::CUDA);
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,9 +130,8 @@ int main(int argc, char** argv) {
     Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
     Quant4Tensor q = Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::NF4, true),
                                                sh.out, sh.in);
-    const int nq = copies_for(q.bytes()), nb = copies_for(size_t(w.numel()) * 2);
-    std::vector<Quant4Tensor> qs;
-    for (int i = 0; i < nq; ++i) qs.push_back(q.to(Device::CUDA));
+    const std::vector<Quant4Tensor> qs = gpu_copies(q);
+    const int nq = int(qs.size()), nb = copies_for(size_t(w.numel()) * 2);
     std::vector<Tensor> wb;
     for (int i = 0; i < nb; ++i) wb.push_back(w.to(Device::CUDA, DType::BF16));
     const int64_t M = 8192;
@@ -152,11 +159,9 @@ int main(int argc, char** argv) {
       Quant4Tensor f4h = Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::FP4, false),
                                                    sh.out, sh.in);
       Int8Tensor i8h = Int8Tensor::from_rows(quant::quantize_int8_rows(w.f32(), sh.out, sh.in));
-      const int n4 = copies_for(f4h.bytes()), n8 = copies_for(i8h.bytes());
-      std::vector<Quant4Tensor> f4;
-      std::vector<Int8Tensor> i8;
-      for (int i = 0; i < n4; ++i) f4.push_back(f4h.to(Device::CUDA));
-      for (int i = 0; i < n8; ++i) i8.push_back(i8h.to(Device::CUDA));
+      const std::vector<Quant4Tensor> f4 = gpu_copies(f4h);
+      const std::vector<Int8Tensor> i8 = gpu_copies(i8h);
+      const int n4 = int(f4.size()), n8 = int(i8.size());
       double ff = graph_ms([&](int i) {
         dequantize_rows_4bit(scratch, f4[size_t(i % n4)], 0);
         gemm(y, x, scratch, false, true);

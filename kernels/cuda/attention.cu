@@ -1,5 +1,8 @@
-// Causal GQA attention, FlashAttention-2 style: O(T) memory, the T x T score
-// matrix never reaches global memory.
+// Causal GQA attention. The public ops first offer the call to cuDNN's fused
+// SDPA (attention_cudnn.h, the default where libcudnn loads); the kernels here
+// run when it declines (--attention own, no cuDNN, shapes it refuses).
+// FlashAttention-2 style: O(T) memory, the T x T score matrix never reaches
+// global memory.
 //   forward : block = (64 query rows, head, batch); loops over key tiles up to
 //             the diagonal with an online softmax; saves lse = m + log(l).
 //   backward: block = (64 key rows, kv head, batch); loops over the query heads
