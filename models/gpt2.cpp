@@ -89,6 +89,10 @@ class Gpt2Model : public Model {
     b.c_fc->forward(a.fc, a.ln2, train, dropout_seed(l, 2));
     a.g = act(cfg_.d_ff);
     gelu_forward(a.g, a.fc);
+    if (recomputing_) {
+      b.mlp_proj->save_for_backward(a.g, train, dropout_seed(l, 3));
+      return;
+    }
     b.mlp_proj->forward(out, a.g, train, dropout_seed(l, 3));
     add_inplace(out, a.x2);
     if (!keep) a = Gpt2Acts();

@@ -36,6 +36,11 @@ void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
   if (adapter_) adapter_->forward(y2, x2, *weight_, train, dropout_seed);
 }
 
+void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {
+  // The base weight's and the bias's backward read only x and dy.
+  if (adapter_) adapter_->save_for_backward(x.view({x.numel() / in_, in_}), *weight_, train, dropout_seed);
+}
+
 void Linear::backward(Tensor dx, Tensor dy, Tensor x, bool accumulate) {
   int64_t n = x.numel() / in_;
   Tensor x2 = x.view({n, in_}), dy2 = dy.view({n, out_}), dx2 = dx.view({n, in_});

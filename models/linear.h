@@ -38,6 +38,9 @@ class Linear {
 
   // y[N,out] = x W^T + b (+ adapter)
   void forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed);
+  // forward's saved state without y (and without the base product): for a
+  // gradient-checkpoint recompute of a projection whose output is not needed.
+  void save_for_backward(Tensor x, bool train, uint64_t dropout_seed);
   // dx[N,in] = dy W (+ adapter), overwritten or (accumulate) added to;
   // parameter grads are always accumulated.
   void backward(Tensor dx, Tensor dy, Tensor x, bool accumulate = false);

@@ -84,6 +84,10 @@ class LlamaModel : public Model {
     b.up->forward(a.up, a.h2, train, dropout_seed(l, 5));
     a.s = act(cfg_.d_ff);
     swiglu_forward(a.s, a.gate, a.up);
+    if (recomputing_) {
+      b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
+      return;
+    }
     b.down->forward(out, a.s, train, dropout_seed(l, 6));
     add_inplace(out, a.x2);
     if (!keep) a = LlamaActs();

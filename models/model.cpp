@@ -202,9 +202,11 @@ void Model::backward() {
   lnf_ = Tensor();
   for (int l = L - 1; l >= 0; --l) {
     if (opt_.grad_checkpoint) {
-      // Recompute this layer's activations (same dropout seeds) right before its backward.
-      Tensor scratch = Tensor::empty({N, C}, act_dtype_, opt_.device);
-      layer_forward(l, xs_[size_t(l)], scratch, true, true);
+      // Recompute this layer's activations (same dropout seeds) right before
+      // its backward; its output is xs_[l + 1], kept from the first forward.
+      recomputing_ = true;
+      layer_forward(l, xs_[size_t(l)], Tensor(), true, true);
+      recomputing_ = false;
     }
     layer_backward(l, xs_[size_t(l)], dx);
     xs_[size_t(l + 1)] = Tensor();

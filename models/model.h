@@ -92,6 +92,9 @@ class Model {
 
   // Architecture hooks. Activations of layer l live in whatever the subclass
   // keeps; `keep` is false when gradient checkpointing will recompute them.
+  // During that recompute (recomputing_) x_out is undefined: the layer's last
+  // projection only feeds x_out, which the first forward kept, so it saves
+  // that projection's backward state and skips its product (Linear::save_for_backward).
   virtual void layer_forward(int l, Tensor x_in, Tensor x_out, bool train, bool keep) = 0;
   // dx: in = grad wrt the layer output, out = grad wrt its input (in place).
   virtual void layer_backward(int l, Tensor x_in, Tensor dx) = 0;
@@ -103,6 +106,7 @@ class Model {
 
   uint64_t dropout_seed(int l, int k) const;
   bool training_ = false;
+  bool recomputing_ = false;
   int B_ = 0, T_ = 0;
   ModelConfig cfg_;
   ModelOptions opt_;

@@ -41,6 +41,40 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
   }
 }
 
+// BF16, D % 16 == 0, 16-byte aligned rows: a thread takes 8 consecutive pairs
+// (one 16-byte load from each half and four 16-byte table loads), so RoPE
+// runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
+// element is the scalar kernel's, so the results are the same bits.
+__global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
+  const int half = D / 2, per_row = half / 8;
+  const int64_t n = rows * per_row;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = idx / per_row;
+    const int i0 = int(idx - row * per_row) * 8;
+    const int pos = int((row / H) % T);
+    int4* lo = reinterpret_cast<int4*>(x + row * D + i0);
+    int4* hi = reinterpret_cast<int4*>(x + row * D + half + i0);
+    int4 a = *lo, b = *hi;
+    const float4* cs4 = reinterpret_cast<const float4*>(table + int64_t(pos) * half + i0);
+    bf16* ea = reinterpret_cast<bf16*>(&a);
+    bf16* eb = reinterpret_cast<bf16*>(&b);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float4 cs = __ldg(cs4 + q);  // (cos, sin) of pairs 2q and 2q + 1
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float c = h ? cs.z : cs.x, s = sign * (h ? cs.w : cs.y);
+        const int e = 2 * q + h;
+        const float x1 = __bfloat162float(ea[e]), x2 = __bfloat162float(eb[e]);
+        ea[e] = __float2bfloat16_rn(x1 * c - x2 * s);
+        eb[e] = __float2bfloat16_rn(x2 * c + x1 * s);
+      }
+    }
+    *lo = a;
+    *hi = b;
+  }
+}
+
 // The table for (T, D, theta), rebuilt only when they change. The scratch
 // slot is RoPE's alone, and every op runs in order on the one stream.
 const float2* rope_table(int T, int D, float theta) {
@@ -65,7 +99,12 @@ void rope(Tensor x, float theta, float sign, const char* what) {
   int64_t n = rows * (D / 2);
   if (!n) return;
   const float2* table = rope_table(int(T), int(D), theta);
-  rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), sign);
+  if (x.dtype() == DType::BF16 && D % 16 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
+    rope_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(x.raw()), table, rows, int(T),
+                                                                   int(H), int(D), sign);
+  } else {
+    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), sign);
+  }
   CUDA_CHECK_LAUNCH(what);
 }
 

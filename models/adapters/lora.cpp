@@ -28,9 +28,7 @@ void LoraAdapter::bind_and_init(ParamSet& ps, uint64_t seed) {
   b_->value.zero_();
 }
 
-void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
-  int64_t n = x.numel() / in_;
-  Tensor x2 = x.view({n, in_});
+Tensor LoraAdapter::save_input(Tensor x2, bool train, uint64_t dropout_seed) {
   Tensor xin = x2;
   if (train && opt_.dropout > 0.f) {
     xd_ = Tensor::empty(x2.shape(), x2.dtype(), x2.device());
@@ -40,9 +38,19 @@ void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uin
   } else {
     xd_ = Tensor();
   }
-  h_ = Tensor::empty({n, opt_.r}, x2.dtype(), x2.device());
+  h_ = Tensor::empty({x2.size(0), opt_.r}, x2.dtype(), x2.device());
   gemm(h_, xin, a_->value, false, true);
-  gemm(y.view({n, out_}), h_, b_->value, false, true, opt_.scale(), 1.f);
+  return h_;
+}
+
+void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
+  int64_t n = x.numel() / in_;
+  Tensor h = save_input(x.view({n, in_}), train, dropout_seed);
+  gemm(y.view({n, out_}), h, b_->value, false, true, opt_.scale(), 1.f);
+}
+
+void LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
+  save_input(x.view({x.numel() / in_, in_}), train, dropout_seed);
 }
 
 void LoraAdapter::backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight&) {

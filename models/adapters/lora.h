@@ -22,6 +22,7 @@ class LoraAdapter : public Adapter {
   void declare(ParamSet& ps, const std::string& module, int layer) override;
   void bind_and_init(ParamSet& ps, uint64_t seed) override;
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
+  void save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32() const override;
@@ -31,6 +32,8 @@ class LoraAdapter : public Adapter {
   const LoraOptions& options() const { return opt_; }
 
  private:
+  // dropout(x) into xd_/mask_ and h_ = dropout(x) A^T: all that backward reads.
+  Tensor save_input(Tensor x2, bool train, uint64_t dropout_seed);
   int64_t in_, out_;
   LoraOptions opt_;
   size_t ia_ = 0, ib_ = 0;
