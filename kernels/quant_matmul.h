@@ -48,5 +48,10 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
 void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w);
 constexpr int64_t kGemv4MaxRows = 16;
+// Which CUDA kernel the decode path runs: the tensor-core one (default) or the
+// earlier CUDA-core one, kept for the kernel benchmark's comparison and tests.
+enum class Gemv4Kernel { TensorCore, CudaCore };
+void set_gemv4_kernel(Gemv4Kernel k);
+Gemv4Kernel gemv4_kernel();
 
 }  // namespace qtrain

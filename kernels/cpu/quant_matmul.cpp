@@ -98,6 +98,12 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
       o[r * w.cols + c] = quant::int8_value(q[(row0 + r) * w.cols + c], w.absmax.f32()[row0 + r]);
 }
 
+namespace {
+Gemv4Kernel g_gemv4_kernel = Gemv4Kernel::TensorCore;
+}
+void set_gemv4_kernel(Gemv4Kernel k) { g_gemv4_kernel = k; }
+Gemv4Kernel gemv4_kernel() { return g_gemv4_kernel; }
+
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
   // One 16-byte load = 32 elements of one absmax block, rows starting on such a load.
   return x.is_cuda() && x.dtype() == DType::BF16 && x.numel() / w.cols <= kGemv4MaxRows && w.blocksize == 64 &&

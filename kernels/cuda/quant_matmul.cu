@@ -82,6 +82,7 @@ __global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, in
   }
 }
 
+// CUDA-core GEMV (the earlier kernel, kept for comparison: set_gemv4_kernel).
 // y[m, row] = sum_c x[m, c] * W[row, c]: a warp per output row; a lane takes
 // 32 weights (16 packed bytes, inside one 64-block since cols % 64 == 0) per
 // load, decodes them once and uses them for every row of x.
@@ -93,7 +94,7 @@ __global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, in
 // hide behind it. Weights are streamed (evict-first: ld.global.cs) so that L1
 // keeps x, which every warp of the block re-reads.
 template <int MT, int LOADS>
-__global__ void __launch_bounds__(256) gemv4_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map,
+__global__ void __launch_bounds__(256) gemv4_simt_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map,
                                                     int64_t rows, int64_t cols) {
   __shared__ Tables t;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -172,6 +173,223 @@ __global__ void __launch_bounds__(256) gemv4_kernel(FloatPtr y, const bf16* x, i
   }
 }
 
+// ---------------------------------------------------------------------------
+// Tensor-core 4-bit GEMV / skinny GEMM for M <= 16 (decode): y = x W^T with
+// mma.sync m16n8k16 (bf16 in, f32 accumulate). x rows are the 16 mma rows
+// (M < 16 leaves the rest zero), 8 rows of W are the 8 mma columns, and one
+// mma covers 16 k of one 64-weight absmax block.
+//
+// Why it is shaped so. The weight stream is ~0.52 B per weight, so at DRAM
+// speed an SM must decode ~30 weights per clock. A CUDA-core decode spends
+// ~4 instructions and a shared-memory lookup per weight and x is re-read per
+// weight; here one lookup in a [byte][lane] table of bf16 pairs decodes two
+// weights (conflict-free: the lane picks the bank), the tensor core does the
+// multiply-adds for all M rows at once, and each block absmax scales the f32
+// accumulator once per 64 weights per row instead of every weight.
+//
+// k order: a lane's 8 packed bytes (16 consecutive weights of one row) are
+// split over the 4 mmas of the block so that each lane's B registers are
+// whole bytes; A (x) uses the same permutation, which is again contiguous
+// pairs of x, so the dot product is unchanged:
+//   mma j, lane (g = lane/4, t = lane%4): logical k {2t, 2t+1} -> 16t + 4j + {0,1},
+//                                          logical k {2t+8, 2t+9} -> 16t + 4j + {2,3}.
+// Work split: a block owns 16 rows of W (two n-tiles) at a time, its 8 warps
+// stride over the 64-wide k-tiles (balanced to one tile), each warp issues
+// the loads of kUnroll k-tiles before using any, and the partial sums meet in
+// shared memory in a fixed order (deterministic).
+//
+// Measured (H200, bench_quant_kernels, 2026-12-01): M = 1 at 25-28% of the
+// copy-kernel bandwidth on the 7B shapes, M = 16 at 21-26% (the CUDA-core
+// kernel: 19-32% at M = 1 but 3-4% at M = 16). ncu: DRAM 13% busy, issue
+// slots ~45% busy, top stall long-scoreboard: each warp has only 2-3 rounds
+// of loads and waits out each. Next: a cp.async/TMA multi-stage pipeline into
+// shared memory, so that the whole row group's bytes are in flight at once.
+constexpr int kMmaWarps = 8;  // 16 (more warps per row group) measured slower on the H200
+constexpr int kMmaRows = 16;  // rows of W per block pass = two n-tiles
+
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                               uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t word_of(const int4& v, int i) {
+  return uint32_t(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w);
+}
+
+__device__ __forceinline__ uint32_t bf16_bits(float v) {
+  return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v)));
+}
+
+template <bool M16, int kUnroll, int kMinBlocks>
+__global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
+    gemv4_mma_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map, int64_t rows, int64_t cols) {
+  extern __shared__ uint32_t smem[];
+  uint32_t* pairs = smem;                                    // [256 bytes][32 lanes]: bf16x2 (code[hi], code[lo])
+  float* dqmap = reinterpret_cast<float*>(smem + 256 * 32);  // [256]
+  float* red = dqmap + 256;                                  // [warps][2 tiles][32 lanes][4]
+  __shared__ float code[16];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int64_t ktiles = cols / 64, groups = (rows + kMmaRows - 1) / kMmaRows;
+
+  // Start the first group's weights on their way to L2 while the tables fill.
+  if (blockIdx.x < groups) {
+    const int64_t n0 = int64_t(blockIdx.x) * kMmaRows;
+    const int64_t bytes = ((n0 + kMmaRows < rows ? n0 + kMmaRows : rows) - n0) * cols / 2;
+    const char* base = reinterpret_cast<const char*>(a.packed + n0 * cols / 2);
+    for (int64_t off = int64_t(threadIdx.x) * 128; off < bytes; off += int64_t(blockDim.x) * 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off));
+  }
+  if (threadIdx.x == 0) {  // constant indices into the kernel parameter (see load_tables)
+#pragma unroll
+    for (int i = 0; i < 16; ++i) code[i] = a.code[i];
+  }
+  if (a.dq && threadIdx.x < 256) dqmap[threadIdx.x] = map[threadIdx.x];
+  __syncthreads();
+  {
+    // Entry e = byte value; each 256-thread slice of the block writes its share of the 32 lane
+    // copies. The rotation by lane keeps the stores conflict-free.
+    constexpr int kCopies = 32 / (kMmaWarps * 32 / 256);
+    const int e = threadIdx.x & 255, r0 = (threadIdx.x >> 8) * kCopies;
+    const uint32_t v = bf16_bits(code[e >> 4]) | (bf16_bits(code[e & 15]) << 16);
+#pragma unroll 8
+    for (int r = r0; r < r0 + kCopies; ++r) pairs[e * 32 + ((r + lane) & 31)] = v;
+  }
+  __syncthreads();
+
+  constexpr int XV = M16 ? 4 : 2;  // 16-byte x loads per lane per k-tile
+  // Index math is 32-bit offsets from the (uniform) base pointers: the
+  // launcher checks rows * cols < 2^32, and blocksize is 64, so a k-tile is
+  // one absmax block and no 64-bit division or pointer arithmetic is needed.
+  const uint32_t ktiles32 = uint32_t(ktiles), kblocks = uint32_t(cols / 64), half_cols = uint32_t(cols / 2);
+  const char* tab = reinterpret_cast<const char*>(pairs);
+  const uint32_t lane4 = 4u * lane;  // this lane's column of the table
+  for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
+    const uint32_t n0 = uint32_t(grp) * kMmaRows;
+    // Rows past the end read the last row: their columns are computed and never stored.
+    uint32_t woff[2], blk0[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t n = n0 + 8 * r + g < rows ? n0 + 8 * r + g : uint32_t(rows - 1);
+      woff[r] = n * half_cols + 8 * t4;
+      blk0[r] = n * kblocks;
+    }
+    uint32_t xoff[XV / 2];
+#pragma unroll
+    for (int h = 0; h < XV / 2; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * t4;
+    float acc[2][4] = {};
+    for (uint32_t kt0 = warp; kt0 < ktiles32; kt0 += kMmaWarps * kUnroll) {
+      // The weight loads of kUnroll k-tiles go out before any is used; x (a
+      // few KB that every warp reads, so an L1 hit) is loaded where it is used.
+      uint2 wq[kUnroll][2];
+      float am[kUnroll][2];  // absmax, or absmax2 with the code in qa (double quant)
+      uint32_t qa[kUnroll][2];
+#pragma unroll
+      for (int j = 0; j < kUnroll; ++j) {
+        const uint32_t kt = kt0 + j * kMmaWarps;
+        if (kt >= ktiles32) break;  // warp-uniform
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          wq[j][r] = __ldcs(reinterpret_cast<const uint2*>(a.packed + (woff[r] + 32 * kt)));
+          const uint32_t blk = blk0[r] + kt;
+          if (a.dq) {
+            qa[j][r] = a.qabsmax[blk];
+            am[j][r] = __ldg(a.absmax2 + (blk >> 8));
+          } else {
+            qa[j][r] = 0;
+            am[j][r] = __ldg(a.absmax + blk);
+          }
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kUnroll; ++j) {
+        const uint32_t kt = kt0 + j * kMmaWarps;
+        if (kt >= ktiles32) break;  // warp-uniform
+        int4 xv[XV];
+#pragma unroll
+        for (int q = 0; q < XV; ++q) {
+          xv[q] = make_int4(0, 0, 0, 0);
+          if (g + 8 * (q / 2) < M) xv[q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[q / 2] + 64 * kt)) + (q & 1));
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const float s = a.dq ? quant::dq_absmax(dqmap[qa[j][r]], am[j][r], a.offset) : am[j][r];
+          // Lane g*4 holds row g's absmax; the accumulator columns of this lane are rows 2*t4, 2*t4 + 1.
+          const float s0 = __shfl_sync(0xffffffffu, s, 8 * t4), s1 = __shfl_sync(0xffffffffu, s, 8 * t4 + 4);
+          float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+          for (int mm = 0; mm < 4; ++mm) {
+            const uint32_t word = mm < 2 ? wq[j][r].x : wq[j][r].y;
+            // Byte k of the word times the table's 128-byte row, plus the lane's column: a shift and one LOP3.
+            const int k0 = 2 * (mm % 2), k1 = k0 + 1;
+            const uint32_t o0 = (k0 == 0 ? (word << 7) & 0x7F80u : (word >> (8 * k0 - 7)) & 0x7F80u) | lane4;
+            const uint32_t o1 = ((word >> (8 * k1 - 7)) & 0x7F80u) | lane4;
+            const uint32_t b0 = *reinterpret_cast<const uint32_t*>(tab + o0);
+            const uint32_t b1 = *reinterpret_cast<const uint32_t*>(tab + o1);
+            // x pairs 4mm + {0,1} and 4mm + {2,3} of the lane's 16: row g in xv[0..1], row g + 8 in [2..3]
+            const int q = mm / 2, c0 = 2 * (mm % 2);
+            const uint32_t a0 = word_of(xv[q], c0), a2 = word_of(xv[q], c0 + 1);
+            const uint32_t a1 = M16 ? word_of(xv[XV - 2 + q], c0) : 0u;
+            const uint32_t a3 = M16 ? word_of(xv[XV - 2 + q], c0 + 1) : 0u;
+            mma_bf16_16816(c, a0, a1, a2, a3, b0, b1);
+          }
+          acc[r][0] += c[0] * s0;
+          acc[r][1] += c[1] * s1;
+          acc[r][2] += c[2] * s0;
+          acc[r][3] += c[3] * s1;
+        }
+      }
+    }
+    // Fixed-order sum over the warps; thread i owns (tile, lane, element) i.
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      reinterpret_cast<float4*>(red)[(warp * 2 + r) * 32 + lane] = make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+    __syncthreads();
+    if (threadIdx.x < 256) {
+      const int i = threadIdx.x & 3, l = (threadIdx.x >> 2) & 31, r = threadIdx.x >> 7;
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * 2 + r) * 32 + l) * 4 + i];
+      const int m = (l >> 2) + 8 * (i >> 1);
+      const int64_t n = n0 + 8 * r + 2 * (l & 3) + (i & 1);
+      if (m < M && n < rows) y.st(int64_t(m) * rows + n, sum);
+    }
+    __syncthreads();
+  }
+}
+
+constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);
+
+int sm_count() {
+  static int n = 0;
+  if (!n) {
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  }
+  return n;
+}
+
+void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows,
+                      int64_t cols) {
+  const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
+  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * sm_count()));
+  static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
+  if (!attrs) {
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(kMmaSmem)));
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(kMmaSmem)));
+    attrs = true;
+  }
+  if (M <= 8)
+    gemv4_mma_kernel<false, 4, 3><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+  else
+    gemv4_mma_kernel<true, 2, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+}
+
 template <int MT>
 void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows, int64_t cols) {
   // Loads per lane per chunk: enough to cover the row in one chunk when it is
@@ -179,11 +397,11 @@ void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float
   const int64_t per_lane = (cols / 32 + 31) / 32;
   const unsigned blocks = unsigned((rows + 7) / 8);
   if (per_lane <= 4)
-    gemv4_kernel<MT, 4><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_simt_kernel<MT, 4><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
   else if (per_lane <= 8)
-    gemv4_kernel<MT, 8><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_simt_kernel<MT, 8><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
   else
-    gemv4_kernel<MT, 16><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_simt_kernel<MT, 16><<<blocks, 256, 0, stream()>>>(y, x, M, a, map, rows, cols);
 }
 
 __global__ void dequant_int8_kernel(FloatPtr out, const int8_t* q, const float* absmax, int64_t row0, int64_t cols,
@@ -278,7 +496,9 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   FloatPtr py = fptr(y, "matmul_4bit y");
   const bf16* px = static_cast<const bf16*>(x.raw());
   const int m = int(M);
-  if (M <= 1)
+  if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore && w.rows * w.cols < (int64_t(1) << 32)) {
+    launch_gemv4_mma(py, px, m, a, map, w.rows, w.cols);
+  } else if (M <= 1)
     launch_gemv4<1>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 2)
     launch_gemv4<2>(py, px, m, a, map, w.rows, w.cols);

@@ -54,24 +54,32 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   struct Case {
     int64_t rows, cols;
   };
-  // 4096 cols: 4 loads per lane; 11008 (LLaMA down_proj): 8-16 loads with a ragged last one;
-  // 17024: a second chunk of loads; 576x1536 SmolLM2; 130 cols: the dequant+gemm fallback
-  for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
-    for (bool dq : {false, true})
-      for (int64_t M : {1, 3, 16}) {
-        SCOPED_TRACE(std::to_string(c.rows) + "x" + std::to_string(c.cols) + " M " + std::to_string(M));
-        Quant4Tensor h = make4(c.rows, c.cols, quant::Code4::NF4, dq, 21), d = h.to(Device::CUDA);
-        Pair x = randn_pair({M, c.cols}, 22, DType::BF16);
-        Tensor y_cpu = Tensor::empty({M, c.rows}, DType::F32);
-        matmul_4bit(y_cpu, x.cpu, h);
-        for (DType yt : {DType::F32, DType::BF16}) {
-          Tensor y = Tensor::empty({M, c.rows}, yt, Device::CUDA);
-          matmul_4bit(y, x.gpu, d);
-          // the GEMV decodes W in F32; the fallback rounds W to BF16 for cuBLASLt
-          const bool gemv = c.cols % 64 == 0;
-          EXPECT_CLOSE(y, y_cpu, yt == DType::F32 && gemv ? 1e-5 : kBf16Tol);
+  // 4096 cols: 64 k-tiles over 8 warps; 11008 (LLaMA down_proj): 172, a ragged last round of loads;
+  // 17024: more rounds; 576x1536 SmolLM2; rows 37, 9, 300: partial 16-row groups; 130 cols: the
+  // dequant+gemm fallback. M 8 | 9: the two tensor-core variants' edge (x rows 8..15 used or not).
+  for (bool simt : {false, true}) {
+    set_gemv4_kernel(simt ? Gemv4Kernel::CudaCore : Gemv4Kernel::TensorCore);
+    for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
+      for (bool dq : {false, true})
+        for (int64_t M : {1, 3, 8, 9, 16}) {
+          SCOPED_TRACE(std::string(simt ? "simt " : "mma ") + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+                       " M " + std::to_string(M) + (dq ? " dq" : ""));
+          Quant4Tensor h = make4(c.rows, c.cols, quant::Code4::NF4, dq, 21), d = h.to(Device::CUDA);
+          Pair x = randn_pair({M, c.cols}, 22, DType::BF16);
+          Tensor y_cpu = Tensor::empty({M, c.rows}, DType::F32);
+          matmul_4bit(y_cpu, x.cpu, h);
+          for (DType yt : {DType::F32, DType::BF16}) {
+            Tensor y = Tensor::empty({M, c.rows}, yt, Device::CUDA);
+            matmul_4bit(y, x.gpu, d);
+            // The CUDA-core GEMV decodes W in F32 (exact); the tensor-core one feeds the codes to the
+            // mma in BF16 (2^-9 relative each, absmax applied in F32), the fallback rounds W to BF16.
+            const bool gemv = c.cols % 64 == 0;
+            const double tol = yt == DType::BF16 || !gemv ? kBf16Tol : simt ? 1e-5 : 3e-3;
+            EXPECT_CLOSE(y, y_cpu, tol);
+          }
         }
-      }
+  }
+  set_gemv4_kernel(Gemv4Kernel::TensorCore);
 }
 
 }  // namespace
