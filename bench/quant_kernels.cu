@@ -3,7 +3,8 @@
 // bench/quant_kernels_bnb.py in the same device run).
 //   training (M = 8192): dequantize NF4+DQ -> BF16, then cuBLASLt, for x W^T and dY W,
 //                        as a ratio to cuBLASLt on a ready BF16 weight;
-//   training rows also for FP4 (no double quant) and int8 (vector-wise) bases;
+//   training rows also for FP4 (no double quant) and int8 (vector-wise) bases, and
+//                        LLM.int8 (int8_matmul: int8 x int8 on the tensor cores);
 //   decode (M = 1, 4, 8, 16): matmul_4bit (one pass over the packed weight; the
 //                        tensor-core kernel, and the earlier CUDA-core one) vs BF16
 //                        cuBLASLt, and its bytes moved / time as % of the DRAM
@@ -173,8 +174,13 @@ int main(int argc, char** argv) {
       }, 8);
       row["train_m8192"]["fp4_fwd_ms"] = ff;
       row["train_m8192"]["fp4_fwd_ratio"] = ff / f16;
+      // LLM.int8 as int8-lora trains: x quantized per row, int8 tensor-core GEMM, F32 epilogue
+      // (threshold 6; this x is N(0, 1), so few or no outlier columns).
+      double fl = graph_ms([&](int i) { int8_matmul(y, x, i8[size_t(i % n8)], 6.f); }, 8);
       row["train_m8192"]["int8_fwd_ms"] = fi;
       row["train_m8192"]["int8_fwd_ratio"] = fi / f16;
+      row["train_m8192"]["llm_int8_fwd_ms"] = fl;
+      row["train_m8192"]["llm_int8_fwd_ratio"] = fl / f16;
     }
     std::printf("%-28s %9.3f %9.3f %9.3f %6.2fx |", sh.name, f16, fq, bq, fq / f16);
     json dec = json::array();

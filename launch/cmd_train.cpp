@@ -29,6 +29,11 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
   sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r)");
+  sub->add_option("--int8-threshold", c->int8_threshold,
+                  "int8-lora: LLM.int8 outlier threshold; input columns with max |x| above it stay in F32, the rest "
+                  "run as int8 x int8 (0 = no outlier columns)")
+      ->check(CLI::Range(0.f, 1e6f).description("in [0, 1e6]"))
+      ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();

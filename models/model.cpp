@@ -104,7 +104,7 @@ void Model::finish_build(const WeightSource& src) {
     } else if (method_quantizes(opt_.method)) {
       // only the blocks' Linear layers are quantized (embeddings, norms and
       // lm_head are slots and stay dense), as bitsandbytes + peft do
-      lin->set_frozen(make_quantized_weight(opt_.method, w), b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
+      lin->set_frozen(make_quantized_weight(opt_.method, w, opt_.int8_threshold), b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     } else {
       lin->set_frozen(std::make_unique<DenseWeight>(w.to(opt_.device, act_dtype_)),
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());

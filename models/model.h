@@ -24,6 +24,7 @@ struct ModelOptions {
   std::vector<std::string> targets{"all-linear"};  // PEFT-style module suffixes, or "all-linear"
   uint64_t seed = 0;
   bool grad_checkpoint = false;
+  float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

@@ -113,14 +113,16 @@ Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(
 }
 
 void Int8Weight::forward(Tensor y, Tensor x) const {
-  if (x.is_cuda()) return DequantWeight::forward(y, x);
+  if (x.is_cuda()) return int8_matmul(y, x, on_device(), threshold_);
   quant::int8_matmul_decomposed(p_, x.f32(), x.numel() / in_features(), y.f32(), threshold_);
 }
 
-void Int8Weight::dequantize_on_device(Tensor out) const {
+const Int8Tensor& Int8Weight::on_device() const {
   if (!dev_.q.defined()) dev_ = Int8Tensor::from_rows(p_).to(Device::CUDA);
-  dequantize_rows_int8(out, dev_, 0);
+  return dev_;
 }
+
+void Int8Weight::dequantize_on_device(Tensor out) const { dequantize_rows_int8(out, on_device(), 0); }
 
 void Int8Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
   quant::dequantize_int8_rows(p_, r0, r1, out);
@@ -130,11 +132,11 @@ bool method_quantizes(const std::string& m) {
   return m == "qlora" || m == "nf4-lora" || m == "qlora-fp4" || m == "int8-lora";
 }
 
-std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& m, const Tensor& w) {
+std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& m, const Tensor& w, float int8_threshold) {
   if (m == "qlora") return std::make_unique<Nf4Weight>(w, true);
   if (m == "nf4-lora") return std::make_unique<Nf4Weight>(w, false);
   if (m == "qlora-fp4") return std::make_unique<Fp4Weight>(w, true);
-  if (m == "int8-lora") return std::make_unique<Int8Weight>(w);
+  if (m == "int8-lora") return std::make_unique<Int8Weight>(w, int8_threshold);
   return nullptr;
 }
 

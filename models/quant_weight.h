@@ -70,8 +70,9 @@ class Fp4Weight : public Block4Weight {
   Fp4Weight(const Tensor& w_f32, bool double_quant) : Block4Weight(w_f32, quant::Code4::FP4, double_quant) {}
 };
 
-// CPU forward: LLM.int8 (int8.h); backward_input and CUDA: dequantized gemm
-// (on CUDA the outlier decomposition is not applied: bf16 x dequantized W).
+// Forward: LLM.int8 (int8_matmul: int8 x int8 products with the outlier
+// columns over `threshold` in F32; threshold 0 = none), on the CPU and on CUDA;
+// backward_input: the dequantized weight in a dense gemm, as bitsandbytes does.
 class Int8Weight : public DequantWeight {
  public:
   explicit Int8Weight(const Tensor& w_f32, float threshold = 6.f);
@@ -81,6 +82,7 @@ class Int8Weight : public DequantWeight {
   size_t bytes() const override { return p_.bytes(); }
 
  private:
+  const Int8Tensor& on_device() const;
   quant::Int8Rows p_;
   float threshold_;
   mutable Int8Tensor dev_;  // the GPU copy, made on first CUDA use
@@ -88,7 +90,9 @@ class Int8Weight : public DequantWeight {
 
 // The base weight a quantized --method builds for a frozen Linear, or null
 // when the method does not quantize (full, lora).
-std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& method, const Tensor& w_f32);
+// int8_threshold: LLM.int8's outlier threshold for int8-lora (0 = no outliers).
+std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& method, const Tensor& w_f32,
+                                                  float int8_threshold = 6.f);
 bool method_quantizes(const std::string& method);
 
 }  // namespace qtrain

@@ -20,6 +20,7 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
+  float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank

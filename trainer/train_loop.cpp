@@ -97,6 +97,7 @@ int run_training(const TrainConfig& cfg) {
     mo.device = device;
     mo.method = cfg.method;
     mo.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
+    mo.int8_threshold = cfg.int8_threshold;
     mo.targets = cfg.target;
     mo.seed = cfg.seed;
     mo.grad_checkpoint = cfg.grad_checkpoint;

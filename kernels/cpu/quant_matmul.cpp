@@ -2,6 +2,7 @@
 // reference of each op, which the CUDA twins must reproduce.
 #include "kernels/quant_matmul.h"
 
+#include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/quant/decode.h"
@@ -96,6 +97,17 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
   for (int64_t r = 0; r < out.size(0); ++r)
     for (int64_t c = 0; c < w.cols; ++c)
       o[r * w.cols + c] = quant::int8_value(q[(row0 + r) * w.cols + c], w.absmax.f32()[row0 + r]);
+}
+
+void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
+  QT_CHECK(x.size(-1) == w.cols && y.numel() == x.numel() / w.cols * w.rows,
+           "int8_matmul: x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" + std::to_string(w.rows) +
+               ", " + std::to_string(w.cols) + "]");
+  QT_DISPATCH_CUDA(x, int8_matmul, y, x, w, threshold);
+  cpu::check_f32(x, "int8_matmul x");
+  cpu::check_f32(y, "int8_matmul y");
+  quant::int8_matmul_decomposed(static_cast<const int8_t*>(w.q.raw()), w.absmax.f32(), w.rows, w.cols, x.f32(),
+                                x.numel() / w.cols, y.f32(), threshold);
 }
 
 namespace {

@@ -49,6 +49,7 @@ void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
 void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
+void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold);
 
 void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp);
 

@@ -34,7 +34,24 @@ struct Plan {
   cublasLtMatmulAlgo_t algo{};
 };
 
-cudaDataType_t lt_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+cudaDataType_t lt_type(DType t) {
+  switch (t) {
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::I8: return CUDA_R_8I;
+    case DType::I32: return CUDA_R_32I;
+    default: return CUDA_R_32F;
+  }
+}
+
+// alpha and beta in the scale type: F32, or int32 for the int8 x int8 -> int32 product.
+struct Scalars {
+  float f[2];
+  int32_t i[2];
+  bool integer;
+  Scalars(float alpha, float beta, bool integer_) : f{alpha, beta}, i{int32_t(alpha), int32_t(beta)}, integer(integer_) {}
+  const void* alpha() const { return integer ? static_cast<const void*>(&i[0]) : &f[0]; }
+  const void* beta() const { return integer ? static_cast<const void*>(&i[1]) : &f[1]; }
+};
 
 uint32_t ptr_alignment(const void* p) {
   uintptr_t u = reinterpret_cast<uintptr_t>(p);
@@ -53,19 +70,19 @@ struct TuneArgs {
 
 // Index of the quickest candidate: the heuristic's first pick is sometimes far
 // from best on skinny or odd shapes (the vocab-sized LM-head products).
-int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int found, const TuneArgs* t) {
+int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int found, const TuneArgs* t, bool integer) {
   Context& ctx = Context::get();
   cudaStream_t s = ctx.stream();
   cudaEvent_t e0, e1;
   CUDA_CHECK(cudaEventCreate(&e0));
   CUDA_CHECK(cudaEventCreate(&e1));
-  const float alpha = 1.f, beta = 0.f;
+  const Scalars sc(1.f, 0.f, integer);
   int best = 0;
   float best_ms = 1e30f;
   for (int i = 0; i < found; ++i) {
     if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
     auto run = [&] {
-      return cublasLtMatmul(ctx.lt(), pl.op, &alpha, t->b, pl.la, t->a, pl.lb, &beta, t->c, pl.lc, t->c, pl.lc,
+      return cublasLtMatmul(ctx.lt(), pl.op, sc.alpha(), t->b, pl.la, t->a, pl.lb, sc.beta(), t->c, pl.lc, t->c, pl.lc,
                             &res[i].algo, ctx.workspace(), ctx.workspace_bytes(), s);
     };
     if (run() != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a failing candidate is skipped
@@ -85,7 +102,9 @@ int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int foun
 Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
   Plan pl;
   cudaDataType_t abt = lt_type(DType(k.abt)), ct = lt_type(DType(k.ct));
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const bool integer = DType(k.abt) == DType::I8;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl.op, integer ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F,
+                                        integer ? CUDA_R_32I : CUDA_R_32F));
   // Lt's A is our b, Lt's B is our a (see the file comment).
   cublasOperation_t opa = k.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opb = k.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -124,7 +143,7 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
                     ", status " + std::to_string(int(st)) + ")",
                 ErrorKind::Runtime);
   pl.algo = res[0].algo;
-  if (found > 1 && tune) pl.algo = res[fastest(pl, res, found, tune)].algo;
+  if (found > 1 && tune) pl.algo = res[fastest(pl, res, found, tune, integer)].algo;
   return pl;
 }
 
@@ -133,14 +152,21 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
 void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
                    int64_t ldb, bool trans_b, DType abt, int64_t M, int64_t N, int64_t K, float alpha,
                    float beta) {
-  QT_CHECK(abt == DType::BF16 || abt == DType::F32, "gemm_rowmajor: operands must be BF16 or F32");
-  QT_CHECK(ct == DType::BF16 || ct == DType::F32, "gemm_rowmajor: output must be BF16 or F32");
+  const bool integer = abt == DType::I8;
+  if (integer) {
+    // int8 tensor cores take only the "TN" layout: c = a b^T with both row-major, K contiguous.
+    QT_CHECK(ct == DType::I32 && !trans_a && trans_b, "gemm_rowmajor: int8 operands need an I32 c = a b^T");
+    QT_CHECK(alpha == 1.f && (beta == 0.f || beta == 1.f), "gemm_rowmajor: int8 takes alpha 1, beta 0 or 1");
+  } else {
+    QT_CHECK(abt == DType::BF16 || abt == DType::F32, "gemm_rowmajor: operands must be BF16, F32 or I8");
+    QT_CHECK(ct == DType::BF16 || ct == DType::F32, "gemm_rowmajor: output must be BF16 or F32");
+  }
   if (M == 0 || N == 0) return;
   Context& ctx = Context::get();
   if (K == 0) {  // an empty sum: c = beta * c
     QT_CHECK(beta == 0.f || beta == 1.f, "gemm with K=0 supports beta 0 or 1 only");
     if (beta == 0.f) {
-      size_t es = ct == DType::BF16 ? 2 : 4;
+      size_t es = ct == DType::BF16 ? 2 : 4;  // F32 and I32 alike
       CUDA_CHECK(cudaMemset2DAsync(c, size_t(ldc) * es, 0, size_t(N) * es, size_t(M), ctx.stream()));
     }
     return;
@@ -164,7 +190,8 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
     }
     pl = &it->second;  // unordered_map nodes are stable
   }
-  CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, &alpha, b, pl->la, a, pl->lb, &beta, c, pl->lc, c, pl->lc,
+  const Scalars sc(alpha, beta, integer);
+  CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, sc.alpha(), b, pl->la, a, pl->lb, sc.beta(), c, pl->lc, c, pl->lc,
                               &pl->algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
 }
 

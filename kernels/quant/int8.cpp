@@ -34,11 +34,12 @@ void dequantize_int8_rows(const Int8Rows& p, int64_t r0, int64_t r1, float* out)
       out[(r - r0) * p.cols + c] = int8_value(p.q[size_t(r * p.cols + c)], p.absmax[size_t(r)]);
 }
 
-void int8_matmul_decomposed(const Int8Rows& w, const float* x, int64_t n, float* y, float threshold) {
-  const int64_t in = w.cols, out = w.rows;
+void int8_matmul_decomposed(const int8_t* q, const float* absmax, int64_t rows, int64_t cols, const float* x,
+                            int64_t n, float* y, float threshold) {
+  const int64_t in = cols, out = rows;
   std::vector<uint8_t> outlier(size_t(in), 0);
   std::vector<int64_t> outlier_cols;
-  for (int64_t j = 0; j < in; ++j) {
+  for (int64_t j = 0; j < in && threshold > 0.f; ++j) {
     float m = 0.f;
     for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i * in + j]));
     if (m > threshold) {
@@ -59,8 +60,8 @@ void int8_matmul_decomposed(const Int8Rows& w, const float* x, int64_t n, float*
   }
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < out; ++o) {
-    const int8_t* wr = w.q.data() + o * in;
-    float wdeq = w.absmax[size_t(o)] * 7.874015718698502e-3f;
+    const int8_t* wr = q + o * in;
+    float wdeq = absmax[size_t(o)] * 7.874015718698502e-3f;
     for (int64_t i = 0; i < n; ++i) {
       const int8_t* xr = xq.data() + i * in;
       int32_t acc = 0;

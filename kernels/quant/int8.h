@@ -26,7 +26,12 @@ Int8Rows quantize_int8_rows(const float* w, int64_t rows, int64_t cols);
 // Rows [r0, r1) dequantized into out ((r1 - r0) * cols floats).
 void dequantize_int8_rows(const Int8Rows& p, int64_t r0, int64_t r1, float* out);
 
-// y[n, rows] = x[n, cols] W^T, LLM.int8 decomposition with `threshold`.
-void int8_matmul_decomposed(const Int8Rows& w, const float* x, int64_t n, float* y, float threshold = 6.f);
+// y[n, rows] = x[n, cols] W^T, LLM.int8 decomposition with `threshold`
+// (<= 0: no outlier columns, every column is quantized - bnb's threshold 0).
+void int8_matmul_decomposed(const int8_t* q, const float* absmax, int64_t rows, int64_t cols, const float* x,
+                            int64_t n, float* y, float threshold);
+inline void int8_matmul_decomposed(const Int8Rows& w, const float* x, int64_t n, float* y, float threshold = 6.f) {
+  int8_matmul_decomposed(w.q.data(), w.absmax.data(), w.rows, w.cols, x, n, y, threshold);
+}
 
 }  // namespace qtrain::quant

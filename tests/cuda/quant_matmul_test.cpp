@@ -82,5 +82,35 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   set_gemv4_kernel(Gemv4Kernel::TensorCore);
 }
 
+TEST(CudaQuant, Int8MatmulMatchesCpuDecomposition) {
+  QT_SKIP_WITHOUT_GPU();
+  struct Case {
+    int64_t n, k, out;
+  };
+  // 2100 rows: many 16-row epilogue tiles; 11008 columns (LLaMA down_proj); 1100 rows into
+  // 16384 outputs: two int32 row chunks (64 MB each).
+  for (Case c : {Case{37, 256, 300}, Case{2100, 1024, 512}, Case{40, 11008, 64}, Case{1100, 256, 16384}}) {
+    Tensor w = randn({c.out, c.k}, 31, 0.05f);
+    Int8Tensor h = Int8Tensor::from_rows(quant::quantize_int8_rows(w.f32(), c.out, c.k)), d = h.to(Device::CUDA);
+    Tensor xf = randn({c.n, c.k}, 32);
+    // outlier features: 40 columns over the threshold somewhere, one of them in every row
+    for (int64_t j = 3; j < c.k; j += c.k / 40) xf.f32()[((j * 7) % c.n) * c.k + j] = 9.f + float(j % 5);
+    for (int64_t i = 0; i < c.n; ++i) xf.f32()[i * c.k + 3] = -20.f;
+    Pair x = pair(xf, DType::BF16);
+    for (float threshold : {6.f, 0.f}) {
+      SCOPED_TRACE(std::to_string(c.n) + "x" + std::to_string(c.k) + "->" + std::to_string(c.out) + " threshold " +
+                   std::to_string(threshold));
+      Tensor y_cpu = Tensor::empty({c.n, c.out}, DType::F32);
+      int8_matmul(y_cpu, x.cpu, h, threshold);
+      for (DType yt : {DType::F32, DType::BF16}) {
+        Tensor y = Tensor::empty({c.n, c.out}, yt, Device::CUDA);
+        int8_matmul(y, x.gpu, d, threshold);
+        // the same int8 codes, exact int32 sums, the same F32 epilogue: equal up to BF16 storage
+        EXPECT_CLOSE(y, y_cpu, yt == DType::F32 ? 1e-6 : kBf16Tol);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qtrain::testing

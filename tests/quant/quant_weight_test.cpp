@@ -65,11 +65,13 @@ TEST(QuantWeight, Int8OutlierColumnsRunInFullPrecision) {
   };
   Tensor want = Tensor::empty({5, 64}, DType::F32);
   gemm(want, x, Int8Weight(w).dense_f32(), false, true);
-  // threshold 0: every column is an outlier, the product is the dense one
-  EXPECT_LT(norm_rel_err(product(0.f), want.to_vector()), 1e-6);
+  // a tiny threshold: every column is an outlier, the product is the dense one
+  EXPECT_LT(norm_rel_err(product(1e-30f), want.to_vector()), 1e-6);
   double with = norm_rel_err(product(6.f), want.to_vector()), without = norm_rel_err(product(1e30f), want.to_vector());
   EXPECT_LT(with, 1.5e-2);
   EXPECT_GT(without, 3 * with);  // quantizing x with the outlier in its row absmax loses the rest
+  // threshold 0 turns the decomposition off, as bitsandbytes' threshold=0.0 does
+  EXPECT_EQ(product(0.f), product(1e30f));
 }
 
 TEST(QuantWeight, QloraTinyLlamaMatchesPeftOnBitsandbytesWeights) {

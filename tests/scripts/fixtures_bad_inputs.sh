@@ -31,5 +31,7 @@ else
     --method no-such-method --steps 1 --device cpu --out "$out/run"
   expect_error "unknown --attention" "--attention flash9" train --model "$fx/tiny-llama" \
     --data "$fx/tiny-llama-eval.jsonl" --attention flash9 --steps 1 --device cpu --out "$out/run2"
+  expect_error "negative --int8-threshold" "--int8-threshold" train --model "$fx/tiny-llama" \
+    --data "$fx/tiny-llama-eval.jsonl" --method int8-lora --int8-threshold -1 --steps 1 --device cpu --out "$out/run3"
 fi
 exit $fail
