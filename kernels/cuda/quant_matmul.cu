@@ -175,37 +175,40 @@ __global__ void __launch_bounds__(256) gemv4_simt_kernel(FloatPtr y, const bf16*
 
 // ---------------------------------------------------------------------------
 // Tensor-core 4-bit GEMV / skinny GEMM for M <= 16 (decode): y = x W^T with
-// mma.sync m16n8k16 (bf16 in, f32 accumulate). x rows are the 16 mma rows
-// (M < 16 leaves the rest zero), 8 rows of W are the 8 mma columns, and one
-// mma covers 16 k of one 64-weight absmax block.
+// mma.sync m16n8k16 (bf16 in, f32 accumulate). 16 rows of W are the mma's A
+// (its 16 rows), x^T is B (its 8 columns are x rows; M <= 8 uses one mma per
+// 16 k, M <= 16 two with the same A), and one mma covers 16 k of one
+// 64-weight absmax block.
 //
 // Why it is shaped so. The weight stream is ~0.52 B per weight, so at DRAM
 // speed an SM must decode ~30 weights per clock. A CUDA-core decode spends
-// ~4 instructions and a shared-memory lookup per weight and x is re-read per
+// ~4 instructions and a shared-memory lookup per weight and re-reads x per
 // weight; here one lookup in a [byte][lane] table of bf16 pairs decodes two
-// weights (conflict-free: the lane picks the bank), the tensor core does the
-// multiply-adds for all M rows at once, and each block absmax scales the f32
-// accumulator once per 64 weights per row instead of every weight.
+// weights straight into an A register (conflict-free: the lane picks the
+// bank), the tensor core does the multiply-adds for all M rows at once, and
+// each block absmax scales the f32 accumulator once per 64 weights of a row.
+// W as A (not B) matters: A's rows g and g + 8 are this lane's own two rows,
+// so the absmax needs no shuffles, and x's fragment is two consecutive words
+// of one 16-byte load, so no register moves feed the mma.
 //
-// k order: a lane's 8 packed bytes (16 consecutive weights of one row) are
-// split over the 4 mmas of the block so that each lane's B registers are
-// whole bytes; A (x) uses the same permutation, which is again contiguous
-// pairs of x, so the dot product is unchanged:
+// k order: a lane's 8 packed bytes of a row (16 consecutive weights) are
+// split over the 4 mmas of the block so that each A register is one byte's
+// two codes; B (x) uses the same permutation, which is again contiguous pairs
+// of x, so the dot product is unchanged:
 //   mma j, lane (g = lane/4, t = lane%4): logical k {2t, 2t+1} -> 16t + 4j + {0,1},
 //                                          logical k {2t+8, 2t+9} -> 16t + 4j + {2,3}.
-// Work split: a block owns 16 rows of W (two n-tiles) at a time, its 8 warps
-// stride over the 64-wide k-tiles (balanced to one tile), each warp issues
-// the loads of kUnroll k-tiles before using any, and the partial sums meet in
-// shared memory in a fixed order (deterministic).
+// Work split: a block owns 16 rows of W at a time, its 8 warps stride over
+// the 64-wide k-tiles (balanced to one tile), each warp issues the loads of
+// kUnroll k-tiles before using any, and the partial sums meet in shared
+// memory in a fixed order (deterministic).
 //
-// Measured (H200, bench_quant_kernels, 2026-12-01): M = 1 at 25-28% of the
-// copy-kernel bandwidth on the 7B shapes, M = 16 at 21-26% (the CUDA-core
-// kernel: 19-32% at M = 1 but 3-4% at M = 16). ncu: DRAM 13% busy, issue
-// slots ~45% busy, top stall long-scoreboard: each warp has only 2-3 rounds
-// of loads and waits out each. Next: a cp.async/TMA multi-stage pipeline into
-// shared memory, so that the whole row group's bytes are in flight at once.
+// Measured (H200, bench_quant_kernels, 2026-12-01): see bench/results and
+// kernels/cuda/README.md. ncu of the previous layout (W as B): DRAM 13% busy,
+// issue ~45%, top stall long-scoreboard: each warp has only 2-3 rounds of
+// loads and waits out each. Next: a cp.async/TMA multi-stage pipeline into
+// shared memory, so that a row group's bytes are all in flight at once.
 constexpr int kMmaWarps = 8;  // 16 (more warps per row group) measured slower on the H200
-constexpr int kMmaRows = 16;  // rows of W per block pass = two n-tiles
+constexpr int kMmaRows = 16;  // rows of W per block pass = the mma's 16 A rows
 
 __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                uint32_t b0, uint32_t b1) {
@@ -223,13 +226,21 @@ __device__ __forceinline__ uint32_t bf16_bits(float v) {
   return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v)));
 }
 
+// The bf16 pair of byte k (0..3) of `word`, from this lane's column of the table
+// (a row of 32 lanes x 4 bytes per byte value): a shift, one LOP3, the load.
+__device__ __forceinline__ uint32_t lookup_pair(const char* tab, uint32_t word, int k, uint32_t lane4) {
+  const uint32_t off = (k == 0 ? (word << 7) & 0x7F80u : (word >> (8 * k - 7)) & 0x7F80u) | lane4;
+  return *reinterpret_cast<const uint32_t*>(tab + off);
+}
+
 template <bool M16, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     gemv4_mma_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map, int64_t rows, int64_t cols) {
+  constexpr int NB = M16 ? 2 : 1;  // mmas per 16 k: x rows 0..7 and 8..15
   extern __shared__ uint32_t smem[];
   uint32_t* pairs = smem;                                    // [256 bytes][32 lanes]: bf16x2 (code[hi], code[lo])
   float* dqmap = reinterpret_cast<float*>(smem + 256 * 32);  // [256]
-  float* red = dqmap + 256;                                  // [warps][2 tiles][32 lanes][4]
+  float* red = dqmap + 256;                                  // [warps][32 lanes][4 * NB]
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t ktiles = cols / 64, groups = (rows + kMmaRows - 1) / kMmaRows;
@@ -259,16 +270,18 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   }
   __syncthreads();
 
-  constexpr int XV = M16 ? 4 : 2;  // 16-byte x loads per lane per k-tile
   // Index math is 32-bit offsets from the (uniform) base pointers: the
   // launcher checks rows * cols < 2^32, and blocksize is 64, so a k-tile is
   // one absmax block and no 64-bit division or pointer arithmetic is needed.
   const uint32_t ktiles32 = uint32_t(ktiles), kblocks = uint32_t(cols / 64), half_cols = uint32_t(cols / 2);
   const char* tab = reinterpret_cast<const char*>(pairs);
   const uint32_t lane4 = 4u * lane;  // this lane's column of the table
+  const bool dq = a.dq;
+  const float offset = a.offset;
   for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
     const uint32_t n0 = uint32_t(grp) * kMmaRows;
-    // Rows past the end read the last row: their columns are computed and never stored.
+    // This lane's A rows g and g + 8. Rows past the end read the last row:
+    // their outputs are computed and never stored.
     uint32_t woff[2], blk0[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -276,10 +289,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       woff[r] = n * half_cols + 8 * t4;
       blk0[r] = n * kblocks;
     }
-    uint32_t xoff[XV / 2];
+    uint32_t xoff[NB];  // this lane's B column: x row g (and g + 8)
 #pragma unroll
-    for (int h = 0; h < XV / 2; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * t4;
-    float acc[2][4] = {};
+    for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * t4;
+    float acc[NB][4] = {};
     for (uint32_t kt0 = warp; kt0 < ktiles32; kt0 += kMmaWarps * kUnroll) {
       // The weight loads of kUnroll k-tiles go out before any is used; x (a
       // few KB that every warp reads, so an L1 hit) is loaded where it is used.
@@ -294,7 +307,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
         for (int r = 0; r < 2; ++r) {
           wq[j][r] = __ldcs(reinterpret_cast<const uint2*>(a.packed + (woff[r] + 32 * kt)));
           const uint32_t blk = blk0[r] + kt;
-          if (a.dq) {
+          if (dq) {
             qa[j][r] = a.qabsmax[blk];
             am[j][r] = __ldg(a.absmax2 + (blk >> 8));
           } else {
@@ -307,60 +320,57 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       for (int j = 0; j < kUnroll; ++j) {
         const uint32_t kt = kt0 + j * kMmaWarps;
         if (kt >= ktiles32) break;  // warp-uniform
-        int4 xv[XV];
+        int4 xv[NB][2];  // x row g (+ 8): its 16 values at 16 t4 of the k-tile
 #pragma unroll
-        for (int q = 0; q < XV; ++q) {
-          xv[q] = make_int4(0, 0, 0, 0);
-          if (g + 8 * (q / 2) < M) xv[q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[q / 2] + 64 * kt)) + (q & 1));
-        }
+        for (int h = 0; h < NB; ++h)
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const float s = a.dq ? quant::dq_absmax(dqmap[qa[j][r]], am[j][r], a.offset) : am[j][r];
-          // Lane g*4 holds row g's absmax; the accumulator columns of this lane are rows 2*t4, 2*t4 + 1.
-          const float s0 = __shfl_sync(0xffffffffu, s, 8 * t4), s1 = __shfl_sync(0xffffffffu, s, 8 * t4 + 4);
-          float c[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-          for (int mm = 0; mm < 4; ++mm) {
-            const uint32_t word = mm < 2 ? wq[j][r].x : wq[j][r].y;
-            // Byte k of the word times the table's 128-byte row, plus the lane's column: a shift and one LOP3.
-            const int k0 = 2 * (mm % 2), k1 = k0 + 1;
-            const uint32_t o0 = (k0 == 0 ? (word << 7) & 0x7F80u : (word >> (8 * k0 - 7)) & 0x7F80u) | lane4;
-            const uint32_t o1 = ((word >> (8 * k1 - 7)) & 0x7F80u) | lane4;
-            const uint32_t b0 = *reinterpret_cast<const uint32_t*>(tab + o0);
-            const uint32_t b1 = *reinterpret_cast<const uint32_t*>(tab + o1);
-            // x pairs 4mm + {0,1} and 4mm + {2,3} of the lane's 16: row g in xv[0..1], row g + 8 in [2..3]
-            const int q = mm / 2, c0 = 2 * (mm % 2);
-            const uint32_t a0 = word_of(xv[q], c0), a2 = word_of(xv[q], c0 + 1);
-            const uint32_t a1 = M16 ? word_of(xv[XV - 2 + q], c0) : 0u;
-            const uint32_t a3 = M16 ? word_of(xv[XV - 2 + q], c0 + 1) : 0u;
-            mma_bf16_16816(c, a0, a1, a2, a3, b0, b1);
+          for (int q = 0; q < 2; ++q) {
+            xv[h][q] = make_int4(0, 0, 0, 0);
+            if (g + 8 * h < M) xv[h][q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[h] + 64 * kt)) + q);
           }
-          acc[r][0] += c[0] * s0;
-          acc[r][1] += c[1] * s1;
-          acc[r][2] += c[2] * s0;
-          acc[r][3] += c[3] * s1;
+        float c[NB][4] = {};
+#pragma unroll
+        for (int mm = 0; mm < 4; ++mm) {
+          // Bytes 2mm and 2mm + 1 of the lane's 8 in rows g and g + 8.
+          const int k0 = 2 * (mm % 2);
+          const uint32_t w0 = mm < 2 ? wq[j][0].x : wq[j][0].y, w1 = mm < 2 ? wq[j][1].x : wq[j][1].y;
+          const uint32_t a0 = lookup_pair(tab, w0, k0, lane4), a2 = lookup_pair(tab, w0, k0 + 1, lane4);
+          const uint32_t a1 = lookup_pair(tab, w1, k0, lane4), a3 = lookup_pair(tab, w1, k0 + 1, lane4);
+#pragma unroll
+          for (int h = 0; h < NB; ++h)
+            mma_bf16_16816(c[h], a0, a1, a2, a3, word_of(xv[h][mm / 2], k0), word_of(xv[h][mm / 2], k0 + 1));
+        }
+        const float s0 = dq ? quant::dq_absmax(dqmap[qa[j][0]], am[j][0], offset) : am[j][0];  // row g
+        const float s1 = dq ? quant::dq_absmax(dqmap[qa[j][1]], am[j][1], offset) : am[j][1];  // row g + 8
+#pragma unroll
+        for (int h = 0; h < NB; ++h) {
+          acc[h][0] += c[h][0] * s0;
+          acc[h][1] += c[h][1] * s0;
+          acc[h][2] += c[h][2] * s1;
+          acc[h][3] += c[h][3] * s1;
         }
       }
     }
-    // Fixed-order sum over the warps; thread i owns (tile, lane, element) i.
+    // Fixed-order sum over the warps; thread i < 128 NB owns (lane, element) i.
 #pragma unroll
-    for (int r = 0; r < 2; ++r)
-      reinterpret_cast<float4*>(red)[(warp * 2 + r) * 32 + lane] = make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+    for (int h = 0; h < NB; ++h)
+      reinterpret_cast<float4*>(red)[(warp * NB + h) * 32 + lane] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
     __syncthreads();
-    if (threadIdx.x < 256) {
-      const int i = threadIdx.x & 3, l = (threadIdx.x >> 2) & 31, r = threadIdx.x >> 7;
+    if (threadIdx.x < 128 * NB) {
+      const int i = threadIdx.x & 3, l = (threadIdx.x >> 2) & 31, h = threadIdx.x >> 7;
       float sum = 0.f;
 #pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * 2 + r) * 32 + l) * 4 + i];
-      const int m = (l >> 2) + 8 * (i >> 1);
-      const int64_t n = n0 + 8 * r + 2 * (l & 3) + (i & 1);
+      for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * NB + h) * 32 + l) * 4 + i];
+      // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
+      const int m = 2 * (l & 3) + (i & 1) + 8 * h;
+      const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
       if (m < M && n < rows) y.st(int64_t(m) * rows + n, sum);
     }
     __syncthreads();
   }
 }
 
-constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);
+constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
 int sm_count() {
   static int n = 0;
