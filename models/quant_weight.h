@@ -8,8 +8,8 @@
 // CUDA: the packed weight is uploaded once, on first use (packed bytes and
 // the - double-quantized - absmax: ~0.52 bytes per weight for NF4+DQ). Each
 // product dequantizes the matrix into a BF16 scratch on the GPU
-// (kernels/quant_matmul.h) and runs cuBLASLt, as bitsandbytes does; a single
-// input row (decode) uses the one-pass 4-bit GEMV instead. The scratch
+// (kernels/quant_matmul.h) and runs cuBLASLt, as bitsandbytes does; up to 16
+// input rows (decode) use the one-pass tensor-core 4-bit product instead. The scratch
 // comes from the caching allocator and is one matrix at a time: the dense
 // model never exists on the GPU.
 #pragma once
