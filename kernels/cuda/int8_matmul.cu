@@ -20,12 +20,13 @@
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/gemm_lt.cuh"
+#include "kernels/quant/decode.h"
 #include "kernels/quant_matmul.h"
 
 namespace qtrain::cuda {
 namespace {
 
-constexpr float kInv127 = 7.874015718698502e-3f;  // bitsandbytes' 1/127
+using quant::kInt8Inv127;
 
 // colmax[j] |= max_i |x[i, j]| as float bits: non-negative floats order like their bits.
 __global__ void col_absmax_kernel(unsigned* colmax, FloatPtr x, int64_t n, int64_t k) {
@@ -97,11 +98,11 @@ __global__ void int8_epilogue_kernel(FloatPtr y, const int32_t* acc, const float
   const int64_t r0 = int64_t(blockIdx.y) * kEpiRows;  // row within the chunk
   const int nr = int(rows - r0 < kEpiRows ? rows - r0 : kEpiRows);
   const bool live = o < out;
-  const float wdeq = live ? __fmul_rn(wabs[o], kInv127) : 0.f;
+  const float wdeq = live ? __fmul_rn(wabs[o], kInt8Inv127) : 0.f;
   float v[kEpiRows];
 #pragma unroll
   for (int r = 0; r < kEpiRows; ++r)
-    v[r] = live && r < nr ? __fmul_rn(__fmul_rn(float(acc[(r0 + r) * out + o]), __fmul_rn(xabs[i0 + r0 + r], kInv127)), wdeq)
+    v[r] = live && r < nr ? __fmul_rn(__fmul_rn(float(acc[(r0 + r) * out + o]), __fmul_rn(xabs[i0 + r0 + r], kInt8Inv127)), wdeq)
                           : 0.f;
   const int c = *count;
   for (int j0 = 0; j0 < c; j0 += 32) {

@@ -372,20 +372,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 
 constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
-int sm_count() {
-  static int n = 0;
-  if (!n) {
-    int dev = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-  }
-  return n;
-}
-
 void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows,
                       int64_t cols) {
   const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
-  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * sm_count()));
+  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
   static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
   if (!attrs) {
     CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,

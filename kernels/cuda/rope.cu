@@ -24,6 +24,12 @@ __global__ void rope_table_kernel(float2* table, int T, int D, float theta) {
   }
 }
 
+// One pair (x1, x2) = (x[i], x[i + D/2]) rotated by (c, s): shared by both
+// kernels below so that their results are the same bits.
+__device__ __forceinline__ float2 rotate(float x1, float x2, float c, float s) {
+  return make_float2(x1 * c - x2 * s, x2 * c + x1 * s);
+}
+
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
 __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
   int half = D / 2;
@@ -35,16 +41,16 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
     float2 cs = table[pos * half + i];
     float c = cs.x, s = sign * cs.y;
     int64_t j = row * D + i;
-    float x1 = x.ld(j), x2 = x.ld(j + half);
-    x.st(j, x1 * c - x2 * s);
-    x.st(j + half, x2 * c + x1 * s);
+    const float2 r = rotate(x.ld(j), x.ld(j + half), c, s);
+    x.st(j, r.x);
+    x.st(j + half, r.y);
   }
 }
 
 // BF16, D % 16 == 0, 16-byte aligned rows: a thread takes 8 consecutive pairs
 // (one 16-byte load from each half and four 16-byte table loads), so RoPE
 // runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
-// element is the scalar kernel's, so the results are the same bits.
+// element is the scalar kernel's (rotate), so the results are the same bits.
 __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
   const int half = D / 2, per_row = half / 8;
   const int64_t n = rows * per_row;
@@ -65,9 +71,9 @@ __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, i
       for (int h = 0; h < 2; ++h) {
         const float c = h ? cs.z : cs.x, s = sign * (h ? cs.w : cs.y);
         const int e = 2 * q + h;
-        const float x1 = __bfloat162float(ea[e]), x2 = __bfloat162float(eb[e]);
-        ea[e] = __float2bfloat16_rn(x1 * c - x2 * s);
-        eb[e] = __float2bfloat16_rn(x2 * c + x1 * s);
+        const float2 r = rotate(__bfloat162float(ea[e]), __bfloat162float(eb[e]), c, s);
+        ea[e] = __float2bfloat16_rn(r.x);
+        eb[e] = __float2bfloat16_rn(r.y);
       }
     }
     *lo = a;

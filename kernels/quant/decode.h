@@ -37,9 +37,10 @@ QT_HD uint8_t nibble(const uint8_t* packed, int64_t i) {
 // A double-quantized absmax: dynamic_map[q] * absmax2 (its block of 256), plus the offset.
 QT_HD float dq_absmax(float map_q, float absmax2, float offset) { return add_rn(mul_rn(map_q, absmax2), offset); }
 
-// bitsandbytes' int8 dequantization: q * absmax / 127, with its constant for 1/127.
-QT_HD float int8_value(int8_t q, float row_absmax) {
-  return mul_rn(mul_rn(float(q), row_absmax), 7.874015718698502e-3f);
-}
+// bitsandbytes' constant for 1/127 (int8 scales).
+constexpr float kInt8Inv127 = 7.874015718698502e-3f;
+
+// bitsandbytes' int8 dequantization: q * absmax / 127.
+QT_HD float int8_value(int8_t q, float row_absmax) { return mul_rn(mul_rn(float(q), row_absmax), kInt8Inv127); }
 
 }  // namespace qtrain::quant

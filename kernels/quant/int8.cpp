@@ -61,12 +61,12 @@ void int8_matmul_decomposed(const int8_t* q, const float* absmax, int64_t rows, 
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < out; ++o) {
     const int8_t* wr = q + o * in;
-    float wdeq = absmax[size_t(o)] * 7.874015718698502e-3f;
+    float wdeq = absmax[size_t(o)] * kInt8Inv127;
     for (int64_t i = 0; i < n; ++i) {
       const int8_t* xr = xq.data() + i * in;
       int32_t acc = 0;
       for (int64_t j = 0; j < in; ++j) acc += int32_t(xr[j]) * int32_t(wr[j]);
-      float v = float(acc) * (xabs[size_t(i)] * 7.874015718698502e-3f) * wdeq;
+      float v = float(acc) * (xabs[size_t(i)] * kInt8Inv127) * wdeq;
       for (int64_t j : outlier_cols) v += x[i * in + j] * (float(wr[j]) * wdeq);
       y[i * out + o] = v;
     }
