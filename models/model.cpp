@@ -233,3 +233,19 @@ Tensor Model::logits(const TokenBatch& b) {
 }
 
 }  // namespace qtrain
+
+namespace qtrain {
+
+// Placeholder until the decode path lands (issue: seams, item 4).
+KvCache Model::new_kv_cache(int B, int capacity) const {
+  KvCache c;
+  c.B = B;
+  c.capacity = capacity;
+  return c;
+}
+
+Tensor Model::decode(const int32_t*, int, int, KvCache&) {
+  throw Error("incremental decoding is not implemented yet", ErrorKind::Runtime);
+}
+
+}  // namespace qtrain

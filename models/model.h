@@ -34,6 +34,13 @@ struct TokenBatch {
   const int32_t* targets = nullptr;  // [B*T], -100 = not predicted
 };
 
+// Keys and values of every layer for the tokens decoded so far (generation).
+// All rows hold the same number of tokens (`len`); positions run 0..len-1.
+struct KvCache {
+  int B = 0, capacity = 0, len = 0;
+  std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
+};
+
 struct LossSum {
   double sum = 0;     // sum of token losses (nats)
   int64_t count = 0;  // predicted tokens
@@ -67,6 +74,15 @@ class Model {
   void backward();
   // Logits [B*T, V] as an F32 host tensor (tests and small evals).
   Tensor logits(const TokenBatch& b);
+
+  // Incremental decoding. new_kv_cache makes an empty cache for B rows of at
+  // most `capacity` tokens. decode runs ids [B, T_new] (row-major) at positions
+  // cache.len .. cache.len + T_new - 1 against everything already cached,
+  // appends their keys/values, and returns the last position's logits of each
+  // row as an F32 host tensor [B, V]. A prompt is one call with T_new = its
+  // length (prefill); each generated token is one call with T_new = 1.
+  KvCache new_kv_cache(int B, int capacity) const;
+  Tensor decode(const int32_t* ids, int B, int T_new, KvCache& cache);
 
   // Every base tensor under its HF name and in HF layout (GPT-2's Conv1D
   // weights back to [in, out]) as F32 host tensors; with merge_adapters the
