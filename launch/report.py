@@ -141,8 +141,8 @@ def plot_memory(steps, path):
         ax.plot(px, py, color=QTRAIN_BLUE, lw=1.5, label="allocator peak")
     if rx:
         ax.plot(rx, ry, color=ANCHOR_GREY, lw=1.5, ls="--", label="reserved")
-    ax.set_ylim(bottom=0)
-    ax.legend(frameon=False)
+    ax.set_ylim(0, 1.15 * max(py + ry))
+    ax.legend(frameon=False, loc="lower right")
     save(fig, path)
     return True
 

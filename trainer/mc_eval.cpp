@@ -61,11 +61,26 @@ McResult evaluate_mc(Model& model, const Tokenizer& tok, const McSet& set, const
   // Per question: max_choices log-likelihoods, shots, cut.
   const int stride = max_choices + 2;
   std::vector<double> table(size_t(nq) * size_t(stride), 0.0);
+  auto record = [&](int qi, const float* last_logits) {
+    double* out = &table[size_t(qi) * size_t(stride)];
+    letter_logliks(last_logits, V, letters, int(set.questions[size_t(qi)].choices.size()), out);
+    out[max_choices] = prompts[size_t(qi)].shots;
+    out[max_choices + 1] = prompts[size_t(qi)].cut ? 1 : 0;
+  };
   for (size_t p = 0; p < mine.size();) {
     const int T = int(prompts[size_t(mine[p])].ids.size());
     const int64_t row_bytes = int64_t(T) * V * int64_t(sizeof(float));
+    if (row_bytes > o.logits_budget) {
+      // One prompt's logits at every position would pass the budget (long
+      // prompt, large vocabulary): a KV-cache prefill returns the last only.
+      const auto& ids = prompts[size_t(mine[p])].ids;
+      KvCache cache = model.new_kv_cache(1, T);
+      record(mine[p], model.decode(ids.data(), 1, T, cache).f32());
+      ++p;
+      continue;
+    }
     const int B = int(std::min<int64_t>({int64_t(std::max(1, o.batch_size)), int64_t(mine.size() - p),
-                                         std::max<int64_t>(1, o.logits_budget / row_bytes)}));
+                                         o.logits_budget / row_bytes}));
     // Right padding: attention is causal, so a row's positions before its
     // padding never see it.
     std::vector<int32_t> inputs(size_t(B) * size_t(T), 0);
@@ -76,12 +91,7 @@ McResult evaluate_mc(Model& model, const Tokenizer& tok, const McSet& set, const
     Tensor logits = model.logits(TokenBatch{B, T, inputs.data(), nullptr});
     for (int r = 0; r < B; ++r) {
       const int qi = mine[p + size_t(r)];
-      const McPrompt& pr = prompts[size_t(qi)];
-      const float* row = logits.f32() + (int64_t(r) * T + int64_t(pr.ids.size()) - 1) * V;
-      double* out = &table[size_t(qi) * size_t(stride)];
-      letter_logliks(row, V, letters, int(set.questions[size_t(qi)].choices.size()), out);
-      out[max_choices] = pr.shots;
-      out[max_choices + 1] = pr.cut ? 1 : 0;
+      record(qi, logits.f32() + (int64_t(r) * T + int64_t(prompts[size_t(qi)].ids.size()) - 1) * V);
     }
     p += size_t(B);
   }

@@ -20,7 +20,9 @@ struct McOptions {
   int shots = 5;
   int max_tokens = 2048;        // prompt length limit (--seq-len, at most the model's positions)
   int batch_size = 8;           // prompts per forward (fewer when their logits would pass logits_budget)
-  int64_t logits_budget = int64_t(1) << 30;  // bytes of F32 logits one forward may return
+  // Bytes of F32 logits (every position of every prompt) one forward may
+  // return; a prompt over it alone runs as a KV-cache prefill (last position only).
+  int64_t logits_budget = int64_t(1) << 30;
 };
 
 struct McScore {

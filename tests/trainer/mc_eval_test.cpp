@@ -147,10 +147,14 @@ TEST(McEval, MatchesPyTorchBaseAndLora) {
   SingleCommunicator comm;
   for (bool lora : {false, true}) {
     auto m = fx.model(lora);
-    // One prompt per forward, and all in one padded batch: the same scores.
-    for (int bs : {1, 8}) {
-      McResult r = evaluate_mc(*m, *fx.tok, set, options(ref, bs), comm);
-      expect_matches(r, ref[lora ? "lora" : "base"], std::string(lora ? "lora" : "base") + " batch " + std::to_string(bs));
+    // One prompt per forward, all in one padded batch, and each as a KV-cache
+    // prefill (a logits budget below one row): the same scores.
+    for (int bs : {1, 8, 0}) {
+      McOptions o = options(ref, std::max(bs, 1));
+      if (bs == 0) o.logits_budget = 1;
+      McResult r = evaluate_mc(*m, *fx.tok, set, o, comm);
+      expect_matches(r, ref[lora ? "lora" : "base"],
+                     std::string(lora ? "lora" : "base") + (bs ? " batch " + std::to_string(bs) : " prefill"));
     }
   }
 }
