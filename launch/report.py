@@ -19,12 +19,14 @@ import math
 import os
 import statistics
 import sys
+import textwrap
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+import matplotlib.transforms  # noqa: E402
 
 QTRAIN_BLUE, ANCHOR_GREY, EVAL_ORANGE = "#1f5fa8", "#9a9a9a", "#e07b00"
 
@@ -249,12 +251,13 @@ def plot_comparison(doc, rows, out, title):
         if r["metric"] not in metrics:
             metrics.append(r["metric"])
     heights = [max(1, len([r for r in rows if r["metric"] == m])) for m in metrics]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 0.55 * sum(heights) + 1.1 * len(metrics) + 0.6),
-                             dpi=110, gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig_h = 0.55 * sum(heights) + 1.1 * len(metrics) + 0.9
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, fig_h), dpi=110, gridspec_kw={"height_ratios": heights},
+                             squeeze=False)
     anchor_name = doc.get("anchor") if isinstance(doc.get("anchor"), str) else "anchor"
     for ax, m in zip(axes[:, 0], metrics):
         rs = [r for r in rows if r["metric"] == m]
-        labels = [str(r.get("config", "?")) for r in rs]
+        labels = [textwrap.fill(str(r.get("config", "?")), 44) for r in rs]
         q = [r["qtrain"] if isinstance(r["qtrain"], (int, float)) else 0 for r in rs]
         a = [r["anchor"] if isinstance(r["anchor"], (int, float)) else 0 for r in rs]
         ys = range(len(rs))
@@ -267,16 +270,25 @@ def plot_comparison(doc, rows, out, title):
         ax.set_title(m, fontsize=10, loc="left")
         ax.grid(True, axis="x", alpha=0.3)
         top = max(q + a + [0])
+        positive = [v for v in q + a if v > 0]
+        log = bool(positive) and max(positive) / min(positive) > 100
         for y, r, qv in zip(ys, rs, q):
             ratio = r.get("ratio")
             if isinstance(ratio, (int, float)):
-                ax.text(qv + top * 0.01, y - h / 2, f"{ratio:.2f}×", va="center", fontsize=8, color=QTRAIN_BLUE)
-        ax.set_xlim(0, top * 1.12 if top > 0 else 1)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
-    fig.suptitle(title, fontsize=11, x=0.01, ha="left")
+                ax.text(qv * 1.08 if log else qv + top * 0.01, y - h / 2, f"{ratio:.2f}×", va="center", fontsize=8,
+                        color=QTRAIN_BLUE)
+        if log:
+            # Values over orders of magnitude (kernel times): a log axis keeps the small ones visible.
+            ax.set_xscale("log")
+            ax.set_xlim(min(positive) / 2, top * 3)
+        else:
+            ax.set_xlim(0, top * 1.12 if top > 0 else 1)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+    fig.suptitle(title, fontsize=11, x=0.01, y=1 - 0.1 / fig_h, ha="left", va="top")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, frameon=False, fontsize=9, loc="upper right", ncol=2)
-    fig.tight_layout()
+    fig.legend(handles, labels, frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(0.01, 1 - 0.38 / fig_h),
+               ncol=2)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig_h))
     fig.savefig(out)
     plt.close(fig)
 
@@ -305,8 +317,16 @@ def plot_table(rows, out, title):
     for (row, _), c in t.get_celld().items():
         if row == 0:
             c.set_facecolor("#dde6f2")
-    ax.set_title(title, fontsize=11, loc="left")
-    fig.savefig(out, bbox_inches="tight")
+    # The title goes right above the table, and the image is cropped to both:
+    # the axes around the table are empty.
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tb = t.get_window_extent(renderer)
+    fw, fh = fig.bbox.width, fig.bbox.height
+    head = fig.text(tb.x0 / fw, (tb.y1 + 6) / fh, title, fontsize=11, ha="left", va="bottom")
+    fig.canvas.draw()
+    box = matplotlib.transforms.Bbox.union([tb, head.get_window_extent(renderer)])
+    fig.savefig(out, bbox_inches=box.transformed(fig.dpi_scale_trans.inverted()).padded(0.15))
     plt.close(fig)
 
 
