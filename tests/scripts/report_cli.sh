@@ -51,7 +51,7 @@ for want in "tiny-llama" "| method | lora |" "trainable of" "final eval loss"; d
   grep -qF "$want" "$tmp/run/report.md" || { echo "FAIL: report.md lacks '$want'"; fail=1; }
 done
 
-bench=$src/bench/results/train_vs_hf_NVIDIA-H200_2026-12-01.json
+bench=$(ls "$src"/bench/results/train_vs_hf_*.json | head -n1)
 "$qtrain" report --bench "$bench" --out "$tmp/tvh.png" > "$tmp/log" 2>&1 || { echo "FAIL: report --bench"; cat "$tmp/log"; fail=1; }
 is_png "$tmp/tvh.png" || { echo "FAIL: --bench wrote no PNG"; fail=1; }
 echo '{"rows": 3}' > "$tmp/bad.json"
