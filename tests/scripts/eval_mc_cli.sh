@@ -43,6 +43,28 @@ print(f"ok   fixture: predictions as PyTorch, loglik within {worst:.1e}")
 PY
 done
 
+# Two MPI ranks share the questions out and gather every score: the same predictions file.
+if command -v mpirun >/dev/null; then
+  MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2)
+  [[ $(id -u) == 0 ]] && MPIRUN+=(--allow-run-as-root)
+  cp "$tmp/pred.jsonl" "$tmp/pred1.jsonl"
+  if "${MPIRUN[@]}" "$qtrain" eval --task mc "${M[@]}" --data "$F/mc/questions.jsonl" --shots 3 --seq-len 128 \
+       --predictions "$tmp/pred2.jsonl" > "$tmp/out2" 2>"$err"; then
+    python3 - "$tmp/pred1.jsonl" "$tmp/pred2.jsonl" <<'PY' || fail=1
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert [x["pred"] for x in a] == [x["pred"] for x in b] and len(a) == len(b) == 8, (a, b)
+worst = max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x["loglik"], y["loglik"]))
+assert worst < 1e-5, worst
+print(f"ok   2 ranks: the same predictions, loglik within {worst:.1e}")
+PY
+  else
+    echo "FAIL 2 ranks: exit $?"; tail -n5 "$err"; fail=1
+  fi
+else
+  echo "skipped part: mpirun not found (2-rank check)"
+fi
+
 printf '%s\n' '{"question": "q", "choices": ["a", "b"], "answer": 0, "subject": "s"}' \
   '{"question": "q", "choices": ["a", "b"], "answer": 5, "subject": "s"}' > "$tmp/bad.jsonl"
 expect_error "answer out of range" "bad.jsonl:2 answer" eval --task mc "${M[@]}" --data "$tmp/bad.jsonl"
