@@ -14,6 +14,7 @@
 #include "data/token_text_stream.h"
 #include "kernels/attention.h"
 #include "launch/commands.h"
+#include "models/merged_model.h"
 #include "trainer/generate.h"
 #include "trainer/setup.h"
 
@@ -26,7 +27,7 @@ namespace {
 struct GenerateCliOptions {
   std::string model, adapter, tokenizer, method = "lora", device = "auto", attention = "auto";
   std::string prompt, prompt_ids, system;
-  bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false;
+  bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false, merge = false;
   int max_new_tokens = 128;
   SamplingOptions sampling;
 };
@@ -61,8 +62,10 @@ std::string hf_model_dir(const ModelConfig& cfg) {
   return p.filename() == "config.json" ? p.parent_path().string() : std::string();
 }
 
-// The model as eval builds it: the base held as --method says, the adapter unmerged.
+// The model as eval builds it: the base held as --method says, the adapter
+// unmerged, or with --merge folded into the base first.
 std::unique_ptr<Model> build_inference_model(const LoadedModel& lm, const GenerateCliOptions& o, Device device) {
+  if (o.merge && o.adapter.empty()) throw Error("--merge needs an --adapter to merge");
   ModelOptions mo;
   mo.device = device;
   mo.method = o.method;
@@ -74,8 +77,13 @@ std::unique_ptr<Model> build_inference_model(const LoadedModel& lm, const Genera
   } else {
     mo.targets = {};
   }
+  if (o.merge) mo.device = Device::CPU;  // merged on the host, then held on the device as --method says
   auto model = Model::create(lm.config, *lm.weights, mo);
   if (adapter) apply_peft_adapter(*model, *adapter);
+  if (o.merge) {
+    mo.device = device;
+    model = merge_adapters_into_base(*model, mo);
+  }
   return model;
 }
 
@@ -255,6 +263,9 @@ void register_generate(CLI::App& app, Runner& run) {
                   "how the base is held: lora (dense) | qlora | nf4-lora | qlora-fp4 | int8-lora (quantized on "
                   "load, as in training)")
       ->capture_default_str();
+  sub->add_flag("--merge", o->merge,
+                "fold the adapter into the base weights first (W + s*B*A; a quantized base is dequantized, merged "
+                "and quantized again), as an export with --merge would run");
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
   auto* prompt = sub->add_option("--prompt", o->prompt,
                                  "text to continue (with --chat: the user's message); without it the prompt is read "
