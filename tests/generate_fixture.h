@@ -18,6 +18,11 @@ struct GreedyCase {
   std::string model, adapter;  // fixture directory names; adapter "" = the base alone
   std::vector<int32_t> prompt, new_ids;
   std::vector<double> margins;  // top-1 minus top-2 logit at each step
+  struct Top {
+    std::vector<int32_t> ids;  // the largest logits at a step, largest first
+    std::vector<float> logits;
+  };
+  std::vector<Top> top;  // per step
   int max_new_tokens = 0;
   int32_t eos = -1;
   bool stopped_on_eos = false;
@@ -38,6 +43,7 @@ inline std::vector<GreedyCase> load_greedy_cases() {
     g.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     g.new_ids = c["new_ids"].get<std::vector<int32_t>>();
     g.margins = c["margins"].get<std::vector<double>>();
+    for (const auto& t : c["top"]) g.top.push_back({t["ids"].get<std::vector<int32_t>>(), t["logits"].get<std::vector<float>>()});
     g.max_new_tokens = c["max_new_tokens"];
     g.eos = c["eos_token_id"];
     g.stopped_on_eos = c["stopped_on_eos"];
