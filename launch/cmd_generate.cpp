@@ -15,6 +15,7 @@
 #include "kernels/attention.h"
 #include "launch/commands.h"
 #include "models/merged_model.h"
+#include "models/method.h"
 #include "trainer/generate.h"
 #include "trainer/setup.h"
 
@@ -62,29 +63,24 @@ std::string hf_model_dir(const ModelConfig& cfg) {
   return p.filename() == "config.json" ? p.parent_path().string() : std::string();
 }
 
-// The model as eval builds it: the base held as --method says, the adapter
-// unmerged, or with --merge folded into the base first.
-std::unique_ptr<Model> build_inference_model(const LoadedModel& lm, const GenerateCliOptions& o, Device device) {
+// The model as every subcommand builds it (build_model): the base held as
+// --method says, the adapter unmerged, or with --merge folded into the base.
+BuiltModel build_inference_model(const GenerateCliOptions& o, Device device) {
   if (o.merge && o.adapter.empty()) throw Error("--merge needs an --adapter to merge");
-  ModelOptions mo;
-  mo.device = device;
-  mo.method = o.method;
-  std::unique_ptr<PeftAdapter> adapter;
-  if (!o.adapter.empty()) {
-    adapter = std::make_unique<PeftAdapter>(read_peft_adapter(o.adapter));
-    mo.lora = adapter->lora;
-    mo.targets = adapter->modules;
-  } else {
-    mo.targets = {};
-  }
-  if (o.merge) mo.device = Device::CPU;  // merged on the host, then held on the device as --method says
-  auto model = Model::create(lm.config, *lm.weights, mo);
-  if (adapter) apply_peft_adapter(*model, *adapter);
+  ModelSpec spec;
+  spec.model = o.model;
+  spec.tokenizer = o.tokenizer;
+  spec.method = o.method;
+  spec.adapter = o.adapter;
+  spec.device = o.merge ? Device::CPU : device;  // merged on the host, then held on the device as --method says
+  if (o.adapter.empty()) spec.targets = {};      // the base alone
+  BuiltModel b = build_model(spec);
   if (o.merge) {
+    ModelOptions mo = b.model->options();
     mo.device = device;
-    model = merge_adapters_into_base(*model, mo);
+    b.model = merge_adapters_into_base(*b.model, mo);
   }
-  return model;
+  return b;
 }
 
 void add_stop(std::vector<int32_t>& stops, int32_t id) {
@@ -101,35 +97,33 @@ class GenerateCommand {
       throw Error("--max-new-tokens must be at least 1, got " + std::to_string(o_.max_new_tokens));
     const Device device = resolve_device(o_.device);
     set_attention_impl(parse_attention_impl(o_.attention, "--attention"));
-    lm_ = load_model(o_.model);
-    tok_ = make_tokenizer(lm_.tokenizer, o_.tokenizer, o_.model);
+    built_ = build_inference_model(o_, device);
     const bool needs_text = !o_.ids || o_.chat || !o_.has_prompt_ids;
-    if (needs_text && !tok_)
+    if (needs_text && !built_.tokenizer)
       throw Error("--model " + o_.model + " has no tokenizer: give --tokenizer PATH (or --prompt-ids with --ids)");
-    model_ = build_inference_model(lm_, o_, device);
 
     GenerateOptions go;
     go.max_new_tokens = o_.max_new_tokens;
     go.sampling = o_.sampling;
     if (!o_.ignore_eos) {
-      std::string dir = hf_model_dir(lm_.config);
+      std::string dir = hf_model_dir(built_.loaded.config);
       if (!dir.empty()) go.stop_ids = hf_eos_ids(dir);
-      add_stop(go.stop_ids, lm_.config.eos_id);
-      add_stop(go.stop_ids, lm_.tokenizer.eos_id);
+      add_stop(go.stop_ids, built_.loaded.config.eos_id);
+      add_stop(go.stop_ids, built_.loaded.tokenizer.eos_id);
     }
     if (o_.chat) {
       chat_ = chat_renderer();
-      if (auto eot = end_of_turn_token(*chat_, *tok_); eot && !o_.ignore_eos) add_stop(go.stop_ids, *eot);
+      if (auto eot = end_of_turn_token(*chat_, *built_.tokenizer); eot && !o_.ignore_eos) add_stop(go.stop_ids, *eot);
     }
-    gen_ = std::make_unique<Generator>(*model_, go);
+    gen_ = std::make_unique<Generator>(*built_.model, go);
 
     if (o_.chat && !o_.has_prompt && isatty(STDIN_FILENO)) return interactive_chat();
     std::vector<int32_t> prompt;
     if (o_.has_prompt_ids) {
-      prompt = parse_ids(o_.prompt_ids, lm_.config.vocab_size);
+      prompt = parse_ids(o_.prompt_ids, built_.loaded.config.vocab_size);
     } else {
       std::string text = o_.has_prompt ? o_.prompt : read_stdin();
-      prompt = o_.chat ? chat_ids(text) : tok_->encode(text, true);
+      prompt = o_.chat ? chat_ids(text) : built_.tokenizer->encode(text, true);
     }
     run_one(prompt);
     return 0;
@@ -144,35 +138,22 @@ class GenerateCommand {
   }
 
   // The model's own template; ChatML when it ships none.
+  // The model's own template (as training renders chat data); ChatML when it has none.
   std::shared_ptr<const ChatRenderer> chat_renderer() const {
-    const TokenizerSource& ts = lm_.tokenizer;
-    std::shared_ptr<const ChatRenderer> r;
-    if (std::string dir = hf_model_dir(lm_.config); !dir.empty()) {
-      r = chat_renderer_for(dir);  // tokenizer_config.json, with its bos/eos texts; ChatML when it has no template
-    } else if (!ts.chat_template.empty()) {  // a GGUF's tokenizer.chat_template
-      auto piece = [&](int32_t id) {
-        if (id < 0 || id >= tok_->vocab_size()) return std::string();
-        int32_t one[1] = {id};
-        return tok_->decode(one);
-      };
-      r = std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
-    }
-    if (!r || dynamic_cast<const ChatMLRenderer*>(r.get())) {
-      std::fprintf(stderr, "qtrain: note: %s carries no chat template; using ChatML\n", o_.model.c_str());
-      return std::make_shared<ChatMLRenderer>();
-    }
-    return r;
+    if (auto r = model_chat_renderer(built_)) return r;
+    std::fprintf(stderr, "qtrain: note: %s carries no chat template; using ChatML\n", o_.model.c_str());
+    return std::make_shared<ChatMLRenderer>();
   }
 
   std::vector<int32_t> chat_ids(const std::string& user_text) {
     turns_.clear();
     if (!o_.system.empty()) turns_.push_back({"system", o_.system});
     turns_.push_back({"user", user_text});
-    return tok_->encode(chat_->render(turns_, true), true);
+    return built_.tokenizer->encode(chat_->render(turns_, true), true);
   }
 
   void check_prompt(const std::vector<int32_t>& ids) const {
-    const int max_pos = lm_.config.max_pos;
+    const int max_pos = built_.loaded.config.max_pos;
     if (ids.empty()) throw Error(prompt_flag() + ": the prompt is empty");
     if (max_pos > 0 && int(ids.size()) > max_pos)
       throw Error(prompt_flag() + ": the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
@@ -183,7 +164,7 @@ class GenerateCommand {
   std::string run_one(const std::vector<int32_t>& prompt) {
     check_prompt(prompt);
     std::unique_ptr<TokenTextStream> text;
-    if (!o_.ids) text = std::make_unique<TokenTextStream>(*tok_);
+    if (!o_.ids) text = std::make_unique<TokenTextStream>(*built_.tokenizer);
     GenerateResult r = gen_->generate(prompt, [&](int32_t id) {
       if (!text) return;
       std::string piece = text->push(id);
@@ -200,10 +181,10 @@ class GenerateCommand {
     }
     std::fflush(stdout);
     report(r);
-    if (!tok_) return {};
+    if (!built_.tokenizer) return {};
     std::vector<int32_t> said = r.ids;
     if (r.stop == StopReason::StopToken) said.pop_back();
-    return tok_->decode(said);
+    return built_.tokenizer->decode(said);
   }
 
   void report(const GenerateResult& r) const {
@@ -227,10 +208,10 @@ class GenerateCommand {
       std::fflush(stderr);
       if (!std::getline(std::cin, line) || line.empty()) break;
       turns_.push_back({"user", line});
-      auto ids = tok_->encode(chat_->render(turns_, true), true);
-      if (lm_.config.max_pos > 0 && int(ids.size()) >= lm_.config.max_pos) {
+      auto ids = built_.tokenizer->encode(chat_->render(turns_, true), true);
+      if (built_.loaded.config.max_pos > 0 && int(ids.size()) >= built_.loaded.config.max_pos) {
         std::fprintf(stderr, "qtrain: the conversation fills the model's %d positions; ending the chat\n",
-                     lm_.config.max_pos);
+                     built_.loaded.config.max_pos);
         break;
       }
       turns_.push_back({"assistant", run_one(ids)});
@@ -239,9 +220,7 @@ class GenerateCommand {
   }
 
   GenerateCliOptions o_;
-  LoadedModel lm_;
-  std::shared_ptr<const Tokenizer> tok_;
-  std::unique_ptr<Model> model_;
+  BuiltModel built_;
   std::unique_ptr<Generator> gen_;
   std::shared_ptr<const ChatRenderer> chat_;
   std::vector<ChatTurn> turns_;
@@ -259,9 +238,8 @@ void register_generate(CLI::App& app, Runner& run) {
   auto o = std::make_shared<GenerateCliOptions>();
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
   sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft), applied unmerged");
-  sub->add_option("--method", o->method,
-                  "how the base is held: lora (dense) | qlora | nf4-lora | qlora-fp4 | int8-lora (quantized on "
-                  "load, as in training)")
+  sub->add_option("--method", o->method, "how the base is held, as in training (run an adapter on the base it was "
+                                         "trained with): " + method_list())
       ->capture_default_str();
   sub->add_flag("--merge", o->merge,
                 "fold the adapter into the base weights first (W + s*B*A; a quantized base is dequantized, merged "

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # qtrain generate end to end on the CPU: --ids greedy output equals HF generate
 # (tests/fixtures/generate-ref.json) for both fixture models with and without the
-# adapter; sampling repeats with its seed; text streams for GPT-2; bad flags and
-# prompts exit 2 with a line naming the flag.
+# adapter, unmerged and --merge; quantized bases run; sampling repeats with its
+# seed; text streams for GPT-2; bad flags and prompts exit 2 with a line naming
+# the flag.
 # Usage: generate_cli.sh QTRAIN_BINARY SOURCE_DIR
 set -uo pipefail
 qtrain=$1; src=$2; fx=$src/tests/fixtures
@@ -39,6 +40,29 @@ while read -r model adapter max_new prompt want; do
   grep -q '^\[generate\] prompt [0-9]* tokens.*ms/token.*stop:' "$err" || {
     echo "FAIL no timing line on stderr"; fail=1; }
 done <<<"$cases"
+
+# The adapter merged into the base (--merge) generates what HF's unmerged peft model does.
+while read -r model adapter max_new prompt want; do
+  [[ $adapter == - ]] && continue
+  got=$("$qtrain" generate --model "$fx/$model" --adapter "$fx/$adapter" --merge --prompt-ids "$prompt" \
+    --max-new-tokens "$max_new" --temperature 0 --ids --device cpu 2>"$err" | ids_of 2>/dev/null)
+  if [[ $got != "$want" ]]; then
+    echo "FAIL --merge $model prompt=$prompt: got [$got] want [$want]"; sed 's/^/  stderr: /' "$err" | tail -n3; fail=1
+  else
+    echo "ok   --merge $model prompt=$prompt equals HF"
+  fi
+done <<<"$cases"
+
+# Quantized bases run (their tokens need not equal the dense model's).
+for method in qlora int8-lora; do
+  n=$("$qtrain" generate --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora" --method $method --prompt-ids 1,5,9 \
+    --max-new-tokens 6 --temperature 0 --ignore-eos --ids --device cpu 2>"$err" | ids_of | tr , '\n' | wc -l)
+  if [[ $n -ne 6 ]]; then
+    echo "FAIL --method $method: $n ids, want 6"; sed 's/^/  stderr: /' "$err" | tail -n3; fail=1
+  else
+    echo "ok   --method $method generates"
+  fi
+done
 
 # Sampling: the same seed gives the same tokens, another seed others.
 sample() {
