@@ -81,12 +81,21 @@ double top_p_filter(std::vector<std::pair<int32_t, double>>& cand, double total,
   // of the others, and so the result, unchanged; it makes the sort short.
   const double floor = 0.5 * (1.0 - top_p) / double(V) * total;
   std::erase_if(cand, [&](const auto& c) { return c.second <= floor; });
-  std::sort(cand.begin(), cand.end(), more_likely);
-  double above = 0;
-  size_t keep = 0;
-  while (keep < cand.size() && above < top_p * total) above += cand[keep++].second;
-  cand.resize(keep);
-  return above;
+  // Only the kept head needs sorting: select the m most likely (O(V)), sort
+  // them, and widen m only if they do not reach top_p. A trained model's top
+  // few hundred tokens nearly always do; a flat distribution ends in a full sort.
+  const double need = top_p * total;
+  for (size_t m = std::min<size_t>(cand.size(), 256);; m = std::min(cand.size(), 4 * m)) {
+    if (m < cand.size()) std::nth_element(cand.begin(), cand.begin() + long(m), cand.end(), more_likely);
+    std::sort(cand.begin(), cand.begin() + long(m), more_likely);
+    double above = 0;
+    size_t keep = 0;
+    while (keep < m && above < need) above += cand[keep++].second;
+    if (above >= need || m == cand.size()) {
+      cand.resize(keep);
+      return above;
+    }
+  }
 }
 
 }  // namespace

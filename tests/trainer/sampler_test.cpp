@@ -138,6 +138,18 @@ TEST(Sampler, TopPKeepsTheSmallestSetReachingP) {
   EXPECT_NEAR(count[1], 20000 * 0.625, 4.5 * std::sqrt(20000 * 0.625 * 0.375));
 }
 
+// A flat distribution: the kept set is most of the vocabulary, past the first
+// batch of candidates the filter sorts; equal logits rank by id.
+TEST(Sampler, TopPOnAFlatDistributionKeepsByIdOrder) {
+  Sampler s(opts(1.f, 0, 0.9f));
+  auto d = s.distribution(std::vector<float>(2000, 0.5f));
+  ASSERT_EQ(d.size(), 1800u);  // the mass above token i is i/2000 < 0.9
+  for (size_t i = 0; i < d.size(); ++i) {
+    EXPECT_EQ(d[i].first, int32_t(i));
+    EXPECT_NEAR(d[i].second, 1.0 / 1800, 1e-12);
+  }
+}
+
 // Masks of HF's TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper
 // on fixed random rows, recorded by make_generate_fixtures.py.
 TEST(Sampler, MasksEqualHfWarpers) {
