@@ -2,6 +2,7 @@
 // PEFT adapter), streaming the text to stdout as it is made.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -137,7 +138,6 @@ class GenerateCommand {
     return std::string(std::istreambuf_iterator<char>(std::cin), {});
   }
 
-  // The model's own template; ChatML when it ships none.
   // The model's own template (as training renders chat data); ChatML when it has none.
   std::shared_ptr<const ChatRenderer> chat_renderer() const {
     if (auto r = model_chat_renderer(built_)) return r;
