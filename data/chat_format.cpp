@@ -79,4 +79,23 @@ std::vector<TextSegment> chat_segments(const ChatRenderer& r, const std::vector<
   return segs;
 }
 
+std::optional<int32_t> end_of_turn_token(const ChatRenderer& r, const Tokenizer& tok) {
+  const std::string mark = "qtrainEndOfTurnProbe";
+  std::string text;
+  try {
+    text = r.render({{"user", "hi"}, {"assistant", mark}}, false);
+  } catch (const Error&) {
+    return std::nullopt;  // e.g. a template that insists on a system turn: no stop token from it
+  }
+  size_t at = text.rfind(mark);
+  if (at == std::string::npos) return std::nullopt;
+  std::string_view after(text);
+  after.remove_prefix(at + mark.size());
+  while (!after.empty() && (after.front() == ' ' || after.front() == '\n')) after.remove_prefix(1);
+  if (after.empty()) return std::nullopt;
+  auto with = tok.encode(after, true), without = tok.encode(after, false);
+  if (with.empty() || (!without.empty() && without[0] == with[0])) return std::nullopt;  // plain text, not a marker
+  return with[0];
+}
+
 }  // namespace qtrain

@@ -3,10 +3,12 @@
 // SmolLM2-Instruct / Qwen format) when the model ships none.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/example.h"
+#include "data/tokenizer.h"
 
 namespace qtrain {
 
@@ -51,5 +53,12 @@ std::shared_ptr<const ChatRenderer> chat_renderer_for(const std::string& model_p
 // a prefix of the output for all of them (true of ChatML and of HF templates):
 // each assistant turn's text is render(turns[..i]) minus render(turns[..i), true).
 std::vector<TextSegment> chat_segments(const ChatRenderer& r, const std::vector<ChatTurn>& turns);
+
+// The special token r's format closes an assistant turn with ("<|im_end|>"
+// for ChatML, "<|eot_id|>" for Llama 3), which generation stops on: the first
+// token of what r renders right after an assistant message, when that is a
+// special token of tok. nullopt when there is none, or the template refuses
+// a plain user/assistant exchange.
+std::optional<int32_t> end_of_turn_token(const ChatRenderer& r, const Tokenizer& tok);
 
 }  // namespace qtrain

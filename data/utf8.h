@@ -60,4 +60,19 @@ inline void append(Str& out, uint32_t cp) {
   }
 }
 
+// Length of the longest prefix of s that does not end inside a multi-byte
+// character: a lead byte at the end whose continuation bytes have not all
+// arrived yet is held back (streaming text made token by token, where one
+// character can span tokens). Bytes that can never complete are not held.
+inline size_t complete_prefix(std::string_view s) {
+  const size_t n = s.size();
+  for (size_t back = 1; back <= 4 && back <= n; ++back) {
+    auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for its lead
+    size_t want = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return want > back ? n - back : n;
+  }
+  return n;
+}
+
 }  // namespace qtrain::utf8

@@ -12,6 +12,7 @@ using Runner = std::function<int()>;  // returns the process exit code
 
 void register_train(CLI::App& app, Runner& run);
 void register_eval(CLI::App& app, Runner& run);
+void register_generate(CLI::App& app, Runner& run);
 void register_export(CLI::App& app, Runner& run);
 void register_tokenize(CLI::App& app, Runner& run);
 void register_data(CLI::App& app, Runner& run);

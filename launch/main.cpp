@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   using namespace qtrain::launch;
   register_train(app, run);
   register_eval(app, run);
+  register_generate(app, run);
   register_export(app, run);
   register_tokenize(app, run);
   register_data(app, run);

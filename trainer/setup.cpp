@@ -66,17 +66,20 @@ StreamConfig make_stream_config(const StreamSpec& spec, const BuiltModel& m, con
   s.loop = spec.train;
   s.pack = spec.pack;
   s.vocab_size = m.loaded.config.vocab_size;
+  s.chat = model_chat_renderer(m);
+  return s;
+}
+
+std::shared_ptr<const ChatRenderer> model_chat_renderer(const BuiltModel& m) {
   const TokenizerSource& ts = m.loaded.tokenizer;
   const Tokenizer* tok = m.tokenizer.get();
-  if (!ts.chat_template.empty() && tok) {
-    auto piece = [&](int32_t id) {
-      if (id < 0 || id >= tok->vocab_size()) return std::string();
-      int32_t one[1] = {id};
-      return tok->decode(one);
-    };
-    s.chat = std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
-  }
-  return s;
+  if (ts.chat_template.empty() || !tok) return nullptr;
+  auto piece = [&](int32_t id) {
+    if (id < 0 || id >= tok->vocab_size()) return std::string();
+    int32_t one[1] = {id};
+    return tok->decode(one);
+  };
+  return std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
 }
 
 double peak_bf16_flops(const std::string& gpu_name) {

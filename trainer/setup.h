@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat_format.h"
 #include "data/stream.h"
 #include "data/tokenizer.h"
 #include "dist/communicator.h"
@@ -48,6 +49,12 @@ struct StreamSpec {
 // The stream configuration for a built model: its vocabulary bound and its
 // chat template (for `messages` data), sharded over comm's ranks.
 StreamConfig make_stream_config(const StreamSpec& s, const BuiltModel& m, const Communicator& comm);
+
+// The chat template a built model carries (GGUF tokenizer.chat_template, or an
+// HF directory's tokenizer_config.json) with its bos/eos token texts, as
+// training renders `messages` data and generate --chat renders a turn; null
+// when it carries none or has no tokenizer.
+std::shared_ptr<const ChatRenderer> model_chat_renderer(const BuiltModel& m);
 
 // "auto" -> CUDA when a GPU is usable, else CPU; "cpu"; "cuda" (an error without a GPU).
 Device resolve_device(const std::string& name);

@@ -1,0 +1,282 @@
+// qtrain generate: continue a prompt, or chat, with a model (optionally with a
+// PEFT adapter), streaming the text to stdout as it is made.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/chat_format.h"
+#include "data/token_text_stream.h"
+#include "kernels/attention.h"
+#include "launch/commands.h"
+#include "models/merged_model.h"
+#include "models/method.h"
+#include "trainer/generate.h"
+#include "trainer/setup.h"
+
+namespace fs = std::filesystem;
+
+namespace qtrain::launch {
+
+namespace {
+
+struct GenerateCliOptions {
+  std::string model, adapter, tokenizer, method = "lora", device = "auto", attention = "auto";
+  std::string prompt, prompt_ids, system;
+  bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false, merge = false;
+  int max_new_tokens = 128;
+  SamplingOptions sampling;
+};
+
+// "1, 2,3" -> {1, 2, 3}; anything else is an error naming the flag.
+std::vector<int32_t> parse_ids(const std::string& s, int vocab) {
+  std::vector<int32_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long v = -1;
+    try {
+      v = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    while (used < item.size() && item[used] == ' ') ++used;
+    if (used != item.size() || item.find_first_not_of(' ') == std::string::npos)
+      throw Error("--prompt-ids: '" + item + "' is not a token id (expected e.g. \"1,2,3\")");
+    if (v < 0 || v >= vocab)
+      throw Error("--prompt-ids: id " + std::to_string(v) + " is outside the model's vocabulary [0, " +
+                  std::to_string(vocab) + ")");
+    out.push_back(int32_t(v));
+  }
+  return out;
+}
+
+// The model directory an HF model was loaded from ("" for GGUF and synthetic models).
+std::string hf_model_dir(const ModelConfig& cfg) {
+  fs::path p(cfg.source);
+  return p.filename() == "config.json" ? p.parent_path().string() : std::string();
+}
+
+// The model as every subcommand builds it (build_model): the base held as
+// --method says, the adapter unmerged, or with --merge folded into the base.
+BuiltModel build_inference_model(const GenerateCliOptions& o, Device device) {
+  if (o.merge && o.adapter.empty()) throw Error("--merge needs an --adapter to merge");
+  ModelSpec spec;
+  spec.model = o.model;
+  spec.tokenizer = o.tokenizer;
+  spec.method = o.method;
+  spec.adapter = o.adapter;
+  spec.device = o.merge ? Device::CPU : device;  // merged on the host, then held on the device as --method says
+  if (o.adapter.empty()) spec.targets = {};      // the base alone
+  BuiltModel b = build_model(spec);
+  if (o.merge) {
+    ModelOptions mo = b.model->options();
+    mo.device = device;
+    b.model = merge_adapters_into_base(*b.model, mo);
+  }
+  return b;
+}
+
+void add_stop(std::vector<int32_t>& stops, int32_t id) {
+  if (id >= 0 && std::find(stops.begin(), stops.end(), id) == stops.end()) stops.push_back(id);
+}
+
+class GenerateCommand {
+ public:
+  explicit GenerateCommand(const GenerateCliOptions& o) : o_(o) {}
+
+  int run() {
+    check_sampling_options(o_.sampling);
+    if (o_.max_new_tokens < 1)
+      throw Error("--max-new-tokens must be at least 1, got " + std::to_string(o_.max_new_tokens));
+    const Device device = resolve_device(o_.device);
+    set_attention_impl(parse_attention_impl(o_.attention, "--attention"));
+    built_ = build_inference_model(o_, device);
+    const bool needs_text = !o_.ids || o_.chat || !o_.has_prompt_ids;
+    if (needs_text && !built_.tokenizer)
+      throw Error("--model " + o_.model + " has no tokenizer: give --tokenizer PATH (or --prompt-ids with --ids)");
+
+    GenerateOptions go;
+    go.max_new_tokens = o_.max_new_tokens;
+    go.sampling = o_.sampling;
+    if (!o_.ignore_eos) {
+      std::string dir = hf_model_dir(built_.loaded.config);
+      if (!dir.empty()) go.stop_ids = hf_eos_ids(dir);
+      add_stop(go.stop_ids, built_.loaded.config.eos_id);
+      add_stop(go.stop_ids, built_.loaded.tokenizer.eos_id);
+    }
+    if (o_.chat) {
+      chat_ = chat_renderer();
+      if (auto eot = end_of_turn_token(*chat_, *built_.tokenizer); eot && !o_.ignore_eos) add_stop(go.stop_ids, *eot);
+    }
+    gen_ = std::make_unique<Generator>(*built_.model, go);
+
+    if (o_.chat && !o_.has_prompt && isatty(STDIN_FILENO)) return interactive_chat();
+    std::vector<int32_t> prompt;
+    if (o_.has_prompt_ids) {
+      prompt = parse_ids(o_.prompt_ids, built_.loaded.config.vocab_size);
+    } else {
+      std::string text = o_.has_prompt ? o_.prompt : read_stdin();
+      prompt = o_.chat ? chat_ids(text) : built_.tokenizer->encode(text, true);
+    }
+    run_one(prompt);
+    return 0;
+  }
+
+ private:
+  std::string prompt_flag() const { return o_.has_prompt_ids ? "--prompt-ids" : "--prompt"; }
+
+  std::string read_stdin() const {
+    if (isatty(STDIN_FILENO)) throw Error("give --prompt TEXT, --prompt-ids, or --chat (or pipe the prompt to stdin)");
+    return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  }
+
+  // The model's own template (as training renders chat data); ChatML when it has none.
+  std::shared_ptr<const ChatRenderer> chat_renderer() const {
+    if (auto r = model_chat_renderer(built_)) return r;
+    std::fprintf(stderr, "qtrain: note: %s carries no chat template; using ChatML\n", o_.model.c_str());
+    return std::make_shared<ChatMLRenderer>();
+  }
+
+  std::vector<int32_t> chat_ids(const std::string& user_text) {
+    turns_.clear();
+    if (!o_.system.empty()) turns_.push_back({"system", o_.system});
+    turns_.push_back({"user", user_text});
+    return built_.tokenizer->encode(chat_->render(turns_, true), true);
+  }
+
+  void check_prompt(const std::vector<int32_t>& ids) const {
+    const int max_pos = built_.loaded.config.max_pos;
+    if (ids.empty()) throw Error(prompt_flag() + ": the prompt is empty");
+    if (max_pos > 0 && int(ids.size()) > max_pos)
+      throw Error(prompt_flag() + ": the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
+                  std::to_string(max_pos) + " positions");
+  }
+
+  // One generation: text (or ids) to stdout, the timings to stderr. Returns the new text (without a stop token).
+  std::string run_one(const std::vector<int32_t>& prompt) {
+    check_prompt(prompt);
+    std::unique_ptr<TokenTextStream> text;
+    if (!o_.ids) text = std::make_unique<TokenTextStream>(*built_.tokenizer);
+    GenerateResult r = gen_->generate(prompt, [&](int32_t id) {
+      if (!text) return;
+      std::string piece = text->push(id);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    if (text) {
+      std::string rest = text->finish();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+      std::fputc('\n', stdout);
+    } else {
+      nlohmann::json j = {{"prompt_ids", prompt}, {"ids", r.ids}, {"stop", stop_reason_name(r.stop)}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    std::fflush(stdout);
+    report(r);
+    if (!built_.tokenizer) return {};
+    std::vector<int32_t> said = r.ids;
+    if (r.stop == StopReason::StopToken) said.pop_back();
+    return built_.tokenizer->decode(said);
+  }
+
+  void report(const GenerateResult& r) const {
+    std::fprintf(stderr,
+                 "[generate] prompt %d tokens (%d run) | prefill %.2f ms (%.3f ms/token) | %zu new tokens, decode "
+                 "%.3f ms/token | stop: %s\n",
+                 r.prompt_tokens, r.prefilled, r.prefill_ms, r.prefilled ? r.prefill_ms / r.prefilled : 0.0,
+                 r.ids.size(), r.decode_steps ? r.decode_ms / r.decode_steps : 0.0, stop_reason_name(r.stop));
+  }
+
+  // A chat on the terminal: each line is a user turn; the whole conversation
+  // is rendered every turn, and the Generator runs only what its cache lacks.
+  int interactive_chat() {
+    std::fprintf(stderr, "qtrain chat (%s): one message per line; an empty line or Ctrl-D ends it.\n",
+                 o_.model.c_str());
+    turns_.clear();
+    if (!o_.system.empty()) turns_.push_back({"system", o_.system});
+    std::string line;
+    for (;;) {
+      std::fprintf(stderr, "> ");
+      std::fflush(stderr);
+      if (!std::getline(std::cin, line) || line.empty()) break;
+      turns_.push_back({"user", line});
+      auto ids = built_.tokenizer->encode(chat_->render(turns_, true), true);
+      if (built_.loaded.config.max_pos > 0 && int(ids.size()) >= built_.loaded.config.max_pos) {
+        std::fprintf(stderr, "qtrain: the conversation fills the model's %d positions; ending the chat\n",
+                     built_.loaded.config.max_pos);
+        break;
+      }
+      turns_.push_back({"assistant", run_one(ids)});
+    }
+    return 0;
+  }
+
+  GenerateCliOptions o_;
+  BuiltModel built_;
+  std::unique_ptr<Generator> gen_;
+  std::shared_ptr<const ChatRenderer> chat_;
+  std::vector<ChatTurn> turns_;
+};
+
+}  // namespace
+
+void register_generate(CLI::App& app, Runner& run) {
+  auto* sub = app.add_subcommand(
+      "generate",
+      "Continue a prompt (or chat) with a model and an optional adapter, streaming the text to stdout; prompt "
+      "and new token counts and ms/token (prefill and decode) go to stderr. Stops on the model's EOS, the chat "
+      "template's end-of-turn token, or --max-new-tokens.");
+  add_config_option(*sub);
+  auto o = std::make_shared<GenerateCliOptions>();
+  sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
+  sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft), applied unmerged");
+  sub->add_option("--method", o->method, "how the base is held, as in training (run an adapter on the base it was "
+                                         "trained with): " + method_list())
+      ->capture_default_str();
+  sub->add_flag("--merge", o->merge,
+                "fold the adapter into the base weights first (W + s*B*A; a quantized base is dequantized, merged "
+                "and quantized again), as an export with --merge would run");
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
+  auto* prompt = sub->add_option("--prompt", o->prompt,
+                                 "text to continue (with --chat: the user's message); without it the prompt is read "
+                                 "from stdin");
+  auto* prompt_ids = sub->add_option("--prompt-ids", o->prompt_ids, "the prompt as token ids, e.g. \"1,2,3\"");
+  prompt->excludes(prompt_ids);
+  sub->add_flag("--chat", o->chat,
+                "wrap the prompt as one user turn in the model's chat template (ChatML if it has none); with no "
+                "--prompt and a terminal on stdin, an interactive chat");
+  sub->add_option("--system", o->system, "with --chat: a system message first");
+  sub->add_option("--max-new-tokens", o->max_new_tokens, "most tokens to generate")->capture_default_str();
+  sub->add_option("--temperature", o->sampling.temperature, "softmax temperature; 0 = greedy (argmax)")
+      ->capture_default_str();
+  sub->add_option("--top-k", o->sampling.top_k, "sample among the k most likely tokens only (0 = all)")
+      ->capture_default_str();
+  sub->add_option("--top-p", o->sampling.top_p,
+                  "sample among the most likely tokens whose probability adds up to p, in (0, 1] (1 = all)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->sampling.seed, "sampling seed: the same seed gives the same tokens")
+      ->capture_default_str();
+  sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop on EOS/end-of-turn tokens: make --max-new-tokens");
+  sub->add_flag("--ids", o->ids,
+                "print token ids as one JSON line {\"prompt_ids\", \"ids\" (new, a stop token included), \"stop\"} "
+                "instead of text");
+  sub->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--attention", o->attention, "GPU attention: auto | cudnn | own (see train --help)")
+      ->capture_default_str();
+  sub->callback([&run, o, prompt, prompt_ids] {
+    o->has_prompt = prompt->count() > 0;
+    o->has_prompt_ids = prompt_ids->count() > 0;
+    if (o->chat && prompt_ids->count() > 0) throw CLI::ValidationError("--prompt-ids", "cannot be used with --chat");
+    run = [o] { return GenerateCommand(*o).run(); };
+  });
+}
+
+}  // namespace qtrain::launch
