@@ -129,8 +129,8 @@ on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quan
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).
 on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --model random:smollm2-135m \
   --methods lora,qlora,int8-lora --out $OUT/decode_smollm2.json && \
-  python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json && \
   $BIN/bench_decode --model random:llama-7b --methods lora,qlora --out $OUT/decode_7b.json"
+on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"
