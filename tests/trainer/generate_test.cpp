@@ -78,7 +78,7 @@ TEST(Generate, DecodeLogitsEqualHfAtEveryStep) {
 }
 
 // The adapter merged into the base (W + s*B*A) generates what HF's unmerged
-// peft model does: the fixture's margins (> 0.02) dwarf the rounding of a merge.
+// peft model does: the fixture's margins (> 0.04) dwarf the rounding of a merge.
 TEST(Generate, MergedAdapterEqualsHfGenerate) {
   int checked = 0;
   for (const GreedyCase& c : load_greedy_cases()) {
