@@ -17,6 +17,7 @@ void register_export(CLI::App& app, Runner& run);
 void register_tokenize(CLI::App& app, Runner& run);
 void register_data(CLI::App& app, Runner& run);
 void register_prepare(CLI::App& app, Runner& run);
+void register_report(CLI::App& app, Runner& run);
 
 // `--config FILE.json` (keys as the long option names, '-' or '_'):
 // add_config_option documents it on a subcommand; expand_config rewrites the

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   register_tokenize(app, run);
   register_data(app, run);
   register_prepare(app, run);
+  register_report(app, run);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
