@@ -275,6 +275,7 @@ void register_generate(CLI::App& app, Runner& run) {
     o->has_prompt = prompt->count() > 0;
     o->has_prompt_ids = prompt_ids->count() > 0;
     if (o->chat && prompt_ids->count() > 0) throw CLI::ValidationError("--prompt-ids", "cannot be used with --chat");
+    if (!o->chat && !o->system.empty()) throw CLI::ValidationError("--system", "needs --chat");
     run = [o] { return GenerateCommand(*o).run(); };
   });
 }
