@@ -124,6 +124,7 @@ class GenerateCommand {
       prompt = parse_ids(o_.prompt_ids, built_.loaded.config.vocab_size);
     } else {
       std::string text = o_.has_prompt ? o_.prompt : read_stdin();
+      if (o_.chat && !o_.has_prompt && !text.empty() && text.back() == '\n') text.pop_back();  // echo's newline
       prompt = o_.chat ? chat_ids(text) : built_.tokenizer->encode(text, true);
     }
     run_one(prompt);
