@@ -124,6 +124,7 @@ class GenerateCommand {
       prompt = parse_ids(o_.prompt_ids, built_.loaded.config.vocab_size);
     } else {
       std::string text = o_.has_prompt ? o_.prompt : read_stdin();
+      if (o_.chat && !o_.has_prompt && !text.empty() && text.back() == '\n') text.pop_back();  // echo's newline
       prompt = o_.chat ? chat_ids(text) : built_.tokenizer->encode(text, true);
     }
     run_one(prompt);
@@ -275,6 +276,7 @@ void register_generate(CLI::App& app, Runner& run) {
     o->has_prompt = prompt->count() > 0;
     o->has_prompt_ids = prompt_ids->count() > 0;
     if (o->chat && prompt_ids->count() > 0) throw CLI::ValidationError("--prompt-ids", "cannot be used with --chat");
+    if (!o->chat && !o->system.empty()) throw CLI::ValidationError("--system", "needs --chat");
     run = [o] { return GenerateCommand(*o).run(); };
   });
 }

@@ -1,6 +1,6 @@
 // Greedy generation on --device cuda (BF16 activations and KV cache) against
 // HF generate(do_sample=False) (tests/fixtures/generate-ref.json). The fixture's
-// prompts keep every step's top-2 logit margin above 0.02, beyond the BF16
+// prompts keep every step's top-2 logit margin above 0.04, beyond the BF16
 // error of these tiny models, so the tokens must match exactly; a step below
 // kBf16Margin (should the fixture change) ends the comparison there, since one
 // flipped near-tie changes every later token.
@@ -11,7 +11,7 @@
 namespace qtrain::testing {
 namespace {
 
-constexpr double kBf16Margin = 0.02;
+constexpr double kBf16Margin = 0.04;
 
 TEST(GpuGenerate, GreedyEqualsHfGenerate) {
   QT_SKIP_WITHOUT_GPU();

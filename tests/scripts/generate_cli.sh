@@ -99,5 +99,6 @@ expect_error "empty prompt" "--prompt-ids empty" generate "${m[@]}" --prompt-ids
 expect_error "id outside the vocabulary" "--prompt-ids 300" generate "${m[@]}" --prompt-ids 1,300
 expect_error "prompt past the positions" "--prompt-ids 129 128 positions" generate "${m[@]}" \
   --prompt-ids "$(printf '3,%.0s' {1..128})3"
+expect_error "--system without --chat" "--system --chat" generate "${m[@]}" --prompt-ids 1 --system hi
 expect_error "text without a tokenizer" "--tokenizer" generate --model "$fx/tiny-llama" --prompt hi --device cpu
 exit $fail

@@ -1,12 +1,16 @@
 // Generation on the CPU backend: greedy output equals HF generate(do_sample=False)
 // token for token (tests/fixtures/generate-ref.json, made by
 // make_generate_fixtures.py) for tiny GPT-2 and tiny LLaMA, with and without
-// their LoRA adapter unmerged; a chat's second turn that reuses the cache
-// equals a fresh run; sampling is reproducible end to end.
+// their LoRA adapter, unmerged and merged; decode's logits at every step; a
+// chat's next turn that reuses the cache equals a fresh run; sampling is
+// reproducible end to end; EOS ids from HF configs.
 #include "trainer/generate.h"
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -78,7 +82,7 @@ TEST(Generate, DecodeLogitsEqualHfAtEveryStep) {
 }
 
 // The adapter merged into the base (W + s*B*A) generates what HF's unmerged
-// peft model does: the fixture's margins (> 0.02) dwarf the rounding of a merge.
+// peft model does: the fixture's margins (> 0.04) dwarf the rounding of a merge.
 TEST(Generate, MergedAdapterEqualsHfGenerate) {
   int checked = 0;
   for (const GreedyCase& c : load_greedy_cases()) {
@@ -179,6 +183,26 @@ TEST(Generate, EosIdsFromHfConfigs) {
   EXPECT_EQ(hf_eos_ids(testing::fixture("tiny-gpt2")), std::vector<int32_t>{50256});
   EXPECT_EQ(hf_eos_ids(testing::fixture("tiny-llama")), std::vector<int32_t>{2});
   EXPECT_TRUE(hf_eos_ids(testing::fixture("gguf/tiny_llama.gguf")).empty());
+  // Llama 3 style: a list in generation_config.json, one id in config.json.
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("qtrain_eos_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const char* name, const char* text) { std::ofstream(dir / name) << text; };
+  write("generation_config.json", R"({"eos_token_id": [128001, 128009], "bos_token_id": 128000})");
+  write("config.json", R"({"eos_token_id": 128001})");
+  EXPECT_EQ(hf_eos_ids(dir.string()), (std::vector<int32_t>{128001, 128009}));
+  write("config.json", R"({"eos_token_id": null})");
+  EXPECT_EQ(hf_eos_ids(dir.string()).size(), 2u);
+  write("generation_config.json", R"({"eos_token_id": "</s>"})");
+  try {
+    hf_eos_ids(dir.string());
+    ADD_FAILURE() << "a string eos_token_id was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("generation_config.json: field 'eos_token_id'"), std::string::npos) << e.what();
+  }
+  write("generation_config.json", "{not json");
+  EXPECT_THROW(hf_eos_ids(dir.string()), Error);
+  fs::remove_all(dir);
 }
 
 }  // namespace
