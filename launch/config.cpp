@@ -46,7 +46,7 @@ nlohmann::json check_type(const std::string& file, const std::string& key, const
     throw Error(file + ": key '" + key + "' must be " + want + " (got " + v.dump() + ")");
   };
   if (v.is_null()) return v;
-  if (opt.get_type_size() == 0) {  // a flag
+  if (opt.get_expected_max() == 0) {  // a flag
     if (!v.is_boolean()) bad("true or false");
     return v;
   }

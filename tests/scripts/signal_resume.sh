@@ -11,7 +11,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1  # ranks share two cores in CI
 F=$src/tests/fixtures
 steps=40
-A=(--model "$F/tiny-llama" --data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 128 --batch-size 4
+A=(--model "$F/tiny-llama" --data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 128
    --lr 1e-2 --lora-dropout 0.1 --schedule cosine --warmup 2 --log-every 1 --device cpu --steps $steps)
 fail=0
 losses() { python3 -c "import json,sys; print([(j['step'], j['loss']) for j in map(json.loads, open(sys.argv[1])) if j.get('kind') != 'eval'])" "$1"; }
@@ -52,8 +52,8 @@ check_stopped() {  # check_stopped NAME RC
 }
 
 # ---- one process ----
-"$qtrain" train "${A[@]}" --out "$tmp/full" > "$tmp/full.log" 2>&1 || { cat "$tmp/full.log"; exit 1; }
-rc=$(interrupt one self "$qtrain" train "${A[@]}" --out "$tmp/one")
+"$qtrain" train "${A[@]}" --batch-size 4 --out "$tmp/full" > "$tmp/full.log" 2>&1 || { cat "$tmp/full.log"; exit 1; }
+rc=$(interrupt one self "$qtrain" train "${A[@]}" --batch-size 4 --out "$tmp/one")
 if check_stopped one "$rc"; then
   "$qtrain" train --resume "$tmp/one" > "$tmp/one-resume.log" 2>&1 || { echo "FAIL one: resume"; tail -5 "$tmp/one-resume.log"; fail=1; }
   [[ "$(losses "$tmp/full/metrics.jsonl")" == "$(losses "$tmp/one/metrics.jsonl")" ]] || { echo "FAIL one: losses differ after resume"; fail=1; }
@@ -69,7 +69,9 @@ if command -v mpirun >/dev/null; then
     || { tail -20 "$tmp/mpifull.log"; exit 1; }
   rc=$(interrupt mpi rank1 "${MPIRUN[@]}" "$qtrain" train "${A[@]}" --batch-size 2 --out "$tmp/mpi")
   # mpirun reports the ranks' 143 as its own non-zero status.
-  if [[ $rc != 0 ]] && rc=143 && check_stopped mpi "$rc"; then
+  if [[ $rc != 0 ]] && ! grep -q "stopped by a signal to another rank" "$tmp/mpi.log"; then
+    echo "FAIL mpi: rank 0 did not stop on rank 1's signal"; tail -5 "$tmp/mpi.log"; fail=1
+  elif [[ $rc != 0 ]] && rc=143 && check_stopped mpi "$rc"; then
     "${MPIRUN[@]}" "$qtrain" train --resume "$tmp/mpi" > "$tmp/mpi-resume.log" 2>&1 \
       || { echo "FAIL mpi: resume"; tail -5 "$tmp/mpi-resume.log"; fail=1; }
     [[ "$(losses "$tmp/mpifull/metrics.jsonl")" == "$(losses "$tmp/mpi/metrics.jsonl")" ]] || { echo "FAIL mpi: losses differ after resume"; fail=1; }
