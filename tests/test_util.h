@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -46,6 +49,19 @@ inline nlohmann::json fixture_json(const std::string& rel) {
 }
 // ../shared beside the repo (test data, read-only).
 inline std::string shared_dir() { return source_dir() + "/../shared"; }
+
+// A fresh directory for the running test, removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path = std::filesystem::temp_directory_path() /
+           ("qtrain_test_" + std::to_string(getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
 
 inline Tensor randn(const Shape& shape, uint64_t seed, float scale = 1.f) {
   std::mt19937_64 rng(seed);
