@@ -26,7 +26,16 @@ std::string host_name() {
   return buf;
 }
 
-bool pid_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); }
+// Alive and still a qtrain: a pid reused by another program after a crash
+// does not hold the lock (/proc/PID/cmdline says which program it is).
+bool lock_holder_alive(long pid) {
+  if (pid == long(getpid())) return true;
+  if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno != EPERM)) return false;
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argv0;
+  if (!cmd || !std::getline(cmd, argv0, '\0')) return true;  // no /proc: trust kill()
+  return argv0.find("qtrain") != std::string::npos;
+}
 
 // What a training run writes that another run must not silently replace.
 bool is_result(const std::string& name) {
@@ -61,7 +70,7 @@ OutputLock::OutputLock(const std::string& out_dir) : path_((fs::path(out_dir) / 
     if (pid > 0 && host != host_name())
       throw Error(out_dir + " is in use by qtrain pid " + std::to_string(pid) + " on " + host + " (" + path_ +
                   "); use another --out, or delete the lock file if that run is gone");
-    if (pid_alive(pid))
+    if (lock_holder_alive(pid))
       throw Error(out_dir + " is in use by qtrain pid " + std::to_string(pid) + " (" + path_ +
                   "); wait for it or use another --out");
     spdlog::warn("{}: taking over the lock of pid {}, which no longer runs", path_, pid);

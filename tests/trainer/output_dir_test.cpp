@@ -41,13 +41,20 @@ std::string error_of(const std::function<void()>& fn) {
 
 }  // namespace
 
-TEST(OutputLock, SecondRunRefusedNamingTheFirstOnesPid) {
-  TempDir t;
+// A live process whose command line is `argv0 30`.
+pid_t spawn_sleeper(const char* argv0) {
   pid_t child = fork();
   if (child == 0) {
-    pause();
-    _exit(0);
+    execl("/bin/sleep", argv0, "30", static_cast<char*>(nullptr));
+    _exit(127);
   }
+  usleep(100000);  // let the exec happen
+  return child;
+}
+
+TEST(OutputLock, SecondRunRefusedNamingTheFirstOnesPid) {
+  TempDir t;
+  pid_t child = spawn_sleeper("qtrain");
   write_lock(t.path, child, host());
   std::string msg = error_of([&] { OutputLock lock(t.path.string()); });
   EXPECT_NE(msg.find("in use by qtrain pid " + std::to_string(child)), std::string::npos) << msg;
@@ -62,6 +69,15 @@ TEST(OutputLock, SecondRunRefusedNamingTheFirstOnesPid) {
     EXPECT_EQ(pid, long(getpid()));
   }
   EXPECT_FALSE(fs::exists(t.path / ".qtrain.lock")) << "the lock is removed when the run ends";
+}
+
+TEST(OutputLock, APidReusedByAnotherProgramDoesNotHoldTheLock) {
+  TempDir t;
+  pid_t child = spawn_sleeper("sleep");
+  write_lock(t.path, child, host());
+  EXPECT_NO_THROW(OutputLock lock(t.path.string()));
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
 }
 
 TEST(OutputLock, HeldLockRefusesAnotherInTheSameProcessAndOtherHosts) {
