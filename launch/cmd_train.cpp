@@ -88,9 +88,9 @@ void register_train(CLI::App& app, Runner& run) {
                   "with --on-nonfinite skip: exit 1 after this many skipped steps in a row")
       ->capture_default_str();
   sub->add_option("--collapse-steps", c->collapse_steps,
-                  "exit 1 when the gradient norm is exactly 0, or the loss sits at ln(vocab) after being well "
-                  "below it, for this many steps in a row (a collapsed model; 0 = no check). The last checkpoint "
-                  "is kept")
+                  "exit 1 when the gradient norm is exactly 0, the loss sits at ln(vocab) after being well "
+                  "below it, or the loss is above 3 ln(vocab) after being below, for this many steps in a row (a "
+                  "collapsed or diverged model; 0 = no check). The last checkpoint is kept")
       ->capture_default_str();
   sub->add_option("--stop-at", c->stop_at, "stop after this step with a checkpoint (time-boxed jobs); resume later")
       ->capture_default_str();

@@ -13,6 +13,11 @@ namespace {
 constexpr double kUniformTolerance = 1e-3;  // relative to ln(vocab)
 // "Far below": the run had learned something before it came back to ln(vocab).
 constexpr double kLearnedMargin = 0.5;      // nats
+// Diverged: a loss this many times ln(vocab) is far worse than guessing
+// uniformly. (A pretrained model on unusual text starts well below this; a
+// learning rate 1e4 times too high reaches it within 2 steps: see
+// tests/scripts/train_input_checks.sh.)
+constexpr double kDivergedFactor = 3.0;
 
 std::string fmt(const char* f, double a, double b = 0) {
   char buf[160];
@@ -50,6 +55,8 @@ TrainingHealth::Verdict TrainingHealth::observe(int64_t step, double loss, doubl
   const bool at_uniform = uniform > 0 && std::abs(loss - uniform) <= kUniformTolerance * uniform;
   const bool had_learned = have_best_ && best_loss_ < uniform - kLearnedMargin;
   uniform_loss_run_ = at_uniform && had_learned ? uniform_loss_run_ + 1 : 0;
+  const bool was_below = have_best_ && best_loss_ < kDivergedFactor * uniform;
+  diverged_run_ = uniform > 0 && was_below && loss > kDivergedFactor * uniform ? diverged_run_ + 1 : 0;
   if (!have_best_ || loss < best_loss_) best_loss_ = loss, have_best_ = true;
 
   if (zero_grad_run_ >= o_.collapse_steps) {
@@ -61,6 +68,12 @@ TrainingHealth::Verdict TrainingHealth::observe(int64_t step, double loss, doubl
     reason_ = at + "training collapsed: loss " + fmt("%.4f = ln(vocab %g)", loss, double(o_.vocab_size)) +
               " (a uniform prediction) for " + std::to_string(uniform_loss_run_) + " steps in a row, after " +
               fmt("%.4f", best_loss_) + " earlier. The learning rate is likely far too high; lower --lr";
+    return Verdict::Stop;
+  }
+  if (diverged_run_ >= o_.collapse_steps) {
+    reason_ = at + "training diverged: loss " + fmt("%.4g, above %.3g", loss, kDivergedFactor * uniform) +
+              " = 3 ln(vocab) (far worse than a uniform guess) for " + std::to_string(diverged_run_) +
+              " steps in a row, after " + fmt("%.4f", best_loss_) + " earlier. The learning rate is likely far too high; lower --lr";
     return Verdict::Stop;
   }
   return Verdict::Ok;

@@ -10,6 +10,9 @@
 //    steps in a row. A learning rate far too high does this (issue 21: --lr 1e6
 //    gives loss ln(vocab) and gradient norm 0.0 from step 3 on), and the run
 //    would otherwise finish rc 0 with an adapter of perplexity = vocab size.
+//    Or a divergence: the loss above 3 ln(vocab), far worse than a uniform
+//    guess, several steps in a row after it was below (full fine-tuning of the
+//    tiny fixtures at --lr 10 goes from 6 to 1e4 and used to finish rc 0).
 #pragma once
 #include <cstdint>
 #include <set>
@@ -43,7 +46,7 @@ class TrainingHealth {
   HealthOptions o_;
   int64_t skipped_total_ = 0;
   int consecutive_skips_ = 0;
-  int zero_grad_run_ = 0, uniform_loss_run_ = 0;
+  int zero_grad_run_ = 0, uniform_loss_run_ = 0, diverged_run_ = 0;
   double best_loss_ = 0;
   bool have_best_ = false;
   std::string reason_;

@@ -32,6 +32,14 @@ else
   echo "FAIL --lr 1e6: exit $rc"; tail -3 "$tmp/log"; fail=1
 fi
 
+# Full fine-tuning at --lr 10 diverges (loss 6 -> 4000): exit 1 after 3 steps above 3 ln(vocab), no model written.
+"$qtrain" "${A[@]}" --steps 30 --lr 10 --method full --out "$tmp/diverge" > "$tmp/log" 2>&1; rc=$?
+if [[ $rc == 1 ]] && grep -q "qtrain: error: step [0-9]*: training diverged" "$tmp/log" && [[ ! -e $tmp/diverge/model ]]; then
+  echo "ok   --method full --lr 10: exit 1: $(grep 'qtrain: error' "$tmp/log" | cut -c1-150)"
+else
+  echo "FAIL --method full --lr 10: exit $rc"; tail -3 "$tmp/log"; fail=1
+fi
+
 adapter_finite() {  # every value of the adapter's safetensors is finite
   python3 - "$1" <<'PY'
 import json, math, struct, sys

@@ -62,6 +62,19 @@ TEST(TrainingHealth, LossBackAtLnVocabAfterLearningIsACollapse) {
   EXPECT_NE(h.reason().find("ln(vocab 1000)"), std::string::npos) << h.reason();
 }
 
+TEST(TrainingHealth, LossFarAboveLnVocabIsADivergence) {
+  const double uniform = std::log(300.0);
+  TrainingHealth h({false, 10, 3, 300});
+  EXPECT_EQ(h.observe(1, 6.08, 5.0, 10), V::Ok);
+  EXPECT_EQ(h.observe(2, 1220, 94, 10), V::Ok);
+  EXPECT_EQ(h.observe(3, 4080, 140, 10), V::Ok);
+  EXPECT_EQ(h.observe(4, 4050, 150, 10), V::Stop);
+  EXPECT_NE(h.reason().find("diverged"), std::string::npos) << h.reason();
+  // A model that starts there (never below) is not said to diverge.
+  TrainingHealth fresh({false, 10, 3, 300});
+  for (int s = 1; s < 10; ++s) EXPECT_EQ(fresh.observe(s, 4 * uniform, 1.0, 10), V::Ok) << s;
+}
+
 TEST(TrainingHealth, NoisyLossNearLnVocabAndCheckOffAreNotCollapses) {
   const double uniform = std::log(1000.0);
   TrainingHealth h({false, 10, 3, 1000});
