@@ -18,6 +18,16 @@ std::string resume_checkpoint_dir(const std::string& resume) {
   return dir;
 }
 
+nlohmann::json checkpoint_config(const TrainConfig& c) {
+  nlohmann::json j = to_json(c);
+  for (const char* key : {"model", "tokenizer", "data", "eval_data"}) {
+    const std::string v = j.value(key, std::string());
+    std::error_code ec;
+    if (!v.empty() && fs::path(v).is_relative() && fs::exists(v, ec)) j[key] = fs::absolute(v, ec).lexically_normal().string();
+  }
+  return j;
+}
+
 TrainConfig merge_resume_config(const TrainConfig& cli, const std::set<std::string>& given) {
   if (cli.resume.empty()) return cli;
   const std::string dir = resume_checkpoint_dir(cli.resume);

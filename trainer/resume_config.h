@@ -15,6 +15,11 @@ namespace qtrain {
 // A resume dir without a checkpoint is a BadInput error naming it.
 TrainConfig merge_resume_config(const TrainConfig& cli, const std::set<std::string>& given);
 
+// The config block a checkpoint stores: to_json(c) with the relative paths
+// that exist (model, tokenizer, data, eval_data) made absolute, so that
+// --resume DIR alone works from any working directory.
+nlohmann::json checkpoint_config(const TrainConfig& c);
+
 // The checkpoint directory --resume DIR refers to (DIR/checkpoint, or DIR
 // itself, each also as .old after a crash mid-swap); "" when none.
 std::string resume_checkpoint_dir(const std::string& resume);

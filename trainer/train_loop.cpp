@@ -170,7 +170,7 @@ int run_training(const TrainConfig& cfg) {
         st.optimizer_steps = opt.steps();
         st.rng = {{"model_counter", model->rng_counter()}};
         st.data_position = stream.state();
-        st.config = to_json(cfg);
+        st.config = checkpoint_config(cfg);
         st.params = param_tensors(model->params());
         st.optimizer = opt.state_tensors(model->params());
         save_checkpoint(ckpt_dir, st, cfg.keep_checkpoints);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "kernels/error.h"
@@ -128,6 +129,21 @@ TEST(ResumeConfig, ResumeAloneRestoresTheCheckpointsConfigAndGivenOptionsOverrid
   cli.resume = (out / "nothing-here").string();
   EXPECT_THROW(merge_resume_config(cli, {"resume"}), Error);
   fs::remove_all(out);
+}
+
+TEST(ResumeConfig, CheckpointConfigHoldsAbsolutePathsForExistingFiles) {
+  testing::TempDir t;
+  const fs::path cwd = fs::current_path();
+  fs::current_path(t.path);
+  std::ofstream("data.jsonl") << "{}\n";
+  TrainConfig c = ok_config();
+  c.data = "data.jsonl";
+  c.model = "smollm2-135m";  // a registered name, not a file here: kept as given
+  nlohmann::json j = checkpoint_config(c);
+  fs::current_path(cwd);
+  EXPECT_EQ(j["data"], (fs::canonical(t.path) / "data.jsonl").string());
+  EXPECT_EQ(j["model"], "smollm2-135m");
+  EXPECT_EQ(j["lr"], c.lr);
 }
 
 TEST(FixtureLookup, MissingFixtureNamesThePathItLookedFor) {
