@@ -19,7 +19,7 @@ if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-$SRC/build-cuda}
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
-  for b in bench_allreduce_bw bench_quant_kernels bench_kernels; do [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"; done
+  for b in bench_allreduce_bw bench_quant_kernels bench_kernels bench_decode; do [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"; done
   # llm.c's train_gpt2cu, the full fine-tune anchor, when built beside (bench/llmc_anchor.sh)
   [ -x "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" ] && cp "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" "$PACK/bin/"
   # Packages owning each shared library the binaries (and mpirun) resolve here, minus
@@ -123,6 +123,11 @@ on kernels && step kernels 120 bash -c "python3 bench/kernels_torch.py $OUT/kern
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
+# KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).
+on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --model random:smollm2-135m \
+  --methods lora,qlora,int8-lora --out $OUT/decode_smollm2.json && \
+  python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json && \
+  $BIN/bench_decode --model random:llama-7b --methods lora,qlora --out $OUT/decode_7b.json"
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"

@@ -24,6 +24,11 @@ void note_attention_impl(const char* name);
 // h / (Hq/Hkv)); out: [B,T,Hq,D]; lse: F32 [B,Hq,T], the softmax log-sum-exp,
 // saved so backward need not keep the T x T matrix. Scale 1/sqrt(D).
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+// Decoding against a key/value cache: q, out [B,Tq,Hq,D] are the queries at
+// positions pos0 .. pos0+Tq-1; kc, vc [B,Tc,Hkv,D] hold the keys/values of
+// positions 0 .. pos0+Tq-1 (Tc >= pos0+Tq; rows past that are ignored). Query i
+// sees keys 0 .. pos0+i (causal). No lse: nothing runs backward through it.
+void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0);
 // dq, dk, dv overwritten (shapes of q, k, v).
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                         Tensor out, Tensor lse);

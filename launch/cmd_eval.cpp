@@ -26,38 +26,31 @@ int run_eval(const EvalOptions& o) {
   const Device device = resolve_device(o.device);
   set_attention_impl(parse_attention_impl(o.attention, "--attention"));
   auto comm = make_communicator(device, 300);
-  LoadedModel lm = load_model(o.model);
-  auto tok = make_tokenizer(lm.tokenizer, o.tokenizer, o.model);
-  ModelOptions mo;
-  mo.device = device;
-  mo.method = o.method;  // quantized methods quantize the base on load, as training did (Model::create checks it)
-  std::unique_ptr<PeftAdapter> adapter;
-  if (!o.adapter.empty()) {
-    adapter = std::make_unique<PeftAdapter>(read_peft_adapter(o.adapter));
-    mo.lora = adapter->lora;
-    mo.targets = adapter->modules;
-  } else if (o.grad_norms) {
-    if (o.method != "lora") throw Error("--grad-norms works on the dense base (--method lora)");
-    mo.method = "full";  // gradients of every tensor
-  } else {
-    mo.targets = {};
+  ModelSpec ms;
+  ms.model = o.model;
+  ms.tokenizer = o.tokenizer;
+  ms.device = device;
+  ms.method = o.method;  // a quantized method quantizes the base on load, as training did
+  ms.adapter = o.adapter;
+  if (o.adapter.empty() && o.grad_norms) {
+    if (find_method(o.method).quantizes_base())
+      throw Error("--grad-norms without --adapter takes gradients of every base tensor: it needs a dense base, not --method " +
+                  o.method);
+    ms.method = "full";  // gradients of every tensor
+  } else if (o.adapter.empty()) {
+    ms.targets = {};  // the base alone
   }
-  auto model = Model::create(lm.config, *lm.weights, mo);
-  if (adapter) apply_peft_adapter(*model, *adapter);
-  StreamConfig sc;
-  sc.path = o.data;
-  sc.split = o.split;
-  sc.format = o.format;
-  sc.fields = o.fields;
-  sc.seq_len = o.seq_len;
-  sc.batch_size = o.batch_size;
-  sc.rank = comm->rank();
-  sc.world = comm->world();
-  sc.shuffle = false;
-  sc.loop = false;
-  sc.vocab_size = lm.config.vocab_size;
-  Stream stream(sc, tok);
-  EvalResult r = evaluate(*model, stream, *comm, o.grad_norms, o.max_batches);
+  BuiltModel built = build_model(ms);
+  StreamSpec ss;
+  ss.path = o.data;
+  ss.split = o.split;
+  ss.format = o.format;
+  ss.fields = o.fields;
+  ss.seq_len = o.seq_len;
+  ss.batch_size = o.batch_size;
+  ss.train = false;
+  Stream stream(make_stream_config(ss, built, *comm), built.tokenizer);
+  EvalResult r = evaluate(*built.model, stream, *comm, o.grad_norms, o.max_batches);
   if (comm->rank() == 0) {
     nlohmann::json j = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
     if (o.grad_norms) j["grad_norms"] = r.grad_norms;
@@ -77,8 +70,8 @@ void register_eval(CLI::App& app, Runner& run) {
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
   sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft)");
   sub->add_option("--method", o->method,
-                  "how the base is held: lora (dense) | qlora | nf4-lora | qlora-fp4 | int8-lora (quantized on load, "
-                  "as in training: evaluate a QLoRA adapter on the base it was trained with)")
+                  "how the base is held, as in training (evaluate a QLoRA adapter on the base it was trained with): " +
+                      method_list())
       ->capture_default_str();
   sub->add_option("--max-batches", o->max_batches, "stop after this many batches (0 = the whole split)")
       ->capture_default_str();

@@ -34,15 +34,16 @@ DType parse_dtype(const std::string& s) {
 }
 
 int run_export(const ExportOptions& o) {
-  LoadedModel lm = load_model(o.model);
+  if (find_method(o.method).trains_base)
+    throw Error("--method " + o.method + ": export works on adapters (an adapter method, on any base)");
   PeftAdapter a = read_peft_adapter(o.adapter);
-  if (o.method == "full") throw Error("--method full: export works on adapters (lora or a quantized-base method)");
-  ModelOptions mo;
-  mo.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
-  mo.lora = a.lora;
-  mo.targets = a.modules;
-  auto model = Model::create(lm.config, *lm.weights, mo);
-  apply_peft_adapter(*model, a);
+  ModelSpec ms;
+  ms.model = o.model;
+  ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
+  ms.adapter = o.adapter;
+  BuiltModel built = build_model(ms);
+  const LoadedModel& lm = built.loaded;
+  Model* model = built.model.get();
   if (o.format == "gguf-lora") {
     if (lm.config.arch != Arch::Llama) throw Error("--format gguf-lora: llama.cpp adapters need a LLaMA-family model");
     std::vector<std::pair<std::string, Tensor>> t;
@@ -65,9 +66,9 @@ int run_export(const ExportOptions& o) {
   auto tensors = model->hf_state_dict(true);
   if (o.format == "gguf") {
     if (lm.config.arch != Arch::Llama) throw Error("--format gguf: merged GGUF export needs a LLaMA-family model");
-    GgmlType type = o.gguf_type == "q8_0" ? GgmlType::Q8_0 : o.gguf_type == "f16" ? GgmlType::F16
-                    : o.gguf_type == "f32" ? GgmlType::F32
-                    : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0 or f32");
+    GgmlType type = o.gguf_type == "q8_0" ? GgmlType::Q8_0 : o.gguf_type == "q4_0" ? GgmlType::Q4_0
+                    : o.gguf_type == "f16" ? GgmlType::F16 : o.gguf_type == "f32" ? GgmlType::F32
+                    : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0, q4_0 or f32");
     std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
     if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
     export_gguf_model(path, lm.config, lm.tokenizer, tensors, type);
@@ -114,15 +115,15 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
   sub->add_option("--method", o->method,
-                  "the --method the adapter was trained with; qlora | nf4-lora | qlora-fp4 | int8-lora merge into "
-                  "the dequantized base")
+                  "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
+                      method_list())
       ->capture_default_str();
   sub->add_option("--format", o->format, "peft | hf | gguf-lora | gguf")->capture_default_str();
   sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
   sub->add_option("--requantize", o->requantize,
                   "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "
                   "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base)");
-  sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | f32")->capture_default_str();
+  sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | q4_0 | f32")->capture_default_str();
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
 

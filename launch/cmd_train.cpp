@@ -4,6 +4,7 @@
 #include <string>
 
 #include "launch/commands.h"
+#include "models/method.h"
 #include "trainer/resume_config.h"
 #include "trainer/train_loop.h"
 
@@ -29,7 +30,7 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--eval-split", c->eval_split, "split of --eval-data")->capture_default_str();
   sub->add_option("--format", c->format, "auto|codesearchnet|instruct|chat|text|input_ids|bin")->capture_default_str();
   sub->add_option("--fields", c->fields, "CodeSearchNet text: code | docstring-code (instruction pair)")->capture_default_str();
-  sub->add_option("--method", c->method, "full | lora | qlora (NF4+double quant base) | nf4-lora | qlora-fp4 | int8-lora")->capture_default_str();
+  sub->add_option("--method", c->method, "how the base is held and what trains:\n" + method_help())->capture_default_str();
   sub->add_option("--lora-r", c->lora_r, "LoRA rank")->capture_default_str();
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();

@@ -1,7 +1,11 @@
 #include "models/gguf_block_weight.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
+
+#include "kernels/gguf_dequant.h"
+#include "kernels/matmul.h"
 
 namespace qtrain {
 
@@ -14,8 +18,28 @@ GgufBlockWeight::GgufBlockWeight(const GgufWeightSource& src, const std::string&
   if (src.shape(name).size() != 2) throw Error(src.path() + ": '" + name + "' is not a 2-D weight");
 }
 
+GgufBlockWeight::GgufBlockWeight(const PackedTensor& p) {
+  QT_CHECK(p.format == "gguf" && p.impl, "GgufBlockWeight: not a GGUF packed tensor");
+  const auto& g = *static_cast<const GgufPacked*>(p.impl.get());
+  file_ = g.file;
+  raw_ = g.raw;
+}
+
+Tensor GgufBlockWeight::dense_on_device() const {
+  if (!dev_blocks_.defined()) {
+    // One host copy in HF row order (undoing llama.cpp's Q/K permutation), uploaded once.
+    Tensor host = Tensor::empty({int64_t(raw_.rows * raw_.row_bytes)}, DType::U8);
+    auto* dst = static_cast<uint8_t*>(host.raw());
+    for (int64_t r = 0; r < raw_.rows; ++r) std::memcpy(dst + size_t(r) * raw_.row_bytes, raw_.row(r), raw_.row_bytes);
+    dev_blocks_ = host.to(Device::CUDA);
+  }
+  Tensor w = Tensor::empty({raw_.rows, raw_.cols}, DType::BF16, Device::CUDA);
+  dequantize_gguf(w, dev_blocks_, raw_.type);
+  return w;
+}
+
 void GgufBlockWeight::forward(Tensor y, Tensor x) const {
-  QT_CHECK(!x.is_cuda() && !y.is_cuda(), "GgufBlockWeight: CPU only");
+  if (x.is_cuda()) return gemm(y, x, dense_on_device(), false, true);
   const int64_t in = raw_.cols, out = raw_.rows, n = x.numel() / in;
   check_shape(y, {n, out}, "GgufBlockWeight::forward y");
   const float* xp = x.f32();
@@ -37,7 +61,7 @@ void GgufBlockWeight::forward(Tensor y, Tensor x) const {
 }
 
 void GgufBlockWeight::backward_input(Tensor dx, Tensor dy, float beta) const {
-  QT_CHECK(!dx.is_cuda() && !dy.is_cuda(), "GgufBlockWeight: CPU only");
+  if (dy.is_cuda()) return gemm(dx, dy, dense_on_device(), false, false, 1.f, beta);
   const int64_t in = raw_.cols, out = raw_.rows, n = dy.numel() / out;
   check_shape(dx, {n, in}, "GgufBlockWeight::backward_input dx");
   const float* dyp = dy.f32();

@@ -60,6 +60,16 @@ GgufRawTensor GgufWeightSource::raw(const std::string& name) const {
   return r;
 }
 
+PackedTensor GgufWeightSource::load_packed(const std::string& name) const {
+  const Entry& e = entry(name);
+  const GgmlTypeInfo& info = ggml_type_info(e.info->type);
+  if (e.shape.size() != 2 || info.block_size == 1) return {};  // plain floats
+  auto p = std::make_shared<GgufPacked>();
+  p->file = file_;
+  p->raw = raw(name);
+  return {"gguf", e.shape, p};
+}
+
 Tensor GgufWeightSource::load_f32(const std::string& name) const {
   const Entry& e = entry(name);
   GgufRawTensor r = raw(name);

@@ -23,6 +23,12 @@ struct GgufRawTensor {
   const uint8_t* row(int64_t r) const;
 };
 
+// PackedTensor::impl of format "gguf": the blocks and the mapping they live in.
+struct GgufPacked {
+  std::shared_ptr<const GgufFile> file;
+  GgufRawTensor raw;
+};
+
 class GgufWeightSource : public WeightSource {
  public:
   // Maps every LLaMA tensor of `file`; n_head/n_kv_head drive the Q/K
@@ -34,6 +40,8 @@ class GgufWeightSource : public WeightSource {
   bool has(const std::string& name) const override { return entries_.count(name) != 0; }
   Shape shape(const std::string& name) const override;
   Tensor load_f32(const std::string& name) const override;
+  // Block-quantized 2-D tensors as "gguf" (F32/BF16 ones load as floats).
+  PackedTensor load_packed(const std::string& name) const override;
 
   GgufRawTensor raw(const std::string& name) const;
   const GgufFile& file() const { return *file_; }

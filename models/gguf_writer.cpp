@@ -61,6 +61,24 @@ void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
   }
 }
 
+// ggml's quantize_row_q4_0_ref: the signed value of largest magnitude maps to -8.
+void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK4_0; ++i) {
+    const float* xb = x + i * QK4_0;
+    float amax = 0.f, max = 0.f;
+    for (int j = 0; j < QK4_0; ++j)
+      if (amax < std::fabs(xb[j])) amax = std::fabs(xb[j]), max = xb[j];
+    const float d = max / -8.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    y[i].d = f32_to_f16(d);
+    for (int j = 0; j < QK4_0 / 2; ++j) {
+      const uint8_t q0 = uint8_t(std::min<int8_t>(15, int8_t(xb[j] * id + 8.5f)));
+      const uint8_t q1 = uint8_t(std::min<int8_t>(15, int8_t(xb[j + QK4_0 / 2] * id + 8.5f)));
+      y[i].qs[j] = uint8_t(q0 | (q1 << 4));
+    }
+  }
+}
+
 void GgufWriter::set(const std::string& key, const GgufValue& v) {
   for (auto& [k, old] : kv_)
     if (k == key) {
@@ -150,6 +168,14 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, GgmlType t
       std::vector<BlockQ8_0> blocks(size_t(n / QK8_0));
       quantize_row_q8_0(x, blocks.data(), n);
       bytes.resize(blocks.size() * sizeof(BlockQ8_0));
+      std::memcpy(bytes.data(), blocks.data(), bytes.size());
+      break;
+    }
+    case GgmlType::Q4_0: {
+      QT_CHECK(ne[0] % QK4_0 == 0, "GgufWriter: Q4_0 rows of '" + name + "' are not a multiple of 32");
+      std::vector<BlockQ4_0> blocks(size_t(n / QK4_0));
+      quantize_row_q4_0(x, blocks.data(), n);
+      bytes.resize(blocks.size() * sizeof(BlockQ4_0));
       std::memcpy(bytes.data(), blocks.data(), bytes.size());
       break;
     }

@@ -48,5 +48,6 @@ class GgufWriter {
 
 // ggml's reference encoders (quantize_row_q8_0_ref and the f16/bf16 casts).
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
+void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n);
 
 }  // namespace qtrain

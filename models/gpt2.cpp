@@ -48,6 +48,7 @@ class Gpt2Model : public Model {
   }
   WeightSlot& token_embedding() override { return *wte_; }
   WeightSlot* position_embedding() override { return wpe_; }
+  int position_limit() const override { return cfg_.max_pos; }
   WeightSlot& lm_head() override { return *wte_; }
 
   void final_norm_forward(Tensor out, Tensor x) override {
@@ -79,7 +80,7 @@ class Gpt2Model : public Model {
     Shape bthd{B_, T_, H, D};
     a.att = act(C);
     a.lse = Tensor::empty({B_, H, T_}, DType::F32, dev);
-    attention_forward(a.att.view(bthd), a.lse, a.q.view(bthd), a.k.view(bthd), a.v.view(bthd));
+    attend(l, a.att.view(bthd), a.lse, a.q.view(bthd), a.k.view(bthd), a.v.view(bthd));
     a.x2 = act(C);
     b.c_proj->forward(a.x2, a.att, train, dropout_seed(l, 1));
     add_inplace(a.x2, x);
@@ -89,7 +90,7 @@ class Gpt2Model : public Model {
     b.c_fc->forward(a.fc, a.ln2, train, dropout_seed(l, 2));
     a.g = act(cfg_.d_ff);
     gelu_forward(a.g, a.fc);
-    if (recomputing_) {
+    if (mode_ == ForwardMode::Recompute) {
       b.mlp_proj->save_for_backward(a.g, train, dropout_seed(l, 3));
       return;
     }

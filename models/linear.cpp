@@ -31,20 +31,37 @@ void Linear::set_frozen(std::unique_ptr<BaseWeight> w, Tensor bias) {
 void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
   int64_t n = x.numel() / in_;
   Tensor x2 = x.view({n, in_}), y2 = y.view({n, out_});
-  weight_->forward(y2, x2);
-  if (bias_.defined()) add_bias(y2, bias_);
+  Tensor xb = x2;
+  if (adapter_ && adapter_->scales_input()) {
+    xb = Tensor::empty(x2.shape(), x2.dtype(), x2.device());
+    adapter_->scale_input(xb, x2);
+  }
+  weight_->forward(y2, xb);
+  const bool bias_first = !adapter_ || adapter_->sees_bias();
+  if (bias_.defined() && bias_first) add_bias(y2, bias_);
   if (adapter_) adapter_->forward(y2, x2, *weight_, train, dropout_seed);
+  if (bias_.defined() && !bias_first) add_bias(y2, bias_);
 }
 
 void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {
   // The base weight's and the bias's backward read only x and dy.
-  if (adapter_) adapter_->save_for_backward(x.view({x.numel() / in_, in_}), *weight_, train, dropout_seed);
+  if (!adapter_) return;
+  const int64_t n = x.numel() / in_;
+  if (adapter_->save_for_backward(x.view({n, in_}), *weight_, train, dropout_seed)) return;
+  forward(Tensor::empty({n, out_}, x.dtype(), x.device()), x, train, dropout_seed);
 }
 
 void Linear::backward(Tensor dx, Tensor dy, Tensor x, bool accumulate) {
   int64_t n = x.numel() / in_;
   Tensor x2 = x.view({n, in_}), dy2 = dy.view({n, out_}), dx2 = dx.view({n, in_});
-  weight_->backward_input(dx2, dy2, accumulate ? 1.f : 0.f);
+  const Tensor dyb = adapter_ ? adapter_->base_grad(dy2) : dy2;
+  if (adapter_ && adapter_->scales_input()) {
+    Tensor dxs = Tensor::empty({n, in_}, dx2.dtype(), dx2.device());
+    weight_->backward_input(dxs, dyb, 0.f);
+    adapter_->scale_input_backward(dx2, dxs, x2, accumulate);
+  } else {
+    weight_->backward_input(dx2, dyb, accumulate ? 1.f : 0.f);
+  }
   if (dw_.defined()) gemm(dw_, dy2, x2, true, false, 1.f, 1.f);
   if (db_.defined()) bias_backward(db_, dy2);
   if (adapter_) adapter_->backward(dx2, dy2, x2, *weight_);

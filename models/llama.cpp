@@ -68,11 +68,11 @@ class LlamaModel : public Model {
     b.k->forward(a.k, a.h1, train, dropout_seed(l, 1));
     b.v->forward(a.v, a.h1, train, dropout_seed(l, 2));
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
-    rope_forward(a.q.view(qs), cfg_.rope_theta);
-    rope_forward(a.k.view(ks), cfg_.rope_theta);
+    rope_forward(a.q.view(qs), cfg_.rope_theta, pos0_);
+    rope_forward(a.k.view(ks), cfg_.rope_theta, pos0_);
     a.att = act(Hq * Dh);
     a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
-    attention_forward(a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));
+    attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));
     a.x2 = act(C);
     b.o->forward(a.x2, a.att, train, dropout_seed(l, 3));
     add_inplace(a.x2, x);
@@ -84,7 +84,7 @@ class LlamaModel : public Model {
     b.up->forward(a.up, a.h2, train, dropout_seed(l, 5));
     a.s = act(cfg_.d_ff);
     swiglu_forward(a.s, a.gate, a.up);
-    if (recomputing_) {
+    if (mode_ == ForwardMode::Recompute) {
       b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
       return;
     }

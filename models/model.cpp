@@ -4,7 +4,6 @@
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
-#include "models/quant_weight.h"
 
 namespace qtrain {
 
@@ -12,26 +11,22 @@ std::unique_ptr<Model> make_gpt2(const ModelConfig& cfg, const ModelOptions& opt
 std::unique_ptr<Model> make_llama(const ModelConfig& cfg, const ModelOptions& opt);  // models/llama.cpp
 
 std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource& src, const ModelOptions& opt) {
-  if (opt.method != "full" && opt.method != "lora" && !method_quantizes(opt.method))
-    throw Error("unknown --method '" + opt.method +
-                "' (this build supports: full, lora, qlora, nf4-lora, qlora-fp4, int8-lora)");
-  if (opt.method != "full" && (opt.lora.r <= 0 || opt.lora.alpha <= 0.f))
-    throw Error("--lora-r and --lora-alpha must be positive");
-  if (opt.lora.dropout < 0.f || opt.lora.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
+  find_method(opt.method);  // an unknown name fails here, listing the registered ones
   std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
   m->finish_build(src);
   return m;
 }
 
 Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
-    : cfg_(cfg), opt_(opt), act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {}
+    : cfg_(cfg), opt_(opt), method_(&find_method(opt.method)),
+      act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {}
 
 WeightSlot& Model::slot(const std::string& name, const Shape& shape, int layer, bool decay) {
   auto s = std::make_unique<WeightSlot>();
   s->name = name;
   s->shape = shape;
   s->decay = decay;
-  if (opt_.method == "full") s->param = params_.declare(name, shape, decay, layer);
+  if (method_->trains_base) s->param = params_.declare(name, shape, decay, layer);
   slots_.push_back(std::move(s));
   return *slots_.back();
 }
@@ -50,10 +45,10 @@ Linear& Model::linear(const std::string& module, int64_t in, int64_t out, bool b
   linear_storage_.push_back(std::make_unique<Linear>(module, in, out, bias, layer));
   Linear& lin = *linear_storage_.back();
   linears_.push_back(&lin);
-  if (opt_.method == "full") {
+  if (method_->trains_base) {
     lin.declare_trainable(params_);
-  } else if (targeted(module)) {
-    auto a = std::make_unique<LoraAdapter>(in, out, opt_.lora);
+  } else if (method_->make_adapter && targeted(module)) {
+    auto a = method_->make_adapter(in, out, opt_);
     a->declare(params_, module, layer);
     lin.set_adapter(std::move(a));
   }
@@ -94,19 +89,28 @@ void Model::finish_build(const WeightSource& src) {
   }
   for (Linear* lin : linears_) {
     lin->bind(params_);
-    Tensor w = load_checked(src, source_name(lin->name() + ".weight"), {lin->out(), lin->in()}, transposed_weights());
+    const std::string wname = source_name(lin->name() + ".weight");
+    // The float weight is loaded only when something asks for it: a method
+    // that keeps a pre-quantized base never makes a float copy.
+    Tensor w;
+    const std::function<Tensor()> load_w = [&]() -> Tensor {
+      if (!w.defined()) w = load_checked(src, wname, {lin->out(), lin->in()}, transposed_weights());
+      return w;
+    };
     Tensor b;
     if (lin->has_bias()) b = load_checked(src, source_name(lin->name() + ".bias"), {lin->out()}, false);
-    total_params_ += w.numel() + (b.defined() ? b.numel() : 0);
+    total_params_ += lin->out() * lin->in() + (b.defined() ? b.numel() : 0);
     if (lin->trainable()) {
-      lin->weight_param(params_)->value.copy_from(w);
+      lin->weight_param(params_)->value.copy_from(load_w());
       if (b.defined()) lin->bias_param(params_)->value.copy_from(b);
-    } else if (method_quantizes(opt_.method)) {
+    } else if (method_->make_base) {
       // only the blocks' Linear layers are quantized (embeddings, norms and
       // lm_head are slots and stay dense), as bitsandbytes + peft do
-      lin->set_frozen(make_quantized_weight(opt_.method, w, opt_.int8_threshold), b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
+      if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
+      lin->set_frozen(method_->make_base({src, wname, lin->out(), lin->in(), load_w, opt_}),
+                      b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     } else {
-      lin->set_frozen(std::make_unique<DenseWeight>(w.to(opt_.device, act_dtype_)),
+      lin->set_frozen(std::make_unique<DenseWeight>(load_w().to(opt_.device, act_dtype_)),
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     }
     if (lin->adapter()) {
@@ -153,7 +157,8 @@ uint64_t Model::dropout_seed(int l, int k) const {
 }
 
 LossSum Model::forward(const TokenBatch& b, float grad_scale) {
-  training_ = grad_scale > 0.f;
+  mode_ = grad_scale > 0.f ? ForwardMode::Train : ForwardMode::Eval;
+  const bool training_ = mode_ == ForwardMode::Train;
   ++step_counter_;
   B_ = b.B;
   T_ = b.T;
@@ -193,7 +198,7 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
 }
 
 void Model::backward() {
-  QT_CHECK(training_ && dlnf_.defined(), "backward() without a training forward()");
+  QT_CHECK(mode_ == ForwardMode::Train && dlnf_.defined(), "backward() without a training forward()");
   const int L = cfg_.n_layer;
   const int64_t N = int64_t(B_) * T_, C = cfg_.d_model;
   Tensor dx = Tensor::empty({N, C}, act_dtype_, opt_.device);
@@ -204,9 +209,9 @@ void Model::backward() {
     if (opt_.grad_checkpoint) {
       // Recompute this layer's activations (same dropout seeds) right before
       // its backward; its output is xs_[l + 1], kept from the first forward.
-      recomputing_ = true;
+      mode_ = ForwardMode::Recompute;
       layer_forward(l, xs_[size_t(l)], Tensor(), true, true);
-      recomputing_ = false;
+      mode_ = ForwardMode::Train;
     }
     layer_backward(l, xs_[size_t(l)], dx);
     xs_[size_t(l + 1)] = Tensor();
@@ -218,7 +223,7 @@ void Model::backward() {
   if (dwte.defined() || dwpe.defined()) embedding_backward(dwte, dwpe, dx, ids_, T_);
   if (on_layer_grads_ready) on_layer_grads_ready(-1);
   xs_.clear();
-  training_ = false;
+  mode_ = ForwardMode::Eval;
 }
 
 Tensor Model::logits(const TokenBatch& b) {
@@ -230,22 +235,6 @@ Tensor Model::logits(const TokenBatch& b) {
   gemm(out, lnf_, lm_head().value, false, true);
   xs_.clear();
   return out.to(Device::CPU);
-}
-
-}  // namespace qtrain
-
-namespace qtrain {
-
-// Placeholder until the decode path lands (issue: seams, item 4).
-KvCache Model::new_kv_cache(int B, int capacity) const {
-  KvCache c;
-  c.B = B;
-  c.capacity = capacity;
-  return c;
-}
-
-Tensor Model::decode(const int32_t*, int, int, KvCache&) {
-  throw Error("incremental decoding is not implemented yet", ErrorKind::Runtime);
 }
 
 }  // namespace qtrain

@@ -11,6 +11,7 @@
 
 #include "models/adapters/lora.h"
 #include "models/linear.h"
+#include "models/method.h"
 #include "models/model_config.h"
 #include "models/params.h"
 #include "models/weight_source.h"
@@ -19,7 +20,7 @@ namespace qtrain {
 
 struct ModelOptions {
   Device device = Device::CPU;
-  std::string method = "lora";                   // "full" | "lora"
+  std::string method = "lora";  // a registered method (models/method.h)
   LoraOptions lora;
   std::vector<std::string> targets{"all-linear"};  // PEFT-style module suffixes, or "all-linear"
   uint64_t seed = 0;
@@ -40,6 +41,12 @@ struct KvCache {
   int B = 0, capacity = 0, len = 0;
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
 };
+
+// What a forward pass is for. Train keeps (or checkpoints) activations for
+// backward; Eval keeps nothing; Recompute is gradient checkpointing rebuilding
+// one layer's activations right before its backward; Decode runs new tokens at
+// positions after a KV cache and appends their keys and values to it.
+enum class ForwardMode { Train, Eval, Recompute, Decode };
 
 struct LossSum {
   double sum = 0;     // sum of token losses (nats)
@@ -62,6 +69,7 @@ class Model {
 
   const ModelConfig& config() const { return cfg_; }
   const ModelOptions& options() const { return opt_; }
+  const Method& method() const { return *method_; }
   ParamSet& params() { return params_; }
   const std::vector<Linear*>& linears() const { return linears_; }
   DType act_dtype() const { return act_dtype_; }
@@ -109,7 +117,7 @@ class Model {
 
   // Architecture hooks. Activations of layer l live in whatever the subclass
   // keeps; `keep` is false when gradient checkpointing will recompute them.
-  // During that recompute (recomputing_) x_out is undefined: the layer's last
+  // During that recompute (mode_ == Recompute) x_out is undefined: the layer's last
   // projection only feeds x_out, which the first forward kept, so it saves
   // that projection's backward state and skips its product (Linear::save_for_backward).
   virtual void layer_forward(int l, Tensor x_in, Tensor x_out, bool train, bool keep) = 0;
@@ -120,13 +128,21 @@ class Model {
   virtual WeightSlot& token_embedding() = 0;
   virtual WeightSlot* position_embedding() { return nullptr; }
   virtual WeightSlot& lm_head() = 0;
+  // Learned positions bound the sequence length (GPT-2's n_positions); 0 = no hard limit (RoPE).
+  virtual int position_limit() const { return 0; }
 
   uint64_t dropout_seed(int l, int k) const;
-  bool training_ = false;
-  bool recomputing_ = false;
+  // Causal self-attention of layer l on q [B,T,Hq,D], k, v [B,T,Hkv,D] (RoPE
+  // applied), into out; lse is saved for backward. Decoding appends k and v to
+  // the cache at positions pos0_.. and lets q attend to everything cached.
+  void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+  ForwardMode mode_ = ForwardMode::Eval;
   int B_ = 0, T_ = 0;
+  int pos0_ = 0;               // position of the first token of this pass (decoding)
+  KvCache* cache_ = nullptr;   // set while decoding
   ModelConfig cfg_;
   ModelOptions opt_;
+  const Method* method_;
   DType act_dtype_;
 
  private:

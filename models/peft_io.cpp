@@ -88,20 +88,18 @@ void apply_peft_adapter(Model& model, const PeftAdapter& a) {
   size_t found = 0;
   for (Linear* lin : model.linears()) {
     if (!wanted.count(lin->name())) continue;
-    auto* lora = dynamic_cast<LoraAdapter*>(lin->adapter());
-    if (!lora)
-      throw Error(a.dir + ": the model has no LoRA slot for module '" + lin->name() + "'");
+    if (!lin->adapter()) throw Error(a.dir + ": the model has no adapter slot for module '" + lin->name() + "'");
     ++found;
-    for (auto& [suffix, param] : {std::pair<std::string, Param*>{"lora_A.weight", &lora->A()}, {"lora_B.weight", &lora->B()}}) {
+    lin->adapter()->load([&](const std::string& suffix, const Shape& shape) {
       std::string key = kPrefix + lin->name() + "." + suffix;
       const SafetensorsEntry* e = a.file->find(key);
       if (!e) e = a.file->find(lin->name() + "." + suffix);
       if (!e) throw Error(a.file->path() + ": missing tensor '" + key + "'");
-      if (e->shape != param->shape)
+      if (e->shape != shape)
         throw Error(a.file->path() + ": tensor '" + e->name + "' has shape " + shape_str(e->shape) + ", the model needs " +
-                    shape_str(param->shape) + " (adapter r=" + std::to_string(a.lora.r) + " does not fit this model)");
-      param->value.copy_from(a.file->load_f32(e->name));
-    }
+                    shape_str(shape) + " (adapter r=" + std::to_string(a.lora.r) + " does not fit this model)");
+      return a.file->load_f32(e->name);
+    });
   }
   if (found != wanted.size())
     throw Error(a.dir + ": the adapter targets modules this model does not have (e.g. '" + *wanted.begin() + "')");
@@ -111,31 +109,22 @@ void save_peft_adapter(const std::string& dir, const Model& model, const std::st
   fs::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
   std::set<std::string> targets;
-  const LoraOptions* opt = nullptr;
-  for (Linear* lin : model.linears()) {
-    auto* lora = dynamic_cast<LoraAdapter*>(lin->adapter());
-    if (!lora) continue;
-    opt = &lora->options();
-    targets.insert(short_name(lin->name()));
-    for (auto& [suffix, t] : lora->tensors()) tensors.push_back({kPrefix + lin->name() + "." + suffix, t});
-  }
-  if (!opt) throw Error("the model has no LoRA adapter to save (was it trained with --method full?)");
-  json cfg = {{"peft_type", "LORA"},
-              {"task_type", "CAUSAL_LM"},
+  json cfg = {{"task_type", "CAUSAL_LM"},
               {"base_model_name_or_path", base_model},
-              {"r", opt->r},
-              {"lora_alpha", opt->alpha},
-              {"lora_dropout", opt->dropout},
-              {"use_rslora", opt->rslora},
               {"fan_in_fan_out", model.config().arch == Arch::GPT2},
               {"bias", "none"},
-              {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
               {"inference_mode", true},
-              {"init_lora_weights", true},
-              {"modules_to_save", nullptr},
-              {"rank_pattern", json::object()},
-              {"alpha_pattern", json::object()},
-              {"use_dora", false}};
+              {"modules_to_save", nullptr}};
+  const Adapter* first = nullptr;
+  for (Linear* lin : model.linears()) {
+    const Adapter* ad = lin->adapter();
+    if (!ad) continue;
+    if (!first) ad->write_peft_config(cfg), first = ad;
+    targets.insert(short_name(lin->name()));
+    for (auto& [suffix, t] : ad->tensors()) tensors.push_back({kPrefix + lin->name() + "." + suffix, t});
+  }
+  if (!first) throw Error("the model has no adapter to save (was it trained with a full fine-tune method?)");
+  cfg["target_modules"] = std::vector<std::string>(targets.begin(), targets.end());
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   std::ofstream f(fs::path(dir) / "adapter_config.json");
   f << cfg.dump(2) << "\n";

@@ -128,16 +128,4 @@ void Int8Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
   quant::dequantize_int8_rows(p_, r0, r1, out);
 }
 
-bool method_quantizes(const std::string& m) {
-  return m == "qlora" || m == "nf4-lora" || m == "qlora-fp4" || m == "int8-lora";
-}
-
-std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& m, const Tensor& w, float int8_threshold) {
-  if (m == "qlora") return std::make_unique<Nf4Weight>(w, true);
-  if (m == "nf4-lora") return std::make_unique<Nf4Weight>(w, false);
-  if (m == "qlora-fp4") return std::make_unique<Fp4Weight>(w, true);
-  if (m == "int8-lora") return std::make_unique<Int8Weight>(w, int8_threshold);
-  return nullptr;
-}
-
 }  // namespace qtrain

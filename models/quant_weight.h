@@ -88,11 +88,4 @@ class Int8Weight : public DequantWeight {
   mutable Int8Tensor dev_;  // the GPU copy, made on first CUDA use
 };
 
-// The base weight a quantized --method builds for a frozen Linear, or null
-// when the method does not quantize (full, lora).
-// int8_threshold: LLM.int8's outlier threshold for int8-lora (0 = no outliers).
-std::unique_ptr<BaseWeight> make_quantized_weight(const std::string& method, const Tensor& w_f32,
-                                                  float int8_threshold = 6.f);
-bool method_quantizes(const std::string& method);
-
 }  // namespace qtrain

@@ -12,6 +12,17 @@
 
 namespace qtrain {
 
+// A weight in the quantized format it is stored in, for a base weight that
+// keeps it that way, with no float round trip (models/method.h: a method's
+// make_base asks for it). `format` names the layout; the loader's own
+// description of it travels behind `impl`, and the BaseWeight of that format
+// reads it (GGUF: "gguf", impl a GgufPacked, models/gguf_weights.h).
+struct PackedTensor {
+  std::string format;                // "" = stored as plain floats: use load_f32
+  Shape shape;                       // HF [out, in]
+  std::shared_ptr<const void> impl;
+};
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -22,6 +33,8 @@ class WeightSource {
   // The tensor converted (or dequantized) to F32 on the host. Throws a
   // qtrain::Error naming the file and tensor if it is missing or damaged.
   virtual Tensor load_f32(const std::string& name) const = 0;
+  // The tensor as stored, when it is stored quantized; format "" otherwise.
+  virtual PackedTensor load_packed(const std::string& name) const { return {}; }
 };
 
 // An HF model directory: config.json + model.safetensors or a sharded

@@ -66,3 +66,49 @@ inline LossAndGrads loss_and_grads(const std::string& model, const std::string& 
 }
 
 }  // namespace qtrain::testing
+
+namespace qtrain::testing {
+
+// A fixture model's logits at every position of its reference batch, from the
+// full forward and from incremental decoding (the first `prefill` tokens in one
+// call, then one token per call): the two [B*T, V] logit sets, for the CPU and
+// GPU decode-equivalence tests. The adapter's tensors are randomised so that
+// it changes the output.
+struct DecodeVsForward {
+  std::vector<float> full, decoded;
+};
+
+inline DecodeVsForward decode_vs_forward(const std::string& model, const std::string& method, Device dev,
+                                         int prefill) {
+  Ref r = load_ref(model);
+  LoadedModel lm = load_hf_model_dir(fixture(model));
+  ModelOptions opt;
+  opt.device = dev;
+  opt.method = method;
+  auto m = Model::create(lm.config, *lm.weights, opt);
+  uint64_t seed = 11;
+  for (auto& p : m->params().params()) p.value.copy_from(randn(p.shape, seed++, 0.05f));
+  DecodeVsForward out;
+  out.full = m->logits(r.batch()).to_vector();
+  const int64_t V = lm.config.vocab_size;
+  out.decoded.assign(out.full.size(), 0.f);
+  KvCache cache = m->new_kv_cache(r.B, r.T);
+  auto run = [&](int t0, int n) {
+    std::vector<int32_t> ids;
+    for (int b = 0; b < r.B; ++b)
+      for (int t = t0; t < t0 + n; ++t) ids.push_back(r.ids[size_t(b * r.T + t)]);
+    std::vector<float> lg = m->decode(ids.data(), r.B, n, cache).to_vector();
+    for (int b = 0; b < r.B; ++b)
+      std::copy(lg.begin() + b * V, lg.begin() + (b + 1) * V, out.decoded.begin() + (int64_t(b) * r.T + t0 + n - 1) * V);
+  };
+  run(0, prefill);
+  for (int t = prefill; t < r.T; ++t) run(t, 1);
+  // Positions inside the prefill produce no logits of their own: copy the full forward's so only real ones compare.
+  for (int b = 0; b < r.B; ++b)
+    for (int t = 0; t + 1 < prefill; ++t)
+      std::copy(out.full.begin() + (int64_t(b) * r.T + t) * V, out.full.begin() + (int64_t(b) * r.T + t + 1) * V,
+                out.decoded.begin() + (int64_t(b) * r.T + t) * V);
+  return out;
+}
+
+}  // namespace qtrain::testing

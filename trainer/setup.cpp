@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "data/chat_format.h"
 #include "kernels/device.h"
 
 namespace qtrain {
@@ -25,6 +26,57 @@ std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, cons
     return Tokenizer::from_vocab_merges(src.tokens, src.merges, src.token_types, src.pre, src.bos_id, src.eos_id);
   if (!src.path.empty()) return Tokenizer::load(src.path);
   return nullptr;  // pre-tokenized data needs none; Stream says so if text needs one
+}
+
+BuiltModel build_model(const ModelSpec& spec) {
+  BuiltModel b;
+  b.loaded = load_model(spec.model);
+  b.tokenizer = make_tokenizer(b.loaded.tokenizer, spec.tokenizer, spec.model);
+  ModelOptions mo;
+  mo.device = spec.device;
+  mo.method = spec.method;
+  mo.lora = spec.lora;
+  mo.targets = spec.targets;
+  mo.seed = spec.seed;
+  mo.grad_checkpoint = spec.grad_checkpoint;
+  mo.int8_threshold = spec.int8_threshold;
+  std::unique_ptr<PeftAdapter> adapter;
+  if (!spec.adapter.empty()) {
+    adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
+    mo.lora = adapter->lora;
+    mo.targets = adapter->modules;
+  }
+  b.model = Model::create(b.loaded.config, *b.loaded.weights, mo);
+  if (adapter) apply_peft_adapter(*b.model, *adapter);
+  return b;
+}
+
+StreamConfig make_stream_config(const StreamSpec& spec, const BuiltModel& m, const Communicator& comm) {
+  StreamConfig s;
+  s.path = spec.path;
+  s.split = spec.split;
+  s.format = spec.format;
+  s.fields = spec.fields;
+  s.seq_len = spec.seq_len;
+  s.batch_size = spec.batch_size;
+  s.rank = comm.rank();
+  s.world = comm.world();
+  s.seed = spec.seed;
+  s.shuffle = spec.train;
+  s.loop = spec.train;
+  s.pack = spec.pack;
+  s.vocab_size = m.loaded.config.vocab_size;
+  const TokenizerSource& ts = m.loaded.tokenizer;
+  const Tokenizer* tok = m.tokenizer.get();
+  if (!ts.chat_template.empty() && tok) {
+    auto piece = [&](int32_t id) {
+      if (id < 0 || id >= tok->vocab_size()) return std::string();
+      int32_t one[1] = {id};
+      return tok->decode(one);
+    };
+    s.chat = std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
+  }
+  return s;
 }
 
 double peak_bf16_flops(const std::string& gpu_name) {

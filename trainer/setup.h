@@ -1,15 +1,53 @@
 // The glue between loaders and the data layer that neither may own:
 // picking the device, building the tokenizer a model carries, and building
-// the model for a method.
+// the model for a method and the data stream for it. Every subcommand builds
+// both through here, so train, its evaluation, eval, export and generate
+// cannot drift apart.
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "data/stream.h"
 #include "data/tokenizer.h"
+#include "dist/communicator.h"
 #include "models/model.h"
 #include "models/peft_io.h"
 
 namespace qtrain {
+
+// How to build a model, from any subcommand's flags.
+struct ModelSpec {
+  std::string model;      // HF dir, .gguf, registered name, or random:<shape>
+  std::string tokenizer;  // overrides the model's ("" = the model's own)
+  std::string method = "lora";
+  std::string adapter;    // a PEFT adapter directory to load: its rank, alpha and targets replace lora/targets
+  Device device = Device::CPU;
+  LoraOptions lora;
+  std::vector<std::string> targets{"all-linear"};  // empty: no adapter at all (a base-only eval)
+  uint64_t seed = 0;
+  bool grad_checkpoint = false;
+  float int8_threshold = 6.f;
+};
+
+struct BuiltModel {
+  LoadedModel loaded;  // config, weights, tokenizer source
+  std::shared_ptr<const Tokenizer> tokenizer;  // null when the model carries none and none was given
+  std::unique_ptr<Model> model;
+};
+BuiltModel build_model(const ModelSpec& spec);
+
+// What to stream, from any subcommand's flags.
+struct StreamSpec {
+  std::string path, split = "train", format = "auto", fields = "code";
+  int seq_len = 512, batch_size = 8;
+  uint64_t seed = 0;
+  bool pack = true;
+  bool train = true;  // shuffled and looping; false: one ordered pass (evaluation)
+};
+// The stream configuration for a built model: its vocabulary bound and its
+// chat template (for `messages` data), sharded over comm's ranks.
+StreamConfig make_stream_config(const StreamSpec& s, const BuiltModel& m, const Communicator& comm);
 
 // "auto" -> CUDA when a GPU is usable, else CPU; "cpu"; "cuda" (an error without a GPU).
 Device resolve_device(const std::string& name);

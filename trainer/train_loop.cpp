@@ -42,31 +42,17 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-StreamConfig stream_config(const TrainConfig& c, const std::string& path, const std::string& split, bool train,
-                           const Communicator& comm, int vocab, const TokenizerSource& ts,
-                           const Tokenizer* tok) {
-  StreamConfig s;
+StreamSpec stream_spec(const TrainConfig& c, const std::string& path, const std::string& split, bool train) {
+  StreamSpec s;
   s.path = path;
   s.split = split;
   s.format = c.format;
   s.fields = c.fields;
   s.seq_len = c.seq_len;
   s.batch_size = c.batch_size;
-  s.rank = comm.rank();
-  s.world = comm.world();
   s.seed = c.seed;
-  s.shuffle = train;
-  s.loop = train;
   s.pack = c.pack;
-  s.vocab_size = vocab;
-  if (!ts.chat_template.empty() && tok) {
-    auto piece = [&](int32_t id) {
-      if (id < 0 || id >= tok->vocab_size()) return std::string();
-      int32_t one[1] = {id};
-      return tok->decode(one);
-    };
-    s.chat = std::make_shared<JinjaChatRenderer>(ts.chat_template, piece(ts.bos_id), piece(ts.eos_id));
-  }
+  s.train = train;
   return s;
 }
 
@@ -103,23 +89,27 @@ int run_training(const TrainConfig& cfg) {
     }
     spdlog::info("device {}{} | {} rank(s) over {}", device_name(device),
                  device == Device::CUDA ? " (" + cuda_device_name() + ")" : "", comm->world(), comm->name());
-    LoadedModel lm = load_model(cfg.model);
+    ModelSpec ms;
+    ms.model = cfg.model;
+    ms.tokenizer = cfg.tokenizer;
+    ms.device = device;
+    ms.method = cfg.method;
+    ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
+    ms.int8_threshold = cfg.int8_threshold;
+    ms.targets = cfg.target;
+    ms.seed = cfg.seed;
+    ms.grad_checkpoint = cfg.grad_checkpoint;
+    BuiltModel built = build_model(ms);
+    const LoadedModel& lm = built.loaded;
+    auto tok = built.tokenizer;
+    Model* model = built.model.get();
+    const bool trains_base = model->method().trains_base;
     check_seq_len(cfg, lm.config.max_pos, cfg.model);
-    auto tok = make_tokenizer(lm.tokenizer, cfg.tokenizer, cfg.model);
-    ModelOptions mo;
-    mo.device = device;
-    mo.method = cfg.method;
-    mo.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
-    mo.int8_threshold = cfg.int8_threshold;
-    mo.targets = cfg.target;
-    mo.seed = cfg.seed;
-    mo.grad_checkpoint = cfg.grad_checkpoint;
-    auto model = Model::create(lm.config, *lm.weights, mo);
     spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {}", cfg.model, lm.config.n_layer,
                  lm.config.d_model, lm.config.vocab_size, cfg.method, describe_params(*model));
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
-    StreamConfig sc = stream_config(cfg, cfg.data, cfg.split, true, *comm, lm.config.vocab_size, lm.tokenizer, tok.get());
+    StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);
     int64_t total = cfg.steps;
     if (total == 0) {
       spdlog::info("counting one epoch of {} to size the schedule...", cfg.data);
@@ -177,7 +167,7 @@ int run_training(const TrainConfig& cfg) {
         // The final outputs are swapped in whole, as checkpoints are: a full
         // disk leaves the previous ones (or none), never a truncated file.
         if (final_save) {
-          if (cfg.method == "full") {
+          if (trains_base) {
             write_dir_atomically((fs::path(cfg.out) / "model").string(), [&](const std::string& dir) {
               save_safetensors((fs::path(dir) / "model.safetensors").string(), model->hf_state_dict(false),
                                {{"format", "pt"}});
@@ -197,8 +187,7 @@ int run_training(const TrainConfig& cfg) {
     std::unique_ptr<Stream> eval_stream;
     auto run_eval = [&] {
       if (cfg.eval_data.empty()) return;
-      StreamConfig ec = stream_config(cfg, cfg.eval_data, cfg.eval_split, false, *comm, lm.config.vocab_size,
-                                      lm.tokenizer, tok.get());
+      StreamConfig ec = make_stream_config(stream_spec(cfg, cfg.eval_data, cfg.eval_split, false), built, *comm);
       Stream es(ec, tok);
       EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches);
       spdlog::info("eval step {}: loss {:.4f} ppl {:.3f} ({} tokens)", step, r.loss, r.ppl, r.tokens);
@@ -218,7 +207,7 @@ int run_training(const TrainConfig& cfg) {
     // gradients 2N only when the base trains; plus causal attention
     // (QK^T and PV, forward and backward: 6 * L * T * d, halved for causality).
     const double n_params = double(model->total_params());
-    const double flops_per_token = (cfg.method == "full" ? 6.0 : 4.0) * n_params +
+    const double flops_per_token = (trains_base ? 6.0 : 4.0) * n_params +
                                    6.0 * lm.config.n_layer * double(cfg.seq_len) * lm.config.n_head * lm.config.head_dim;
     const double peak_flops = device == Device::CUDA ? peak_bf16_flops(cuda_device_name()) : 0.0;
     spdlog::info("training {} steps: {} rank(s) x batch {} x accum {} x seq {} | lr {} {} warmup {}", total - step,
@@ -347,7 +336,7 @@ int run_training(const TrainConfig& cfg) {
     save(true);
     if (rank0)
       spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {}", step, seconds_since(t_start),
-                   cfg.out, cfg.method == "full" ? "model" : "adapter", cfg.out, ckpt_dir);
+                   cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir);
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.

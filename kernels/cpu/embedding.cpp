@@ -15,17 +15,17 @@ static void check_ids(const Tensor& ids, int64_t V) {
     QT_CHECK(p[n] >= 0 && p[n] < V, "embedding: id " + std::to_string(p[n]) + " outside [0," + std::to_string(V) + ")");
 }
 
-void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T) {
-  QT_DISPATCH_CUDA(out, embedding_forward, out, ids, wte, wpe, T);
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, int pos0) {
+  QT_DISPATCH_CUDA(out, embedding_forward, out, ids, wte, wpe, T, pos0);
   cpu::check_f32(out, "embedding out");
   cpu::check_f32(wte, "embedding wte");
   const int64_t N = ids.numel(), V = wte.size(0), C = wte.size(-1);
   check_shape(out, {N, C}, "embedding out");
   check_ids(ids, V);
-  QT_CHECK(T > 0, "embedding: T must be positive");
+  QT_CHECK(T > 0 && pos0 >= 0, "embedding: T must be positive, pos0 not negative");
   if (wpe.defined()) {
     cpu::check_f32(wpe, "embedding wpe");
-    QT_CHECK(wpe.ndim() == 2 && wpe.size(1) == C && wpe.size(0) >= T,
+    QT_CHECK(wpe.ndim() == 2 && wpe.size(1) == C && wpe.size(0) >= pos0 + T,
              "embedding wpe " + shape_str(wpe.shape()) + " for T=" + std::to_string(T));
   }
   const int32_t* pid = ids.i32();
@@ -37,7 +37,7 @@ void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T) {
     const float* e = pte + int64_t(pid[n]) * C;
     float* o = po + n * C;
     if (ppe) {
-      const float* pos = ppe + (n % T) * C;
+      const float* pos = ppe + (pos0 + n % T) * C;
       for (int64_t c = 0; c < C; ++c) o[c] = e[c] + pos[c];
     } else {
       for (int64_t c = 0; c < C; ++c) o[c] = e[c];

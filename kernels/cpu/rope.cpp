@@ -36,18 +36,19 @@ RopeTable make_table(int64_t T, int64_t D, float theta) {
 
 // Rotates every [D] vector of x by +angle (forward) or -angle (backward: the
 // rotation is orthogonal, so its transpose is the inverse rotation).
-void rotate(Tensor x, float theta, float direction, const char* what) {
+void rotate(Tensor x, float theta, int pos0, float direction, const char* what) {
   cpu::check_f32(x, what);
   QT_CHECK(x.ndim() == 4, std::string(what) + ": expected [B,T,H,D], got " + shape_str(x.shape()));
   const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
   QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
-  const RopeTable tab = make_table(T, D, theta);
+  QT_CHECK(pos0 >= 0, std::string(what) + ": negative position offset");
+  const RopeTable tab = make_table(pos0 + T, D, theta);
   float* px = x.f32();
 #pragma omp parallel for collapse(2) if (B * T * H * D >= cpu::kParallelMinWork)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
-      const float* c = tab.cos.data() + t * half;
-      const float* s = tab.sin.data() + t * half;
+      const float* c = tab.cos.data() + (pos0 + t) * half;
+      const float* s = tab.sin.data() + (pos0 + t) * half;
       for (int64_t h = 0; h < H; ++h) {
         float* v = px + ((b * T + t) * H + h) * D;
         for (int64_t i = 0; i < half; ++i) {
@@ -62,14 +63,14 @@ void rotate(Tensor x, float theta, float direction, const char* what) {
 
 }  // namespace
 
-void rope_forward(Tensor x, float theta) {
-  QT_DISPATCH_CUDA(x, rope_forward, x, theta);
-  rotate(x, theta, 1.f, "rope_forward x");
+void rope_forward(Tensor x, float theta, int pos0) {
+  QT_DISPATCH_CUDA(x, rope_forward, x, theta, pos0);
+  rotate(x, theta, pos0, 1.f, "rope_forward x");
 }
 
-void rope_backward(Tensor dx, float theta) {
-  QT_DISPATCH_CUDA(dx, rope_backward, dx, theta);
-  rotate(dx, theta, -1.f, "rope_backward dx");
+void rope_backward(Tensor dx, float theta, int pos0) {
+  QT_DISPATCH_CUDA(dx, rope_backward, dx, theta, pos0);
+  rotate(dx, theta, pos0, -1.f, "rope_backward dx");
 }
 
 }  // namespace qtrain

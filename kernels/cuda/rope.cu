@@ -6,6 +6,8 @@
 // The (cos, sin) of every (pos, i) go into a table once per (T, D, theta) and
 // are reused by every layer, q and k, forward and backward: computing powf and
 // a precise sincosf per element made RoPE compute-bound (~3x its memory time).
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -31,13 +33,13 @@ __device__ __forceinline__ float2 rotate(float x1, float x2, float c, float s) {
 }
 
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
-__global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
+__global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, int pos0, float sign) {
   int half = D / 2;
   int64_t n = rows * half;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
     int64_t row = idx / half;
     int i = int(idx % half);
-    int pos = int((row / H) % T);
+    int pos = pos0 + int((row / H) % T);
     float2 cs = table[pos * half + i];
     float c = cs.x, s = sign * cs.y;
     int64_t j = row * D + i;
@@ -51,13 +53,14 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
 // (one 16-byte load from each half and four 16-byte table loads), so RoPE
 // runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
 // element is the scalar kernel's (rotate), so the results are the same bits.
-__global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, float sign) {
+__global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, int pos0,
+                                   float sign) {
   const int half = D / 2, per_row = half / 8;
   const int64_t n = rows * per_row;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = idx / per_row;
     const int i0 = int(idx - row * per_row) * 8;
-    const int pos = int((row / H) % T);
+    const int pos = pos0 + int((row / H) % T);
     int4* lo = reinterpret_cast<int4*>(x + row * D + i0);
     int4* hi = reinterpret_cast<int4*>(x + row * D + half + i0);
     int4 a = *lo, b = *hi;
@@ -81,12 +84,16 @@ __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, i
   }
 }
 
-// The table for (T, D, theta), rebuilt only when they change. The scratch
-// slot is RoPE's alone, and every op runs in order on the one stream.
+// The table for positions [0, T) at (D, theta), rebuilt only when it must grow
+// or (D, theta) change: an entry depends on its own (pos, i) alone, so a longer
+// table serves shorter sequences, and a decode step (T = 1 at pos0 = 1000)
+// reuses the prefill's table. The scratch slot is RoPE's alone, and every op
+// runs in order on the one stream.
 const float2* rope_table(int T, int D, float theta) {
   static int cached_T = -1, cached_D = -1;
   static float cached_theta = 0.f;
   static const void* cached_ptr = nullptr;
+  if (D == cached_D && theta == cached_theta) T = std::max(T, cached_T);
   const size_t bytes = size_t(T) * size_t(D / 2) * sizeof(float2);
   auto* table = static_cast<float2*>(Context::get().scratch(Scratch::Rope, bytes));
   if (T != cached_T || D != cached_D || theta != cached_theta || table != cached_ptr) {
@@ -97,26 +104,27 @@ const float2* rope_table(int T, int D, float theta) {
   return table;
 }
 
-void rope(Tensor x, float theta, float sign, const char* what) {
+void rope(Tensor x, float theta, int pos0, float sign, const char* what) {
   QT_CHECK(x.ndim() == 4, std::string(what) + ": x must be [B,T,H,D], got " + shape_str(x.shape()));
   int64_t T = x.size(1), H = x.size(2), D = x.size(3);
   QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
+  QT_CHECK(pos0 >= 0, std::string(what) + ": negative position offset");
   int64_t rows = x.numel() / D;
   int64_t n = rows * (D / 2);
   if (!n) return;
-  const float2* table = rope_table(int(T), int(D), theta);
+  const float2* table = rope_table(pos0 + int(T), int(D), theta);
   if (x.dtype() == DType::BF16 && D % 16 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
     rope_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(x.raw()), table, rows, int(T),
-                                                                   int(H), int(D), sign);
+                                                                   int(H), int(D), pos0, sign);
   } else {
-    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), sign);
+    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), pos0, sign);
   }
   CUDA_CHECK_LAUNCH(what);
 }
 
 }  // namespace
 
-void rope_forward(Tensor x, float theta) { rope(x, theta, 1.f, "rope_forward"); }
-void rope_backward(Tensor dx, float theta) { rope(dx, theta, -1.f, "rope_backward"); }
+void rope_forward(Tensor x, float theta, int pos0) { rope(x, theta, pos0, 1.f, "rope_forward"); }
+void rope_backward(Tensor dx, float theta, int pos0) { rope(dx, theta, pos0, -1.f, "rope_backward"); }
 
 }  // namespace qtrain::cuda

@@ -2,8 +2,19 @@
 // each in its own file under models/adapters/). The Linear runs the base
 // weight first; the adapter then adds its part to y, and in backward adds its
 // part to dx and accumulates its own parameter gradients.
+//
+// Adapters that reshape the base path rather than add to it hook into the
+// Linear's one base product, so they cost no extra base GEMM:
+//   forward   y = base(in_scale(x)) [+ bias] -> forward(y, ...) [+ bias]
+//   backward  dyb = base_grad(dy); dxs = dyb W; dx = in_scale'(dxs); backward(dx, dy, ...)
+// An input scale (IA3 on a feed-forward projection) is scales_input() +
+// scale_input / scale_input_backward; an output scale (IA3 on k/v, DoRA's
+// m/||W'||) rescales y in forward and returns the rescaled gradient from
+// base_grad. sees_bias() says whether forward's y holds the bias already.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,20 +32,41 @@ class Adapter {
   virtual void declare(ParamSet& ps, const std::string& module, int layer) = 0;
   // After ParamSet::allocate: bind views and initialise (deterministic in seed).
   virtual void bind_and_init(ParamSet& ps, uint64_t seed) = 0;
-  // y[N,out] already holds base(x); add the adapter's contribution.
+  // y[N,out] already holds base(x) (plus the bias when sees_bias()); add the
+  // adapter's contribution or rescale it. x is the Linear's own input.
   virtual void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) = 0;
   // What forward saves for backward, without producing y: a layer's last
   // projection feeds only the residual, so a gradient-checkpoint recompute
-  // needs its saved state but not its output. The default runs forward into
-  // a scratch output; adapters override it with something cheaper.
-  virtual void save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) {
-    const int64_t n = x.numel() / base.in_features();
-    Tensor y = Tensor::empty({n, base.out_features()}, x.dtype(), x.device());
-    y.zero_();
-    forward(y, x, base, train, dropout_seed);
+  // needs its saved state but not its output. Returns false when the adapter
+  // has no cheaper way (the default): the Linear then runs its whole forward,
+  // base product included, into a scratch output.
+  virtual bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) {
+    return false;
   }
-  // dx[N,in] already holds dy @ W; add the adapter's part; accumulate grads.
+  // dx[N,in] already holds the base path's input gradient; add the adapter's
+  // part; accumulate grads. dy is the gradient of the Linear's output.
   virtual void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) = 0;
+
+  // ---- hooks into the base path (identity by default) ----
+  virtual bool sees_bias() const { return true; }
+  virtual bool scales_input() const { return false; }
+  // xs[N,in] = the base product's input, from x (only with scales_input()).
+  virtual void scale_input(Tensor xs, Tensor x) {}
+  // dx (overwritten, or added to with accumulate) from dxs = the gradient of the
+  // scaled input; accumulates the scale's own gradient.
+  virtual void scale_input_backward(Tensor dx, Tensor dxs, Tensor x, bool accumulate) {}
+  // The gradient the base product sees, from dy; dy itself when unchanged.
+  virtual Tensor base_grad(Tensor dy) { return dy; }
+
+  // ---- PEFT interchange ----
+  // Fields of adapter_config.json that this adapter sets (peft_type, r, ...);
+  // every adapter of a model writes the same ones.
+  virtual void write_peft_config(nlohmann::json& cfg) const = 0;
+  // Fills tensors() from a stored adapter: get(suffix, shape) returns the
+  // stored F32 tensor or throws naming the file, tensor and shapes.
+  virtual void load(const std::function<Tensor(const std::string& suffix, const Shape& shape)>& get) {
+    for (auto& [suffix, t] : tensors()) t.copy_from(get(suffix, t.shape()));
+  }
   // Tensors under their PEFT names relative to the module ("lora_A.weight", ...).
   virtual std::vector<std::pair<std::string, Tensor>> tensors() const = 0;
   // W_eff - W as a dense F32 host matrix [out, in] (merge on export).

@@ -1,12 +1,23 @@
 #include "models/adapters/lora.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "models/model.h"
 
 namespace qtrain {
+
+LoraAdapter::LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), out_(out), opt_(opt) {
+  if (opt_.r <= 0 || opt_.alpha <= 0.f) throw Error("--lora-r and --lora-alpha must be positive");
+  if (opt_.dropout < 0.f || opt_.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
+}
+
+std::unique_ptr<Adapter> make_lora_adapter(int64_t in, int64_t out, const ModelOptions& opt) {
+  return std::make_unique<LoraAdapter>(in, out, opt.lora);
+}
 
 float LoraOptions::scale() const { return rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
 
@@ -49,8 +60,21 @@ void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uin
   gemm(y.view({n, out_}), h, b_->value, false, true, opt_.scale(), 1.f);
 }
 
-void LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
+bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {
   save_input(x.view({x.numel() / in_, in_}), train, dropout_seed);
+  return true;
+}
+
+void LoraAdapter::write_peft_config(nlohmann::json& cfg) const {
+  cfg["peft_type"] = "LORA";
+  cfg["r"] = opt_.r;
+  cfg["lora_alpha"] = opt_.alpha;
+  cfg["lora_dropout"] = opt_.dropout;
+  cfg["use_rslora"] = opt_.rslora;
+  cfg["init_lora_weights"] = true;
+  cfg["rank_pattern"] = nlohmann::json::object();
+  cfg["alpha_pattern"] = nlohmann::json::object();
+  cfg["use_dora"] = false;
 }
 
 void LoraAdapter::backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight&) {

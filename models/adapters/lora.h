@@ -18,11 +18,13 @@ struct LoraOptions {
 
 class LoraAdapter : public Adapter {
  public:
-  LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), out_(out), opt_(opt) {}
+  // Bad ranks, alphas or dropouts are user errors (they come from flags or adapter_config.json).
+  LoraAdapter(int64_t in, int64_t out, LoraOptions opt);
   void declare(ParamSet& ps, const std::string& module, int layer) override;
   void bind_and_init(ParamSet& ps, uint64_t seed) override;
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
-  void save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
+  bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
+  void write_peft_config(nlohmann::json& cfg) const override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32() const override;
@@ -44,5 +46,9 @@ class LoraAdapter : public Adapter {
   Tensor xd_;     // dropout(x) when dropout > 0
   Tensor mask_;
 };
+
+struct ModelOptions;
+// The LoRA adapter of a targeted Linear under opt.lora (the LoRA-family methods' factory).
+std::unique_ptr<Adapter> make_lora_adapter(int64_t in, int64_t out, const ModelOptions& opt);
 
 }  // namespace qtrain

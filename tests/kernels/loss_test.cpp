@@ -94,9 +94,10 @@ TEST(CrossEntropy, ChunkingOverManyRowsMatchesNaiveAndAccumulatesDw) {
   const double loss = lm_head_cross_entropy(dx, dw, x, w, targets, 0.01f);
   const double expect = naive_loss(x, w, targets);
   EXPECT_NEAR(loss, expect, 1e-5 * expect);
-  // 128 active rows in chunks of 20: six full chunks and a partial one give the same.
+  // 128 active rows in chunks of 20: six full chunks and a partial one give the same (up to
+  // float rounding: BLAS may pick another kernel for 20 rows than for 128, ~1e-9 seen).
   Tensor dx20 = Tensor::empty({N, C}, DType::F32), dw20 = Tensor::zeros({V, C}, DType::F32);
-  EXPECT_NEAR(cpu::lm_head_cross_entropy_chunked(dx20, dw20, x, w, targets, 0.01f, 20), loss, 1e-12 * loss);
+  EXPECT_NEAR(cpu::lm_head_cross_entropy_chunked(dx20, dw20, x, w, targets, 0.01f, 20), loss, 1e-7 * loss);
   EXPECT_LT(max_rel_err(dx20.to_vector(), dx.to_vector(), 1e-3), 1e-5);
   EXPECT_LT(max_rel_err(dw20.to_vector(), dw.to_vector(), 1e-3), 1e-5);
   // Same loss with no gradient requested; dw accumulates on a second call.

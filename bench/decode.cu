@@ -1,0 +1,131 @@
+// bench_decode: KV-cache decoding speed, ms per new token at batch 1 and 8
+// after a prompt (prefill timed apart), per base precision, on random weights
+// of a model shape; beside it the memory roofline of one decode step: the
+// bytes of every weight read once, over the bandwidth of a copy kernel
+// measured in the same run. HF generate anchors run in the same device call
+// (bench/decode_hf.py) and are joined by bench/device_run.sh.
+//
+//   bench_decode --model random:llama-7b --methods lora,qlora --batch 1,8 --prompt 128 --new 64 --out FILE.json
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/device.h"
+#include "models/model.h"
+
+namespace {
+
+using namespace qtrain;
+using Clock = std::chrono::steady_clock;
+
+double secs(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string p; std::getline(ss, p, ',');) out.push_back(p);
+  return out;
+}
+
+__global__ void copy_kernel(const int4* __restrict__ src, int4* __restrict__ dst, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+// Bytes/s of a device copy kernel over 1 GiB (read + write counted), the roofline's ceiling.
+double copy_bandwidth() {
+  const size_t bytes = size_t(1) << 30, n = bytes / 16;
+  void *a = nullptr, *b = nullptr;
+  cudaMalloc(&a, bytes);
+  cudaMalloc(&b, bytes);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  copy_kernel<<<1056, 512>>>(static_cast<int4*>(a), static_cast<int4*>(b), n);
+  cudaEventRecord(e0);
+  for (int i = 0; i < 10; ++i) copy_kernel<<<1056, 512>>>(static_cast<int4*>(a), static_cast<int4*>(b), n);
+  cudaEventRecord(e1);
+  cudaEventSynchronize(e1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * double(bytes) * 10 / (double(ms) * 1e-3);
+}
+
+int argmax(const float* p, int64_t n) { return int(std::max_element(p, p + n) - p); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model = "random:smollm2-135m", methods = "lora,qlora,int8-lora", batches = "1,8", out;
+  int prompt = 128, gen = 64;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--model") model = v;
+    else if (k == "--methods") methods = v;
+    else if (k == "--batch") batches = v;
+    else if (k == "--prompt") prompt = std::stoi(v);
+    else if (k == "--new") gen = std::stoi(v);
+    else if (k == "--out") out = v;
+    else { std::fprintf(stderr, "unknown flag %s\n", k.c_str()); return 2; }
+  }
+  if (!cuda_available()) { std::fprintf(stderr, "bench_decode: no GPU\n"); return 1; }
+  const double bw = copy_bandwidth();
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("%-22s %-10s %5s %12s %12s %12s %9s\n", "model", "method", "batch", "prefill ms", "ms/token", "roofline ms",
+              "of roof");
+  for (const std::string& method : split(methods)) {
+    LoadedModel lm = load_model(model);
+    ModelOptions mo;
+    mo.device = Device::CUDA;
+    mo.method = method;
+    mo.lora.r = 16;
+    mo.lora.alpha = 32;
+    auto m = Model::create(lm.config, *lm.weights, mo);
+    // The bytes one decode step reads: every Linear's base (and adapter) as stored, the other
+    // tensors (embedding row, norms, lm_head) in BF16.
+    double weight_bytes = 0, linear_params = 0;
+    for (Linear* lin : m->linears()) {
+      weight_bytes += double(lin->base().bytes());
+      linear_params += double(lin->in()) * double(lin->out());
+    }
+    weight_bytes += 2.0 * (double(m->total_params()) - linear_params) + 4.0 * double(m->trainable_params());
+    const double roof_ms = weight_bytes / bw * 1e3;
+    for (const std::string& bs : split(batches)) {
+      const int B = std::stoi(bs);
+      std::vector<int32_t> ids(size_t(B) * prompt);
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919) % size_t(lm.config.vocab_size));
+      double prefill = 0, per_token = 0;
+      for (int rep = 0; rep < 2; ++rep) {  // the first round warms the allocator and cuBLASLt
+        KvCache c = m->new_kv_cache(B, prompt + gen);
+        cuda_sync();
+        auto t0 = Clock::now();
+        Tensor logits = m->decode(ids.data(), B, prompt, c);
+        prefill = secs(t0) * 1e3;
+        std::vector<int32_t> next(static_cast<size_t>(B));
+        t0 = Clock::now();
+        for (int s = 0; s < gen; ++s) {
+          for (int b = 0; b < B; ++b) next[size_t(b)] = argmax(logits.f32() + int64_t(b) * lm.config.vocab_size, lm.config.vocab_size);
+          logits = m->decode(next.data(), B, 1, c);
+        }
+        per_token = secs(t0) * 1e3 / gen;
+      }
+      std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %8.0f%%\n", model.c_str(), method.c_str(), B, prefill, per_token,
+                  roof_ms, 100.0 * roof_ms / per_token);
+      rows.push_back({{"model", model}, {"method", method}, {"batch", B}, {"prompt", prompt}, {"new_tokens", gen},
+                      {"prefill_ms", prefill}, {"ms_per_token", per_token}, {"weight_bytes", weight_bytes},
+                      {"roofline_ms", roof_ms}, {"fraction_of_roofline", roof_ms / per_token}});
+    }
+  }
+  nlohmann::json j = {{"device", cuda_device_name()}, {"copy_bandwidth_GBps", bw / 1e9}, {"rows", rows}};
+  if (!out.empty()) std::ofstream(out) << j.dump(1) << "\n";
+  return 0;
+}

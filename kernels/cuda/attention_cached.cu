@@ -1,0 +1,90 @@
+// Decode attention: a few new queries against the key/value cache. One block
+// per (query row, head, batch row); each of its warps runs an online softmax
+// over every kWarps-th key (lanes split the head dimension, a shuffle sums the
+// dot product), then the warps' partial results are merged through shared
+// memory. A decode step has one query row per head and reads the whole cache
+// once, so this is memory-bound on the cache, like the weights' GEMV.
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace qtrain::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxPerLane = 8;  // head dim <= 256
+
+__global__ void attention_cached_kernel(FloatPtr out, FloatPtr q, FloatPtr kc, FloatPtr vc, int Tq, int Hq, int Hkv,
+                                        int D, int Tc, int pos0, float scale) {
+  const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int hk = h / (Hq / Hkv), nk = pos0 + t + 1;
+  const int64_t qrow = ((int64_t(b) * Tq + t) * Hq + h) * D;
+  float qv[kMaxPerLane], acc[kMaxPerLane];
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i) {
+    const int d = lane + 32 * i;
+    qv[i] = d < D ? q.ld(qrow + d) * scale : 0.f;
+    acc[i] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  for (int j = warp; j < nk; j += kWarps) {
+    const int64_t krow = ((int64_t(b) * Tc + j) * Hkv + hk) * D;
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int d = lane + 32 * i;
+      if (d < D) s += qv[i] * kc.ld(krow + d);
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mn = fmaxf(m, s), corr = __expf(m - mn), p = __expf(s - mn);
+    l = l * corr + p;
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; ++i) {
+      const int d = lane + 32 * i;
+      if (d < D) acc[i] = acc[i] * corr + p * vc.ld(krow + d);
+    }
+    m = mn;
+  }
+  __shared__ float sm[kWarps], sl[kWarps];
+  __shared__ float sacc[kWarps][32 * kMaxPerLane];
+  if (lane == 0) sm[warp] = m, sl[warp] = l;
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i)
+    if (lane + 32 * i < D) sacc[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w]);
+  float L = 0.f;
+  for (int w = 0; w < kWarps; ++w)
+    if (sm[w] > -INFINITY) L += sl[w] * __expf(sm[w] - M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int w = 0; w < kWarps; ++w)
+      if (sm[w] > -INFINITY) o += sacc[w][d] * __expf(sm[w] - M);
+    out.st(qrow + d, o / L);
+  }
+}
+
+}  // namespace
+
+void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0) {
+  QT_CHECK(q.ndim() == 4 && kc.ndim() == 4 && vc.shape() == kc.shape() && out.shape() == q.shape(),
+           "attention_cached: q/out [B,Tq,Hq,D], caches [B,Tc,Hkv,D]");
+  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
+  QT_CHECK(kc.size(0) == B && kc.size(3) == D && Hkv > 0 && Hq % Hkv == 0, "attention_cached: cache shape " +
+                                                                              shape_str(kc.shape()) + " for q " +
+                                                                              shape_str(q.shape()));
+  QT_CHECK(D <= 32 * kMaxPerLane, "attention_cached: head dim over 256");
+  QT_CHECK(pos0 >= 0 && pos0 + Tq <= Tc, "attention_cached: positions exceed the cache");
+  if (!q.numel()) return;
+  dim3 grid(unsigned(Tq), unsigned(Hq), unsigned(B));
+  attention_cached_kernel<<<grid, 32 * kWarps, 0, stream()>>>(
+      fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), fptr(kc, "attention_cached k"),
+      fptr(vc, "attention_cached v"), int(Tq), int(Hq), int(Hkv), int(D), int(Tc), pos0, 1.f / std::sqrt(float(D)));
+  CUDA_CHECK_LAUNCH("attention_cached");
+}
+
+}  // namespace qtrain::cuda

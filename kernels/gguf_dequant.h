@@ -1,0 +1,19 @@
+// GGUF (ggml) blocks dequantized into a dense matrix, for a frozen base kept
+// in its GGUF format: the GPU product dequantizes it into a BF16 scratch and
+// runs the dense gemm, as the 4-bit bases do (models/gguf_block_weight.h).
+#pragma once
+#include "kernels/quant/gguf_blocks.h"
+#include "kernels/tensor.h"
+
+namespace qtrain {
+
+// out [rows, cols] = blocks dequantized as ggml's dequantize_row_* does.
+// blocks: U8 [rows * ggml_row_size(type, cols)], rows back to back, on out's
+// device. CPU: every dequantizable type, out F32. CUDA: Q4_0, Q4_1, Q8_0 and
+// F16 (the same F32 values, bit for bit), out BF16 or F32; any other type is an
+// Error naming it.
+void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type);
+// Whether the GPU kernel takes this type.
+bool gguf_type_on_gpu(GgmlType type);
+
+}  // namespace qtrain

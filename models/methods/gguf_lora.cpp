@@ -1,0 +1,29 @@
+// --method gguf-lora: LoRA on a GGUF base kept in its own blocks (Q4_0, Q4_1,
+// Q8_0, K-quants ...): no float copy of the base is ever made, and the model
+// takes the file's memory, not four bytes per weight. Tensors the file stores
+// as plain floats stay dense. The GPU takes Q4_0, Q4_1, Q8_0 and F16 blocks.
+#include "models/adapters/lora.h"
+#include "models/gguf_block_weight.h"
+#include "models/method.h"
+#include "models/model.h"
+
+namespace qtrain {
+namespace {
+
+std::unique_ptr<BaseWeight> gguf_base(const BaseRequest& r) {
+  PackedTensor p = r.src.load_packed(r.name);
+  if (p.format == "gguf") return std::make_unique<GgufBlockWeight>(p);
+  if (!p.format.empty())
+    throw Error(r.src.path() + ": '" + r.name + "' is stored as " + p.format + ", not GGUF blocks");
+  if (r.src.path().size() < 5 || r.src.path().compare(r.src.path().size() - 5, 5, ".gguf") != 0)
+    throw Error("--method gguf-lora keeps a GGUF base in its blocks: " + r.src.path() + " is not a .gguf model");
+  return std::make_unique<DenseWeight>(r.load_f32().to(r.opt.device, r.opt.device == Device::CUDA ? DType::BF16 : DType::F32));
+}
+
+}  // namespace
+}  // namespace qtrain
+
+QT_REGISTER_METHOD(gguf_lora, {.name = "gguf-lora",
+                               .help = "LoRA on a .gguf base kept in its GGUF blocks (no float copy of the base)",
+                               .make_base = qtrain::gguf_base,
+                               .make_adapter = qtrain::make_lora_adapter});

@@ -1,0 +1,89 @@
+// Incremental decoding: the KV cache, the decode step, and the attention
+// call every architecture shares, which either runs full causal attention
+// (training, eval) or appends to the cache and attends to it (decoding).
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "models/model.h"
+
+namespace qtrain {
+
+KvCache Model::new_kv_cache(int B, int capacity) const {
+  if (B <= 0 || capacity <= 0) throw Error("KV cache: batch and capacity must be positive");
+  if (position_limit() > 0 && capacity > position_limit())
+    throw Error("KV cache of " + std::to_string(capacity) + " tokens exceeds the model's " +
+                std::to_string(position_limit()) + " positions");
+  KvCache c;
+  c.B = B;
+  c.capacity = capacity;
+  const int64_t Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    c.k.push_back(Tensor::empty({B, capacity, Hkv, D}, act_dtype_, opt_.device));
+    c.v.push_back(Tensor::empty({B, capacity, Hkv, D}, act_dtype_, opt_.device));
+  }
+  return c;
+}
+
+void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
+  if (mode_ != ForwardMode::Decode) return attention_forward(out, lse, q, k, v);
+  KvCache& c = *cache_;
+  // Append this pass's keys and values at positions pos0_ .. pos0_ + T_ - 1 of every row.
+  const int64_t row = k.numel() / (int64_t(B_) * T_);  // Hkv * D
+  Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
+  for (int64_t b = 0; b < B_; ++b) {
+    const int64_t dst = (b * c.capacity + pos0_) * row, src = b * T_ * row, n = T_ * row;
+    kc.flat(dst, dst + n).copy_from(k.flat(src, src + n));
+    vc.flat(dst, dst + n).copy_from(v.flat(src, src + n));
+  }
+  // A prompt on an empty cache is ordinary causal attention (the flash
+  // kernels); later tokens read the cache.
+  if (pos0_ == 0) return attention_forward(out, lse, q, k, v);
+  attention_cached(out, q, kc, vc, pos0_);
+}
+
+Tensor Model::decode(const int32_t* ids, int B, int T_new, KvCache& cache) {
+  if (cache.B != B || int(cache.k.size()) != cfg_.n_layer)
+    throw Error("decode: the KV cache was made for " + std::to_string(cache.B) + " rows, not " + std::to_string(B));
+  if (T_new <= 0) throw Error("decode: no tokens to run");
+  if (cache.len + T_new > cache.capacity)
+    throw Error("decode: " + std::to_string(cache.len + T_new) + " tokens exceed the KV cache's capacity of " +
+                std::to_string(cache.capacity));
+  const int64_t N = int64_t(B) * T_new, C = cfg_.d_model;
+  for (int64_t i = 0; i < N; ++i)
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab_size)
+      throw Error("token id " + std::to_string(ids[i]) + " is outside the model's vocabulary (" +
+                  std::to_string(cfg_.vocab_size) + ")");
+  struct Reset {  // leave the model in eval mode whatever happens
+    Model* m;
+    ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos0_ = 0; }
+  } reset{this};
+  mode_ = ForwardMode::Decode;
+  cache_ = &cache;
+  pos0_ = cache.len;
+  B_ = B;
+  T_ = T_new;
+  ++step_counter_;
+  Tensor ids_dev = Tensor::wrap(const_cast<int32_t*>(ids), {N}, DType::I32).to(opt_.device);
+  Tensor x = Tensor::empty({N, C}, act_dtype_, opt_.device);
+  WeightSlot* wpe = position_embedding();
+  embedding_forward(x, ids_dev, token_embedding().value, wpe ? wpe->value : Tensor(), T_new, pos0_);
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    Tensor y = Tensor::empty({N, C}, act_dtype_, opt_.device);
+    layer_forward(l, x, y, false, false);
+    x = y;
+  }
+  // Only each row's last position is needed for the next token.
+  Tensor last = x;
+  if (T_new > 1) {
+    last = Tensor::empty({B, C}, act_dtype_, opt_.device);
+    for (int64_t b = 0; b < B; ++b) last.rows(b, b + 1).copy_from(x.rows((b + 1) * T_new - 1, (b + 1) * T_new));
+  }
+  Tensor h = Tensor::empty({B, C}, act_dtype_, opt_.device);
+  final_norm_forward(h, last);
+  Tensor logits = Tensor::empty({B, int64_t(cfg_.vocab_size)}, DType::F32, opt_.device);
+  gemm(logits, h, lm_head().value, false, true);
+  cache.len += T_new;
+  return logits.to(Device::CPU);
+}
+
+}  // namespace qtrain
