@@ -40,6 +40,8 @@ if [ "${1:-}" = "--pack" ]; then
   mkdir -p "$PACK/pylib" && (cd "$PACK/pylib" && unzip -q "$tmpw"/bitsandbytes-*.whl)
   find "$PACK/pylib/bitsandbytes" -name 'libbitsandbytes_*.so' \
     ! -name '*_cpu.so' ! -name '*_cuda128.so' ! -name '*_cuda130.so' ! -name '*_cuda132.so' -delete
+  # Liger kernels (pure Python + Triton) for the HF+peft+Liger anchor (train_vs_hf.py --liger).
+  pip download -q --no-deps -d "$tmpw" liger-kernel==0.8.5 && (cd "$PACK/pylib" && unzip -qo "$tmpw"/liger_kernel-*.whl)
   rm -rf "$tmpw"
   pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
   echo "packing debs: $pkgs"
@@ -91,7 +93,8 @@ if [[ -n "${ONLY_GPU1:-}" && -z "${LANE_CHILD:-}" ]]; then
   export CUDA_VISIBLE_DEVICES=0
 fi
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
-  --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora}
+  --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora} \
+  ${BENCH_LIGER:+--liger}
 if [ -n "${lane1:-}" ]; then
   wait "$lane1"; unset CUDA_VISIBLE_DEVICES
   echo "---- lane GPU 1:"; sed -n '/==== summary ====/,/^$/p' "$OUT/lane1.txt"

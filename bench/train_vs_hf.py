@@ -106,10 +106,14 @@ def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
     return statistics.median(tps), mem.peak
 
 
-def run_hf(model_dir, row, steps, warmup, vocab):
+def run_hf(model_dir, row, steps, warmup, vocab, liger=False):
     import torch
     import transformers
 
+    if liger:  # Liger's Triton kernels: RoPE, RMSNorm, SwiGLU, fused linear + cross-entropy (patches transformers)
+        from liger_kernel.transformers import apply_liger_kernel_to_llama
+        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=True)
     torch.manual_seed(0)
     anchor = row.get("anchor_method", row["method"])
     if anchor == "qlora":  # the QLoRA recipe: NF4 + double quant, bf16 compute, kbit preparation
@@ -169,6 +173,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default="/tmp/train_vs_hf")
     ap.add_argument("--skip-anchor", action="store_true")
+    ap.add_argument("--liger", action="store_true",
+                    help="also run HF+peft with Liger kernels on LLaMA-family rows (in a fresh process: Liger "
+                         "patches transformers globally)")
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -201,20 +208,31 @@ def main():
                 a_tps, a_mem, a_alloc = run_hf(model_dir, row, args.steps, args.warmup, vocab)
             except Exception as e:
                 err = (err + "; " if err else "") + f"anchor: {e}"
+        l_tps = l_mem = None
+        if args.liger and row["shape"] != "gpt2-medium" and not args.skip_anchor:
+            import multiprocessing
+            try:
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    l_tps, l_mem, _ = pool.apply(run_hf, (model_dir, row, args.steps, args.warmup, vocab, True))
+            except Exception as e:
+                err = (err + "; " if err else "") + f"liger anchor: {type(e).__name__}: {e}"
         ratio = lambda a, b: (a / b) if a and b else None
+        fastest = max([(v, n) for v, n in ((a_tps, "HF+peft"), (l_tps, "HF+peft+Liger")) if v], default=(None, None))
         rows.append(dict(config=config, metric="tok/s", qtrain=q_tps, anchor=a_tps, ratio=ratio(q_tps, a_tps),
-                         error=err))
+                         anchor_liger=l_tps, ratio_liger=ratio(q_tps, l_tps), fastest_anchor=fastest[1],
+                         ratio_fastest=ratio(q_tps, fastest[0]), error=err))
         rows.append(dict(config=config, metric="peak GPU mem GiB (nvidia-smi)", qtrain=q_mem, anchor=a_mem,
-                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc,
+                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc, anchor_liger=l_mem,
                          qtrain_allocator_peak_gib=getattr(run_qtrain, "alloc_peak", None)))
         print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
     res = dict(device=device, date=date, steps=args.steps, warmup=args.warmup, rows=rows)
     path = os.path.join(args.out, f"train_vs_hf_{device}_{date}.json")
     json.dump(res, open(path, "w"), indent=1)
     fmt = lambda v: "-" if v is None else f"{v:.3g}" if v < 100 else f"{v:.0f}"
-    print(f"\n{'config':44s} {'metric':30s} {'qtrain':>9s} {'HF+peft':>9s} {'ratio':>6s}")
+    print(f"\n{'config':44s} {'metric':30s} {'qtrain':>9s} {'HF+peft':>9s} {'ratio':>6s} {'+Liger':>9s} {'ratio':>6s}")
     for r in rows:
-        print(f"{r['config']:44s} {r['metric']:30s} {fmt(r['qtrain']):>9s} {fmt(r['anchor']):>9s} {fmt(r['ratio']):>6s}")
+        print(f"{r['config']:44s} {r['metric']:30s} {fmt(r['qtrain']):>9s} {fmt(r['anchor']):>9s} {fmt(r['ratio']):>6s} "
+              f"{fmt(r.get('anchor_liger')):>9s} {fmt(r.get('ratio_liger')):>6s}")
     print(f"wrote {path}")
 
 

@@ -80,7 +80,7 @@ void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0) {
   QT_CHECK(D <= 32 * kMaxPerLane, "attention_cached: head dim over 256");
   QT_CHECK(pos0 >= 0 && pos0 + Tq <= Tc, "attention_cached: positions exceed the cache");
   if (!q.numel()) return;
-  dim3 grid(unsigned(Tq), unsigned(Hq), unsigned(B));
+  const dim3 grid(static_cast<unsigned>(Tq), static_cast<unsigned>(Hq), static_cast<unsigned>(B));
   attention_cached_kernel<<<grid, 32 * kWarps, 0, stream()>>>(
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), fptr(kc, "attention_cached k"),
       fptr(vc, "attention_cached v"), int(Tq), int(Hq), int(Hkv), int(D), int(Tc), pos0, 1.f / std::sqrt(float(D)));

@@ -22,7 +22,8 @@ TEST(CudaAttentionCached, MatchesCpu) {
     Pair out = pair(Tensor::zeros({c.B, c.Tq, c.Hq, c.D}, DType::F32), DType::BF16);
     attention_cached(out.cpu, q.cpu, kc.cpu, vc.cpu, c.pos0);
     attention_cached(out.gpu, q.gpu, kc.gpu, vc.gpu, c.pos0);
-    EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol) << "D " << c.D << " pos0 " << c.pos0;
+    SCOPED_TRACE("D " + std::to_string(c.D) + " pos0 " + std::to_string(c.pos0));
+    EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
   }
 }
 
