@@ -11,7 +11,7 @@ common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device c
         --target all-linear --lr 1e-3 --seed 1 --batch-size 8 --seq-len 1024 --steps 6 --log-every 1 --save-every 0)
 for m in plain gc; do
   rm -rf "$WORK/$m"; extra=(); [ $m = gc ] && extra=(--grad-checkpoint)
-  "$QTRAIN" "${common[@]}" "${extra[@]}" --out "$WORK/$m" > "$RESULTS/gc_$m.log" 2>&1 || { echo "$m FAILED"; tail -5 "$RESULTS/gc_$m.log"; }
+  "$QTRAIN" "${common[@]}" "${extra[@]}" --out "$WORK/$m" --overwrite > "$RESULTS/gc_$m.log" 2>&1 || { echo "$m FAILED"; tail -5 "$RESULTS/gc_$m.log"; }
 done
 python3 - "$WORK" <<'PY'
 import json, sys

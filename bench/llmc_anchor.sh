@@ -13,7 +13,7 @@ python3 "$(dirname "$0")/make_tokens.py" "$WORK/train.bin" $((40 * 8 * 1025)) 50
    -s 0 -h 0 -o "$WORK/llmc_log" > "$RESULTS/llmc.log" 2>&1); echo "llm.c rc $?"
 rm -rf "$WORK/q"
 "$QTRAIN" train --model "$MODEL" --data "$WORK/train.bin" --format bin --device cuda --method full --batch-size 8 \
-  --seq-len 1024 --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/q" > "$RESULTS/llmc_qtrain.log" 2>&1
+  --seq-len 1024 --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/q" --overwrite > "$RESULTS/llmc_qtrain.log" 2>&1
 echo "qtrain rc $?"
 python3 - "$RESULTS" "$WORK/q/metrics.jsonl" <<'PY'
 import json, re, statistics, sys, subprocess, datetime, os

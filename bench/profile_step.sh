@@ -15,7 +15,7 @@ one() {  # one NAME MODEL ARGS...
   fi
   rm -rf "$WORK/$name"
   "$QTRAIN" train --model "$m" --data "$WORK/tokens.bin" --format bin --device cuda --steps 10 \
-    --save-every 0 --log-every 5 --profile-kernels --out "$WORK/$name" "$@" > "$RESULTS/profile_$name.log" 2>&1
+    --save-every 0 --log-every 5 --profile-kernels --out "$WORK/$name" --overwrite "$@" > "$RESULTS/profile_$name.log" 2>&1
   cp "$WORK/$name/kernel_profile.json" "$RESULTS/kernel_profile_$name.json" 2>/dev/null
   echo "== $name"; grep -A8 "GPU kernel time" "$RESULTS/profile_$name.log" | sed 's/^\[[^]]*\] [a-z]* //' | head -9
 }

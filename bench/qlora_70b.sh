@@ -12,7 +12,7 @@ rm -rf "$WORK/out"
 TIMEV=(); [ -x /usr/bin/time ] && TIMEV=(/usr/bin/time -v)  # peak host RSS, where GNU time exists
 "${TIMEV[@]}" "$QTRAIN" train --model random:llama-70b --data "$WORK/tokens.bin" --format bin --device cuda \
   --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 1 --seq-len 2048 --grad-checkpoint \
-  --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/out" > "$RESULTS/qlora_70b.log" 2>&1
+  --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/out" --overwrite > "$RESULTS/qlora_70b.log" 2>&1
 echo "rc $?"
 grep -E "trainable|Maximum resident|Elapsed" "$RESULTS/qlora_70b.log"
 python3 - "$WORK/out/metrics.jsonl" "$RESULTS" <<'PY'

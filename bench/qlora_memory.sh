@@ -15,7 +15,7 @@ poll=$!
 rm -rf "$WORK/out"
 "$QTRAIN" train --model "random:$SHAPE" --data "$WORK/tokens.bin" --format bin --device cuda --method qlora --lora-r 16 \
   --lora-alpha 32 --target all-linear --batch-size "$B" --seq-len 2048 --grad-checkpoint --steps 6 --save-every 0 \
-  --log-every 1 --out "$WORK/out" > "$RESULTS/qlora_memory_${SHAPE}_b$B.log" 2>&1
+  --log-every 1 --out "$WORK/out" --overwrite > "$RESULTS/qlora_memory_${SHAPE}_b$B.log" 2>&1
 kill $poll
 python3 - "$WORK/out/metrics.jsonl" "$WORK/smi.txt" "$SHAPE" "$B" <<'PY'
 import json, sys

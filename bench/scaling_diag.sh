@@ -18,10 +18,10 @@ common=(train --model "$MODEL" --data "$WORK/tokens.bin" --format bin --device c
         --target all-linear --lr 1e-4 --seed 1 --batch-size 16 --seq-len 1024 --steps 16 --log-every 1)
 med() { python3 -c "import json,statistics,sys; l=[json.loads(x) for x in open(sys.argv[1])][6:]; print('%.4f s/step  %.0f tok/s  exposed %.4f' % (statistics.median(x['step_s'] for x in l), statistics.median(x['tokens_per_s'] for x in l), l[-1].get('comm_exposed_s',0)))" "$1"; }
 one() { local name=$1; shift; rm -rf "$WORK/$name"
-  "$QTRAIN" "${common[@]}" --out "$WORK/$name" "$@" > "$RESULTS/diag_$name.log" 2>&1; echo "$name: $(med "$WORK/$name/metrics.jsonl")"; }
+  "$QTRAIN" "${common[@]}" --out "$WORK/$name" --overwrite "$@" > "$RESULTS/diag_$name.log" 2>&1; echo "$name: $(med "$WORK/$name/metrics.jsonl")"; }
 two() { local name=$1; shift; rm -rf "$WORK/$name"
   $MPIRUN --allow-run-as-root --bind-to none -np 2 -x NCCL_NVLS_ENABLE=0 -x NCCL_DEBUG -x NCCL_DEBUG_SUBSYS -x LD_LIBRARY_PATH \
-    "$QTRAIN" "${common[@]}" --out "$WORK/$name" "$@" > "$RESULTS/diag_$name.log" 2>&1; echo "$name: $(med "$WORK/$name/metrics.jsonl")"; }
+    "$QTRAIN" "${common[@]}" --out "$WORK/$name" --overwrite "$@" > "$RESULTS/diag_$name.log" 2>&1; echo "$name: $(med "$WORK/$name/metrics.jsonl")"; }
 one gpu1
 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,GRAPH two np2_debug
 grep -E "via|Channel 00|P2P|SHM|NET/" "$RESULTS/diag_np2_debug.log" | head -12

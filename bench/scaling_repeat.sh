@@ -25,12 +25,12 @@ N=${NGPU:-$(nvidia-smi -L | wc -l)}  # all GPUs of the machine unless told
 for r in $(seq 1 "$REPEATS"); do
   for g in $(seq 0 $((N - 1))); do
     rm -rf "$WORK/r${r}_gpu$g"
-    CUDA_VISIBLE_DEVICES=$g "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_gpu$g" > "$RESULTS/repeat_${TAG}_r${r}_gpu$g.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=$g "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_gpu$g" --overwrite > "$RESULTS/repeat_${TAG}_r${r}_gpu$g.log" 2>&1 &
   done
   wait
   rm -rf "$WORK/r${r}_np$N"
   ${MPIRUN:-mpirun} --allow-run-as-root --bind-to none -np "$N" -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
-    "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np$N" > "$RESULTS/repeat_${TAG}_r${r}_np$N.log" 2>&1
+    "$QTRAIN" "${common[@]}" --out "$WORK/r${r}_np$N" --overwrite > "$RESULTS/repeat_${TAG}_r${r}_np$N.log" 2>&1
   echo "repeat $r done"
 done
 # Strong scaling: the N-GPU global batch on one GPU (per-rank --batch-size times N).
@@ -39,7 +39,7 @@ if [ -n "${STRONG:-}" ]; then
   strong=("${common[@]}"); for i in "${!strong[@]}"; do
     [ "${strong[$i]}" = --batch-size ] && strong[$((i + 1))]=$((N * ${strong[$((i + 1))]})); done
   rm -rf "$WORK/strong1"
-  CUDA_VISIBLE_DEVICES=0 "$QTRAIN" "${strong[@]}" --out "$WORK/strong1" > "$RESULTS/repeat_${TAG}_strong1.log" 2>&1
+  CUDA_VISIBLE_DEVICES=0 "$QTRAIN" "${strong[@]}" --out "$WORK/strong1" --overwrite > "$RESULTS/repeat_${TAG}_strong1.log" 2>&1
 fi
 N=$N TAG=$TAG SETUP="$MODEL ${TRAIN[*]}" python3 - "$WORK" "$RESULTS" "$REPEATS" "$WARMUP" <<'PY'
 import datetime, json, os, statistics, subprocess, sys

@@ -89,7 +89,7 @@ def ensure_model(models_dir, shape):
 def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
     cmd = [qtrain, "train", "--model", model_dir, "--data", shard, "--format", "bin", "--device", "cuda",
            "--method", row["method"], "--batch-size", str(row["batch"]), "--seq-len", str(row["seq"]),
-           "--steps", str(steps), "--lr", "1e-4", "--out", out_dir, "--log-every", "1", "--save-every", "0"]
+           "--steps", str(steps), "--lr", "1e-4", "--out", out_dir, "--overwrite", "--log-every", "1", "--save-every", "0"]
     if row["method"] != "full":
         cmd += ["--lora-r", "16", "--lora-alpha", "32", "--target", "all-linear"]
     if row["ckpt"]:

@@ -1,8 +1,11 @@
 // qtrain train: fine-tune a model (full or with adapters) on a corpus.
 #include <memory>
+#include <set>
+#include <string>
 
 #include "launch/commands.h"
 #include "models/method.h"
+#include "trainer/resume_config.h"
 #include "trainer/train_loop.h"
 
 namespace qtrain::launch {
@@ -11,15 +14,17 @@ void register_train(CLI::App& app, Runner& run) {
   auto* sub = app.add_subcommand(
       "train",
       "Fine-tune a model. Writes OUT/adapter (PEFT LoRA, or OUT/model for --method full), OUT/metrics.jsonl, OUT/run.json (parameter counts, config) and an "
-      "atomic OUT/checkpoint. Under mpirun every rank trains on its shard and only trainable gradients are reduced.");
+      "atomic OUT/checkpoint. Under mpirun every rank trains on its shard and only trainable gradients are reduced. "
+      "SIGTERM, SIGINT or SIGUSR1 (SLURM's warning) stop the run after the current step with a checkpoint (exit "
+      "128+signal; a second signal exits at once); continue with --resume OUT.");
   add_config_option(*sub);
   auto c = std::make_shared<TrainConfig>();
   sub->add_option("--model", c->model,
                   "HF model directory (config.json + safetensors), a .gguf file, a registered name (smollm2-135m), or "
-                  "random:<shape> (random weights for benchmarks: gpt2, gpt2-medium, smollm2-135m, llama-7b, llama-13b, llama-70b)")
-      ->required();
+                  "random:<shape> (random weights for benchmarks: gpt2, gpt2-medium, smollm2-135m, llama-7b, llama-13b, llama-70b); "
+                  "required unless --resume");
   sub->add_option("--tokenizer", c->tokenizer, "tokenizer to use instead of the model's (dir or tokenizer.json)");
-  sub->add_option("--data", c->data, "training data: CodeSearchNet tree, .jsonl(.gz), .bin shards")->required();
+  sub->add_option("--data", c->data, "training data: CodeSearchNet tree, .jsonl(.gz), .bin shards; required unless --resume");
   sub->add_option("--eval-data", c->eval_data, "evaluation data (same formats), evaluated every --eval-every and at the end");
   sub->add_option("--split", c->split, "split of a CodeSearchNet tree to train on")->capture_default_str();
   sub->add_option("--eval-split", c->eval_split, "split of --eval-data")->capture_default_str();
@@ -38,16 +43,25 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--seq-len", c->seq_len, "tokens per row")->capture_default_str();
+  sub->add_option("--seq-len", c->seq_len, "tokens per row (at most the model's positions)")->capture_default_str();
   sub->add_option("--batch-size", c->batch_size, "rows per rank per micro-step")->capture_default_str();
   sub->add_option("--grad-accum", c->grad_accum, "micro-steps per optimizer step")->capture_default_str();
-  auto* steps = sub->add_option("--steps", c->steps, "optimizer steps (overrides --epochs)");
+  auto* steps = sub->add_option("--steps", c->steps,
+                                "optimizer steps, at least 1 (overrides --epochs; without it the run is --epochs "
+                                "passes over the data, counted before training starts)")
+                    ->check(CLI::Validator(
+                        [](std::string& v) {
+                          return v.find_first_not_of("0123456789") == std::string::npos && v.find_first_not_of('0') != std::string::npos
+                                     ? std::string()
+                                     : "--steps must be a whole number of at least 1 (got " + v + "); leave it out to train --epochs";
+                        },
+                        "INT>0"));
   sub->add_option("--epochs", c->epochs, "passes over the data when --steps is not given")->capture_default_str()->excludes(steps);
-  sub->add_option("--lr", c->lr, "peak learning rate")->capture_default_str();
+  sub->add_option("--lr", c->lr, "peak learning rate (a finite number > 0)")->capture_default_str();
   sub->add_option("--schedule", c->schedule, "constant | linear | cosine (HF semantics)")->capture_default_str();
-  sub->add_option("--warmup", c->warmup, "linear warmup steps")->capture_default_str();
+  sub->add_option("--warmup", c->warmup, "linear warmup steps (fewer than --steps)")->capture_default_str();
   sub->add_option("--weight-decay", c->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
-  sub->add_option("--clip", c->clip, "max global gradient norm (0 = off)")->capture_default_str();
+  sub->add_option("--clip", c->clip, "max global gradient norm (0 = off; not negative)")->capture_default_str();
   sub->add_option("--seed", c->seed, "seed for init, shuffling and dropout")->capture_default_str();
   sub->add_option("--device", c->device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--attention", c->attention,
@@ -55,10 +69,33 @@ void register_train(CLI::App& app, Runner& run) {
                   "kernels) | cudnn (or an error) | own")
       ->capture_default_str();
   sub->add_option("--out", c->out, "output directory")->capture_default_str();
-  sub->add_option("--resume", c->resume, "continue from the checkpoint in this output directory");
+  sub->add_option("--resume", c->resume,
+                  "continue the run whose checkpoint is in this output directory (or this checkpoint directory). "
+                  "Its settings come from the checkpoint, so --resume DIR alone is enough; options given with it "
+                  "override them (each change is logged), and --out defaults to DIR");
+  sub->add_flag("--overwrite", c->overwrite,
+                "start afresh in an --out that holds an earlier run's checkpoint, adapter or model (they are "
+                "removed); without it such a run is refused");
+  sub->add_option("--keep-checkpoints", c->keep_checkpoints,
+                  "checkpoints to keep: the newest in OUT/checkpoint, older ones as OUT/checkpoint-step<N> "
+                  "(each resumable with --resume)")
+      ->capture_default_str();
+  sub->add_option("--on-nonfinite", c->on_nonfinite,
+                  "a step whose loss or gradient is inf/nan: skip (drop the update, count it as nonfinite_skipped "
+                  "in metrics.jsonl) | stop (exit 1 at once)")
+      ->check(CLI::IsMember({"skip", "stop"}))
+      ->capture_default_str();
+  sub->add_option("--max-nonfinite-skips", c->max_nonfinite_skips,
+                  "with --on-nonfinite skip: exit 1 after this many skipped steps in a row")
+      ->capture_default_str();
+  sub->add_option("--collapse-steps", c->collapse_steps,
+                  "exit 1 when the gradient norm is exactly 0, the loss sits at ln(vocab) after being well "
+                  "below it, or the loss is above 3 ln(vocab) after being below, for this many steps in a row (a "
+                  "collapsed or diverged model; 0 = no check). The last checkpoint is kept")
+      ->capture_default_str();
   sub->add_option("--stop-at", c->stop_at, "stop after this step with a checkpoint (time-boxed jobs); resume later")
       ->capture_default_str();
-  sub->add_option("--save-every", c->save_every, "checkpoint every N steps (0 = at the end)")->capture_default_str();
+  sub->add_option("--save-every", c->save_every, "checkpoint every N steps (0 = only at the end and when stopped by a signal)")->capture_default_str();
   sub->add_option("--eval-every", c->eval_every, "evaluate every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-batches", c->eval_batches, "limit each evaluation to N batches (0 = all)")->capture_default_str();
   sub->add_flag("--grad-checkpoint", c->grad_checkpoint, "recompute each layer's activations in backward");
@@ -70,7 +107,20 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--comm-timeout", c->comm_timeout, "seconds before a stuck collective aborts the job")->capture_default_str();
   sub->add_flag("!--no-bind", c->bind, "do not bind ranks to cores near their GPU (hwloc)");
   sub->add_option("--log-every", c->log_every, "log a line every N steps when not on a terminal")->capture_default_str();
-  sub->callback([&run, c] { run = [c] { return run_training(*c); }; });
+  sub->callback([&run, c, sub] {
+    // The options set explicitly (on the command line or by --config), under
+    // their config names: with --resume they override the checkpoint's.
+    std::set<std::string> given;
+    for (const CLI::Option* o : sub->get_options()) {
+      if (o->count() == 0 || o->get_lnames().empty()) continue;
+      std::string key = o->get_lnames().front();
+      if (key.rfind("no-", 0) == 0) key = key.substr(3);  // --no-pack sets pack
+      for (auto& ch : key)
+        if (ch == '-') ch = '_';
+      given.insert(key);
+    }
+    run = [c, given] { return run_training(merge_resume_config(*c, given)); };
+  });
 }
 
 }  // namespace qtrain::launch

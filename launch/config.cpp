@@ -1,7 +1,11 @@
 // --config FILE.json: every long option can come from a JSON object with the
 // same keys ('-' or '_'); flags given on the command line override the file.
 // The file is expanded into ordinary flags before CLI11 parses, so a config
-// value and a flag go through exactly the same validation.
+// value and a flag go through exactly the same validation; before that, each
+// value's JSON type is checked against the option's, so a wrong one names
+// the file and the key. Relative paths in the file are relative to the file.
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -17,6 +21,60 @@ void add_config_option(CLI::App& sub) {
 }
 
 namespace {
+
+namespace fs = std::filesystem;
+
+// Keys whose value is a file or directory.
+const std::set<std::string> kPathKeys = {"model", "tokenizer", "data", "eval_data", "out", "resume", "adapter", "from"};
+// Of those, the ones that may also hold a name that is not a path
+// (smollm2-135m, random:gpt2): resolved only when they look like a path.
+const std::set<std::string> kNameOrPathKeys = {"model", "tokenizer"};
+
+// A relative path from the file, made relative to the file's folder.
+std::string resolve_path(const std::string& key, const std::string& value, const fs::path& base) {
+  if (value.empty() || base.empty() || fs::path(value).is_absolute()) return value;
+  const std::string resolved = (base / value).lexically_normal().string();
+  if (kNameOrPathKeys.count(key) && value.find('/') == std::string::npos && !fs::exists(resolved)) return value;
+  return resolved;
+}
+
+// The JSON type an option takes, from CLI11's type name ("INT", "UINT",
+// "FLOAT", "TEXT", possibly followed by ":<validator>"). Returns the value to
+// use: a whole number written as 1e3 becomes 1000 for an integer option.
+nlohmann::json check_type(const std::string& file, const std::string& key, const nlohmann::json& v, const CLI::Option& opt) {
+  auto bad = [&](const char* want) {
+    throw Error(file + ": key '" + key + "' must be " + want + " (got " + v.dump() + ")");
+  };
+  if (v.is_null()) return v;
+  if (opt.get_expected_max() == 0) {  // a flag
+    if (!v.is_boolean()) bad("true or false");
+    return v;
+  }
+  const std::string type = opt.get_type_name().substr(0, opt.get_type_name().find(':'));
+  const bool many = opt.get_expected_max() > 1;
+  if (many && v.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : v) out.push_back(check_type(file, key, e, opt));
+    return out;
+  }
+  if (type == "INT" || type == "UINT") {
+    if (v.is_number_integer()) {
+      if (type == "UINT" && v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)
+        bad("a whole number >= 0");
+      return v;
+    }
+    if (v.is_number_float()) {
+      double d = v.get<double>();
+      if (std::abs(d) < 9e18 && d == double(int64_t(d)) && (type == "INT" || d >= 0)) return int64_t(d);
+    }
+    bad(type == "INT" ? "a whole number" : "a whole number >= 0");
+  } else if (type == "FLOAT") {
+    if (!v.is_number()) bad("a number");
+  } else if (!v.is_string()) {
+    bad(many ? "a string or a list of strings" : "a string");
+  }
+  return v;
+}
 
 std::string flag_value(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -58,18 +116,22 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw Error(path + ": the top level must be an object of option names");
+  const fs::path base = fs::path(path).parent_path();
   std::set<std::string> given;
   for (auto& a : rest)
     if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
   std::vector<std::string> out{args[0]};
-  for (auto& [key, val] : j.items()) {
+  for (auto& [key, raw] : j.items()) {
     std::string name = "--" + key;
     for (auto& c : name)
       if (c == '_') c = '-';
-    bool is_bool = val.is_boolean();
     std::string negated = "--no-" + name.substr(2);
     if (given.count(name) || given.count(negated)) continue;  // the command line wins
-    if (is_bool) {
+    const CLI::Option* opt = sub->get_option_no_throw(name);
+    if (!opt) opt = sub->get_option_no_throw(negated);
+    if (!opt) throw Error(path + ": unknown option '" + key + "' for 'qtrain " + args[0] + "'");
+    const nlohmann::json val = check_type(path, key, raw, *opt);
+    if (val.is_boolean()) {
       // true -> --flag; false -> --no-flag where such a flag exists (else the default holds).
       const std::string& flag = val.get<bool>() ? name : negated;
       if (sub->get_option_no_throw(flag)) {
@@ -82,6 +144,10 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     if (!sub->get_option_no_throw(name)) throw Error(path + ": unknown option '" + key + "' for 'qtrain " + args[0] + "'");
     std::string v = flag_value(val);
     if (v.empty() || val.is_null()) continue;  // "" / null: leave the default
+    std::string config_key = key;
+    for (auto& c : config_key)
+      if (c == '-') c = '_';
+    if (kPathKeys.count(config_key)) v = resolve_path(config_key, v, base);
     out.push_back(name);
     out.push_back(v);
   }

@@ -12,6 +12,7 @@ models="${QTRAIN_MODELS:-$HOME/.cache/qtrain/models}"
 if [[ -s "$models/SmolLM2-135M-Instruct.Q4_1.gguf" ]]; then name=smollm2-lora; else name=tiny-gpt2-lora; fi
 # A GPU gets the full preset; the CPU a short run of the same job.
 if nvidia-smi -L >/dev/null 2>&1; then preset=configs/$name.json; else preset=configs/$name-cpu.json; fi
-echo "qtrain: ./build/qtrain train --config $preset"
-./build/qtrain train --config "$preset"
+# --overwrite: running the quickstart again replaces its earlier results.
+echo "qtrain: ./build/qtrain train --config $preset --overwrite"
+./build/qtrain train --config "$preset" --overwrite
 echo "qtrain: evaluate with ./build/qtrain eval --config configs/$name-eval.json"

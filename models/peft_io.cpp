@@ -128,6 +128,7 @@ void save_peft_adapter(const std::string& dir, const Model& model, const std::st
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   std::ofstream f(fs::path(dir) / "adapter_config.json");
   f << cfg.dump(2) << "\n";
+  f.close();  // a failed flush (full disk) shows only here
   if (!f) throw Error(dir + "/adapter_config.json: write failed", ErrorKind::Runtime);
 }
 

@@ -142,8 +142,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     ok = std::fwrite(host.raw(), 1, host.nbytes(), f) == host.nbytes();
   }
   ok = ok && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) throw Error(path + ": write failed (disk full?)", ErrorKind::Runtime);
+  int err = ok ? 0 : errno;  // ENOSPC, or EFBIG past `ulimit -f`
+  if (std::fclose(f) != 0 && ok) ok = false, err = errno;
+  if (!ok) throw Error(path + ": write failed (" + (err ? std::strerror(err) : "disk full?") + ")", ErrorKind::Runtime);
 }
 
 }  // namespace qtrain

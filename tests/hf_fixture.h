@@ -22,8 +22,7 @@ struct Ref {
 
 inline Ref load_ref(const std::string& model) {
   Ref r;
-  std::ifstream f(fixture(model + "-ref.json"));
-  r.j = nlohmann::json::parse(f);
+  r.j = fixture_json(model + "-ref.json");
   auto& ids = r.j["input_ids"];
   r.B = int(ids.size());
   r.T = int(ids[0].size());

@@ -3,7 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,10 +20,48 @@
 
 namespace qtrain::testing {
 
-inline std::string source_dir() { return QTRAIN_SOURCE_DIR; }
+// The source tree the fixtures are read from: $QTRAIN_SOURCE_DIR when set (a
+// test binary run from a copy of the tree, or on another machine), else the
+// tree it was built from.
+inline std::string source_dir() {
+  const char* env = std::getenv("QTRAIN_SOURCE_DIR");
+  return env && *env ? std::string(env) : std::string(QTRAIN_SOURCE_DIR);
+}
 inline std::string fixture(const std::string& rel) { return source_dir() + "/tests/fixtures/" + rel; }
+// A fixture file's bytes; a missing one throws naming the path looked for
+// (instead of a JSON parse error at line 1, column 1).
+inline std::string fixture_text(const std::string& rel) {
+  const std::string path = fixture(rel);
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw std::runtime_error("fixture not found: " + path +
+                             " (fixtures are read from the source tree; set QTRAIN_SOURCE_DIR to point at it)");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+inline nlohmann::json fixture_json(const std::string& rel) {
+  try {
+    return nlohmann::json::parse(fixture_text(rel));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(fixture(rel) + ": invalid JSON (" + e.what() + ")");
+  }
+}
 // ../shared beside the repo (test data, read-only).
 inline std::string shared_dir() { return source_dir() + "/../shared"; }
+
+// A fresh directory for the running test, removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path = std::filesystem::temp_directory_path() /
+           ("qtrain_test_" + std::to_string(getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
 
 inline Tensor randn(const Shape& shape, uint64_t seed, float scale = 1.f) {
   std::mt19937_64 rng(seed);

@@ -1,9 +1,6 @@
 #include "trainer/checkpoint.h"
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <spdlog/spdlog.h>
@@ -26,29 +23,21 @@ std::string strip_slash(std::string dir) {
   return dir;
 }
 
-// Leftover DIR.tmp-<pid> directories of processes that no longer run are
-// torn writes: remove them. A live writer's directory is left alone.
-void remove_stale_tmp_dirs(const std::string& dir) {
+// The checkpoint-step<N> directories kept beside DIR, by step.
+std::map<int64_t, fs::path> kept_checkpoints(const std::string& dir) {
   fs::path base(dir);
   fs::path parent = base.parent_path().empty() ? fs::path(".") : base.parent_path();
-  std::string prefix = base.filename().string() + ".tmp-";
+  const std::string prefix = base.filename().string() + "-step";
+  std::map<int64_t, fs::path> out;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(parent, ec)) {
-    std::string name = entry.path().filename().string();
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string name = e.path().filename().string();
     if (name.rfind(prefix, 0) != 0) continue;
-    long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-    bool alive = pid > 0 && pid != long(getpid()) && (::kill(pid_t(pid), 0) == 0 || errno == EPERM);
-    if (alive) continue;
-    spdlog::warn("checkpoint: removing incomplete checkpoint {}", entry.path().string());
-    fs::remove_all(entry.path(), ec);
+    char* end = nullptr;
+    long long step = std::strtoll(name.c_str() + prefix.size(), &end, 10);
+    if (end && *end == '\0' && end != name.c_str() + prefix.size()) out[step] = e.path();
   }
-}
-
-void rename_or_throw(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec) throw Error("checkpoint: cannot rename " + from.string() + " to " + to.string() + " (" + ec.message() + ")",
-                      ErrorKind::Runtime);
+  return out;
 }
 
 nlohmann::json parse_json_file(const std::string& path) {
@@ -84,43 +73,48 @@ NamedTensors param_tensors(const ParamSet& params) {
   return out;
 }
 
-void save_checkpoint(const std::string& dir_in, const CheckpointState& s) {
+void save_checkpoint(const std::string& dir_in, const CheckpointState& s, int keep) {
   const std::string dir = strip_slash(dir_in);
-  remove_stale_tmp_dirs(dir);
-  const fs::path tmp = dir + ".tmp-" + std::to_string(getpid());
-  const fs::path old = dir + ".old";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw Error(tmp.string() + ": cannot create directory (" + ec.message() + ")", ErrorKind::Runtime);
-
-  save_safetensors((tmp / "params.safetensors").string(), s.params, {{"format", kFormat}});
-  save_safetensors((tmp / "optimizer.safetensors").string(), s.optimizer, {{"format", kFormat}});
-  nlohmann::json state = {{"step", s.step},         {"optimizer_steps", s.optimizer_steps},
-                          {"rng", s.rng},           {"data_position", s.data_position},
-                          {"config", s.config}};
-  write_file_synced((tmp / "state.json").string(), state.dump(2) + "\n");
-
-  nlohmann::json files = nlohmann::json::object();
-  for (const char* name : kFiles) {
-    FileDigest d = digest_file((tmp / name).string());
-    files[name] = {{"bytes", d.bytes}, {"crc32", d.crc32}};
-  }
-  nlohmann::json manifest = {{"format", kFormat}, {"version", kVersion}, {"step", s.step}, {"files", files}};
-  write_file_synced((tmp / "manifest.json").string(), manifest.dump(2) + "\n");
-  fsync_dir(tmp.string());
-
-  // The swap. Between the two renames only DIR.old is complete; load knows.
-  const fs::path parent = fs::path(dir).parent_path().empty() ? fs::path(".") : fs::path(dir).parent_path();
-  bool had_previous = fs::exists(dir);
-  if (had_previous) {
-    fs::remove_all(old, ec);  // a DIR.old next to a DIR is stale: DIR is newer
-    rename_or_throw(dir, old);
-    fsync_dir(parent.string());
-  }
-  rename_or_throw(tmp, dir);
-  fsync_dir(parent.string());
-  fs::remove_all(old, ec);  // also the DIR.old a crash mid-swap left behind
+  auto fill = [&](const std::string& tmp_dir) {
+    const fs::path tmp(tmp_dir);
+    save_safetensors((tmp / "params.safetensors").string(), s.params, {{"format", kFormat}});
+    save_safetensors((tmp / "optimizer.safetensors").string(), s.optimizer, {{"format", kFormat}});
+    nlohmann::json state = {{"step", s.step},         {"optimizer_steps", s.optimizer_steps},
+                            {"rng", s.rng},           {"data_position", s.data_position},
+                            {"config", s.config}};
+    write_file_synced((tmp / "state.json").string(), state.dump(2) + "\n");
+    nlohmann::json files = nlohmann::json::object();
+    for (const char* name : kFiles) {
+      FileDigest d = digest_file((tmp / name).string());
+      files[name] = {{"bytes", d.bytes}, {"crc32", d.crc32}};
+    }
+    nlohmann::json manifest = {{"format", kFormat}, {"version", kVersion}, {"step", s.step}, {"files", files}};
+    write_file_synced((tmp / "manifest.json").string(), manifest.dump(2) + "\n");
+  };
+  // --keep-checkpoints N: the replaced checkpoint becomes DIR-step<its step>,
+  // and only the newest N-1 of those stay.
+  auto retire = [&](const std::string& old) {
+    std::error_code ec;
+    if (keep <= 1) {
+      fs::remove_all(old, ec);
+      return;
+    }
+    int64_t old_step = -1;
+    try {
+      old_step = get_field<int64_t>(parse_json_file(old + "/manifest.json"), "step", old + "/manifest.json");
+    } catch (const Error&) {
+    }
+    if (old_step >= 0 && old_step != s.step)
+      fs::rename(old, dir + "-step" + std::to_string(old_step), ec);
+    if (old_step < 0 || old_step == s.step || ec) fs::remove_all(old, ec);
+    auto kept = kept_checkpoints(dir);
+    while (kept.size() > size_t(keep - 1)) {
+      spdlog::info("checkpoint: removing {} (--keep-checkpoints {})", kept.begin()->second.string(), keep);
+      fs::remove_all(kept.begin()->second, ec);
+      kept.erase(kept.begin());
+    }
+  };
+  write_dir_atomically(dir, fill, retire);
 }
 
 std::string find_checkpoint(const std::string& dir_in) {

@@ -4,10 +4,11 @@
 //   state.json             step, optimizer step count, RNG state, data-stream
 //                          position, run config (the last three opaque JSON)
 //   manifest.json          size + crc32 of each file above; written last
-// save_checkpoint builds it in DIR.tmp-<pid>, fsyncs every file and the
-// directory, then swaps it in with renames (DIR -> DIR.old, tmp -> DIR,
-// remove DIR.old). A crash at any point leaves DIR or DIR.old complete, and
-// load_checkpoint finds whichever is. Only one process (rank 0) writes.
+// save_checkpoint builds it with write_dir_atomically (trainer/durable_io.h):
+// in DIR.tmp-<pid>, every file fsynced, then swapped in with renames. A crash
+// at any point leaves DIR or DIR.old complete, and load_checkpoint finds
+// whichever is; a failed write removes its DIR.tmp-<pid>. Only one process
+// (rank 0) writes.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -29,7 +30,9 @@ struct CheckpointState {
   std::string source;      // set by load: the directory actually read (DIR or DIR.old)
 };
 
-void save_checkpoint(const std::string& dir, const CheckpointState& state);
+// keep > 1 (--keep-checkpoints): the checkpoint this one replaces is kept as
+// DIR-step<N> beside DIR, and only the newest keep - 1 of those stay.
+void save_checkpoint(const std::string& dir, const CheckpointState& state, int keep = 1);
 
 // Validates the manifest (every file's size and crc32) and returns the state
 // with host tensors. A bad or missing file is a BadInput error naming it.

@@ -1,17 +1,122 @@
 #include "trainer/train_config.h"
 
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "kernels/error.h"
+
 namespace qtrain {
 
+// One list of (key, member) pairs drives both directions, so a new field
+// cannot be saved and then silently dropped on resume.
+template <class J, class C, class F>
+static void for_each_field(J& j, C& c, F&& f) {
+  f(j, "model", c.model);
+  f(j, "tokenizer", c.tokenizer);
+  f(j, "data", c.data);
+  f(j, "eval_data", c.eval_data);
+  f(j, "split", c.split);
+  f(j, "eval_split", c.eval_split);
+  f(j, "format", c.format);
+  f(j, "fields", c.fields);
+  f(j, "method", c.method);
+  f(j, "lora_r", c.lora_r);
+  f(j, "lora_alpha", c.lora_alpha);
+  f(j, "lora_dropout", c.lora_dropout);
+  f(j, "rslora", c.rslora);
+  f(j, "int8_threshold", c.int8_threshold);
+  f(j, "target", c.target);
+  f(j, "seq_len", c.seq_len);
+  f(j, "batch_size", c.batch_size);
+  f(j, "grad_accum", c.grad_accum);
+  f(j, "steps", c.steps);
+  f(j, "epochs", c.epochs);
+  f(j, "lr", c.lr);
+  f(j, "schedule", c.schedule);
+  f(j, "warmup", c.warmup);
+  f(j, "weight_decay", c.weight_decay);
+  f(j, "clip", c.clip);
+  f(j, "seed", c.seed);
+  f(j, "device", c.device);
+  f(j, "attention", c.attention);
+  f(j, "grad_checkpoint", c.grad_checkpoint);
+  f(j, "pack", c.pack);
+  f(j, "save_every", c.save_every);
+  f(j, "eval_every", c.eval_every);
+  f(j, "eval_batches", c.eval_batches);
+  f(j, "keep_checkpoints", c.keep_checkpoints);
+  f(j, "on_nonfinite", c.on_nonfinite);
+  f(j, "max_nonfinite_skips", c.max_nonfinite_skips);
+  f(j, "collapse_steps", c.collapse_steps);
+}
+
 nlohmann::json to_json(const TrainConfig& c) {
-  return {{"model", c.model},           {"tokenizer", c.tokenizer},     {"data", c.data},
-          {"eval_data", c.eval_data},   {"split", c.split},             {"format", c.format},
-          {"fields", c.fields},         {"method", c.method},           {"lora_r", c.lora_r},
-          {"lora_alpha", c.lora_alpha}, {"lora_dropout", c.lora_dropout}, {"rslora", c.rslora}, {"int8_threshold", c.int8_threshold},
-          {"target", c.target},         {"seq_len", c.seq_len},         {"batch_size", c.batch_size},
-          {"grad_accum", c.grad_accum}, {"steps", c.steps},             {"epochs", c.epochs},
-          {"lr", c.lr},                 {"schedule", c.schedule},       {"warmup", c.warmup},
-          {"weight_decay", c.weight_decay}, {"clip", c.clip},           {"seed", c.seed},
-          {"device", c.device},         {"attention", c.attention},     {"grad_checkpoint", c.grad_checkpoint}, {"pack", c.pack}};
+  nlohmann::json j = nlohmann::json::object();
+  for_each_field(j, c, [](nlohmann::json& out, const char* key, const auto& v) { out[key] = v; });
+  return j;
+}
+
+void from_json(const nlohmann::json& j, TrainConfig& c) {
+  for_each_field(j, c, [](const nlohmann::json& in, const char* key, auto& v) {
+    if (!in.contains(key)) return;
+    try {
+      in.at(key).get_to(v);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(std::string("checkpoint config: field '") + key + "' has the wrong type");
+    }
+  });
+}
+
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+void need(bool ok, const std::string& what) {
+  if (!ok) throw Error(what);
+}
+
+}  // namespace
+
+void validate(const TrainConfig& c) {
+  need(!c.model.empty(), "--model is required (or --resume DIR, whose checkpoint names it)");
+  need(!c.data.empty(), "--data is required (or --resume DIR, whose checkpoint names it)");
+  need(std::isfinite(c.lr) && c.lr > 0,
+       "--lr must be a finite number > 0 (got " + num(c.lr) + "); a negative rate trains by gradient ascent");
+  need(c.seq_len >= 2, "--seq-len must be at least 2 (got " + std::to_string(c.seq_len) + ")");
+  need(c.batch_size >= 1 && c.grad_accum >= 1, "--batch-size and --grad-accum must be at least 1");
+  need(c.steps >= 0, "--steps must be at least 1 (got " + std::to_string(c.steps) + ")");
+  need(c.steps > 0 || (std::isfinite(c.epochs) && c.epochs > 0), "give --steps N > 0 or --epochs E > 0");
+  need(c.warmup >= 0, "--warmup must be >= 0 (got " + std::to_string(c.warmup) + ")");
+  need(c.steps == 0 || c.warmup < c.steps, "--warmup " + std::to_string(c.warmup) + " must be below --steps " +
+                                               std::to_string(c.steps) + ": the learning rate would never reach --lr");
+  need(std::isfinite(c.clip) && c.clip >= 0, "--clip must be >= 0 (0 = no clipping; got " + num(c.clip) + ")");
+  need(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
+       "--weight-decay must be a finite number >= 0 (got " + num(c.weight_decay) + ")");
+  need(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout must be in [0, 1) (got " + num(c.lora_dropout) + ")");
+  need(c.lora_r >= 1, "--lora-r must be at least 1 (got " + std::to_string(c.lora_r) + ")");
+  need(std::isfinite(c.lora_alpha), "--lora-alpha must be finite");
+  need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
+  need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
+  need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");
+  need(c.stop_at >= 0, "--stop-at must be >= 0 (got " + std::to_string(c.stop_at) + ")");
+  need(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1 (got " + std::to_string(c.keep_checkpoints) + ")");
+  need(c.on_nonfinite == "skip" || c.on_nonfinite == "stop",
+       "--on-nonfinite must be skip or stop (got '" + c.on_nonfinite + "')");
+  need(c.max_nonfinite_skips >= 1, "--max-nonfinite-skips must be at least 1");
+  need(c.collapse_steps >= 0, "--collapse-steps must be >= 0 (0 = off)");
+  need(c.log_every >= 1, "--log-every must be at least 1");
+  need(std::isfinite(c.bucket_mb) && c.bucket_mb > 0, "--bucket-mb must be > 0");
+}
+
+void check_seq_len(const TrainConfig& c, int max_pos, const std::string& model_label) {
+  if (max_pos > 0 && c.seq_len > max_pos)
+    throw Error("--seq-len " + std::to_string(c.seq_len) + " exceeds the " + std::to_string(max_pos) +
+                " positions of " + model_label + " (n_positions / max_position_embeddings / context_length)");
 }
 
 }  // namespace qtrain

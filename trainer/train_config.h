@@ -25,7 +25,7 @@ struct TrainConfig {
   int seq_len = 512;
   int batch_size = 8;           // per rank
   int grad_accum = 1;
-  int64_t steps = 0;            // 0 = use epochs
+  int64_t steps = 0;            // 0 = not given: train --epochs (an explicit --steps 0 is refused at the CLI)
   double epochs = 1.0;
   double lr = 2e-4;
   std::string schedule = "constant";
@@ -37,6 +37,11 @@ struct TrainConfig {
   std::string attention = "auto";  // GPU attention: auto | cudnn | own (kernels/attention.h)
   std::string out = "out";
   std::string resume;
+  bool overwrite = false;       // allow a fresh run into an --out that holds an earlier run's outputs
+  int keep_checkpoints = 1;     // checkpoints kept: the newest as checkpoint/, older ones as checkpoint-step<N>/
+  std::string on_nonfinite = "skip";  // skip | stop: a step whose loss or gradient norm is inf/nan
+  int max_nonfinite_skips = 10; // stop after this many consecutive skipped steps
+  int collapse_steps = 3;       // stop after this many consecutive collapsed steps (0 = no collapse check)
   int64_t stop_at = 0;          // >0: stop (with a checkpoint) after this step, as a time-boxed job would
   int64_t save_every = 0;       // 0 = only at the end
   int64_t eval_every = 0;       // 0 = only at the end (when --eval-data is given)
@@ -50,6 +55,16 @@ struct TrainConfig {
   bool profile_kernels = false; // GPU time by kernel from step 3 on (CUPTI) -> OUT/kernel_profile.json
 };
 
+// The config as a checkpoint's `config` block and run.json's; from_json reads
+// it back (keys missing from an older checkpoint keep their defaults).
 nlohmann::json to_json(const TrainConfig& c);
+void from_json(const nlohmann::json& j, TrainConfig& c);
+
+// Refuses settings that would train garbage without a word (BadInput naming
+// the flag): a learning rate that is not a finite positive number, negative
+// counts, --warmup at or past --steps, and so on.
+void validate(const TrainConfig& c);
+// --seq-len against the model's position limit (max_pos 0 = no limit known).
+void check_seq_len(const TrainConfig& c, int max_pos, const std::string& model_label);
 
 }  // namespace qtrain

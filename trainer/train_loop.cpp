@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <set>
 #include <filesystem>
 #include <fstream>
 
@@ -13,15 +16,21 @@
 #include "dist/grad_reducer.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
+#include "kernels/elementwise.h"
 #include "trainer/checkpoint.h"
+#include "trainer/durable_io.h"
 #include "trainer/evaluate.h"
 #include "trainer/grad_clip.h"
 #include "trainer/kernel_report.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
+#include "trainer/output_dir.h"
 #include "trainer/progress.h"
+#include "trainer/resume_config.h"
 #include "trainer/schedule.h"
 #include "trainer/setup.h"
+#include "trainer/stop_signals.h"
+#include "trainer/training_health.h"
 
 namespace qtrain {
 
@@ -63,10 +72,7 @@ int64_t steps_per_epoch(StreamConfig s, std::shared_ptr<const Tokenizer> tok, in
 }  // namespace
 
 int run_training(const TrainConfig& cfg) {
-  if (cfg.data.empty()) throw Error("--data is required");
-  if (cfg.seq_len < 2) throw Error("--seq-len must be at least 2");
-  if (cfg.batch_size < 1 || cfg.grad_accum < 1) throw Error("--batch-size and --grad-accum must be at least 1");
-  if (cfg.steps < 0 || (cfg.steps == 0 && cfg.epochs <= 0)) throw Error("give --steps N > 0 or --epochs E > 0");
+  validate(cfg);
   ScheduleKind sched_kind = parse_schedule(cfg.schedule);
   const Device device = resolve_device(cfg.device);
   set_attention_impl(parse_attention_impl(cfg.attention, "--attention"));
@@ -75,6 +81,12 @@ int run_training(const TrainConfig& cfg) {
   if (!rank0) spdlog::set_level(spdlog::level::err);
   bind_rank(*comm, device, cfg.bind);  // logs what it did
   try {
+    StopSignals signals;
+    std::unique_ptr<OutputLock> out_lock;
+    if (rank0) {
+      out_lock = std::make_unique<OutputLock>(cfg.out);
+      check_output_dir(cfg.out, !cfg.resume.empty(), cfg.overwrite);
+    }
     spdlog::info("device {}{} | {} rank(s) over {}", device_name(device),
                  device == Device::CUDA ? " (" + cuda_device_name() + ")" : "", comm->world(), comm->name());
     ModelSpec ms;
@@ -92,6 +104,7 @@ int run_training(const TrainConfig& cfg) {
     auto tok = built.tokenizer;
     Model* model = built.model.get();
     const bool trains_base = model->method().trains_base;
+    check_seq_len(cfg, lm.config.max_pos, cfg.model);
     spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {}", cfg.model, lm.config.n_layer,
                  lm.config.d_model, lm.config.vocab_size, cfg.method, describe_params(*model));
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
@@ -103,6 +116,9 @@ int run_training(const TrainConfig& cfg) {
       StreamConfig global = sc;
       global.batch_size = cfg.batch_size * comm->world();
       total = std::max<int64_t>(1, int64_t(std::ceil(cfg.epochs * double(steps_per_epoch(global, tok, cfg.grad_accum)))));
+      if (cfg.warmup >= total)
+        throw Error("--warmup " + std::to_string(cfg.warmup) + " must be below the " + std::to_string(total) +
+                    " steps of --epochs " + std::to_string(cfg.epochs) + ": the learning rate would never reach --lr");
     }
     Stream stream(sc, tok);
     AdamW opt(model->params(), {0.9f, 0.999f, 1e-8f, float(cfg.weight_decay)});
@@ -113,8 +129,7 @@ int run_training(const TrainConfig& cfg) {
     int64_t step = 0;
     const std::string ckpt_dir = (fs::path(cfg.out) / "checkpoint").string();
     if (!cfg.resume.empty()) {
-      std::string dir = find_checkpoint((fs::path(cfg.resume) / "checkpoint").string());
-      if (dir.empty()) dir = find_checkpoint(cfg.resume);
+      const std::string dir = resume_checkpoint_dir(cfg.resume);
       if (dir.empty()) throw Error(cfg.resume + ": no complete checkpoint found (looked for checkpoint/ inside it)");
       CheckpointState st = load_checkpoint(dir);
       restore_params(model->params(), st.params, dir);
@@ -145,21 +160,24 @@ int run_training(const TrainConfig& cfg) {
         st.optimizer_steps = opt.steps();
         st.rng = {{"model_counter", model->rng_counter()}};
         st.data_position = stream.state();
-        st.config = to_json(cfg);
+        st.config = checkpoint_config(cfg);
         st.params = param_tensors(model->params());
         st.optimizer = opt.state_tensors(model->params());
-        save_checkpoint(ckpt_dir, st);
+        save_checkpoint(ckpt_dir, st, cfg.keep_checkpoints);
+        // The final outputs are swapped in whole, as checkpoints are: a full
+        // disk leaves the previous ones (or none), never a truncated file.
         if (final_save) {
           if (trains_base) {
-            std::string dir = (fs::path(cfg.out) / "model").string();
-            fs::create_directories(dir);
-            save_safetensors((fs::path(dir) / "model.safetensors").string(), model->hf_state_dict(false),
-                             {{"format", "pt"}});
-            if (fs::is_directory(cfg.model) && fs::exists(fs::path(cfg.model) / "config.json"))
-              fs::copy_file(fs::path(cfg.model) / "config.json", fs::path(dir) / "config.json",
-                            fs::copy_options::overwrite_existing);
+            write_dir_atomically((fs::path(cfg.out) / "model").string(), [&](const std::string& dir) {
+              save_safetensors((fs::path(dir) / "model.safetensors").string(), model->hf_state_dict(false),
+                               {{"format", "pt"}});
+              if (fs::is_directory(cfg.model) && fs::exists(fs::path(cfg.model) / "config.json"))
+                fs::copy_file(fs::path(cfg.model) / "config.json", fs::path(dir) / "config.json",
+                              fs::copy_options::overwrite_existing);
+            });
           } else {
-            save_peft_adapter((fs::path(cfg.out) / "adapter").string(), *model, cfg.model);
+            write_dir_atomically((fs::path(cfg.out) / "adapter").string(),
+                                 [&](const std::string& dir) { save_peft_adapter(dir, *model, cfg.model); });
           }
         }
       }
@@ -196,6 +214,17 @@ int run_training(const TrainConfig& cfg) {
                  comm->world(), cfg.batch_size, cfg.grad_accum, cfg.seq_len, cfg.lr, cfg.schedule, cfg.warmup);
     const int64_t profile_from = step + 2;  // skip allocator growth and gemm autotuning
     bool profiling = false;
+    TrainingHealth health({cfg.on_nonfinite == "stop", cfg.max_nonfinite_skips, cfg.collapse_steps,
+                           lm.config.vocab_size});
+    const std::set<int64_t> poisoned_steps = nonfinite_test_steps();
+    // Ends the run early with a checkpoint of the last finished step.
+    auto stop_with_checkpoint = [&](const std::string& why) {
+      progress.finish();
+      save(false);
+      spdlog::info("{} at step {} of {}; checkpoint in {}. Continue with: qtrain train --resume {}", why, step, total,
+                   ckpt_dir, cfg.out);
+      comm->barrier();  // no rank exits (and has mpirun end the job) before rank 0 has said so
+    };
     while (step < total) {
       if (cfg.profile_kernels && rank0 && device == Device::CUDA && step == profile_from) {
         cuda_sync();
@@ -229,18 +258,23 @@ int run_training(const TrainConfig& cfg) {
         tokens_seen += double(b.B) * b.T * comm->world();
       }
       reducer.finish();
-      comm->allreduce_sum(&loss_sum, 1);
+      // A stop signal on any rank rides on this step's loss reduction, so
+      // every rank stops after the same step.
+      double sums[2] = {loss_sum, StopSignals::requested() ? 1.0 : 0.0};
+      comm->allreduce_sum(sums, 2);
+      loss_sum = sums[0];
+      const bool stop_requested = sums[1] > 0;
+      if (poisoned_steps.count(step + 1)) scale_inplace(model->params().grads(), std::nanf(""));
       GradClip clip = clip_grad_norm(model->params().grads(), 1.f, float(cfg.clip));
       const double lr = sched.lr(step);
-      if (clip.finite())
+      const double loss = global_tokens > 0 ? loss_sum / global_tokens : 0.0;
+      const auto verdict = health.observe(step + 1, loss, clip.norm, global_tokens);
+      if (verdict == TrainingHealth::Verdict::Ok)
         opt.step(model->params(), float(lr), clip.grad_scale);
-      else
-        spdlog::warn("step {}: non-finite gradient norm, update skipped", step + 1);
+      else if (verdict == TrainingHealth::Verdict::Skip)
+        spdlog::warn("{}", health.reason());
       ++step;
       const double dt = seconds_since(t0), elapsed = seconds_since(t_start);
-      const double loss = global_tokens > 0 ? loss_sum / global_tokens : 0.0;
-      if (!std::isfinite(loss)) throw Error("loss became " + std::to_string(loss) + " at step " + std::to_string(step) +
-                                            "; lower --lr or check the data", ErrorKind::Runtime);
       const double tps = double(cfg.batch_size) * cfg.seq_len * cfg.grad_accum * comm->world() / dt;
       const double mfu = peak_flops > 0 ? tps * flops_per_token / (peak_flops * comm->world()) : 0.0;
       const double exposed = reducer.exposed_seconds() - exposed_before;
@@ -255,7 +289,8 @@ int run_training(const TrainConfig& cfg) {
         m.grad_norm = clip.norm;
         m.tokens_per_s = tps;
         m.elapsed_s = elapsed;
-        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed}};
+        m.extra = {{"step_s", dt}, {"tokens", global_tokens}, {"comm_exposed_s", exposed},
+                   {"nonfinite_skipped", health.skipped_total()}};
         if (comm->world() > 1) m.extra["comm_host_wait_s"] = host_wait;
         if (mfu > 0) m.extra["mfu"] = mfu;
         if (device == Device::CUDA) m.extra["attention"] = last_attention_impl();
@@ -267,12 +302,28 @@ int run_training(const TrainConfig& cfg) {
         metrics->write(m);
       }
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});
-      if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) save(false);
-      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) run_eval();
-      if (cfg.stop_at > 0 && step >= cfg.stop_at && step < total) {
+      if (verdict == TrainingHealth::Verdict::Stop) {
+        // Every rank reaches the same verdict (it reads reduced values). The
+        // checkpoint on disk is the last good state: keep it, write nothing.
         progress.finish();
-        save(false);
-        spdlog::info("stopped at step {} of {} (--stop-at); continue with --resume {}", step, total, cfg.out);
+        const std::string kept = find_checkpoint(ckpt_dir);
+        if (rank0)
+          std::fprintf(stderr, "qtrain: error: %s. %s\n", health.reason().c_str(),
+                       kept.empty() ? "No checkpoint was written (see --save-every)."
+                                    : ("The last checkpoint, " + kept + ", is kept; --resume " + cfg.out +
+                                       " continues from it (with a lower --lr).").c_str());
+        comm->barrier();
+        return 1;
+      }
+      if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total && !stop_requested) save(false);
+      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total && !stop_requested) run_eval();
+      if (stop_requested && step < total) {
+        const int sig = StopSignals::requested();
+        stop_with_checkpoint(std::string("stopped by ") + (sig ? StopSignals::name(sig) : "a signal to another rank"));
+        return 128 + (sig ? sig : SIGTERM);
+      }
+      if (cfg.stop_at > 0 && step >= cfg.stop_at && step < total) {
+        stop_with_checkpoint("stopped (--stop-at)");
         return 0;
       }
     }

@@ -214,8 +214,7 @@ TEST(Tokenizer, SmolLMSplitsDigits) {
 // The SmolLM fixture as GGUF would carry it (pre "smollm", added tokens as control) equals its tokenizer.json.
 TEST(Tokenizer, FromVocabMergesSmolLM) {
   auto ref = Tokenizer::load(qtrain::testing::fixture("data/tok_smollm"));
-  std::ifstream f(qtrain::testing::fixture("data/tok_smollm/tokenizer.json"));
-  json j = json::parse(f);
+  json j = qtrain::testing::fixture_json("data/tok_smollm/tokenizer.json");
   std::vector<std::string> tokens(j["model"]["vocab"].size());
   for (auto& [k, v] : j["model"]["vocab"].items()) tokens[v.get<int>()] = k;
   std::vector<int32_t> types(tokens.size(), 1);

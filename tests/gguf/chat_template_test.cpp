@@ -13,8 +13,7 @@ namespace qtrain {
 namespace {
 
 nlohmann::json cases() {
-  std::ifstream in(testing::fixture("gguf/chat_templates.json"));
-  return nlohmann::json::parse(in);
+  return testing::fixture_json("gguf/chat_templates.json");
 }
 
 std::vector<ChatMessage> messages(const nlohmann::json& j) {

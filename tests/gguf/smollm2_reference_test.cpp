@@ -25,8 +25,7 @@ std::string model_path_or_skip() {
 }
 
 nlohmann::json reference() {
-  std::ifstream in(testing::fixture("gguf/smollm2_reference.json"));
-  return nlohmann::json::parse(in);
+  return testing::fixture_json("gguf/smollm2_reference.json");
 }
 
 #define SKIP_WITHOUT_SMOLLM2(path)                                                                         \

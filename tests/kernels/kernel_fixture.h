@@ -13,9 +13,7 @@ namespace qtrain::testing {
 class KernelFixture {
  public:
   explicit KernelFixture(const std::string& op) : path_(fixture("kernels/" + op + ".json")) {
-    std::ifstream in(path_);
-    if (!in) throw Error(path_ + ": cannot open (run tests/fixtures/make_kernel_fixtures.py)");
-    doc_ = nlohmann::json::parse(in);
+    doc_ = fixture_json("kernels/" + op + ".json");
   }
 
   std::vector<float> vec(const std::string& name) const {

@@ -42,8 +42,7 @@ Variant run(const std::string& dir, const nlohmann::json& ref, ModelConfig* cfg_
 }
 
 nlohmann::json llama_ref() {
-  std::ifstream f(fixture("tiny-llama-ref.json"));
-  return nlohmann::json::parse(f);
+  return fixture_json("tiny-llama-ref.json");
 }
 
 TEST(HfVariant, RopeThetaFromRopeParametersWithBf16Weights) {

@@ -17,8 +17,7 @@ class PeftRoundTrip : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PeftRoundTrip, PeftSeesWhatQtrainWrote) {
   const std::string model = GetParam();
-  std::ifstream f(fixture("roundtrip/" + model + "-qtrain-lora-peft.json"));
-  auto peft = nlohmann::json::parse(f);
+  auto peft = fixture_json("roundtrip/" + model + "-qtrain-lora-peft.json");
   // The fixture batch: one sequence per line of <model>-eval.jsonl, HF labels.
   std::ifstream data(fixture(model + "-eval.jsonl"));
   std::vector<int32_t> ids, targets;

@@ -8,17 +8,17 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "tests/test_util.h"
 
 namespace qtrain::testing {
 
 template <class T>
 std::vector<T> load_quant_fixture(const std::string& name) {
-  std::ifstream f(fixture("quant/" + name + ".bin"), std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(f.good()) << name;
-  std::vector<T> v(size_t(f.tellg()) / sizeof(T));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
+  const std::string bytes = fixture_text("quant/" + name + ".bin");
+  std::vector<T> v(bytes.size() / sizeof(T));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
   return v;
 }
 

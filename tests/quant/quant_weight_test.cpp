@@ -75,8 +75,7 @@ TEST(QuantWeight, Int8OutlierColumnsRunInFullPrecision) {
 }
 
 TEST(QuantWeight, QloraTinyLlamaMatchesPeftOnBitsandbytesWeights) {
-  std::ifstream rf(fixture("tiny-llama-ref.json"));
-  auto rj = nlohmann::json::parse(rf);
+  auto rj = fixture_json("tiny-llama-ref.json");
   std::ifstream qf(fixture("quant/tiny-llama-qlora-ref.json"));
   double want = nlohmann::json::parse(qf)["qlora_loss"].get<double>();
   std::vector<int32_t> ids, targets;

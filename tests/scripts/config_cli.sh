@@ -25,4 +25,24 @@ echo '{"model": "x", "no_such_flag": 3}' > "$tmp/bad.json"
 [[ $rc == 2 ]] && grep -q "bad.json: unknown option 'no_such_flag'" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: unknown key (rc $rc)"; exit 1; }
 "$qtrain" train --config "$tmp/missing.json" > "$tmp/err" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "missing.json: cannot open" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: missing config (rc $rc)"; exit 1; }
+# A value of the wrong type names the file and the key (issue 21).
+for kv in '"lora_r": "sixteen"' '"steps": 1.7' '"rslora": "yes"' '"lr": "fast"' '"target": 3'; do
+  key=$(sed 's/"\([a-z_]*\)".*/\1/' <<<"$kv")
+  echo "{\"model\": \"x\", \"data\": \"y\", $kv}" > "$tmp/typed.json"
+  "$qtrain" train --config "$tmp/typed.json" > "$tmp/err" 2>&1; rc=$?
+  [[ $rc == 2 ]] && grep -q "typed.json: key '$key' must be" "$tmp/err" \
+    || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name typed.json and '$key'"; exit 1; }
+done
+# Whole numbers written as floats are fine for integer options.
+echo "{\"steps\": 2.0, \"lora_r\": 4e0}" > "$tmp/whole.json"
+"$qtrain" train --config "$tmp/whole.json" --help > /dev/null 2>&1 || { echo "FAIL: steps 2.0 refused"; exit 1; }
+# Relative paths in a config file are relative to the file's folder, not the working directory.
+mkdir -p "$tmp/cfgdir/fx"
+cp -r "$F/tiny-llama" "$tmp/cfgdir/fx/"; cp "$F/tiny-llama-eval.jsonl" "$tmp/cfgdir/fx/"
+cat > "$tmp/cfgdir/rel.json" <<JSON
+{"model": "fx/tiny-llama", "data": "./fx/tiny-llama-eval.jsonl", "format": "input_ids", "seq_len": 16,
+ "batch_size": 1, "steps": 1, "out": "run", "device": "cpu"}
+JSON
+(cd / && "$qtrain" train --config "$tmp/cfgdir/rel.json") > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: relative paths in a config"; exit 1; }
+[[ -f $tmp/cfgdir/run/adapter/adapter_model.safetensors ]] || { echo "FAIL: out not beside the config file"; exit 1; }
 echo "config_cli: ok"

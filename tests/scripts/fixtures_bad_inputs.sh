@@ -28,7 +28,7 @@ if "$qtrain" train --help 2>&1 | grep -q "not built yet"; then
   echo "skip unknown --method: qtrain train not built yet"
 else
   expect_error "unknown --method" "no-such-method" train --model "$fx/tiny-llama" --data "$fx/tiny-llama-eval.jsonl" \
-    --method no-such-method --steps 1 --device cpu --out "$out/run"
+    --method no-such-method --seq-len 16 --steps 1 --device cpu --out "$out/run"
   expect_error "unknown --attention" "--attention flash9" train --model "$fx/tiny-llama" \
     --data "$fx/tiny-llama-eval.jsonl" --attention flash9 --steps 1 --device cpu --out "$out/run2"
   expect_error "negative --int8-threshold" "--int8-threshold" train --model "$fx/tiny-llama" \

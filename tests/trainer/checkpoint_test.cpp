@@ -16,16 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("qtrain_ckpt_test_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 CheckpointState make_state(int64_t step) {
   CheckpointState s;
@@ -154,6 +145,58 @@ TEST(DurableIo, DigestIsZlibCrc32) {
   FileDigest d = digest_file(p);
   EXPECT_EQ(d.bytes, 9u);
   EXPECT_EQ(d.crc32, 0xCBF43926u);  // the standard CRC-32 check value
+}
+
+}  // namespace qtrain
+
+namespace qtrain {
+
+TEST(Checkpoint, KeepCheckpointsKeepsTheNewestN) {
+  TempDir t;
+  std::string dir = (t.path / "checkpoint").string();
+  for (int64_t s = 1; s <= 5; ++s) save_checkpoint(dir, make_state(s), /*keep=*/3);
+  EXPECT_EQ(load_checkpoint(dir).step, 5);
+  EXPECT_EQ(load_checkpoint(dir + "-step4").step, 4);
+  EXPECT_EQ(load_checkpoint(dir + "-step3").step, 3);
+  EXPECT_FALSE(fs::exists(dir + "-step2"));
+  EXPECT_FALSE(fs::exists(dir + "-step1"));
+  // keep 1 (the default): only the newest, nothing beside it.
+  save_checkpoint(dir, make_state(6), 1);
+  EXPECT_EQ(load_checkpoint(dir).step, 6);
+  EXPECT_FALSE(fs::exists(dir + ".old"));
+}
+
+TEST(Checkpoint, FailedWriteRemovesItsPartialDirectoryAndKeepsTheLastGood) {
+  TempDir t;
+  std::string dir = (t.path / "checkpoint").string();
+  save_checkpoint(dir, make_state(1));
+  // A write that fails halfway (as on a full disk) through the same path as a checkpoint's.
+  EXPECT_THROW(write_dir_atomically(dir,
+                                    [](const std::string& tmp) {
+                                      write_file_synced(tmp + "/params.safetensors", std::string(1000, 'x'));
+                                      throw Error("disk full", ErrorKind::Runtime);
+                                    }),
+               Error);
+  for (const auto& e : fs::directory_iterator(t.path))
+    EXPECT_EQ(e.path().filename().string().find("checkpoint.tmp-"), std::string::npos) << e.path();
+  EXPECT_EQ(load_checkpoint(dir).step, 1);
+}
+
+TEST(DurableIo, WriteDirAtomicallyReplacesWholeAndRetiresTheOld) {
+  TempDir t;
+  std::string dir = (t.path / "adapter").string();
+  write_dir_atomically(dir, [](const std::string& tmp) { write_file_synced(tmp + "/a", "one"); });
+  EXPECT_EQ(read_file(dir + "/a"), "one");
+  std::string retired;
+  write_dir_atomically(
+      dir, [](const std::string& tmp) { write_file_synced(tmp + "/b", "two"); },
+      [&](const std::string& old) {
+        retired = read_file(old + "/a");
+        fs::remove_all(old);
+      });
+  EXPECT_EQ(retired, "one");
+  EXPECT_FALSE(fs::exists(dir + "/a"));
+  EXPECT_EQ(read_file(dir + "/b"), "two");
 }
 
 }  // namespace qtrain
