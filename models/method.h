@@ -32,8 +32,10 @@ struct Method {
   bool trains_base = false;  // full fine-tune: every weight is a parameter, no adapter
   // The frozen base of one Linear; unset = dense in the compute dtype.
   std::function<std::unique_ptr<BaseWeight>(const BaseRequest&)> make_base;
-  // The adapter of a targeted Linear; unset = the method has none.
-  std::function<std::unique_ptr<Adapter>(int64_t in, int64_t out, const ModelOptions&)> make_adapter;
+  // The adapter of a targeted Linear (`module`: its HF path, e.g. "model.layers.0.mlp.down_proj",
+  // for adapters that treat modules differently, as IA3 does feed-forward ones); unset = none.
+  std::function<std::unique_ptr<Adapter>(const std::string& module, int64_t in, int64_t out, const ModelOptions&)>
+      make_adapter;
   bool quantizes_base() const { return bool(make_base); }
 };
 

@@ -48,7 +48,7 @@ Linear& Model::linear(const std::string& module, int64_t in, int64_t out, bool b
   if (method_->trains_base) {
     lin.declare_trainable(params_);
   } else if (method_->make_adapter && targeted(module)) {
-    auto a = method_->make_adapter(in, out, opt_);
+    auto a = method_->make_adapter(module, in, out, opt_);
     a->declare(params_, module, layer);
     lin.set_adapter(std::move(a));
   }
@@ -125,7 +125,7 @@ std::vector<std::pair<std::string, Tensor>> Model::hf_state_dict(bool merge_adap
   for (auto& s : slots_) out.push_back({s->name, s->value.to(Device::CPU, DType::F32)});
   for (Linear* lin : linears_) {
     Tensor w = lin->base().dense_f32();
-    if (merge_adapters && lin->adapter()) add_inplace(w, lin->adapter()->delta_f32());
+    if (merge_adapters && lin->adapter()) add_inplace(w, lin->adapter()->delta_f32(lin->base()));
     if (transposed_weights()) {
       Tensor t = Tensor::empty({w.size(1), w.size(0)}, DType::F32);
       for (int64_t i = 0; i < w.size(0); ++i)

@@ -37,6 +37,8 @@ struct TokenBatch {
 
 // Keys and values of every layer for the tokens decoded so far (generation).
 // All rows hold the same number of tokens (`len`); positions run 0..len-1.
+// Lowering `len` rolls the cache back (the rows past it are overwritten by the
+// next decode): a chat turn reuses the cached prefix it shares with the last.
 struct KvCache {
   int B = 0, capacity = 0, len = 0;
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device

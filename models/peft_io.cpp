@@ -119,7 +119,8 @@ void save_peft_adapter(const std::string& dir, const Model& model, const std::st
   for (Linear* lin : model.linears()) {
     const Adapter* ad = lin->adapter();
     if (!ad) continue;
-    if (!first) ad->write_peft_config(cfg), first = ad;
+    ad->write_peft_config(cfg, lin->name());
+    first = ad;
     targets.insert(short_name(lin->name()));
     for (auto& [suffix, t] : ad->tensors()) tensors.push_back({kPrefix + lin->name() + "." + suffix, t});
   }

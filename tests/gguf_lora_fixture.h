@@ -43,16 +43,7 @@ inline LossAndGrads gguf_lora_step(const std::string& gguf, const std::string& m
   }
   uint64_t seed = 5;
   for (auto& p : m->params().params()) p.value.copy_from(randn(p.shape, seed++, 0.05f));
-  m->params().zero_grads();
-  LossAndGrads out;
-  LossSum s = m->forward(r.batch(), 1.f / 30.f);
-  m->backward();
-  out.loss = s.sum / double(s.count);
-  for (auto& p : m->params().params()) {
-    auto g = p.grad.to_vector();
-    out.grads.insert(out.grads.end(), g.begin(), g.end());
-  }
-  return out;
+  return train_step_grads(*m, r);
 }
 
 }  // namespace qtrain::testing

@@ -43,6 +43,20 @@ struct LossAndGrads {
   std::vector<float> grads;
 };
 
+// One training step of m on the reference batch: the mean loss and every trainable gradient.
+inline LossAndGrads train_step_grads(Model& m, const Ref& r) {
+  m.params().zero_grads();
+  LossAndGrads out;
+  LossSum s = m.forward(r.batch(), float(1.0 / double(r.B * (r.T - 1))));
+  m.backward();
+  out.loss = s.sum / double(s.count);
+  for (auto& p : m.params().params()) {
+    auto g = p.grad.to_vector();
+    out.grads.insert(out.grads.end(), g.begin(), g.end());
+  }
+  return out;
+}
+
 inline LossAndGrads loss_and_grads(const std::string& model, const std::string& method, Device dev, bool ckpt) {
   Ref r = load_ref(model);
   LoadedModel lm = load_hf_model_dir(fixture(model));
@@ -53,16 +67,7 @@ inline LossAndGrads loss_and_grads(const std::string& model, const std::string& 
   opt.seed = 7;
   opt.grad_checkpoint = ckpt;
   auto m = Model::create(lm.config, *lm.weights, opt);
-  m->params().zero_grads();
-  LossAndGrads out;
-  LossSum s = m->forward(r.batch(), 1.f / 30.f);
-  m->backward();
-  out.loss = s.sum / double(s.count);
-  for (auto& p : m->params().params()) {
-    auto g = p.grad.to_vector();
-    out.grads.insert(out.grads.end(), g.begin(), g.end());
-  }
-  return out;
+  return train_step_grads(*m, r);
 }
 
 }  // namespace qtrain::testing

@@ -59,9 +59,10 @@ class Adapter {
   virtual Tensor base_grad(Tensor dy) { return dy; }
 
   // ---- PEFT interchange ----
-  // Fields of adapter_config.json that this adapter sets (peft_type, r, ...);
-  // every adapter of a model writes the same ones.
-  virtual void write_peft_config(nlohmann::json& cfg) const = 0;
+  // Fields of adapter_config.json that this adapter sets (peft_type, r, ...).
+  // Called for every adapted module in order (`module`: its HF path), so a
+  // per-module field (IA3's feedforward_modules, rank_pattern) can be filled in.
+  virtual void write_peft_config(nlohmann::json& cfg, const std::string& module) const = 0;
   // Fills tensors() from a stored adapter: get(suffix, shape) returns the
   // stored F32 tensor or throws naming the file, tensor and shapes.
   virtual void load(const std::function<Tensor(const std::string& suffix, const Shape& shape)>& get) {
@@ -69,8 +70,9 @@ class Adapter {
   }
   // Tensors under their PEFT names relative to the module ("lora_A.weight", ...).
   virtual std::vector<std::pair<std::string, Tensor>> tensors() const = 0;
-  // W_eff - W as a dense F32 host matrix [out, in] (merge on export).
-  virtual Tensor delta_f32() const = 0;
+  // W_eff - W as a dense F32 host matrix [out, in] (merge on export); `base`
+  // for adapters whose change depends on W (IA3, DoRA).
+  virtual Tensor delta_f32(const BaseWeight& base) const = 0;
 };
 
 }  // namespace qtrain

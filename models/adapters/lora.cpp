@@ -15,7 +15,7 @@ LoraAdapter::LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), ou
   if (opt_.dropout < 0.f || opt_.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
 }
 
-std::unique_ptr<Adapter> make_lora_adapter(int64_t in, int64_t out, const ModelOptions& opt) {
+std::unique_ptr<Adapter> make_lora_adapter(const std::string&, int64_t in, int64_t out, const ModelOptions& opt) {
   return std::make_unique<LoraAdapter>(in, out, opt.lora);
 }
 
@@ -65,7 +65,7 @@ bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uin
   return true;
 }
 
-void LoraAdapter::write_peft_config(nlohmann::json& cfg) const {
+void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string&) const {
   cfg["peft_type"] = "LORA";
   cfg["r"] = opt_.r;
   cfg["lora_alpha"] = opt_.alpha;
@@ -102,7 +102,7 @@ std::vector<std::pair<std::string, Tensor>> LoraAdapter::tensors() const {
   return {{"lora_A.weight", a_->value}, {"lora_B.weight", b_->value}};
 }
 
-Tensor LoraAdapter::delta_f32() const {
+Tensor LoraAdapter::delta_f32(const BaseWeight&) const {
   Tensor a = a_->value.to(Device::CPU), b = b_->value.to(Device::CPU);
   Tensor d = Tensor::empty({out_, in_}, DType::F32);
   gemm(d, b, a, false, false, opt_.scale(), 0.f);

@@ -24,10 +24,10 @@ class LoraAdapter : public Adapter {
   void bind_and_init(ParamSet& ps, uint64_t seed) override;
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
-  void write_peft_config(nlohmann::json& cfg) const override;
+  void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
-  Tensor delta_f32() const override;
+  Tensor delta_f32(const BaseWeight& base) const override;
 
   Param& A() { return *a_; }
   Param& B() { return *b_; }
@@ -49,6 +49,6 @@ class LoraAdapter : public Adapter {
 
 struct ModelOptions;
 // The LoRA adapter of a targeted Linear under opt.lora (the LoRA-family methods' factory).
-std::unique_ptr<Adapter> make_lora_adapter(int64_t in, int64_t out, const ModelOptions& opt);
+std::unique_ptr<Adapter> make_lora_adapter(const std::string& module, int64_t in, int64_t out, const ModelOptions& opt);
 
 }  // namespace qtrain

@@ -43,8 +43,8 @@ class OutputScale : public Adapter {
     ++backward_calls;
   }
   std::vector<std::pair<std::string, Tensor>> tensors() const override { return {{"test_scale", s_->value}}; }
-  Tensor delta_f32() const override { throw Error("test adapter: no merge"); }
-  void write_peft_config(nlohmann::json& cfg) const override { cfg["peft_type"] = "TEST_SCALE"; }
+  Tensor delta_f32(const BaseWeight&) const override { throw Error("test adapter: no merge"); }
+  void write_peft_config(nlohmann::json& cfg, const std::string&) const override { cfg["peft_type"] = "TEST_SCALE"; }
   static inline int backward_calls = 0;
 
  private:
@@ -57,7 +57,8 @@ class OutputScale : public Adapter {
 QT_REGISTER_METHOD(test_output_scale,
                    {.name = "test-output-scale",
                     .help = "test only: a learned per-feature output scale on the dense base",
-                    .make_adapter = [](int64_t, int64_t out, const ModelOptions&) -> std::unique_ptr<Adapter> {
+                    .make_adapter = [](const std::string&, int64_t, int64_t out,
+                                       const ModelOptions&) -> std::unique_ptr<Adapter> {
                       return std::make_unique<OutputScale>(out);
                     }});
 
