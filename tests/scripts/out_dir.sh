@@ -17,15 +17,16 @@ ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; [[ -f $tmp/log ]] && tail -n3 "$tmp/log"; fail=1; }
 
 # 1. Two runs into one OUT: the second is refused with the first one's pid.
-"$qtrain" train "${A[@]}" --seq-len 128 --batch-size 4 --steps 40 --out "$tmp/busy" > "$tmp/first.log" 2>&1 &
+# (long enough that it is still running when the second one starts on an idle machine: 40 steps were not)
+"$qtrain" train "${A[@]}" --seq-len 128 --batch-size 4 --steps 2000 --out "$tmp/busy" > "$tmp/first.log" 2>&1 &
 first=$!
 for _ in $(seq 1 400); do [[ -f $tmp/busy/.qtrain.lock ]] && break; sleep 0.05; done
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --out "$tmp/busy" > "$tmp/log" 2>&1; rc=$?
 wait $first; rc1=$?
 if [[ $rc == 2 ]] && grep -q "in use by qtrain pid $first" "$tmp/log"; then ok "second run into a busy --out: exit 2: $(grep error "$tmp/log")"
 else bad "second run into a busy --out: exit $rc"; fi
-[[ $rc1 == 0 && $(wc -l < "$tmp/busy/metrics.jsonl") == 40 && ! -e $tmp/busy/.qtrain.lock ]] \
-  && ok "the first run finished alone (40 metrics lines, lock removed)" || bad "first run: exit $rc1"
+[[ $rc1 == 0 && $(wc -l < "$tmp/busy/metrics.jsonl") == 2000 && ! -e $tmp/busy/.qtrain.lock ]] \
+  && ok "the first run finished alone (2000 metrics lines, lock removed)" || bad "first run: exit $rc1"
 
 # 2. A lock left by a dead process is taken over.
 mkdir -p "$tmp/stale"; sleep 0 & dead=$!; wait $dead
