@@ -36,7 +36,6 @@ DType parse_dtype(const std::string& s) {
 int run_export(const ExportOptions& o) {
   if (find_method(o.method).trains_base)
     throw Error("--method " + o.method + ": export works on adapters (an adapter method, on any base)");
-  PeftAdapter a = read_peft_adapter(o.adapter);
   ModelSpec ms;
   ms.model = o.model;
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
@@ -44,6 +43,7 @@ int run_export(const ExportOptions& o) {
   BuiltModel built = build_model(ms);
   const LoadedModel& lm = built.loaded;
   Model* model = built.model.get();
+  const PeftAdapter& a = *built.adapter;
   if (o.format == "gguf-lora") {
     if (lm.config.arch != Arch::Llama) throw Error("--format gguf-lora: llama.cpp adapters need a LLaMA-family model");
     std::vector<std::pair<std::string, Tensor>> t;

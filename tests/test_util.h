@@ -13,6 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/device.h"
@@ -89,6 +90,16 @@ inline double norm_rel_err(const std::vector<float>& a, const std::vector<float>
   }
   return std::sqrt(num / std::max(den, 1e-30));
 }
+
+// A parameterized test's name from a (model, method) tuple: "tiny_llama_lora".
+struct ModelMethodName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+    for (char& c : n) c = c == '-' ? '_' : c;
+    return n;
+  }
+};
 
 #define QT_SKIP_WITHOUT_GPU()                                        \
   do {                                                               \

@@ -40,14 +40,13 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.seed = spec.seed;
   mo.grad_checkpoint = spec.grad_checkpoint;
   mo.int8_threshold = spec.int8_threshold;
-  std::unique_ptr<PeftAdapter> adapter;
   if (!spec.adapter.empty()) {
-    adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
-    mo.lora = adapter->lora;
-    mo.targets = adapter->modules;
+    b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
+    mo.lora = b.adapter->lora;
+    mo.targets = b.adapter->modules;
   }
   b.model = Model::create(b.loaded.config, *b.loaded.weights, mo);
-  if (adapter) apply_peft_adapter(*b.model, *adapter);
+  if (b.adapter) apply_peft_adapter(*b.model, *b.adapter);
   return b;
 }
 

@@ -35,6 +35,7 @@ struct BuiltModel {
   LoadedModel loaded;  // config, weights, tokenizer source
   std::shared_ptr<const Tokenizer> tokenizer;  // null when the model carries none and none was given
   std::unique_ptr<Model> model;
+  std::unique_ptr<PeftAdapter> adapter;  // the adapter read from spec.adapter, null without one
 };
 BuiltModel build_model(const ModelSpec& spec);
 

@@ -155,11 +155,7 @@ TEST_P(GpuDecodeStep, EqualsFullForward) {
 INSTANTIATE_TEST_SUITE_P(Models, GpuDecodeStep,
                          ::testing::Combine(::testing::Values("tiny-llama", "tiny-gpt2"),
                                             ::testing::Values("lora", "qlora")),
-                         [](const auto& info) {
-                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+                         ModelMethodName());
 
 }  // namespace
 }  // namespace qtrain::testing

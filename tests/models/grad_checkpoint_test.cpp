@@ -25,11 +25,7 @@ TEST_P(GradCheckpoint, SameLossAndGradientsOnCpu) {
 INSTANTIATE_TEST_SUITE_P(Models, GradCheckpoint,
                          ::testing::Combine(::testing::Values("tiny-llama", "tiny-gpt2"),
                                             ::testing::Values("lora", "full")),
-                         [](const auto& info) {
-                           std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                           for (char& c : n) c = c == '-' ? '_' : c;
-                           return n;
-                         });
+                         ModelMethodName());
 
 }  // namespace
 }  // namespace qtrain::testing
