@@ -20,6 +20,9 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
+  std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
+  bool dora = false;            // shorthand for adapter_type = dora
+  std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;

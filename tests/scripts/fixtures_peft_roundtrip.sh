@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Round trip (issue 3): an adapter trained and written by qtrain loads in HF peft
+# Round trip: an adapter trained and written by qtrain loads in HF peft
 # (PeftModel.from_pretrained) and gives the loss that `qtrain eval` gives, within 1e-4
-# relative, for GPT-2 (Conv1D, fan_in_fan_out) and LLaMA. Needs a Python with torch,
+# relative, for GPT-2 (Conv1D, fan_in_fan_out) and LLaMA, and for each adapter type
+# (LoRA, DoRA, IA3 with peft's default modules). Needs a Python with torch,
 # transformers and peft: $QTRAIN_PYTHON, else ../venv/bin/python, else python3.
 # Usage: fixtures_peft_roundtrip.sh QTRAIN_BINARY SOURCE_DIR
 set -uo pipefail
@@ -18,22 +19,26 @@ if [[ -z $py ]]; then echo "skipped: no Python with torch, transformers and peft
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
-for model in tiny-gpt2 tiny-llama; do
+for run in tiny-gpt2:lora tiny-llama:lora tiny-gpt2:dora tiny-llama:dora tiny-gpt2:ia3 tiny-llama:ia3; do
+  model=${run%%:*}; type=${run#*:}
   data=$fx/$model-eval.jsonl
-  if ! "$qtrain" train --model "$fx/$model" --data "$data" --method lora --lora-r 4 --lora-alpha 8 \
-      --target all-linear --seq-len 16 --batch-size 2 --steps 3 --lr 1e-2 --seed 0 --device cpu \
-      --out "$tmp/$model" >"$tmp/train.log" 2>&1; then
-    echo "FAIL $model: qtrain train failed"; tail -n5 "$tmp/train.log"; fail=1; continue
+  args=(--method lora --adapter-type "$type" --lora-r 4 --lora-alpha 8)
+  [[ $type != ia3 ]] && args+=(--target all-linear)
+  if ! "$qtrain" train --model "$fx/$model" --data "$data" "${args[@]}" \
+      --seq-len 16 --batch-size 2 --steps 3 --lr 1e-2 --seed 0 --device cpu \
+      --out "$tmp/$model-$type" >"$tmp/train.log" 2>&1; then
+    echo "FAIL $model $type: qtrain train failed"; tail -n5 "$tmp/train.log"; fail=1; continue
   fi
-  line=$("$qtrain" eval --model "$fx/$model" --adapter "$tmp/$model/adapter" --data "$data" \
+  model_dir=$tmp/$model-$type
+  line=$("$qtrain" eval --model "$fx/$model" --adapter "$model_dir/adapter" --data "$data" \
       --seq-len 16 --batch-size 2 --device cpu 2>"$tmp/eval.log" | grep '^{' | tail -n1)
   loss=$(sed -n 's/.*"loss"[[:space:]]*:[[:space:]]*\([-+0-9.eE]*\).*/\1/p' <<<"$line")
-  if [[ -z $loss ]]; then echo "FAIL $model: qtrain eval printed no loss"; tail -n5 "$tmp/eval.log"; fail=1; continue; fi
-  if "$py" "$fx/check_peft_roundtrip.py" "$tmp/$model/adapter" "$fx/$model" --data "$data" \
+  if [[ -z $loss ]]; then echo "FAIL $model $type: qtrain eval printed no loss"; tail -n5 "$tmp/eval.log"; fail=1; continue; fi
+  if "$py" "$fx/check_peft_roundtrip.py" "$model_dir/adapter" "$fx/$model" --data "$data" \
       --expect "$loss" --rtol 1e-4 >"$tmp/peft.json" 2>"$tmp/peft.log"; then
-    echo "ok   $model: peft loss matches qtrain eval loss $loss"
+    echo "ok   $model $type: peft loss matches qtrain eval loss $loss"
   else
-    echo "FAIL $model: peft disagrees with qtrain eval loss $loss:"; cat "$tmp/peft.json"; tail -n5 "$tmp/peft.log"; fail=1
+    echo "FAIL $model $type: peft disagrees with qtrain eval loss $loss:"; cat "$tmp/peft.json"; tail -n5 "$tmp/peft.log"; fail=1
   fi
 done
 exit $fail
