@@ -50,6 +50,12 @@ void register_train(CLI::App& app, Runner& run) {
                   "run as int8 x int8 (0 = no outlier columns)")
       ->check(CLI::Range(0.f, 1e6f).description("in [0, 1e6]"))
       ->capture_default_str();
+  sub->add_option("--bitnet-warmup", c->bitnet_warmup,
+                  "bitnet: steps over which ternary weights and 8-bit activations blend in (lambda 0 -> 1: "
+                  "w + lambda (quant(w) - w)); 0 switches at once, which a pretrained model does not survive")
+      ->capture_default_str();
+  sub->add_option("--bitnet-subln", c->bitnet_subln, "bitnet: RMSNorm on each BitLinear's input (SubLN)")
+      ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();

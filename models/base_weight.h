@@ -21,6 +21,14 @@ class BaseWeight {
   virtual Tensor dense_f32() const = 0;
   // Bytes the weight occupies where it lives (memory reports).
   virtual size_t bytes() const = 0;
+
+  // ---- bases that transform their input or weight inside the product (BitNet) ----
+  // dx from dy with the layer's input x at hand; by default backward_input.
+  virtual void backward_input_from(Tensor dx, Tensor dy, Tensor x, float beta) const { backward_input(dx, dy, beta); }
+  // A trainable base's weight gradient, accumulated: dW += dy^T x by default.
+  virtual void accumulate_weight_grad(Tensor dw, Tensor dy, Tensor x) const;
+  // The optimizer step about to run (quantization-aware warmup schedules).
+  virtual void set_step(int64_t step) {}
 };
 
 // A plain dense matrix. For full fine-tuning `w` is a view of the trainable

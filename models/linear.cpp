@@ -11,9 +11,9 @@ void Linear::declare_trainable(ParamSet& ps) {
   if (has_bias_) b_param_ = ps.declare(name_ + ".bias", {out_}, false, layer_);
 }
 
-void Linear::bind(ParamSet& ps) {
+void Linear::bind(ParamSet& ps, const std::function<std::unique_ptr<BaseWeight>(Tensor master)>& wrap) {
   if (!trainable()) return;
-  weight_ = std::make_unique<DenseWeight>(ps[w_param_].value);
+  weight_ = wrap ? wrap(ps[w_param_].value) : std::make_unique<DenseWeight>(ps[w_param_].value);
   dw_ = ps[w_param_].grad;
   if (has_bias_) {
     bias_ = ps[b_param_].value;
@@ -44,7 +44,8 @@ void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
 }
 
 void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {
-  // The base weight's and the bias's backward read only x and dy.
+  // The base weight's and the bias's backward read only x and dy (a base
+  // that transforms x recomputes that from x in backward_input_from).
   if (!adapter_) return;
   const int64_t n = x.numel() / in_;
   if (adapter_->save_for_backward(x.view({n, in_}), *weight_, train, dropout_seed)) return;
@@ -60,9 +61,9 @@ void Linear::backward(Tensor dx, Tensor dy, Tensor x, bool accumulate) {
     weight_->backward_input(dxs, dyb, 0.f);
     adapter_->scale_input_backward(dx2, dxs, x2, accumulate);
   } else {
-    weight_->backward_input(dx2, dyb, accumulate ? 1.f : 0.f);
+    weight_->backward_input_from(dx2, dyb, x2, accumulate ? 1.f : 0.f);
   }
-  if (dw_.defined()) gemm(dw_, dy2, x2, true, false, 1.f, 1.f);
+  if (dw_.defined()) weight_->accumulate_weight_grad(dw_, dy2, x2);
   if (db_.defined()) bias_backward(db_, dy2);
   if (adapter_) adapter_->backward(dx2, dy2, x2, *weight_);
 }

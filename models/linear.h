@@ -2,6 +2,7 @@
 // optional adapter. For full fine-tuning the weight and bias are trainable
 // parameters; otherwise they are frozen and never get gradients.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,10 +28,13 @@ class Linear {
   void set_adapter(std::unique_ptr<Adapter> a) { adapter_ = std::move(a); }
   Adapter* adapter() const { return adapter_.get(); }
   // After allocate: bind trainable views (full FT) or keep the frozen tensors.
-  void bind(ParamSet& ps);
+  // `wrap` holds a trainable weight's F32 master copy as the method's base
+  // (BitNet's BitLinear); unset = a plain dense weight.
+  void bind(ParamSet& ps, const std::function<std::unique_ptr<BaseWeight>(Tensor master)>& wrap = {});
   void set_frozen(std::unique_ptr<BaseWeight> w, Tensor bias);
   bool trainable() const { return w_param_ != SIZE_MAX; }
   const BaseWeight& base() const { return *weight_; }
+  BaseWeight& base() { return *weight_; }
   Tensor bias() const { return bias_; }
   // The weight's [out,in] host copy for loading a trainable weight.
   Param* weight_param(ParamSet& ps) { return trainable() ? &ps[w_param_] : nullptr; }

@@ -15,6 +15,7 @@ Registry<Method>& registry() {
 
 void register_method(Method m) {
   QT_CHECK(!(m.trains_base && m.make_base), "method '" + m.name + "': a full fine-tune has no frozen base");
+  QT_CHECK(m.trains_base || !m.wrap_trainable, "method '" + m.name + "': wrap_trainable needs trains_base");
   registry().add(std::move(m));
 }
 

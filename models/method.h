@@ -33,6 +33,9 @@ struct Method {
   bool trains_base = false;  // full fine-tune: every weight is a parameter, no adapter
   // The frozen base of one Linear; unset = dense in the compute dtype.
   std::function<std::unique_ptr<BaseWeight>(const BaseRequest&)> make_base;
+  // trains_base only: how a Linear's trainable F32 weight is used (BitNet's
+  // BitLinear quantizes it in the product); unset = a plain dense weight.
+  std::function<std::unique_ptr<BaseWeight>(Tensor master, const ModelOptions&)> wrap_trainable;
   // The adapter type a targeted Linear gets (models/adapters/adapter_type.h)
   // unless --adapter-type picks another; ignored when trains_base.
   std::string adapter = "lora";

@@ -97,8 +97,10 @@ void Model::finish_build(const WeightSource& src) {
       s->value = host.to(opt_.device, act_dtype_);
     }
   }
+  std::function<std::unique_ptr<BaseWeight>(Tensor)> wrap;
+  if (method_->wrap_trainable) wrap = [&](Tensor master) { return method_->wrap_trainable(master, opt_); };
   for (Linear* lin : linears_) {
-    lin->bind(params_);
+    lin->bind(params_, wrap);
     const std::string wname = source_name(lin->name() + ".weight");
     // The float weight is loaded only when something asks for it: a method
     // that keeps a pre-quantized base never makes a float copy.
@@ -128,6 +130,10 @@ void Model::finish_build(const WeightSource& src) {
       for (auto& [n, t] : lin->adapter()->tensors()) total_params_ += t.numel();
     }
   }
+}
+
+void Model::set_step(int64_t step) {
+  for (Linear* lin : linears_) lin->base().set_step(step);
 }
 
 std::vector<std::pair<std::string, Tensor>> Model::hf_state_dict(bool merge_adapters) const {

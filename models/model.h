@@ -31,6 +31,8 @@ struct ModelOptions {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
+  int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
+  bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).
@@ -105,6 +107,10 @@ class Model {
   // weights back to [in, out]) as F32 host tensors; with merge_adapters the
   // adapters are folded into their base weights (W + s*B*A).
   std::vector<std::pair<std::string, Tensor>> hf_state_dict(bool merge_adapters) const;
+
+  // The optimizer step about to run, for bases with a schedule (BitNet's
+  // quantization warmup); a model that never hears one acts fully trained.
+  void set_step(int64_t step);
 
   // Dropout draws depend on this counter (one per forward); checkpoints save it.
   uint64_t rng_counter() const { return step_counter_; }

@@ -31,6 +31,8 @@ struct ModelSpec {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;
+  int64_t bitnet_warmup = 0;
+  bool bitnet_subln = true;
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
 };
 

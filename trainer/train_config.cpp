@@ -29,6 +29,8 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "dora", c.dora);
   f(j, "ia3_feedforward", c.ia3_feedforward);
   f(j, "int8_threshold", c.int8_threshold);
+  f(j, "bitnet_warmup", c.bitnet_warmup);
+  f(j, "bitnet_subln", c.bitnet_subln);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);
@@ -86,6 +88,7 @@ void need(bool ok, const std::string& what) {
 }  // namespace
 
 void validate(const TrainConfig& c) {
+  need(c.bitnet_warmup >= 0, "--bitnet-warmup must be >= 0 (got " + std::to_string(c.bitnet_warmup) + ")");
   need(!c.dora || c.adapter_type.empty() || c.adapter_type == "dora",
        "--dora and --adapter-type " + c.adapter_type + " disagree: give one of them");
   need(!c.model.empty(), "--model is required (or --resume DIR, whose checkpoint names it)");

@@ -24,6 +24,8 @@ struct TrainConfig {
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
+  int64_t bitnet_warmup = 100;  // bitnet: steps over which ternary weights / 8-bit activations blend in
+  bool bitnet_subln = true;     // bitnet: RMSNorm on each BitLinear's input
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank

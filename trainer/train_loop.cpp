@@ -98,6 +98,8 @@ int run_training(const TrainConfig& cfg) {
     ms.adapter_type = cfg.dora ? "dora" : cfg.adapter_type;
     if (!cfg.ia3_feedforward.empty()) ms.ia3_feedforward = cfg.ia3_feedforward;
     ms.int8_threshold = cfg.int8_threshold;
+    ms.bitnet_warmup = cfg.bitnet_warmup;
+    ms.bitnet_subln = cfg.bitnet_subln;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
@@ -250,6 +252,7 @@ int run_training(const TrainConfig& cfg) {
       comm->allreduce_sum(counts, 1);
       const double global_tokens = counts[0];
       model->params().zero_grads();
+      model->set_step(step);  // BitNet's quantization warmup
       double loss_sum = 0;
       for (int k = 0; k < cfg.grad_accum; ++k) {
         const Batch& b = micro[size_t(k)];

@@ -49,6 +49,8 @@ void add_cols(Tensor out, Tensor in, int64_t col_offset);
 void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
 void mul_cols(Tensor out, Tensor x, Tensor v, float offset);
+void ternary_fake_quant(Tensor out, Tensor w, float lambda);
+void int8_act_fake_quant(Tensor out, Tensor x, float lambda);
 void col_dot(Tensor g, Tensor a, Tensor b, Tensor div);
 void dora_scale(Tensor scale, Tensor norm, Tensor m, Tensor wn2, Tensor B, Tensor P, Tensor Q, float s);
 
