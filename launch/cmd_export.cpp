@@ -3,6 +3,7 @@
 //   --merge [--format hf]     an HF model directory with the adapter merged in
 //   --format gguf-lora        a llama.cpp LoRA adapter (llama-cli --lora)
 //   --merge --format gguf     a merged llama.cpp model (F16 or Q8_0)
+//   --format ternary          a BitNet model (--method bitnet's output) in 2-bit ternary storage
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include "launch/commands.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
+#include "models/merged_model.h"
+#include "models/ternary_export.h"
 #include "models/safetensors.h"
 #include "trainer/setup.h"
 
@@ -33,7 +36,28 @@ DType parse_dtype(const std::string& s) {
   throw Error("--dtype '" + s + "': expected f32, bf16 or f16");
 }
 
+// The trained BitNet model (or a bitnet-lora base) in 2-bit storage: the latent
+// weights quantize on load to exactly the ternary weights they trained through.
+int run_ternary_export(const ExportOptions& o) {
+  if (o.method != "bitnet" && o.method != "bitnet-lora")
+    throw Error("--format ternary: --method '" + o.method + "': expected bitnet (a --method bitnet run's model/) or bitnet-lora");
+  if (!o.adapter.empty())
+    throw Error("--format ternary holds the base only: drop --adapter (export the adapter with --format peft)");
+  ModelSpec ms;
+  ms.model = o.model;
+  ms.method = "bitnet-lora";
+  ms.targets = {};
+  BuiltModel built = build_model(ms);
+  save_ternary_model(o.out, ternary_state(*built.model), o.model);
+  size_t bytes = 0;
+  for (const Linear* lin : built.model->linears()) bytes += lin->base().bytes();
+  spdlog::info("wrote ternary model {} ({:.1f} MB of 2-bit Linear weights)", o.out, double(bytes) / 1e6);
+  return 0;
+}
+
 int run_export(const ExportOptions& o) {
+  if (o.format == "ternary") return run_ternary_export(o);
+  if (o.adapter.empty()) throw Error("--adapter is required (except with --format ternary)");
   if (find_method(o.method).trains_base)
     throw Error("--method " + o.method + ": export works on adapters (an adapter method, on any base)");
   ModelSpec ms;
@@ -78,7 +102,8 @@ int run_export(const ExportOptions& o) {
     spdlog::info("wrote merged GGUF model {}", path);
     return 0;
   }
-  if (o.format != "hf" && o.format != "peft") throw Error("--format '" + o.format + "': expected peft, hf, gguf or gguf-lora");
+  if (o.format != "hf" && o.format != "peft")
+    throw Error("--format '" + o.format + "': expected peft, hf, gguf, gguf-lora or ternary");
   if (!o.requantize.empty()) {
     // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
     if (o.requantize != "nf4" && o.requantize != "fp4") throw Error("--requantize '" + o.requantize + "': expected nf4 or fp4");
@@ -95,11 +120,7 @@ int run_export(const ExportOptions& o) {
     save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   }
   if (fs::is_directory(o.model)) {
-    // --requantize wrote its own config.json (with quantization_config)
-    for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-                          "generation_config.json", "special_tokens_map.json"})
-      if ((o.requantize.empty() || std::string(f) != "config.json") && fs::exists(fs::path(o.model) / f))
-        fs::copy_file(fs::path(o.model) / f, fs::path(o.out) / f, fs::copy_options::overwrite_existing);
+    copy_model_files(o.model, o.out, o.requantize.empty());  // --requantize wrote its own config.json
   } else {
     spdlog::warn("the base is not an HF directory: write config.json yourself, or use --format gguf");
   }
@@ -110,18 +131,21 @@ int run_export(const ExportOptions& o) {
 }  // namespace
 
 void register_export(CLI::App& app, Runner& run) {
-  auto* sub = app.add_subcommand("export", "Export a trained adapter: PEFT, merged HF model, llama.cpp LoRA GGUF, or merged GGUF.");
+  auto* sub = app.add_subcommand("export", "Export a trained adapter (PEFT, merged HF model, llama.cpp LoRA GGUF, merged GGUF) or a BitNet model in ternary storage.");
   add_config_option(*sub);
   auto o = std::make_shared<ExportOptions>();
   sub->add_option("--model", o->model, "the base model the adapter was trained on")->required();
-  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train)")->required();
+  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train); not with --format ternary");
   sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
   sub->add_option("--method", o->method,
                   "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
                       method_list())
       ->capture_default_str();
-  sub->add_option("--format", o->format, "peft | hf | gguf-lora | gguf")->capture_default_str();
+  sub->add_option("--format", o->format,
+                  "peft | hf | gguf-lora | gguf | ternary (a --method bitnet model in 2-bit BitNet storage; load it "
+                  "with --method bitnet-lora)")
+      ->capture_default_str();
   sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
   sub->add_option("--requantize", o->requantize,
                   "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "

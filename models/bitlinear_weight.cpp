@@ -2,27 +2,13 @@
 
 #include <algorithm>
 
-#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
-#include "kernels/norm.h"
 #include "kernels/ternary.h"
 
 namespace qtrain {
 
-namespace {
-constexpr float kSubLnEps = 1e-5f;
-}
-
 void BitLinearWeight::set_step(int64_t step) {
   lambda_ = warmup_ > 0 ? std::min(1.f, float(step) / float(warmup_)) : 1.f;
-}
-
-Tensor BitLinearWeight::ones(int64_t n) const {
-  if (!ones_.defined()) {
-    std::vector<float> v(size_t(n), 1.f);
-    ones_ = Tensor::wrap(v.data(), {n}, DType::F32).to(w_.device());
-  }
-  return ones_;
 }
 
 Tensor BitLinearWeight::quantized_weight(DType dt) const {
@@ -31,22 +17,8 @@ Tensor BitLinearWeight::quantized_weight(DType dt) const {
   return q;
 }
 
-Tensor BitLinearWeight::normed(Tensor x, Tensor* rstd) const {
-  if (!subln_) return x;
-  const int64_t n = x.numel() / in_features();
-  Tensor xn = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor r = Tensor::empty({n}, DType::F32, x.device());
-  rmsnorm_forward(xn, r, x, ones(in_features()), kSubLnEps);
-  if (rstd) *rstd = r;
-  if (lambda_ < 1.f) {  // (1 - lambda) x + lambda SubLN(x)
-    scale_inplace(xn, lambda_);
-    axpy(xn, 1.f - lambda_, x);
-  }
-  return xn;
-}
-
 Tensor BitLinearWeight::product_input(Tensor x) const {
-  Tensor xn = normed(x, nullptr);
+  Tensor xn = subln_ ? subln_norm_.forward(x, lambda_) : x;
   Tensor xq = Tensor::empty(x.shape(), x.dtype(), x.device());
   int8_act_fake_quant(xq, xn, lambda_);
   return xq;
@@ -66,15 +38,7 @@ void BitLinearWeight::backward_input_from(Tensor dx, Tensor dy, Tensor x, float 
   const int64_t n = x.numel() / in_features();
   Tensor dxn = Tensor::empty({n, in_features()}, dy.dtype(), dy.device());
   gemm(dxn, dy, wq, false, false);
-  Tensor rstd;
-  normed(x, &rstd);
-  Tensor dnorm = Tensor::empty(dxn.shape(), dxn.dtype(), dxn.device());
-  rmsnorm_backward(dnorm, Tensor(), dxn, x, ones(in_features()), rstd);
-  // d/dx of (1 - lambda) x + lambda SubLN(x)
-  scale_inplace(dnorm, lambda_);
-  axpy(dnorm, 1.f - lambda_, dxn);
-  if (beta == 0.f) return dx.view(dnorm.shape()).copy_from(dnorm);
-  add_inplace(dx, dnorm);
+  subln_norm_.backward(dx, dxn, x, lambda_, beta);
 }
 
 void BitLinearWeight::accumulate_weight_grad(Tensor dw, Tensor dy, Tensor x) const {

@@ -10,6 +10,7 @@
 // Embeddings, norms and lm_head are not Linears: they stay in high precision.
 #pragma once
 #include "models/base_weight.h"
+#include "models/subln.h"
 
 namespace qtrain {
 
@@ -29,14 +30,12 @@ class BitLinearWeight : public BaseWeight {
 
  private:
   Tensor quantized_weight(DType dt) const;          // W + lambda (Q3(W) - W)
-  Tensor normed(Tensor x, Tensor* rstd) const;      // x + lambda (SubLN(x) - x)
-  Tensor product_input(Tensor x) const;             // Q8 blend of normed(x)
-  Tensor ones(int64_t n) const;
+  Tensor product_input(Tensor x) const;             // Q8 blend of the SubLN blend of x
   Tensor w_;
   int64_t warmup_;
   bool subln_;
   float lambda_ = 1.f;  // a model that never hears set_step acts fully trained
-  mutable Tensor ones_;
+  SubLn subln_norm_;
 };
 
 }  // namespace qtrain

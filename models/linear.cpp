@@ -57,8 +57,11 @@ void Linear::backward(Tensor dx, Tensor dy, Tensor x, bool accumulate) {
   Tensor x2 = x.view({n, in_}), dy2 = dy.view({n, out_}), dx2 = dx.view({n, in_});
   const Tensor dyb = adapter_ ? adapter_->base_grad(dy2) : dy2;
   if (adapter_ && adapter_->scales_input()) {
+    // the base saw xs = scale_input(x): a base that transforms its input (BitNet) needs it back
+    Tensor xs = Tensor::empty({n, in_}, x2.dtype(), x2.device());
+    adapter_->scale_input(xs, x2);
     Tensor dxs = Tensor::empty({n, in_}, dx2.dtype(), dx2.device());
-    weight_->backward_input(dxs, dyb, 0.f);
+    weight_->backward_input_from(dxs, dyb, xs, 0.f);
     adapter_->scale_input_backward(dx2, dxs, x2, accumulate);
   } else {
     weight_->backward_input_from(dx2, dyb, x2, accumulate ? 1.f : 0.f);

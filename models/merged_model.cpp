@@ -1,5 +1,7 @@
 #include "models/merged_model.h"
 
+#include <filesystem>
+
 #include <map>
 
 #include "kernels/error.h"
@@ -11,6 +13,14 @@ std::unique_ptr<Model> merge_adapters_into_base(const Model& with_adapters, Mode
   StateDictSource merged(with_adapters.hf_state_dict(/*merge_adapters=*/true));
   opt.targets = {};
   return Model::create(with_adapters.config(), merged, opt);
+}
+
+void copy_model_files(const std::string& from, const std::string& to, bool config) {
+  namespace fs = std::filesystem;
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                        "generation_config.json", "special_tokens_map.json"})
+    if ((config || std::string(f) != "config.json") && fs::exists(fs::path(from) / f))
+      fs::copy_file(fs::path(from) / f, fs::path(to) / f, fs::copy_options::overwrite_existing);
 }
 
 }  // namespace qtrain

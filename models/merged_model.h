@@ -28,7 +28,10 @@ class StateDictSource : public WeightSource {
   }
   bool has(const std::string& name) const override { return tensors_.count(name) > 0; }
   Shape shape(const std::string& name) const override { return at(name).shape(); }
-  Tensor load_f32(const std::string& name) const override { return at(name); }
+  Tensor load_f32(const std::string& name) const override {
+    const Tensor& t = at(name);
+    return t.dtype() == DType::F32 && t.device() == Device::CPU ? t : t.to(Device::CPU, DType::F32);
+  }
 
  private:
   const Tensor& at(const std::string& name) const {
@@ -40,6 +43,11 @@ class StateDictSource : public WeightSource {
   std::map<std::string, Tensor> tensors_;
 };
 
+
+// Copies the files of an HF model directory that describe it besides its
+// weights (config.json when `config`, the tokenizer, generation settings) from
+// `from` to `to`; missing ones are skipped.
+void copy_model_files(const std::string& from, const std::string& to, bool config);
 
 // `opt` says how to hold the rebuilt base (device, method); its targets are
 // ignored: the result has no adapter.

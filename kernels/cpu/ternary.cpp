@@ -6,6 +6,8 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/quant/int8.h"
+#include "kernels/quant/ternary.h"
 
 namespace qtrain {
 
@@ -16,14 +18,11 @@ void ternary_fake_quant(Tensor out, Tensor w, float lambda) {
   cpu::check_f32(out, "ternary_fake_quant out");
   const int64_t n = w.numel();
   const float* pw = w.f32();
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::fabs(pw[i]);
-  const float gamma = std::max(float(sum / double(std::max<int64_t>(n, 1))), 1e-5f);
-  const float inv = 1.f / gamma;
+  const float inv = 1.f / quant::ternary_scale(pw, n);
   float* po = out.f32();
 #pragma omp parallel for if (n >= cpu::kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
-    const float q = std::clamp(std::nearbyint(pw[i] * inv), -1.f, 1.f) / inv;
+    const float q = float(quant::ternary_level(pw[i], inv)) / inv;
     po[i] = (1.f - lambda) * pw[i] + lambda * q;  // exact at both ends (pure w, pure q)
   }
 }
@@ -47,6 +46,54 @@ void int8_act_fake_quant(Tensor out, Tensor x, float lambda) {
       po[r * m.cols + c] = (1.f - lambda) * xr[c] + lambda * q;
     }
   }
+}
+
+TernaryTensor TernaryTensor::from_packed(const quant::PackedTernary& p) {
+  TernaryTensor t;
+  t.rows = p.rows, t.cols = p.cols, t.scale = p.scale;
+  t.codes = Tensor::from_elements(p.codes, {p.rows, quant::PackedTernary::row_bytes(p.cols)}, DType::U8);
+  t.wabs = Tensor::from_elements(std::vector<float>(size_t(p.rows), 127.f * p.scale), {p.rows}, DType::F32);
+  return t;
+}
+
+TernaryTensor TernaryTensor::to(Device d) const {
+  TernaryTensor t = *this;
+  t.codes = codes.to(d), t.wabs = wabs.to(d);
+  return t;
+}
+
+size_t TernaryTensor::bytes() const { return codes.nbytes() + sizeof(float); }
+
+void unpack_ternary(Tensor out, const TernaryTensor& w) {
+  QT_CHECK(out.defined() && out.ndim() == 2 && out.size(0) == w.rows && out.size(1) == w.cols,
+           "unpack_ternary: out must be [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "], got " +
+               shape_str(out.shape()));
+  QT_DISPATCH_CUDA(out, unpack_ternary, out, w);
+  QT_CHECK(out.dtype() == DType::I8 || out.dtype() == DType::F32, "unpack_ternary: CPU out must be I8 or F32");
+  const int64_t rb = w.codes.size(1);
+  const auto* codes = static_cast<const uint8_t*>(w.codes.raw());
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) {
+      const int t = quant::ternary_at(codes + r * rb, c);
+      if (out.dtype() == DType::I8)
+        static_cast<int8_t*>(out.raw())[r * w.cols + c] = int8_t(t);
+      else
+        out.f32()[r * w.cols + c] = float(t) * w.scale;
+    }
+}
+
+void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
+  QT_CHECK(x.defined() && y.defined() && x.numel() % w.cols == 0 && y.numel() == x.numel() / w.cols * w.rows,
+           "ternary_matmul: x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" + std::to_string(w.rows) +
+               ", " + std::to_string(w.cols) + "]");
+  QT_DISPATCH_CUDA(x, ternary_matmul, y, x, w);
+  cpu::check_f32(x, "ternary_matmul x");
+  cpu::check_f32(y, "ternary_matmul y");
+  Tensor levels = Tensor::empty({w.rows, w.cols}, DType::I8);
+  unpack_ternary(levels, w);
+  // threshold 0: every column quantized, no outliers - BitNet's per-token absmax
+  quant::int8_matmul_decomposed(static_cast<const int8_t*>(levels.raw()), w.wabs.f32(), w.rows, w.cols, x.f32(),
+                                x.numel() / w.cols, y.f32(), 0.f);
 }
 
 }  // namespace qtrain

@@ -6,6 +6,7 @@
 #include "kernels/adamw.h"
 #include "kernels/quant/gguf_blocks.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/ternary.h"
 #include "kernels/tensor.h"
 
 namespace qtrain::cuda {
@@ -50,6 +51,8 @@ void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, 
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
 void mul_cols(Tensor out, Tensor x, Tensor v, float offset);
 void ternary_fake_quant(Tensor out, Tensor w, float lambda);
+void unpack_ternary(Tensor out, const TernaryTensor& w);
+void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w);
 void int8_act_fake_quant(Tensor out, Tensor x, float lambda);
 void col_dot(Tensor g, Tensor a, Tensor b, Tensor div);
 void dora_scale(Tensor scale, Tensor norm, Tensor m, Tensor wn2, Tensor B, Tensor P, Tensor Q, float s);

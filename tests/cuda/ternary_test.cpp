@@ -3,7 +3,9 @@
 // CPU backend at three points of the lambda warmup.
 #include "kernels/ternary.h"
 
+#include "models/merged_model.h"
 #include "models/model.h"
+#include "models/ternary_export.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/hf_fixture.h"
 
@@ -54,6 +56,67 @@ TEST(CudaTernary, BitNetModelMatchesTheCpu) {
       ASSERT_EQ(gc.size(), gg.size());
       for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 5e-2) << name << " " << i;
     }
+  }
+}
+
+// The 2-bit codes unpacked, and the W2A8 product: the dp4a GEMV (rows of x up
+// to kTernaryGemvMaxRows, rows of whole 16-byte loads) and the int8 GEMM path
+// (more rows, or a ragged row) give the CPU reference's F32 values bit for bit.
+TEST(CudaTernary, W2A8MatchesTheCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  for (int64_t cols : {256, 40, 1088}) {
+    const int64_t rows = 72;
+    Tensor w = randn({rows, cols}, 7, 0.05f);
+    const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), rows, cols));
+    const TernaryTensor td = th.to(Device::CUDA);
+    Tensor lc = Tensor::empty({rows, cols}, DType::I8), wc = Tensor::empty({rows, cols}, DType::F32);
+    unpack_ternary(lc, th);
+    unpack_ternary(wc, th);
+    Tensor lg = Tensor::empty({rows, cols}, DType::I8, Device::CUDA), wg = Tensor::empty({rows, cols}, DType::BF16, Device::CUDA);
+    unpack_ternary(lg, td);
+    unpack_ternary(wg, td);
+    EXPECT_EQ(lg.to(Device::CPU, DType::F32).to_vector(), lc.to(Device::CPU, DType::F32).to_vector()) << cols;
+    EXPECT_CLOSE(wg, wc, kBf16Tol);
+    for (int64_t n : {1, 3, 8, 40}) {
+      Pair x = randn_pair({n, cols}, uint64_t(n), DType::F32, 2.f);
+      Tensor yc = Tensor::empty({n, rows}, DType::F32), yg = Tensor::empty({n, rows}, DType::F32, Device::CUDA);
+      ternary_matmul(yc, x.cpu, th);
+      ternary_matmul(yg, x.gpu, td);
+      EXPECT_EQ(yg.to_vector(), yc.to_vector()) << "cols " << cols << " n " << n;
+      Pair xb = randn_pair({n, cols}, uint64_t(n) + 100, DType::BF16, 2.f);  // BF16 in and out, as the model runs
+      Tensor ybg = Tensor::empty({n, rows}, DType::BF16, Device::CUDA);
+      ternary_matmul(yc, xb.cpu, th);
+      ternary_matmul(ybg, xb.gpu, td);
+      EXPECT_CLOSE(ybg, yc, kBf16Tol);
+    }
+  }
+}
+
+// LoRA on a frozen ternary base (--method bitnet-lora) on the GPU: loss and
+// adapter gradients against the CPU backend.
+TEST(CudaTernary, BitNetLoraMatchesTheCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  for (const char* name : {"tiny-llama", "tiny-gpt2"}) {
+    Ref r = load_ref(name);
+    LoadedModel lm = load_hf_model_dir(fixture(name));
+    auto run = [&](Device dev, std::vector<std::vector<float>>* grads) {
+      ModelOptions o;
+      o.device = dev;
+      o.method = "bitnet-lora";
+      auto m = Model::create(lm.config, *lm.weights, o);
+      uint64_t seed = 1;
+      for (auto& p : m->params().params())  // B != 0: every adapter gradient is live
+        if (p.name.find("lora_B") != std::string::npos) p.value.copy_from(randn(p.shape, seed++, 0.05f).to(dev, p.value.dtype()));
+      LossSum s = m->forward(r.batch(), float(1.0 / (r.B * (r.T - 1))));
+      m->backward();
+      for (auto& p : m->params().params()) grads->push_back(p.grad.to_vector());
+      return s.sum / double(s.count);
+    };
+    std::vector<std::vector<float>> gc, gg;
+    const double lc = run(Device::CPU, &gc), lg = run(Device::CUDA, &gg);
+    EXPECT_NEAR(lg, lc, 2e-2 * lc) << name;
+    ASSERT_EQ(gc.size(), gg.size());
+    for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 5e-2) << name << " " << i;
   }
 }
 

@@ -6,8 +6,12 @@
 
 #include <set>
 
+#include "kernels/quant/int8.h"
 #include "kernels/ternary.h"
 #include "models/bitlinear_weight.h"
+#include "models/merged_model.h"
+#include "models/ternary_export.h"
+#include "models/ternary_weight.h"
 #include "models/model.h"
 #include "models/safetensors.h"
 #include "tests/hf_fixture.h"
@@ -108,6 +112,101 @@ TEST(BitNet, TinyModelLearnsThroughWarmup) {
     double last = 0;
     for (int64_t s = 1; s < 50; ++s) last = step_loss(*m, r, &opt, s);
     EXPECT_LT(last, 0.5 * first) << name << ": " << first << " -> " << last;
+  }
+}
+
+// The 2-bit form holds exactly the weights the fake quantizer trains through,
+// rows not a multiple of 16 included (padding reads as 0).
+TEST(BitNet, TernaryPackRoundTrip) {
+  for (int64_t cols : {40, 64, 17}) {
+    Tensor w = randn({7, cols}, 3, 0.05f);
+    w.f32()[5] = 0.f;
+    Tensor fq = Tensor::empty(w.shape(), DType::F32);
+    ternary_fake_quant(fq, w, 1.f);
+    quant::PackedTernary p = quant::quantize_ternary(w.f32(), 7, cols);
+    EXPECT_EQ(int64_t(p.codes.size()), 7 * ((cols + 15) / 16) * 4);
+    TernaryTensor t = TernaryTensor::from_packed(p);
+    Tensor back = Tensor::empty(w.shape(), DType::F32), levels = Tensor::empty(w.shape(), DType::I8);
+    unpack_ternary(back, t);
+    unpack_ternary(levels, t);
+    EXPECT_EQ(back.to_vector(), fq.to_vector()) << cols;
+    std::set<int> seen;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const int l = static_cast<const int8_t*>(levels.raw())[i];
+      seen.insert(l);
+      EXPECT_EQ(float(l) * p.scale, back.f32()[i]);
+    }
+    EXPECT_EQ(seen, (std::set<int>{-1, 0, 1}));
+    for (int64_t r = 0; r < 7; ++r)  // the padding of a short row is code 1 (weight 0)
+      for (int64_t c = cols; c < (cols + 15) / 16 * 16; ++c) EXPECT_EQ(quant::ternary_at(p.codes.data() + r * p.codes.size() / 7, c), 0);
+  }
+}
+
+// W2A8: the integer product equals LLM.int8 at threshold 0 on the levels, bit
+// for bit, and BitLinear at lambda 1 up to float rounding.
+TEST(BitNet, W2A8ProductMatchesBitLinear) {
+  Tensor x = ref().load_f32("x"), w = ref().load_f32("w");
+  TernaryTensor t = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), 24, 40));
+  Tensor y = Tensor::empty({6, 24}, DType::F32), yi = Tensor::empty({6, 24}, DType::F32), yb = Tensor::empty({6, 24}, DType::F32);
+  ternary_matmul(y, x, t);
+  Tensor levels = Tensor::empty({24, 40}, DType::I8);
+  unpack_ternary(levels, t);
+  quant::int8_matmul_decomposed(static_cast<const int8_t*>(levels.raw()), t.wabs.f32(), 24, 40, x.f32(), 6, yi.f32(), 0.f);
+  EXPECT_EQ(y.to_vector(), yi.to_vector());
+  BitLinearWeight bl(w.clone(), 0, false);
+  bl.forward(yb, x);
+  EXPECT_LT(norm_rel_err(y.to_vector(), yb.to_vector()), 1e-6);
+  EXPECT_LT(norm_rel_err(y.to_vector(), ref().load_f32("lam1.0_subln0.y").to_vector()), 1e-5);
+}
+
+// The frozen ternary base computes what the trained BitLinear does at lambda 1,
+// forward and input gradient, with and without SubLN.
+TEST(BitNet, TernaryWeightIsTheTrainedBitLinear) {
+  Tensor x = ref().load_f32("x"), w = ref().load_f32("w"), dy = ref().load_f32("dy");
+  for (bool subln : {false, true}) {
+    BitLinearWeight bl(w.clone(), 0, subln);
+    TernaryWeight tw(quant::quantize_ternary(w.f32(), 24, 40), subln);
+    Tensor y1 = Tensor::empty({6, 24}, DType::F32), y2 = y1.clone(), dx1 = Tensor::empty({6, 40}, DType::F32), dx2 = dx1.clone();
+    bl.forward(y1, x);
+    tw.forward(y2, x);
+    EXPECT_LT(norm_rel_err(y2.to_vector(), y1.to_vector()), 1e-6);
+    bl.backward_input_from(dx1, dy, x, 0.f);
+    tw.backward_input_from(dx2, dy, x, 0.f);
+    EXPECT_LT(norm_rel_err(dx2.to_vector(), dx1.to_vector()), 1e-6);
+    EXPECT_EQ(tw.bytes(), size_t(24 * 12 + 4));  // 2 bits a weight, rows padded to 16 weights, + the scale
+  }
+}
+
+// A trained BitNet model, exported ternary and loaded as a frozen base
+// (--method bitnet-lora), gives the trained model's loss; LoRA on it learns.
+TEST(BitNet, TernaryExportAndAdaptersOnIt) {
+  for (const char* name : {"tiny-llama", "tiny-gpt2"}) {
+    Ref r = load_ref(name);
+    LoadedModel lm = load_hf_model_dir(fixture(name));
+    ModelOptions o;
+    o.method = "bitnet";
+    o.bitnet_warmup = 5;
+    auto bitnet = Model::create(lm.config, *lm.weights, o);
+    AdamW opt(bitnet->params(), {0.9f, 0.999f, 1e-8f, 0.f});
+    for (int64_t s = 0; s < 10; ++s) step_loss(*bitnet, r, &opt, s);
+    LossSum trained = bitnet->forward(r.batch(), 0.f);
+    StateDictSource latent(bitnet->hf_state_dict(false));
+    ModelOptions bo;
+    bo.method = "bitnet-lora";
+    bo.targets = {};
+    auto frozen = Model::create(lm.config, latent, bo);  // quantized on load
+    StateDictSource stored(ternary_state(*frozen));
+    bo.targets = {"all-linear"};
+    auto adapted = Model::create(lm.config, stored, bo);  // read as stored, LoRA (B = 0) on it
+    const double lt = trained.sum / trained.count;
+    LossSum a = adapted->forward(r.batch(), 0.f);
+    EXPECT_NEAR(a.sum / a.count, lt, 1e-5 * lt) << name;
+    AdamW lopt(adapted->params(), {0.9f, 0.999f, 1e-8f, 0.f});
+    const double first = step_loss(*adapted, r, &lopt, 0);  // in training mode (GPT-2's dropout)
+    double last = 0;
+    for (int64_t s = 1; s < 20; ++s) last = step_loss(*adapted, r, &lopt, s);
+    EXPECT_LT(last, 0.95 * first) << name;
+    for (const Linear* lin : adapted->linears()) EXPECT_NE(dynamic_cast<const TernaryWeight*>(&lin->base()), nullptr);
   }
 }
 

@@ -1,0 +1,88 @@
+// GPU timing shared by the kernel benchmarks (bench/quant_kernels.cu,
+// bench/ternary_kernels.cu), as issue #7 asks: each call uses the next of
+// enough weight copies to exceed 2x the 50 MB L2, the timed calls are captured
+// in one CUDA graph (no launch overhead either way), median of 5 replays; the
+// bandwidth ceiling is a copy kernel's, measured in the same run.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "kernels/cuda/context.cuh"
+#include "kernels/device.h"
+
+namespace qtrain::bench {
+
+constexpr size_t kL2Bytes = 50u << 20;
+
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// Median ms per call of fn(0..calls-1) captured in one graph.
+inline double graph_ms(const std::function<void(int)>& fn, int calls) {
+  cudaStream_t s = cuda::stream();
+  for (int i = 0; i < std::min(calls, 3); ++i) fn(i);  // plans, autotuning, pool growth: outside the graph
+  cuda_sync();
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  check(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), "capture");
+  for (int i = 0; i < calls; ++i) fn(i);
+  check(cudaStreamEndCapture(s, &g), "end capture");
+  check(cudaGraphInstantiate(&ge, g, 0), "instantiate");
+  check(cudaGraphLaunch(ge, s), "launch");
+  cuda_sync();
+  std::vector<double> ts;
+  cudaEvent_t a, b;
+  cudaEventCreate(&a), cudaEventCreate(&b);
+  for (int r = 0; r < 5; ++r) {
+    cudaEventRecord(a, s);
+    cudaGraphLaunch(ge, s);
+    cudaEventRecord(b, s);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    ts.push_back(ms / calls);
+  }
+  cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaEventDestroy(a), cudaEventDestroy(b);
+  std::sort(ts.begin(), ts.end());
+  return ts[2];
+}
+
+// 16-byte loads and stores, grid-stride: what SM-driven traffic (which the
+// GEMV is) can reach; a cudaMemcpy D2D would measure the copy engines instead.
+__global__ void copy_kernel(int4* __restrict__ y, const int4* __restrict__ x, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) y[i] = x[i];
+}
+
+inline double copy_gbps() {
+  const size_t n = size_t(1) << 29;  // 512 MiB each way
+  void *x = cuda_alloc(n), *y = cuda_alloc(n);
+  check(cudaMemset(x, 1, n), "memset");  // never time on untouched memory
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "sm count");
+  double ms = graph_ms([&](int) {
+    copy_kernel<<<sms * 8, 512, 0, cuda::stream()>>>(static_cast<int4*>(y), static_cast<const int4*>(x), n / 16);
+  }, 8);
+  cuda_free(x), cuda_free(y);
+  return 2.0 * double(n) / (ms * 1e-3) / 1e9;
+}
+
+inline int copies_for(size_t bytes) { return int(std::clamp<size_t>((2 * kL2Bytes + bytes - 1) / bytes, 2, 16)); }
+
+// Enough GPU copies of a packed host weight that cycling through them never hits L2.
+template <class W>
+std::vector<W> gpu_copies(const W& host) {
+  std::vector<W> v(size_t(copies_for(host.bytes())));
+  for (W& c : v) c = host.to(Device::CUDA);
+  return v;
+}
+
+}  // namespace qtrain::bench

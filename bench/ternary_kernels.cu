@@ -1,0 +1,94 @@
+// bench_ternary_kernels: BitNet b1.58's W2A8 products (kernels/ternary.h) at
+// LLaMA-7B and SmolLM2 shapes against cuBLASLt BF16 on a ready BF16 weight,
+// in the same run (timing: bench/gpu_timing.cuh).
+//   decode (M = 1, 4, 8): the dp4a GEMV over the 2-bit weight (activation
+//          quantization included) vs the BF16 product; its bytes / time as % of
+//          the copy kernel's bandwidth;
+//   train (M = 8192): forward = codes -> int8, x -> int8, int8 tensor-core GEMM
+//          + F32 epilogue; input gradient = codes -> BF16 + BF16 GEMM (STE).
+//   bench_ternary_kernels [--out results.json]
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "bench/bench_tensors.h"
+#include "bench/gpu_timing.cuh"
+#include "kernels/matmul.h"
+#include "kernels/ternary.h"
+
+using namespace qtrain;
+using namespace qtrain::bench;
+using json = nlohmann::json;
+
+int main(int argc, char** argv) {
+  std::string out_path;
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--out") out_path = argv[i + 1];
+  if (!cuda_available()) {
+    std::fprintf(stderr, "bench_ternary_kernels: no GPU\n");
+    return 1;
+  }
+  const double bw = copy_gbps();
+  std::printf("device %s, copy kernel %.0f GB/s (read + write)\n", cuda_device_name().c_str(), bw);
+  struct Shape2 {
+    const char* name;
+    int64_t out, in;
+  };
+  const Shape2 shapes[] = {{"llama7b q/k/v/o 4096x4096", 4096, 4096}, {"llama7b gate/up 11008x4096", 11008, 4096},
+                           {"llama7b down 4096x11008", 4096, 11008},  {"smollm2 q/o 576x576", 576, 576},
+                           {"smollm2 gate/up 1536x576", 1536, 576},   {"smollm2 down 576x1536", 576, 1536}};
+  json rows = json::array();
+  std::printf("%-28s %9s %9s %7s %9s %7s |", "shape", "bf16 fwd", "w2a8 fwd", "ratio", "w2a8 bwd", "ratio");
+  std::printf(" %5s %8s %8s %8s %6s\n", "M", "bf16", "w2a8", "speedup", "%copy");
+  for (const auto& sh : shapes) {
+    Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
+    const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), sh.out, sh.in));
+    const std::vector<TernaryTensor> ts = gpu_copies(th);
+    const int nt = int(ts.size()), nb = copies_for(size_t(w.numel()) * 2);
+    std::vector<Tensor> wb;
+    for (int i = 0; i < nb; ++i) wb.push_back(w.to(Device::CUDA, DType::BF16));
+    json row{{"shape", sh.name}, {"out", sh.out}, {"in", sh.in}, {"packed_bytes", th.bytes()}};
+    {
+      const int64_t M = 8192;
+      Tensor x = bench::random_tensor({M, sh.in}, 1.f, 2).to(Device::CUDA, DType::BF16);
+      Tensor dy = bench::random_tensor({M, sh.out}, 1.f, 3).to(Device::CUDA, DType::BF16);
+      Tensor y = Tensor::empty({M, sh.out}, DType::BF16, Device::CUDA), dx = Tensor::empty({M, sh.in}, DType::BF16, Device::CUDA);
+      Tensor scratch = Tensor::empty({sh.out, sh.in}, DType::BF16, Device::CUDA);
+      const double f16 = graph_ms([&](int i) { gemm(y, x, wb[size_t(i % nb)], false, true); }, 8);
+      const double ft = graph_ms([&](int i) { ternary_matmul(y, x, ts[size_t(i % nt)]); }, 8);
+      const double b16 = graph_ms([&](int i) { gemm(dx, dy, wb[size_t(i % nb)], false, false); }, 8);
+      const double bt = graph_ms([&](int i) {
+        unpack_ternary(scratch, ts[size_t(i % nt)]);
+        gemm(dx, dy, scratch, false, false);
+      }, 8);
+      row["train_m8192"] = {{"bf16_fwd_ms", f16}, {"w2a8_fwd_ms", ft}, {"fwd_ratio", ft / f16},
+                            {"bf16_bwd_ms", b16}, {"ternary_bwd_ms", bt}, {"bwd_ratio", bt / b16}};
+      std::printf("%-28s %9.3f %9.3f %6.2fx %9.3f %6.2fx |", sh.name, f16, ft, ft / f16, bt, bt / b16);
+    }
+    json dec = json::array();
+    for (int64_t m : {1, 4, 8}) {
+      Tensor xm = bench::random_tensor({m, sh.in}, 1.f, 4).to(Device::CUDA, DType::BF16);
+      Tensor ym = Tensor::empty({m, sh.out}, DType::BF16, Device::CUDA);
+      const double t16 = graph_ms([&](int i) { gemm(ym, xm, wb[size_t(i % nb)], false, true); }, 64);
+      const double tt = graph_ms([&](int i) { ternary_matmul(ym, xm, ts[size_t(i % nt)]); }, 64);
+      const double bytes = double(th.bytes()) + 2.0 * double(m * (sh.in + sh.out));
+      const double pct = 100.0 * bytes / (tt * 1e-3) / 1e9 / bw;
+      dec.push_back({{"M", m}, {"bf16_ms", t16}, {"w2a8_ms", tt}, {"speedup_vs_bf16", t16 / tt}, {"pct_copy_bw", pct}});
+      std::printf(" M%-2lld %8.4f %8.4f %7.2fx %5.1f%%", (long long)m, t16, tt, t16 / tt, pct);
+    }
+    std::printf("\n");
+    row["decode"] = dec;
+    rows.push_back(row);
+  }
+  char date[16];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows},
+           {"note", "BitNet b1.58 W2A8: 2-bit ternary codes + per-tensor scale, int8 per-token activations. decode = "
+                    "dp4a GEMV (activation quantization included); train fwd = codes -> int8 + cuBLASLt int8 GEMM + "
+                    "F32 epilogue; bwd = codes -> BF16 + BF16 GEMM. Ratios are to cuBLASLt BF16 on a ready BF16 weight."}};
+  if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
+  return 0;
+}
