@@ -118,7 +118,7 @@ void register_eval(CLI::App& app, Runner& run) {
       ->capture_default_str();
   sub->add_option("--max-batches", o->max_batches, "stop after this many batches (0 = the whole split)")
       ->capture_default_str();
-  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's: a dir, tokenizer.json, .gguf file or registered model name");
   sub->add_option("--task", o->task, "ppl (loss and perplexity) | mc (multiple choice)")->capture_default_str();
   sub->add_option("--data", o->data,
                   "JSONL with input_ids (one sequence per line) or text, or a CodeSearchNet file/tree; for --task mc "

@@ -48,7 +48,7 @@ int run_ternary_export(const ExportOptions& o) {
   ms.method = "bitnet-lora";
   ms.targets = {};
   BuiltModel built = build_model(ms);
-  save_ternary_model(o.out, ternary_state(*built.model), o.model);
+  save_ternary_model(o.out, ternary_state(*built.model), o.model, built.loaded.config);
   size_t bytes = 0;
   for (const Linear* lin : built.model->linears()) bytes += lin->base().bytes();
   spdlog::info("wrote ternary model {} ({:.1f} MB of 2-bit Linear weights)", o.out, double(bytes) / 1e6);
@@ -119,11 +119,9 @@ int run_export(const ExportOptions& o) {
     fs::create_directories(o.out);
     save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   }
-  if (fs::is_directory(o.model)) {
-    copy_model_files(o.model, o.out, o.requantize.empty());  // --requantize wrote its own config.json
-  } else {
-    spdlog::warn("the base is not an HF directory: write config.json yourself, or use --format gguf");
-  }
+  copy_model_files(o.model, lm.config, o.out, o.requantize.empty());  // --requantize wrote its own config.json
+  if (!fs::is_directory(o.model))
+    spdlog::info("config.json written from {}'s metadata; its tokenizer stays there (--tokenizer {})", o.model, o.model);
   spdlog::info("wrote merged model {} ({})", o.out, o.requantize.empty() ? o.dtype : o.requantize + " + double quant (bitsandbytes layout)");
   return 0;
 }

@@ -245,7 +245,7 @@ void register_generate(CLI::App& app, Runner& run) {
   sub->add_flag("--merge", o->merge,
                 "fold the adapter into the base weights first (W + s*B*A; a quantized base is dequantized, merged "
                 "and quantized again), as an export with --merge would run");
-  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's");
+  sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's: a dir, tokenizer.json, .gguf file or registered model name");
   auto* prompt = sub->add_option("--prompt", o->prompt,
                                  "text to continue (with --chat: the user's message); without it the prompt is read "
                                  "from stdin");

@@ -24,7 +24,7 @@ void register_train(CLI::App& app, Runner& run) {
                   "HF model directory (config.json + safetensors), a .gguf file, a registered name (smollm2-135m), or "
                   "random:<shape> (random weights for benchmarks: gpt2, gpt2-medium, smollm2-135m, llama-7b, llama-13b, llama-70b); "
                   "required unless --resume");
-  sub->add_option("--tokenizer", c->tokenizer, "tokenizer to use instead of the model's (dir or tokenizer.json)");
+  sub->add_option("--tokenizer", c->tokenizer, "tokenizer to use instead of the model's: a dir, tokenizer.json, .gguf file or registered model name");
   sub->add_option("--data", c->data, "training data: CodeSearchNet tree, .jsonl(.gz), .bin shards; required unless --resume");
   sub->add_option("--eval-data", c->eval_data, "evaluation data (same formats), evaluated every --eval-every and at the end");
   sub->add_option("--split", c->split, "split of a CodeSearchNet tree to train on")->capture_default_str();

@@ -125,4 +125,26 @@ ModelConfig ModelConfig::from_hf_json(const std::string& path) {
   return c;
 }
 
+void ModelConfig::write_hf_json(const std::string& path) const {
+  json j;
+  if (arch == Arch::GPT2) {
+    j = {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"vocab_size", vocab_size},
+         {"n_layer", n_layer},  {"n_head", n_head},  {"n_embd", d_model}, {"n_inner", d_ff},
+         {"n_positions", max_pos}, {"n_ctx", max_pos}, {"layer_norm_epsilon", norm_eps},
+         {"activation_function", "gelu_new"}, {"tie_word_embeddings", true}};
+  } else {
+    j = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", vocab_size},
+         {"num_hidden_layers", n_layer}, {"num_attention_heads", n_head}, {"num_key_value_heads", n_kv_head},
+         {"hidden_size", d_model}, {"intermediate_size", d_ff}, {"head_dim", head_dim},
+         {"max_position_embeddings", max_pos}, {"rms_norm_eps", norm_eps}, {"rope_theta", rope_theta},
+         {"tie_word_embeddings", tied_embeddings}, {"attention_bias", attn_bias}, {"mlp_bias", mlp_bias},
+         {"hidden_act", "silu"}};
+  }
+  for (auto [key, id] : {std::pair{"bos_token_id", bos_id}, {"eos_token_id", eos_id}, {"pad_token_id", pad_id}})
+    if (id >= 0) j[key] = id;
+  std::ofstream f(path);
+  f << j.dump(2) << "\n";
+  if (!f) throw Error(path + ": write failed", ErrorKind::Runtime);
+}
+
 }  // namespace qtrain

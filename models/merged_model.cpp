@@ -15,12 +15,16 @@ std::unique_ptr<Model> merge_adapters_into_base(const Model& with_adapters, Mode
   return Model::create(with_adapters.config(), merged, opt);
 }
 
-void copy_model_files(const std::string& from, const std::string& to, bool config) {
+void copy_model_files(const std::string& base, const ModelConfig& cfg, const std::string& to, bool config) {
   namespace fs = std::filesystem;
+  if (!fs::is_directory(base)) {
+    if (config) cfg.write_hf_json((fs::path(to) / "config.json").string());
+    return;
+  }
   for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                         "generation_config.json", "special_tokens_map.json"})
-    if ((config || std::string(f) != "config.json") && fs::exists(fs::path(from) / f))
-      fs::copy_file(fs::path(from) / f, fs::path(to) / f, fs::copy_options::overwrite_existing);
+    if ((config || std::string(f) != "config.json") && fs::exists(fs::path(base) / f))
+      fs::copy_file(fs::path(base) / f, fs::path(to) / f, fs::copy_options::overwrite_existing);
 }
 
 }  // namespace qtrain

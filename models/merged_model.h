@@ -44,10 +44,12 @@ class StateDictSource : public WeightSource {
 };
 
 
-// Copies the files of an HF model directory that describe it besides its
-// weights (config.json when `config`, the tokenizer, generation settings) from
-// `from` to `to`; missing ones are skipped.
-void copy_model_files(const std::string& from, const std::string& to, bool config);
+// Gives a model directory written from `base` what describes it besides its
+// weights: from an HF directory, its config.json (when `config`), tokenizer
+// and generation files; from anything else (a GGUF file), a config.json made
+// from `cfg` (when `config`) - the tokenizer then stays in the GGUF file
+// (--tokenizer FILE.gguf).
+void copy_model_files(const std::string& base, const ModelConfig& cfg, const std::string& to, bool config);
 
 // `opt` says how to hold the rebuilt base (device, method); its targets are
 // ignored: the result has no adapter.

@@ -16,8 +16,9 @@ namespace qtrain {
 // The state of a model whose Linears hold TernaryWeight bases (--method
 // bitnet-lora) and no adapters; a user error otherwise.
 std::vector<std::pair<std::string, Tensor>> ternary_state(const Model& m);
-// Writes it to dir/model.safetensors, with base_dir's config and tokenizer files.
+// Writes it to dir/model.safetensors, with the base's config and tokenizer
+// files (models/merged_model.h: copy_model_files).
 void save_ternary_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& state,
-                        const std::string& base_dir);
+                        const std::string& base, const ModelConfig& cfg);
 
 }  // namespace qtrain

@@ -1,9 +1,11 @@
 #include "trainer/setup.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "data/chat_format.h"
 #include "kernels/device.h"
+#include "models/model_registry.h"
 
 namespace qtrain {
 
@@ -21,7 +23,14 @@ Device resolve_device(const std::string& name) {
 
 std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, const std::string& override_path,
                                                 const std::string& model_label) {
-  if (!override_path.empty()) return Tokenizer::load(override_path);
+  if (!override_path.empty()) {
+    // a .gguf file or a registered model name: the vocabulary it carries
+    if (override_path.size() > 5 && override_path.substr(override_path.size() - 5) == ".gguf")
+      return make_tokenizer(load_model(override_path).tokenizer, "", override_path);
+    if (!std::filesystem::exists(override_path) && !registered_model_path(override_path).empty())
+      return make_tokenizer(load_model(override_path).tokenizer, "", override_path);
+    return Tokenizer::load(override_path);
+  }
   if (!src.tokens.empty())
     return Tokenizer::from_vocab_merges(src.tokens, src.merges, src.token_types, src.pre, src.bos_id, src.eos_id);
   if (!src.path.empty()) return Tokenizer::load(src.path);

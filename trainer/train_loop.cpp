@@ -1,5 +1,7 @@
 #include "trainer/train_loop.h"
 
+#include "models/merged_model.h"
+
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -17,6 +19,7 @@
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "kernels/elementwise.h"
+#include "models/merged_model.h"
 #include "trainer/checkpoint.h"
 #include "trainer/durable_io.h"
 #include "trainer/evaluate.h"
@@ -177,9 +180,7 @@ int run_training(const TrainConfig& cfg) {
             write_dir_atomically((fs::path(cfg.out) / "model").string(), [&](const std::string& dir) {
               save_safetensors((fs::path(dir) / "model.safetensors").string(), model->hf_state_dict(false),
                                {{"format", "pt"}});
-              if (fs::is_directory(cfg.model) && fs::exists(fs::path(cfg.model) / "config.json"))
-                fs::copy_file(fs::path(cfg.model) / "config.json", fs::path(dir) / "config.json",
-                              fs::copy_options::overwrite_existing);
+              copy_model_files(cfg.model, model->config(), dir, true);
             });
           } else {
             write_dir_atomically((fs::path(cfg.out) / "adapter").string(),
