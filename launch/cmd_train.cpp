@@ -35,6 +35,16 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
   sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r)");
+  sub->add_option("--lora-rank-pattern", c->lora_rank_pattern,
+                  "per-module ranks (peft's rank_pattern): KEY=R,... where KEY is a regex matched against the end "
+                  "of the module path, as peft does: down_proj=16 sets every down_proj, layers.0.mlp.down_proj=16 "
+                  "only layer 0's. The first matching KEY wins; other modules keep --lora-r. In a config file also "
+                  "an object {\"down_proj\": 16}")
+      ->delimiter(',');
+  sub->add_option("--lora-alpha-pattern", c->lora_alpha_pattern,
+                  "per-module alphas (peft's alpha_pattern): KEY=ALPHA,... matched like --lora-rank-pattern; "
+                  "other modules keep --lora-alpha")
+      ->delimiter(',');
   sub->add_option("--int8-threshold", c->int8_threshold,
                   "int8-lora: LLM.int8 outlier threshold; input columns with max |x| above it stay in F32, the rest "
                   "run as int8 x int8 (0 = no outlier columns)")

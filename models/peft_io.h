@@ -16,7 +16,7 @@ class Model;
 
 struct PeftAdapter {
   std::string dir;
-  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora
+  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora, rank/alpha_pattern
   bool fan_in_fan_out = false;
   std::vector<std::string> modules;  // HF module paths that carry an adapter
   std::unique_ptr<SafetensorsFile> file;

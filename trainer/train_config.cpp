@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/error.h"
+#include "models/adapters/lora_patterns.h"
 
 namespace qtrain {
 
@@ -25,6 +26,8 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "lora_alpha", c.lora_alpha);
   f(j, "lora_dropout", c.lora_dropout);
   f(j, "rslora", c.rslora);
+  f(j, "lora_rank_pattern", c.lora_rank_pattern);
+  f(j, "lora_alpha_pattern", c.lora_alpha_pattern);
   f(j, "int8_threshold", c.int8_threshold);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
@@ -100,6 +103,7 @@ void validate(const TrainConfig& c) {
   need(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout must be in [0, 1) (got " + num(c.lora_dropout) + ")");
   need(c.lora_r >= 1, "--lora-r must be at least 1 (got " + std::to_string(c.lora_r) + ")");
   need(std::isfinite(c.lora_alpha), "--lora-alpha must be finite");
+  parse_lora_patterns(c.lora_rank_pattern, c.lora_alpha_pattern);  // throws naming the flag and the item
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
   need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");

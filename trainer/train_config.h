@@ -20,6 +20,8 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
+  // "KEY=VALUE" items, in order: peft's rank_pattern / alpha_pattern (models/adapters/lora_patterns.h)
+  std::vector<std::string> lora_rank_pattern, lora_alpha_pattern;
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;

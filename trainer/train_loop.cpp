@@ -94,7 +94,8 @@ int run_training(const TrainConfig& cfg) {
     ms.tokenizer = cfg.tokenizer;
     ms.device = device;
     ms.method = cfg.method;
-    ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
+    ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora,
+               parse_lora_patterns(cfg.lora_rank_pattern, cfg.lora_alpha_pattern)};
     ms.int8_threshold = cfg.int8_threshold;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;

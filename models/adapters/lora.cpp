@@ -15,8 +15,8 @@ LoraAdapter::LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), ou
   if (opt_.dropout < 0.f || opt_.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
 }
 
-std::unique_ptr<Adapter> make_lora_adapter(const std::string&, int64_t in, int64_t out, const ModelOptions& opt) {
-  return std::make_unique<LoraAdapter>(in, out, opt.lora);
+std::unique_ptr<Adapter> make_lora_adapter(const std::string& module, int64_t in, int64_t out, const ModelOptions& opt) {
+  return std::make_unique<LoraAdapter>(in, out, lora_options_for(opt.lora, module));
 }
 
 float LoraOptions::scale() const { return rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
@@ -65,15 +65,12 @@ bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uin
   return true;
 }
 
-void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string&) const {
+void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string& module) const {
   cfg["peft_type"] = "LORA";
-  cfg["r"] = opt_.r;
-  cfg["lora_alpha"] = opt_.alpha;
+  write_lora_pattern_fields(cfg, module, opt_);  // r, lora_alpha, rank_pattern, alpha_pattern
   cfg["lora_dropout"] = opt_.dropout;
   cfg["use_rslora"] = opt_.rslora;
   cfg["init_lora_weights"] = true;
-  cfg["rank_pattern"] = nlohmann::json::object();
-  cfg["alpha_pattern"] = nlohmann::json::object();
   cfg["use_dora"] = false;
 }
 
