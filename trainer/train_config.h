@@ -50,6 +50,9 @@ struct TrainConfig {
   int64_t eval_batches = 0;     // 0 = the whole eval split
   bool grad_checkpoint = false;
   bool pack = true;
+  bool group_by_length = false; // with pack=false: batches of similar lengths (runs of 50 global batches sorted)
+  int source_max_len = 0;       // instruction data: prompt tokens kept (QLoRA's source_max_len; 0 = all)
+  int target_max_len = 0;       // ... and response tokens kept, EOS included (target_max_len; 0 = all)
   double bucket_mb = 25.0;
   int comm_timeout = 300;
   bool bind = true;

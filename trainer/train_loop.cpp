@@ -52,6 +52,9 @@ StreamSpec stream_spec(const TrainConfig& c, const std::string& path, const std:
   s.batch_size = c.batch_size;
   s.seed = c.seed;
   s.pack = c.pack;
+  s.group_by_length = train && c.group_by_length;  // evaluation reads in order, as HF's does
+  s.source_max_len = c.source_max_len;
+  s.target_max_len = c.target_max_len;
   s.train = train;
   return s;
 }
