@@ -61,44 +61,39 @@ void check_lora_patterns(const LoraPatterns& p, const std::string& where) {
 
 namespace {
 
-// "KEY=VALUE" -> (KEY, VALUE text); the value follows the last '='.
-std::pair<std::string, std::string> split_item(const std::string& item, const char* flag) {
-  size_t eq = item.rfind('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
-    throw Error(std::string(flag) + ": '" + item + "' is not KEY=VALUE (e.g. down_proj=16)");
-  return {item.substr(0, eq), item.substr(eq + 1)};
+// "KEY=VALUE" items, the value after the last '=' read as a number that
+// `ok` accepts; errors name the flag and say what a value must be (`want`).
+std::vector<std::pair<std::string, double>> parse_items(const std::vector<std::string>& items, const char* flag,
+                                                        const char* want, bool (*ok)(double)) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& item : items) {
+    const size_t eq = item.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw Error(std::string(flag) + ": '" + item + "' is not KEY=VALUE (e.g. down_proj=16)");
+    const std::string v = item.substr(eq + 1);
+    size_t used = 0;
+    double x = 0;
+    try {
+      x = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || !ok(x)) throw Error(std::string(flag) + ": '" + item + "': " + want);
+    out.push_back({item.substr(0, eq), x});
+  }
+  return out;
 }
 
 }  // namespace
 
 LoraPatterns parse_lora_patterns(const std::vector<std::string>& rank_items, const std::vector<std::string>& alpha_items) {
   LoraPatterns p;
-  for (const auto& item : rank_items) {
-    auto [key, v] = split_item(item, "--lora-rank-pattern");
-    size_t used = 0;
-    int r = 0;
-    try {
-      r = std::stoi(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != v.size() || r < 1)
-      throw Error("--lora-rank-pattern: '" + item + "': the rank must be a whole number >= 1");
-    p.rank.push_back({key, r});
-  }
-  for (const auto& item : alpha_items) {
-    auto [key, v] = split_item(item, "--lora-alpha-pattern");
-    size_t used = 0;
-    float a = 0.f;
-    try {
-      a = std::stof(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != v.size() || !std::isfinite(a) || a <= 0.f)
-      throw Error("--lora-alpha-pattern: '" + item + "': alpha must be a number > 0");
-    p.alpha.push_back({key, a});
-  }
+  for (auto& [key, r] : parse_items(rank_items, "--lora-rank-pattern", "the rank must be a whole number >= 1",
+                                    [](double x) { return x >= 1 && x <= 1e9 && x == std::floor(x); }))
+    p.rank.push_back({key, int(r)});
+  for (auto& [key, a] : parse_items(alpha_items, "--lora-alpha-pattern", "alpha must be a number > 0",
+                                    [](double x) { return std::isfinite(x) && x > 0 && x < 1e30; }))
+    p.alpha.push_back({key, float(a)});
   check_lora_patterns(p, "--lora-rank-pattern/--lora-alpha-pattern");
   return p;
 }

@@ -105,9 +105,22 @@ TEST(InstructLengths, SourceAndTargetCutEachToItsOwnLength) {
   EXPECT_LT(targets_cut, int(want.size()));
 }
 
-TEST(InstructLengths, NegativeLimitsAreRefused) {
+TEST(InstructLengths, LimitsAreCheckedAndPartOfTheStreamState) {
   StreamConfig c;
   c.path = alpaca_file();
+  c.format = "instruct";
+  c.seq_len = 128;
+  c.batch_size = 2;
   c.source_max_len = -1;
   EXPECT_THROW(Stream(c, gpt2()), Error);
+  c.source_max_len = 40;
+  Stream a(c, gpt2());
+  a.next();
+  nlohmann::json st = a.state();
+  c.source_max_len = 0;  // other limits give other rows: a resume must not silently change them
+  Stream b(c, gpt2());
+  EXPECT_THROW(b.restore(st), Error);
+  st.erase("source_max_len");
+  st.erase("target_max_len");  // a state from before the limits existed
+  EXPECT_NO_THROW(b.restore(st));
 }
