@@ -46,6 +46,9 @@ int run_export(const ExportOptions& o) {
   const PeftAdapter& a = *built.adapter;
   if (o.format == "gguf-lora") {
     if (lm.config.arch != Arch::Llama) throw Error("--format gguf-lora: llama.cpp adapters need a LLaMA-family model");
+    if (a.type != "lora")
+      throw Error("--format gguf-lora: llama.cpp adapters hold plain LoRA; " + o.adapter + " is a " + a.type +
+                  " adapter (export it merged: --merge --format gguf)");
     if (!a.lora.patterns.empty())
       throw Error(o.adapter + "/adapter_config.json: rank_pattern / alpha_pattern cannot go into a llama.cpp adapter "
                   "(one alpha and one rank for all tensors); use --merge");

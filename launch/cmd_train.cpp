@@ -4,6 +4,7 @@
 #include <string>
 
 #include "launch/commands.h"
+#include "models/adapters/adapter_type.h"
 #include "models/method.h"
 #include "trainer/resume_config.h"
 #include "trainer/train_loop.h"
@@ -34,7 +35,7 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-r", c->lora_r, "LoRA rank")->capture_default_str();
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
-  sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r)");
+  sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r) (LoRA and DoRA)");
   sub->add_option("--lora-rank-pattern", c->lora_rank_pattern,
                   "per-module ranks (peft's rank_pattern): KEY=R,... where KEY is a regex matched against the end "
                   "of the module path, as peft does: down_proj=16 sets every down_proj, layers.0.mlp.down_proj=16 "
@@ -44,6 +45,15 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-alpha-pattern", c->lora_alpha_pattern,
                   "per-module alphas (peft's alpha_pattern): KEY=ALPHA,... matched like --lora-rank-pattern; "
                   "other modules keep --lora-alpha")
+      ->delimiter(',');
+  sub->add_option("--adapter-type", c->adapter_type,
+                  "the adapter on each targeted module, on whatever base --method holds (default: the method's, "
+                  "lora):\n" + adapter_type_help());
+  sub->add_flag("--dora", c->dora, "same as --adapter-type dora");
+  sub->add_option("--ia3-feedforward", c->ia3_feedforward,
+                  "IA3: modules scaled on their input rather than their output, as peft's feedforward_modules "
+                  "(default: down_proj on LLaMA, mlp.c_proj on GPT-2); IA3's --target defaults to peft's too "
+                  "(k_proj,v_proj,down_proj / c_attn,mlp.c_proj)")
       ->delimiter(',');
   sub->add_option("--int8-threshold", c->int8_threshold,
                   "int8-lora: LLM.int8 outlier threshold; input columns with max |x| above it stay in F32, the rest "

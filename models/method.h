@@ -1,7 +1,7 @@
 // A fine-tuning method: what `--method NAME` builds. Each method registers
 // itself from its own file in models/methods/ (QT_REGISTER_METHOD): how the
-// frozen base of a Linear is held, which adapter a targeted Linear gets, and
-// whether the base itself trains. --help and every error list the registered
+// frozen base of a Linear is held, which adapter type a targeted Linear gets by
+// default, and whether the base itself trains. --help and every error list the registered
 // names; no other code compares method strings.
 #pragma once
 #include <functional>
@@ -11,6 +11,7 @@
 
 #include "models/adapters/adapter.h"
 #include "models/base_weight.h"
+#include "models/registry.h"
 #include "models/weight_source.h"
 
 namespace qtrain {
@@ -32,10 +33,9 @@ struct Method {
   bool trains_base = false;  // full fine-tune: every weight is a parameter, no adapter
   // The frozen base of one Linear; unset = dense in the compute dtype.
   std::function<std::unique_ptr<BaseWeight>(const BaseRequest&)> make_base;
-  // The adapter of a targeted Linear (`module`: its HF path, e.g. "model.layers.0.mlp.down_proj",
-  // for adapters that treat modules differently, as IA3 does feed-forward ones); unset = none.
-  std::function<std::unique_ptr<Adapter>(const std::string& module, int64_t in, int64_t out, const ModelOptions&)>
-      make_adapter;
+  // The adapter type a targeted Linear gets (models/adapters/adapter_type.h)
+  // unless --adapter-type picks another; ignored when trains_base.
+  std::string adapter = "lora";
   bool quantizes_base() const { return bool(make_base); }
 };
 
@@ -49,11 +49,5 @@ std::string method_help();                // one "name: help" line per method
 
 }  // namespace qtrain
 
-// At namespace scope in a method's own file, with designated initializers
-// (members left out keep their defaults, so -Wmissing-field-initializers is
-// off for the line). The library is linked whole (CMake: an object library),
-// so this registration is never dropped.
-#define QT_REGISTER_METHOD(ident, ...)                                                           \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"") \
-      static const bool qt_method_registered_##ident = (::qtrain::register_method(__VA_ARGS__), true); \
-  _Pragma("GCC diagnostic pop")
+// In a method's own file, at namespace scope (see QT_REGISTER).
+#define QT_REGISTER_METHOD(ident, ...) QT_REGISTER(::qtrain::register_method, method_##ident, __VA_ARGS__)

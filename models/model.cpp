@@ -19,7 +19,17 @@ std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource&
 
 Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
     : cfg_(cfg), opt_(opt), method_(&find_method(opt.method)),
-      act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {}
+      act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {
+  if (method_->trains_base) {
+    if (!opt.adapter_type.empty())
+      throw Error("--adapter-type " + opt.adapter_type + ": --method " + opt.method + " trains every weight, without adapters");
+    return;
+  }
+  const std::string& type = opt.adapter_type.empty() ? method_->adapter : opt.adapter_type;
+  if (type.empty()) return;
+  adapter_type_ = &find_adapter_type(type);
+  if (adapter_type_->defaults) adapter_type_->defaults(cfg.arch, opt_);
+}
 
 WeightSlot& Model::slot(const std::string& name, const Shape& shape, int layer, bool decay) {
   auto s = std::make_unique<WeightSlot>();
@@ -47,8 +57,8 @@ Linear& Model::linear(const std::string& module, int64_t in, int64_t out, bool b
   linears_.push_back(&lin);
   if (method_->trains_base) {
     lin.declare_trainable(params_);
-  } else if (method_->make_adapter && targeted(module)) {
-    auto a = method_->make_adapter(module, in, out, opt_);
+  } else if (adapter_type_ && targeted(module)) {
+    auto a = adapter_type_->make({module, in, out, opt_});
     a->declare(params_, module, layer);
     lin.set_adapter(std::move(a));
   }
@@ -114,7 +124,7 @@ void Model::finish_build(const WeightSource& src) {
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     }
     if (lin->adapter()) {
-      lin->adapter()->bind_and_init(params_, opt_.seed * 1000003ull + k++);
+      lin->adapter()->bind_and_init(params_, opt_.seed * 1000003ull + k++, lin->base());
       for (auto& [n, t] : lin->adapter()->tensors()) total_params_ += t.numel();
     }
   }
@@ -133,7 +143,11 @@ std::vector<std::pair<std::string, Tensor>> Model::hf_state_dict(bool merge_adap
       w = t;
     }
     out.push_back({lin->name() + ".weight", w});
-    if (lin->bias().defined()) out.push_back({lin->name() + ".bias", lin->bias().to(Device::CPU, DType::F32)});
+    if (lin->bias().defined()) {
+      Tensor b = lin->bias().to(Device::CPU, DType::F32);
+      if (merge_adapters && lin->adapter()) lin->adapter()->merge_bias(b);
+      out.push_back({lin->name() + ".bias", b});
+    }
   }
   return out;
 }

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "models/adapters/adapter_type.h"
 #include "models/adapters/lora.h"
 #include "models/linear.h"
 #include "models/method.h"
@@ -21,7 +23,10 @@ namespace qtrain {
 struct ModelOptions {
   Device device = Device::CPU;
   std::string method = "lora";  // a registered method (models/method.h)
-  LoraOptions lora;
+  std::string adapter_type;     // a registered adapter type; "" = the method's (models/adapters/adapter_type.h)
+  LoraOptions lora;             // LoRA and DoRA
+  // IA3: the modules scaled on their input (peft's feedforward_modules); unset = peft's per-architecture default.
+  std::optional<std::vector<std::string>> ia3_feedforward;
   std::vector<std::string> targets{"all-linear"};  // PEFT-style module suffixes, or "all-linear"
   uint64_t seed = 0;
   bool grad_checkpoint = false;
@@ -72,6 +77,8 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const ModelOptions& options() const { return opt_; }
   const Method& method() const { return *method_; }
+  // What a targeted Linear gets; null for a full fine-tune.
+  const AdapterType* adapter_type() const { return adapter_type_; }
   ParamSet& params() { return params_; }
   const std::vector<Linear*>& linears() const { return linears_; }
   DType act_dtype() const { return act_dtype_; }
@@ -145,6 +152,7 @@ class Model {
   ModelConfig cfg_;
   ModelOptions opt_;
   const Method* method_;
+  const AdapterType* adapter_type_ = nullptr;
   DType act_dtype_;
 
  private:

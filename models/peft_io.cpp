@@ -19,7 +19,7 @@ const std::string kPrefix = "base_model.model.";
 // peft names the tensors after the module; older versions insert the adapter
 // name ("lora_A.default.weight") in memory but save without it.
 bool split_key(const std::string& key, std::string& module, std::string& which) {
-  for (const char* w : {".lora_A.weight", ".lora_B.weight"}) {
+  for (const char* w : {".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".ia3_l"}) {
     std::string s = w;
     if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
       module = key.substr(0, key.size() - s.size());
@@ -31,9 +31,22 @@ bool split_key(const std::string& key, std::string& module, std::string& which) 
   return false;
 }
 
-std::string short_name(const std::string& module) {
-  auto p = module.rfind('.');
-  return p == std::string::npos ? module : module.substr(p + 1);
+bool ends_with_module(const std::string& name, const std::string& key) {  // peft: key == name or ends with "." + key
+  return name == key || (name.size() > key.size() && name.compare(name.size() - key.size(), key.size(), key) == 0 &&
+                         name[name.size() - key.size() - 1] == '.');
+}
+
+// The shortest dotted suffix of `module` that no Linear outside `chosen`
+// ends with, so that peft's name matching picks exactly the chosen modules
+// (GPT-2 IA3 adapts mlp.c_proj but not attn.c_proj).
+std::string target_key(const std::string& module, const Model& model, const std::set<std::string>& chosen) {
+  for (size_t p = module.rfind('.');; p = module.rfind('.', p - 1)) {
+    std::string key = p == std::string::npos ? module : module.substr(p + 1);
+    bool clean = true;
+    for (Linear* lin : model.linears())
+      if (!chosen.count(lin->name()) && ends_with_module(lin->name(), key)) clean = false;
+    if (clean || p == std::string::npos || p == 0) return key;
+  }
 }
 
 }  // namespace
@@ -52,16 +65,26 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     throw Error(cfg_path + ": invalid JSON (" + e.what() + ")");
   }
   std::string type = j.value("peft_type", "LORA");
-  if (type != "LORA") throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA adapters");
-  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0)
+  if (type == "IA3") {
+    a.type = "ia3";
+    const nlohmann::ordered_json ff =
+        j.contains("feedforward_modules") ? j["feedforward_modules"] : nlohmann::ordered_json::array();
+    if (ff.is_string()) throw Error(cfg_path + ": field 'feedforward_modules' as a regex is not supported (give a list)");
+    if (!ff.is_null() && !ff.is_array()) throw Error(cfg_path + ": field 'feedforward_modules' must be a list of names");
+    if (ff.is_array())
+      for (auto& m : ff) a.ia3_feedforward.push_back(m.get<std::string>());
+  } else if (type != "LORA") {
+    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA) and IA3");
+  }
+  if (type == "LORA" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
     throw Error(cfg_path + ": field 'r' missing or not a positive integer");
-  a.lora.r = j["r"].get<int>();
+  if (type == "LORA") a.lora.r = j["r"].get<int>();
   a.lora.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<float>() : 8.f;
   a.lora.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<float>() : 0.f;
   a.lora.rslora = j.value("use_rslora", false);
   a.fan_in_fan_out = j.value("fan_in_fan_out", false);
-  a.lora.patterns = read_lora_patterns(j, cfg_path);
-  if (j.value("use_dora", false)) throw Error(cfg_path + ": DoRA adapters are not supported yet");
+  if (type == "LORA") a.lora.patterns = read_lora_patterns(j, cfg_path);
+  if (type == "LORA" && j.value("use_dora", false)) a.type = "dora";
   std::string st = (fs::path(dir) / "adapter_model.safetensors").string();
   if (!fs::exists(st)) {
     if (fs::exists(fs::path(dir) / "adapter_model.bin"))
@@ -73,10 +96,11 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   for (auto& e : a.file->entries()) {
     std::string module, which;
     if (!split_key(e.name, module, which))
-      throw Error(st + ": tensor '" + e.name + "' is not a LoRA tensor (expected ...lora_A.weight / ...lora_B.weight)");
+      throw Error(st + ": tensor '" + e.name +
+                  "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector or ia3_l)");
     mods.insert(module);
   }
-  if (mods.empty()) throw Error(st + ": holds no LoRA tensors");
+  if (mods.empty()) throw Error(st + ": holds no adapter tensors");
   a.modules.assign(mods.begin(), mods.end());
   return a;
 }
@@ -95,8 +119,9 @@ void apply_peft_adapter(Model& model, const PeftAdapter& a) {
       if (!e) throw Error(a.file->path() + ": missing tensor '" + key + "'");
       if (e->shape != shape)
         throw Error(a.file->path() + ": tensor '" + e->name + "' has shape " + shape_str(e->shape) + ", the model needs " +
-                    shape_str(shape) + " (adapter r=" + std::to_string(lora_options_for(a.lora, lin->name()).r) +
-                    " does not fit this model)");
+                    shape_str(shape) + " (the adapter does not fit this model" +
+                    (a.type == "ia3" ? std::string(")")
+                                     : ": r=" + std::to_string(lora_options_for(a.lora, lin->name()).r) + ")"));
       return a.file->load_f32(e->name);
     });
   }
@@ -107,7 +132,9 @@ void apply_peft_adapter(Model& model, const PeftAdapter& a) {
 void save_peft_adapter(const std::string& dir, const Model& model, const std::string& base_model) {
   fs::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
-  std::set<std::string> targets;
+  std::set<std::string> adapted, targets;
+  for (Linear* lin : model.linears())
+    if (lin->adapter()) adapted.insert(lin->name());
   json cfg = {{"task_type", "CAUSAL_LM"},
               {"base_model_name_or_path", base_model},
               {"fan_in_fan_out", model.config().arch == Arch::GPT2},
@@ -120,10 +147,17 @@ void save_peft_adapter(const std::string& dir, const Model& model, const std::st
     if (!ad) continue;
     ad->write_peft_config(cfg, lin->name());
     first = ad;
-    targets.insert(short_name(lin->name()));
+    targets.insert(target_key(lin->name(), model, adapted));
     for (auto& [suffix, t] : ad->tensors()) tensors.push_back({kPrefix + lin->name() + "." + suffix, t});
   }
   if (!first) throw Error("the model has no adapter to save (was it trained with a full fine-tune method?)");
+  if (cfg.contains("feedforward_modules")) {  // IA3 wrote module paths
+    std::set<std::string> paths, ff;
+    for (auto& m : cfg["feedforward_modules"]) paths.insert(m.get<std::string>());
+    for (auto& m : paths) ff.insert(target_key(m, model, paths));
+    cfg["feedforward_modules"] = std::vector<std::string>(ff.begin(), ff.end());
+    for (auto& k : ff) targets.insert(k);  // peft wants feedforward_modules within target_modules
+  }
   cfg["target_modules"] = std::vector<std::string>(targets.begin(), targets.end());
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   std::ofstream f(fs::path(dir) / "adapter_config.json");

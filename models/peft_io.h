@@ -1,5 +1,6 @@
-// PEFT LoRA adapters on disk: adapter_config.json + adapter_model.safetensors
-// with tensors "base_model.model.<module>.lora_A.weight" / ".lora_B.weight".
+// PEFT adapters on disk: adapter_config.json + adapter_model.safetensors with
+// tensors "base_model.model.<module>.<suffix>": LoRA lora_A.weight /
+// lora_B.weight (+ lora_magnitude_vector with use_dora), IA3 ia3_l.
 // What qtrain writes loads in peft's PeftModel.from_pretrained unchanged, and
 // qtrain reads adapters that peft wrote.
 #pragma once
@@ -16,7 +17,9 @@ class Model;
 
 struct PeftAdapter {
   std::string dir;
-  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora, rank/alpha_pattern
+  std::string type = "lora";         // the adapter type: lora, dora (use_dora) or ia3
+  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora, rank/alpha_pattern (LoRA, DoRA)
+  std::vector<std::string> ia3_feedforward;  // IA3's feedforward_modules
   bool fan_in_fan_out = false;
   std::vector<std::string> modules;  // HF module paths that carry an adapter
   std::unique_ptr<SafetensorsFile> file;
@@ -24,11 +27,13 @@ struct PeftAdapter {
 
 // Reads and validates the adapter directory; errors name the file and field.
 PeftAdapter read_peft_adapter(const std::string& dir);
-// Copies the adapter's tensors into the model's LoRA parameters. The model must
+// Copies the adapter's tensors into the model's adapter parameters. The model must
 // have been built with targets == adapter.modules and the same r; every shape
 // is checked ("adapter ... lora_A has shape [4,64], the model needs [4,32]").
 void apply_peft_adapter(Model& model, const PeftAdapter& adapter);
-// Writes the model's LoRA tensors as a PEFT adapter into dir (created).
+// Writes the model's adapters as a PEFT adapter into dir (created). Module
+// names in target_modules (and IA3's feedforward_modules) are the shortest
+// suffixes that peft matches to exactly the adapted modules.
 void save_peft_adapter(const std::string& dir, const Model& model, const std::string& base_model);
 
 }  // namespace qtrain

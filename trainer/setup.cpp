@@ -35,6 +35,8 @@ BuiltModel build_model(const ModelSpec& spec) {
   ModelOptions mo;
   mo.device = spec.device;
   mo.method = spec.method;
+  mo.adapter_type = spec.adapter_type;
+  mo.ia3_feedforward = spec.ia3_feedforward;
   mo.lora = spec.lora;
   mo.targets = spec.targets;
   mo.seed = spec.seed;
@@ -42,8 +44,10 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.int8_threshold = spec.int8_threshold;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
+    mo.adapter_type = b.adapter->type;
     mo.lora = b.adapter->lora;
     mo.targets = b.adapter->modules;
+    if (b.adapter->type == "ia3") mo.ia3_feedforward = b.adapter->ia3_feedforward;
   }
   b.model = Model::create(b.loaded.config, *b.loaded.weights, mo);
   if (b.adapter) apply_peft_adapter(*b.model, *b.adapter);

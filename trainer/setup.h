@@ -5,6 +5,7 @@
 // cannot drift apart.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,13 +23,15 @@ struct ModelSpec {
   std::string model;      // HF dir, .gguf, registered name, or random:<shape>
   std::string tokenizer;  // overrides the model's ("" = the model's own)
   std::string method = "lora";
-  std::string adapter;    // a PEFT adapter directory to load: its rank, alpha and targets replace lora/targets
+  std::string adapter_type;  // "" = the method's default (lora, dora, ia3: models/adapters/adapter_type.h)
+  std::string adapter;    // a PEFT adapter directory to load: its type, rank, alpha and targets replace these
   Device device = Device::CPU;
   LoraOptions lora;
   std::vector<std::string> targets{"all-linear"};  // empty: no adapter at all (a base-only eval)
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;
+  std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
 };
 
 struct BuiltModel {

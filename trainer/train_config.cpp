@@ -28,6 +28,9 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "rslora", c.rslora);
   f(j, "lora_rank_pattern", c.lora_rank_pattern);
   f(j, "lora_alpha_pattern", c.lora_alpha_pattern);
+  f(j, "adapter_type", c.adapter_type);
+  f(j, "dora", c.dora);
+  f(j, "ia3_feedforward", c.ia3_feedforward);
   f(j, "int8_threshold", c.int8_threshold);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
@@ -89,6 +92,8 @@ void need(bool ok, const std::string& what) {
 }  // namespace
 
 void validate(const TrainConfig& c) {
+  need(!c.dora || c.adapter_type.empty() || c.adapter_type == "dora",
+       "--dora and --adapter-type " + c.adapter_type + " disagree: give one of them");
   need(!c.model.empty(), "--model is required (or --resume DIR, whose checkpoint names it)");
   need(!c.data.empty(), "--data is required (or --resume DIR, whose checkpoint names it)");
   need(std::isfinite(c.lr) && c.lr > 0,

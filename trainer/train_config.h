@@ -22,6 +22,9 @@ struct TrainConfig {
   bool rslora = false;
   // "KEY=VALUE" items, in order: peft's rank_pattern / alpha_pattern (models/adapters/lora_patterns.h)
   std::vector<std::string> lora_rank_pattern, lora_alpha_pattern;
+  std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
+  bool dora = false;            // shorthand for adapter_type = dora
+  std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;

@@ -99,6 +99,8 @@ int run_training(const TrainConfig& cfg) {
     ms.method = cfg.method;
     ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora,
                parse_lora_patterns(cfg.lora_rank_pattern, cfg.lora_alpha_pattern)};
+    ms.adapter_type = cfg.dora ? "dora" : cfg.adapter_type;
+    if (!cfg.ia3_feedforward.empty()) ms.ia3_feedforward = cfg.ia3_feedforward;
     ms.int8_threshold = cfg.int8_threshold;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
@@ -110,7 +112,9 @@ int run_training(const TrainConfig& cfg) {
     const bool trains_base = model->method().trains_base;
     check_seq_len(cfg, lm.config.max_pos, cfg.model);
     spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {}", cfg.model, lm.config.n_layer,
-                 lm.config.d_model, lm.config.vocab_size, cfg.method, describe_params(*model));
+                 lm.config.d_model, lm.config.vocab_size,
+                 cfg.method + (model->adapter_type() ? " + " + model->adapter_type()->name : std::string()),
+                 describe_params(*model));
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
     StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);

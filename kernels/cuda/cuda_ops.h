@@ -48,6 +48,9 @@ void copy_cols(Tensor out, Tensor in, int64_t col_offset);
 void add_cols(Tensor out, Tensor in, int64_t col_offset);
 void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset);
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
+void mul_cols(Tensor out, Tensor x, Tensor v, float offset);
+void col_dot(Tensor g, Tensor a, Tensor b, Tensor div);
+void dora_scale(Tensor scale, Tensor norm, Tensor m, Tensor wn2, Tensor B, Tensor P, Tensor Q, float s);
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);

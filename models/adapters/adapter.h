@@ -1,5 +1,5 @@
-// An adapter attached to one Linear layer (LoRA now; DoRA, IA3, Q-BLoRA ...
-// each in its own file under models/adapters/). The Linear runs the base
+// An adapter attached to one Linear layer (LoRA, DoRA, IA3 ...; each in its
+// own file under models/adapters/, registered as an adapter type). The Linear runs the base
 // weight first; the adapter then adds its part to y, and in backward adds its
 // part to dx and accumulates its own parameter gradients.
 //
@@ -30,8 +30,9 @@ class Adapter {
   virtual ~Adapter() = default;
   // Register trainable tensors under `module` (the HF module path).
   virtual void declare(ParamSet& ps, const std::string& module, int layer) = 0;
-  // After ParamSet::allocate: bind views and initialise (deterministic in seed).
-  virtual void bind_and_init(ParamSet& ps, uint64_t seed) = 0;
+  // After ParamSet::allocate and the base is built: bind views and initialise
+  // (deterministic in seed; DoRA's magnitude starts at the base's row norms).
+  virtual void bind_and_init(ParamSet& ps, uint64_t seed, const BaseWeight& base) = 0;
   // y[N,out] already holds base(x) (plus the bias when sees_bias()); add the
   // adapter's contribution or rescale it. x is the Linear's own input.
   virtual void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) = 0;
@@ -73,6 +74,9 @@ class Adapter {
   // W_eff - W as a dense F32 host matrix [out, in] (merge on export); `base`
   // for adapters whose change depends on W (IA3, DoRA).
   virtual Tensor delta_f32(const BaseWeight& base) const = 0;
+  // The merged bias (F32 host [out]), changed in place: IA3 scales the bias of
+  // an output-scaled module as peft's merge does; additive adapters leave it.
+  virtual void merge_bias(Tensor bias) const {}
 };
 
 }  // namespace qtrain

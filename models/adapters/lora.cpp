@@ -15,10 +15,6 @@ LoraAdapter::LoraAdapter(int64_t in, int64_t out, LoraOptions opt) : in_(in), ou
   if (opt_.dropout < 0.f || opt_.dropout >= 1.f) throw Error("--lora-dropout must be in [0, 1)");
 }
 
-std::unique_ptr<Adapter> make_lora_adapter(const std::string& module, int64_t in, int64_t out, const ModelOptions& opt) {
-  return std::make_unique<LoraAdapter>(in, out, lora_options_for(opt.lora, module));
-}
-
 float LoraOptions::scale() const { return rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
 
 void LoraAdapter::declare(ParamSet& ps, const std::string& module, int layer) {
@@ -26,7 +22,7 @@ void LoraAdapter::declare(ParamSet& ps, const std::string& module, int layer) {
   ib_ = ps.declare(module + ".lora_B.weight", {out_, opt_.r}, true, layer);
 }
 
-void LoraAdapter::bind_and_init(ParamSet& ps, uint64_t seed) {
+void LoraAdapter::bind_and_init(ParamSet& ps, uint64_t seed, const BaseWeight&) {
   a_ = &ps[ia_];
   b_ = &ps[ib_];
   // kaiming_uniform_(a=sqrt(5)) on [r, in] gives U(-1/sqrt(in), 1/sqrt(in)).
@@ -74,7 +70,9 @@ void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string& modu
   cfg["use_dora"] = false;
 }
 
-void LoraAdapter::backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight&) {
+void LoraAdapter::backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight&) { lora_backward(dx, dy, x); }
+
+void LoraAdapter::lora_backward(Tensor dx, Tensor dy, Tensor x) {
   int64_t n = x.numel() / in_;
   Tensor dy2 = dy.view({n, out_});
   Tensor xin = xd_.defined() ? xd_ : x.view({n, in_});
@@ -107,3 +105,9 @@ Tensor LoraAdapter::delta_f32(const BaseWeight&) const {
 }
 
 }  // namespace qtrain
+
+QT_REGISTER_ADAPTER(lora, {.name = "lora",
+                           .help = "LoRA: y += s * B A x (s = alpha / r, or alpha / sqrt(r) with --rslora)",
+                           .make = [](const qtrain::AdapterRequest& r) -> std::unique_ptr<qtrain::Adapter> {
+                             return std::make_unique<qtrain::LoraAdapter>(r.in, r.out, qtrain::lora_options_for(r.opt.lora, r.module));
+                           }});

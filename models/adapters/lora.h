@@ -23,7 +23,7 @@ class LoraAdapter : public Adapter {
   // Bad ranks, alphas or dropouts are user errors (they come from flags or adapter_config.json).
   LoraAdapter(int64_t in, int64_t out, LoraOptions opt);
   void declare(ParamSet& ps, const std::string& module, int layer) override;
-  void bind_and_init(ParamSet& ps, uint64_t seed) override;
+  void bind_and_init(ParamSet& ps, uint64_t seed, const BaseWeight& base) override;
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
@@ -35,9 +35,12 @@ class LoraAdapter : public Adapter {
   Param& B() { return *b_; }
   const LoraOptions& options() const { return opt_; }
 
- private:
+ protected:
   // dropout(x) into xd_/mask_ and h_ = dropout(x) A^T: all that backward reads.
   Tensor save_input(Tensor x2, bool train, uint64_t dropout_seed);
+  // The LoRA path's backward for an output gradient dy (already scaled by
+  // whatever follows the adapter): dB, dA, and dx += dropout'(s dy B A).
+  void lora_backward(Tensor dx, Tensor dy, Tensor x);
   int64_t in_, out_;
   LoraOptions opt_;
   size_t ia_ = 0, ib_ = 0;
@@ -48,9 +51,5 @@ class LoraAdapter : public Adapter {
   Tensor xd_;     // dropout(x) when dropout > 0
   Tensor mask_;
 };
-
-struct ModelOptions;
-// The LoRA adapter of a targeted Linear under opt.lora (the LoRA-family methods' factory).
-std::unique_ptr<Adapter> make_lora_adapter(const std::string& module, int64_t in, int64_t out, const ModelOptions& opt);
 
 }  // namespace qtrain

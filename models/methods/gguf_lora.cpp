@@ -2,7 +2,6 @@
 // Q8_0, K-quants ...): the model holds the file's blocks, not four bytes per
 // weight; each product dequantizes one matrix into a scratch. Tensors the file stores
 // as plain floats stay dense. The GPU takes Q4_0, Q4_1, Q8_0 and F16 blocks.
-#include "models/adapters/lora.h"
 #include "models/gguf_block_weight.h"
 #include "models/method.h"
 #include "models/model.h"
@@ -25,5 +24,4 @@ std::unique_ptr<BaseWeight> gguf_base(const BaseRequest& r) {
 
 QT_REGISTER_METHOD(gguf_lora, {.name = "gguf-lora",
                                .help = "LoRA on a .gguf base kept in its GGUF blocks (dequantized per product)",
-                               .make_base = qtrain::gguf_base,
-                               .make_adapter = qtrain::make_lora_adapter});
+                               .make_base = qtrain::gguf_base});

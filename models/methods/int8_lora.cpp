@@ -1,6 +1,5 @@
 // --method int8-lora: LoRA on a vector-wise int8 base, LLM.int8 forward (outlier
 // columns above --int8-threshold in F32), as bitsandbytes' 8-bit + peft.
-#include "models/adapters/lora.h"
 #include "models/method.h"
 #include "models/model.h"
 #include "models/quant_weight.h"
@@ -10,5 +9,4 @@ QT_REGISTER_METHOD(int8_lora,
                     .help = "LoRA on an int8 base (LLM.int8 forward, outliers over --int8-threshold in F32)",
                     .make_base = [](const qtrain::BaseRequest& r) -> std::unique_ptr<qtrain::BaseWeight> {
                       return std::make_unique<qtrain::Int8Weight>(r.load_f32(), r.opt.int8_threshold);
-                    },
-                    .make_adapter = qtrain::make_lora_adapter});
+                    }});

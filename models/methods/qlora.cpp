@@ -1,7 +1,6 @@
 // The bitsandbytes 4-bit family: LoRA on a base quantized on load to NF4 or
 // FP4 in bitsandbytes' blockwise layout (blocks of 64), with or without double
 // quantization of the block absmax (QLoRA = NF4 + double quant).
-#include "models/adapters/lora.h"
 #include "models/method.h"
 #include "models/model.h"
 #include "models/quant_weight.h"
@@ -14,8 +13,7 @@ Method block4(const char* name, const char* help, quant::Code4 code, bool double
           .help = help,
           .make_base = [code, double_quant](const BaseRequest& r) -> std::unique_ptr<BaseWeight> {
             return std::make_unique<Block4Weight>(r.load_f32(), code, double_quant);
-          },
-          .make_adapter = make_lora_adapter};
+          }};
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "models/adapters/adapter_type.h"
 #include "models/method.h"
 #include "tests/hf_fixture.h"
 
@@ -21,7 +22,7 @@ class OutputScale : public Adapter {
   void declare(ParamSet& ps, const std::string& module, int layer) override {
     i_ = ps.declare(module + ".test_scale", {out_}, false, layer);
   }
-  void bind_and_init(ParamSet& ps, uint64_t) override {
+  void bind_and_init(ParamSet& ps, uint64_t, const BaseWeight&) override {
     s_ = &ps[i_];
     std::vector<float> ones(size_t(out_), 1.f);
     s_->value.copy_from(Tensor::wrap(ones.data(), {out_}, DType::F32));
@@ -54,17 +55,18 @@ class OutputScale : public Adapter {
   Tensor y0_;
 };
 
-QT_REGISTER_METHOD(test_output_scale,
-                   {.name = "test-output-scale",
-                    .help = "test only: a learned per-feature output scale on the dense base",
-                    .make_adapter = [](const std::string&, int64_t, int64_t out,
-                                       const ModelOptions&) -> std::unique_ptr<Adapter> {
-                      return std::make_unique<OutputScale>(out);
-                    }});
+QT_REGISTER_ADAPTER(test_output_scale, {.name = "test-output-scale",
+                                        .help = "test only: a learned per-feature output scale",
+                                        .make = [](const AdapterRequest& r) -> std::unique_ptr<Adapter> {
+                                          return std::make_unique<OutputScale>(r.out);
+                                        }});
+QT_REGISTER_METHOD(test_output_scale, {.name = "test-output-scale",
+                                       .help = "test only: the test adapter on the dense base",
+                                       .adapter = "test-output-scale"});
 
 TEST(MethodRegistry, ListsTheBuiltInsAndTheTestMethod) {
   auto names = method_names();
-  for (const char* m : {"full", "lora", "qlora", "nf4-lora", "qlora-fp4", "int8-lora", "test-output-scale"})
+  for (const char* m : {"full", "lora", "qlora", "nf4-lora", "qlora-fp4", "int8-lora", "ia3", "dora", "test-output-scale"})
     EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
   EXPECT_TRUE(find_method("full").trains_base);
   EXPECT_TRUE(find_method("qlora").quantizes_base());
