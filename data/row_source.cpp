@@ -23,6 +23,29 @@ bool blank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
+// QLoRA's source_max_len / target_max_len (qlora.py, DataCollatorForCausalLM): the
+// source (prompt, out of the loss) and the target (response + EOS, in the loss) are
+// tokenized apart, each cut to its own length keeping its first tokens, then joined.
+// Here the tokens of each kind are counted in order and those past their limit
+// dropped, which is the same for a prompt + response record; in a multi-turn chat
+// the limits apply to all prompt and all response turns together. 0 = no limit.
+void cut_source_target(Row& doc, int source_max, int target_max) {
+  size_t kept = 0;
+  int sources = 0, targets = 0;
+  for (size_t i = 0; i < doc.ids.size(); ++i) {
+    const bool target = doc.loss[i] != 0;
+    int& n = target ? targets : sources;
+    const int limit = target ? target_max : source_max;
+    if (limit > 0 && n >= limit) continue;
+    ++n;
+    doc.ids[kept] = doc.ids[i];
+    doc.loss[kept] = doc.loss[i];
+    ++kept;
+  }
+  doc.ids.resize(kept);
+  doc.loss.resize(kept);
+}
+
 }  // namespace
 
 // ---- TextRowSource ----------------------------------------------------------
@@ -94,6 +117,7 @@ void TextRowSource::tokenize(const Example& ex, const std::string& where, Row& d
   if (cfg_.eos_id < 0) throw Error(where + ": the tokenizer has no end-of-text token to separate documents");
   doc.ids.push_back(cfg_.eos_id);
   doc.loss.push_back(any_loss ? 1 : 0);
+  if (cfg_.source_max_len > 0 || cfg_.target_max_len > 0) cut_source_target(doc, cfg_.source_max_len, cfg_.target_max_len);
 }
 
 bool TextRowSource::next_example(Example& ex, bool want_tokens, Row* doc) {

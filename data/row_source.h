@@ -44,6 +44,8 @@ struct EpochConfig {
   int threads = 1;            // packed text: documents parsed and tokenized in parallel, order kept
   int group_size = 0;         // unpacked: > 0 sorts each run of this many documents by length (QLoRA's
                               // group_by_length), so batches hold similar lengths and pad little
+  int source_max_len = 0;     // text records: at most this many prompt tokens (out of the loss); 0 = all
+  int target_max_len = 0;     // ... and at most this many target tokens (in the loss, EOS included)
 };
 
 // Deterministic 64-bit generator (splitmix64): the same sequence on every

@@ -23,6 +23,8 @@ RecordKind sniff_kind(const std::string& file) {
 Stream::Stream(const StreamConfig& cfg, std::shared_ptr<const Tokenizer> tok) : cfg_(cfg), tok_(std::move(tok)) {
   if (cfg_.seq_len < 2) throw Error("--seq-len must be at least 2, got " + std::to_string(cfg_.seq_len));
   if (cfg_.batch_size < 1) throw Error("--batch-size must be at least 1");
+  if (cfg_.source_max_len < 0 || cfg_.target_max_len < 0)
+    throw Error("--source-max-len and --target-max-len must be >= 0 (0 = no limit)");
   if (cfg_.world < 1 || cfg_.rank < 0 || cfg_.rank >= cfg_.world)
     throw Error("data stream: rank " + std::to_string(cfg_.rank) + " of world " + std::to_string(cfg_.world));
   files_ = corpus_files(cfg_.path, cfg_.split);
@@ -58,6 +60,8 @@ std::unique_ptr<RowSource> Stream::make_source(int64_t epoch) const {
   e.eos_id = eos_id_;
   e.shuffle_buffer = cfg_.shuffle_buffer;
   e.threads = cfg_.loader_threads;
+  e.source_max_len = cfg_.source_max_len;
+  e.target_max_len = cfg_.target_max_len;
   // HF's megabatch: 50 global batches. Depends on the global batch W*B, never on W alone.
   if (cfg_.group_by_length && !cfg_.pack) e.group_size = 50 * cfg_.world * cfg_.batch_size;
   if (shards_) return std::make_unique<ShardRowSource>(files_, e);
@@ -179,7 +183,8 @@ nlohmann::json Stream::state() const {
   return {{"format", "qtrain.data_stream.v1"}, {"epoch", consumed_.epoch}, {"row", consumed_.row},
           {"seq_len", cfg_.seq_len},           {"pack", cfg_.pack},          {"seed", cfg_.seed},
           {"shuffle", cfg_.shuffle},           {"bad_lines", bad_consumed_},
-          {"group_size", cfg_.group_by_length ? 50 * cfg_.world * cfg_.batch_size : 0}};
+          {"group_size", cfg_.group_by_length ? 50 * cfg_.world * cfg_.batch_size : 0},
+          {"source_max_len", cfg_.source_max_len}, {"target_max_len", cfg_.target_max_len}};
 }
 
 void Stream::restore(const nlohmann::json& s) {
@@ -195,6 +200,8 @@ void Stream::restore(const nlohmann::json& s) {
   mismatch("seed", cfg_.seed);
   mismatch("shuffle", cfg_.shuffle);
   mismatch("group_size", cfg_.group_by_length ? 50 * cfg_.world * cfg_.batch_size : 0);
+  mismatch("source_max_len", cfg_.source_max_len);  // absent from older states: they had no limits
+  mismatch("target_max_len", cfg_.target_max_len);
   stop();
   Position p{s.at("epoch").get<int64_t>(), s.at("row").get<int64_t>()};
   ended_ = false;

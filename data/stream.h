@@ -46,6 +46,8 @@ struct StreamConfig {
   int vocab_size = 0;            // 0: the tokenizer's; ids >= it are bad input
   int shuffle_buffer = 4096;     // lines held for the seeded shuffle
   bool group_by_length = false;  // pack=false: sort runs of 50 global batches of documents by length (QLoRA)
+  int source_max_len = 0;        // text records: keep at most this many prompt tokens (QLoRA; 0 = all)
+  int target_max_len = 0;        // ... and this many target tokens, EOS included (0 = all); input_ids rows are kept whole
   int loader_threads = 4;        // packed text: threads that parse + tokenize documents (order kept)
   std::shared_ptr<const ChatRenderer> chat;  // chat template for `messages` (null: built-in ChatML)
 };

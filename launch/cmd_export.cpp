@@ -73,6 +73,9 @@ int run_export(const ExportOptions& o) {
     if (a.type != "lora")
       throw Error("--format gguf-lora: llama.cpp adapters hold plain LoRA; " + o.adapter + " is a " + a.type +
                   " adapter (export it merged: --merge --format gguf)");
+    if (!a.lora.patterns.empty())
+      throw Error(o.adapter + "/adapter_config.json: rank_pattern / alpha_pattern cannot go into a llama.cpp adapter "
+                  "(one alpha and one rank for all tensors); use --merge");
     std::vector<std::pair<std::string, Tensor>> t;
     for (Linear* lin : model->linears())
       if (lin->adapter())

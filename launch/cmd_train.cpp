@@ -36,6 +36,16 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
   sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r) (LoRA and DoRA)");
+  sub->add_option("--lora-rank-pattern", c->lora_rank_pattern,
+                  "per-module ranks (peft's rank_pattern): KEY=R,... where KEY is a regex matched against the end "
+                  "of the module path, as peft does: down_proj=16 sets every down_proj, layers.0.mlp.down_proj=16 "
+                  "only layer 0's. The first matching KEY wins; other modules keep --lora-r. In a config file also "
+                  "an object {\"down_proj\": 16}")
+      ->delimiter(',');
+  sub->add_option("--lora-alpha-pattern", c->lora_alpha_pattern,
+                  "per-module alphas (peft's alpha_pattern): KEY=ALPHA,... matched like --lora-rank-pattern; "
+                  "other modules keep --lora-alpha")
+      ->delimiter(',');
   sub->add_option("--adapter-type", c->adapter_type,
                   "the adapter on each targeted module, on whatever base --method holds (default: the method's, "
                   "lora):\n" + adapter_type_help());
@@ -119,6 +129,17 @@ void register_train(CLI::App& app, Runner& run) {
                 "GPU time by kernel and kernel class from step 3 to the end (CUPTI, loaded at run time); "
                 "printed and written to OUT/kernel_profile.json");
   sub->add_flag("!--no-pack", c->pack, "one document per row (padded) instead of packing documents with EOS");
+  sub->add_flag("--group-by-length", c->group_by_length,
+                "with --no-pack: sort each run of 50 global batches of documents by length, longest first, so a "
+                "batch holds similar lengths and pads little (HF/QLoRA group_by_length; the loss curve oscillates)");
+  sub->add_option("--source-max-len", c->source_max_len,
+                  "instruction/chat data: keep at most this many prompt tokens (those out of the loss), the first "
+                  "ones, as QLoRA's source_max_len (0 = all)")
+      ->capture_default_str();
+  sub->add_option("--target-max-len", c->target_max_len,
+                  "... and at most this many response tokens (in the loss, EOS included), as QLoRA's "
+                  "target_max_len; each is cut before they are joined (0 = all)")
+      ->capture_default_str();
   sub->add_option("--bucket-mb", c->bucket_mb, "gradient all-reduce bucket size")->capture_default_str();
   sub->add_option("--comm-timeout", c->comm_timeout, "seconds before a stuck collective aborts the job")->capture_default_str();
   sub->add_flag("!--no-bind", c->bind, "do not bind ranks to cores near their GPU (hwloc)");

@@ -76,6 +76,16 @@ nlohmann::json check_type(const std::string& file, const std::string& key, const
   return v;
 }
 
+// An object for an option that takes a list ({"down_proj": 16} for
+// --lora-rank-pattern) becomes its "KEY=VALUE" items in file order, which can
+// matter (peft's patterns: the first matching key wins). Anything else as is.
+nlohmann::json key_value_items(const nlohmann::ordered_json& v, const CLI::Option& opt) {
+  if (!v.is_object() || opt.get_expected_max() <= 1) return nlohmann::json::parse(v.dump());
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& [k, e] : v.items()) items.push_back(k + "=" + (e.is_string() ? e.get<std::string>() : e.dump()));
+  return items;
+}
+
 std::string flag_value(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
@@ -109,10 +119,10 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
   if (path.empty()) return args;
   std::ifstream f(path);
   if (!f) throw Error(path + ": cannot open config file");
-  nlohmann::json j;
+  nlohmann::ordered_json j;  // file order: an object value's entries keep it (below)
   try {
-    j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+    j = nlohmann::ordered_json::parse(f);
+  } catch (const nlohmann::ordered_json::parse_error& e) {
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw Error(path + ": the top level must be an object of option names");
@@ -121,7 +131,7 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
   for (auto& a : rest)
     if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
   std::vector<std::string> out{args[0]};
-  for (auto& [key, raw] : j.items()) {
+  for (auto& [key, ordered] : j.items()) {
     std::string name = "--" + key;
     for (auto& c : name)
       if (c == '_') c = '-';
@@ -130,6 +140,7 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     const CLI::Option* opt = sub->get_option_no_throw(name);
     if (!opt) opt = sub->get_option_no_throw(negated);
     if (!opt) throw Error(path + ": unknown option '" + key + "' for 'qtrain " + args[0] + "'");
+    const nlohmann::json raw = key_value_items(ordered, *opt);
     const nlohmann::json val = check_type(path, key, raw, *opt);
     if (val.is_boolean()) {
       // true -> --flag; false -> --no-flag where such a flag exists (else the default holds).

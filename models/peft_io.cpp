@@ -58,16 +58,17 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   std::ifstream f(cfg_path);
   if (!f) throw Error(cfg_path + ": cannot open (is this a PEFT adapter directory?)");
-  json j;
+  nlohmann::ordered_json j;  // in file order: rank_pattern's first matching key wins
   try {
-    j = json::parse(f);
+    j = nlohmann::ordered_json::parse(f);
   } catch (const json::parse_error& e) {
     throw Error(cfg_path + ": invalid JSON (" + e.what() + ")");
   }
   std::string type = j.value("peft_type", "LORA");
   if (type == "IA3") {
     a.type = "ia3";
-    const json& ff = j.contains("feedforward_modules") ? j["feedforward_modules"] : json::array();
+    const nlohmann::ordered_json ff =
+        j.contains("feedforward_modules") ? j["feedforward_modules"] : nlohmann::ordered_json::array();
     if (ff.is_string()) throw Error(cfg_path + ": field 'feedforward_modules' as a regex is not supported (give a list)");
     if (!ff.is_null() && !ff.is_array()) throw Error(cfg_path + ": field 'feedforward_modules' must be a list of names");
     if (ff.is_array())
@@ -82,9 +83,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   a.lora.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<float>() : 0.f;
   a.lora.rslora = j.value("use_rslora", false);
   a.fan_in_fan_out = j.value("fan_in_fan_out", false);
-  for (const char* k : {"rank_pattern", "alpha_pattern"})
-    if (j.contains(k) && j[k].is_object() && !j[k].empty())
-      throw Error(cfg_path + ": field '" + k + "' (per-module ranks) is not supported yet");
+  if (type == "LORA") a.lora.patterns = read_lora_patterns(j, cfg_path);
   if (type == "LORA" && j.value("use_dora", false)) a.type = "dora";
   std::string st = (fs::path(dir) / "adapter_model.safetensors").string();
   if (!fs::exists(st)) {
@@ -121,7 +120,8 @@ void apply_peft_adapter(Model& model, const PeftAdapter& a) {
       if (e->shape != shape)
         throw Error(a.file->path() + ": tensor '" + e->name + "' has shape " + shape_str(e->shape) + ", the model needs " +
                     shape_str(shape) + " (the adapter does not fit this model" +
-                    (a.type == "ia3" ? std::string(")") : ": r=" + std::to_string(a.lora.r) + ")"));
+                    (a.type == "ia3" ? std::string(")")
+                                     : ": r=" + std::to_string(lora_options_for(a.lora, lin->name()).r) + ")"));
       return a.file->load_f32(e->name);
     });
   }

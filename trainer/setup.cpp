@@ -79,6 +79,9 @@ StreamConfig make_stream_config(const StreamSpec& spec, const BuiltModel& m, con
   s.shuffle = spec.train;
   s.loop = spec.train;
   s.pack = spec.pack;
+  s.group_by_length = spec.group_by_length;
+  s.source_max_len = spec.source_max_len;
+  s.target_max_len = spec.target_max_len;
   s.vocab_size = m.loaded.config.vocab_size;
   s.chat = model_chat_renderer(m);
   return s;

@@ -50,6 +50,8 @@ struct StreamSpec {
   int seq_len = 512, batch_size = 8;
   uint64_t seed = 0;
   bool pack = true;
+  bool group_by_length = false;                // unpacked: batches of similar lengths
+  int source_max_len = 0, target_max_len = 0;  // prompt / response tokens kept (0 = all)
   bool train = true;  // shuffled and looping; false: one ordered pass (evaluation)
 };
 // The stream configuration for a built model: its vocabulary bound and its

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/error.h"
+#include "models/adapters/lora_patterns.h"
 
 namespace qtrain {
 
@@ -25,6 +26,8 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "lora_alpha", c.lora_alpha);
   f(j, "lora_dropout", c.lora_dropout);
   f(j, "rslora", c.rslora);
+  f(j, "lora_rank_pattern", c.lora_rank_pattern);
+  f(j, "lora_alpha_pattern", c.lora_alpha_pattern);
   f(j, "adapter_type", c.adapter_type);
   f(j, "dora", c.dora);
   f(j, "ia3_feedforward", c.ia3_feedforward);
@@ -47,6 +50,9 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "attention", c.attention);
   f(j, "grad_checkpoint", c.grad_checkpoint);
   f(j, "pack", c.pack);
+  f(j, "group_by_length", c.group_by_length);
+  f(j, "source_max_len", c.source_max_len);
+  f(j, "target_max_len", c.target_max_len);
   f(j, "save_every", c.save_every);
   f(j, "eval_every", c.eval_every);
   f(j, "eval_batches", c.eval_batches);
@@ -108,6 +114,13 @@ void validate(const TrainConfig& c) {
   need(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout must be in [0, 1) (got " + num(c.lora_dropout) + ")");
   need(c.lora_r >= 1, "--lora-r must be at least 1 (got " + std::to_string(c.lora_r) + ")");
   need(std::isfinite(c.lora_alpha), "--lora-alpha must be finite");
+  parse_lora_patterns(c.lora_rank_pattern, c.lora_alpha_pattern);  // throws naming the flag and the item
+  need(!c.group_by_length || !c.pack,
+       "--group-by-length needs --no-pack (packed rows are all --seq-len tokens long: nothing to group)");
+  need(c.source_max_len >= 0 && c.target_max_len >= 0, "--source-max-len and --target-max-len must be >= 0 (0 = no limit)");
+  need(c.pack || c.source_max_len + c.target_max_len <= c.seq_len || c.source_max_len == 0 || c.target_max_len == 0,
+       "--source-max-len " + std::to_string(c.source_max_len) + " + --target-max-len " + std::to_string(c.target_max_len) +
+           " exceeds --seq-len " + std::to_string(c.seq_len) + ": the rows would be cut again at --seq-len");
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
   need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");

@@ -20,6 +20,8 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
+  // "KEY=VALUE" items, in order: peft's rank_pattern / alpha_pattern (models/adapters/lora_patterns.h)
+  std::vector<std::string> lora_rank_pattern, lora_alpha_pattern;
   std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model
@@ -53,6 +55,9 @@ struct TrainConfig {
   int64_t eval_batches = 0;     // 0 = the whole eval split
   bool grad_checkpoint = false;
   bool pack = true;
+  bool group_by_length = false; // with pack=false: batches of similar lengths (runs of 50 global batches sorted)
+  int source_max_len = 0;       // instruction data: prompt tokens kept (QLoRA's source_max_len; 0 = all)
+  int target_max_len = 0;       // ... and response tokens kept, EOS included (target_max_len; 0 = all)
   double bucket_mb = 25.0;
   int comm_timeout = 300;
   bool bind = true;

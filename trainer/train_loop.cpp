@@ -55,6 +55,9 @@ StreamSpec stream_spec(const TrainConfig& c, const std::string& path, const std:
   s.batch_size = c.batch_size;
   s.seed = c.seed;
   s.pack = c.pack;
+  s.group_by_length = train && c.group_by_length;  // evaluation reads in order, as HF's does
+  s.source_max_len = c.source_max_len;
+  s.target_max_len = c.target_max_len;
   s.train = train;
   return s;
 }
@@ -97,7 +100,8 @@ int run_training(const TrainConfig& cfg) {
     ms.tokenizer = cfg.tokenizer;
     ms.device = device;
     ms.method = cfg.method;
-    ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
+    ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora,
+               parse_lora_patterns(cfg.lora_rank_pattern, cfg.lora_alpha_pattern)};
     ms.adapter_type = cfg.dora ? "dora" : cfg.adapter_type;
     if (!cfg.ia3_feedforward.empty()) ms.ia3_feedforward = cfg.ia3_feedforward;
     ms.int8_threshold = cfg.int8_threshold;

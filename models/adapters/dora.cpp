@@ -143,5 +143,5 @@ Tensor DoraAdapter::delta_f32(const BaseWeight& base) const {
 QT_REGISTER_ADAPTER(dora, {.name = "dora",
                            .help = "DoRA: LoRA plus a magnitude per output feature, W' = m (W + s B A) / ||W + s B A||",
                            .make = [](const qtrain::AdapterRequest& r) -> std::unique_ptr<qtrain::Adapter> {
-                             return std::make_unique<qtrain::DoraAdapter>(r.in, r.out, r.opt.lora);
+                             return std::make_unique<qtrain::DoraAdapter>(r.in, r.out, qtrain::lora_options_for(r.opt.lora, r.module));
                            }});

@@ -61,15 +61,12 @@ bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uin
   return true;
 }
 
-void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string&) const {
+void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string& module) const {
   cfg["peft_type"] = "LORA";
-  cfg["r"] = opt_.r;
-  cfg["lora_alpha"] = opt_.alpha;
+  write_lora_pattern_fields(cfg, module, opt_);  // r, lora_alpha, rank_pattern, alpha_pattern
   cfg["lora_dropout"] = opt_.dropout;
   cfg["use_rslora"] = opt_.rslora;
   cfg["init_lora_weights"] = true;
-  cfg["rank_pattern"] = nlohmann::json::object();
-  cfg["alpha_pattern"] = nlohmann::json::object();
   cfg["use_dora"] = false;
 }
 
@@ -112,5 +109,5 @@ Tensor LoraAdapter::delta_f32(const BaseWeight&) const {
 QT_REGISTER_ADAPTER(lora, {.name = "lora",
                            .help = "LoRA: y += s * B A x (s = alpha / r, or alpha / sqrt(r) with --rslora)",
                            .make = [](const qtrain::AdapterRequest& r) -> std::unique_ptr<qtrain::Adapter> {
-                             return std::make_unique<qtrain::LoraAdapter>(r.in, r.out, r.opt.lora);
+                             return std::make_unique<qtrain::LoraAdapter>(r.in, r.out, qtrain::lora_options_for(r.opt.lora, r.module));
                            }});

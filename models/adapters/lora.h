@@ -5,6 +5,7 @@
 // begins exactly at the base model.
 #pragma once
 #include "models/adapters/adapter.h"
+#include "models/adapters/lora_patterns.h"
 
 namespace qtrain {
 
@@ -13,6 +14,7 @@ struct LoraOptions {
   float alpha = 16.f;
   float dropout = 0.f;
   bool rslora = false;
+  LoraPatterns patterns;  // per-module r / alpha (peft's rank_pattern / alpha_pattern)
   float scale() const;
 };
 

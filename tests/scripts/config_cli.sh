@@ -45,4 +45,18 @@ cat > "$tmp/cfgdir/rel.json" <<JSON
 JSON
 (cd / && "$qtrain" train --config "$tmp/cfgdir/rel.json") > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: relative paths in a config"; exit 1; }
 [[ -f $tmp/cfgdir/run/adapter/adapter_model.safetensors ]] || { echo "FAIL: out not beside the config file"; exit 1; }
+# peft-style pattern objects: entries in file order (the first matching key wins), as the flag's KEY=VALUE items.
+cat > "$tmp/pat.json" <<JSON
+{"model": "$F/tiny-llama", "data": "$F/tiny-llama-eval.jsonl", "format": "input_ids", "seq_len": 16,
+ "batch_size": 1, "steps": 1, "device": "cpu", "out": "$tmp/pat", "lora_r": 4,
+ "lora_rank_pattern": {"layers.1.mlp.down_proj": 2, "down_proj": 6}, "lora_alpha_pattern": ["v_proj=3"]}
+JSON
+"$qtrain" train --config "$tmp/pat.json" > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: pattern objects in a config"; exit 1; }
+tr -d ' \n' < "$tmp/pat/adapter/adapter_config.json" > "$tmp/pat.flat"
+grep -q '"rank_pattern":{"model.layers.0.mlp.down_proj":6,"model.layers.1.mlp.down_proj":2}' "$tmp/pat.flat" &&
+  grep -q '"model.layers.1.self_attn.v_proj":3.0' "$tmp/pat.flat" \
+  || { cat "$tmp/pat/adapter/adapter_config.json"; echo "FAIL: lora_rank_pattern / lora_alpha_pattern from the file"; exit 1; }
+echo '{"lora_rank_pattern": {"down_proj": "six"}}' > "$tmp/badpat.json"
+"$qtrain" train --config "$tmp/badpat.json" --model x --data y > "$tmp/err" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "down_proj=six': the rank must be a whole number" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: bad pattern value (rc $rc)"; exit 1; }
 echo "config_cli: ok"
