@@ -31,6 +31,7 @@ struct ModelOptions {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
+  int loftq_iters = 0;         // LoftQ rounds for a quantized base + LoRA (models/loftq.h); 0 = off
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

@@ -42,6 +42,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.seed = spec.seed;
   mo.grad_checkpoint = spec.grad_checkpoint;
   mo.int8_threshold = spec.int8_threshold;
+  mo.loftq_iters = spec.loftq_iters;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
     mo.adapter_type = b.adapter->type;

@@ -31,6 +31,7 @@ struct ModelSpec {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;
+  int loftq_iters = 0;  // LoftQ initialisation of a quantized base + LoRA (models/loftq.h)
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
 };
 

@@ -29,6 +29,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "dora", c.dora);
   f(j, "ia3_feedforward", c.ia3_feedforward);
   f(j, "int8_threshold", c.int8_threshold);
+  f(j, "loftq_iters", c.loftq_iters);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);
@@ -105,6 +106,7 @@ void validate(const TrainConfig& c) {
   need(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout must be in [0, 1) (got " + num(c.lora_dropout) + ")");
   need(c.lora_r >= 1, "--lora-r must be at least 1 (got " + std::to_string(c.lora_r) + ")");
   need(std::isfinite(c.lora_alpha), "--lora-alpha must be finite");
+  need(c.loftq_iters >= 0, "--loftq-iters must be 0 (off) or at least 1 (got " + std::to_string(c.loftq_iters) + ")");
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
   need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");

@@ -24,6 +24,7 @@ struct TrainConfig {
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
+  int loftq_iters = 0;          // LoftQ initialisation rounds (models/loftq.h); 0 = off
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank

@@ -98,6 +98,7 @@ int run_training(const TrainConfig& cfg) {
     ms.adapter_type = cfg.dora ? "dora" : cfg.adapter_type;
     if (!cfg.ia3_feedforward.empty()) ms.ia3_feedforward = cfg.ia3_feedforward;
     ms.int8_threshold = cfg.int8_threshold;
+    ms.loftq_iters = cfg.loftq_iters;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
