@@ -20,6 +20,12 @@ class Adapter;
 struct BaseRequest;
 struct Method;
 
+// --help of eval, export and generate: an adapter trained with --loftq-iters
+// fits the LoftQ base, which those commands rebuild only when told.
+inline constexpr const char* kLoftqRebuildHelp =
+    "the --loftq-iters the adapter was trained with: rebuilds the same LoftQ base (the adapter's A and B then replace "
+    "LoftQ's start); an adapter trained with LoftQ on a plain quantized base is off by the LoftQ correction";
+
 struct LowRankPair {
   Tensor b;  // [out, r] = U[:, :r] sqrt(S[:r])
   Tensor a;  // [r, in]  = sqrt(S[:r]) Vh[:r, :]

@@ -20,6 +20,20 @@ else
   grep -q '"loftq_iters": *2' "$out/ok/run.json" "$out/ok/checkpoint/"*.json 2>/dev/null \
     && echo "ok   loftq_iters recorded for --resume" || { echo "FAIL loftq_iters not in run.json/checkpoint"; fail=1; }
 fi
+# eval and export rebuild the LoftQ base when told: the adapter on it and the
+# merged f32 export give the same loss; on a plain QLoRA base it is another one.
+loss() { "$qtrain" eval --data "$fx/tiny-llama-eval.jsonl" --seq-len 16 --batch-size 2 --device cpu "$@" 2>/dev/null |
+  tail -n1 | grep -o '"loss":[^,]*' | cut -d: -f2; }
+if [[ -d $out/ok/adapter ]]; then
+  with=$(loss --model "$fx/tiny-llama" --method qlora --adapter "$out/ok/adapter" --loftq-iters 2)
+  plain=$(loss --model "$fx/tiny-llama" --method qlora --adapter "$out/ok/adapter")
+  "$qtrain" export --model "$fx/tiny-llama" --adapter "$out/ok/adapter" --method qlora --loftq-iters 2 --merge \
+    --format hf --dtype f32 --out "$out/merged" >/dev/null 2>"$err" || { echo "FAIL export:"; tail -n3 "$err"; fail=1; }
+  merged=$(loss --model "$out/merged")
+  if awk -v a="$with" -v b="$merged" -v p="$plain" 'BEGIN { d = a - b; e = a - p; exit !(a != "" && d * d < 1e-10 && e * e > 1e-8) }'; then
+    echo "ok   eval --loftq-iters 2 = merged export ($with), plain QLoRA base $plain"
+  else echo "FAIL eval --loftq-iters 2 '$with', merged export '$merged', plain base '$plain'"; fail=1; fi
+fi
 expect_error "--loftq-iters on a float base" "--loftq-iters lora" train "${run[@]}" --method lora --loftq-iters 1 --out "$out/r1"
 expect_error "--loftq-iters with DoRA" "--loftq-iters lora" train "${run[@]}" --method qlora --adapter-type dora \
   --loftq-iters 1 --out "$out/r2"
