@@ -57,22 +57,21 @@ TEST(Loftq, FullRankSplitReconstructsAndTruncationIsTheBestRankR) {
   EXPECT_LT(rel_diff(product(big), m), 1e-5);
 }
 
+// A k-round run is the first k rounds of a longer one, so one 5-round run gives
+// the error after 1..5 rounds.
 TEST(Loftq, ResidualErrorDecreasesOverRounds) {
   Tensor w = randn({64, 128}, 11, 0.02f);
-  double prev = 1e30;
-  for (int iters = 1; iters <= 5; ++iters) {
-    LoftqResult r = loftq(w, 8, iters, nf4);
-    ASSERT_EQ(int(r.rel_err.size()), iters);
-    // The reported error is ||W - Q - B A|| of what is returned (scale 1).
-    Tensor approx = r.base->dense_f32();
-    Tensor ba = product(r.init);
-    for (int64_t i = 0; i < approx.numel(); ++i) approx.f32()[i] += ba.f32()[i];
-    EXPECT_NEAR(rel_diff(approx, w), r.rel_err.back(), 1e-6);
-    EXPECT_LT(r.rel_err.back(), r.plain_rel_err);
-    EXPECT_LE(r.rel_err.back(), prev * (1 + 1e-6)) << iters;
-    if (iters == 5) EXPECT_LT(r.rel_err.back(), 0.98 * r.rel_err.front());
-    prev = r.rel_err.back();
-  }
+  LoftqResult r = loftq(w, 8, 5, nf4);
+  ASSERT_EQ(r.rel_err.size(), 5u);
+  EXPECT_LT(r.rel_err[0], r.plain_rel_err);
+  for (size_t k = 1; k < 5; ++k) EXPECT_LE(r.rel_err[k], r.rel_err[k - 1] * (1 + 1e-6)) << k;
+  EXPECT_LT(r.rel_err[4], 0.98 * r.rel_err[0]);
+  // The reported error is ||W - Q - B A|| of what is returned (scale 1).
+  Tensor approx = r.base->dense_f32();
+  Tensor ba = product(r.init);
+  for (int64_t i = 0; i < approx.numel(); ++i) approx.f32()[i] += ba.f32()[i];
+  EXPECT_NEAR(rel_diff(approx, w), r.rel_err[4], 1e-6);
+  EXPECT_DOUBLE_EQ(loftq(w, 8, 2, nf4).rel_err.back(), r.rel_err[1]);
 }
 
 TEST(Loftq, MatchesPeft) {
@@ -88,16 +87,16 @@ TEST(Loftq, MatchesPeft) {
     int64_t differ = 0;
     for (int64_t i = 0; i < deq.numel(); ++i) differ += deq.f32()[i] != want_deq.f32()[i];
     // Round one quantizes W itself: bit-identical to bitsandbytes. Later rounds
-    // quantize W - B A, where float rounding in the SVD can move an entry
-    // sitting on a rounding boundary to the next NF4 code.
+    // quantize W - B A, whose float rounding moves a block's absmax by an ulp
+    // (seen: ~1e-7 relative) and could move an entry on a rounding boundary to
+    // the next NF4 code (seen: none).
     if (iters == 1) EXPECT_EQ(differ, 0) << n;
-    EXPECT_LT(rel_diff(deq, want_deq), 1e-3) << n;
     int64_t code_moves = 0;  // entries off by more than rounding in the block's absmax
     for (int64_t i = 0; i < deq.numel(); ++i) code_moves += std::fabs(deq.f32()[i] - want_deq.f32()[i]) > 1e-4f * 0.02f;
-    EXPECT_LE(code_moves, deq.numel() / 200) << n << ": " << differ << " differ at all";
+    EXPECT_LE(code_moves, deq.numel() / 1000) << n << ": " << differ << " differ at all";
     LowRankPair want{f.load_f32(n + ".lora_B"), f.load_f32(n + ".lora_A")};
-    EXPECT_LT(rel_diff(product(r.init), product(want)), iters == 1 ? 1e-5 : 2e-3) << n;
-    EXPECT_NEAR(r.rel_err.back(), c["loftq_rel_err_by_iters"][iters - 1].get<double>(), 1e-4) << n;
+    EXPECT_LT(rel_diff(product(r.init), product(want)), 1e-4) << n;  // seen: ~3e-6
+    EXPECT_NEAR(r.rel_err.back(), c["loftq_rel_err_by_iters"][iters - 1].get<double>(), 1e-6) << n;
     EXPECT_NEAR(r.plain_rel_err, c["plain_nf4_rel_err"].get<double>(), 1e-6) << n;
   }
 }
