@@ -11,6 +11,7 @@
 #include <set>
 
 #include "launch/commands.h"
+#include "models/loftq.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
 #include "models/merged_model.h"
@@ -26,6 +27,7 @@ namespace {
 
 struct ExportOptions {
   std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora", requantize;
+  int loftq_iters = 0;
   bool merge = false;
 };
 
@@ -63,6 +65,7 @@ int run_export(const ExportOptions& o) {
   ModelSpec ms;
   ms.model = o.model;
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
+  ms.loftq_iters = o.loftq_iters;
   ms.adapter = o.adapter;
   BuiltModel built = build_model(ms);
   const LoadedModel& lm = built.loaded;
@@ -143,6 +146,7 @@ void register_export(CLI::App& app, Runner& run) {
                   "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
                       method_list())
       ->capture_default_str();
+  sub->add_option("--loftq-iters", o->loftq_iters, kLoftqRebuildHelp)->check(CLI::Range(0, 1000))->capture_default_str();
   sub->add_option("--format", o->format,
                   "peft | hf | gguf-lora | gguf | ternary (a --method bitnet model in 2-bit BitNet storage; load it "
                   "with --method bitnet-lora)")

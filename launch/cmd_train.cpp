@@ -66,6 +66,16 @@ void register_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   sub->add_option("--bitnet-subln", c->bitnet_subln, "bitnet: RMSNorm on each BitLinear's input (SubLN)")
       ->capture_default_str();
+  sub->add_option("--loftq-iters", c->loftq_iters,
+                  "LoftQ initialisation (Li et al. 2023, as peft's loftq_init) with N rounds (0 = off): alternately "
+                  "quantize W - B A with the method's quantizer and take the rank-r SVD of W - Q (LAPACK), so the "
+                  "quantized base and the LoRA start B A together approximate the float weight. Needs a method that "
+                  "quantizes on load (qlora, nf4-lora, qlora-fp4, int8-lora) and --adapter-type lora; as in peft "
+                  "lora_B A is not divided by the LoRA scale, so use --lora-alpha equal to --lora-r (scale 1) for "
+                  "the exact LoftQ start. One SVD per round per module: slow on large models. The adapter fits "
+                  "the LoftQ base: give eval/export/generate the same --loftq-iters")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();

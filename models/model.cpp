@@ -4,6 +4,7 @@
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
+#include "models/loftq.h"
 
 namespace qtrain {
 
@@ -20,6 +21,8 @@ std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource&
 Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
     : cfg_(cfg), opt_(opt), method_(&find_method(opt.method)),
       act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {
+  check_loftq(*method_, !method_->trains_base && !(opt.adapter_type.empty() && method_->adapter.empty()),
+              opt.loftq_iters, opt.lora.scale());
   if (method_->trains_base) {
     if (!opt.adapter_type.empty())
       throw Error("--adapter-type " + opt.adapter_type + ": --method " + opt.method + " trains every weight, without adapters");
@@ -110,6 +113,7 @@ void Model::finish_build(const WeightSource& src) {
       return w;
     };
     Tensor b;
+    LowRankPair loftq_init;  // the adapter's start under --loftq-iters
     if (lin->has_bias()) b = load_checked(src, source_name(lin->name() + ".bias"), {lin->out()}, false);
     total_params_ += lin->out() * lin->in() + (b.defined() ? b.numel() : 0);
     if (lin->trainable()) {
@@ -119,7 +123,10 @@ void Model::finish_build(const WeightSource& src) {
       // only the blocks' Linear layers are quantized (embeddings, norms and
       // lm_head are slots and stay dense), as bitsandbytes + peft do
       if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
-      lin->set_frozen(method_->make_base({src, wname, lin->out(), lin->in(), load_w, opt_}),
+      const BaseRequest req{src, wname, lin->out(), lin->in(), load_w, opt_};
+      lin->set_frozen(opt_.loftq_iters > 0 && lin->adapter()
+                          ? loftq_make_base(*method_, req, *lin->adapter(), opt_.loftq_iters, loftq_init)
+                          : method_->make_base(req),
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     } else {
       lin->set_frozen(std::make_unique<DenseWeight>(load_w().to(opt_.device, act_dtype_)),
@@ -127,6 +134,7 @@ void Model::finish_build(const WeightSource& src) {
     }
     if (lin->adapter()) {
       lin->adapter()->bind_and_init(params_, opt_.seed * 1000003ull + k++, lin->base());
+      if (loftq_init.a.defined()) lin->adapter()->init_low_rank(loftq_init.b, loftq_init.a);
       for (auto& [n, t] : lin->adapter()->tensors()) total_params_ += t.numel();
     }
   }

@@ -33,6 +33,7 @@ struct ModelOptions {
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
   int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
   bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
+  int loftq_iters = 0;         // LoftQ rounds for a quantized base + LoRA (models/loftq.h); 0 = off
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

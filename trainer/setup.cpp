@@ -53,6 +53,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.int8_threshold = spec.int8_threshold;
   mo.bitnet_warmup = spec.bitnet_warmup;
   mo.bitnet_subln = spec.bitnet_subln;
+  mo.loftq_iters = spec.loftq_iters;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
     mo.adapter_type = b.adapter->type;

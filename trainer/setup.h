@@ -33,6 +33,7 @@ struct ModelSpec {
   float int8_threshold = 6.f;
   int64_t bitnet_warmup = 0;
   bool bitnet_subln = true;
+  int loftq_iters = 0;  // LoftQ initialisation of a quantized base + LoRA (models/loftq.h)
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
 };
 

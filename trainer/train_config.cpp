@@ -34,6 +34,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "int8_threshold", c.int8_threshold);
   f(j, "bitnet_warmup", c.bitnet_warmup);
   f(j, "bitnet_subln", c.bitnet_subln);
+  f(j, "loftq_iters", c.loftq_iters);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);
@@ -121,6 +122,7 @@ void validate(const TrainConfig& c) {
   need(c.pack || c.source_max_len + c.target_max_len <= c.seq_len || c.source_max_len == 0 || c.target_max_len == 0,
        "--source-max-len " + std::to_string(c.source_max_len) + " + --target-max-len " + std::to_string(c.target_max_len) +
            " exceeds --seq-len " + std::to_string(c.seq_len) + ": the rows would be cut again at --seq-len");
+  need(c.loftq_iters >= 0, "--loftq-iters must be 0 (off) or at least 1 (got " + std::to_string(c.loftq_iters) + ")");
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
   need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");

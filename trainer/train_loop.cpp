@@ -107,6 +107,7 @@ int run_training(const TrainConfig& cfg) {
     ms.int8_threshold = cfg.int8_threshold;
     ms.bitnet_warmup = cfg.bitnet_warmup;
     ms.bitnet_subln = cfg.bitnet_subln;
+    ms.loftq_iters = cfg.loftq_iters;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;

@@ -59,6 +59,12 @@ class Adapter {
   // The gradient the base product sees, from dy; dy itself when unchanged.
   virtual Tensor base_grad(Tensor dy) { return dy; }
 
+  // ---- LoftQ (models/loftq.h) ----
+  // The rank r of a pair B [out, r], A [r, in] this adapter can start from; 0 = it cannot.
+  virtual int low_rank() const { return 0; }
+  // After bind_and_init: start from B and A (F32 host) instead of the default init.
+  virtual void init_low_rank(const Tensor& b, const Tensor& a) {}
+
   // ---- PEFT interchange ----
   // Fields of adapter_config.json that this adapter sets (peft_type, r, ...).
   // Called for every adapted module in order (`module`: its HF path), so a

@@ -32,6 +32,7 @@ class DoraAdapter : public LoraAdapter {
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   Param& magnitude() { return *m_; }
+  int low_rank() const override { return 0; }  // no LoftQ: m would have to start from ||Q + s B A||
 
  private:
   // scale_ = m / ||W + s B A|| (and norm_) from the current A, B, m.

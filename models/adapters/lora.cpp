@@ -35,6 +35,11 @@ void LoraAdapter::bind_and_init(ParamSet& ps, uint64_t seed, const BaseWeight&) 
   b_->value.zero_();
 }
 
+void LoraAdapter::init_low_rank(const Tensor& b, const Tensor& a) {
+  b_->value.copy_from(b);
+  a_->value.copy_from(a);
+}
+
 Tensor LoraAdapter::save_input(Tensor x2, bool train, uint64_t dropout_seed) {
   Tensor xin = x2;
   if (train && opt_.dropout > 0.f) {

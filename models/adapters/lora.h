@@ -30,6 +30,8 @@ class LoraAdapter : public Adapter {
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
+  int low_rank() const override { return opt_.r; }
+  void init_low_rank(const Tensor& b, const Tensor& a) override;  // lora_B = b, lora_A = a, as peft's LoftQ
 
   Param& A() { return *a_; }
   Param& B() { return *b_; }

@@ -1,0 +1,62 @@
+// LoftQ initialisation (Li et al. 2023, "LoftQ: LoRA-Fine-Tuning-Aware
+// Quantization"), as peft's loftq_init does it, for any method whose base is
+// quantized from a float weight on load:
+//   T = W;  repeat N times:  Q = deq(quantize(T));  L R = rank-r SVD of W - Q;  T = W - L R
+// The Linear keeps quantize(T) of the last round as its base; the adapter starts
+// from lora_B = L = U sqrt(S), lora_A = R = sqrt(S) Vh, so that Q + B A ~ W.
+// As in peft the LoRA scale is not folded in: the starting weight is
+// Q + s B A, which is the LoftQ point only for s = 1 (alpha = r; a warning says so).
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kernels/tensor.h"
+#include "models/base_weight.h"
+
+namespace qtrain {
+
+class Adapter;
+struct BaseRequest;
+struct Method;
+
+// --help of eval, export and generate: an adapter trained with --loftq-iters
+// fits the LoftQ base, which those commands rebuild only when told.
+inline constexpr const char* kLoftqRebuildHelp =
+    "the --loftq-iters the adapter was trained with: rebuilds the same LoftQ base (the adapter's A and B then replace "
+    "LoftQ's start); an adapter trained with LoftQ on a plain quantized base is off by the LoftQ correction";
+
+struct LowRankPair {
+  Tensor b;  // [out, r] = U[:, :r] sqrt(S[:r])
+  Tensor a;  // [r, in]  = sqrt(S[:r]) Vh[:r, :]
+};
+
+// The rank-r truncated SVD of m [out, in] (F32 host), split as peft's
+// _low_rank_decomposition does; LAPACK's sgesdd. Columns past min(out, in) are zero.
+LowRankPair low_rank_split(const Tensor& m, int r);
+
+struct LoftqResult {
+  std::unique_ptr<BaseWeight> base;
+  LowRankPair init;
+  // ||W - Q_k - B_k A_k||_F / ||W||_F after round k (k = 1..iters), and
+  // ||W - quantize(W)|| / ||W|| (plain quantization) for comparison.
+  std::vector<double> rel_err;
+  double plain_rel_err = 0.0;
+};
+
+// quantize(T) builds the base from a float [out, in] target; its dense_f32()
+// is the dequantized weight. iters >= 1.
+LoftqResult loftq(const Tensor& w, int r, int iters,
+                  const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize);
+
+// What Model::finish_build calls for a targeted Linear under --loftq-iters:
+// runs loftq() with the method's make_base as the quantizer, logs the module's
+// errors and time, and returns the base; `init` receives the adapter's start.
+std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters,
+                                            LowRankPair& init);
+// Refuses --loftq-iters on a method without a quantized base or without adapters
+// (an Error naming the method); iters < 0 is an error, 0 is off. Warns when the
+// LoRA scale is not 1 (the start is then Q + s B A, not LoftQ's Q + B A).
+void check_loftq(const Method& m, bool has_adapters, int iters, float lora_scale);
+
+}  // namespace qtrain
