@@ -40,6 +40,9 @@ void register_train(CLI::App& app, Runner& run) {
                   "run as int8 x int8 (0 = no outlier columns)")
       ->check(CLI::Range(0.f, 1e6f).description("in [0, 1e6]"))
       ->capture_default_str();
+  sub->add_option("--hqq-bits", c->hqq_bits, "hqq-lora: bits per base weight, 4 or 2")
+      ->check(CLI::IsMember({4, 2}))
+      ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();

@@ -26,6 +26,7 @@ struct ModelOptions {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
+  int hqq_bits = 4;  // hqq-lora: 4 or 2
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

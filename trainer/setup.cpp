@@ -40,6 +40,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.seed = spec.seed;
   mo.grad_checkpoint = spec.grad_checkpoint;
   mo.int8_threshold = spec.int8_threshold;
+  mo.hqq_bits = spec.hqq_bits;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
     mo.lora = b.adapter->lora;

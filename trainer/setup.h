@@ -29,6 +29,7 @@ struct ModelSpec {
   uint64_t seed = 0;
   bool grad_checkpoint = false;
   float int8_threshold = 6.f;
+  int hqq_bits = 4;
 };
 
 struct BuiltModel {

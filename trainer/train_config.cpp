@@ -26,6 +26,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "lora_dropout", c.lora_dropout);
   f(j, "rslora", c.rslora);
   f(j, "int8_threshold", c.int8_threshold);
+  f(j, "hqq_bits", c.hqq_bits);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);

@@ -21,6 +21,7 @@ struct TrainConfig {
   float lora_dropout = 0.f;
   bool rslora = false;
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
+  int hqq_bits = 4;             // hqq-lora: 4 or 2
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank

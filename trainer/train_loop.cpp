@@ -96,6 +96,7 @@ int run_training(const TrainConfig& cfg) {
     ms.method = cfg.method;
     ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora};
     ms.int8_threshold = cfg.int8_threshold;
+    ms.hqq_bits = cfg.hqq_bits;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
