@@ -76,6 +76,9 @@ void register_train(CLI::App& app, Runner& run) {
                   "the LoftQ base: give eval/export/generate the same --loftq-iters")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  sub->add_option("--hqq-bits", c->hqq_bits, "hqq-lora: bits per base weight, 4 or 2")
+      ->check(CLI::IsMember({4, 2}))
+      ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')
       ->capture_default_str();

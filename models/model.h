@@ -34,6 +34,7 @@ struct ModelOptions {
   int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
   bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
   int loftq_iters = 0;         // LoftQ rounds for a quantized base + LoRA (models/loftq.h); 0 = off
+  int hqq_bits = 4;  // hqq-lora: 4 or 2
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

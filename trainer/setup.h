@@ -35,6 +35,7 @@ struct ModelSpec {
   bool bitnet_subln = true;
   int loftq_iters = 0;  // LoftQ initialisation of a quantized base + LoRA (models/loftq.h)
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
+  int hqq_bits = 4;
 };
 
 struct BuiltModel {

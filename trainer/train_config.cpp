@@ -35,6 +35,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "bitnet_warmup", c.bitnet_warmup);
   f(j, "bitnet_subln", c.bitnet_subln);
   f(j, "loftq_iters", c.loftq_iters);
+  f(j, "hqq_bits", c.hqq_bits);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);

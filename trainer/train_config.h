@@ -29,6 +29,7 @@ struct TrainConfig {
   int64_t bitnet_warmup = 100;  // bitnet: steps over which ternary weights / 8-bit activations blend in
   bool bitnet_subln = true;     // bitnet: RMSNorm on each BitLinear's input
   int loftq_iters = 0;          // LoftQ initialisation rounds (models/loftq.h); 0 = off
+  int hqq_bits = 4;             // hqq-lora: 4 or 2
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank
