@@ -36,6 +36,10 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
   sub->add_flag("--rslora", c->rslora, "rank-stabilised scale alpha / sqrt(r) (LoRA and DoRA)");
+  sub->add_option("--blora-lambda", c->blora_lambda,
+                  "Q-BLoRA (--adapter-type qblora, --method qblora): pool the adapter input and repeat its output "
+                  "by this factor at rank lambda * --lora-r (the paper: 2 for LLaMA, 8 for Mistral/Gemma)")
+      ->capture_default_str();
   sub->add_option("--adapter-type", c->adapter_type,
                   "the adapter on each targeted module, on whatever base --method holds (default: the method's, "
                   "lora):\n" + adapter_type_help());

@@ -72,12 +72,17 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     if (!ff.is_null() && !ff.is_array()) throw Error(cfg_path + ": field 'feedforward_modules' must be a list of names");
     if (ff.is_array())
       for (auto& m : ff) a.ia3_feedforward.push_back(m.get<std::string>());
+  } else if (type == "QBLORA") {  // qtrain's own (models/adapters/qblora.h): LoRA's fields plus blora_lambda
+    a.type = "qblora";
+    if (!j.contains("blora_lambda") || !j["blora_lambda"].is_number_integer() || j["blora_lambda"].get<int>() < 1)
+      throw Error(cfg_path + ": field 'blora_lambda' missing or not a positive integer");
+    a.lora.blora_lambda = j["blora_lambda"].get<int>();
   } else if (type != "LORA") {
-    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA) and IA3");
+    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA), IA3 and QBLORA");
   }
-  if (type == "LORA" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
+  if (type != "IA3" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
     throw Error(cfg_path + ": field 'r' missing or not a positive integer");
-  if (type == "LORA") a.lora.r = j["r"].get<int>();
+  if (type != "IA3") a.lora.r = j["r"].get<int>();
   a.lora.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<float>() : 8.f;
   a.lora.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<float>() : 0.f;
   a.lora.rslora = j.value("use_rslora", false);

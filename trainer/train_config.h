@@ -20,6 +20,7 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
+  int blora_lambda = 2;         // Q-BLoRA / QA-BLoRA balance factor
   std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model

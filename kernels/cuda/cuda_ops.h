@@ -51,6 +51,8 @@ void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p);
 void mul_cols(Tensor out, Tensor x, Tensor v, float offset);
 void col_dot(Tensor g, Tensor a, Tensor b, Tensor div);
 void dora_scale(Tensor scale, Tensor norm, Tensor m, Tensor wn2, Tensor B, Tensor P, Tensor Q, float s);
+void sum_col_groups(Tensor out, Tensor x, int64_t k, float alpha);
+void add_repeat_cols(Tensor out, Tensor x, int64_t k, float alpha);
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);

@@ -13,6 +13,7 @@ struct LoraOptions {
   float alpha = 16.f;
   float dropout = 0.f;
   bool rslora = false;
+  int blora_lambda = 2;  // Q-BLoRA's balance factor (models/adapters/qblora.h); LoRA ignores it
   float scale() const;
 };
 
