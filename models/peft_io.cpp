@@ -19,7 +19,7 @@ const std::string kPrefix = "base_model.model.";
 // peft names the tensors after the module; older versions insert the adapter
 // name ("lora_A.default.weight") in memory but save without it.
 bool split_key(const std::string& key, std::string& module, std::string& which) {
-  for (const char* w : {".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".ia3_l"}) {
+  for (const char* w : {".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".ia3_l", ".qablora_H.weight"}) {
     std::string s = w;
     if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
       module = key.substr(0, key.size() - s.size());
@@ -77,8 +77,15 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     if (!j.contains("blora_lambda") || !j["blora_lambda"].is_number_integer() || j["blora_lambda"].get<int>() < 1)
       throw Error(cfg_path + ": field 'blora_lambda' missing or not a positive integer");
     a.lora.blora_lambda = j["blora_lambda"].get<int>();
+  } else if (type == "QABLORA") {  // qtrain's own (models/adapters/qablora.h): alpha, r and the tile
+    a.type = "qablora";
+    const json& t = j.contains("qablora_tile") ? j["qablora_tile"] : json();
+    if (!t.is_array() || t.size() != 2 || !t[0].is_number_integer() || !t[1].is_number_integer())
+      throw Error(cfg_path + ": field 'qablora_tile' missing or not [out, in]");
+    a.lora.qablora_tile_out = t[0].get<int>();
+    a.lora.qablora_tile_in = t[1].get<int>();
   } else if (type != "LORA") {
-    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA), IA3 and QBLORA");
+    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA), IA3, QBLORA and QABLORA");
   }
   if (type != "IA3" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
     throw Error(cfg_path + ": field 'r' missing or not a positive integer");
