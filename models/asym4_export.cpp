@@ -51,7 +51,7 @@ void save_asym4_model(const std::string& dir, const std::vector<std::pair<std::s
   fs::create_directories(dir);
   save_safetensors((fs::path(dir) / "model.safetensors").string(), state,
                    {{"format", "pt"}, {"qtrain_quant", "asym4 tiles: <m>.weight U8 codes [out, in/2], "
-                                                       "<m>.weight.asym4_scale / asym4_zero F32 [out/8, in/4]; "
+                                                       "<m>.weight.asym4_scale / asym4_zero F32 [out/tile_out, in/tile_in]; "
                                                        "w = scale * q + zero; load with --method qablora"}});
   for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                         "generation_config.json", "special_tokens_map.json"})

@@ -26,6 +26,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "lora_dropout", c.lora_dropout);
   f(j, "rslora", c.rslora);
   f(j, "blora_lambda", c.blora_lambda);
+  f(j, "qablora_tile", c.qablora_tile);
   f(j, "adapter_type", c.adapter_type);
   f(j, "dora", c.dora);
   f(j, "ia3_feedforward", c.ia3_feedforward);
@@ -106,6 +107,8 @@ void validate(const TrainConfig& c) {
   need(c.lora_dropout >= 0 && c.lora_dropout < 1, "--lora-dropout must be in [0, 1) (got " + num(c.lora_dropout) + ")");
   need(c.lora_r >= 1, "--lora-r must be at least 1 (got " + std::to_string(c.lora_r) + ")");
   need(std::isfinite(c.lora_alpha), "--lora-alpha must be finite");
+  need(c.qablora_tile.size() == 2 && c.qablora_tile[0] >= 1 && c.qablora_tile[1] >= 2 && c.qablora_tile[1] % 2 == 0,
+       "--qablora-tile takes two sizes: output rows >= 1 and an even number of input columns (e.g. 8 4)");
   need(c.blora_lambda >= 1, "--blora-lambda must be at least 1 (got " + std::to_string(c.blora_lambda) + ")");
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");

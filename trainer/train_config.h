@@ -20,7 +20,8 @@ struct TrainConfig {
   float lora_alpha = 16.f;
   float lora_dropout = 0.f;
   bool rslora = false;
-  int blora_lambda = 2;         // Q-BLoRA / QA-BLoRA balance factor
+  int blora_lambda = 2;         // Q-BLoRA balance factor
+  std::vector<int> qablora_tile{8, 4};  // QA-BLoRA tile: output rows, input columns
   std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model

@@ -88,7 +88,7 @@ Tensor QABloraAdapter::delta_f32(const BaseWeight&) const {
 }  // namespace qtrain
 
 QT_REGISTER_ADAPTER(qablora, {.name = "qablora",
-                              .help = "QA-BLoRA: one matrix H, one entry per 8 x 4 (out x in) tile of W: "
+                              .help = "QA-BLoRA: one matrix H, one entry per --qablora-tile (8 x 4 out x in) tile of W: "
                                       "y += s * repeat(avg_pool(x) H^T); merges exactly into a tiled 4-bit base",
                               .make = [](const qtrain::AdapterRequest& r) -> std::unique_ptr<qtrain::Adapter> {
                                 return std::make_unique<qtrain::QABloraAdapter>(r.module, r.in, r.out, r.opt.lora);

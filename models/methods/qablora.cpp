@@ -7,7 +7,7 @@
 #include "models/model.h"
 
 QT_REGISTER_METHOD(qablora, {.name = "qablora",
-                             .help = "QA-BLoRA: asymmetric 4-bit base (scale + zero per 8 x 4 tile) with the qablora "
+                             .help = "QA-BLoRA: asymmetric 4-bit base (scale + zero per --qablora-tile, 8 x 4) with the qablora "
                                      "adapter on the same tiles; export --merge writes the pure 4-bit model",
                              .make_base = [](const qtrain::BaseRequest& r) -> std::unique_ptr<qtrain::BaseWeight> {
                                if (auto stored = qtrain::Asym4Weight::from_source(r.src, r.name, r.out, r.in))
