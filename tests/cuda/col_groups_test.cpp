@@ -33,13 +33,7 @@ TEST(CudaColGroups, QBloraModelMatchesCpu) {
   LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));
   PeftAdapter a = read_peft_adapter(fixture("tiny-llama-qblora"));
   auto run = [&](Device dev, const std::string& method) {
-    ModelOptions opt;
-    opt.device = dev;
-    opt.method = method;
-    opt.adapter_type = a.type;
-    opt.lora = a.lora;
-    opt.targets = a.modules;
-    auto m = Model::create(lm.config, *lm.weights, opt);
+    auto m = Model::create(lm.config, *lm.weights, adapter_options(a, method, dev));
     apply_peft_adapter(*m, a);
     return train_step_grads(*m, r);
   };

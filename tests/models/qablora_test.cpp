@@ -20,12 +20,7 @@
 namespace qtrain::testing {
 namespace {
 
-double mean_loss(Model& m, const Ref& r, bool backward = false) {
-  m.params().zero_grads();
-  LossSum s = m.forward(r.batch(), backward ? float(1.0 / double(r.B * (r.T - 1))) : 0.f);
-  if (backward) m.backward();
-  return s.sum / double(s.count);
-}
+double mean_loss(Model& m, const Ref& r, bool backward = false) { return ref_mean_loss(m, r, backward); }
 
 // tiny-llama on the qablora method, H moved off zero so that it changes the loss.
 std::unique_ptr<Model> trained_qablora(const LoadedModel& lm, const std::string& adapter = "qablora") {

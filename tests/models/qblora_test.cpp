@@ -22,22 +22,10 @@ namespace qtrain::testing {
 namespace {
 
 std::unique_ptr<Model> build(const LoadedModel& lm, const PeftAdapter& a, const std::string& method = "lora") {
-  ModelOptions opt;
-  opt.method = method;
-  opt.adapter_type = a.type;
-  opt.lora = a.lora;
-  opt.targets = a.modules;
-  auto m = Model::create(lm.config, *lm.weights, opt);
-  apply_peft_adapter(*m, a);
-  return m;
+  return build_with_adapter(lm, a, method);
 }
 
-double mean_loss(Model& m, const Ref& r, bool backward = false) {
-  m.params().zero_grads();
-  LossSum s = m.forward(r.batch(), backward ? float(1.0 / double(r.B * (r.T - 1))) : 0.f);
-  if (backward) m.backward();
-  return s.sum / double(s.count);
-}
+double mean_loss(Model& m, const Ref& r, bool backward = false) { return ref_mean_loss(m, r, backward); }
 
 class QBlora : public ::testing::TestWithParam<std::string> {};
 
@@ -50,16 +38,7 @@ TEST_P(QBlora, LossGradsAndMergeMatchTorch) {
   ASSERT_EQ(a.type, "qblora");
   ASSERT_EQ(a.lora.blora_lambda, want["lambda"].get<int>());
   auto m = build(lm, a);
-  const double loss = mean_loss(*m, r, true);
-  EXPECT_NEAR(loss, want["loss"].get<double>(), 1e-4 * want["loss"].get<double>());
-  SafetensorsFile grads(fixture(model + "-qblora-grads.safetensors"));
-  ASSERT_EQ(grads.entries().size(), m->params().params().size());
-  for (auto& p : m->params().params()) {
-    Tensor g = grads.load_f32("base_model.model." + p.name);
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), g.to_vector()), 1e-4) << p.name;
-  }
-  auto merged = merge_adapters_into_base(*m, ModelOptions{.targets = {}});
-  EXPECT_NEAR(mean_loss(*merged, r), want["merged_loss"].get<double>(), 1e-4 * want["merged_loss"].get<double>());
+  expect_adapter_matches_reference(*m, r, want, fixture(model + "-qblora-grads.safetensors"));
 }
 
 TEST_P(QBlora, SaveReadsBack) {
@@ -155,10 +134,8 @@ TEST(QBloraMethod, Nf4BaseWithQBloraAdapter) {
   Ref r = load_ref("tiny-llama");
   LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));
   PeftAdapter a = read_peft_adapter(fixture("tiny-llama-qblora"));
-  ModelOptions opt;
-  opt.method = "qblora";
-  opt.lora = a.lora;
-  opt.targets = a.modules;
+  ModelOptions opt = adapter_options(a, "qblora");
+  opt.adapter_type = "";  // the method's default
   auto m = Model::create(lm.config, *lm.weights, opt);
   ASSERT_EQ(m->adapter_type()->name, "qblora");
   apply_peft_adapter(*m, a);
