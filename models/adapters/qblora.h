@@ -6,9 +6,11 @@
 //   A [lambda r, in / lambda], B [out / lambda, lambda r],
 // the same trainable parameter count as LoRA at rank r. s is LoRA's scale at
 // the user's rank r (alpha / r, or alpha / sqrt(r) with rsLoRA), so lambda = 1
-// is exactly LoRA. (The paper's Algorithm 1 transposes A and B, scales and
-// repeats the base output too and repeats the merged delta along both axes
-// twice; the shapes here follow its section 3.2.) Dropout acts on the pooled input.
+// is exactly LoRA. (The paper's Algorithm 1 declares A and B with nn.Linear's
+// arguments swapped, applies the scale and the repeat to the base output as
+// well, and its get_delta_weight repeats along dim 1 twice; the shapes here
+// follow its section 3.2, checked against an independent PyTorch version in
+// tests/models/qblora_test.cpp.) Dropout acts on the pooled input.
 // The dense delta is constant on lambda x lambda blocks:
 //   dW[o, i] = s (B A)[o / lambda, i / lambda] / lambda,
 // so merging is exact. Saved as adapter_config.json {peft_type: "QBLORA", r,
