@@ -85,7 +85,8 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     a.lora.qablora_tile_out = t[0].get<int>();
     a.lora.qablora_tile_in = t[1].get<int>();
   } else if (type != "LORA") {
-    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA), IA3, QBLORA and QABLORA");
+    throw Error(cfg_path + ": field 'peft_type' is '" + type +
+                "'; qtrain reads LORA (with or without DoRA), IA3, QBLORA and QABLORA");
   }
   if (type != "IA3" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
     throw Error(cfg_path + ": field 'r' missing or not a positive integer");
@@ -110,7 +111,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     std::string module, which;
     if (!split_key(e.name, module, which))
       throw Error(st + ": tensor '" + e.name +
-                  "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector or ia3_l)");
+                  "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector, ia3_l or qablora_H.weight)");
     mods.insert(module);
   }
   if (mods.empty()) throw Error(st + ": holds no adapter tensors");
