@@ -12,6 +12,7 @@
 
 #include "launch/commands.h"
 #include "models/loftq.h"
+#include "models/asym4_export.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
 #include "models/merged_model.h"
@@ -94,6 +95,12 @@ int run_export(const ExportOptions& o) {
     if (o.format != "peft") throw Error("--format '" + o.format + "' needs --merge (or use peft / gguf-lora)");
     save_peft_adapter(o.out, *model, o.model);
     spdlog::info("wrote PEFT adapter {}", o.out);
+    return 0;
+  }
+  if (has_asym4_base(*model) && o.format != "gguf" && o.requantize.empty()) {
+    // QA-BLoRA: the adapter folds into the 4-bit zeros (models/asym4_export.h); the merge stays pure 4-bit.
+    save_asym4_model(o.out, merged_asym4_state(*model), o.model, lm.config);
+    spdlog::info("wrote merged model {} (asymmetric 4-bit tiles; load it with --method qablora)", o.out);
     return 0;
   }
   auto tensors = model->hf_state_dict(true);

@@ -46,6 +46,15 @@ void register_train(CLI::App& app, Runner& run) {
                   "per-module alphas (peft's alpha_pattern): KEY=ALPHA,... matched like --lora-rank-pattern; "
                   "other modules keep --lora-alpha")
       ->delimiter(',');
+  sub->add_option("--blora-lambda", c->blora_lambda,
+                  "Q-BLoRA (--adapter-type qblora, --method qblora): pool the adapter input and repeat its output "
+                  "by this factor at rank lambda * --lora-r (the paper: 2 for LLaMA, 8 for Mistral/Gemma)")
+      ->capture_default_str();
+  sub->add_option("--qablora-tile", c->qablora_tile,
+                  "QA-BLoRA (--method qablora): the tile of output rows and input columns that one adapter entry and "
+                  "one 4-bit scale + zero cover (the paper: 8 4 for 32-weight blocks, 8 8 for 64)")
+      ->expected(2)
+      ->capture_default_str();
   sub->add_option("--adapter-type", c->adapter_type,
                   "the adapter on each targeted module, on whatever base --method holds (default: the method's, "
                   "lora):\n" + adapter_type_help());

@@ -19,7 +19,7 @@ const std::string kPrefix = "base_model.model.";
 // peft names the tensors after the module; older versions insert the adapter
 // name ("lora_A.default.weight") in memory but save without it.
 bool split_key(const std::string& key, std::string& module, std::string& which) {
-  for (const char* w : {".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".ia3_l"}) {
+  for (const char* w : {".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".ia3_l", ".qablora_H.weight"}) {
     std::string s = w;
     if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
       module = key.substr(0, key.size() - s.size());
@@ -73,12 +73,25 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     if (!ff.is_null() && !ff.is_array()) throw Error(cfg_path + ": field 'feedforward_modules' must be a list of names");
     if (ff.is_array())
       for (auto& m : ff) a.ia3_feedforward.push_back(m.get<std::string>());
+  } else if (type == "QBLORA") {  // qtrain's own (models/adapters/qblora.h): LoRA's fields plus blora_lambda
+    a.type = "qblora";
+    if (!j.contains("blora_lambda") || !j["blora_lambda"].is_number_integer() || j["blora_lambda"].get<int>() < 1)
+      throw Error(cfg_path + ": field 'blora_lambda' missing or not a positive integer");
+    a.lora.blora_lambda = j["blora_lambda"].get<int>();
+  } else if (type == "QABLORA") {  // qtrain's own (models/adapters/qablora.h): alpha, r and the tile
+    a.type = "qablora";
+    const nlohmann::ordered_json t = j.contains("qablora_tile") ? j["qablora_tile"] : nlohmann::ordered_json();
+    if (!t.is_array() || t.size() != 2 || !t[0].is_number_integer() || !t[1].is_number_integer())
+      throw Error(cfg_path + ": field 'qablora_tile' missing or not [out, in]");
+    a.lora.qablora_tile_out = t[0].get<int>();
+    a.lora.qablora_tile_in = t[1].get<int>();
   } else if (type != "LORA") {
-    throw Error(cfg_path + ": field 'peft_type' is '" + type + "'; qtrain reads LORA (with or without DoRA) and IA3");
+    throw Error(cfg_path + ": field 'peft_type' is '" + type +
+                "'; qtrain reads LORA (with or without DoRA), IA3, QBLORA and QABLORA");
   }
-  if (type == "LORA" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
+  if (type != "IA3" && (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int>() <= 0))
     throw Error(cfg_path + ": field 'r' missing or not a positive integer");
-  if (type == "LORA") a.lora.r = j["r"].get<int>();
+  if (type != "IA3") a.lora.r = j["r"].get<int>();
   a.lora.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<float>() : 8.f;
   a.lora.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<float>() : 0.f;
   a.lora.rslora = j.value("use_rslora", false);
@@ -97,7 +110,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     std::string module, which;
     if (!split_key(e.name, module, which))
       throw Error(st + ": tensor '" + e.name +
-                  "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector or ia3_l)");
+                  "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector, ia3_l or qablora_H.weight)");
     mods.insert(module);
   }
   if (mods.empty()) throw Error(st + ": holds no adapter tensors");

@@ -17,8 +17,8 @@ class Model;
 
 struct PeftAdapter {
   std::string dir;
-  std::string type = "lora";         // the adapter type: lora, dora (use_dora) or ia3
-  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora, rank/alpha_pattern (LoRA, DoRA)
+  std::string type = "lora";         // the adapter type: lora, dora (use_dora), ia3 or qblora (peft_type QBLORA)
+  LoraOptions lora;                  // r, lora_alpha, lora_dropout, use_rslora, rank/alpha_pattern (LoRA, DoRA, Q-BLoRA; + blora_lambda)
   std::vector<std::string> ia3_feedforward;  // IA3's feedforward_modules
   bool fan_in_fan_out = false;
   std::vector<std::string> modules;  // HF module paths that carry an adapter

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "models/merged_model.h"
 #include "models/model.h"
+#include "models/peft_io.h"
+#include "models/safetensors.h"
 #include "models/weight_source.h"
 #include "tests/test_util.h"
 
@@ -55,6 +58,52 @@ inline LossAndGrads train_step_grads(Model& m, const Ref& r) {
     out.grads.insert(out.grads.end(), g.begin(), g.end());
   }
   return out;
+}
+
+// Options that build a model for a stored adapter (its type, options and modules), on `method`'s base.
+inline ModelOptions adapter_options(const PeftAdapter& a, const std::string& method = "lora", Device dev = Device::CPU) {
+  ModelOptions opt;
+  opt.device = dev;
+  opt.method = method;
+  opt.adapter_type = a.type;
+  opt.lora = a.lora;
+  opt.targets = a.modules;
+  if (a.type == "ia3") opt.ia3_feedforward = a.ia3_feedforward;
+  return opt;
+}
+
+// A model holding a stored adapter on `method`'s base.
+inline std::unique_ptr<Model> build_with_adapter(const LoadedModel& lm, const PeftAdapter& a,
+                                                 const std::string& method = "lora") {
+  auto m = Model::create(lm.config, *lm.weights, adapter_options(a, method));
+  apply_peft_adapter(*m, a);
+  return m;
+}
+
+// The mean loss on the reference batch; with backward, every gradient too (zeroed first).
+inline double ref_mean_loss(Model& m, const Ref& r, bool backward = false) {
+  m.params().zero_grads();
+  LossSum s = m.forward(r.batch(), backward ? float(1.0 / double(r.B * (r.T - 1))) : 0.f);
+  if (backward) m.backward();
+  return s.sum / double(s.count);
+}
+
+// m (a fixture adapter loaded) against a reference script's numbers: the mean
+// loss (want["loss"]), every adapter gradient (grads_file, under peft's saved
+// names) and the loss after merging (want["merged_loss"]), within tol relative.
+inline void expect_adapter_matches_reference(Model& m, const Ref& r, const nlohmann::json& want,
+                                             const std::string& grads_file, double tol = 1e-4) {
+  const LossAndGrads lg = train_step_grads(m, r);
+  EXPECT_NEAR(lg.loss, want["loss"].get<double>(), tol * want["loss"].get<double>());
+  SafetensorsFile grads(grads_file);
+  ASSERT_EQ(grads.entries().size(), m.params().params().size());
+  for (auto& p : m.params().params()) {
+    Tensor g = grads.load_f32("base_model.model." + p.name);
+    EXPECT_LT(norm_rel_err(p.grad.to_vector(), g.to_vector()), tol) << p.name;
+  }
+  auto merged = merge_adapters_into_base(m, ModelOptions{.targets = {}});
+  LossSum s = merged->forward(r.batch(), 0.f);
+  EXPECT_NEAR(s.sum / double(s.count), want["merged_loss"].get<double>(), tol * want["merged_loss"].get<double>());
 }
 
 inline LossAndGrads loss_and_grads(const std::string& model, const std::string& method, Device dev, bool ckpt) {

@@ -28,6 +28,8 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "rslora", c.rslora);
   f(j, "lora_rank_pattern", c.lora_rank_pattern);
   f(j, "lora_alpha_pattern", c.lora_alpha_pattern);
+  f(j, "blora_lambda", c.blora_lambda);
+  f(j, "qablora_tile", c.qablora_tile);
   f(j, "adapter_type", c.adapter_type);
   f(j, "dora", c.dora);
   f(j, "ia3_feedforward", c.ia3_feedforward);
@@ -124,6 +126,9 @@ void validate(const TrainConfig& c) {
        "--source-max-len " + std::to_string(c.source_max_len) + " + --target-max-len " + std::to_string(c.target_max_len) +
            " exceeds --seq-len " + std::to_string(c.seq_len) + ": the rows would be cut again at --seq-len");
   need(c.loftq_iters >= 0, "--loftq-iters must be 0 (off) or at least 1 (got " + std::to_string(c.loftq_iters) + ")");
+  need(c.qablora_tile.size() == 2 && c.qablora_tile[0] >= 1 && c.qablora_tile[1] >= 2 && c.qablora_tile[1] % 2 == 0,
+       "--qablora-tile takes two sizes: output rows >= 1 and an even number of input columns (e.g. 8 4)");
+  need(c.blora_lambda >= 1, "--blora-lambda must be at least 1 (got " + std::to_string(c.blora_lambda) + ")");
   need(c.save_every >= 0, "--save-every must be >= 0 (0 = only at the end; got " + std::to_string(c.save_every) + ")");
   need(c.eval_every >= 0, "--eval-every must be >= 0 (0 = only at the end; got " + std::to_string(c.eval_every) + ")");
   need(c.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all; got " + std::to_string(c.eval_batches) + ")");

@@ -22,6 +22,8 @@ struct TrainConfig {
   bool rslora = false;
   // "KEY=VALUE" items, in order: peft's rank_pattern / alpha_pattern (models/adapters/lora_patterns.h)
   std::vector<std::string> lora_rank_pattern, lora_alpha_pattern;
+  int blora_lambda = 2;         // Q-BLoRA balance factor
+  std::vector<int> qablora_tile{8, 4};  // QA-BLoRA tile: output rows, input columns
   std::string adapter_type;     // "" = the method's (lora); dora | ia3 | lora
   bool dora = false;            // shorthand for adapter_type = dora
   std::vector<std::string> ia3_feedforward;  // IA3's input-scaled modules; empty = peft's default for the model

@@ -101,7 +101,8 @@ int run_training(const TrainConfig& cfg) {
     ms.device = device;
     ms.method = cfg.method;
     ms.lora = {cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora,
-               parse_lora_patterns(cfg.lora_rank_pattern, cfg.lora_alpha_pattern)};
+               parse_lora_patterns(cfg.lora_rank_pattern, cfg.lora_alpha_pattern), cfg.blora_lambda,
+               cfg.qablora_tile[0], cfg.qablora_tile[1]};
     ms.adapter_type = cfg.dora ? "dora" : cfg.adapter_type;
     if (!cfg.ia3_feedforward.empty()) ms.ia3_feedforward = cfg.ia3_feedforward;
     ms.int8_threshold = cfg.int8_threshold;

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/adamw.h"
+#include "kernels/asym4.h"
 #include "kernels/quant/gguf_blocks.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/ternary.h"
@@ -57,6 +58,9 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w);
 void int8_act_fake_quant(Tensor out, Tensor x, float lambda);
 void col_dot(Tensor g, Tensor a, Tensor b, Tensor div);
 void dora_scale(Tensor scale, Tensor norm, Tensor m, Tensor wn2, Tensor B, Tensor P, Tensor Q, float s);
+void sum_col_groups(Tensor out, Tensor x, int64_t k, float alpha);
+void add_repeat_cols(Tensor out, Tensor x, int64_t k, float alpha);
+void asym4_dequantize(Tensor out, Tensor codes, Tensor scale, Tensor zero, const Asym4Tiles& t, int64_t row0);
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);

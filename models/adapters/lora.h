@@ -15,6 +15,8 @@ struct LoraOptions {
   float dropout = 0.f;
   bool rslora = false;
   LoraPatterns patterns;  // per-module r / alpha (peft's rank_pattern / alpha_pattern)
+  int blora_lambda = 2;  // Q-BLoRA's balance factor (models/adapters/qblora.h); LoRA ignores it
+  int qablora_tile_out = 8, qablora_tile_in = 4;  // QA-BLoRA's tile (models/adapters/qablora.h)
   float scale() const;
 };
 

@@ -60,14 +60,7 @@ TEST_P(GpuPeftFamily, LossAndGrads) {
   LoadedModel lm = load_hf_model_dir(fixture(model));
   PeftAdapter a = read_peft_adapter(fixture(model + "-" + type));
   auto run = [&](Device dev, std::vector<std::vector<float>>* grads) {
-    ModelOptions opt;
-    opt.device = dev;
-    opt.method = method;
-    opt.adapter_type = a.type;
-    opt.lora = a.lora;
-    opt.targets = a.modules;
-    if (a.type == "ia3") opt.ia3_feedforward = a.ia3_feedforward;
-    auto m = Model::create(lm.config, *lm.weights, opt);
+    auto m = Model::create(lm.config, *lm.weights, adapter_options(a, method, dev));
     apply_peft_adapter(*m, a);
     LossSum s = m->forward(r.batch(), float(1.0 / (r.B * (r.T - 1))));
     m->backward();

@@ -24,7 +24,7 @@ TEST_P(GradCheckpoint, SameLossAndGradientsOnCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Models, GradCheckpoint,
                          ::testing::Combine(::testing::Values("tiny-llama", "tiny-gpt2"),
-                                            ::testing::Values("lora", "full")),
+                                            ::testing::Values("lora", "full", "qblora")),
                          ModelMethodName());
 
 }  // namespace

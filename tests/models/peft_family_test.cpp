@@ -19,28 +19,13 @@
 namespace qtrain::testing {
 namespace {
 
-ModelOptions options_for(const PeftAdapter& a, const std::string& method = "lora") {
-  ModelOptions opt;
-  opt.method = method;
-  opt.adapter_type = a.type;
-  opt.lora = a.lora;
-  opt.targets = a.modules;
-  if (a.type == "ia3") opt.ia3_feedforward = a.ia3_feedforward;
-  return opt;
-}
+ModelOptions options_for(const PeftAdapter& a, const std::string& method = "lora") { return adapter_options(a, method); }
 
 std::unique_ptr<Model> build(const LoadedModel& lm, const PeftAdapter& a, const std::string& method = "lora") {
-  auto m = Model::create(lm.config, *lm.weights, options_for(a, method));
-  apply_peft_adapter(*m, a);
-  return m;
+  return build_with_adapter(lm, a, method);
 }
 
-double mean_loss(Model& m, const Ref& r, bool backward = false) {
-  m.params().zero_grads();
-  LossSum s = m.forward(r.batch(), backward ? float(1.0 / double(r.B * (r.T - 1))) : 0.f);
-  if (backward) m.backward();
-  return s.sum / double(s.count);
-}
+double mean_loss(Model& m, const Ref& r, bool backward = false) { return ref_mean_loss(m, r, backward); }
 
 using Case = std::tuple<std::string, std::string>;  // model, adapter type
 class PeftFamily : public ::testing::TestWithParam<Case> {};
@@ -53,17 +38,8 @@ TEST_P(PeftFamily, LossAndGradsMatchPeft) {
   PeftAdapter a = read_peft_adapter(fixture(model + "-" + type));
   ASSERT_EQ(a.type, type);
   auto m = build(lm, a);
-  const double loss = mean_loss(*m, r, true);
-  EXPECT_NEAR(loss, want["loss"].get<double>(), 1e-4 * want["loss"].get<double>());
-  SafetensorsFile grads(fixture(model + "-" + type + "-grads.safetensors"));
-  ASSERT_EQ(grads.entries().size(), m->params().params().size());
-  for (auto& p : m->params().params()) {
-    Tensor g = grads.load_f32("base_model.model." + p.name);
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), g.to_vector()), 1e-4) << p.name;
-  }
   // peft's merge_and_unload gives the same loss; so does qtrain's merge.
-  auto merged = merge_adapters_into_base(*m, ModelOptions{.targets = {}});
-  EXPECT_NEAR(mean_loss(*merged, r), want["merged_loss"].get<double>(), 1e-4 * want["merged_loss"].get<double>());
+  expect_adapter_matches_reference(*m, r, want, fixture(model + "-" + type + "-grads.safetensors"));
 }
 
 TEST_P(PeftFamily, ExportReadsBackWithPeftsFields) {
