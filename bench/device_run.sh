@@ -19,7 +19,10 @@ if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-$SRC/build-cuda}
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
-  for b in bench_allreduce_bw bench_quant_kernels bench_kernels bench_decode; do [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"; done
+  # PACK_BINS picks the bench binaries (all by default) when the transfer limit is tight.
+  for b in ${PACK_BINS:-bench_allreduce_bw bench_quant_kernels bench_ternary_kernels bench_kernels bench_decode}; do
+    [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"
+  done
   # llm.c's train_gpt2cu, the full fine-tune anchor, when built beside (bench/llmc_anchor.sh)
   [ -x "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" ] && cp "${LLMC_BIN:-/work/anchors/llm.c/train_gpt2cu}" "$PACK/bin/"
   # Packages owning each shared library the binaries (and mpirun) resolve here, minus
@@ -33,16 +36,23 @@ if [ "${1:-}" = "--pack" ]; then
     [ -z "$p" ] && p=$(dpkg -S "$l" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$p" ] && pkgs="$pkgs $p"
   done
-  # bitsandbytes for the HF+peft+bnb QLoRA anchor (the machine has no bnb). The 43 MB wheel
-  # with every backend does not fit the carry limit: unpack it and keep the CUDA 12.8/13.x
-  # libraries, imported through PYTHONPATH (dist-info kept: transformers checks the version).
-  tmpw=$(mktemp -d); pip download -q --no-deps -d "$tmpw" bitsandbytes==0.50.2
-  mkdir -p "$PACK/pylib" && (cd "$PACK/pylib" && unzip -q "$tmpw"/bitsandbytes-*.whl)
-  find "$PACK/pylib/bitsandbytes" -name 'libbitsandbytes_*.so' \
-    ! -name '*_cpu.so' ! -name '*_cuda128.so' ! -name '*_cuda130.so' ! -name '*_cuda132.so' -delete
-  # Liger kernels (pure Python + Triton) for the HF+peft+Liger anchor (train_vs_hf.py --liger).
-  pip download -q --no-deps -d "$tmpw" liger-kernel==0.8.5 && (cd "$PACK/pylib" && unzip -qo "$tmpw"/liger_kernel-*.whl)
-  rm -rf "$tmpw"
+  # PACK_PYLIB=0 leaves the Python anchors out (runs without train_vs_hf / quant_bnb).
+  if [ "${PACK_PYLIB:-1}" = 1 ]; then
+    # bitsandbytes for the HF+peft+bnb QLoRA anchor (the machine has no bnb). The 43 MB wheel
+    # with every backend does not fit the carry limit: unpack it and keep the CUDA 13.x
+    # libraries (the machine has CUDA 13), imported through PYTHONPATH (dist-info kept: transformers checks the version).
+    tmpw=$(mktemp -d); pip download -q --no-deps -d "$tmpw" bitsandbytes==0.50.2
+    mkdir -p "$PACK/pylib" && (cd "$PACK/pylib" && unzip -q "$tmpw"/bitsandbytes-*.whl)
+    find "$PACK/pylib/bitsandbytes" -name 'libbitsandbytes_*.so' \
+      ! -name '*_cpu.so' ! -name '*_cuda130.so' ! -name '*_cuda132.so' -delete
+    # Liger kernels (pure Python + Triton) for the HF+peft+Liger anchor (train_vs_hf.py --liger).
+    pip download -q --no-deps -d "$tmpw" liger-kernel==0.8.5 && (cd "$PACK/pylib" && unzip -qo "$tmpw"/liger_kernel-*.whl)
+    rm -rf "$tmpw"
+  fi
+  # The data the tests and bench/table3 read from ../shared, which does not travel.
+  mkdir -p "$PACK/shared/data" && cp -r "$SRC/../shared/data/codesearchnet-format" "$SRC/../shared/data/gpt2-tokenizer" "$PACK/shared/data/"
+  # Stripped and compressed, the binaries fit the transfer limit beside the rest.
+  strip "$PACK"/bin/* && (cd "$PACK" && tar czf bin.tar.gz bin && rm -rf bin)
   pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
   echo "packing debs: $pkgs"
   (cd "$PACK/debs" && apt-get download $pkgs)
@@ -65,6 +75,13 @@ export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
+# Unpacked under /tmp, which outlives the call: a later call on the same warm machine
+# (e.g. one that only carries a model) finds binaries, libraries and data there.
+if [ -f "$PACK/bin.tar.gz" ]; then mkdir -p /tmp/qbin && tar xzf "$PACK/bin.tar.gz" -C /tmp/qbin; fi
+[ -d /tmp/qbin/bin ] && BIN=/tmp/qbin/bin
+if [ -d "$PACK/shared" ]; then rm -rf /tmp/qshared && cp -r "$PACK/shared" /tmp/qshared; fi
+[ -d "$SRC/../shared" ] || { [ -d /tmp/qshared ] && ln -s /tmp/qshared "$SRC/../shared"; }
+SHARED=$SRC/../shared
 [ -d "$PACK/pylib" ] && export PYTHONPATH=$PACK/pylib${PYTHONPATH:+:$PYTHONPATH}
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
@@ -124,6 +141,18 @@ on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrai
 on kernels && step kernels 120 bash -c "python3 bench/kernels_torch.py $OUT/kernels_torch.json && \
   $BIN/bench_kernels --anchors $OUT/kernels_torch.json --out $OUT/kernels.json"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
+# BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
+on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"
+# The seeds' Table 3 (bench/table3.py): GPT-2-medium shape (random weights: memory, time, latency) and,
+# when the pretrained SmolLM2-135M GGUF is at $SMOL_GGUF (carried in pieces), on it with perplexity.
+on table3_gpt2m && step table3_gpt2m ${T3_GPT2M_TIMEOUT:-420} bash -c "{ [ -f $MODELS/gpt2-medium/config.json ] || python3 bench/make_random_model.py \
+  $MODELS/gpt2-medium --shape gpt2-medium; } && python3 bench/table3.py --qtrain $BIN/qtrain --model $MODELS/gpt2-medium --label gpt2-medium-random \
+  --tokenizer $SHARED/data/gpt2-tokenizer --data $SHARED/data/codesearchnet-format/python/final/jsonl --no-ppl \
+  --tokens ${T3_GPT2M_TOKENS:-400000} --seq-len 512 --batch-size 8 --work /tmp/t3g --out-dir $OUT"
+on table3_smol && step table3_smol ${T3_SMOL_TIMEOUT:-560} python3 bench/table3.py --qtrain "$BIN/qtrain" \
+  --model "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" --label smollm2-135m --tokenizer "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" \
+  --data "$SHARED/data/codesearchnet-format/python/final/jsonl" --tokens ${T3_SMOL_TOKENS:-2000000} --seq-len 512 \
+  --batch-size 8 --eval-batches ${T3_EVAL_BATCHES:-60} --work /tmp/t3s --out-dir "$OUT"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).

@@ -9,7 +9,6 @@
 #include "dist/bootstrap.h"
 #include "kernels/attention.h"
 #include "launch/commands.h"
-#include "models/loftq.h"
 #include "trainer/evaluate.h"
 #include "trainer/mc_eval.h"
 #include "trainer/setup.h"
@@ -22,7 +21,7 @@ struct EvalOptions {
   std::string model, adapter, tokenizer, data, split = "test", format = "auto", fields = "code", device = "auto";
   std::string attention = "auto";
   std::string method = "lora";
-  int loftq_iters = 0;
+  BaseFlags base;
   std::string task = "ppl", dev, predictions;
   int shots = 5;
   int seq_len = 512, batch_size = 8;
@@ -46,7 +45,7 @@ int run_eval(const EvalOptions& o) {
   ms.tokenizer = o.tokenizer;
   ms.device = device;
   ms.method = o.method;  // a quantized method quantizes the base on load, as training did
-  ms.loftq_iters = o.loftq_iters;
+  apply_base_flags(o.base, ms);
   ms.adapter = o.adapter;
   if (o.adapter.empty() && o.grad_norms) {
     if (find_method(o.method).quantizes_base())
@@ -119,7 +118,7 @@ void register_eval(CLI::App& app, Runner& run) {
                   "how the base is held, as in training (evaluate a QLoRA adapter on the base it was trained with): " +
                       method_list())
       ->capture_default_str();
-  sub->add_option("--loftq-iters", o->loftq_iters, kLoftqRebuildHelp)->check(CLI::Range(0, 1000))->capture_default_str();
+  add_base_flags(*sub, o->base);
   sub->add_option("--max-batches", o->max_batches, "stop after this many batches (0 = the whole split)")
       ->capture_default_str();
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's: a dir, tokenizer.json, .gguf file or registered model name");

@@ -11,7 +11,6 @@
 #include <set>
 
 #include "launch/commands.h"
-#include "models/loftq.h"
 #include "models/asym4_export.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
@@ -28,7 +27,7 @@ namespace {
 
 struct ExportOptions {
   std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora", requantize;
-  int loftq_iters = 0;
+  BaseFlags base;
   bool merge = false;
 };
 
@@ -50,6 +49,7 @@ int run_ternary_export(const ExportOptions& o) {
   ms.model = o.model;
   ms.method = "bitnet-lora";
   ms.targets = {};
+  apply_base_flags(o.base, ms);
   BuiltModel built = build_model(ms);
   save_ternary_model(o.out, ternary_state(*built.model), o.model, built.loaded.config);
   size_t bytes = 0;
@@ -66,7 +66,7 @@ int run_export(const ExportOptions& o) {
   ModelSpec ms;
   ms.model = o.model;
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
-  ms.loftq_iters = o.loftq_iters;
+  apply_base_flags(o.base, ms);
   ms.adapter = o.adapter;
   BuiltModel built = build_model(ms);
   const LoadedModel& lm = built.loaded;
@@ -153,7 +153,7 @@ void register_export(CLI::App& app, Runner& run) {
                   "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
                       method_list())
       ->capture_default_str();
-  sub->add_option("--loftq-iters", o->loftq_iters, kLoftqRebuildHelp)->check(CLI::Range(0, 1000))->capture_default_str();
+  add_base_flags(*sub, o->base);
   sub->add_option("--format", o->format,
                   "peft | hf | gguf-lora | gguf | ternary (a --method bitnet model in 2-bit BitNet storage; load it "
                   "with --method bitnet-lora)")

@@ -15,7 +15,6 @@
 #include "data/token_text_stream.h"
 #include "kernels/attention.h"
 #include "launch/commands.h"
-#include "models/loftq.h"
 #include "models/merged_model.h"
 #include "models/method.h"
 #include "trainer/generate.h"
@@ -29,7 +28,7 @@ namespace {
 
 struct GenerateCliOptions {
   std::string model, adapter, tokenizer, method = "lora", device = "auto", attention = "auto";
-  int loftq_iters = 0;
+  BaseFlags base;
   std::string prompt, prompt_ids, system;
   bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false, merge = false;
   int max_new_tokens = 128;
@@ -74,7 +73,7 @@ BuiltModel build_inference_model(const GenerateCliOptions& o, Device device) {
   spec.model = o.model;
   spec.tokenizer = o.tokenizer;
   spec.method = o.method;
-  spec.loftq_iters = o.loftq_iters;
+  apply_base_flags(o.base, spec);
   spec.adapter = o.adapter;
   spec.device = o.merge ? Device::CPU : device;  // merged on the host, then held on the device as --method says
   if (o.adapter.empty()) spec.targets = {};      // the base alone
@@ -245,7 +244,7 @@ void register_generate(CLI::App& app, Runner& run) {
   sub->add_option("--method", o->method, "how the base is held, as in training (run an adapter on the base it was "
                                          "trained with): " + method_list())
       ->capture_default_str();
-  sub->add_option("--loftq-iters", o->loftq_iters, kLoftqRebuildHelp)->check(CLI::Range(0, 1000))->capture_default_str();
+  add_base_flags(*sub, o->base);
   sub->add_flag("--merge", o->merge,
                 "fold the adapter into the base weights first (W + s*B*A; a quantized base is dequantized, merged "
                 "and quantized again), as an export with --merge would run");

@@ -76,17 +76,23 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--bitnet-subln", c->bitnet_subln, "bitnet: RMSNorm on each BitLinear's input (SubLN)")
       ->capture_default_str();
   sub->add_option("--loftq-iters", c->loftq_iters,
-                  "LoftQ initialisation (Li et al. 2023, as peft's loftq_init) with N rounds (0 = off): alternately "
+                  "LoftQ initialisation (Li et al. 2023, as peft's loftq_init) with N rounds (0 = off, -1 = the method's "
+                  "default: 5 for lowra, 0 for the others): alternately "
                   "quantize W - B A with the method's quantizer and take the rank-r SVD of W - Q (LAPACK), so the "
                   "quantized base and the LoRA start B A together approximate the float weight. Needs a method that "
                   "quantizes on load (qlora, nf4-lora, qlora-fp4, int8-lora) and --adapter-type lora; as in peft "
                   "lora_B A is not divided by the LoRA scale, so use --lora-alpha equal to --lora-r (scale 1) for "
                   "the exact LoftQ start. One SVD per round per module: slow on large models. The adapter fits "
                   "the LoftQ base: give eval/export/generate the same --loftq-iters")
-      ->check(CLI::Range(0, 1000))
+      ->check(CLI::Range(-1, 1000))
       ->capture_default_str();
   sub->add_option("--hqq-bits", c->hqq_bits, "hqq-lora: bits per base weight, 4 or 2")
       ->check(CLI::IsMember({4, 2}))
+      ->capture_default_str();
+  sub->add_option("--lowra-bits", c->lowra_bits,
+                  "lowra: average code bits per base weight over all quantized Linear layers (1.5 to 4; each output "
+                  "channel gets 1, 2 or 4 bits, 2 and 4 only at 2 bits and above, as the paper does for LLaMA)")
+      ->check(CLI::Range(1.0, 4.0))
       ->capture_default_str();
   sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
       ->delimiter(',')

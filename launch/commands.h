@@ -6,6 +6,10 @@
 #include <functional>
 #include <string>
 
+namespace qtrain {
+struct ModelSpec;
+}
+
 namespace qtrain::launch {
 
 using Runner = std::function<int()>;  // returns the process exit code
@@ -24,6 +28,18 @@ void register_report(CLI::App& app, Runner& run);
 // arguments (subcommand first) into plain flags, leaving out every option the
 // command line gives itself, so flags override the file. Defined in config.cpp.
 void add_config_option(CLI::App& sub);
+
+// The train flags that change how the frozen base is built rather than the
+// adapter, which eval, generate and export need again to rebuild the base an
+// adapter was trained on (defined in launch/base_flags.cpp).
+struct BaseFlags {
+  int loftq_iters = -1;
+  int hqq_bits = 4;
+  double lowra_bits = 2.0;
+  bool bitnet_subln = true;
+};
+void add_base_flags(CLI::App& sub, BaseFlags& f);
+void apply_base_flags(const BaseFlags& f, ModelSpec& ms);
 std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> args);
 
 }  // namespace qtrain::launch

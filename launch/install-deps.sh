@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git python3 python3-pip
       libspdlog-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev
       libopenblas0-openmp liblapacke-dev libopenmpi-dev openmpi-bin libhwloc-dev
+      libglpk-dev  # LowRA's precision assignment: an exact integer program (models/lowra_assign.h)
       python3-matplotlib)  # plots of `qtrain report` (launch/report.py runs on Debian's /usr/bin/python3)
 missing=()
 for p in "${pkgs[@]}"; do

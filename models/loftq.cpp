@@ -108,7 +108,7 @@ std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& 
       used_float = true;
       return target;
     };
-    auto base = m.make_base({req.src, req.name, req.out, req.in, load, req.opt});
+    auto base = m.make_base({req.src, req.name, req.out, req.in, load, req.opt, req.plan});
     if (!used_float)
       throw Error("--loftq-iters: --method " + m.name + " keeps the stored quantized " + req.name + " of " +
                   req.src.path() + " as it is; LoftQ needs a method that quantizes a float weight on load");

@@ -18,6 +18,12 @@ namespace qtrain {
 
 struct ModelOptions;
 
+// What a method decided about the whole model before building any base
+// (Method::plan_bases); each method defines its own subclass.
+struct BasePlan {
+  virtual ~BasePlan() = default;
+};
+
 // What a method gets to build the frozen base of one Linear.
 struct BaseRequest {
   const WeightSource& src;
@@ -25,6 +31,7 @@ struct BaseRequest {
   int64_t out, in;
   const std::function<Tensor()>& load_f32;  // the weight as F32 host [out, in] (GPT-2's Conv1D transposed)
   const ModelOptions& opt;
+  const BasePlan* plan = nullptr;           // what plan_bases returned, if the method has one
 };
 
 struct Method {
@@ -33,6 +40,14 @@ struct Method {
   bool trains_base = false;  // full fine-tune: every weight is a parameter, no adapter
   // The frozen base of one Linear; unset = dense in the compute dtype.
   std::function<std::unique_ptr<BaseWeight>(const BaseRequest&)> make_base;
+  // Optional: sees every frozen Linear's request (each load_f32 loads afresh,
+  // nothing is kept) before any make_base, for a decision that spans the model
+  // (LowRA's one bit budget over all channels); the result reaches make_base as
+  // BaseRequest::plan.
+  std::function<std::shared_ptr<const BasePlan>(const std::vector<BaseRequest>&)> plan_bases;
+  // The LoftQ rounds (models/loftq.h) when --loftq-iters is left at its default
+  // (-1); part of the method's recipe (LowRA: 5).
+  int loftq_iters = 0;
   // trains_base only: how a Linear's trainable F32 weight is used (BitNet's
   // BitLinear quantizes it in the product); unset = a plain dense weight.
   std::function<std::unique_ptr<BaseWeight>(Tensor master, const ModelOptions&)> wrap_trainable;

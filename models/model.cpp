@@ -21,8 +21,10 @@ std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource&
 Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
     : cfg_(cfg), opt_(opt), method_(&find_method(opt.method)),
       act_dtype_(opt.device == Device::CUDA ? DType::BF16 : DType::F32) {
+  // --loftq-iters -1 (the default): the method's own recipe (0 but for LowRA)
+  if (opt_.loftq_iters == -1) opt_.loftq_iters = method_->loftq_iters;
   check_loftq(*method_, !method_->trains_base && !(opt.adapter_type.empty() && method_->adapter.empty()),
-              opt.loftq_iters, opt.lora.scale());
+              opt_.loftq_iters, opt.lora.scale());
   if (method_->trains_base) {
     if (!opt.adapter_type.empty())
       throw Error("--adapter-type " + opt.adapter_type + ": --method " + opt.method + " trains every weight, without adapters");
@@ -100,6 +102,27 @@ void Model::finish_build(const WeightSource& src) {
       s->value = host.to(opt_.device, act_dtype_);
     }
   }
+  // A method that plans over the whole model first sees every frozen Linear.
+  std::shared_ptr<const BasePlan> plan;
+  if (method_->make_base && method_->plan_bases) {
+    std::vector<std::string> names;
+    std::vector<std::function<Tensor()>> loads;
+    for (Linear* lin : linears_)
+      if (!lin->trainable()) names.push_back(source_name(lin->name() + ".weight"));
+    loads.reserve(names.size());
+    std::vector<BaseRequest> reqs;
+    size_t i = 0;
+    for (Linear* lin : linears_) {
+      if (lin->trainable()) continue;
+      const std::string& wname = names[i++];
+      if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
+      loads.push_back([&src, &wname, lin, this] {
+        return load_checked(src, wname, {lin->out(), lin->in()}, transposed_weights());
+      });
+      reqs.push_back(BaseRequest{src, wname, lin->out(), lin->in(), loads.back(), opt_});
+    }
+    plan = method_->plan_bases(reqs);
+  }
   std::function<std::unique_ptr<BaseWeight>(Tensor)> wrap;
   if (method_->wrap_trainable) wrap = [&](Tensor master) { return method_->wrap_trainable(master, opt_); };
   for (Linear* lin : linears_) {
@@ -123,7 +146,7 @@ void Model::finish_build(const WeightSource& src) {
       // only the blocks' Linear layers are quantized (embeddings, norms and
       // lm_head are slots and stay dense), as bitsandbytes + peft do
       if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
-      const BaseRequest req{src, wname, lin->out(), lin->in(), load_w, opt_};
+      const BaseRequest req{src, wname, lin->out(), lin->in(), load_w, opt_, plan.get()};
       lin->set_frozen(opt_.loftq_iters > 0 && lin->adapter()
                           ? loftq_make_base(*method_, req, *lin->adapter(), opt_.loftq_iters, loftq_init)
                           : method_->make_base(req),

@@ -33,8 +33,9 @@ struct ModelOptions {
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
   int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
   bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
-  int loftq_iters = 0;         // LoftQ rounds for a quantized base + LoRA (models/loftq.h); 0 = off
+  int loftq_iters = -1;        // LoftQ rounds for a quantized base + LoRA (models/loftq.h); 0 = off, -1 = the method's default
   int hqq_bits = 4;  // hqq-lora: 4 or 2
+  double lowra_bits = 2.0;  // lowra: average code bits per base weight, 1.5 to 4
 };
 
 // One micro-batch of token ids on the host (data/ Batch, without depending on data/).

@@ -27,8 +27,10 @@ struct Shape_ {
   bool tied;
 };
 
-// Public architectures' hyperparameters (their config.json).
+// Public architectures' hyperparameters (their config.json), and a tiny LLaMA
+// whose every row is whole 64-weight blocks (tests of block-quantized bases).
 constexpr Shape_ kShapes[] = {
+    {"tiny-llama", Arch::Llama, 512, 2, 4, 2, 64, 128, 10000.f, false},
     {"gpt2", Arch::GPT2, 50257, 12, 12, 12, 768, 3072, 0.f, true},
     {"gpt2-medium", Arch::GPT2, 50257, 24, 16, 16, 1024, 4096, 0.f, true},
     {"smollm2-135m", Arch::Llama, 49152, 30, 9, 3, 576, 1536, 100000.f, true},

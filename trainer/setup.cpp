@@ -55,6 +55,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.bitnet_subln = spec.bitnet_subln;
   mo.loftq_iters = spec.loftq_iters;
   mo.hqq_bits = spec.hqq_bits;
+  mo.lowra_bits = spec.lowra_bits;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
     mo.adapter_type = b.adapter->type;

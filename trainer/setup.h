@@ -33,9 +33,10 @@ struct ModelSpec {
   float int8_threshold = 6.f;
   int64_t bitnet_warmup = 0;
   bool bitnet_subln = true;
-  int loftq_iters = 0;  // LoftQ initialisation of a quantized base + LoRA (models/loftq.h)
+  int loftq_iters = -1;  // LoftQ initialisation of a quantized base + LoRA (models/loftq.h); -1 = the method's default
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
   int hqq_bits = 4;
+  double lowra_bits = 2.0;
 };
 
 struct BuiltModel {

@@ -38,6 +38,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "bitnet_subln", c.bitnet_subln);
   f(j, "loftq_iters", c.loftq_iters);
   f(j, "hqq_bits", c.hqq_bits);
+  f(j, "lowra_bits", c.lowra_bits);
   f(j, "target", c.target);
   f(j, "seq_len", c.seq_len);
   f(j, "batch_size", c.batch_size);
@@ -125,7 +126,10 @@ void validate(const TrainConfig& c) {
   need(c.pack || c.source_max_len + c.target_max_len <= c.seq_len || c.source_max_len == 0 || c.target_max_len == 0,
        "--source-max-len " + std::to_string(c.source_max_len) + " + --target-max-len " + std::to_string(c.target_max_len) +
            " exceeds --seq-len " + std::to_string(c.seq_len) + ": the rows would be cut again at --seq-len");
-  need(c.loftq_iters >= 0, "--loftq-iters must be 0 (off) or at least 1 (got " + std::to_string(c.loftq_iters) + ")");
+  need(c.loftq_iters >= -1, "--loftq-iters must be 0 (off), at least 1, or -1 (the method's default; got " +
+                                std::to_string(c.loftq_iters) + ")");
+  need(c.lowra_bits >= 1.0 && c.lowra_bits <= 4.0,
+       "--lowra-bits must be between 1 and 4 (got " + std::to_string(c.lowra_bits) + ")");
   need(c.qablora_tile.size() == 2 && c.qablora_tile[0] >= 1 && c.qablora_tile[1] >= 2 && c.qablora_tile[1] % 2 == 0,
        "--qablora-tile takes two sizes: output rows >= 1 and an even number of input columns (e.g. 8 4)");
   need(c.blora_lambda >= 1, "--blora-lambda must be at least 1 (got " + std::to_string(c.blora_lambda) + ")");

@@ -30,8 +30,9 @@ struct TrainConfig {
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   int64_t bitnet_warmup = 100;  // bitnet: steps over which ternary weights / 8-bit activations blend in
   bool bitnet_subln = true;     // bitnet: RMSNorm on each BitLinear's input
-  int loftq_iters = 0;          // LoftQ initialisation rounds (models/loftq.h); 0 = off
+  int loftq_iters = -1;         // LoftQ initialisation rounds (models/loftq.h); 0 = off, -1 = the method's (lowra: 5)
   int hqq_bits = 4;             // hqq-lora: 4 or 2
+  double lowra_bits = 2.0;      // lowra: average code bits per base weight
   std::vector<std::string> target{"all-linear"};
   int seq_len = 512;
   int batch_size = 8;           // per rank

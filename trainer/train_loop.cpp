@@ -110,6 +110,7 @@ int run_training(const TrainConfig& cfg) {
     ms.bitnet_subln = cfg.bitnet_subln;
     ms.loftq_iters = cfg.loftq_iters;
     ms.hqq_bits = cfg.hqq_bits;
+    ms.lowra_bits = cfg.lowra_bits;
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;

@@ -54,7 +54,10 @@ TEST(CudaTernary, BitNetModelMatchesTheCpu) {
       const double lc = run(Device::CPU, &gc), lg = run(Device::CUDA, &gg);
       EXPECT_NEAR(lg, lc, 2e-2 * lc) << name << " step " << step;
       ASSERT_EQ(gc.size(), gg.size());
-      for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 5e-2) << name << " " << i;
+      // 1e-1, not BF16's usual 3e-2: the activations are quantized to int8 from BF16 on the GPU and
+      // from F32 on the CPU, so a few codes land one step (absmax / 127) apart; those flips move the
+      // gradients by 5-7% (H200). A wrong gradient is off by 100%.
+      for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 1e-1) << name << " " << i;
     }
   }
 }
@@ -116,7 +119,8 @@ TEST(CudaTernary, BitNetLoraMatchesTheCpu) {
     const double lc = run(Device::CPU, &gc), lg = run(Device::CUDA, &gg);
     EXPECT_NEAR(lg, lc, 2e-2 * lc) << name;
     ASSERT_EQ(gc.size(), gg.size());
-    for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 5e-2) << name << " " << i;
+    // int8 activation codes from BF16 vs F32 inputs: see BitNetModelMatchesTheCpu
+    for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 1e-1) << name << " " << i;
   }
 }
 

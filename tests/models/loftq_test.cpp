@@ -155,7 +155,9 @@ TEST(Loftq, RefusedWithoutAQuantizedBaseOrALoraAdapter) {
   EXPECT_TRUE(refused("full", "", 1));
   EXPECT_TRUE(refused("qlora", "dora", 1));
   EXPECT_TRUE(refused("qlora", "ia3", 1));
-  EXPECT_TRUE(refused("qlora", "", -1));
+  EXPECT_TRUE(refused("qlora", "", -2));
+  EXPECT_FALSE(refused("qlora", "", -1));  // -1: the method's default, none for qlora
+  EXPECT_FALSE(refused("lora", "", -1));
   EXPECT_FALSE(refused("qlora", "", 1));
   EXPECT_FALSE(refused("lora", "", 0));
 }

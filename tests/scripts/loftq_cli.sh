@@ -37,5 +37,5 @@ fi
 expect_error "--loftq-iters on a float base" "--loftq-iters lora" train "${run[@]}" --method lora --loftq-iters 1 --out "$out/r1"
 expect_error "--loftq-iters with DoRA" "--loftq-iters lora" train "${run[@]}" --method qlora --adapter-type dora \
   --loftq-iters 1 --out "$out/r2"
-expect_error "negative --loftq-iters" "--loftq-iters" train "${run[@]}" --method qlora --loftq-iters -1 --out "$out/r3"
+expect_error "--loftq-iters -2 (-1 is the method's default)" "--loftq-iters" train "${run[@]}" --method qlora --loftq-iters -2 --out "$out/r3"
 exit $fail
