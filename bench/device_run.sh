@@ -153,6 +153,12 @@ on table3_smol && step table3_smol ${T3_SMOL_TIMEOUT:-560} python3 bench/table3.
   --model "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" --label smollm2-135m --tokenizer "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" \
   --data "$SHARED/data/codesearchnet-format/python/final/jsonl" --tokens ${T3_SMOL_TOKENS:-2000000} --seq-len 512 \
   --batch-size 8 --eval-batches ${T3_EVAL_BATCHES:-60} --work /tmp/t3s --out-dir "$OUT"
+# Low-bit bases (bench/lowbit.py): LowRA at 4..1.5 bits, HQQ 2-bit, Q-BLoRA, QA-BLoRA and its 4-bit merge
+# against QLoRA on the pretrained SmolLM2-135M GGUF.
+on lowbit_smol && step lowbit_smol ${LB_TIMEOUT:-540} python3 bench/lowbit.py --qtrain "$BIN/qtrain" \
+  --model "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" --tokenizer "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" \
+  --data $SHARED/data/codesearchnet-format/python/final/jsonl --tokens ${LB_TOKENS:-600000} --eval-batches ${LB_EVAL:-40} \
+  --work /tmp/lb --out-dir $OUT
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).

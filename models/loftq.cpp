@@ -1,10 +1,12 @@
 #include "models/loftq.h"
 
 #include <lapacke.h>
+#include <omp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <cmath>
 #include <string>
 
@@ -119,6 +121,33 @@ std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& 
                req.name, req.out, req.in, r, iters, res.rel_err.back(), res.plain_rel_err, secs);
   init = std::move(res.init);
   return std::move(res.base);
+}
+
+std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<BaseRequest>& reqs,
+                                         const std::vector<const Adapter*>& adapters, int iters) {
+  QT_CHECK(reqs.size() == adapters.size(), "loftq_make_bases: one adapter per request");
+  std::vector<LoftqBuilt> out(reqs.size());
+  const size_t chunk = size_t(std::max(1, omp_get_max_threads()));
+  for (size_t c0 = 0; c0 < reqs.size(); c0 += chunk) {
+    const size_t c1 = std::min(reqs.size(), c0 + chunk);
+    std::vector<Tensor> w(c1 - c0);
+    for (size_t i = c0; i < c1; ++i) w[i - c0] = reqs[i].load_f32();
+    std::vector<std::exception_ptr> err(c1 - c0);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = c0; i < c1; ++i) {
+      try {
+        const Tensor& wi = w[i - c0];
+        const std::function<Tensor()> load = [&wi] { return wi; };
+        const BaseRequest req{reqs[i].src, reqs[i].name, reqs[i].out, reqs[i].in, load, reqs[i].opt, reqs[i].plan};
+        out[i].base = loftq_make_base(m, req, *adapters[i], iters, out[i].init);
+      } catch (...) {
+        err[i - c0] = std::current_exception();
+      }
+    }
+    for (auto& e : err)
+      if (e) std::rethrow_exception(e);
+  }
+  return out;
 }
 
 }  // namespace qtrain

@@ -49,11 +49,24 @@ struct LoftqResult {
 LoftqResult loftq(const Tensor& w, int r, int iters,
                   const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize);
 
-// What Model::finish_build calls for a targeted Linear under --loftq-iters:
-// runs loftq() with the method's make_base as the quantizer, logs the module's
-// errors and time, and returns the base; `init` receives the adapter's start.
+// One targeted Linear under --loftq-iters: runs loftq() with the method's
+// make_base as the quantizer, logs the module's errors and time, and returns
+// the base; `init` receives the adapter's start (rank `adapter`'s low_rank()).
 std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters,
                                             LowRankPair& init);
+
+// What Model::finish_build calls: loftq_make_base for every request (reqs[i]
+// with adapters[i]), several at once. The rounds (one SVD each) dominate
+// building a quantized model and one SVD of a Linear-sized matrix does not keep
+// many cores busy, so the modules run in parallel in chunks of the OpenMP
+// thread count; each chunk's weights are loaded one after another first (the
+// source is read by one thread) and only a chunk's float weights are held.
+struct LoftqBuilt {
+  std::unique_ptr<BaseWeight> base;
+  LowRankPair init;
+};
+std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<BaseRequest>& reqs,
+                                         const std::vector<const Adapter*>& adapters, int iters);
 // Refuses --loftq-iters on a method without a quantized base or without adapters
 // (an Error naming the method); iters < 0 is an error, 0 is off. Warns when the
 // LoRA scale is not 1 (the start is then Q + s B A, not LoftQ's Q + B A).

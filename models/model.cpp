@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include <unordered_map>
+
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
@@ -102,26 +104,48 @@ void Model::finish_build(const WeightSource& src) {
       s->value = host.to(opt_.device, act_dtype_);
     }
   }
-  // A method that plans over the whole model first sees every frozen Linear.
-  std::shared_ptr<const BasePlan> plan;
-  if (method_->make_base && method_->plan_bases) {
+  // Requests for the frozen Linears `pick` selects, each loading its float
+  // weight afresh; held in one place so the requests' references stay valid.
+  struct Requests {
+    std::vector<Linear*> lins;
     std::vector<std::string> names;
     std::vector<std::function<Tensor()>> loads;
-    for (Linear* lin : linears_)
-      if (!lin->trainable()) names.push_back(source_name(lin->name() + ".weight"));
-    loads.reserve(names.size());
     std::vector<BaseRequest> reqs;
-    size_t i = 0;
-    for (Linear* lin : linears_) {
-      if (lin->trainable()) continue;
-      const std::string& wname = names[i++];
+  };
+  const auto requests = [&](const std::function<bool(const Linear*)>& pick, const BasePlan* plan) {
+    auto r = std::make_unique<Requests>();
+    for (Linear* lin : linears_)
+      if (!lin->trainable() && pick(lin)) {
+        r->lins.push_back(lin);
+        r->names.push_back(source_name(lin->name() + ".weight"));
+      }
+    r->loads.reserve(r->lins.size());
+    for (size_t i = 0; i < r->lins.size(); ++i) {
+      Linear* lin = r->lins[i];
+      const std::string& wname = r->names[i];
       if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
-      loads.push_back([&src, &wname, lin, this] {
+      r->loads.push_back([&src, &wname, lin, this] {
         return load_checked(src, wname, {lin->out(), lin->in()}, transposed_weights());
       });
-      reqs.push_back(BaseRequest{src, wname, lin->out(), lin->in(), loads.back(), opt_});
+      r->reqs.push_back(BaseRequest{src, wname, lin->out(), lin->in(), r->loads.back(), opt_, plan});
     }
-    plan = method_->plan_bases(reqs);
+    return r;
+  };
+  // A method that plans over the whole model first sees every frozen Linear.
+  std::shared_ptr<const BasePlan> plan;
+  if (method_->make_base && method_->plan_bases)
+    plan = method_->plan_bases(requests([](const Linear*) { return true; }, nullptr)->reqs);
+  // LoftQ's bases, built for all targeted Linears at once (models/loftq.h)
+  std::vector<LoftqBuilt> loftq_built;
+  std::unordered_map<const Linear*, size_t> loftq_index;
+  if (method_->make_base && opt_.loftq_iters > 0) {
+    const auto r = requests([](const Linear* lin) { return lin->adapter() != nullptr; }, plan.get());
+    std::vector<const Adapter*> adapters;
+    for (size_t i = 0; i < r->lins.size(); ++i) {
+      adapters.push_back(r->lins[i]->adapter());
+      loftq_index[r->lins[i]] = i;
+    }
+    loftq_built = loftq_make_bases(*method_, r->reqs, adapters, opt_.loftq_iters);
   }
   std::function<std::unique_ptr<BaseWeight>(Tensor)> wrap;
   if (method_->wrap_trainable) wrap = [&](Tensor master) { return method_->wrap_trainable(master, opt_); };
@@ -147,9 +171,9 @@ void Model::finish_build(const WeightSource& src) {
       // lm_head are slots and stay dense), as bitsandbytes + peft do
       if (!src.has(wname)) throw Error(src.path() + ": missing tensor '" + wname + "'");
       const BaseRequest req{src, wname, lin->out(), lin->in(), load_w, opt_, plan.get()};
-      lin->set_frozen(opt_.loftq_iters > 0 && lin->adapter()
-                          ? loftq_make_base(*method_, req, *lin->adapter(), opt_.loftq_iters, loftq_init)
-                          : method_->make_base(req),
+      const auto done = loftq_index.find(lin);
+      if (done != loftq_index.end()) loftq_init = std::move(loftq_built[done->second].init);
+      lin->set_frozen(done != loftq_index.end() ? std::move(loftq_built[done->second].base) : method_->make_base(req),
                       b.defined() ? b.to(opt_.device, act_dtype_) : Tensor());
     } else {
       lin->set_frozen(std::make_unique<DenseWeight>(load_w().to(opt_.device, act_dtype_)),
