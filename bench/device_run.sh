@@ -159,6 +159,8 @@ on lowbit_smol && step lowbit_smol ${LB_TIMEOUT:-540} python3 bench/lowbit.py --
   --model "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" --tokenizer "${SMOL_GGUF:-/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf}" \
   --data $SHARED/data/codesearchnet-format/python/final/jsonl --tokens ${LB_TOKENS:-600000} --eval-batches ${LB_EVAL:-40} \
   --work /tmp/lb --out-dir $OUT
+# Decode latency per base format through qtrain generate (bench/decode_methods.sh).
+on decode_methods && step decode_methods ${DM_TIMEOUT:-200} bash bench/decode_methods.sh "$BIN/qtrain" "$OUT" smollm2-135m
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).

@@ -29,7 +29,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from table3 import Runner, device_name, fmt, log  # noqa: E402
+from table3 import Runner, device_name, log, md_table  # noqa: E402
 
 
 def main():
@@ -137,21 +137,13 @@ def main():
 
 
 def markdown(doc):
-    out = [f"### Low-bit bases on {doc['label']} ({doc['device']}, {doc['date']})", "",
-           f"{doc['tokens_per_row']:,} training tokens per row ({doc['steps']} steps x {doc['batch_size']} x "
-           f"{doc['seq_len']}), LoRA r 8 alpha 8 on every linear layer; perplexity: {doc['eval']}.", "",
-           "| row | base bits | peak GPU memory (GiB) | train time (s) | ms/step | tok/s | perplexity | trainable / total params |",
-           "|---|---|---|---|---|---|---|---|"]
-    for name, r in doc["rows"].items():
-        if "error" in r:
-            out.append(f"| {name} | {r.get('bits')} | failed: {r['error'][:80]} | | | | | |")
-            continue
-        out.append(f"| {name} | {r['bits']:g} | {fmt(r.get('peak_gib'), '{:.2f}')} | {fmt(r.get('train_s'), '{:.1f}')} | "
-                   f"{fmt(r.get('ms_per_step'), '{:.1f}')} | {fmt(r.get('tok_s'), '{:,.0f}')} | {fmt(r.get('ppl'), '{:.3f}')} | "
-                   f"{fmt(r.get('trainable'), '{:,}')} / {fmt(r.get('total'), '{:,}')} |")
-    if doc.get("summary"):
-        out += ["", "Ratios: " + ", ".join(f"{k} {v:.3g}" for k, v in doc["summary"].items())]
-    return "\n".join(out) + "\n"
+    head = [f"### Low-bit bases on {doc['label']} ({doc['device']}, {doc['date']})", "",
+            f"{doc['tokens_per_row']:,} training tokens per row ({doc['steps']} steps x {doc['batch_size']} x "
+            f"{doc['seq_len']}), LoRA r 8 alpha 8 on every linear layer; perplexity: {doc['eval']}.", ""]
+    return md_table(head, "row", [("base bits", "bits", "{:g}"), ("peak GPU memory (GiB)", "peak_gib", "{:.2f}"),
+                                  ("train time (s)", "train_s", "{:.1f}"), ("ms/step", "ms_per_step", "{:.1f}"),
+                                  ("tok/s", "tok_s", "{:,.0f}"), ("perplexity", "ppl", "{:.3f}"),
+                                  ("trainable / total params", ("trainable", "total"), "{:,}")], doc)
 
 
 def plot(doc, base):

@@ -279,22 +279,30 @@ def fmt(v, f):
     return "-" if v is None else f.format(v)
 
 
-def markdown(doc):
-    out = [f"### Table 3 on {doc['label']} ({doc['device']}, {doc['date']})", "",
-           f"{doc['tokens_per_method']:,} training tokens per method ({doc['steps']} steps x {doc['batch_size']} x "
-           f"{doc['seq_len']}); perplexity: {doc['eval'] or 'not measured (random weights)'}; latency: {doc['latency']}.", "",
-           "| method | peak GPU memory (GiB) | train time (s) | tok/s | latency (ms) | perplexity | trainable / total params |",
-           "|---|---|---|---|---|---|---|"]
+def md_table(head, first, columns, doc):
+    """A result table: `head` lines, then one row per doc["rows"] entry; columns are (header, key, format),
+    a tuple of keys for "a / b" cells; then the summary ratios. Shared with bench/lowbit.py."""
+    def cell(r, key, f):
+        return " / ".join(fmt(r.get(k), f) for k in key) if isinstance(key, tuple) else fmt(r.get(key), f)
+    out = head + ["| " + " | ".join([first] + [c[0] for c in columns]) + " |", "|" + "---|" * (len(columns) + 1)]
     for name, r in doc["rows"].items():
         if "error" in r:
-            out.append(f"| {name} | failed: {r['error'][:80]} | | | | | |")
-            continue
-        out.append(f"| {name} | {fmt(r.get('peak_gib'), '{:.2f}')} | {fmt(r.get('train_s'), '{:.1f}')} | "
-                   f"{fmt(r.get('tok_s'), '{:,.0f}')} | {fmt(r.get('latency_ms'), '{:.1f}')} | {fmt(r.get('ppl'), '{:.2f}')} | "
-                   f"{fmt(r.get('trainable'), '{:,}')} / {fmt(r.get('total'), '{:,}')} |")
+            out.append(f"| {name} | failed: {r['error'][:80]} |" + " |" * (len(columns) - 1))
+        else:
+            out.append("| " + " | ".join([name] + [cell(r, k, f) for _, k, f in columns]) + " |")
     if doc.get("summary"):
         out += ["", "Ratios: " + ", ".join(f"{k} {v:.3g}" for k, v in doc["summary"].items())]
     return "\n".join(out) + "\n"
+
+
+def markdown(doc):
+    head = [f"### Table 3 on {doc['label']} ({doc['device']}, {doc['date']})", "",
+            f"{doc['tokens_per_method']:,} training tokens per method ({doc['steps']} steps x {doc['batch_size']} x "
+            f"{doc['seq_len']}); perplexity: {doc['eval'] or 'not measured (random weights)'}; latency: {doc['latency']}.", ""]
+    return md_table(head, "method", [("peak GPU memory (GiB)", "peak_gib", "{:.2f}"), ("train time (s)", "train_s", "{:.1f}"),
+                                     ("tok/s", "tok_s", "{:,.0f}"), ("latency (ms)", "latency_ms", "{:.1f}"),
+                                     ("perplexity", "ppl", "{:.2f}"), ("trainable / total params", ("trainable", "total"), "{:,}")],
+                    doc)
 
 
 def plot(doc, path):

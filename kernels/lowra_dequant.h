@@ -15,4 +15,11 @@ namespace qtrain {
 // cols a multiple of 64. CPU: out F32. CUDA: out BF16 or F32.
 void dequantize_lowra(Tensor out, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
 
+// The decode product, read straight from the packed layout (no dense copy of W):
+// y [M, rows] = x [M, cols] W^T for M <= kLowraMatvecRows, W as above.
+// CPU: x, y F32; each row dequantized (the reference above), then dotted in F32.
+// CUDA: x BF16 (16-byte aligned), y BF16 or F32; a warp per output channel, F32 sums.
+constexpr int64_t kLowraMatvecRows = 8;
+void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
+
 }  // namespace qtrain

@@ -31,7 +31,12 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--eval-split", c->eval_split, "split of --eval-data")->capture_default_str();
   sub->add_option("--format", c->format, "auto|codesearchnet|instruct|chat|text|input_ids|bin")->capture_default_str();
   sub->add_option("--fields", c->fields, "CodeSearchNet text: code | docstring-code (instruction pair)")->capture_default_str();
-  sub->add_option("--method", c->method, "how the base is held and what trains:\n" + method_help())->capture_default_str();
+  sub->add_option("--method", c->method,
+                  "how the base is held and what trains:\n" + method_help() +
+                      "\n  qlora-bitnet: a recipe, not a base: QLoRA for --steps, merge, BitNet QAT on the merged model "
+                      "for a quarter of the steps (--bitnet-warmup capped at half), ternary export; phases in OUT/qlora, "
+                      "OUT/qlora-merged, OUT/bitnet, OUT/ternary (with --eval-data the naive rounding is scored too)")
+      ->capture_default_str();
   sub->add_option("--lora-r", c->lora_r, "LoRA rank")->capture_default_str();
   sub->add_option("--lora-alpha", c->lora_alpha, "LoRA alpha (scale = alpha / r)")->capture_default_str();
   sub->add_option("--lora-dropout", c->lora_dropout, "dropout on the LoRA input")->capture_default_str();
@@ -184,7 +189,10 @@ void register_train(CLI::App& app, Runner& run) {
         if (ch == '-') ch = '_';
       given.insert(key);
     }
-    run = [c, given] { return run_training(merge_resume_config(*c, given)); };
+    run = [c, given] {
+      if (c->method == kQloraBitnetRecipe) return run_qlora_bitnet(*c);
+      return run_training(merge_resume_config(*c, given));
+    };
   });
 }
 

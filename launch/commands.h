@@ -8,6 +8,7 @@
 
 namespace qtrain {
 struct ModelSpec;
+struct TrainConfig;
 }
 
 namespace qtrain::launch {
@@ -22,6 +23,12 @@ void register_tokenize(CLI::App& app, Runner& run);
 void register_data(CLI::App& app, Runner& run);
 void register_prepare(CLI::App& app, Runner& run);
 void register_report(CLI::App& app, Runner& run);
+
+// `train --method qlora-bitnet`: not a way to hold a base but a recipe of
+// phases (QLoRA, merge, BitNet QAT, ternary export) run as child processes
+// (launch/recipe_qlora_bitnet.cpp).
+inline constexpr const char* kQloraBitnetRecipe = "qlora-bitnet";
+int run_qlora_bitnet(const TrainConfig& c);
 
 // `--config FILE.json` (keys as the long option names, '-' or '_'):
 // add_config_option documents it on a subcommand; expand_config rewrites the

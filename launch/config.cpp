@@ -70,6 +70,8 @@ nlohmann::json check_type(const std::string& file, const std::string& key, const
     bad(type == "INT" ? "a whole number" : "a whole number >= 0");
   } else if (type == "FLOAT") {
     if (!v.is_number()) bad("a number");
+  } else if (type == "BOOLEAN") {  // an option taking true/false (--bitnet-subln), not a flag
+    if (!v.is_boolean()) bad("true or false");
   } else if (!v.is_string()) {
     bad(many ? "a string or a list of strings" : "a string");
   }
@@ -142,7 +144,7 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     if (!opt) throw Error(path + ": unknown option '" + key + "' for 'qtrain " + args[0] + "'");
     const nlohmann::json raw = key_value_items(ordered, *opt);
     const nlohmann::json val = check_type(path, key, raw, *opt);
-    if (val.is_boolean()) {
+    if (val.is_boolean() && opt->get_expected_max() == 0) {
       // true -> --flag; false -> --no-flag where such a flag exists (else the default holds).
       const std::string& flag = val.get<bool>() ? name : negated;
       if (sub->get_option_no_throw(flag)) {
@@ -154,13 +156,18 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     }
     if (!sub->get_option_no_throw(name)) throw Error(path + ": unknown option '" + key + "' for 'qtrain " + args[0] + "'");
     std::string v = flag_value(val);
-    if (v.empty() || val.is_null()) continue;  // "" / null: leave the default
+    if (v.empty() || val.is_null()) continue;  // "" / null / []: leave the default
     std::string config_key = key;
     for (auto& c : config_key)
       if (c == '-') c = '_';
     if (kPathKeys.count(config_key)) v = resolve_path(config_key, v, base);
     out.push_back(name);
-    out.push_back(v);
+    if (val.is_array() && opt->get_expected_max() > 1) {
+      // one argument per item: right for an option of a fixed count (--qablora-tile 8 4) and for a list
+      for (const auto& e : val) out.push_back(flag_value(e));
+    } else {
+      out.push_back(v);
+    }
   }
   out.insert(out.end(), rest.begin(), rest.end());
   return out;

@@ -1,7 +1,5 @@
 #include "models/hqq_weight.h"
 
-#include <cstring>
-
 #include "kernels/hqq_dequant.h"
 
 namespace qtrain {
@@ -16,13 +14,6 @@ quant::HqqPacked quantize(const Tensor& w, int bits) {
   return quant::quantize_hqq(w.f32(), w.size(0), w.size(1), bits);
 }
 
-template <class T>
-Tensor upload(const std::vector<T>& v, DType t) {
-  Tensor host = Tensor::empty({int64_t(v.size())}, t);
-  std::memcpy(host.raw(), v.data(), v.size() * sizeof(T));
-  return host.to(Device::CUDA);
-}
-
 }  // namespace
 
 HqqWeight::HqqWeight(const Tensor& w_f32, int bits)
@@ -34,9 +25,9 @@ void HqqWeight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
 
 void HqqWeight::dequantize_on_device(Tensor out) const {
   if (!dev_codes_.defined()) {
-    dev_codes_ = upload(p_.codes, DType::U8);
-    dev_scale_ = upload(p_.scale, DType::F32);
-    dev_zero_ = upload(p_.zero, DType::F32);
+    dev_codes_ = upload_1d(p_.codes, DType::U8);
+    dev_scale_ = upload_1d(p_.scale, DType::F32);
+    dev_zero_ = upload_1d(p_.zero, DType::F32);
   }
   dequantize_hqq(out, dev_codes_, dev_scale_, dev_zero_, p_.bits);
 }

@@ -1,6 +1,5 @@
 #include "models/lowra_weight.h"
 
-#include <cstring>
 #include <limits>
 
 #include "kernels/lowra_dequant.h"
@@ -19,13 +18,6 @@ quant::LowraPacked quantize(const Tensor& w, const std::vector<uint8_t>& bits, c
   return quant::quantize_lowra(w.f32(), w.size(0), w.size(1), bits.data(), lut.data());
 }
 
-template <class T>
-Tensor upload(const std::vector<T>& v, DType t) {
-  Tensor host = Tensor::empty({int64_t(v.size())}, t);
-  std::memcpy(host.raw(), v.data(), v.size() * sizeof(T));
-  return host.to(Device::CUDA);
-}
-
 }  // namespace
 
 LowraWeight::LowraWeight(const Tensor& w_f32, const std::vector<uint8_t>& bits, const std::vector<float>& lut)
@@ -35,18 +27,31 @@ void LowraWeight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
   quant::dequantize_lowra_rows(p_, r0, r1, out);
 }
 
-void LowraWeight::dequantize_on_device(Tensor out) const {
+void LowraWeight::forward(Tensor y, Tensor x) const {
+  if (x.is_cuda() && x.dtype() == DType::BF16 && x.numel() / in_features() <= kLowraMatvecRows &&
+      reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
+    upload();
+    return lowra_matvec(y, x, dev_codes_, dev_offset_, dev_bits_, dev_lut_, dev_absmax_);
+  }
+  DequantWeight::forward(y, x);
+}
+
+void LowraWeight::upload() const {
   if (!dev_codes_.defined()) {
     // I32 offsets on the GPU: one matrix's codes are far below 2 GiB (a 16k x 64k
     // weight at 4 bits is 512 MiB)
     QT_CHECK(p_.codes.size() < size_t(std::numeric_limits<int32_t>::max()), "LowraWeight: codes over 2 GiB");
     std::vector<int32_t> off(p_.row_offset.begin(), p_.row_offset.begin() + p_.rows);
-    dev_codes_ = upload(p_.codes, DType::U8);
-    dev_offset_ = upload(off, DType::I32);
-    dev_bits_ = upload(p_.bits, DType::U8);
-    dev_lut_ = upload(p_.lut, DType::F32);
-    dev_absmax_ = upload(p_.absmax, DType::F32);
+    dev_codes_ = upload_1d(p_.codes, DType::U8);
+    dev_offset_ = upload_1d(off, DType::I32);
+    dev_bits_ = upload_1d(p_.bits, DType::U8);
+    dev_lut_ = upload_1d(p_.lut, DType::F32);
+    dev_absmax_ = upload_1d(p_.absmax, DType::F32);
   }
+}
+
+void LowraWeight::dequantize_on_device(Tensor out) const {
+  upload();
   dequantize_lowra(out, dev_codes_, dev_offset_, dev_bits_, dev_lut_, dev_absmax_);
 }
 

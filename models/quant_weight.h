@@ -13,12 +13,24 @@
 // comes from the caching allocator and is one matrix at a time: the dense
 // model never exists on the GPU.
 #pragma once
+#include <cstring>
+#include <vector>
+
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
 #include "kernels/quant_matmul.h"
 #include "models/base_weight.h"
 
 namespace qtrain {
+
+// A host vector as a 1-D GPU tensor of dtype t (a packed base's one upload).
+template <class T>
+Tensor upload_1d(const std::vector<T>& v, DType t) {
+  QT_CHECK(sizeof(T) == dtype_size(t), "upload_1d: element size does not match the dtype");
+  Tensor host = Tensor::empty({int64_t(v.size())}, t);
+  std::memcpy(host.raw(), v.data(), v.size() * sizeof(T));
+  return host.to(Device::CUDA);
+}
 
 // Shared chunked dense-on-the-fly product; subclasses only dequantize rows.
 class DequantWeight : public BaseWeight {

@@ -70,6 +70,9 @@ static void for_each_field(J& j, C& c, F&& f) {
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j = nlohmann::json::object();
   for_each_field(j, c, [](nlohmann::json& out, const char* key, const auto& v) { out[key] = v; });
+  // --steps and --epochs exclude each other: a run of a fixed step count records
+  // no epochs, so its recorded config replays as a --config file
+  if (c.steps > 0) j.erase("epochs");
   return j;
 }
 

@@ -37,6 +37,7 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
 void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type);
 void dequantize_hqq(Tensor out, Tensor codes, Tensor scale, Tensor zero, int bits);
 void dequantize_lowra(Tensor out, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
+void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
 void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0);
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                         Tensor out, Tensor lse);

@@ -58,6 +58,41 @@ TEST(CudaLowra, DequantBitIdenticalToCpu) {
   }
 }
 
+// The decode product from the packed form against its CPU reference (the same
+// BF16-rounded inputs; F32 sums in another order), and the weight's forward on
+// one row (that product) against its dense path (dequantize + cuBLASLt).
+TEST(CudaLowra, MatvecMatchesCpuAndTheDensePath) {
+  QT_SKIP_WITHOUT_GPU();
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 128}, {1536, 576}}) {
+    Tensor w = randn({rows, cols}, 3, 0.05f);
+    std::vector<uint8_t> bits(static_cast<size_t>(rows));
+    std::vector<float> lut(size_t(rows) * quant::kLowraLut, 0.f);
+    for (int64_t r = 0; r < rows; ++r) {
+      bits[size_t(r)] = uint8_t(r % 3 == 0 ? 4 : r % 3 == 1 ? 1 : 2);
+      const std::vector<float> m = quant::lowra_init_mapping(bits[size_t(r)]);
+      std::copy(m.begin(), m.end(), lut.begin() + r * quant::kLowraLut);
+    }
+    LowraWeight q(w, bits, lut);
+    const quant::LowraPacked& p = q.packed();
+    std::vector<int32_t> off(p.row_offset.begin(), p.row_offset.begin() + rows);
+    Tensor codes = host(p.codes, DType::U8), o = host(off, DType::I32), b = host(p.bits, DType::U8);
+    Tensor l = host(p.lut, DType::F32), a = host(p.absmax, DType::F32);
+    for (int64_t m : {1, 3, 8}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + " M " + std::to_string(m));
+      Pair x = randn_pair({m, cols}, 20 + uint64_t(m), DType::BF16);
+      Tensor yc = Tensor::empty({m, rows}, DType::F32), yg = Tensor::empty({m, rows}, DType::F32, Device::CUDA);
+      lowra_matvec(yc, x.cpu, codes, o, b, l, a);
+      lowra_matvec(yg, x.gpu, codes.to(Device::CUDA), o.to(Device::CUDA), b.to(Device::CUDA), l.to(Device::CUDA),
+                   a.to(Device::CUDA));
+      EXPECT_CLOSE(yg, yc, 1e-5);
+      Tensor y1 = Tensor::empty({m, rows}, DType::BF16, Device::CUDA), y2 = Tensor::empty({m, rows}, DType::BF16, Device::CUDA);
+      q.forward(y1, x.gpu);
+      q.DequantWeight::forward(y2, x.gpu);
+      EXPECT_CLOSE(y1, y2, kBf16Tol);
+    }
+  }
+}
+
 TEST(CudaLowra, ModelMatchesTheCpu) {
   QT_SKIP_WITHOUT_GPU();
   LoadedModel lm = load_synthetic_model("random:tiny-llama");

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "kernels/error.h"
+#include "kernels/lowra_dequant.h"
 #include "kernels/quant/lowra.h"
 #include "tests/test_util.h"
 
@@ -95,7 +96,7 @@ std::vector<float> random_rows(int64_t rows, int64_t cols, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::uniform_int_distribution<int64_t> pick(0, cols - 1);
-  std::vector<float> w(size_t(rows * cols));
+  std::vector<float> w(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
     const float s = 0.01f * float(1 + r % 5);
     for (int64_t c = 0; c < cols; ++c) w[size_t(r * cols + c)] = s * nd(rng);
@@ -415,4 +416,47 @@ TEST(Lowra, ZeroBlockIsZero) {
   std::vector<float> deq(128, 1.f);
   quant::dequantize_lowra_rows(p, 0, 1, deq.data());
   for (float v : deq) EXPECT_EQ(v, 0.f);
+}
+
+// The decode product's CPU reference (kernels/lowra_dequant.h): x times the
+// dequantized rows, for 1 to 8 input rows and mixed widths, against a double
+// sum over dequantize_lowra_rows.
+TEST(Lowra, MatvecIsTheDequantizedProduct) {
+  const int64_t rows = 21, cols = 192;
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  std::mt19937_64 g(5);
+  std::normal_distribution<float> n(0.f, 0.05f);
+  for (float& v : w) v = n(g);
+  std::vector<uint8_t> bits(static_cast<size_t>(rows));
+  std::vector<float> lut(size_t(rows) * kLowraLut, 0.f);
+  for (int64_t r = 0; r < rows; ++r) {
+    bits[size_t(r)] = uint8_t(r % 3 == 0 ? 1 : r % 3 == 1 ? 2 : 4);
+    const std::vector<float> m = quant::lowra_init_mapping(bits[size_t(r)]);
+    std::copy(m.begin(), m.end(), lut.begin() + r * kLowraLut);
+  }
+  const quant::LowraPacked p = quant::quantize_lowra(w.data(), rows, cols, bits.data(), lut.data());
+  std::vector<float> deq(size_t(rows * cols));
+  quant::dequantize_lowra_rows(p, 0, rows, deq.data());
+  auto host = [](const void* d, size_t bytes, int64_t n, DType t) {
+    Tensor h = Tensor::empty({n}, t);
+    std::memcpy(h.raw(), d, bytes);
+    return h;
+  };
+  std::vector<int32_t> off(p.row_offset.begin(), p.row_offset.begin() + rows);
+  Tensor codes = host(p.codes.data(), p.codes.size(), int64_t(p.codes.size()), DType::U8);
+  Tensor o = host(off.data(), off.size() * 4, rows, DType::I32), b = host(p.bits.data(), size_t(rows), rows, DType::U8);
+  Tensor l = host(p.lut.data(), p.lut.size() * 4, int64_t(p.lut.size()), DType::F32);
+  Tensor a = host(p.absmax.data(), p.absmax.size() * 4, int64_t(p.absmax.size()), DType::F32);
+  for (int64_t m : {1, 3, 8}) {
+    Tensor x = randn({m, cols}, 9 + uint64_t(m)), y = Tensor::empty({m, rows}, DType::F32);
+    lowra_matvec(y, x, codes, o, b, l, a);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (int64_t c = 0; c < cols; ++c) s += double(x.f32()[i * cols + c]) * deq[size_t(r * cols + c)];
+        EXPECT_NEAR(y.f32()[i * rows + r], s, 1e-5 * (1 + std::fabs(s))) << m << " " << i << " " << r;
+      }
+  }
+  Tensor x9 = randn({9, cols}, 1), y9 = Tensor::empty({9, rows}, DType::F32);
+  EXPECT_THROW(lowra_matvec(y9, x9, codes, o, b, l, a), Error);  // more than 8 rows: the dense path's job
 }

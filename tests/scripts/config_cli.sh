@@ -36,6 +36,12 @@ done
 # Whole numbers written as floats are fine for integer options.
 echo "{\"steps\": 2.0, \"lora_r\": 4e0}" > "$tmp/whole.json"
 "$qtrain" train --config "$tmp/whole.json" --help > /dev/null 2>&1 || { echo "FAIL: steps 2.0 refused"; exit 1; }
+# The config a run records in run.json replays as a --config file (every key a flag, booleans
+# of valued options such as bitnet_subln included), e.g. a recipe's phases.
+python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['config']; c['out'] = sys.argv[2]; json.dump(c, open(sys.argv[3], 'w'))" \
+  "$tmp/a/run.json" "$tmp/replay" "$tmp/replay.json"
+"$qtrain" train --config "$tmp/replay.json" > "$tmp/err" 2>&1 && [ -f "$tmp/replay/adapter/adapter_config.json" ] \
+  || { cat "$tmp/err"; echo "FAIL: run.json's config does not replay with --config"; exit 1; }
 # Relative paths in a config file are relative to the file's folder, not the working directory.
 mkdir -p "$tmp/cfgdir/fx"
 cp -r "$F/tiny-llama" "$tmp/cfgdir/fx/"; cp "$F/tiny-llama-eval.jsonl" "$tmp/cfgdir/fx/"

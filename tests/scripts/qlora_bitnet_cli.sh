@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# --method qlora-bitnet from the command line: QLoRA, merge, the naive rounding
+# scored, BitNet QAT on the merged model for a quarter of the steps, ternary
+# export; each phase leaves its own folder and config; a missing --steps and
+# --resume are clear errors (exit 2).
+set -u
+qtrain=$1; src=$2
+tmp=$(mktemp -d); err=$tmp/err; trap 'rm -rf "$tmp"' EXIT
+fail=0
+source "$(dirname "$0")/lib/expect_error.sh"
+F=$src/tests/fixtures
+D=(--model "$F/tiny-llama" --data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 16 --batch-size 2)
+"$qtrain" train "${D[@]}" --method qlora-bitnet --steps 8 --bitnet-warmup 100 --lr 1e-3 --eval-data "$F/tiny-llama-eval.jsonl" \
+  --eval-batches 2 --out "$tmp/qb" > "$tmp/log" 2>&1 || { tail -20 "$tmp/log"; echo "FAIL: train --method qlora-bitnet"; exit 1; }
+for f in qlora/adapter/adapter_config.json qlora-merged/config.json bitnet/model/config.json ternary/config.json qlora.json bitnet.json; do
+  [ -e "$tmp/qb/$f" ] || { echo "FAIL: no $f"; fail=1; }
+done
+grep -q '"steps": 2' "$tmp/qb/bitnet.json" && grep -q '"bitnet_warmup": 1' "$tmp/qb/bitnet.json" && grep -q '"method": "bitnet"' "$tmp/qb/bitnet.json" \
+  || { cat "$tmp/qb/bitnet.json"; echo "FAIL: the QAT phase should run 8 / 4 = 2 steps, warmup capped at 1"; fail=1; }
+grep -q "naive conversion" "$tmp/log" && grep -q '"ppl"' "$tmp/log" || { echo "FAIL: the naive conversion was not scored"; fail=1; }
+"$qtrain" generate --model "$tmp/qb/ternary" --method bitnet-lora --prompt-ids 1,2,3 --max-new-tokens 2 --ids --temperature 0 \
+  > "$tmp/gen" 2>&1 || { cat "$tmp/gen"; echo "FAIL: generate from the ternary export"; fail=1; }
+[ $fail = 0 ] && echo "ok   qlora-bitnet: qlora, merged, naive score, bitnet (2 steps), ternary export that generates"
+expect_error "qlora-bitnet without --steps" "qlora-bitnet --steps" train "${D[@]}" --method qlora-bitnet --out "$tmp/x"
+exit $fail
