@@ -23,6 +23,10 @@ class BaseWeight {
   virtual size_t bytes() const = 0;
 
   // ---- bases that transform their input or weight inside the product (BitNet) ----
+  // y = x W^T with W exactly as dense_f32() holds it: no transform of x inside
+  // the product (SubLN, 8-bit activations, LLM.int8's outlier split). What an
+  // adapter computing with the weight itself calls (DoRA's A W^T); by default forward.
+  virtual void forward_weight(Tensor y, Tensor x) const { forward(y, x); }
   // dx from dy with the layer's input x at hand; by default backward_input.
   virtual void backward_input_from(Tensor dx, Tensor dy, Tensor x, float beta) const { backward_input(dx, dy, beta); }
   // A trainable base's weight gradient, accumulated: dW += dy^T x by default.

@@ -89,6 +89,8 @@ class Int8Weight : public DequantWeight {
  public:
   explicit Int8Weight(const Tensor& w_f32, float threshold = 6.f);
   void forward(Tensor y, Tensor x) const override;
+  // the dequantized weight, not LLM.int8's quantized product
+  void forward_weight(Tensor y, Tensor x) const override { DequantWeight::forward(y, x); }
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const override;
   void dequantize_on_device(Tensor out) const override;
   size_t bytes() const override { return p_.bytes(); }

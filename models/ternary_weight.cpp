@@ -43,6 +43,12 @@ void TernaryWeight::forward(Tensor y, Tensor x) const {
   ternary_matmul(y, subln_ ? norm_.forward(x, 1.f) : x, on(x.device()));
 }
 
+void TernaryWeight::forward_weight(Tensor y, Tensor x) const {
+  Tensor w = Tensor::empty({w_.rows, w_.cols}, x.dtype(), x.device());
+  unpack_ternary(w, on(x.device()));
+  gemm(y, x, w, false, true);
+}
+
 void TernaryWeight::backward_input(Tensor, Tensor, float) const {
   QT_CHECK(false, "ternary base: the input gradient needs the layer input (backward_input_from)");
 }

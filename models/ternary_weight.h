@@ -29,6 +29,8 @@ class TernaryWeight : public BaseWeight {
   int64_t out_features() const override { return w_.rows; }
   int64_t in_features() const override { return w_.cols; }
   void forward(Tensor y, Tensor x) const override;
+  // scale * T times x, without the SubLN or the 8-bit activations
+  void forward_weight(Tensor y, Tensor x) const override;
   void backward_input(Tensor dx, Tensor dy, float beta) const override;
   void backward_input_from(Tensor dx, Tensor dy, Tensor x, float beta) const override;
   Tensor dense_f32() const override;  // scale * T (the SubLN is not in it)

@@ -49,8 +49,11 @@ void DoraAdapter::refresh_scale(const BaseWeight& base, DType act) {
     Aact = Tensor::empty(A.shape(), act, dev);
     convert(Aact, A);
   }
-  Tensor P = Tensor::empty({r, out_}, act, dev);  // A W^T
-  base.forward(P, Aact);
+  // A W^T with W itself: a base that transforms its input inside the product
+  // (BitNet's SubLN and 8-bit activations) would give a P whose expansion of
+  // ||W + s B A||^2 can go negative (NaN on a ternary base)
+  Tensor P = Tensor::empty({r, out_}, act, dev);
+  base.forward_weight(P, Aact);
   Tensor G = Tensor::empty({r, r}, DType::F32, dev), Q = Tensor::empty({r, out_}, DType::F32, dev);
   gemm(G, A, A, false, true);
   gemm(Q, G, B, false, true);  // (A A^T) B^T

@@ -34,4 +34,15 @@ PY
 
 "$qtrain" export --model "$F/tiny-llama" --method qlora --format ternary --out "$tmp/bad" > "$tmp/err" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "format ternary" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: ternary export of qlora (rc $rc)"; exit 1; }
+# DoRA and IA3 on the frozen ternary base: finite, falling losses (DoRA's norm uses W itself, not the
+# SubLN + 8-bit product: with the latter its ||W + s B A||^2 went negative and the loss NaN by step 3)
+for at in dora ia3; do
+  "$qtrain" train --model "$tmp/tern" $D --method bitnet-lora --adapter-type $at --steps 6 --batch-size 2 --lr 1e-2 \
+    --log-every 1 --on-nonfinite stop --out "$tmp/$at" > "$tmp/log" 2>&1 || { tail -5 "$tmp/log"; echo "FAIL: $at on the ternary base"; exit 1; }
+  python3 - "$tmp/$at/metrics.jsonl" <<'PY' || { echo "FAIL: $at on the ternary base: the loss did not fall"; exit 1; }
+import json, sys
+l = [json.loads(x)["loss"] for x in open(sys.argv[1]) if '"step"' in x and '"loss"' in x]
+sys.exit(not (len(l) == 6 and all(v == v for v in l) and l[-1] < l[0]))
+PY
+done
 echo "PASS: bitnet / ternary export / bitnet-lora CLI"
