@@ -2,7 +2,8 @@
 // after a prompt (prefill timed apart), per base precision, on random weights
 // of a model shape; beside it the memory roofline of one decode step: the
 // bytes of every weight read once, over the bandwidth of a copy kernel
-// measured in the same run. HF generate anchors run in the same device call
+// measured in the same run; each step replayed as a CUDA graph (as generate
+// runs it) and, beside it, issued eagerly. HF generate anchors run in the same device call
 // (bench/decode_hf.py) and are joined by bench/device_run.sh.
 //
 //   bench_decode --model random:llama-7b --methods lora,qlora --batch 1,8 --prompt 128 --new 64 --out FILE.json
@@ -80,8 +81,8 @@ int main(int argc, char** argv) {
   if (!cuda_available()) { std::fprintf(stderr, "bench_decode: no GPU\n"); return 1; }
   const double bw = copy_bandwidth();
   nlohmann::json rows = nlohmann::json::array();
-  std::printf("%-22s %-10s %5s %12s %12s %12s %9s\n", "model", "method", "batch", "prefill ms", "ms/token", "roofline ms",
-              "of roof");
+  std::printf("%-22s %-10s %5s %12s %12s %12s %12s %9s\n", "model", "method", "batch", "prefill ms", "ms/token",
+              "eager ms/tok", "roofline ms", "of roof");
   for (const std::string& method : split(methods)) {
     LoadedModel lm = load_model(model);
     ModelOptions mo;
@@ -103,26 +104,33 @@ int main(int argc, char** argv) {
       const int B = std::stoi(bs);
       std::vector<int32_t> ids(size_t(B) * prompt);
       for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919) % size_t(lm.config.vocab_size));
-      double prefill = 0, per_token = 0;
-      for (int rep = 0; rep < 2; ++rep) {  // the first round warms the allocator and cuBLASLt
-        KvCache c = m->new_kv_cache(B, prompt + gen);
-        cuda_sync();
-        auto t0 = Clock::now();
-        Tensor logits = m->decode(ids.data(), B, prompt, c);
-        prefill = secs(t0) * 1e3;
-        std::vector<int32_t> next(static_cast<size_t>(B));
-        t0 = Clock::now();
-        for (int s = 0; s < gen; ++s) {
-          for (int b = 0; b < B; ++b) next[size_t(b)] = argmax(logits.f32() + int64_t(b) * lm.config.vocab_size, lm.config.vocab_size);
-          logits = m->decode(next.data(), B, 1, c);
+      // ms per new token with the step captured as a CUDA graph (what generate runs) and issued eagerly.
+      double prefill = 0, per_token[2] = {0, 0};
+      std::string status;
+      for (int graphs = 1; graphs >= 0; --graphs) {
+        m->set_decode_graphs(graphs == 1);
+        for (int rep = 0; rep < 2; ++rep) {  // the first round warms the allocator, cuBLASLt and the graph
+          KvCache c = m->new_kv_cache(B, prompt + gen);
+          cuda_sync();
+          auto t0 = Clock::now();
+          Tensor logits = m->decode(ids.data(), B, prompt, c);
+          if (graphs) prefill = secs(t0) * 1e3;
+          std::vector<int32_t> next(static_cast<size_t>(B));
+          t0 = Clock::now();
+          for (int s = 0; s < gen; ++s) {
+            for (int b = 0; b < B; ++b) next[size_t(b)] = argmax(logits.f32() + int64_t(b) * lm.config.vocab_size, lm.config.vocab_size);
+            logits = m->decode(next.data(), B, 1, c);
+          }
+          per_token[graphs] = secs(t0) * 1e3 / gen;
+          if (graphs) status = m->decode_graph_status();
         }
-        per_token = secs(t0) * 1e3 / gen;
       }
-      std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %8.0f%%\n", model.c_str(), method.c_str(), B, prefill, per_token,
-                  roof_ms, 100.0 * roof_ms / per_token);
+      std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %12.3f %8.0f%%  %s\n", model.c_str(), method.c_str(), B, prefill,
+                  per_token[1], per_token[0], roof_ms, 100.0 * roof_ms / per_token[1], status.c_str());
       rows.push_back({{"model", model}, {"method", method}, {"batch", B}, {"prompt", prompt}, {"new_tokens", gen},
-                      {"prefill_ms", prefill}, {"ms_per_token", per_token}, {"weight_bytes", weight_bytes},
-                      {"roofline_ms", roof_ms}, {"fraction_of_roofline", roof_ms / per_token}});
+                      {"prefill_ms", prefill}, {"ms_per_token", per_token[1]}, {"ms_per_token_eager", per_token[0]},
+                      {"graph_status", status}, {"weight_bytes", weight_bytes}, {"roofline_ms", roof_ms},
+                      {"fraction_of_roofline", roof_ms / per_token[1]}});
     }
   }
   nlohmann::json j = {{"device", cuda_device_name()}, {"copy_bandwidth_GBps", bw / 1e9}, {"rows", rows}};

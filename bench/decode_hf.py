@@ -16,17 +16,33 @@ import torch
 import transformers
 
 
+class StepClock:
+    """A generate streamer that notes when each new token is handed out: the
+    first put() is the prompt, the second the first new token (end of prefill),
+    later ones one decode step each. One generate call then gives both numbers,
+    with the same shapes as its warm-up (a static cache recompiles for a new
+    max_new_tokens, so timing two calls of different lengths measured compiles)."""
+
+    def __init__(self):
+        self.times = []
+
+    def put(self, value):
+        torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
 def timed_generate(model, ids, new, **kw):
+    clock = StepClock()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False, **kw)  # prefill + 1
+    model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False, streamer=clock, **kw)
     torch.cuda.synchronize()
-    t1 = time.perf_counter()
-    model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False, **kw)
-    torch.cuda.synchronize()
-    t2 = time.perf_counter()
-    prefill = (t1 - t0) * 1e3
-    return prefill, ((t2 - t1) * 1e3 - prefill) / (new - 1)
+    t = clock.times
+    prefill = (t[1] - t0) * 1e3
+    return prefill, (t[-1] - t[1]) * 1e3 / (len(t) - 2)
 
 
 def main():
@@ -58,8 +74,8 @@ def main():
         for b in [int(x) for x in a.batch.split(",")]:
             ids = (torch.arange(b * a.prompt, device="cuda").view(b, a.prompt) * 7919) % vocab
             try:
-                for _ in range(3 if mode == "hf-static" else 1):  # compile warm-up
-                    timed_generate(model, ids, 8, **gen_kw)
+                for _ in range(3 if mode == "hf-static" else 1):  # compile warm-up, the timed call's shapes
+                    timed_generate(model, ids, a.new, **gen_kw)
                 prefill, per_token = timed_generate(model, ids, a.new, **gen_kw)
             except Exception as e:  # noqa: BLE001
                 print(f"{mode} batch {b}: failed ({type(e).__name__}: {e})")
@@ -67,10 +83,15 @@ def main():
             print(f"{mode:12s} batch {b}: prefill {prefill:8.2f} ms, {per_token:8.3f} ms/token", flush=True)
             rows.append(dict(mode=mode, batch=b, prompt=a.prompt, new_tokens=a.new, prefill_ms=prefill,
                              ms_per_token=per_token))
+            write(a.out, rows)  # each row as it comes: a time limit keeps what was measured
         del model
         torch.cuda.empty_cache()
+    write(a.out, rows)
+
+
+def write(path, rows):
     json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-               "transformers": transformers.__version__, "rows": rows}, open(a.out, "w"), indent=1)
+               "transformers": transformers.__version__, "rows": rows}, open(path, "w"), indent=1)
 
 
 if __name__ == "__main__":

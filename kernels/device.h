@@ -2,6 +2,7 @@
 // "no GPU" and refuse CUDA allocations with a clear error.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace qtrain {
@@ -23,5 +24,41 @@ struct CudaMemoryStats {
   size_t in_use = 0, peak = 0, reserved = 0;
 };
 CudaMemoryStats cuda_memory_stats();
+
+// Replays of a recorded stream of ops (a CUDA graph): a decode step is
+// hundreds of small launches, and issuing them one by one leaves the GPU
+// waiting on the host. Capturing runs nothing; the ops queued between
+// begin_capture and end_capture are recorded with their pointers and
+// arguments, and every replay runs them again. So the memory they touch must
+// stay theirs: blocks allocated or freed while capturing go to the graph's
+// own pool, which nothing else draws from until the graph is destroyed, and a
+// context scratch buffer that moves (cuda_buffer_generation) makes it stale.
+class CudaGraph {
+ public:
+  CudaGraph() = default;
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  void begin_capture();
+  // Instantiates what was captured. False, with the reason in *why, when an op
+  // could not be captured (the graph stays empty and the stream usable).
+  bool end_capture(std::string* why);
+  void replay();
+  // Captured, and no buffer its ops use has moved since.
+  bool current() const;
+
+ private:
+  void release();
+  void* graph_ = nullptr;  // cudaGraph_t
+  void* exec_ = nullptr;   // cudaGraphExec_t
+  int pool_ = 0;           // the allocator pool holding its blocks
+  uint64_t generation_ = 0;
+};
+
+// Bumped whenever a buffer that ops reach outside the allocator (context
+// scratch, the RoPE table) is reallocated or rewritten for another shape.
+uint64_t cuda_buffer_generation();
+void cuda_bump_buffer_generation();
 
 }  // namespace qtrain

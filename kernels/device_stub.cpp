@@ -6,7 +6,7 @@
 
 namespace qtrain {
 
-static void no_cuda() {
+[[noreturn]] static void no_cuda() {
   throw Error("this qtrain was built without CUDA (configure with -DQTRAIN_CUDA=ON on a machine with nvcc)",
               ErrorKind::Runtime);
 }
@@ -19,6 +19,14 @@ void cuda_copy(void*, const void*, size_t, int) { no_cuda(); }
 void cuda_memset0(void*, size_t) { no_cuda(); }
 void cuda_sync() {}
 CudaMemoryStats cuda_memory_stats() { return {}; }
+CudaGraph::~CudaGraph() = default;
+void CudaGraph::begin_capture() { no_cuda(); }
+bool CudaGraph::end_capture(std::string*) { no_cuda(); }
+void CudaGraph::replay() { no_cuda(); }
+bool CudaGraph::current() const { return false; }
+void CudaGraph::release() {}
+uint64_t cuda_buffer_generation() { return 0; }
+void cuda_bump_buffer_generation() {}
 std::string kernel_profile_start() { return "this qtrain was built without CUDA"; }
 std::vector<KernelTime> kernel_profile_stop() { return {}; }
 

@@ -31,6 +31,7 @@ struct GenerateCliOptions {
   BaseFlags base;
   std::string prompt, prompt_ids, system;
   bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false, merge = false;
+  bool no_cuda_graph = false;
   int max_new_tokens = 128;
   SamplingOptions sampling;
 };
@@ -118,6 +119,7 @@ class GenerateCommand {
       chat_ = chat_renderer();
       if (auto eot = end_of_turn_token(*chat_, *built_.tokenizer); eot && !o_.ignore_eos) add_stop(go.stop_ids, *eot);
     }
+    built_.model->set_decode_graphs(!o_.no_cuda_graph);
     gen_ = std::make_unique<Generator>(*built_.model, go);
 
     if (o_.chat && !o_.has_prompt && isatty(STDIN_FILENO)) return interactive_chat();
@@ -193,9 +195,12 @@ class GenerateCommand {
   void report(const GenerateResult& r) const {
     std::fprintf(stderr,
                  "[generate] prompt %d tokens (%d run) | prefill %.2f ms (%.3f ms/token) | %zu new tokens, decode "
-                 "%.3f ms/token | stop: %s\n",
+                 "%.3f ms/token | stop: %s%s\n",
                  r.prompt_tokens, r.prefilled, r.prefill_ms, r.prefilled ? r.prefill_ms / r.prefilled : 0.0,
-                 r.ids.size(), r.decode_steps ? r.decode_ms / r.decode_steps : 0.0, stop_reason_name(r.stop));
+                 r.ids.size(), r.decode_steps ? r.decode_ms / r.decode_steps : 0.0, stop_reason_name(r.stop),
+                 r.decode_steps && built_.model->options().device == Device::CUDA
+                     ? (" | steps: " + built_.model->decode_graph_status()).c_str()
+                     : "");
   }
 
   // A chat on the terminal: each line is a user turn; the whole conversation
@@ -268,6 +273,9 @@ void register_generate(CLI::App& app, Runner& run) {
       ->capture_default_str();
   sub->add_option("--seed", o->sampling.seed, "sampling seed: the same seed gives the same tokens")
       ->capture_default_str();
+  sub->add_flag("--no-cuda-graph", o->no_cuda_graph,
+                "GPU: issue each decode step's kernels one by one instead of replaying the step captured as a CUDA "
+                "graph (same tokens, slower; for debugging)");
   sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop on EOS/end-of-turn tokens: make --max-new-tokens");
   sub->add_flag("--ids", o->ids,
                 "print token ids as one JSON line {\"prompt_ids\", \"ids\" (new, a stop token included), \"stop\"} "

@@ -68,8 +68,8 @@ class LlamaModel : public Model {
     b.k->forward(a.k, a.h1, train, dropout_seed(l, 1));
     b.v->forward(a.v, a.h1, train, dropout_seed(l, 2));
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
-    rope_forward(a.q.view(qs), cfg_.rope_theta, pos0_);
-    rope_forward(a.k.view(ks), cfg_.rope_theta, pos0_);
+    rope_forward(a.q.view(qs), cfg_.rope_theta, pos_);
+    rope_forward(a.k.view(ks), cfg_.rope_theta, pos_);
     a.att = act(Hq * Dh);
     a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
     attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));

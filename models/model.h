@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/seq_pos.h"
 #include "models/adapters/adapter_type.h"
 #include "models/adapters/lora.h"
 #include "models/linear.h"
@@ -49,9 +50,12 @@ struct TokenBatch {
 // All rows hold the same number of tokens (`len`); positions run 0..len-1.
 // Lowering `len` rolls the cache back (the rows past it are overwritten by the
 // next decode): a chat turn reuses the cached prefix it shares with the last.
+struct DecodeGraph;  // models/decode_graph.cpp
 struct KvCache {
   int B = 0, capacity = 0, len = 0;
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
+  // The one-token step captured as a CUDA graph over this cache (made on first use).
+  std::shared_ptr<DecodeGraph> graph;
 };
 
 // What a forward pass is for. Train keeps (or checkpoints) activations for
@@ -105,6 +109,13 @@ class Model {
   // length (prefill); each generated token is one call with T_new = 1.
   KvCache new_kv_cache(int B, int capacity) const;
   Tensor decode(const int32_t* ids, int B, int T_new, KvCache& cache);
+  // On the GPU a one-token step (T_new = 1 after a prompt) is captured once as
+  // a CUDA graph and replayed at each later position (models/decode_graph.cpp):
+  // the same kernels and results, without the host issuing hundreds of launches
+  // per token. Off runs every step eagerly (tests compare the two).
+  void set_decode_graphs(bool on) { decode_graphs_ = on; }
+  // How the last one-token GPU step ran: "graph", "eager", or why graphs are off.
+  const std::string& decode_graph_status() const { return decode_graph_status_; }
 
   // Every base tensor under its HF name and in HF layout (GPT-2's Conv1D
   // weights back to [in, out]) as F32 host tensors; with merge_adapters the
@@ -156,7 +167,7 @@ class Model {
   void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
   ForwardMode mode_ = ForwardMode::Eval;
   int B_ = 0, T_ = 0;
-  int pos0_ = 0;               // position of the first token of this pass (decoding)
+  SeqPos pos_;                 // position of the first token of this pass (decoding)
   KvCache* cache_ = nullptr;   // set while decoding
   ModelConfig cfg_;
   ModelOptions opt_;
@@ -166,6 +177,12 @@ class Model {
 
  private:
   void finish_build(const WeightSource& src);
+  // One decode pass of ids_dev [B*T_new] (on the model's device) at `pos`,
+  // writing the last position's logits of each row into logits [B, V].
+  void decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos pos, Tensor logits);
+  Tensor decode_graphed(const int32_t* ids, int B, KvCache& cache);
+  bool decode_graphs_ = true;
+  std::string decode_graph_status_ = "eager";
   bool targeted(const std::string& module) const;
 
   ParamSet params_;

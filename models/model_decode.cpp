@@ -27,18 +27,14 @@ KvCache Model::new_kv_cache(int B, int capacity) const {
 void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
   if (mode_ != ForwardMode::Decode) return attention_forward(out, lse, q, k, v);
   KvCache& c = *cache_;
-  // Append this pass's keys and values at positions pos0_ .. pos0_ + T_ - 1 of every row.
-  const int64_t row = k.numel() / (int64_t(B_) * T_);  // Hkv * D
+  // Append this pass's keys and values at positions pos_ .. pos_ + T_ - 1 of every row.
   Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
-  for (int64_t b = 0; b < B_; ++b) {
-    const int64_t dst = (b * c.capacity + pos0_) * row, src = b * T_ * row, n = T_ * row;
-    kc.flat(dst, dst + n).copy_from(k.flat(src, src + n));
-    vc.flat(dst, dst + n).copy_from(v.flat(src, src + n));
-  }
+  kv_cache_write(kc, k, pos_);
+  kv_cache_write(vc, v, pos_);
   // A prompt on an empty cache is ordinary causal attention (the flash
-  // kernels); later tokens read the cache.
-  if (pos0_ == 0) return attention_forward(out, lse, q, k, v);
-  attention_cached(out, q, kc, vc, pos0_);
+  // kernels); later tokens read the cache. (A captured step never starts at 0.)
+  if (pos_.first == 0) return attention_forward(out, lse, q, k, v);
+  attention_cached(out, q, kc, vc, pos_);
 }
 
 Tensor Model::decode(const int32_t* ids, int B, int T_new, KvCache& cache) {
@@ -48,25 +44,37 @@ Tensor Model::decode(const int32_t* ids, int B, int T_new, KvCache& cache) {
   if (cache.len + T_new > cache.capacity)
     throw Error("decode: " + std::to_string(cache.len + T_new) + " tokens exceed the KV cache's capacity of " +
                 std::to_string(cache.capacity));
-  const int64_t N = int64_t(B) * T_new, C = cfg_.d_model;
+  const int64_t N = int64_t(B) * T_new;
   for (int64_t i = 0; i < N; ++i)
     if (ids[i] < 0 || ids[i] >= cfg_.vocab_size)
       throw Error("token id " + std::to_string(ids[i]) + " is outside the model's vocabulary (" +
                   std::to_string(cfg_.vocab_size) + ")");
+  if (T_new == 1 && cache.len > 0 && opt_.device == Device::CUDA) {
+    if (decode_graphs_) return decode_graphed(ids, B, cache);
+    decode_graph_status_ = "eager";
+  }
+  Tensor ids_dev = Tensor::wrap(const_cast<int32_t*>(ids), {N}, DType::I32).to(opt_.device);
+  Tensor logits = Tensor::empty({B, int64_t(cfg_.vocab_size)}, DType::F32, opt_.device);
+  decode_pass(ids_dev, B, T_new, cache, SeqPos(cache.len), logits);
+  cache.len += T_new;
+  return logits.to(Device::CPU);
+}
+
+void Model::decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos pos, Tensor logits) {
   struct Reset {  // leave the model in eval mode whatever happens
     Model* m;
-    ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos0_ = 0; }
+    ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos_ = SeqPos(); }
   } reset{this};
   mode_ = ForwardMode::Decode;
   cache_ = &cache;
-  pos0_ = cache.len;
+  pos_ = pos;
   B_ = B;
   T_ = T_new;
   ++step_counter_;
-  Tensor ids_dev = Tensor::wrap(const_cast<int32_t*>(ids), {N}, DType::I32).to(opt_.device);
+  const int64_t N = int64_t(B) * T_new, C = cfg_.d_model;
   Tensor x = Tensor::empty({N, C}, act_dtype_, opt_.device);
   WeightSlot* wpe = position_embedding();
-  embedding_forward(x, ids_dev, token_embedding().value, wpe ? wpe->value : Tensor(), T_new, pos0_);
+  embedding_forward(x, ids_dev, token_embedding().value, wpe ? wpe->value : Tensor(), T_new, pos_);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     Tensor y = Tensor::empty({N, C}, act_dtype_, opt_.device);
     layer_forward(l, x, y, false, false);
@@ -80,10 +88,7 @@ Tensor Model::decode(const int32_t* ids, int B, int T_new, KvCache& cache) {
   }
   Tensor h = Tensor::empty({B, C}, act_dtype_, opt_.device);
   final_norm_forward(h, last);
-  Tensor logits = Tensor::empty({B, int64_t(cfg_.vocab_size)}, DType::F32, opt_.device);
   gemm(logits, h, lm_head().value, false, true);
-  cache.len += T_new;
-  return logits.to(Device::CPU);
 }
 
 }  // namespace qtrain

@@ -15,8 +15,10 @@ static void check_ids(const Tensor& ids, int64_t V) {
     QT_CHECK(p[n] >= 0 && p[n] < V, "embedding: id " + std::to_string(p[n]) + " outside [0," + std::to_string(V) + ")");
 }
 
-void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, int pos0) {
-  QT_DISPATCH_CUDA(out, embedding_forward, out, ids, wte, wpe, T, pos0);
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, SeqPos pos) {
+  QT_DISPATCH_CUDA(out, embedding_forward, out, ids, wte, wpe, T, pos);
+  QT_CHECK(!pos.dev, "embedding_forward: a device position on the CPU");
+  const int64_t pos0 = pos.first;
   cpu::check_f32(out, "embedding out");
   cpu::check_f32(wte, "embedding wte");
   const int64_t N = ids.numel(), V = wte.size(0), C = wte.size(-1);

@@ -63,9 +63,10 @@ void rotate(Tensor x, float theta, int pos0, float direction, const char* what) 
 
 }  // namespace
 
-void rope_forward(Tensor x, float theta, int pos0) {
-  QT_DISPATCH_CUDA(x, rope_forward, x, theta, pos0);
-  rotate(x, theta, pos0, 1.f, "rope_forward x");
+void rope_forward(Tensor x, float theta, SeqPos pos) {
+  QT_DISPATCH_CUDA(x, rope_forward, x, theta, pos);
+  QT_CHECK(!pos.dev, "rope_forward: a device position on the CPU");
+  rotate(x, theta, pos.first, 1.f, "rope_forward x");
 }
 
 void rope_backward(Tensor dx, float theta, int pos0) {

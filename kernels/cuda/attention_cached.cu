@@ -16,7 +16,8 @@ constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // head dim <= 256
 
 __global__ void attention_cached_kernel(FloatPtr out, FloatPtr q, FloatPtr kc, FloatPtr vc, int Tq, int Hq, int Hkv,
-                                        int D, int Tc, int pos0, float scale) {
+                                        int D, int Tc, int pos0, const int32_t* pos_dev, float scale) {
+  if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
   const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int hk = h / (Hq / Hkv), nk = pos0 + t + 1;
@@ -68,9 +69,42 @@ __global__ void attention_cached_kernel(FloatPtr out, FloatPtr q, FloatPtr kc, F
   }
 }
 
+// One thread per 16 bytes of the new rows: src [B,T,row] into cache [B,Tc,row]
+// at position pos0 (or *pos_dev) of every batch row.
+__global__ void kv_cache_write_kernel(int4* cache, const int4* src, int64_t B, int64_t T, int64_t Tc, int64_t row16,
+                                      int pos0, const int32_t* pos_dev) {
+  if (pos_dev) pos0 = *pos_dev;
+  const int64_t per_b = T * row16, n = B * per_b;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / per_b, r = i - b * per_b;
+    cache[(b * Tc + pos0) * row16 + r] = src[i];
+  }
+}
+
 }  // namespace
 
-void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0) {
+void kv_cache_write(Tensor cache, Tensor src, SeqPos pos) {
+  QT_CHECK(cache.ndim() == 4 && src.ndim() == 4 && cache.dtype() == src.dtype() && src.is_cuda(),
+           "kv_cache_write: cache [B,Tc,H,D] and src [B,T,H,D] of one dtype, on the GPU");
+  const int64_t B = src.size(0), T = src.size(1), Tc = cache.size(1), row = src.size(2) * src.size(3);
+  QT_CHECK(cache.size(0) == B && cache.size(2) * cache.size(3) == row,
+           "kv_cache_write: cache " + shape_str(cache.shape()) + " for " + shape_str(src.shape()));
+  QT_CHECK(pos.first >= 0 && pos.first + T <= Tc && (!pos.dev || pos.limit <= Tc),
+           "kv_cache_write: positions exceed the cache");
+  const int64_t row_bytes = row * int64_t(dtype_size(src.dtype()));
+  QT_CHECK(row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(src.raw()) % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(cache.raw()) % 16 == 0,
+           "kv_cache_write: rows must be 16-byte multiples and aligned");
+  const int64_t row16 = row_bytes / 16, n = B * T * row16;
+  if (!n) return;
+  kv_cache_write_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(static_cast<int4*>(cache.raw()),
+                                                                static_cast<const int4*>(src.raw()), B, T, Tc, row16,
+                                                                pos.first, pos.dev);
+  CUDA_CHECK_LAUNCH("kv_cache_write");
+}
+
+void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
+  const int pos0 = pos.first;
   QT_CHECK(q.ndim() == 4 && kc.ndim() == 4 && vc.shape() == kc.shape() && out.shape() == q.shape(),
            "attention_cached: q/out [B,Tq,Hq,D], caches [B,Tc,Hkv,D]");
   const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
@@ -78,12 +112,12 @@ void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0) {
                                                                               shape_str(kc.shape()) + " for q " +
                                                                               shape_str(q.shape()));
   QT_CHECK(D <= 32 * kMaxPerLane, "attention_cached: head dim over 256");
-  QT_CHECK(pos0 >= 0 && pos0 + Tq <= Tc, "attention_cached: positions exceed the cache");
+  QT_CHECK(pos0 >= 0 && pos0 + Tq <= Tc && (!pos.dev || pos.limit <= Tc), "attention_cached: positions exceed the cache");
   if (!q.numel()) return;
   const dim3 grid(static_cast<unsigned>(Tq), static_cast<unsigned>(Hq), static_cast<unsigned>(B));
   attention_cached_kernel<<<grid, 32 * kWarps, 0, stream()>>>(
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), fptr(kc, "attention_cached k"),
-      fptr(vc, "attention_cached v"), int(Tq), int(Hq), int(Hkv), int(D), int(Tc), pos0, 1.f / std::sqrt(float(D)));
+      fptr(vc, "attention_cached v"), int(Tq), int(Hq), int(Hkv), int(D), int(Tc), pos0, pos.dev, 1.f / std::sqrt(float(D)));
   CUDA_CHECK_LAUNCH("attention_cached");
 }
 

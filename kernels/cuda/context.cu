@@ -1,5 +1,6 @@
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/device.h"
 
 namespace qtrain::cuda {
 
@@ -45,6 +46,7 @@ void* Context::scratch(Scratch slot, size_t bytes) {
     scratch_bytes_[i] = 0;
   }
   size_t want = (bytes + 255) / 256 * 256;
+  cuda_bump_buffer_generation();  // captured graphs holding the old pointer are stale
   CUDA_CHECK(cudaMalloc(&scratch_[i], want));
   scratch_bytes_[i] = want;
   return scratch_[i];

@@ -7,6 +7,7 @@
 #include "kernels/asym4.h"
 #include "kernels/quant/gguf_blocks.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/seq_pos.h"
 #include "kernels/ternary.h"
 #include "kernels/tensor.h"
 
@@ -16,7 +17,7 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
 void add_bias(Tensor y, Tensor bias);
 void bias_backward(Tensor dbias, Tensor dy);
 
-void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, int pos0);
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, SeqPos pos);
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T);
 
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps);
@@ -30,7 +31,7 @@ void gelu_backward(Tensor dx, Tensor dout, Tensor x);
 void swiglu_forward(Tensor out, Tensor gate, Tensor up);
 void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up);
 
-void rope_forward(Tensor x, float theta, int pos0);
+void rope_forward(Tensor x, float theta, SeqPos pos);
 void rope_backward(Tensor dx, float theta, int pos0);
 
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
@@ -38,7 +39,8 @@ void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type);
 void dequantize_hqq(Tensor out, Tensor codes, Tensor scale, Tensor zero, int bits);
 void dequantize_lowra(Tensor out, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
 void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax);
-void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, int pos0);
+void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos);
+void kv_cache_write(Tensor cache, Tensor src, SeqPos pos);
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                         Tensor out, Tensor lse);
 

@@ -1,6 +1,7 @@
 // kernels/device.h on a CUDA build. Copies and memsets are queued on the
 // context's stream so they stay ordered with every op.
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -43,10 +44,17 @@ std::string cuda_device_name() {
 // gradient buffer. Sizes are rounded so similar shapes share blocks.
 namespace {
 
+// Pool 0 is shared; a captured CUDA graph owns a private pool (see CudaGraph)
+// whose free blocks only that graph's capture reuses.
+using FreeLists = std::unordered_map<size_t, std::vector<void*>>;  // rounded size -> blocks
+
 struct BlockPool {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<void*>> free;  // rounded size -> blocks
-  std::unordered_map<void*, size_t> size_of;            // live and cached blocks
+  FreeLists free;                                // pool 0's cached blocks
+  std::unordered_map<int, FreeLists> private_free;
+  std::unordered_map<void*, size_t> size_of;     // live and cached blocks
+  std::unordered_map<void*, int> owner;          // blocks of a private pool
+  int capturing = 0, next_pool = 1;              // the pool a capture in progress draws from
   size_t in_use = 0, peak = 0, reserved = 0;
 };
 
@@ -67,8 +75,18 @@ void* cuda_alloc(size_t bytes) {
   BlockPool& P = pool();
   const size_t size = round_size(std::max<size_t>(bytes, 1));
   std::lock_guard<std::mutex> lock(P.mu);
-  auto& list = P.free[size];
   void* p = nullptr;
+  if (P.capturing) {  // a block the capture freed earlier is safe to reuse inside it
+    auto& own = P.private_free[P.capturing][size];
+    if (!own.empty()) {
+      p = own.back();
+      own.pop_back();
+      P.in_use += size;
+      P.peak = std::max(P.peak, P.in_use);
+      return p;
+    }
+  }
+  auto& list = P.free[size];
   if (!list.empty()) {
     p = list.back();
     list.pop_back();
@@ -99,6 +117,7 @@ void* cuda_alloc(size_t bytes) {
     P.size_of[p] = size;
     P.reserved += size;
   }
+  if (P.capturing) P.owner[p] = P.capturing;
   P.in_use += size;
   P.peak = std::max(P.peak, P.in_use);
   return p;
@@ -112,8 +131,100 @@ void cuda_free(void* p) {
   auto it = P.size_of.find(p);
   if (it == P.size_of.end()) return;
   P.in_use -= it->second;
+  // A block freed while capturing may be one the captured ops use: the graph keeps it.
+  if (P.capturing) P.owner[p] = P.capturing;
+  auto own = P.owner.find(p);
+  if (own != P.owner.end()) {
+    P.private_free[own->second][it->second].push_back(p);
+    return;
+  }
   P.free[it->second].push_back(p);
 }
+
+// Graph pools: begin routes allocations to a new private pool, end stops it,
+// release hands the pool's blocks back to everyone.
+static int pool_begin_capture() {
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  QT_CHECK(P.capturing == 0, "CudaGraph: captures do not nest");
+  return P.capturing = P.next_pool++;
+}
+
+static void pool_end_capture() {
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  P.capturing = 0;
+}
+
+static void pool_release(int id) {
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  for (auto& [size, blocks] : P.private_free[id])
+    for (void* b : blocks) {
+      P.owner.erase(b);
+      P.free[size].push_back(b);
+    }
+  P.private_free.erase(id);
+  // Blocks still held (a tensor made during the capture and kept) rejoin pool 0 when freed.
+  for (auto it = P.owner.begin(); it != P.owner.end();) it = it->second == id ? P.owner.erase(it) : std::next(it);
+}
+
+static std::atomic<uint64_t> g_buffer_generation{1};
+uint64_t cuda_buffer_generation() { return g_buffer_generation.load(); }
+void cuda_bump_buffer_generation() { ++g_buffer_generation; }
+
+CudaGraph::~CudaGraph() { release(); }
+
+void CudaGraph::release() {
+  if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+  if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+  exec_ = graph_ = nullptr;
+  if (pool_) {
+    // Replays still queued may use the pool's blocks: wait before handing them out.
+    cudaStreamSynchronize(cuda::stream());
+    pool_release(pool_);
+  }
+  pool_ = 0;
+}
+
+void CudaGraph::begin_capture() {
+  release();
+  CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  pool_ = pool_begin_capture();
+  // Relaxed: a first-time cudaMalloc in the allocator is allowed while capturing.
+  const cudaError_t e = cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    pool_end_capture();
+    CUDA_CHECK(e);
+  }
+}
+
+bool CudaGraph::end_capture(std::string* why) {
+  cudaGraph_t g = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(cuda::stream(), &g);
+  pool_end_capture();
+  cudaError_t inst = e;
+  cudaGraphExec_t x = nullptr;
+  if (e == cudaSuccess) inst = cudaGraphInstantiate(&x, g, 0);
+  if (inst != cudaSuccess) {
+    cudaGetLastError();  // capture errors are not sticky: clear and carry on eagerly
+    if (g) cudaGraphDestroy(g);
+    if (why) *why = cudaGetErrorString(inst);
+    release();
+    return false;
+  }
+  graph_ = g;
+  exec_ = x;
+  generation_ = cuda_buffer_generation();
+  return true;
+}
+
+void CudaGraph::replay() {
+  QT_CHECK(exec_, "CudaGraph::replay: nothing captured");
+  CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), cuda::stream()));
+}
+
+bool CudaGraph::current() const { return exec_ && generation_ == cuda_buffer_generation(); }
 
 CudaMemoryStats cuda_memory_stats() {
   BlockPool& P = pool();

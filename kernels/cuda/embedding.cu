@@ -8,7 +8,8 @@ namespace qtrain::cuda {
 namespace {
 
 __global__ void embedding_forward_kernel(FloatPtr out, const int32_t* ids, FloatPtr wte, FloatPtr wpe, int64_t N,
-                                         int64_t C, int T, int pos0) {
+                                         int64_t C, int T, int pos0, const int32_t* pos_dev) {
+  if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * C; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t n = i / C, c = i % C;
     float v = wte.ld(int64_t(ids[n]) * C + c);
@@ -34,18 +35,19 @@ __global__ void dwpe_kernel(float* dwpe, FloatPtr dout, int64_t B, int64_t T, in
 
 }  // namespace
 
-void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, int pos0) {
+void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, SeqPos pos) {
+  const int pos0 = pos.first;
   check_cuda_dtype(ids, DType::I32, "embedding_forward ids");
   int64_t N = ids.numel(), C = wte.size(-1);
   QT_CHECK(out.numel() == N * C, "embedding_forward: out" + shape_str(out.shape()));
   QT_CHECK(T > 0 && N % T == 0, "embedding_forward: N not a multiple of T");
   QT_CHECK(pos0 >= 0, "embedding_forward: negative position offset");
-  QT_CHECK(!wpe.defined() || (wpe.size(-1) == C && wpe.size(0) >= pos0 + T),
+  QT_CHECK(!wpe.defined() || (wpe.size(-1) == C && wpe.size(0) >= pos.extent(T)),
            "embedding_forward: wpe" + shape_str(wpe.shape()));
   if (!N) return;
   FloatPtr pe = wpe.defined() ? fptr(wpe, "embedding wpe") : FloatPtr{nullptr, DType::F32};
   embedding_forward_kernel<<<grid_for(N * C, 256), 256, 0, stream()>>>(fptr(out, "embedding out"), ids.i32(),
-                                                                        fptr(wte, "embedding wte"), pe, N, C, T, pos0);
+                                                                        fptr(wte, "embedding wte"), pe, N, C, T, pos0, pos.dev);
   CUDA_CHECK_LAUNCH("embedding_forward");
 }
 

@@ -11,6 +11,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/device.h"
 
 namespace qtrain::cuda {
 namespace {
@@ -33,7 +34,10 @@ __device__ __forceinline__ float2 rotate(float x1, float x2, float c, float s) {
 }
 
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
-__global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, int pos0, float sign) {
+// pos_dev, when set, holds the first position (a replayed decode step).
+__global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T, int H, int D, int pos0,
+                            const int32_t* pos_dev, float sign) {
+  if (pos_dev) pos0 = *pos_dev;
   int half = D / 2;
   int64_t n = rows * half;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
@@ -54,7 +58,8 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
 // runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
 // element is the scalar kernel's (rotate), so the results are the same bits.
 __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, int pos0,
-                                   float sign) {
+                                   const int32_t* pos_dev, float sign) {
+  if (pos_dev) pos0 = *pos_dev;
   const int half = D / 2, per_row = half / 8;
   const int64_t n = rows * per_row;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
@@ -97,6 +102,7 @@ const float2* rope_table(int T, int D, float theta) {
   const size_t bytes = size_t(T) * size_t(D / 2) * sizeof(float2);
   auto* table = static_cast<float2*>(Context::get().scratch(Scratch::Rope, bytes));
   if (T != cached_T || D != cached_D || theta != cached_theta || table != cached_ptr) {
+    if (D != cached_D || theta != cached_theta) cuda_bump_buffer_generation();  // other entries, same pointer
     rope_table_kernel<<<grid_for(int64_t(T) * (D / 2), 256), 256, 0, stream()>>>(table, T, D, theta);
     CUDA_CHECK_LAUNCH("rope_table");
     cached_T = T, cached_D = D, cached_theta = theta, cached_ptr = table;
@@ -104,7 +110,8 @@ const float2* rope_table(int T, int D, float theta) {
   return table;
 }
 
-void rope(Tensor x, float theta, int pos0, float sign, const char* what) {
+void rope(Tensor x, float theta, SeqPos pos, float sign, const char* what) {
+  const int pos0 = pos.first;
   QT_CHECK(x.ndim() == 4, std::string(what) + ": x must be [B,T,H,D], got " + shape_str(x.shape()));
   int64_t T = x.size(1), H = x.size(2), D = x.size(3);
   QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
@@ -112,19 +119,19 @@ void rope(Tensor x, float theta, int pos0, float sign, const char* what) {
   int64_t rows = x.numel() / D;
   int64_t n = rows * (D / 2);
   if (!n) return;
-  const float2* table = rope_table(pos0 + int(T), int(D), theta);
+  const float2* table = rope_table(pos.extent(int(T)), int(D), theta);
   if (x.dtype() == DType::BF16 && D % 16 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
     rope_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(x.raw()), table, rows, int(T),
-                                                                   int(H), int(D), pos0, sign);
+                                                                   int(H), int(D), pos0, pos.dev, sign);
   } else {
-    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), pos0, sign);
+    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), pos0, pos.dev, sign);
   }
   CUDA_CHECK_LAUNCH(what);
 }
 
 }  // namespace
 
-void rope_forward(Tensor x, float theta, int pos0) { rope(x, theta, pos0, 1.f, "rope_forward"); }
+void rope_forward(Tensor x, float theta, SeqPos pos) { rope(x, theta, pos, 1.f, "rope_forward"); }
 void rope_backward(Tensor dx, float theta, int pos0) { rope(dx, theta, pos0, -1.f, "rope_backward"); }
 
 }  // namespace qtrain::cuda

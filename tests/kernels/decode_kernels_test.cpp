@@ -68,5 +68,30 @@ TEST(DecodeKernels, CachedAttentionEqualsCausalAttentionRows) {
   EXPECT_THROW(attention_cached(out, q, kc, kc, 3), Error);  // positions 3..4 do not fit 4 cache rows
 }
 
+TEST(DecodeKernels, KvCacheWriteFillsPositionsOfEveryRow) {
+  const int64_t B = 2, T = 3, Tc = 7, H = 2, D = 4, pos0 = 4;
+  Tensor cache = Tensor::zeros({B, Tc, H, D}, DType::F32);
+  Tensor src = randn({B, T, H, D}, 5);
+  kv_cache_write(cache, src, int(pos0));
+  const float *c = cache.f32(), *s = src.f32();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < Tc; ++t)
+      for (int64_t e = 0; e < H * D; ++e) {
+        const float want = t >= pos0 && t < pos0 + T ? s[(b * T + t - pos0) * H * D + e] : 0.f;
+        ASSERT_EQ(c[(b * Tc + t) * H * D + e], want) << "b " << b << " t " << t;
+      }
+  EXPECT_THROW(kv_cache_write(cache, src, 5), Error);  // positions 5..7 do not fit 7 rows
+}
+
+// A device position (a captured CUDA graph's) has no meaning on the CPU.
+TEST(DecodeKernels, CpuOpsRefuseADevicePosition) {
+  int32_t fake = 0;
+  const SeqPos dev(1, &fake, 4);
+  Tensor q = randn({1, 1, 2, 4}, 1), kc = randn({1, 4, 2, 4}, 2), out = Tensor::zeros({1, 1, 2, 4}, DType::F32);
+  EXPECT_THROW(attention_cached(out, q, kc, kc, dev), Error);
+  EXPECT_THROW(kv_cache_write(kc, q, dev), Error);
+  EXPECT_THROW(rope_forward(q, 10000.f, dev), Error);
+}
+
 }  // namespace
 }  // namespace qtrain::testing
