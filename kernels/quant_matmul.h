@@ -8,6 +8,7 @@
 #pragma once
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -39,20 +40,20 @@ struct Int8Tensor {
 
 // out[r, :] = W[row0 + r, :] for the out.size(0) rows of out (F32 or, on
 // CUDA, BF16 = the F32 value rounded to nearest even).
-void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
-void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
+QT_OP(void, dequantize_rows_4bit, (Tensor out, const Quant4Tensor& w, int64_t row0))
+QT_OP(void, dequantize_rows_int8, (Tensor out, const Int8Tensor& w, int64_t row0))
 
 // y[N, rows] = x[N, cols] @ W^T with LLM.int8's decomposition (kernels/quant/int8.h):
 // x columns whose max |x| exceeds `threshold` (> 0) multiply the dequantized
 // weight in F32, the rest are quantized per row to int8 for an int32 product.
 // CPU: the reference (F32 x, y); CUDA: an int8 tensor-core GEMM (cuBLASLt)
 // with the same quantization and the same F32 epilogue.
-void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold);
+QT_OP(void, int8_matmul, (Tensor y, Tensor x, const Int8Tensor& w, float threshold))
 
 // y[M, rows] = x[M, cols] @ W^T for a few rows of x (decode, M <= 16): on CUDA
 // one pass over the packed weight (gemv_4bit_supported says when the shape
 // allows it); the CPU reference dequantizes and multiplies.
-void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
+QT_OP(void, matmul_4bit, (Tensor y, Tensor x, const Quant4Tensor& w))
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w);
 constexpr int64_t kGemv4MaxRows = 16;
 // Which CUDA kernel the decode path runs: the tensor-core one (default) or the

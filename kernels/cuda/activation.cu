@@ -2,7 +2,7 @@
 // Pointwise and memory-bound; math in F32, on kernels/cuda/pointwise.cuh
 // (16-byte BF16 access where possible).
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/activation.h"
 #include "kernels/cuda/pointwise.cuh"
 
 namespace qtrain::cuda {

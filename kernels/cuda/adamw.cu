@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/adamw.h"
 
 namespace qtrain::cuda {
 namespace {

@@ -1,7 +1,7 @@
 // Asymmetric tiled 4-bit dequantization on the GPU (QA-BLoRA's base); the
 // reference is kernels/cpu/asym4.cpp. One thread per output element.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/asym4.h"
 
 namespace qtrain::cuda {
 namespace {

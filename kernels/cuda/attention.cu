@@ -17,7 +17,7 @@
 #include "kernels/cuda/attention_generic.cuh"
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/attention.h"
 
 namespace qtrain::cuda {
 namespace {

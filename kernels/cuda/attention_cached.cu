@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/attention.h"
 
 namespace qtrain::cuda {
 namespace {

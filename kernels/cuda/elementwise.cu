@@ -2,7 +2,7 @@
 // reduction. Memory-bound grid-stride loops; dtypes resolved per element
 // through FloatPtr (a uniform branch).
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/pointwise.cuh"
 
 namespace qtrain::cuda {

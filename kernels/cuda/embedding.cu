@@ -2,7 +2,7 @@
 // (repeated tokens collide rarely at vocab sizes like 50k); dwpe is a plain
 // per-(t, c) sum over the batch, no atomics.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/embedding.h"
 
 namespace qtrain::cuda {
 namespace {

@@ -5,7 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/gguf_dequant.h"
 
 namespace qtrain::cuda {
 namespace {

@@ -3,7 +3,7 @@
 // two rounded F32 operations (kernels/quant/hqq.cpp), so the F32 value is the
 // same bits before the store rounds it to out's dtype.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/hqq_dequant.h"
 
 namespace qtrain::cuda {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/gemm_lt.cuh"
 #include "kernels/quant/decode.h"
 #include "kernels/quant_matmul.h"

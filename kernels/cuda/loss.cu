@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/gemm_lt.cuh"
 #include "kernels/loss.h"
 

@@ -7,7 +7,7 @@
 // value is the same bits before the store rounds it to out's dtype. Below: the
 // decode product straight from the packed layout (lowra_matvec).
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/lowra_dequant.h"
 #include "kernels/quant/lowra.h"
 
 namespace qtrain::cuda {

@@ -1,6 +1,6 @@
 // gemm (cuBLASLt, any mix of BF16/F32 operands), bias add and bias gradient.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/gemm_lt.cuh"
 
 namespace qtrain::cuda {

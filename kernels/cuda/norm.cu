@@ -5,7 +5,7 @@
 #include <initializer_list>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/norm.h"
 #include "kernels/cuda/vec.cuh"
 
 namespace qtrain::cuda {

@@ -9,7 +9,8 @@
 // weight once and is bound by DRAM bandwidth at M <= 16.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/matmul.h"
+#include "kernels/quant_matmul.h"
 #include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
 

@@ -10,7 +10,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/rope.h"
 #include "kernels/device.h"
 
 namespace qtrain::cuda {

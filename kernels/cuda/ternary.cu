@@ -4,7 +4,8 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/quant_matmul.h"
+#include "kernels/ternary.h"
 #include "kernels/quant/decode.h"
 
 namespace qtrain::cuda {
