@@ -12,7 +12,10 @@
 namespace qtrain::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+// 16: at batch 1 there are only Hq blocks (9 for SmolLM2, 32 for LLaMA-7B), so
+// the warps of a block are the only parallelism over keys; with 4 a step's
+// attention took 36-50 us per layer on the H200 (CUPTI, bench_decode --profile).
+constexpr int kWarps = 16;
 constexpr int kMaxPerLane = 8;  // head dim <= 256
 
 __global__ void attention_cached_kernel(FloatPtr out, FloatPtr q, FloatPtr kc, FloatPtr vc, int Tq, int Hq, int Hkv,
