@@ -14,6 +14,7 @@
 #include "models/asym4_export.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
+#include "models/gguf_file.h"
 #include "models/merged_model.h"
 #include "models/ternary_export.h"
 #include "models/safetensors.h"
@@ -111,7 +112,11 @@ int run_export(const ExportOptions& o) {
                     : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0, q4_0 or f32");
     std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
     if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
-    export_gguf_model(path, lm.config, lm.tokenizer, tensors, type);
+    // A GGUF base keeps its metadata keys (models/gguf_export.h).
+    std::unique_ptr<GgufFile> base;
+    if (fs::path(o.model).extension() == ".gguf" && fs::is_regular_file(o.model)) base = std::make_unique<GgufFile>(o.model);
+    export_gguf_model(path, lm.config, lm.tokenizer, tensors, type, "qtrain-merged",
+                      base ? base->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
     spdlog::info("wrote merged GGUF model {}", path);
     return 0;
   }
