@@ -28,6 +28,7 @@ namespace {
 
 struct ExportOptions {
   std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora", requantize;
+  std::string tokenizer;  // --format gguf: the .gguf whose vocabulary the merged file embeds
   BaseFlags base;
   bool merge = false;
 };
@@ -112,10 +113,25 @@ int run_export(const ExportOptions& o) {
                     : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0, q4_0 or f32");
     std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
     if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+    // A merged GGUF without a vocabulary is no model for llama.cpp: refuse instead of writing one.
+    TokenizerSource tok = lm.tokenizer;
+    if (!o.tokenizer.empty()) {
+      if (fs::path(o.tokenizer).extension() != ".gguf")
+        throw Error("--tokenizer " + o.tokenizer + ": a merged GGUF takes its vocabulary from a .gguf file "
+                    "(HF tokenizer files are not converted to GGUF form)");
+      tok = load_gguf_model(o.tokenizer).tokenizer;
+    }
+    if (tok.tokens.empty())
+      throw Error(path + ": no tokenizer to embed: " + o.model + " carries none in GGUF form; give --tokenizer "
+                  "FILE.gguf (e.g. the base's GGUF), or export --format hf");
+    if (int64_t(tok.tokens.size()) != lm.config.vocab_size)
+      throw Error("--tokenizer " + (o.tokenizer.empty() ? o.model : o.tokenizer) + ": " +
+                  std::to_string(tok.tokens.size()) + " tokens for a model of vocabulary " +
+                  std::to_string(lm.config.vocab_size));
     // A GGUF base keeps its metadata keys (models/gguf_export.h).
     std::unique_ptr<GgufFile> base;
     if (fs::path(o.model).extension() == ".gguf" && fs::is_regular_file(o.model)) base = std::make_unique<GgufFile>(o.model);
-    export_gguf_model(path, lm.config, lm.tokenizer, tensors, type, "qtrain-merged",
+    export_gguf_model(path, lm.config, tok, tensors, type, "qtrain-merged",
                       base ? base->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
     spdlog::info("wrote merged GGUF model {}", path);
     return 0;
@@ -167,6 +183,9 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_option("--requantize", o->requantize,
                   "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "
                   "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base)");
+  sub->add_option("--tokenizer", o->tokenizer,
+                  "--format gguf: the .gguf file whose vocabulary the merged model embeds (default: the base's, "
+                  "when it is a GGUF; an HF base needs this)");
   sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | q4_0 | f32")->capture_default_str();
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
