@@ -154,32 +154,32 @@ int run_export(const ExportOptions& o) {
       throw Error("--tokenizer " + (o.tokenizer.empty() ? o.model : o.tokenizer) + ": " +
                   std::to_string(tok.tokens.size()) + " tokens for a model of vocabulary " +
                   std::to_string(lm.config.vocab_size));
-    // A GGUF base keeps its metadata keys (models/gguf_export.h).
-    std::unique_ptr<GgufFile> base;
-    if (fs::path(o.model).extension() == ".gguf" && fs::is_regular_file(o.model)) base = std::make_unique<GgufFile>(o.model);
+    // A GGUF base (a path or a registered name) keeps its metadata keys (models/gguf_export.h).
     export_gguf_model(path, lm.config, tok, tensors, type, "qtrain-merged",
-                      base ? base->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
+                      lm.gguf ? lm.gguf->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
     spdlog::info("wrote merged GGUF model {}", path);
     return 0;
   }
   if (o.format != "hf" && o.format != "peft")
     throw Error("--format '" + o.format + "': expected peft, hf, gguf, gguf-lora or ternary");
-  write_export_dir(o, [&](const std::string& dir) {
   if (!o.requantize.empty()) {
-    // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
     if (o.requantize != "nf4" && o.requantize != "fp4") throw Error("--requantize '" + o.requantize + "': expected nf4 or fp4");
     if (lm.config.arch != Arch::Llama) throw Error("--requantize: supported for LLaMA-family models");
     if (!fs::is_directory(o.model)) throw Error("--requantize: the base must be an HF model directory (its config.json is copied)");
-    std::set<std::string> quantize;
-    for (Linear* lin : model->linears()) quantize.insert(lin->name() + ".weight");
-    save_bnb4_model(dir, tensors, quantize, o.requantize == "nf4" ? quant::Code4::NF4 : quant::Code4::FP4,
-                    (fs::path(o.model) / "config.json").string());
-  } else {
-    DType dt = parse_dtype(o.dtype);
-    for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
-    save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   }
-  copy_model_files(o.model, lm.config, dir, o.requantize.empty());  // --requantize wrote its own config.json
+  write_export_dir(o, [&](const std::string& dir) {
+    if (!o.requantize.empty()) {
+      // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
+      std::set<std::string> quantize;
+      for (Linear* lin : model->linears()) quantize.insert(lin->name() + ".weight");
+      save_bnb4_model(dir, tensors, quantize, o.requantize == "nf4" ? quant::Code4::NF4 : quant::Code4::FP4,
+                      (fs::path(o.model) / "config.json").string());
+    } else {
+      DType dt = parse_dtype(o.dtype);
+      for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
+      save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    }
+    copy_model_files(o.model, lm.config, dir, o.requantize.empty());  // --requantize wrote its own config.json
   });
   if (!fs::is_directory(o.model))
     spdlog::info("config.json written from {}'s metadata; its tokenizer stays there (--tokenizer {})", o.model, o.model);
