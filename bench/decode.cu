@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/device.h"
+#include "kernels/kernel_profile.h"
 #include "models/model.h"
 
 namespace {
@@ -68,6 +69,7 @@ int argmax(const float* p, int64_t n) { return int(std::max_element(p, p + n) - 
 int main(int argc, char** argv) {
   std::string model = "random:smollm2-135m", methods = "lora,qlora,int8-lora", batches = "1,8", out;
   int prompt = 128, gen = 64;
+  bool profile = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--new") gen = std::stoi(v);
     else if (k == "--out") out = v;
+    else if (k == "--profile") profile = v == "1";
     else { std::fprintf(stderr, "unknown flag %s\n", k.c_str()); return 2; }
   }
   if (!cuda_available()) { std::fprintf(stderr, "bench_decode: no GPU\n"); return 1; }
@@ -124,6 +127,26 @@ int main(int argc, char** argv) {
           per_token[graphs] = secs(t0) * 1e3 / gen;
           if (graphs) status = m->decode_graph_status();
         }
+      }
+      if (profile) {  // where a replayed step's GPU time goes: kernels per step and their time (CUPTI)
+        m->set_decode_graphs(true);
+        KvCache c = m->new_kv_cache(B, prompt + gen);
+        Tensor logits = m->decode(ids.data(), B, prompt, c);
+        std::vector<int32_t> next(static_cast<size_t>(B), 1);
+        for (int s = 0; s < 4; ++s) logits = m->decode(next.data(), B, 1, c);
+        const std::string why = kernel_profile_start();
+        const int n = 16;
+        auto t0 = Clock::now();
+        for (int s = 0; s < n; ++s) logits = m->decode(next.data(), B, 1, c);
+        const double wall = secs(t0) * 1e3 / n;
+        std::vector<KernelTime> ks = kernel_profile_stop();
+        double busy = 0, calls = 0;
+        for (const KernelTime& k : ks) busy += k.total_ms / n, calls += double(k.calls) / n;
+        std::printf("  profile %s B=%d: %s%.0f kernels/step, %.3f ms GPU busy of %.3f ms per step\n", method.c_str(), B,
+                    why.empty() ? "" : (why + " ").c_str(), calls, busy, wall);
+        for (size_t i = 0; i < ks.size() && i < 14; ++i)
+          std::printf("    %7.1f/step %8.2f us  %-10s %.90s\n", double(ks[i].calls) / n, 1e3 * ks[i].total_ms / double(ks[i].calls),
+                      ks[i].klass.c_str(), ks[i].name.c_str());
       }
       std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %12.3f %8.0f%%  %s\n", model.c_str(), method.c_str(), B, prefill,
                   per_token[1], per_token[0], roof_ms, 100.0 * roof_ms / per_token[1], status.c_str());

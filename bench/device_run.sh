@@ -164,9 +164,10 @@ on decode_methods && step decode_methods ${DM_TIMEOUT:-200} bash bench/decode_me
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).
+# DECODE_ARGS: more bench_decode flags, e.g. "--profile 1" (kernels per replayed step, CUPTI).
 on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --model random:smollm2-135m \
-  --methods lora,qlora,int8-lora --out $OUT/decode_smollm2.json && \
-  $BIN/bench_decode --model random:llama-7b --methods lora,qlora --out $OUT/decode_7b.json"
+  --methods ${DECODE_SMOL_METHODS:-lora,qlora,int8-lora} --out $OUT/decode_smollm2.json ${DECODE_ARGS:-} && \
+  $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --out $OUT/decode_7b.json ${DECODE_ARGS:-}"
 on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json
 
 echo; echo "==== summary ===="

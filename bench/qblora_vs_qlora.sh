@@ -21,6 +21,6 @@ for m in qlora qblora qablora; do
   echo "$m adapter eval: $($Q eval --model smollm2-135m --adapter "$OUT/$m/adapter" --method $m $EV 2>/dev/null | tail -1)"
 done
 rm -rf "$OUT/qablora-4bit"
-$Q export --model smollm2-135m --adapter "$OUT/qablora/adapter" --method qablora --merge --out "$OUT/qablora-4bit" > /dev/null 2>&1
+$Q export --model smollm2-135m --adapter "$OUT/qablora/adapter" --method qablora --merge --overwrite --out "$OUT/qablora-4bit" > /dev/null 2>&1
 echo "qablora merged 4-bit eval: $($Q eval --model "$OUT/qablora-4bit" --method qablora $EV 2>/dev/null | tail -1)"
 echo "qablora merged 4-bit file: $(stat -c %s "$OUT/qablora-4bit/model.safetensors") bytes"

@@ -130,7 +130,7 @@ class Runner:
         return best
 
     def export(self, name, args):
-        self.run(name, ["export"] + args)
+        self.run(name, ["export", "--overwrite"] + args)  # a rerun reuses the work folders
 
 
 def device_name(dev):

@@ -42,7 +42,8 @@ class Communicator {
   // only for a single rank, where there is nothing to take down; the caller
   // then reports the error as usual. Call it from the handler that catches
   // an error in a multi-rank run, so peers do not wait on this rank forever.
-  virtual void abort(const std::string& why) = 0;
+  // exit_code is the job's: 2 for bad input (as a single process exits), 1 otherwise.
+  virtual void abort(const std::string& why, int exit_code) = 0;
 
   virtual std::string name() const = 0;  // "single", "mpi", "nccl"
 };
@@ -58,7 +59,7 @@ class SingleCommunicator : public Communicator {
   void allreduce_sum(double*, int) override {}
   void broadcast(Tensor, int) override {}
   void barrier() override {}
-  void abort(const std::string& why) override;
+  void abort(const std::string& why, int exit_code) override;
   std::string name() const override { return "single"; }
 };
 

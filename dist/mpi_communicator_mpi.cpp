@@ -109,12 +109,12 @@ class MpiCommunicator : public Communicator {
     wait(req, "barrier");
   }
 
-  void abort(const std::string& why) override {
+  void abort(const std::string& why, int exit_code) override {
     std::fprintf(stderr, "qtrain: rank %d/%d: error: %s\nqtrain: aborting all ranks\n", rank_, world_, why.c_str());
     std::fflush(stderr);
     g_left_after_error = true;
-    MPI_Abort(MPI_COMM_WORLD, 1);
-    std::_Exit(1);  // MPI_Abort does not return; this is for broken MPIs
+    MPI_Abort(MPI_COMM_WORLD, exit_code);  // mpirun exits with it
+    std::_Exit(exit_code);  // MPI_Abort does not return; this is for broken MPIs
   }
 
  private:
@@ -139,7 +139,7 @@ class MpiCommunicator : public Communicator {
       if (timeout_s_ > 0 && (spins & 1023) == 0 &&
           std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout_s_))
         abort(std::string(what) + " did not complete within --comm-timeout " + std::to_string(timeout_s_) +
-              " s: a peer rank died or is stuck");
+              " s: a peer rank died or is stuck", 1);
     }
   }
 

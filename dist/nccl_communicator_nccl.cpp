@@ -149,10 +149,10 @@ class NcclCommunicator : public Communicator {
 
   void barrier() override { host_->barrier(); }
 
-  void abort(const std::string& why) override {
+  void abort(const std::string& why, int exit_code) override {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
-    host_->abort(why);
+    host_->abort(why, exit_code);
   }
 
  private:
@@ -163,7 +163,7 @@ class NcclCommunicator : public Communicator {
   }
 
   [[noreturn]] void fail(const std::string& why) {
-    abort(why);  // does not return in a multi-rank job
+    abort(why, 1);  // does not return in a multi-rank job
     throw Error("rank " + std::to_string(rank()) + ": " + why, ErrorKind::Runtime);
   }
 

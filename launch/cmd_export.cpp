@@ -6,7 +6,9 @@
 //   --format ternary          a BitNet model (--method bitnet's output) in 2-bit ternary storage
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -14,9 +16,11 @@
 #include "models/asym4_export.h"
 #include "models/bnb4_export.h"
 #include "models/gguf_export.h"
+#include "models/gguf_file.h"
 #include "models/merged_model.h"
 #include "models/ternary_export.h"
 #include "models/safetensors.h"
+#include "trainer/durable_io.h"
 #include "trainer/setup.h"
 
 namespace qtrain::launch {
@@ -27,9 +31,33 @@ namespace {
 
 struct ExportOptions {
   std::string model, adapter, out, format = "peft", dtype = "bf16", gguf_type = "f16", method = "lora", requantize;
+  std::string tokenizer;  // --format gguf: the .gguf whose vocabulary the merged file embeds
   BaseFlags base;
-  bool merge = false;
+  bool merge = false, overwrite = false;
 };
+
+bool within(const fs::path& p, const fs::path& dir) {
+  auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+  return d == dir.end();
+}
+
+// A directory export is written as checkpoints are (trainer/durable_io.h): into
+// OUT.tmp-<pid>, fsynced, then swapped in, so a full disk or a kill leaves the
+// earlier OUT or none, never a truncated one. The swap replaces OUT whole, so an
+// OUT that holds anything needs --overwrite, and one that holds the model or
+// adapter being read (or is the working directory) is refused.
+void write_export_dir(const ExportOptions& o, const std::function<void(const std::string& dir)>& fill) {
+  const fs::path out = fs::weakly_canonical(fs::absolute(o.out));
+  if (fs::exists(out) && !fs::is_directory(out)) throw Error("--out " + o.out + ": exists and is not a directory");
+  if (within(fs::current_path(), out))
+    throw Error("--out " + o.out + ": is the working directory or above it; give a new directory");
+  for (const std::string& src : {o.model, o.adapter})
+    if (!src.empty() && fs::exists(src) && within(fs::weakly_canonical(fs::absolute(src)), out))
+      throw Error("--out " + o.out + ": holds " + src + ", which this export reads; give another directory");
+  if (fs::exists(out) && !fs::is_empty(out) && !o.overwrite)
+    throw Error("--out " + o.out + ": exists and is not empty; add --overwrite to replace it (the whole directory)");
+  write_dir_atomically(out.string(), fill);
+}
 
 DType parse_dtype(const std::string& s) {
   if (s == "f32") return DType::F32;
@@ -51,7 +79,7 @@ int run_ternary_export(const ExportOptions& o) {
   ms.targets = {};
   apply_base_flags(o.base, ms);
   BuiltModel built = build_model(ms);
-  save_ternary_model(o.out, ternary_state(*built.model), o.model, built.loaded.config);
+  write_export_dir(o, [&](const std::string& d) { save_ternary_model(d, ternary_state(*built.model), o.model, built.loaded.config); });
   size_t bytes = 0;
   for (const Linear* lin : built.model->linears()) bytes += lin->base().bytes();
   spdlog::info("wrote ternary model {} ({:.1f} MB of 2-bit Linear weights)", o.out, double(bytes) / 1e6);
@@ -93,13 +121,13 @@ int run_export(const ExportOptions& o) {
   }
   if (!o.merge) {
     if (o.format != "peft") throw Error("--format '" + o.format + "' needs --merge (or use peft / gguf-lora)");
-    save_peft_adapter(o.out, *model, o.model);
+    write_export_dir(o, [&](const std::string& d) { save_peft_adapter(d, *model, o.model); });
     spdlog::info("wrote PEFT adapter {}", o.out);
     return 0;
   }
   if (has_asym4_base(*model) && o.format != "gguf" && o.requantize.empty()) {
     // QA-BLoRA: the adapter folds into the 4-bit zeros (models/asym4_export.h); the merge stays pure 4-bit.
-    save_asym4_model(o.out, merged_asym4_state(*model), o.model, lm.config);
+    write_export_dir(o, [&](const std::string& d) { save_asym4_model(d, merged_asym4_state(*model), o.model, lm.config); });
     spdlog::info("wrote merged model {} (asymmetric 4-bit tiles; load it with --method qablora)", o.out);
     return 0;
   }
@@ -111,28 +139,48 @@ int run_export(const ExportOptions& o) {
                     : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0, q4_0 or f32");
     std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
     if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
-    export_gguf_model(path, lm.config, lm.tokenizer, tensors, type);
+    // A merged GGUF without a vocabulary is no model for llama.cpp: refuse instead of writing one.
+    TokenizerSource tok = lm.tokenizer;
+    if (!o.tokenizer.empty()) {
+      if (fs::path(o.tokenizer).extension() != ".gguf")
+        throw Error("--tokenizer " + o.tokenizer + ": a merged GGUF takes its vocabulary from a .gguf file "
+                    "(HF tokenizer files are not converted to GGUF form)");
+      tok = load_gguf_model(o.tokenizer).tokenizer;
+    }
+    if (tok.tokens.empty())
+      throw Error(path + ": no tokenizer to embed: " + o.model + " carries none in GGUF form; give --tokenizer "
+                  "FILE.gguf (e.g. the base's GGUF), or export --format hf");
+    if (int64_t(tok.tokens.size()) != lm.config.vocab_size)
+      throw Error("--tokenizer " + (o.tokenizer.empty() ? o.model : o.tokenizer) + ": " +
+                  std::to_string(tok.tokens.size()) + " tokens for a model of vocabulary " +
+                  std::to_string(lm.config.vocab_size));
+    // A GGUF base (a path or a registered name) keeps its metadata keys (models/gguf_export.h).
+    export_gguf_model(path, lm.config, tok, tensors, type, "qtrain-merged",
+                      lm.gguf ? lm.gguf->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
     spdlog::info("wrote merged GGUF model {}", path);
     return 0;
   }
   if (o.format != "hf" && o.format != "peft")
     throw Error("--format '" + o.format + "': expected peft, hf, gguf, gguf-lora or ternary");
   if (!o.requantize.empty()) {
-    // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
     if (o.requantize != "nf4" && o.requantize != "fp4") throw Error("--requantize '" + o.requantize + "': expected nf4 or fp4");
     if (lm.config.arch != Arch::Llama) throw Error("--requantize: supported for LLaMA-family models");
     if (!fs::is_directory(o.model)) throw Error("--requantize: the base must be an HF model directory (its config.json is copied)");
-    std::set<std::string> quantize;
-    for (Linear* lin : model->linears()) quantize.insert(lin->name() + ".weight");
-    save_bnb4_model(o.out, tensors, quantize, o.requantize == "nf4" ? quant::Code4::NF4 : quant::Code4::FP4,
-                    (fs::path(o.model) / "config.json").string());
-  } else {
-    DType dt = parse_dtype(o.dtype);
-    for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
-    fs::create_directories(o.out);
-    save_safetensors((fs::path(o.out) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   }
-  copy_model_files(o.model, lm.config, o.out, o.requantize.empty());  // --requantize wrote its own config.json
+  write_export_dir(o, [&](const std::string& dir) {
+    if (!o.requantize.empty()) {
+      // The merged weights back in 4 bits, as transformers + bitsandbytes save a QLoRA base.
+      std::set<std::string> quantize;
+      for (Linear* lin : model->linears()) quantize.insert(lin->name() + ".weight");
+      save_bnb4_model(dir, tensors, quantize, o.requantize == "nf4" ? quant::Code4::NF4 : quant::Code4::FP4,
+                      (fs::path(o.model) / "config.json").string());
+    } else {
+      DType dt = parse_dtype(o.dtype);
+      for (auto& [n, t] : tensors) t = t.to(Device::CPU, dt);
+      save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    }
+    copy_model_files(o.model, lm.config, dir, o.requantize.empty());  // --requantize wrote its own config.json
+  });
   if (!fs::is_directory(o.model))
     spdlog::info("config.json written from {}'s metadata; its tokenizer stays there (--tokenizer {})", o.model, o.model);
   spdlog::info("wrote merged model {} ({})", o.out, o.requantize.empty() ? o.dtype : o.requantize + " + double quant (bitsandbytes layout)");
@@ -149,6 +197,9 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train); not with --format ternary");
   sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
+  sub->add_flag("--overwrite", o->overwrite,
+                "replace an --out directory that is not empty (the whole directory: it is written beside it and "
+                "swapped in, so a failed export leaves the old one)");
   sub->add_option("--method", o->method,
                   "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
                       method_list())
@@ -162,6 +213,9 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_option("--requantize", o->requantize,
                   "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "
                   "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base)");
+  sub->add_option("--tokenizer", o->tokenizer,
+                  "--format gguf: the .gguf file whose vocabulary the merged model embeds (default: the base's, "
+                  "when it is a GGUF; an HF base needs this)");
   sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | q4_0 | f32")->capture_default_str();
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }

@@ -46,7 +46,12 @@ void train_phase(const std::string& self, const std::string& what, const TrainCo
 
 }  // namespace
 
-int run_qlora_bitnet(const TrainConfig& in) {
+int run_qlora_bitnet(const TrainConfig& given) {
+  // The phases replay configs written into --out, where a relative path would
+  // resolve against that folder: make the paths absolute first.
+  TrainConfig in = given;
+  for (std::string* p : {&in.model, &in.tokenizer, &in.data, &in.eval_data})
+    if (!p->empty() && fs::exists(*p)) *p = fs::absolute(*p).string();
   const char* world = std::getenv("OMPI_COMM_WORLD_SIZE");
   if (world && std::atoi(world) > 1)
     throw Error("--method qlora-bitnet runs its phases as child processes: start it without mpirun (each phase is "
@@ -71,8 +76,10 @@ int run_qlora_bitnet(const TrainConfig& in) {
   train_phase(self, "QLoRA, " + std::to_string(q.steps) + " steps", q, out + "/qlora.json");
 
   const std::string merged = out + "/qlora-merged";
-  run_phase("merge the adapter into F32 weights", {self, "export", "--model", in.model, "--adapter", q.out + "/adapter",
-                                                   "--method", "qlora", "--merge", "--dtype", "f32", "--out", merged});
+  std::vector<std::string> merge{self, "export", "--model", in.model, "--adapter", q.out + "/adapter",
+                                 "--method", "qlora", "--merge", "--dtype", "f32", "--out", merged};
+  if (in.overwrite) merge.push_back("--overwrite");  // exports refuse a non-empty --out otherwise
+  run_phase("merge the adapter into F32 weights", merge);
   if (!in.eval_data.empty()) {
     std::vector<std::string> ev{self, "eval", "--model", merged, "--method", "bitnet", "--data", in.eval_data,
                                 "--split", in.eval_split, "--format", in.format, "--fields", in.fields,
@@ -92,9 +99,11 @@ int run_qlora_bitnet(const TrainConfig& in) {
   train_phase(self, "BitNet QAT on the merged model, " + std::to_string(b.steps) + " steps, lambda warmup " +
                         std::to_string(b.bitnet_warmup), b, out + "/bitnet.json");
 
-  run_phase("2-bit ternary export", {self, "export", "--model", b.out + "/model", "--method", "bitnet", "--format",
-                                     "ternary", "--bitnet-subln", in.bitnet_subln ? "true" : "false", "--out",
-                                     out + "/ternary"});
+  std::vector<std::string> ternary{self, "export", "--model", b.out + "/model", "--method", "bitnet", "--format",
+                                   "ternary", "--bitnet-subln", in.bitnet_subln ? "true" : "false", "--out",
+                                   out + "/ternary"};
+  if (in.overwrite) ternary.push_back("--overwrite");
+  run_phase("2-bit ternary export", ternary);
   spdlog::info("qlora-bitnet: done. QLoRA adapter {}/qlora/adapter, merged {}, BitNet model {}/model, ternary {}/ternary "
                "(qtrain generate --model {}/ternary --method bitnet-lora)", out, merged, b.out, out, out);
   return 0;

@@ -11,7 +11,8 @@
 // device weights), the second captures and replays, later ones replay. A
 // graph is recaptured when a buffer it baked in moved (cuda_buffer_generation),
 // and given up, with the reason in decode_graph_status(), when capture fails.
-#include <cstring>
+#include <functional>
+#include <string>
 
 #include "kernels/device.h"
 #include "models/model.h"
@@ -28,8 +29,28 @@ struct DecodeGraph {
 };
 
 namespace {
+
 constexpr int kMaxCaptures = 8;  // buffers that keep moving mean capture does not pay: run eagerly
+
+// Captures `step` into g.graph; false, with the reason kept in g.failed, when
+// that cannot be done (then every later step runs eagerly).
+bool capture(DecodeGraph& g, const std::function<void()>& step) {
+  if (++g.captures > kMaxCaptures) {
+    g.failed = "buffers moved after " + std::to_string(kMaxCaptures) + " captures";
+    return false;
+  }
+  g.graph.begin_capture();
+  try {
+    step();
+  } catch (const std::exception& e) {
+    g.failed = e.what();
+  }
+  std::string why;
+  if (!g.graph.end_capture(&why) && g.failed.empty()) g.failed = "capture failed: " + why;
+  return g.failed.empty();
 }
+
+}  // namespace
 
 Tensor Model::decode_graphed(const int32_t* ids, int B, KvCache& cache) {
   const int V = cfg_.vocab_size;
@@ -46,41 +67,15 @@ Tensor Model::decode_graphed(const int32_t* ids, int B, KvCache& cache) {
   cuda_copy(g.ids.raw(), ids, sizeof(int32_t) * size_t(B), 0);
   cuda_copy(g.pos.raw(), &pos, sizeof(int32_t), 0);
   const SeqPos at(pos, g.pos.i32(), cache.capacity);
-  auto eager = [&] { decode_pass(g.ids, B, 1, cache, at, g.logits); };
-  if (!g.failed.empty()) {
-    eager();
-    decode_graph_status_ = "eager (" + g.failed + ")";
-  } else if (!g.warm) {
-    eager();
-    g.warm = true;
-    decode_graph_status_ = "eager (warm-up)";
-  } else {
-    if (!g.graph.current()) {
-      std::string why;
-      bool ok = ++g.captures <= kMaxCaptures;
-      if (!ok) why = "buffers moved after " + std::to_string(kMaxCaptures) + " captures";
-      if (ok) {
-        g.graph.begin_capture();
-        try {
-          eager();
-        } catch (const std::exception& e) {
-          why = e.what();
-          ok = false;
-        }
-        std::string end_why;
-        if (!g.graph.end_capture(&end_why) && ok) ok = false, why = "capture failed: " + end_why;
-      }
-      if (!ok) {
-        g.failed = why;
-        eager();
-        decode_graph_status_ = "eager (" + why + ")";
-        cache.len += 1;
-        return g.logits.to(Device::CPU);
-      }
-    }
+  auto step = [&] { decode_pass(g.ids, B, 1, cache, at, g.logits); };
+  // The first step runs eagerly (it sizes the buffers the graph bakes in).
+  const bool replay = g.warm && g.failed.empty() && (g.graph.current() || capture(g, step));
+  if (replay)
     g.graph.replay();
-    decode_graph_status_ = "graph";
-  }
+  else
+    step();
+  decode_graph_status_ = replay ? "graph" : g.warm ? "eager (" + g.failed + ")" : "eager (warm-up)";
+  g.warm = true;
   cache.len += 1;
   return g.logits.to(Device::CPU);
 }

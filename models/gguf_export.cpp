@@ -90,13 +90,15 @@ void export_gguf_lora(const std::string& out_path, const ModelConfig& cfg,
 
 void export_gguf_model(const std::string& out_path, const ModelConfig& cfg, const TokenizerSource& tok,
                        const std::vector<std::pair<std::string, Tensor>>& hf_tensors, GgmlType type,
-                       const std::string& name) {
+                       const std::string& name, const std::vector<std::pair<std::string, GgufValue>>& base_metadata) {
   check_llama(cfg, out_path);
   if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16 && type != GgmlType::Q8_0 &&
       type != GgmlType::Q4_0)
     throw Error(out_path + std::string(": cannot write a merged model as ") + ggml_type_name(type) +
                 " (F32, F16, BF16, Q8_0 or Q4_0)");
   GgufWriter w;
+  for (const auto& [key, value] : base_metadata)
+    if (key != "general.alignment" && key.rfind("split.", 0) != 0) w.set(key, value);
   set_llama_metadata(w, cfg, name);
   uint32_t file_type = type == GgmlType::F32 ? 0 : type == GgmlType::F16 ? 1 : type == GgmlType::Q8_0 ? 7
                        : type == GgmlType::Q4_0 ? 2 : 32;

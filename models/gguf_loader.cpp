@@ -124,6 +124,7 @@ LoadedModel load_gguf_model(const std::string& path) {
   check_shapes(*weights, m.config);
   m.weights = std::move(weights);
   m.tokenizer = tokenizer_from_metadata(*file);
+  m.gguf = file;
   if (m.tokenizer.tokens.size() > size_t(m.config.vocab_size))
     throw Error(path + ": tokenizer has " + std::to_string(m.tokenizer.tokens.size()) + " tokens, the embedding " +
                 std::to_string(m.config.vocab_size) + " rows");

@@ -52,10 +52,12 @@ struct TokenizerSource {
   int32_t bos_id = -1, eos_id = -1, pad_id = -1;
 };
 
+class GgufFile;  // models/gguf_file.h
 struct LoadedModel {
   ModelConfig config;
   std::unique_ptr<WeightSource> weights;
   TokenizerSource tokenizer;
+  std::shared_ptr<const GgufFile> gguf;  // a GGUF source's file (its metadata goes into a merged GGUF export)
 };
 LoadedModel load_hf_model_dir(const std::string& dir);
 // A GGUF file (models/gguf_loader.cpp).

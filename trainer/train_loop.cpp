@@ -356,7 +356,9 @@ int run_training(const TrainConfig& cfg) {
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.
-    if (comm->world() > 1) comm->abort(e.what());
+    // Bad input ends the job with 2, as it ends a single process (launch/main.cpp).
+    const auto* qe = dynamic_cast<const Error*>(&e);
+    if (comm->world() > 1) comm->abort(e.what(), qe && qe->kind() == ErrorKind::BadInput ? 2 : 1);
     throw;
   }
 }

@@ -76,17 +76,9 @@ void* cuda_alloc(size_t bytes) {
   const size_t size = round_size(std::max<size_t>(bytes, 1));
   std::lock_guard<std::mutex> lock(P.mu);
   void* p = nullptr;
-  if (P.capturing) {  // a block the capture freed earlier is safe to reuse inside it
-    auto& own = P.private_free[P.capturing][size];
-    if (!own.empty()) {
-      p = own.back();
-      own.pop_back();
-      P.in_use += size;
-      P.peak = std::max(P.peak, P.in_use);
-      return p;
-    }
-  }
-  auto& list = P.free[size];
+  // While capturing, a block the capture itself freed earlier is reused first (safe inside it).
+  std::vector<void*>* own = P.capturing ? &P.private_free[P.capturing][size] : nullptr;
+  auto& list = own && !own->empty() ? *own : P.free[size];
   if (!list.empty()) {
     p = list.back();
     list.pop_back();

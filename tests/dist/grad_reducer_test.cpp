@@ -31,7 +31,7 @@ struct RecordingCommunicator : Communicator {
     allreduce_sum(t);
   }
   void wait_allreduces() override { ++waits; }
-  void abort(const std::string&) override {}
+  void abort(const std::string&, int) override {}
   std::string name() const override { return "recording"; }
 };
 

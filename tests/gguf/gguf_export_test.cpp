@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "models/gguf_export.h"
 #include "models/gguf_file.h"
@@ -112,6 +113,57 @@ TEST(GgufExport, MergedModelRoundTrips) {
     }
     std::remove(out.c_str());
   }
+}
+
+bool same_value(const GgufValue& a, const GgufValue& b) {
+  if (a.type != b.type || a.u != b.u || a.i != b.i || a.f != b.f || a.b != b.b || a.s != b.s ||
+      a.arr.size() != b.arr.size())
+    return false;
+  for (size_t k = 0; k < a.arr.size(); ++k)
+    if (!same_value(a.arr[k], b.arr[k])) return false;
+  return true;
+}
+
+// Keys of a GGUF base the merge does not set (SmolLM2's add_bos_token = false,
+// add_space_prefix, unknown_token_id, general.type were dropped before) come
+// through with their values; the ones it sets are its own.
+TEST(GgufExport, MergedModelKeepsTheBasesMetadata) {
+  const std::string src = testing::fixture("gguf/tiny_llama.gguf");
+  LoadedModel m = load_gguf_model(src);
+  std::vector<std::pair<std::string, GgufValue>> meta = GgufFile(src).metadata();
+  auto add = [&](const std::string& k, GgufValueType t, auto set) {
+    GgufValue v;
+    v.type = t;
+    set(v);
+    meta.emplace_back(k, v);
+  };
+  add("tokenizer.ggml.add_bos_token", GgufValueType::BOOL, [](GgufValue& v) { v.b = false; });
+  add("tokenizer.ggml.add_space_prefix", GgufValueType::BOOL, [](GgufValue& v) { v.b = false; });
+  add("tokenizer.ggml.unknown_token_id", GgufValueType::U32, [](GgufValue& v) { v.u = 3, v.i = 3; });
+  add("general.type", GgufValueType::STRING, [](GgufValue& v) { v.s = "model"; });
+  add("general.alignment", GgufValueType::U32, [](GgufValue& v) { v.u = 64, v.i = 64; });  // the base file's, not the output's
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& n : m.weights->names()) tensors.emplace_back(n, m.weights->load_f32(n));
+  const std::string out = tmp_path("merged_meta");
+  export_gguf_model(out, m.config, m.tokenizer, tensors, GgmlType::F32, "qtrain-merged", meta);
+  GgufFile back(out);
+  std::map<std::string, const GgufValue*> got;
+  for (const auto& [k, v] : back.metadata()) got[k] = &v;
+  int kept = 0;
+  for (const auto& [k, v] : meta) {
+    if (k == "general.alignment") {
+      EXPECT_FALSE(got.count(k)) << k;
+      continue;
+    }
+    ASSERT_TRUE(got.count(k)) << "lost " << k;
+    if (k == "general.name" || k == "general.file_type") continue;  // the merge's own
+    EXPECT_TRUE(same_value(*got[k], v)) << "changed " << k;
+    ++kept;
+  }
+  EXPECT_GE(kept, 5);
+  EXPECT_EQ(got["general.name"]->s, "qtrain-merged");
+  EXPECT_EQ(load_gguf_model(out).tokenizer.tokens, m.tokenizer.tokens);  // still a loadable model
+  std::remove(out.c_str());
 }
 
 }  // namespace

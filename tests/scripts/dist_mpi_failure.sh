@@ -23,4 +23,16 @@ for mode in kill hang; do
     echo "FAIL: mode=hang should name the timeout"; echo "$log" | tail -20; fail=1
   fi
 done
+# Bad input found on one rank (rank 1 reads --eval-data too late for a
+# pre-check on rank 0) ends the whole job with 2, as it ends a single process.
+fx=$2/tests/fixtures; out=$(mktemp -d)
+log=$(timeout 60 mpirun --oversubscribe "${root_flag[@]}" --bind-to none -np 2 "$1" train --model "$fx/tiny-llama" \
+      --data "$fx/tiny-llama-eval.jsonl" --eval-data "$fx/no-such-eval.jsonl" --seq-len 16 --steps 2 --device cpu \
+      --out "$out/run" 2>&1)
+rc=$?
+echo "bad input under mpirun: exit $rc"
+if [ "$rc" != 2 ] || ! grep -q "no-such-eval.jsonl" <<<"$log"; then
+  echo "FAIL: bad input under mpirun should exit 2 naming the file"; echo "$log" | tail -10; fail=1
+fi
+rm -rf "$out"
 exit $fail

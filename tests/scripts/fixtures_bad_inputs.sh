@@ -24,6 +24,30 @@ expect_error "missing model dir" "no-such-model" eval --model "$bad/no-such-mode
 expect_error "missing data file" "no-such-data.jsonl" eval --model "$fx/tiny-llama" --data "$bad/no-such-data.jsonl" --device cpu
 expect_error "missing adapter dir" "no-such-adapter" eval "${llama[@]}" --adapter "$bad/no-such-adapter"
 
+# A merged GGUF needs a vocabulary in GGUF form that fits the model: an HF base without
+# --tokenizer, HF tokenizer files and another model's GGUF vocabulary are refused (exit 2).
+merge=(export --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora" --merge --format gguf --gguf-type f32)
+expect_error "merged GGUF without a tokenizer" "nogguf.gguf tokenizer" "${merge[@]}" --out "$out/nogguf.gguf"
+[[ -e $out/nogguf.gguf ]] && { echo "FAIL merged GGUF without a tokenizer: a file was written"; fail=1; }
+expect_error "merged GGUF with an HF tokenizer" "--tokenizer" "${merge[@]}" --tokenizer "$fx/tiny-llama" --out "$out/hf.gguf"
+expect_error "merged GGUF with another model's vocabulary" "tiny_llama.gguf 40 300" "${merge[@]}" \
+  --tokenizer "$fx/gguf/tiny_llama.gguf" --out "$out/other.gguf"
+
+# Directory exports are swapped in whole: a non-empty --out needs --overwrite, and an --out
+# that holds what the export reads (or is the working directory) is refused.
+peft=(export --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora")
+mkdir -p "$out/busy" && echo keep > "$out/busy/notes.txt"
+expect_error "export into a non-empty --out" "--out busy --overwrite" "${peft[@]}" --out "$out/busy"
+[[ -f $out/busy/notes.txt ]] || { echo "FAIL export into a non-empty --out: it was touched"; fail=1; }
+expect_error "export over the adapter it reads" "--out tiny-llama-lora" "${peft[@]}" --out "$fx/tiny-llama-lora" --overwrite
+expect_error "export into the working directory" "--out working" "${peft[@]}" --out . --overwrite
+if "$qtrain" "${peft[@]}" --out "$out/busy" --overwrite 2>"$err" && [[ -f $out/busy/adapter_config.json && ! -e $out/busy/notes.txt ]] &&
+   [[ -z $(ls -d "$out"/busy.* 2>/dev/null) ]]; then
+  echo "ok   export --overwrite replaces the directory, no temp left"
+else
+  echo "FAIL export --overwrite"; tail -n5 "$err"; ls "$out"; fail=1
+fi
+
 if "$qtrain" train --help 2>&1 | grep -q "not built yet"; then
   echo "skip unknown --method: qtrain train not built yet"
 else
