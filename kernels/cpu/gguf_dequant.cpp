@@ -2,6 +2,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -15,6 +16,7 @@ void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type) {
   const size_t row_bytes = ggml_row_size(type, cols);
   QT_CHECK(blocks.dtype() == DType::U8 && blocks.nbytes() == size_t(rows) * row_bytes,
            "dequantize_gguf: blocks hold " + std::to_string(blocks.nbytes()) + " bytes, not rows * row size");
+  check_on(blocks, out, "dequantize_gguf blocks");
   QT_DISPATCH_CUDA(out, dequantize_gguf, out, blocks, type);
   cpu::check_f32(out, "dequantize_gguf out");
   const uint8_t* src = static_cast<const uint8_t*>(blocks.raw());

@@ -424,17 +424,15 @@ const float* device_dynamic_map() {
   return map;
 }
 
-Q4Args args_of(const Quant4Tensor& w, const char* what) {
-  QT_CHECK(w.packed.defined() && w.packed.is_cuda(), std::string(what) + ": packed weight is not on the GPU");
+// Devices and shapes were checked by the public ops (kernels/cpu/quant_matmul.cpp).
+Q4Args args_of(const Quant4Tensor& w) {
   Q4Args a{};
   a.packed = static_cast<const uint8_t*>(w.packed.raw());
   a.dq = w.double_quant;
   if (a.dq) {
-    QT_CHECK(w.qabsmax.is_cuda() && w.absmax2.is_cuda(), std::string(what) + ": absmax is not on the GPU");
     a.qabsmax = static_cast<const uint8_t*>(w.qabsmax.raw());
     a.absmax2 = w.absmax2.f32();
   } else {
-    QT_CHECK(w.absmax.is_cuda(), std::string(what) + ": absmax is not on the GPU");
     a.absmax = w.absmax.f32();
   }
   a.offset = w.offset;
@@ -444,18 +442,12 @@ Q4Args args_of(const Quant4Tensor& w, const char* what) {
   return a;
 }
 
-void check_rows_out(const Tensor& out, int64_t cols, int64_t row0, int64_t rows, const char* what) {
-  QT_CHECK(out.is_cuda() && out.ndim() == 2 && out.size(1) == cols && row0 >= 0 && row0 + out.size(0) <= rows,
-           std::string(what) + ": out " + shape_str(out.shape()) + " does not fit rows from " + std::to_string(row0));
-}
-
 }  // namespace
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
-  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_4bit");
   const int64_t n = out.numel(), e0 = row0 * w.cols;
   if (n == 0) return;
-  Q4Args a = args_of(w, "dequantize_rows_4bit");
+  Q4Args a = args_of(w);
   const float* map = device_dynamic_map();
   if (out.dtype() == DType::BF16 && e0 % 8 == 0 && n % 8 == 0 && w.blocksize % 8 == 0 &&
       reinterpret_cast<uintptr_t>(out.raw()) % 16 == 0) {
@@ -468,8 +460,6 @@ void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
 }
 
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
-  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_int8");
-  QT_CHECK(w.q.is_cuda() && w.absmax.is_cuda(), "dequantize_rows_int8: weight is not on the GPU");
   const int64_t n = out.numel();
   if (n == 0) return;
   dequant_int8_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "dequantize_rows_int8 out"),
@@ -480,10 +470,6 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
 
 void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   const int64_t M = x.numel() / w.cols;
-  QT_CHECK(x.size(-1) == w.cols && y.numel() == M * w.rows, "matmul_4bit: x " + shape_str(x.shape()) + " y " +
-                                                                 shape_str(y.shape()) + " W [" +
-                                                                 std::to_string(w.rows) + ", " +
-                                                                 std::to_string(w.cols) + "]");
   if (M == 0) return;
   if (!gemv_4bit_supported(x, w) || reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0) {
     // Any other shape: dequantize to BF16, then the dense product.
@@ -492,7 +478,7 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
     cuda::gemm(y, x, dense, false, true, 1.f, 0.f);
     return;
   }
-  Q4Args a = args_of(w, "matmul_4bit");
+  Q4Args a = args_of(w);
   const float* map = device_dynamic_map();
   FloatPtr py = fptr(y, "matmul_4bit y");
   const bf16* px = static_cast<const bf16*>(x.raw());
