@@ -84,7 +84,7 @@ void convert_n(FloatPtr dst, FloatPtr src, int64_t n) {
   CUDA_CHECK_LAUNCH("convert");
 }
 
-void add_inplace(Tensor y, Tensor x) { axpy(y, 1.f, x); }
+void add_inplace(Tensor y, Tensor x) { cuda::axpy(y, 1.f, x); }  // qualified: ADL on Tensor finds qtrain::axpy too
 
 void axpy(Tensor y, float a, Tensor x) {
   int64_t n = y.numel();
