@@ -13,6 +13,8 @@
 
 namespace qtrain {
 
+// The storage of a 4-bit weight as tensors (on the host or the GPU); view()
+// is the quant::Nf4View the CPU reference and the CUDA kernels decode.
 struct Quant4Tensor {
   quant::Code4 code = quant::Code4::NF4;
   int64_t rows = 0, cols = 0, blocksize = 64;
@@ -26,6 +28,7 @@ struct Quant4Tensor {
   static Quant4Tensor from_packed(const quant::Packed4& p, int64_t rows, int64_t cols);  // host copy
   Quant4Tensor to(Device d) const;
   size_t bytes() const;
+  quant::Nf4View view() const;  // pointers on the tensors' device, valid while they live
 };
 
 struct Int8Tensor {

@@ -78,6 +78,18 @@ Quant4Tensor Quant4Tensor::to(Device d) const {
   return q;
 }
 
+quant::Nf4View Quant4Tensor::view() const {
+  quant::Nf4View v = quant::make_nf4_view(code, rows, cols, blocksize, double_quant, offset);
+  v.packed = static_cast<const uint8_t*>(packed.raw());
+  if (double_quant) {
+    v.qabsmax = static_cast<const uint8_t*>(qabsmax.raw());
+    v.absmax2 = absmax2.f32();
+  } else {
+    v.absmax = absmax.f32();
+  }
+  return v;
+}
+
 size_t Quant4Tensor::bytes() const {
   return nbytes(packed) + nbytes(absmax) + nbytes(qabsmax) + nbytes(absmax2) + (double_quant ? 4 : 0);
 }
@@ -103,19 +115,12 @@ void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
   check_weight_on(w, out, "dequantize_rows_4bit");
   QT_DISPATCH_CUDA(out, dequantize_rows_4bit, out, w, row0);
   QT_CHECK(out.dtype() == DType::F32, "dequantize_rows_4bit: CPU out must be F32");
-  const auto& code = quant::code4_values(w.code);
-  const auto& map = quant::dynamic_map_signed();
-  const uint8_t* packed = static_cast<const uint8_t*>(w.packed.raw());
+  const quant::Nf4View v = w.view();
+  const float* map = quant::dynamic_map_signed().data();
   const int64_t e0 = row0 * w.cols, n = out.numel();
   float* o = out.f32();
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t i = e0 + k, blk = i / w.blocksize;
-    const float am = w.double_quant ? quant::dq_absmax(map[static_cast<const uint8_t*>(w.qabsmax.raw())[blk]],
-                                                       w.absmax2.f32()[blk / 256], w.offset)
-                                    : w.absmax.f32()[blk];
-    o[k] = code[quant::nibble(packed, i)] * am;
-  }
+  for (int64_t k = 0; k < n; ++k) o[k] = v.at(e0 + k, map);
 }
 
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
