@@ -6,9 +6,7 @@
 
 namespace qtrain {
 
-bool gguf_type_on_gpu(GgmlType t) {
-  return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0 || t == GgmlType::F16;
-}
+bool gguf_type_on_gpu(GgmlType t) { return ggml_type_info(t).on_gpu; }
 
 void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type) {
   QT_CHECK(out.ndim() == 2, "dequantize_gguf: out must be [rows, cols]");
