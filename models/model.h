@@ -56,6 +56,9 @@ struct KvCache {
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
   // The one-token step captured as a CUDA graph over this cache (made on first use).
   std::shared_ptr<DecodeGraph> graph;
+  // BF16 copy of the trainable values that one-token GPU steps read the LoRA
+  // factors from (made at the first such step; generation does not train).
+  Tensor factors;
 };
 
 // What a forward pass is for. Train keeps (or checkpoints) activations for
