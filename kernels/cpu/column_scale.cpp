@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -16,6 +17,7 @@ int64_t cols_of(const Tensor& x, const Tensor& v, const char* what) {
   QT_CHECK(x.ndim() >= 1 && x.size(-1) == v.numel(),
            std::string(what) + ": x" + shape_str(x.shape()) + " and vector" + shape_str(v.shape()) + " differ in columns");
   QT_CHECK(v.dtype() == DType::F32, std::string(what) + ": the vector must be F32");
+  check_on(v, x, what);
   return v.numel();
 }
 }  // namespace

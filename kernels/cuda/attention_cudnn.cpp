@@ -28,7 +28,7 @@
 #include <unordered_map>
 
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/elementwise.h"
 
 namespace cudnn_frontend {
 void* cudnn_dlhandle = nullptr;  // the frontend's dynamic-loading hook

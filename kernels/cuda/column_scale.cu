@@ -2,7 +2,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/column_scale.h"
 
 namespace qtrain::cuda {
 namespace {
