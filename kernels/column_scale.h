@@ -7,8 +7,9 @@
 
 namespace qtrain {
 
-// out[n, j] = x[n, j] * (v[j] + offset); out may be x.
-QT_OP(void, mul_cols, (Tensor out, Tensor x, Tensor v, float offset = 0.f))
+// out[n, j] = x[n, j] * (v[j] + offset); out may be x. keep, when defined,
+// receives x unchanged in the same pass (DoRA keeps its unscaled output).
+QT_OP(void, mul_cols, (Tensor out, Tensor x, Tensor v, float offset = 0.f, Tensor keep = Tensor()))
 // g[j] += sum_n a[n, j] * b[n, j]  (divided by div[j] when div is defined).
 // g, div: F32 [W]. The gradient of a column scale.
 QT_OP(void, col_dot, (Tensor g, Tensor a, Tensor b, Tensor div = Tensor()))

@@ -22,12 +22,16 @@ int64_t cols_of(const Tensor& x, const Tensor& v, const char* what) {
 }
 }  // namespace
 
-void mul_cols(Tensor out, Tensor x, Tensor v, float offset) {
+void mul_cols(Tensor out, Tensor x, Tensor v, float offset, Tensor keep) {
   const int64_t W = cols_of(x, v, "mul_cols");
   QT_CHECK(out.defined() && out.numel() == x.numel(), "mul_cols: out and x differ in size");
-  QT_DISPATCH_CUDA(x, mul_cols, out, x, v, offset);
+  QT_CHECK(!keep.defined() || (keep.numel() == x.numel() && keep.dtype() == x.dtype()),
+           "mul_cols: keep must be x's size and dtype");
+  if (keep.defined()) check_on(keep, x, "mul_cols keep");
+  QT_DISPATCH_CUDA(x, mul_cols, out, x, v, offset, keep);
   cpu::check_f32(x, "mul_cols x");
   cpu::check_f32(out, "mul_cols out");
+  if (keep.defined()) keep.copy_from(x);
   const int64_t N = x.numel() / W;
   const float* px = x.f32();
   const float* pv = v.f32();
