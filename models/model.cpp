@@ -23,6 +23,11 @@ std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource&
   return m;
 }
 
+void Model::release_adapter_state(int layer) {
+  for (Linear* lin : linears_)
+    if (lin->layer() == layer && lin->adapter()) lin->adapter()->release_saved();
+}
+
 ModelFootprint Model::footprint(const ModelConfig& cfg, const ModelOptions& opt) {
   find_method(opt.method);
   std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
@@ -285,6 +290,7 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
   for (int l = 0; l < L; ++l) {
     xs_[size_t(l + 1)] = Tensor::empty({N, C}, act_dtype_, opt_.device);
     layer_forward(l, xs_[size_t(l)], xs_[size_t(l + 1)], training_, keep);
+    if (training_ && !keep) release_adapter_state(l);  // checkpointed: the recompute saves it again
     // Without backward only the current residual is needed.
     if (!training_) xs_[size_t(l)] = Tensor();
   }

@@ -210,6 +210,7 @@ class Model {
   bool decode_graphs_ = true;
   std::string decode_graph_status_ = "eager";
   bool targeted(const std::string& module) const;
+  void release_adapter_state(int layer);
 
   ParamSet params_;
   std::vector<std::unique_ptr<WeightSlot>> slots_;
