@@ -10,11 +10,14 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "kernels/activation.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
+#include "kernels/error.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
@@ -73,6 +76,22 @@ inline std::vector<OpCheckCase> op_check_cases(Device d) {
       {"cross_entropy_w_cols", "cross_entropy: w [10,5] for x [4,6]",
        [=] { lm_head_cross_entropy(Tensor(), Tensor(), t({4, 6}), t({10, 5}), t({4}, DType::I32), 1.f); }},
   };
+}
+
+// Runs every case on device d: each must raise an Error holding its message,
+// and not `absent` when given (a message of the backend's own checks).
+inline void expect_each_case_fails(Device d, const char* absent = nullptr) {
+  for (const OpCheckCase& c : op_check_cases(d)) {
+    SCOPED_TRACE(c.name);
+    try {
+      c.call();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(c.message), std::string::npos) << what;
+      if (absent) EXPECT_EQ(what.find(absent), std::string::npos) << what;
+    }
+  }
 }
 
 }  // namespace qtrain::testing
