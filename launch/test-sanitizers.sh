@@ -2,7 +2,7 @@
 # The CPU test suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 # (CMake preset "asan", binary dir ./build-asan): every GoogleTest suite and CLI
 # script, with any memory error, leak or undefined behaviour failing its test.
-# Run after launch/test.sh in CI (.ci/run); about 40 minutes on 2 cores, most of it
+# Run after launch/test.sh in CI (.ci/run); about 30 minutes on 2 cores, most of it
 # the build. Extra arguments go to ctest, e.g. -R Safetensors or -L unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
