@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
@@ -26,6 +27,13 @@
 namespace qtrain {
 
 class Adapter {
+ protected:
+  static size_t bytes_of(std::initializer_list<const Tensor*> ts) {
+    size_t n = 0;
+    for (const Tensor* t : ts) n += t->defined() ? t->nbytes() : 0;
+    return n;
+  }
+
  public:
   virtual ~Adapter() = default;
   // Register trainable tensors under `module` (the HF module path).
@@ -44,6 +52,12 @@ class Adapter {
   virtual bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) {
     return false;
   }
+  // Drops what forward saved for backward. A gradient-checkpointed first pass
+  // keeps nothing (the recompute before the layer's backward saves it again):
+  // DoRA's unscaled output alone is N x out per Linear, 26 GB over LLaMA-7B at 4 x 2048.
+  virtual void release_saved() {}
+  // Bytes held for backward now (tests; the memory estimate's activations).
+  virtual size_t saved_bytes() const { return 0; }
   // dx[N,in] already holds the base path's input gradient; add the adapter's
   // part; accumulate grads. dy is the gradient of the Linear's output.
   virtual void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) = 0;

@@ -27,6 +27,11 @@ class DoraAdapter : public LoraAdapter {
   bool save_for_backward(Tensor, const BaseWeight&, bool, uint64_t) override { return false; }
   Tensor base_grad(Tensor dy) override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
+  void release_saved() override {
+    LoraAdapter::release_saved();
+    pre_ = dyg_ = Tensor();
+  }
+  size_t saved_bytes() const override { return LoraAdapter::saved_bytes() + bytes_of({&pre_, &dyg_}); }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   void load(const std::function<Tensor(const std::string& suffix, const Shape& shape)>& get) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;

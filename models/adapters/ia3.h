@@ -21,6 +21,8 @@ class Ia3Adapter : public Adapter {
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override { return ff_; }
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
+  void release_saved() override { y0_ = Tensor(); }
+  size_t saved_bytes() const override { return bytes_of({&y0_}); }
   bool scales_input() const override { return ff_; }
   void scale_input(Tensor xs, Tensor x) override;
   void scale_input_backward(Tensor dx, Tensor dxs, Tensor x, bool accumulate) override;

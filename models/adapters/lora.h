@@ -30,6 +30,8 @@ class LoraAdapter : public Adapter {
   bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
+  void release_saved() override { h_ = xd_ = mask_ = Tensor(); }
+  size_t saved_bytes() const override { return bytes_of({&h_, &xd_, &mask_}); }
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   int low_rank() const override { return opt_.r; }

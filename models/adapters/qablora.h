@@ -25,6 +25,8 @@ class QABloraAdapter : public Adapter {
   void forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   bool save_for_backward(Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) override;
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
+  void release_saved() override { xp_ = Tensor(); }
+  size_t saved_bytes() const override { return bytes_of({&xp_}); }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;

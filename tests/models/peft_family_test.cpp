@@ -62,6 +62,38 @@ TEST_P(PeftFamily, ExportReadsBackWithPeftsFields) {
   EXPECT_EQ(mean_loss(*m2, r), mean_loss(*m, r));
 }
 
+// Gradient checkpointing: the first pass keeps nothing in the adapters (DoRA's
+// unscaled output is N x out per Linear), and the gradients are unchanged.
+TEST_P(PeftFamily, CheckpointedForwardKeepsNoAdapterState) {
+  const auto& [model, type] = GetParam();
+  Ref r = load_ref(model);
+  LoadedModel lm = load_hf_model_dir(fixture(model));
+  PeftAdapter a = read_peft_adapter(fixture(model + "-" + type));
+  auto held = [](Model& m) {
+    size_t n = 0;
+    for (const Linear* lin : m.linears()) n += lin->adapter() ? lin->adapter()->saved_bytes() : 0;
+    return n;
+  };
+  LossAndGrads want, got;
+  for (bool ckpt : {false, true}) {
+    ModelOptions o = adapter_options(a);
+    o.grad_checkpoint = ckpt;
+    auto m = Model::create(lm.config, *lm.weights, o);
+    apply_peft_adapter(*m, a);
+    m->params().zero_grads();
+    m->forward(r.batch(), float(1.0 / double(r.B * (r.T - 1))));
+    if (ckpt)
+      EXPECT_EQ(held(*m), 0u);
+    else
+      EXPECT_GT(held(*m), 0u);
+    m->backward();
+    (ckpt ? got : want) = train_step_grads(*m, r);
+  }
+  EXPECT_EQ(got.loss, want.loss);
+  ASSERT_EQ(got.grads.size(), want.grads.size());
+  EXPECT_LT(norm_rel_err(got.grads, want.grads), 1e-6);
+}
+
 INSTANTIATE_TEST_SUITE_P(Adapters, PeftFamily,
                          ::testing::Combine(::testing::Values("tiny-gpt2", "tiny-llama"), ::testing::Values("dora", "ia3")),
                          [](const auto& info) {
