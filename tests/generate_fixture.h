@@ -1,7 +1,6 @@
 // The greedy generation references (tests/fixtures/generate-ref.json, made by
 // make_generate_fixtures.py), shared by the CPU and GPU generation tests.
 #pragma once
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -32,9 +31,7 @@ struct GreedyCase {
 };
 
 inline std::vector<GreedyCase> load_greedy_cases() {
-  std::ifstream f(fixture("generate-ref.json"));
-  if (!f) throw std::runtime_error("missing tests/fixtures/generate-ref.json");
-  auto j = nlohmann::json::parse(f);
+  auto j = fixture_json("generate-ref.json");
   std::vector<GreedyCase> out;
   for (const auto& c : j["greedy"]) {
     GreedyCase g;

@@ -61,6 +61,15 @@ std::vector<std::unique_ptr<Stream>> make_world(StreamConfig base, int world, in
   return v;
 }
 
+// Under AddressSanitizer freed blocks wait in a quarantine (256 MB) instead of being
+// reused, so RSS grows with every allocation (18 MB over 200 Stream batches, flat with
+// ASAN_OPTIONS=quarantine_size_mb=0): RSS bounds on allocating code hold only in a plain build.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssBoundsHold = false;
+#else
+constexpr bool kRssBoundsHold = true;
+#endif
+
 long rss_kb() {
   std::ifstream f("/proc/self/status");
   std::string key;
@@ -240,7 +249,7 @@ TEST(Stream, StreamingMemoryIsFlatOnALargeGzip) {
   Stream s(c, gpt2());
   long s0 = rss_kb();
   for (int i = 0; i < 200; ++i) s.next();
-  EXPECT_LT(rss_kb() - s0, 16 * 1024);
+  if (kRssBoundsHold) EXPECT_LT(rss_kb() - s0, 16 * 1024);
 }
 
 TEST(Stream, LoaderThreadsDoNotChangeTheRows) {

@@ -54,7 +54,9 @@ TEST(SmolLM2, ConfigAndWeightMapping) {
   EXPECT_EQ(m.tokenizer.eos_id, 2);
   EXPECT_NE(m.tokenizer.chat_template.find("SmolLM"), std::string::npos);
 
-  for (auto& [name, ref] : reference()["weights"].items()) {
+  // Held in a named object: items() of a member of the temporary would dangle in the loop.
+  const nlohmann::json want = reference();
+  for (auto& [name, ref] : want["weights"].items()) {
     SCOPED_TRACE(name);
     Tensor t = m.weights->load_f32(name);
     EXPECT_EQ(t.shape(), ref["shape"].get<Shape>());

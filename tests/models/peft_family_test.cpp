@@ -52,7 +52,7 @@ TEST_P(PeftFamily, ExportReadsBackWithPeftsFields) {
   std::filesystem::remove_all(dir);
   save_peft_adapter(dir, *m, model);
   nlohmann::json mine = nlohmann::json::parse(std::ifstream(dir + "/adapter_config.json"));
-  nlohmann::json theirs = nlohmann::json::parse(std::ifstream(fixture(model + "-" + type + "/adapter_config.json")));
+  nlohmann::json theirs = fixture_json(model + "-" + type + "/adapter_config.json");
   for (const char* k : {"peft_type", "target_modules", "feedforward_modules", "use_dora", "r", "lora_alpha"})
     if (theirs.contains(k)) EXPECT_EQ(mine[k], theirs[k]) << k;
   PeftAdapter back = read_peft_adapter(dir);

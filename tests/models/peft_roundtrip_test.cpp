@@ -21,7 +21,7 @@ TEST_P(PeftRoundTrip, PeftSeesWhatQtrainWrote) {
   const std::string model = name.substr(0, name.find("-qtrain-"));
   auto peft = fixture_json("roundtrip/" + name + "-peft.json");
   // The fixture batch: one sequence per line of <model>-eval.jsonl, HF labels.
-  std::ifstream data(fixture(model + "-eval.jsonl"));
+  std::istringstream data(fixture_text(model + "-eval.jsonl"));
   std::vector<int32_t> ids, targets;
   std::string line;
   int B = 0, T = 0;

@@ -1,7 +1,6 @@
 // Quantized base weights: products against the dense dequantized matrix
 // (chunked and unchunked), and a QLoRA tiny-llama against peft on
 // bitsandbytes-dequantized weights (tests/fixtures/quant/make_qlora_reference.py).
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "kernels/elementwise.h"
@@ -76,8 +75,7 @@ TEST(QuantWeight, Int8OutlierColumnsRunInFullPrecision) {
 
 TEST(QuantWeight, QloraTinyLlamaMatchesPeftOnBitsandbytesWeights) {
   auto rj = fixture_json("tiny-llama-ref.json");
-  std::ifstream qf(fixture("quant/tiny-llama-qlora-ref.json"));
-  double want = nlohmann::json::parse(qf)["qlora_loss"].get<double>();
+  double want = fixture_json("quant/tiny-llama-qlora-ref.json")["qlora_loss"].get<double>();
   std::vector<int32_t> ids, targets;
   int B = int(rj["input_ids"].size()), T = int(rj["input_ids"][0].size());
   for (auto& row : rj["input_ids"])

@@ -18,8 +18,7 @@ using namespace qtrain::testing;
 namespace {
 
 nlohmann::json reference() {
-  std::ifstream f(fixture("mc/tiny-gpt2-mc-ref.json"));
-  return nlohmann::json::parse(f);
+  return fixture_json("mc/tiny-gpt2-mc-ref.json");
 }
 
 struct Fixture {

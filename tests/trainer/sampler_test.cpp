@@ -4,7 +4,6 @@
 #include "trainer/sampler.h"
 
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -153,9 +152,7 @@ TEST(Sampler, TopPOnAFlatDistributionKeepsByIdOrder) {
 // Masks of HF's TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper
 // on fixed random rows, recorded by make_generate_fixtures.py.
 TEST(Sampler, MasksEqualHfWarpers) {
-  std::ifstream f(testing::fixture("generate-ref.json"));
-  ASSERT_TRUE(f) << "missing tests/fixtures/generate-ref.json";
-  auto j = nlohmann::json::parse(f);
+  auto j = testing::fixture_json("generate-ref.json");
   ASSERT_GT(j["warpers"].size(), 0u);
   for (const auto& c : j["warpers"]) {
     std::vector<float> l = c["logits"].get<std::vector<float>>();

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The CPU test suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+# (CMake preset "asan", binary dir ./build-asan): every GoogleTest suite and CLI
+# script, with any memory error, leak or undefined behaviour failing its test.
+# Run after launch/test.sh in CI (.ci/run); about 30 minutes on 2 cores, most of it
+# the build. Extra arguments go to ctest, e.g. -R Safetensors or -L unit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+start=$SECONDS
+cmake --preset asan
+cmake --build --preset asan -j "$jobs"
+built=$SECONDS
+# The preset's environment: halt on the first finding, the committed leak
+# suppressions (third-party code only, tests/sanitizers/lsan.supp), root-run mpirun.
+ctest --preset asan -j "$jobs" "$@"
+echo "sanitizers: build $((built - start)) s, tests $((SECONDS - built)) s"
