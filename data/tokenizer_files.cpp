@@ -26,11 +26,11 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-json read_json(const fs::path& p) {
+json parse_json(const std::string& text, const std::string& name) {
   try {
-    return json::parse(read_file(p));
+    return json::parse(text);
   } catch (const json::exception& e) {
-    throw Error("tokenizer: " + p.string() + " is not valid JSON: " + e.what());
+    throw Error("tokenizer: " + name + " is not valid JSON: " + e.what());
   }
 }
 
@@ -79,11 +79,10 @@ class FlatVocabReader : public nlohmann::json_sax<json> {
   int depth_ = 0;
 };
 
-VocabMap read_flat_vocab(const fs::path& p) {
-  std::string text = read_file(p);
-  FlatVocabReader reader(p.string());
+VocabMap parse_flat_vocab(const std::string& text, const std::string& name) {
+  FlatVocabReader reader(name);
   if (!json::sax_parse(text, &reader) || !reader.error.empty())
-    throw Error("tokenizer: " + (reader.error.empty() ? p.string() + " is not valid JSON" : reader.error));
+    throw Error("tokenizer: " + (reader.error.empty() ? name + " is not valid JSON" : reader.error));
   return std::move(reader.map);
 }
 
@@ -144,13 +143,15 @@ int32_t find_id(const std::vector<Tokenizer::Entry>& v, const std::string& text)
   return -1;
 }
 
-std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs::path& merges_path) {
-  const std::string origin = vocab_path.string();
-  VocabMap vocab = read_flat_vocab(vocab_path);
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& vocab_json, const std::string& merges_text,
+                                                      const std::string& origin, const std::string& merges_name) {
+  VocabMap vocab = parse_flat_vocab(vocab_json, origin);
   auto entries = vocab_entries(vocab, origin);
   int32_t eos = find_id(entries, "<|endoftext|>");
   if (eos >= 0) entries[eos].special = true;
-  std::istringstream in(read_file(merges_path));
+  std::istringstream in(merges_text);
   std::vector<std::pair<std::string, std::string>> merges;
   std::vector<size_t> linenos;
   std::string line;
@@ -159,13 +160,15 @@ std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs:
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
-    merges.push_back(split_merge(line, merges_path.string(), lineno));
+    merges.push_back(split_merge(line, merges_name, lineno));
     linenos.push_back(lineno);
   }
   auto pairs = merge_pairs(merges, vocab,
-                           [&](size_t r) { return merges_path.string() + ":" + std::to_string(linenos[r]); });
+                           [&](size_t r) { return merges_name + ":" + std::to_string(linenos[r]); });
   return std::make_unique<Tokenizer>(std::move(entries), pairs, PreTokenizer::Gpt2, -1, eos, origin);
 }
+
+namespace {
 
 PreTokenizer pre_tokenizer_of(const json& pre, const std::string& origin) {
   auto is_byte_level = [&](const json& p) {
@@ -199,9 +202,11 @@ std::string config_token(const json& cfg, const char* key) {
   return "";
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
-  const std::string origin = path.string();
-  json j = read_json(path);
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& text, const std::string& config_text,
+                                                          const std::string& origin) {
+  json j = parse_json(text, origin);
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw Error(origin + ": no \"model\" object (not an HF tokenizer.json)");
   const json& model = j["model"];
@@ -235,12 +240,24 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
     throw Error(origin + ": normalizer " + j["normalizer"].value("type", std::string("?")) +
                 " is not supported (byte-level BPE tokenizers have none)");
   json cfg;
-  fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
-  if (fs::exists(cfg_path)) cfg = read_json(cfg_path);
+  if (!config_text.empty()) cfg = parse_json(config_text, (fs::path(origin).parent_path() / "tokenizer_config.json").string());
   std::string eos_text = config_token(cfg, "eos_token"), bos_text = config_token(cfg, "bos_token");
   int32_t eos = find_id(entries, eos_text.empty() ? "<|endoftext|>" : eos_text);
   int32_t bos = bos_text.empty() ? -1 : find_id(entries, bos_text);
   return std::make_unique<Tokenizer>(std::move(entries), pairs, pre, bos, eos, origin);
+}
+
+namespace {
+
+std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs::path& merges_path) {
+  return Tokenizer::from_gpt2_files(read_file(vocab_path), read_file(merges_path), vocab_path.string(),
+                                    merges_path.string());
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
+  fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
+  return Tokenizer::from_tokenizer_json(read_file(path), fs::exists(cfg_path) ? read_file(cfg_path) : std::string(),
+                                        path.string());
 }
 
 }  // namespace

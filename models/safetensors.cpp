@@ -46,6 +46,24 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     map_ = nullptr;
     throw Error(path + ": mmap failed", ErrorKind::Runtime);
   }
+  owns_map_ = true;
+  try {
+    parse_header();
+  } catch (...) {
+    munmap(map_, size_);  // the destructor does not run for a throwing constructor
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& name, const void* data, size_t size)
+    : path_(name), map_(const_cast<void*>(data)), size_(size) {
+  if (size_ < 8) throw Error(name + ": truncated safetensors file (" + std::to_string(size_) + " bytes, no header)");
+  parse_header();
+}
+
+void SafetensorsFile::parse_header() {
+  const std::string& path = path_;
   uint64_t hlen = 0;
   std::memcpy(&hlen, map_, 8);
   if (hlen > size_ - 8)
@@ -97,7 +115,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(map_, size_);
+  if (map_ && owns_map_) munmap(map_, size_);
 }
 
 const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
@@ -113,7 +131,14 @@ const void* SafetensorsFile::data(const SafetensorsEntry& e) const {
 Tensor SafetensorsFile::load_f32(const std::string& name) const {
   const SafetensorsEntry* e = find(name);
   if (!e) throw Error(path_ + ": no tensor named '" + name + "'");
-  Tensor src = Tensor::wrap(const_cast<void*>(data(*e)), e->shape, e->dtype);
+  const void* raw = data(*e);
+  if (reinterpret_cast<uintptr_t>(raw) % dtype_size(e->dtype) != 0) {
+    // The format does not align tensors: copy an unaligned one before reading it as its dtype.
+    Tensor aligned = Tensor::empty(e->shape, e->dtype);
+    std::memcpy(aligned.raw(), raw, e->end - e->begin);
+    return aligned.to(Device::CPU, DType::F32);
+  }
+  Tensor src = Tensor::wrap(const_cast<void*>(raw), e->shape, e->dtype);
   return src.to(Device::CPU, DType::F32);
 }
 
