@@ -170,20 +170,31 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& vocab_j
 
 namespace {
 
+// j[key] when j is an object holding a string there, else "" (type checks
+// on untrusted JSON: j.value() throws on a mistyped field).
+std::string str_field(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+// j[key] when j is an object holding a boolean there, else dflt.
+bool bool_field(const json& j, const char* key, bool dflt) {
+  return j.is_object() && j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : dflt;
+}
+
 PreTokenizer pre_tokenizer_of(const json& pre, const std::string& origin) {
   auto is_byte_level = [&](const json& p) {
-    if (p.value("type", "") != "ByteLevel") return false;
-    if (p.value("add_prefix_space", false))
+    if (str_field(p, "type") != "ByteLevel") return false;
+    if (bool_field(p, "add_prefix_space", false))
       throw Error(origin + ": ByteLevel pre-tokenizer with add_prefix_space=true is not supported");
-    if (!p.value("use_regex", true))
+    if (!bool_field(p, "use_regex", true))
       throw Error(origin + ": ByteLevel pre-tokenizer with use_regex=false is not supported");
     return true;
   };
   if (pre.is_object()) {
     if (is_byte_level(pre)) return PreTokenizer::Gpt2;
-    if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+    if (str_field(pre, "type") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()) {
       const json& seq = pre["pretokenizers"];
-      if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) &&
+      if (seq.size() == 2 && str_field(seq[0], "type") == "Digits" && bool_field(seq[0], "individual_digits", false) &&
           is_byte_level(seq[1]))
         return PreTokenizer::SmolLM;
       if (seq.size() == 1 && is_byte_level(seq[0])) return PreTokenizer::Gpt2;
@@ -210,15 +221,23 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& tex
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw Error(origin + ": no \"model\" object (not an HF tokenizer.json)");
   const json& model = j["model"];
-  if (model.value("type", "BPE") != "BPE")
-    throw Error(origin + ": model type '" + model.value("type", "") + "' is not supported (only BPE)");
+  if (model.contains("type") && str_field(model, "type") != "BPE")
+    throw Error(origin + ": model type " + model["type"].dump().substr(0, 80) + " is not supported (only BPE)");
   if (!model.contains("vocab") || !model.contains("merges")) throw Error(origin + ": model has no vocab or merges");
   VocabMap vocab = vocab_map(model["vocab"], origin);
   auto entries = vocab_entries(vocab, origin);
-  for (const auto& at : j.value("added_tokens", json::array())) {
-    int64_t id = at.value("id", int64_t(-1));
-    std::string content = at.value("content", "");
+  const json& added = j.contains("added_tokens") && !j["added_tokens"].is_null() ? j["added_tokens"] : json::array();
+  if (!added.is_array()) throw Error(origin + ": field 'added_tokens' must be a list");
+  // Added tokens extend the vocabulary at its end: an id past vocab + added is no real file's.
+  const int64_t max_id = int64_t(entries.size() + added.size()) - 1;
+  for (const auto& at : added) {
+    const bool has_id = at.is_object() && at.contains("id") && at["id"].is_number_integer();
+    int64_t id = has_id ? at["id"].get<int64_t>() : -1;
+    std::string content = str_field(at, "content");
     if (id < 0 || content.empty()) throw Error(origin + ": an added_tokens entry lacks id or content");
+    if (id > max_id)
+      throw Error(origin + ": added token '" + content + "' has id " + std::to_string(id) + ", past the " +
+                  std::to_string(max_id + 1) + " ids of the vocabulary and added tokens");
     if (id >= int64_t(entries.size())) entries.resize(id + 1);
     entries[id].bytes = content;
     entries[id].special = true;
@@ -234,10 +253,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& tex
   }
   auto pairs = merge_pairs(merges, vocab,
                            [&](size_t r) { return origin + ": model.merges[" + std::to_string(r) + "]"; });
-  PreTokenizer pre = pre_tokenizer_of(j.value("pre_tokenizer", json()), origin);
+  PreTokenizer pre = pre_tokenizer_of(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), origin);
   // A normalizer would change the text before BPE; running without it would give wrong ids silently.
   if (j.contains("normalizer") && !j["normalizer"].is_null())
-    throw Error(origin + ": normalizer " + j["normalizer"].value("type", std::string("?")) +
+    throw Error(origin + ": normalizer " + (str_field(j["normalizer"], "type").empty() ? std::string("?") : str_field(j["normalizer"], "type")) +
                 " is not supported (byte-level BPE tokenizers have none)");
   json cfg;
   if (!config_text.empty()) cfg = parse_json(config_text, (fs::path(origin).parent_path() / "tokenizer_config.json").string());

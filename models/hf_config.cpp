@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
+#include "models/json_fields.h"
 #include "models/model_config.h"
 
 namespace qtrain {
@@ -15,57 +16,34 @@ namespace {
 
 using nlohmann::json;
 
+using json_fields::opt_bool;
+using json_fields::opt_string;
+
 const json& need(const json& j, const std::string& key, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null()) throw Error(path + ": missing field '" + key + "'");
+  if (!json_fields::present(j, key)) throw Error(path + ": missing field '" + key + "'");
   return j[key];
 }
 
-// A whole number that fits an int and is at least `min`.
-int checked_int(const json& v, const std::string& key, int64_t min, const std::string& path) {
-  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT32_MAX)
-                                         : v.is_number_integer() && v.get<int64_t>() >= INT32_MIN &&
-                                               v.get<int64_t>() <= INT32_MAX;
-  if (!ok || v.get<int64_t>() < min)
-    throw Error(path + ": field '" + key + "' must be " + (min > 0 ? "a positive integer" : "an integer") +
-                " that fits 32 bits, got " + v.dump());
-  return v.get<int>();
-}
-
 int need_int(const json& j, const std::string& key, const std::string& path) {
-  return checked_int(need(j, key, path), key, 1, path);
+  return int(json_fields::int_in(need(j, key, path), key, 1, INT32_MAX, path, "a positive integer"));
 }
 
-// min: the smallest value accepted (INT32_MIN: any).
+// min: the smallest value accepted.
 int opt_int(const json& j, const std::string& key, int dflt, const std::string& path, int64_t min = INT32_MIN) {
-  if (!j.contains(key) || j[key].is_null()) return dflt;
-  return checked_int(j[key], key, min, path);
+  return json_fields::present(j, key) ? int(json_fields::int_in(j[key], key, min, INT32_MAX, path)) : dflt;
 }
 
-// A finite number > 0 (epsilons, RoPE theta) that fits a float.
+// Epsilons and RoPE theta: finite and > 0.
 float opt_float(const json& j, const std::string& key, float dflt, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null()) return dflt;
-  const double v = j[key].is_number() ? j[key].get<double>() : 0.0;
-  if (!j[key].is_number() || !(v > 0.0) || v > double(FLT_MAX))
-    throw Error(path + ": field '" + key + "' must be a positive number, got " + j[key].dump());
-  return float(v);
+  return json_fields::opt_float(j, key, dflt, FLT_MIN, FLT_MAX, path);
 }
 
-bool opt_bool(const json& j, const std::string& key, bool dflt) {
-  return j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : dflt;
-}
-
-std::string opt_string(const json& j, const std::string& key, const std::string& dflt, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null()) return dflt;
-  if (!j[key].is_string()) throw Error(path + ": field '" + key + "' must be a string, got " + j[key].dump());
-  return j[key].get<std::string>();
-}
-
-// A token id (or the first of a list of them); -1 when absent.
+// A token id (or the first of a list of them); -1 when absent or negative.
 int first_id(const json& j, const std::string& key, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null()) return -1;
+  if (!json_fields::present(j, key)) return -1;
   const json& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];
   if (!v.is_number_integer()) return -1;
-  return std::max(checked_int(v, key, INT32_MIN, path), -1);
+  return std::max(int(json_fields::int_in(v, key, INT32_MIN, INT32_MAX, path)), -1);
 }
 
 }  // namespace
@@ -80,7 +58,7 @@ ModelConfig ModelConfig::from_hf_json_text(const std::string& text, const std::s
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw Error(path + ": not a JSON object");
@@ -109,7 +87,7 @@ ModelConfig ModelConfig::from_hf_json_text(const std::string& text, const std::s
     c.norm_eps = opt_float(j, "layer_norm_epsilon", 1e-5f, path);
     c.tied_embeddings = true;
     c.attn_bias = c.mlp_bias = true;
-    if (opt_bool(j, "scale_attn_by_inverse_layer_idx", false) || opt_bool(j, "reorder_and_upcast_attn", false))
+    if (opt_bool(j, "scale_attn_by_inverse_layer_idx", false, path) || opt_bool(j, "reorder_and_upcast_attn", false, path))
       throw Error(path + ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported");
     std::string act = opt_string(j, "activation_function", "gelu_new", path);
     if (act != "gelu_new" && act != "gelu_pytorch_tanh")
@@ -125,9 +103,9 @@ ModelConfig ModelConfig::from_hf_json_text(const std::string& text, const std::s
     c.max_pos = opt_int(j, "max_position_embeddings", 2048, path, 1);
     c.norm_eps = opt_float(j, "rms_norm_eps", 1e-6f, path);
     c.rope_theta = opt_float(j, "rope_theta", 10000.f, path);
-    c.tied_embeddings = opt_bool(j, "tie_word_embeddings", false);
-    c.attn_bias = opt_bool(j, "attention_bias", false);
-    c.mlp_bias = opt_bool(j, "mlp_bias", false);
+    c.tied_embeddings = opt_bool(j, "tie_word_embeddings", false, path);
+    c.attn_bias = opt_bool(j, "attention_bias", false, path);
+    c.mlp_bias = opt_bool(j, "mlp_bias", false, path);
     std::string act = opt_string(j, "hidden_act", "silu", path);
     if (act != "silu") throw Error(path + ": field 'hidden_act' is '" + act + "'; qtrain supports silu (SwiGLU)");
     if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())

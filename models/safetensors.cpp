@@ -73,7 +73,7 @@ void SafetensorsFile::parse_header() {
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(static_cast<const char*>(map_) + 8, static_cast<const char*>(map_) + 8 + hlen);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": header is not valid JSON (" + e.what() + ")");
   }
   if (!header.is_object()) throw Error(path + ": header is not a JSON object");
@@ -93,11 +93,12 @@ void SafetensorsFile::parse_header() {
     if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), e.dtype))
       throw Error(where + ": unknown dtype " + v["dtype"].dump() + " (supported: F32, BF16, F16, I32, U8, I8)");
     if (!v["shape"].is_array()) throw Error(where + ": shape is not an array");
-    int64_t n = 1;
+    uint64_t n = 1;  // elements; a product past 2^64 cannot match a file's size anyway
     for (auto& d : v["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + ": bad shape " + v["shape"].dump());
       e.shape.push_back(d.get<int64_t>());
-      n *= e.shape.back();
+      if (__builtin_mul_overflow(n, uint64_t(e.shape.back()), &n))
+        throw Error(where + ": shape " + v["shape"].dump() + " has more elements than any file can hold");
     }
     auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -107,7 +108,8 @@ void SafetensorsFile::parse_header() {
     if (e.begin > e.end || e.end > data_size)
       throw Error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                   "] out of range: the data section has " + std::to_string(data_size) + " bytes");
-    if (e.end - e.begin != size_t(n) * dtype_size(e.dtype))
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(n, uint64_t(dtype_size(e.dtype)), &bytes) || e.end - e.begin != bytes)
       throw Error(where + ": " + std::to_string(e.end - e.begin) + " bytes do not hold shape " + shape_str(e.shape) +
                   " of " + dtype_name(e.dtype));
     entries_.push_back(std::move(e));
