@@ -161,6 +161,8 @@ on lowbit_smol && step lowbit_smol ${LB_TIMEOUT:-540} python3 bench/lowbit.py --
   --work /tmp/lb --out-dir $OUT
 # Decode latency per base format through qtrain generate (bench/decode_methods.sh).
 on decode_methods && step decode_methods ${DM_TIMEOUT:-200} bash bench/decode_methods.sh "$BIN/qtrain" "$OUT" smollm2-135m
+# The memory estimate and out-of-memory message (tests/scripts/gpu_memory.sh).
+on gpu_memory && step gpu_memory 240 bash tests/scripts/gpu_memory.sh "$BIN/qtrain" "$SRC"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).

@@ -19,11 +19,16 @@ one() {  # one NAME MODEL ARGS...
   cp "$WORK/$name/kernel_profile.json" "$RESULTS/kernel_profile_$name.json" 2>/dev/null
   echo "== $name"; grep -A8 "GPU kernel time" "$RESULTS/profile_$name.log" | sed 's/^\[[^]]*\] [a-z]* //' | head -9
 }
+# PROFILE_ROWS picks the rows (default: the four benchmark rows; smol-qdora and smol-qia3 on request).
+want() { [[ " ${PROFILE_ROWS:-smol-lora smol-qlora gpt2m-lora gpt2m-full} " == *" $1 "* ]]; }
 lora=(--method lora --lora-r 16 --lora-alpha 32 --target all-linear)
-one smol-lora smollm2-135m "${lora[@]}" --batch-size 16 --seq-len 1024
-one smol-qlora smollm2-135m --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 16 --seq-len 1024
-one gpt2m-lora gpt2-medium "${lora[@]}" --batch-size 8 --seq-len 1024
-one gpt2m-full gpt2-medium --method full --batch-size 8 --seq-len 1024
+want smol-lora && one smol-lora smollm2-135m "${lora[@]}" --batch-size 16 --seq-len 1024
+want smol-qlora && one smol-qlora smollm2-135m --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 16 --seq-len 1024
+want smol-qdora && one smol-qdora smollm2-135m --method qlora --adapter-type dora --lora-r 16 --lora-alpha 32 \
+  --target all-linear --batch-size 16 --seq-len 1024
+want smol-qia3 && one smol-qia3 smollm2-135m --method qlora --adapter-type ia3 --batch-size 16 --seq-len 1024
+want gpt2m-lora && one gpt2m-lora gpt2-medium "${lora[@]}" --batch-size 8 --seq-len 1024
+want gpt2m-full && one gpt2m-full gpt2-medium --method full --batch-size 8 --seq-len 1024
 # The 7B QLoRA row (random weights, quantized on load), on request: PROFILE_7B=1.
 [ -n "${PROFILE_7B:-}" ] && python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((12 * 8 * 2049)) 32000 && one llama7b-qlora llama-7b --method qlora --lora-r 16 --lora-alpha 32 --target all-linear \
   --batch-size 4 --seq-len 2048 --grad-checkpoint

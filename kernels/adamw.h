@@ -1,6 +1,7 @@
 // One fused AdamW step over a flat F32 buffer (torch.optim.AdamW semantics:
 // decoupled weight decay p -= lr*wd*p, bias-corrected moments).
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -16,6 +17,6 @@ struct AdamWParams {
 };
 
 // p, g, m, v: F32 [n], same device. m and v are updated in place.
-void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp);
+QT_OP(void, adamw_step, (Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp))
 
 }  // namespace qtrain

@@ -5,6 +5,7 @@
 // per byte along a row, the even column in the low nibble: codes U8 [out, in / 2].
 // scale, zero: F32 [out / tile_out, in / tile_in].
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -15,6 +16,6 @@ struct Asym4Tiles {
 
 // out [rows, in] = rows [row0, row0 + rows) of W, dequantized. CPU: out F32;
 // CUDA: out F32 or BF16, codes / scale / zero on the GPU.
-void asym4_dequantize(Tensor out, Tensor codes, Tensor scale, Tensor zero, const Asym4Tiles& t, int64_t row0);
+QT_OP(void, asym4_dequantize, (Tensor out, Tensor codes, Tensor scale, Tensor zero, const Asym4Tiles& t, int64_t row0))
 
 }  // namespace qtrain

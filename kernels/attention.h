@@ -1,6 +1,7 @@
 // Causal scaled-dot-product attention with grouped-query heads.
 #pragma once
 #include "kernels/seq_pos.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 #include <string>
@@ -24,18 +25,18 @@ void note_attention_impl(const char* name);
 // q: [B,T,Hq,D]; k, v: [B,T,Hkv,D] with Hq % Hkv == 0 (query head h reads kv head
 // h / (Hq/Hkv)); out: [B,T,Hq,D]; lse: F32 [B,Hq,T], the softmax log-sum-exp,
 // saved so backward need not keep the T x T matrix. Scale 1/sqrt(D).
-void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+QT_OP(void, attention_forward, (Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v))
 // Decoding against a key/value cache: q, out [B,Tq,Hq,D] are the queries at
 // positions pos0 .. pos0+Tq-1; kc, vc [B,Tc,Hkv,D] hold the keys/values of
 // positions 0 .. pos0+Tq-1 (Tc >= pos0+Tq; rows past that are ignored). Query i
 // sees keys 0 .. pos0+i (causal). No lse: nothing runs backward through it.
-void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos);
+QT_OP(void, attention_cached, (Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos))
 // Writes this pass's keys or values src [B,T,H,D] into cache [B,Tc,H,D] at
 // positions pos .. pos+T-1 of every row (one kernel, so a captured decode step
 // can replay it at the next position).
-void kv_cache_write(Tensor cache, Tensor src, SeqPos pos);
+QT_OP(void, kv_cache_write, (Tensor cache, Tensor src, SeqPos pos))
 // dq, dk, dv overwritten (shapes of q, k, v).
-void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
-                        Tensor out, Tensor lse);
+QT_OP(void, attention_backward, (Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                                 Tensor out, Tensor lse))
 
 }  // namespace qtrain

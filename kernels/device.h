@@ -24,6 +24,12 @@ struct CudaMemoryStats {
   size_t in_use = 0, peak = 0, reserved = 0;
 };
 CudaMemoryStats cuda_memory_stats();
+// The device's memory as the driver reports it, plus the blocks qtrain's
+// allocator holds but does not use; zeros without a GPU.
+struct CudaMemoryInfo {
+  size_t free = 0, total = 0;
+};
+CudaMemoryInfo cuda_memory_info();
 
 // Replays of a recorded stream of ops (a CUDA graph): a decode step is
 // hundreds of small launches, and issuing them one by one leaves the GPU

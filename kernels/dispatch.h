@@ -1,11 +1,11 @@
 // How a public op reaches its CUDA twin. Each kernels/cpu/X.cpp defines the
-// public op: it forwards to qtrain::cuda::X when the tensor lives on the GPU,
-// and otherwise runs the plain fp32 reference loops that follow.
+// public op (declared with its twin by QT_OP, kernels/op.h): it checks what
+// both backends require, forwards to qtrain::cuda::X when the tensor lives on
+// the GPU, and otherwise runs the plain fp32 reference loops that follow.
 #pragma once
 #include "kernels/tensor.h"
 
 #ifdef QTRAIN_HAS_CUDA
-#include "kernels/cuda/cuda_ops.h"
 #define QT_DISPATCH_CUDA(probe, fn, ...) \
   do {                                   \
     if ((probe).is_cuda()) return ::qtrain::cuda::fn(__VA_ARGS__); \

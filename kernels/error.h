@@ -9,6 +9,7 @@ namespace qtrain {
 enum class ErrorKind {
   BadInput,  // user input: files, configs, flags. launch/ exits 2.
   Runtime,   // CUDA, NCCL, I/O failures. launch/ exits 1.
+  OutOfMemory,  // the GPU ran out of memory (the trainer adds what to change). launch/ exits 1.
 };
 
 class Error : public std::runtime_error {

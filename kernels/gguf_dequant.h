@@ -3,6 +3,7 @@
 // runs the dense gemm, as the 4-bit bases do (models/gguf_block_weight.h).
 #pragma once
 #include "kernels/quant/gguf_blocks.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -12,7 +13,7 @@ namespace qtrain {
 // device. CPU: every dequantizable type, out F32. CUDA: Q4_0, Q4_1, Q8_0 and
 // F16 (the same F32 values, bit for bit), out BF16 or F32; any other type is an
 // Error naming it.
-void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type);
+QT_OP(void, dequantize_gguf, (Tensor out, Tensor blocks, GgmlType type))
 // Whether the GPU kernel takes this type.
 bool gguf_type_on_gpu(GgmlType type);
 

@@ -2,6 +2,7 @@
 // for a frozen HQQ base: the GPU product dequantizes it into a BF16 scratch
 // and runs the dense gemm, as the 4-bit bases do (models/hqq_weight.h).
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -12,6 +13,6 @@ namespace qtrain {
 // back to back, groups of 64 in flat order); scale, zero: F32 [rows * cols / 64];
 // all on out's device.
 // CPU: out F32. CUDA: out BF16 or F32. bits: 4 or 2.
-void dequantize_hqq(Tensor out, Tensor codes, Tensor scale, Tensor zero, int bits);
+QT_OP(void, dequantize_hqq, (Tensor out, Tensor codes, Tensor scale, Tensor zero, int bits))
 
 }  // namespace qtrain

@@ -1,6 +1,7 @@
 // The LM head fused with softmax cross-entropy, chunked over rows so the
 // [N, V] logits never exist whole in memory.
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -12,6 +13,6 @@ constexpr int32_t kIgnoreIndex = -100;
 // log), accumulated in double. If dx is defined it is overwritten with
 // grad_scale * d(sum)/dx; if dw is defined, grad_scale * d(sum)/dw is added to it.
 // (grad_scale is usually 1 / global count of predicted tokens.)
-double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale);
+QT_OP(double, lm_head_cross_entropy, (Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale))
 
 }  // namespace qtrain

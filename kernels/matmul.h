@@ -1,5 +1,6 @@
 // Dense matrix products. Row-major everywhere.
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -9,11 +10,11 @@ namespace qtrain {
 // Higher-rank tensors are flattened to 2-D on their last dim ([B,T,C] -> [B*T,C]).
 // beta = 1 accumulates (parameter gradients). CPU: F32 only. CUDA: BF16 or F32
 // operands (mixed allowed), F32 accumulation, c in BF16 or F32.
-void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha = 1.f, float beta = 0.f);
+QT_OP(void, gemm, (Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha = 1.f, float beta = 0.f))
 
 // y[N,out] += bias[out]
-void add_bias(Tensor y, Tensor bias);
+QT_OP(void, add_bias, (Tensor y, Tensor bias))
 // dbias[out] += sum over rows of dy[N,out]
-void bias_backward(Tensor dbias, Tensor dy);
+QT_OP(void, bias_backward, (Tensor dbias, Tensor dy))
 
 }  // namespace qtrain

@@ -1,18 +1,19 @@
 // LayerNorm (GPT-2) and RMSNorm (LLaMA), forward and backward.
 // Statistics are computed in F32 on every backend, as HF does.
 #pragma once
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
 
 // x, out: [N,C]; w, b: [C]; mean, rstd: F32 [N], saved for backward.
-void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps);
+QT_OP(void, layernorm_forward, (Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps))
 // dx[N,C] is overwritten; dw, db are accumulated (+=), or skipped when undefined (frozen).
-void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
-                        Tensor rstd);
+QT_OP(void, layernorm_backward, (Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
+                                 Tensor rstd))
 
 // out = x * rsqrt(mean(x^2) + eps) * w.  x, out: [N,C]; w: [C]; rstd: F32 [N].
-void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps);
-void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd);
+QT_OP(void, rmsnorm_forward, (Tensor out, Tensor rstd, Tensor x, Tensor w, float eps))
+QT_OP(void, rmsnorm_backward, (Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd))
 
 }  // namespace qtrain

@@ -8,10 +8,13 @@
 #pragma once
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
 
+// The storage of a 4-bit weight as tensors (on the host or the GPU); view()
+// is the quant::Nf4View the CPU reference and the CUDA kernels decode.
 struct Quant4Tensor {
   quant::Code4 code = quant::Code4::NF4;
   int64_t rows = 0, cols = 0, blocksize = 64;
@@ -25,6 +28,7 @@ struct Quant4Tensor {
   static Quant4Tensor from_packed(const quant::Packed4& p, int64_t rows, int64_t cols);  // host copy
   Quant4Tensor to(Device d) const;
   size_t bytes() const;
+  quant::Nf4View view() const;  // pointers on the tensors' device, valid while they live
 };
 
 struct Int8Tensor {
@@ -39,20 +43,20 @@ struct Int8Tensor {
 
 // out[r, :] = W[row0 + r, :] for the out.size(0) rows of out (F32 or, on
 // CUDA, BF16 = the F32 value rounded to nearest even).
-void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0);
-void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0);
+QT_OP(void, dequantize_rows_4bit, (Tensor out, const Quant4Tensor& w, int64_t row0))
+QT_OP(void, dequantize_rows_int8, (Tensor out, const Int8Tensor& w, int64_t row0))
 
 // y[N, rows] = x[N, cols] @ W^T with LLM.int8's decomposition (kernels/quant/int8.h):
 // x columns whose max |x| exceeds `threshold` (> 0) multiply the dequantized
 // weight in F32, the rest are quantized per row to int8 for an int32 product.
 // CPU: the reference (F32 x, y); CUDA: an int8 tensor-core GEMM (cuBLASLt)
 // with the same quantization and the same F32 epilogue.
-void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold);
+QT_OP(void, int8_matmul, (Tensor y, Tensor x, const Int8Tensor& w, float threshold))
 
 // y[M, rows] = x[M, cols] @ W^T for a few rows of x (decode, M <= 16): on CUDA
 // one pass over the packed weight (gemv_4bit_supported says when the shape
 // allows it); the CPU reference dequantizes and multiplies.
-void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w);
+QT_OP(void, matmul_4bit, (Tensor y, Tensor x, const Quant4Tensor& w))
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w);
 constexpr int64_t kGemv4MaxRows = 16;
 // Which CUDA kernel the decode path runs: the tensor-core one (default) or the

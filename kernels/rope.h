@@ -3,13 +3,14 @@
 // (pos0 > 0 when decoding after cached tokens).
 #pragma once
 #include "kernels/seq_pos.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
 
 // x: [B,T,H,D], rotated in place.
-void rope_forward(Tensor x, float theta, SeqPos pos = {});
+QT_OP(void, rope_forward, (Tensor x, float theta, SeqPos pos = {}))
 // dx: [B,T,H,D], rotated back in place (the transpose of the forward rotation).
-void rope_backward(Tensor dx, float theta, int pos0 = 0);
+QT_OP(void, rope_backward, (Tensor dx, float theta, int pos0 = 0))
 
 }  // namespace qtrain

@@ -14,12 +14,13 @@
 // 127 * scale, so that every path gives the same F32 value bit for bit.
 #pragma once
 #include "kernels/quant/ternary.h"
+#include "kernels/op.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
 
-void ternary_fake_quant(Tensor out, Tensor w, float lambda);
-void int8_act_fake_quant(Tensor out, Tensor x, float lambda);
+QT_OP(void, ternary_fake_quant, (Tensor out, Tensor w, float lambda))
+QT_OP(void, int8_act_fake_quant, (Tensor out, Tensor x, float lambda))
 
 struct TernaryTensor {
   int64_t rows = 0, cols = 0;
@@ -32,11 +33,11 @@ struct TernaryTensor {
 };
 
 // out [rows, cols]: I8 = the levels T (-1, 0, 1); F32 / BF16 = scale * T.
-void unpack_ternary(Tensor out, const TernaryTensor& w);
+QT_OP(void, unpack_ternary, (Tensor out, const TernaryTensor& w))
 // y[N, rows] = Q8(x[N, cols]) @ (scale T)^T, the W2A8 product above. CUDA: up
 // to kTernaryGemvMaxRows rows of x (decode) in one pass over the 2-bit weight
 // with dp4a; more rows expand the codes to int8 for cuBLASLt's int8 GEMM.
-void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w);
+QT_OP(void, ternary_matmul, (Tensor y, Tensor x, const TernaryTensor& w))
 constexpr int64_t kTernaryGemvMaxRows = 8;
 
 }  // namespace qtrain

@@ -158,6 +158,9 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--eval-every", c->eval_every, "evaluate every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-batches", c->eval_batches, "limit each evaluation to N batches (0 = all)")->capture_default_str();
   sub->add_flag("--grad-checkpoint", c->grad_checkpoint, "recompute each layer's activations in backward");
+  sub->add_flag("!--no-memory-check", c->memory_check,
+                "on the GPU, start even when the memory estimate (weights, optimizer, activations for the batch) "
+                "exceeds the free memory; without it such a run is refused before loading, saying what to change");
   sub->add_flag("--profile-kernels", c->profile_kernels,
                 "GPU time by kernel and kernel class from step 3 to the end (CUPTI, loaded at run time); "
                 "printed and written to OUT/kernel_profile.json");

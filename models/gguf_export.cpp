@@ -92,17 +92,15 @@ void export_gguf_model(const std::string& out_path, const ModelConfig& cfg, cons
                        const std::vector<std::pair<std::string, Tensor>>& hf_tensors, GgmlType type,
                        const std::string& name, const std::vector<std::pair<std::string, GgufValue>>& base_metadata) {
   check_llama(cfg, out_path);
-  if (type != GgmlType::F32 && type != GgmlType::F16 && type != GgmlType::BF16 && type != GgmlType::Q8_0 &&
-      type != GgmlType::Q4_0)
-    throw Error(out_path + std::string(": cannot write a merged model as ") + ggml_type_name(type) +
-                " (F32, F16, BF16, Q8_0 or Q4_0)");
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  if (!info.from_float || info.file_type < 0)
+    throw Error(out_path + std::string(": cannot write a merged model as ") + info.name + " (" +
+                ggml_type_names([](const GgmlTypeInfo& t) { return t.from_float && t.file_type >= 0; }) + ")");
   GgufWriter w;
   for (const auto& [key, value] : base_metadata)
     if (key != "general.alignment" && key.rfind("split.", 0) != 0) w.set(key, value);
   set_llama_metadata(w, cfg, name);
-  uint32_t file_type = type == GgmlType::F32 ? 0 : type == GgmlType::F16 ? 1 : type == GgmlType::Q8_0 ? 7
-                       : type == GgmlType::Q4_0 ? 2 : 32;
-  w.set_u32("general.file_type", file_type);  // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
+  w.set_u32("general.file_type", uint32_t(info.file_type));  // llama_ftype, from the type's table entry
   if (!tok.tokens.empty()) {
     w.set_string("tokenizer.ggml.model", "gpt2");
     w.set_string("tokenizer.ggml.pre", tok.pre.empty() ? "default" : tok.pre);
@@ -131,7 +129,7 @@ void export_gguf_model(const std::string& out_path, const ModelConfig& cfg, cons
     if (gguf.empty()) throw Error(out_path + ": no GGUF name for tensor '" + hf + "'");
     Tensor x = permute_rows_for_gguf(t, rope_permuted_heads(hf, cfg.n_head, cfg.n_kv_head));
     GgmlType tt = x.ndim() < 2 ? GgmlType::F32 : type;
-    if ((tt == GgmlType::Q8_0 || tt == GgmlType::Q4_0) && x.size(-1) % 32 != 0) tt = GgmlType::F16;
+    if (x.size(-1) % ggml_type_info(tt).block_size != 0) tt = GgmlType::F16;  // rows not whole blocks
     w.add_tensor(gguf, x, tt);
   }
   w.write(out_path);

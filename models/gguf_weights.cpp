@@ -19,8 +19,8 @@ GgufWeightSource::GgufWeightSource(std::shared_ptr<const GgufFile> file, int n_h
       throw Error(file_->path() + ": tensor '" + t.name + "' is not a LLaMA tensor qtrain knows how to map");
     if (!ggml_type_info(t.type).dequantizable)
       throw Error(file_->path() + ": tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
-                  ", which qtrain cannot dequantize (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 "
-                  "Q2_K Q3_K Q4_K Q5_K Q6_K)");
+                  ", which qtrain cannot dequantize (supported: " +
+                  ggml_type_names([](const GgmlTypeInfo& i) { return i.dequantizable; }, " ") + ")");
     Entry e{&t, Shape(t.ne.rbegin(), t.ne.rend()), rope_permuted_heads(hf, n_head, n_kv_head)};
     if (e.permuted_heads > 0) {
       const int64_t rows = e.shape[0];

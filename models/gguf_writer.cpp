@@ -50,35 +50,6 @@ class ByteSink {
 
 }  // namespace
 
-void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
-  for (int64_t i = 0; i < n / QK8_0; ++i) {
-    float amax = 0.f;
-    for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[i * QK8_0 + j]));
-    const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    y[i].d = f32_to_f16(d);
-    for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = int8_t(std::roundf(x[i * QK8_0 + j] * id));
-  }
-}
-
-// ggml's quantize_row_q4_0_ref: the signed value of largest magnitude maps to -8.
-void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
-  for (int64_t i = 0; i < n / QK4_0; ++i) {
-    const float* xb = x + i * QK4_0;
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < QK4_0; ++j)
-      if (amax < std::fabs(xb[j])) amax = std::fabs(xb[j]), max = xb[j];
-    const float d = max / -8.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    y[i].d = f32_to_f16(d);
-    for (int j = 0; j < QK4_0 / 2; ++j) {
-      const uint8_t q0 = uint8_t(std::min<int8_t>(15, int8_t(xb[j] * id + 8.5f)));
-      const uint8_t q1 = uint8_t(std::min<int8_t>(15, int8_t(xb[j + QK4_0 / 2] * id + 8.5f)));
-      y[i].qs[j] = uint8_t(q0 | (q1 << 4));
-    }
-  }
-}
-
 void GgufWriter::set(const std::string& key, const GgufValue& v) {
   for (auto& [k, old] : kv_)
     if (k == key) {
@@ -149,38 +120,12 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, GgmlType t
   const int64_t n = host.numel();
   std::vector<int64_t> ne(host.shape().rbegin(), host.shape().rend());
   if (ne.empty()) ne.push_back(1);
-  std::vector<uint8_t> bytes;
-  switch (type) {
-    case GgmlType::F32:
-      bytes.resize(size_t(n) * 4);
-      std::memcpy(bytes.data(), x, bytes.size());
-      break;
-    case GgmlType::F16:
-    case GgmlType::BF16:
-      bytes.resize(size_t(n) * 2);
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h = type == GgmlType::F16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
-        std::memcpy(bytes.data() + 2 * i, &h, 2);
-      }
-      break;
-    case GgmlType::Q8_0: {
-      QT_CHECK(ne[0] % QK8_0 == 0, "GgufWriter: Q8_0 rows of '" + name + "' are not a multiple of 32");
-      std::vector<BlockQ8_0> blocks(size_t(n / QK8_0));
-      quantize_row_q8_0(x, blocks.data(), n);
-      bytes.resize(blocks.size() * sizeof(BlockQ8_0));
-      std::memcpy(bytes.data(), blocks.data(), bytes.size());
-      break;
-    }
-    case GgmlType::Q4_0: {
-      QT_CHECK(ne[0] % QK4_0 == 0, "GgufWriter: Q4_0 rows of '" + name + "' are not a multiple of 32");
-      std::vector<BlockQ4_0> blocks(size_t(n / QK4_0));
-      quantize_row_q4_0(x, blocks.data(), n);
-      bytes.resize(blocks.size() * sizeof(BlockQ4_0));
-      std::memcpy(bytes.data(), blocks.data(), bytes.size());
-      break;
-    }
-    default: QT_CHECK(false, std::string("GgufWriter: cannot encode ") + ggml_type_name(type));
-  }
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  QT_CHECK(info.from_float, std::string("GgufWriter: cannot encode ") + info.name);
+  QT_CHECK(ne[0] % info.block_size == 0, std::string("GgufWriter: ") + info.name + " rows of '" + name +
+                                             "' are not a multiple of " + std::to_string(info.block_size));
+  std::vector<uint8_t> bytes(size_t(n / info.block_size) * info.type_size);
+  quantize_row(type, x, bytes.data(), n);
   add_raw_tensor(name, type, ne, std::move(bytes));
 }
 

@@ -23,8 +23,8 @@ class GgufWriter {
   void set_string_array(const std::string& key, const std::vector<std::string>& v);
 
   // An F32 tensor with HF shape [d0, d1, ...] (ggml ne is that reversed),
-  // encoded as `type` (F32, F16, BF16 or Q8_0; Q8_0 rounds like ggml's
-  // quantize_row_q8_0_ref).
+  // encoded as `type` with its table entry's from_float (kernels/quant/gguf_blocks.h:
+  // F32, F16, BF16, Q8_0 and Q4_0, rounding like ggml's quantize_row_*_ref).
   void add_tensor(const std::string& name, const Tensor& f32, GgmlType type = GgmlType::F32);
   // Pre-encoded bytes; ne in ggml order.
   void add_raw_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne,
@@ -46,8 +46,5 @@ class GgufWriter {
   std::vector<PendingTensor> tensors_;
 };
 
-// ggml's reference encoders (quantize_row_q8_0_ref and the f16/bf16 casts).
-void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
-void quantize_row_q4_0(const float* x, BlockQ4_0* y, int64_t n);
 
 }  // namespace qtrain

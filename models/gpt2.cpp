@@ -61,6 +61,13 @@ class Gpt2Model : public Model {
     layernorm_backward(dx, lnf_w_->grad, lnf_b_->grad, dout, x, lnf_w_->value, fmean_, frstd_);
   }
 
+  LayerColumns layer_columns() const override {
+    const int64_t C = cfg_.d_model, F = cfg_.d_ff;
+    // Gpt2Acts: ln1, qkv (3C), q, k, v, att, x2, ln2, fc, g | mean, rstd twice, lse per head
+    // layer_backward: dg, dfc; dln2, dtmp, datt, dq, dk, dv, dqkv (3C), dln1
+    return {10 * C + 2 * F, 4 + cfg_.n_head, 2 * F + 10 * C};
+  }
+
   void layer_forward(int l, Tensor x, Tensor out, bool train, bool keep) override {
     const Block& b = blocks_[size_t(l)];
     Gpt2Acts local;

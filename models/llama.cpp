@@ -42,6 +42,13 @@ class LlamaModel : public Model {
   }
 
  protected:
+  LayerColumns layer_columns() const override {
+    const int64_t C = cfg_.d_model, F = cfg_.d_ff, q = int64_t(cfg_.n_head) * cfg_.head_dim,
+                  kv = int64_t(cfg_.n_kv_head) * cfg_.head_dim;
+    // LlamaActs: h1, x2, h2 (C); q, att; k, v; gate, up, s (F) | rstd1, rstd2, lse per head
+    // layer_backward: ds, dgate, dup; dh2, dtmp, dh1; datt, dq; dk, dv
+    return {3 * C + 2 * q + 2 * kv + 3 * F, 2 + cfg_.n_head, 3 * F + 3 * C + 2 * q + 2 * kv};
+  }
   WeightSlot& token_embedding() override { return *embed_; }
   WeightSlot& lm_head() override { return *head_; }
 

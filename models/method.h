@@ -54,6 +54,9 @@ struct Method {
   // The adapter type a targeted Linear gets (models/adapters/adapter_type.h)
   // unless --adapter-type picks another; ignored when trains_base.
   std::string adapter = "lora";
+  // Bits a frozen base weight takes on the GPU, scales and tables included,
+  // for the memory estimate before loading (trainer/memory_plan.h); unset = 16 (BF16).
+  std::function<double(const ModelOptions&)> base_bits;
   bool quantizes_base() const { return bool(make_base); }
 };
 

@@ -1,5 +1,8 @@
 #include "models/model.h"
 
+#include <algorithm>
+#include <functional>
+#include <numeric>
 #include <unordered_map>
 
 #include "kernels/elementwise.h"
@@ -18,6 +21,28 @@ std::unique_ptr<Model> Model::create(const ModelConfig& cfg, const WeightSource&
   std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
   m->finish_build(src);
   return m;
+}
+
+ModelFootprint Model::footprint(const ModelConfig& cfg, const ModelOptions& opt) {
+  find_method(opt.method);
+  std::unique_ptr<Model> m = cfg.arch == Arch::GPT2 ? make_gpt2(cfg, opt) : make_llama(cfg, opt);
+  ModelFootprint f;
+  f.trainable = m->params_.numel();
+  const LayerColumns c = m->layer_columns();
+  f.kept_cols = c.kept, f.kept_f32_cols = c.kept_f32, f.backward_cols = c.backward;
+  for (const auto& s : m->slots_)
+    if (s->param == SIZE_MAX)
+      f.frozen_slots += std::accumulate(s->shape.begin(), s->shape.end(), int64_t(1), std::multiplies<>());
+  for (const Linear* lin : m->linears_) {
+    const int64_t n = lin->in() * lin->out();
+    (lin->trainable() ? f.trained_linear : f.frozen_linear) += n;
+    f.largest_linear = std::max(f.largest_linear, n);
+    if (lin->adapter()) {
+      f.adapted_inputs += lin->in();
+      ++f.adapted;
+    }
+  }
+  return f;
 }
 
 Model::Model(const ModelConfig& cfg, const ModelOptions& opt)

@@ -56,6 +56,9 @@ struct KvCache {
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
   // The one-token step captured as a CUDA graph over this cache (made on first use).
   std::shared_ptr<DecodeGraph> graph;
+  // BF16 copy of the trainable values that one-token GPU steps read the LoRA
+  // factors from (made at the first such step; generation does not train).
+  Tensor factors;
 };
 
 // What a forward pass is for. Train keeps (or checkpoints) activations for
@@ -63,6 +66,22 @@ struct KvCache {
 // one layer's activations right before its backward; Decode runs new tokens at
 // positions after a KV cache and appends their keys and values to it.
 enum class ForwardMode { Train, Eval, Recompute, Decode };
+
+// What a model will hold, read from its declaration alone (nothing is
+// allocated or loaded): the GPU memory estimate (trainer/memory_plan.h).
+struct ModelFootprint {
+  int64_t trainable = 0;       // trainable parameters: F32 value, gradient and two AdamW moments each
+  int64_t frozen_slots = 0;    // frozen embeddings and norms, held in the activation dtype
+  int64_t frozen_linear = 0;   // weights of frozen Linears, held in the method's base format
+  int64_t trained_linear = 0;  // weights of Linears that train (full fine-tune, BitNet)
+  int64_t largest_linear = 0;  // out * in of the largest Linear (a dequantized copy of it is a transient)
+  int64_t adapted_inputs = 0;  // the sum of `in` over adapted Linears (LoRA dropout keeps its input per Linear)
+  int adapted = 0;             // Linears with an adapter
+  // Per token of one layer: activation-dtype columns kept for backward, F32
+  // columns kept (norm statistics, attention's log-sum-exp), and the columns
+  // the layer's backward allocates while it runs.
+  int64_t kept_cols = 0, kept_f32_cols = 0, backward_cols = 0;
+};
 
 struct LossSum {
   double sum = 0;     // sum of token losses (nats)
@@ -81,6 +100,8 @@ struct WeightSlot {
 class Model {
  public:
   static std::unique_ptr<Model> create(const ModelConfig& cfg, const WeightSource& src, const ModelOptions& opt);
+  // The same model declared but not built: what create() would allocate.
+  static ModelFootprint footprint(const ModelConfig& cfg, const ModelOptions& opt);
   virtual ~Model() = default;
 
   const ModelConfig& config() const { return cfg_; }
@@ -157,6 +178,11 @@ class Model {
   virtual WeightSlot& token_embedding() = 0;
   virtual WeightSlot* position_embedding() { return nullptr; }
   virtual WeightSlot& lm_head() = 0;
+  // What layer_forward keeps and layer_backward allocates (ModelFootprint's columns).
+  struct LayerColumns {
+    int64_t kept = 0, kept_f32 = 0, backward = 0;
+  };
+  virtual LayerColumns layer_columns() const = 0;
   // Learned positions bound the sequence length (GPT-2's n_positions); 0 = no hard limit (RoPE).
   virtual int position_limit() const { return 0; }
 

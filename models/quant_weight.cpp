@@ -74,7 +74,7 @@ Block4Weight::Block4Weight(const Tensor& w, quant::Code4 code, bool double_quant
   // Loaders hand over host F32 already: no copy then (a 70B base is 280 GB of F32 in passing).
   const Tensor h = host_f32(w);
   p_ = quant::quantize_4bit(h.f32(), h.numel(), code, double_quant);
-  absmax_ = quant::decoded_absmax(p_);
+  absmax_ = quant::decoded_absmax(p_.view());
 }
 
 const Quant4Tensor& Block4Weight::on_device() const {
@@ -95,16 +95,8 @@ void Block4Weight::forward(Tensor y, Tensor x) const {
 }
 
 void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
-  // rows start at even flat offsets unless in is odd: then dequantize from
-  // the previous element and drop it
-  int64_t b = r0 * in_features(), e = r1 * in_features();
-  if (b % 2 == 0) {
-    quant::dequantize_4bit(p_, absmax_, b, e, out);
-    return;
-  }
-  std::vector<float> tmp(size_t(e - b + 1));
-  quant::dequantize_4bit(p_, absmax_, b - 1, e, tmp.data());
-  std::memcpy(out, tmp.data() + 1, size_t(e - b) * 4);
+  const quant::Nf4View v = quant::with_decoded_absmax(p_.view(out_features(), in_features()), absmax_);
+  quant::dequantize_4bit(v, r0 * in_features(), r1 * in_features(), out);
 }
 
 Int8Weight::Int8Weight(const Tensor& w, float threshold) : DequantWeight(w.size(0), w.size(1)), threshold_(threshold) {

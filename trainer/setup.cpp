@@ -63,6 +63,7 @@ BuiltModel build_model(const ModelSpec& spec) {
     mo.targets = b.adapter->modules;
     if (b.adapter->type == "ia3") mo.ia3_feedforward = b.adapter->ia3_feedforward;
   }
+  if (spec.before_build) spec.before_build(b.loaded.config, mo);
   b.model = Model::create(b.loaded.config, *b.loaded.weights, mo);
   if (b.adapter) apply_peft_adapter(*b.model, *b.adapter);
   return b;

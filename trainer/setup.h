@@ -4,6 +4,7 @@
 // both through here, so train, its evaluation, eval, export and generate
 // cannot drift apart.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ struct ModelSpec {
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
   int hqq_bits = 4;
   double lowra_bits = 2.0;
+  // Runs after the config is read and before anything is built (train's GPU
+  // memory check): the model's shape and the final options.
+  std::function<void(const ModelConfig&, const ModelOptions&)> before_build;
 };
 
 struct BuiltModel {

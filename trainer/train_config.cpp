@@ -54,6 +54,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "device", c.device);
   f(j, "attention", c.attention);
   f(j, "grad_checkpoint", c.grad_checkpoint);
+  f(j, "memory_check", c.memory_check);
   f(j, "pack", c.pack);
   f(j, "group_by_length", c.group_by_length);
   f(j, "source_max_len", c.source_max_len);

@@ -25,6 +25,7 @@
 #include "trainer/evaluate.h"
 #include "trainer/grad_clip.h"
 #include "trainer/kernel_report.h"
+#include "trainer/memory_plan.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/output_dir.h"
@@ -114,6 +115,19 @@ int run_training(const TrainConfig& cfg) {
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
+    // On the GPU: will it fit? Asked before loading, so a run that cannot fit
+    // ends in a second, saying what to change, not in an OOM after minutes.
+    MemoryPlan mem_plan;
+    if (device == Device::CUDA)
+      ms.before_build = [&](const ModelConfig& mc, const ModelOptions& mo) {
+        mem_plan = estimate_train_memory(mc, mo, cfg.batch_size, cfg.seq_len);
+        const CudaMemoryInfo info = cuda_memory_info();
+        spdlog::info("GPU memory estimate: {} per rank; {:.1f} of {:.1f} GiB free", mem_plan.describe(),
+                     gib(double(info.free)), gib(double(info.total)));
+        if (!cfg.memory_check) return;
+        const std::string advice = memory_advice(mc, mo, cfg.batch_size, cfg.seq_len, cfg.grad_accum, double(info.free));
+        if (!advice.empty()) throw Error(cfg.model + ": " + advice);
+      };
     BuiltModel built = build_model(ms);
     const LoadedModel& lm = built.loaded;
     auto tok = built.tokenizer;
@@ -240,6 +254,7 @@ int run_training(const TrainConfig& cfg) {
                    ckpt_dir, cfg.out);
       comm->barrier();  // no rank exits (and has mpirun end the job) before rank 0 has said so
     };
+    bool first_step_logged = false;
     while (step < total) {
       if (cfg.profile_kernels && rank0 && device == Device::CUDA && step == profile_from) {
         cuda_sync();
@@ -263,15 +278,28 @@ int run_training(const TrainConfig& cfg) {
       model->params().zero_grads();
       model->set_step(step);  // BitNet's quantization warmup
       double loss_sum = 0;
-      for (int k = 0; k < cfg.grad_accum; ++k) {
-        const Batch& b = micro[size_t(k)];
-        reducer.set_enabled(k == cfg.grad_accum - 1);
-        TokenBatch tb{b.B, b.T, b.inputs.data(), b.targets.data()};
-        float scale = global_tokens > 0 ? float(1.0 / global_tokens) : 0.f;
-        LossSum s = model->forward(tb, std::max(scale, 1e-30f));
-        model->backward();
-        loss_sum += s.sum;
-        tokens_seen += double(b.B) * b.T * comm->world();
+      try {
+        for (int k = 0; k < cfg.grad_accum; ++k) {
+          const Batch& b = micro[size_t(k)];
+          reducer.set_enabled(k == cfg.grad_accum - 1);
+          TokenBatch tb{b.B, b.T, b.inputs.data(), b.targets.data()};
+          float scale = global_tokens > 0 ? float(1.0 / global_tokens) : 0.f;
+          LossSum s = model->forward(tb, std::max(scale, 1e-30f));
+          model->backward();
+          loss_sum += s.sum;
+          tokens_seen += double(b.B) * b.T * comm->world();
+        }
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::OutOfMemory) throw;
+        throw Error("out of GPU memory in step " + std::to_string(step + 1) + " (micro-batch " +
+                        std::to_string(cfg.batch_size) + " x " + std::to_string(cfg.seq_len) + " tokens; estimated " +
+                        mem_plan.describe() + "). Lower --batch-size (raising --grad-accum keeps the tokens per " +
+                        "step), add --grad-checkpoint, or shorten --seq-len. " +
+                        (find_checkpoint(ckpt_dir).empty() ? std::string("No checkpoint was written.")
+                                                           : "The last checkpoint is kept; --resume " + cfg.out +
+                                                                 " continues from it.") +
+                        " (" + e.what() + ")",
+                    ErrorKind::OutOfMemory);
       }
       reducer.finish();
       // A stop signal on any rank rides on this step's loss reduction, so
@@ -314,10 +342,16 @@ int run_training(const TrainConfig& cfg) {
           CudaMemoryStats ms = cuda_memory_stats();
           m.extra["gpu_peak_gib"] = double(ms.peak) / double(1 << 30);
           m.extra["gpu_reserved_gib"] = double(ms.reserved) / double(1 << 30);
+          m.extra["gpu_estimate_gib"] = gib(mem_plan.total());
         }
         metrics->write(m);
       }
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});
+      if (device == Device::CUDA && !first_step_logged) {
+        first_step_logged = true;
+        spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f})",
+                     gib(double(cuda_memory_stats().peak)), gib(mem_plan.total()));
+      }
       if (verdict == TrainingHealth::Verdict::Stop) {
         // Every rank reaches the same verdict (it reads reduced values). The
         // checkpoint on disk is the last good state: keep it, write nothing.

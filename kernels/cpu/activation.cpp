@@ -1,10 +1,13 @@
 // GELU (tanh approximation, HF "gelu_new") and SwiGLU (silu(gate) * up).
+// Both are flat elementwise maps: operands need equal element counts, not
+// equal shapes (checked here for both backends, before the dispatch).
 #include "kernels/activation.h"
 
 #include <cmath>
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -16,10 +19,10 @@ inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 }  // namespace
 
 void gelu_forward(Tensor out, Tensor x) {
+  check_numel_like(out, x, "gelu out");
   QT_DISPATCH_CUDA(x, gelu_forward, out, x);
   cpu::check_f32(x, "gelu x");
   cpu::check_f32(out, "gelu out");
-  check_shape(out, x.shape(), "gelu out");
   const float* px = x.f32();
   float* po = out.f32();
   const int64_t n = x.numel();
@@ -32,12 +35,12 @@ void gelu_forward(Tensor out, Tensor x) {
 }
 
 void gelu_backward(Tensor dx, Tensor dout, Tensor x) {
+  check_numel_like(dx, x, "gelu dx");
+  check_numel_like(dout, x, "gelu dout");
   QT_DISPATCH_CUDA(x, gelu_backward, dx, dout, x);
   cpu::check_f32(x, "gelu x");
   cpu::check_f32(dx, "gelu dx");
   cpu::check_f32(dout, "gelu dout");
-  check_shape(dx, x.shape(), "gelu dx");
-  check_shape(dout, x.shape(), "gelu dout");
   const float *px = x.f32(), *pd = dout.f32();
   float* pdx = dx.f32();
   const int64_t n = x.numel();
@@ -52,12 +55,12 @@ void gelu_backward(Tensor dx, Tensor dout, Tensor x) {
 }
 
 void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
+  check_numel_like(up, gate, "swiglu up");
+  check_numel_like(out, gate, "swiglu out");
   QT_DISPATCH_CUDA(gate, swiglu_forward, out, gate, up);
   cpu::check_f32(gate, "swiglu gate");
   cpu::check_f32(up, "swiglu up");
   cpu::check_f32(out, "swiglu out");
-  check_shape(up, gate.shape(), "swiglu up");
-  check_shape(out, gate.shape(), "swiglu out");
   const float *pg = gate.f32(), *pu = up.f32();
   float* po = out.f32();
   const int64_t n = gate.numel();
@@ -66,13 +69,16 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
 }
 
 void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
+  check_numel_like(up, gate, "swiglu up");
+  check_numel_like(dout, gate, "swiglu dout");
+  check_numel_like(dgate, gate, "swiglu dgate");
+  check_numel_like(dup, gate, "swiglu dup");
   QT_DISPATCH_CUDA(gate, swiglu_backward, dgate, dup, dout, gate, up);
   cpu::check_f32(gate, "swiglu gate");
   cpu::check_f32(up, "swiglu up");
   cpu::check_f32(dout, "swiglu dout");
   cpu::check_f32(dgate, "swiglu dgate");
   cpu::check_f32(dup, "swiglu dup");
-  for (const Tensor* t : {&up, &dout, &dgate, &dup}) check_shape(*t, gate.shape(), "swiglu");
   const float *pg = gate.f32(), *pu = up.f32(), *pd = dout.f32();
   float *pdg = dgate.f32(), *pdu = dup.f32();
   const int64_t n = gate.numel();

@@ -9,17 +9,19 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
 void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
+  // Both backends: flat buffers of p's size on p's device, a 1-based step.
+  check_numel_like(g, p, "adamw_step g");
+  check_numel_like(m, p, "adamw_step m");
+  check_numel_like(v, p, "adamw_step v");
+  QT_CHECK(hp.step >= 1, "adamw_step: step is 1-based, got " + std::to_string(hp.step));
   QT_DISPATCH_CUDA(p, adamw_step, p, g, m, v, hp);
   for (const Tensor* t : {&p, &g, &m, &v}) cpu::check_f32(*t, "adamw_step");
   const int64_t n = p.numel();
-  cpu::check_numel(g, n, "adamw_step g");
-  cpu::check_numel(m, n, "adamw_step m");
-  cpu::check_numel(v, n, "adamw_step v");
-  QT_CHECK(hp.step >= 1, "adamw_step: step is 1-based");
   const double lr = hp.lr, b1 = hp.beta1, b2 = hp.beta2;
   const float decay = float(1.0 - lr * double(hp.weight_decay));
   const float w1 = float(1.0 - b1);  // lerp weight

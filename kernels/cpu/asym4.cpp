@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -16,6 +17,9 @@ void asym4_dequantize(Tensor out, Tensor codes, Tensor scale, Tensor zero, const
            "asym4_dequantize: scale and zero must be F32 [out/tile_out, in/tile_in]");
   QT_CHECK(out.ndim() == 2 && out.size(1) == t.in && row0 >= 0 && row0 + out.size(0) <= t.out,
            "asym4_dequantize: out must be [rows, in] within the weight");
+  check_on(out, codes, "asym4_dequantize out");
+  check_on(scale, codes, "asym4_dequantize scale");
+  check_on(zero, codes, "asym4_dequantize zero");
   QT_DISPATCH_CUDA(codes, asym4_dequantize, out, codes, scale, zero, t, row0);
   cpu::check_f32(out, "asym4_dequantize out");
   const int64_t rows = out.size(0), tin = t.in / t.tile_in;

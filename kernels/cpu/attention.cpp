@@ -15,6 +15,7 @@
 #include "kernels/cpu/openblas.h"
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -33,17 +34,26 @@ struct AttnDims {
   int ldkv() const { return int(Hkv * D); }
 };
 
-AttnDims check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse) {
+// What both backends need, checked before the dispatch: q [B,T,Hq,D], k and
+// v [B,T,Hkv,D] with Hkv dividing Hq, lse B*Hq*T values, all on q's device.
+// The CUDA twin adds its dtypes (BF16, F32 lse), alignment and head-dim range.
+void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse, const char* what) {
+  QT_CHECK(q.defined() && q.ndim() == 4, std::string(what) + " q: expected [B,T,H,D]");
+  const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3);
+  check_on(k, q, what);
+  QT_CHECK(k.ndim() == 4 && k.size(0) == B && k.size(1) == T && k.size(3) == D && k.size(2) > 0 && Hq % k.size(2) == 0,
+           std::string(what) + ": k" + shape_str(k.shape()) + " for q" + shape_str(q.shape()) +
+               " (expected [B,T,Hkv,D] with Hkv dividing Hq)");
+  check_like(v, k, (std::string(what) + " v").c_str());
+  check_len(lse, q, B * Hq * T, (std::string(what) + " lse").c_str());
+}
+
+AttnDims dims_of(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& lse) {
   cpu::check_f32(q, "attention q");
   cpu::check_f32(k, "attention k");
   cpu::check_f32(v, "attention v");
   cpu::check_f32(lse, "attention lse");
-  QT_CHECK(q.ndim() == 4 && k.ndim() == 4, "attention: q, k, v must be [B,T,H,D]");
   AttnDims d{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), 1, 0.f};
-  QT_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, "attention: Hq % Hkv != 0");
-  check_shape(k, {d.B, d.T, d.Hkv, d.D}, "attention k");
-  check_shape(v, {d.B, d.T, d.Hkv, d.D}, "attention v");
-  check_shape(lse, {d.B, d.Hq, d.T}, "attention lse");
   d.group = d.Hq / d.Hkv;
   d.scale = 1.f / std::sqrt(float(d.D));
   return d;
@@ -75,10 +85,11 @@ AttentionImpl parse_attention_impl(const std::string& s, const std::string& what
 }
 
 void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
+  check_qkv(q, k, v, lse, "attention_forward");
+  check_like(out, q, "attention_forward out");
   QT_DISPATCH_CUDA(q, attention_forward, out, lse, q, k, v);
-  const AttnDims d = check_dims(q, k, v, lse);
+  const AttnDims d = dims_of(q, k, v, lse);
   cpu::check_f32(out, "attention out");
-  check_shape(out, q.shape(), "attention out");
   const float *pq = q.f32(), *pk = k.f32(), *pv = v.f32();
   float *po = out.f32(), *pl = lse.f32();
 #pragma omp parallel if (d.B * d.Hq * d.T * d.T * d.D >= cpu::kParallelMinWork)
@@ -122,18 +133,19 @@ void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
 // deterministic.
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                         Tensor lse) {
+  check_qkv(q, k, v, lse, "attention_backward");
+  check_like(dq, q, "attention_backward dq");
+  check_like(dk, k, "attention_backward dk");
+  check_like(dv, v, "attention_backward dv");
+  check_like(dout, q, "attention_backward dout");
+  check_like(out, q, "attention_backward out");
   QT_DISPATCH_CUDA(q, attention_backward, dq, dk, dv, dout, q, k, v, out, lse);
-  const AttnDims d = check_dims(q, k, v, lse);
+  const AttnDims d = dims_of(q, k, v, lse);
   cpu::check_f32(dq, "attention dq");
   cpu::check_f32(dk, "attention dk");
   cpu::check_f32(dv, "attention dv");
   cpu::check_f32(dout, "attention dout");
   cpu::check_f32(out, "attention out");
-  check_shape(dq, q.shape(), "attention dq");
-  check_shape(dk, k.shape(), "attention dk");
-  check_shape(dv, v.shape(), "attention dv");
-  check_shape(dout, q.shape(), "attention dout");
-  check_shape(out, q.shape(), "attention out");
   const float *pq = q.f32(), *pk = k.f32(), *pv = v.f32(), *pd = dout.f32(), *po = out.f32(), *pl = lse.f32();
   float *pdq = dq.f32(), *pdk = dk.f32(), *pdv = dv.f32();
   const bool parallel = d.B * d.Hq * d.T * d.T * d.D >= cpu::kParallelMinWork;

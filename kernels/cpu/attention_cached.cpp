@@ -8,10 +8,24 @@
 #include "kernels/attention.h"
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
+// The shape and position checks both backends need run here, before the
+// dispatch; the CUDA twin adds only its head-dim limit.
 void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
+  QT_CHECK(q.defined() && kc.defined() && q.ndim() == 4 && kc.ndim() == 4,
+           "attention_cached: q and the caches must be [B,T,H,D]");
+  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
+  QT_CHECK(Hkv > 0 && Hq % Hkv == 0, "attention_cached: Hq " + std::to_string(Hq) + " is not a multiple of the cache's " +
+                                         std::to_string(Hkv) + " heads");
+  QT_CHECK(pos.first >= 0 && pos.first + Tq <= Tc && (!pos.dev || pos.limit <= Tc),
+           "attention_cached: positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(Tq))) +
+               " exceed the cache's " + std::to_string(Tc));
+  check_shaped(kc, q, {B, Tc, Hkv, D}, "attention_cached k cache");
+  check_shaped(vc, q, {B, Tc, Hkv, D}, "attention_cached v cache");
+  check_like(out, q, "attention_cached out");
   QT_DISPATCH_CUDA(q, attention_cached, out, q, kc, vc, pos);
   QT_CHECK(!pos.dev, "attention_cached: a device position on the CPU");
   const int64_t pos0 = pos.first;
@@ -19,14 +33,6 @@ void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
   cpu::check_f32(kc, "attention_cached k cache");
   cpu::check_f32(vc, "attention_cached v cache");
   cpu::check_f32(out, "attention_cached out");
-  QT_CHECK(q.ndim() == 4 && kc.ndim() == 4, "attention_cached: q and the caches must be [B,T,H,D]");
-  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
-  QT_CHECK(Hkv > 0 && Hq % Hkv == 0, "attention_cached: Hq % Hkv != 0");
-  QT_CHECK(pos0 >= 0 && pos0 + Tq <= Tc, "attention_cached: positions " + std::to_string(pos0) + ".." +
-                                             std::to_string(pos0 + Tq) + " exceed the cache's " + std::to_string(Tc));
-  check_shape(kc, {B, Tc, Hkv, D}, "attention_cached k cache");
-  check_shape(vc, {B, Tc, Hkv, D}, "attention_cached v cache");
-  check_shape(out, q.shape(), "attention_cached out");
   const int64_t group = Hq / Hkv;
   const float scale = 1.f / std::sqrt(float(D));
   const float *pq = q.f32(), *pk = kc.f32(), *pv = vc.f32();

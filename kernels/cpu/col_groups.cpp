@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -12,6 +13,7 @@ namespace {
 int64_t rows_of(const Tensor& wide, const Tensor& narrow, int64_t k, const char* what) {
   QT_CHECK(wide.defined() && narrow.defined() && wide.ndim() >= 1 && narrow.ndim() >= 1,
            std::string(what) + ": undefined tensor");
+  check_on(narrow, wide, what);
   QT_CHECK(k >= 1 && wide.size(-1) == k * narrow.size(-1) && wide.numel() == k * narrow.numel(),
            std::string(what) + ": " + shape_str(wide.shape()) + " is not " + shape_str(narrow.shape()) +
                " with its last size times " + std::to_string(k));

@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -16,16 +17,21 @@ int64_t cols_of(const Tensor& x, const Tensor& v, const char* what) {
   QT_CHECK(x.ndim() >= 1 && x.size(-1) == v.numel(),
            std::string(what) + ": x" + shape_str(x.shape()) + " and vector" + shape_str(v.shape()) + " differ in columns");
   QT_CHECK(v.dtype() == DType::F32, std::string(what) + ": the vector must be F32");
+  check_on(v, x, what);
   return v.numel();
 }
 }  // namespace
 
-void mul_cols(Tensor out, Tensor x, Tensor v, float offset) {
+void mul_cols(Tensor out, Tensor x, Tensor v, float offset, Tensor keep) {
   const int64_t W = cols_of(x, v, "mul_cols");
   QT_CHECK(out.defined() && out.numel() == x.numel(), "mul_cols: out and x differ in size");
-  QT_DISPATCH_CUDA(x, mul_cols, out, x, v, offset);
+  QT_CHECK(!keep.defined() || (keep.numel() == x.numel() && keep.dtype() == x.dtype()),
+           "mul_cols: keep must be x's size and dtype");
+  if (keep.defined()) check_on(keep, x, "mul_cols keep");
+  QT_DISPATCH_CUDA(x, mul_cols, out, x, v, offset, keep);
   cpu::check_f32(x, "mul_cols x");
   cpu::check_f32(out, "mul_cols out");
+  if (keep.defined()) keep.copy_from(x);
   const int64_t N = x.numel() / W;
   const float* px = x.f32();
   const float* pv = v.f32();

@@ -1,4 +1,6 @@
 // Pointwise ops, column blocks, grad-norm reduction and hash-RNG dropout.
+// Each public op checks its operands (sizes, devices, column windows, p)
+// before the dispatch; the CUDA twins and the F32 loops check only dtypes.
 #include "kernels/elementwise.h"
 
 #include <algorithm>
@@ -6,19 +8,21 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
 void add_inplace(Tensor y, Tensor x) {
+  check_numel_like(x, y, "add_inplace x");
   QT_DISPATCH_CUDA(y, add_inplace, y, x);
   axpy(y, 1.f, x);
 }
 
 void axpy(Tensor y, float a, Tensor x) {
+  check_numel_like(x, y, "axpy x");
   QT_DISPATCH_CUDA(y, axpy, y, a, x);
   cpu::check_f32(y, "axpy y");
   cpu::check_f32(x, "axpy x");
-  cpu::check_numel(x, y.numel(), "axpy x");
   float* py = y.f32();
   const float* px = x.f32();
   const int64_t n = y.numel();
@@ -27,6 +31,7 @@ void axpy(Tensor y, float a, Tensor x) {
 }
 
 void scale_inplace(Tensor y, float a) {
+  QT_CHECK(y.defined(), "scale_inplace: undefined tensor");
   QT_DISPATCH_CUDA(y, scale_inplace, y, a);
   cpu::check_f32(y, "scale_inplace y");
   float* py = y.f32();
@@ -36,12 +41,13 @@ void scale_inplace(Tensor y, float a) {
 }
 
 void convert(Tensor dst, Tensor src) {
+  check_numel_like(src, dst, "convert src");
   QT_DISPATCH_CUDA(dst, convert, dst, src);
-  QT_CHECK(!src.is_cuda(), "convert: source on CUDA, destination on the host");
   dst.copy_from(src);  // the host path converts between every dtype pair (round to nearest even)
 }
 
 double sum_squares(Tensor x) {
+  QT_CHECK(x.defined(), "sum_squares: undefined tensor");
   QT_DISPATCH_CUDA(x, sum_squares, x);
   cpu::check_f32(x, "sum_squares x");
   const float* px = x.f32();
@@ -62,22 +68,24 @@ double sum_squares(Tensor x) {
 }
 
 namespace {
-// out[N,w] and in[N,W]: check the column window [off, off+w) fits.
-void check_cols(const Tensor& out, const Tensor& in, int64_t off, const char* what, cpu::MatShape* om,
-                cpu::MatShape* im) {
-  cpu::check_f32(out, what);
-  cpu::check_f32(in, what);
-  *om = cpu::as_matrix(out, what);
-  *im = cpu::as_matrix(in, what);
-  QT_CHECK(om->rows == im->rows, std::string(what) + ": row counts differ");
-  QT_CHECK(off >= 0 && off + om->cols <= im->cols, std::string(what) + ": column window out of range");
+// narrow [N,w] and wide [N,W] on one device: the column window [off, off+w)
+// of wide fits. Both backends need this, so it runs before the dispatch.
+void check_cols(const Tensor& narrow, const Tensor& wide, int64_t off, const char* what, RowsCols* nm, RowsCols* wm) {
+  *nm = check_rows_cols(narrow, what);
+  *wm = check_rows_cols(wide, what);
+  check_on(narrow, wide, what);
+  QT_CHECK(nm->rows == wm->rows && off >= 0 && off + nm->cols <= wm->cols,
+           std::string(what) + ": narrow" + shape_str(narrow.shape()) + " does not fit wide" +
+               shape_str(wide.shape()) + " at column " + std::to_string(off));
 }
 }  // namespace
 
 void copy_cols(Tensor out, Tensor in, int64_t col_offset) {
-  QT_DISPATCH_CUDA(out, copy_cols, out, in, col_offset);
-  cpu::MatShape om, im;
+  RowsCols om, im;
   check_cols(out, in, col_offset, "copy_cols", &om, &im);
+  QT_DISPATCH_CUDA(out, copy_cols, out, in, col_offset);
+  cpu::check_f32(out, "copy_cols out");
+  cpu::check_f32(in, "copy_cols in");
   float* po = out.f32();
   const float* pi = in.f32();
 #pragma omp parallel for if (om.rows * om.cols >= cpu::kParallelMinWork)
@@ -85,10 +93,12 @@ void copy_cols(Tensor out, Tensor in, int64_t col_offset) {
 }
 
 void add_cols(Tensor out, Tensor in, int64_t col_offset) {
-  QT_DISPATCH_CUDA(out, add_cols, out, in, col_offset);
   // Here `out` is the wide [N,W] matrix and `in` the [N,w] block.
-  cpu::MatShape im, om;
+  RowsCols im, om;
   check_cols(in, out, col_offset, "add_cols", &im, &om);
+  QT_DISPATCH_CUDA(out, add_cols, out, in, col_offset);
+  cpu::check_f32(out, "add_cols out");
+  cpu::check_f32(in, "add_cols in");
   float* po = out.f32();
   const float* pi = in.f32();
 #pragma omp parallel for if (om.rows * om.cols >= cpu::kParallelMinWork)
@@ -117,14 +127,19 @@ float hash_uniform(uint64_t seed, uint64_t index) {
   return float(z >> 40) * (1.f / 16777216.f);
 }
 
+// Both backends: y and the U8 mask hold x's element count on x's device; p in [0, 1).
+static void check_dropout(const Tensor& y, const Tensor& mask, const Tensor& x, float p, const char* what) {
+  check_numel_like(y, x, what);
+  check_numel_like(mask, x, (std::string(what) + " mask").c_str());
+  QT_CHECK(mask.dtype() == DType::U8, std::string(what) + " mask: expected U8, got " + dtype_name(mask.dtype()));
+  QT_CHECK(p >= 0.f && p < 1.f, std::string(what) + ": p must be in [0, 1), got " + std::to_string(p));
+}
+
 void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, uint64_t offset) {
+  check_dropout(out, mask, x, p, "dropout_forward");
   QT_DISPATCH_CUDA(x, dropout_forward, out, mask, x, p, seed, offset);
   cpu::check_f32(x, "dropout x");
   cpu::check_f32(out, "dropout out");
-  cpu::check_numel(out, x.numel(), "dropout out");
-  QT_CHECK(mask.defined() && mask.dtype() == DType::U8 && !mask.is_cuda(), "dropout mask: expected host U8");
-  cpu::check_numel(mask, x.numel(), "dropout mask");
-  QT_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1)");
   const float* px = x.f32();
   float* po = out.f32();
   uint8_t* pm = mask.data<uint8_t>();
@@ -139,13 +154,10 @@ void dropout_forward(Tensor out, Tensor mask, Tensor x, float p, uint64_t seed, 
 }
 
 void dropout_backward(Tensor dx, Tensor dout, Tensor mask, float p) {
+  check_dropout(dx, mask, dout, p, "dropout_backward");
   QT_DISPATCH_CUDA(dout, dropout_backward, dx, dout, mask, p);
   cpu::check_f32(dx, "dropout dx");
   cpu::check_f32(dout, "dropout dout");
-  cpu::check_numel(dx, dout.numel(), "dropout dx");
-  QT_CHECK(mask.defined() && mask.dtype() == DType::U8 && !mask.is_cuda(), "dropout mask: expected host U8");
-  cpu::check_numel(mask, dout.numel(), "dropout mask");
-  QT_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1)");
   const float* pd = dout.f32();
   const uint8_t* pm = mask.data<uint8_t>();
   float* pdx = dx.f32();

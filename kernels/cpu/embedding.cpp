@@ -5,31 +5,57 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
-static void check_ids(const Tensor& ids, int64_t V) {
-  QT_CHECK(ids.defined() && ids.dtype() == DType::I32 && !ids.is_cuda(), "embedding ids: expected host I32");
+namespace {
+
+// What both backends need, before the dispatch: I32 ids on rows' device,
+// N = ids.numel() a whole number of sequences of T, rows [N, C] (flat).
+int64_t check_ids_rows(const Tensor& ids, const Tensor& rows, int64_t C, int T, const char* what) {
+  check_on(ids, rows, (std::string(what) + " ids").c_str());
+  QT_CHECK(ids.dtype() == DType::I32, std::string(what) + " ids: expected I32, got " + dtype_name(ids.dtype()));
+  const int64_t N = ids.numel();
+  QT_CHECK(T > 0 && N % T == 0, std::string(what) + ": " + std::to_string(N) + " ids are not sequences of T=" +
+                                    std::to_string(T));
+  QT_CHECK(rows.numel() == N * C, std::string(what) + ": " + shape_str(rows.shape()) + " for " + std::to_string(N) +
+                                      " ids of " + std::to_string(C) + " columns");
+  return N;
+}
+
+// A [rows >= min_rows, C] table on ref's device.
+void check_table(const Tensor& t, const Tensor& ref, int64_t C, int64_t min_rows, const char* what) {
+  check_on(t, ref, what);
+  QT_CHECK(t.ndim() == 2 && t.size(1) == C && t.size(0) >= min_rows,
+           std::string(what) + " " + shape_str(t.shape()) + ": expected [>=" + std::to_string(min_rows) + ", " +
+               std::to_string(C) + "]");
+}
+
+// The CPU reads the ids, so it also checks their range (the GPU kernels cannot
+// without a copy back).
+void check_id_range(const Tensor& ids, int64_t V) {
   const int32_t* p = ids.i32();
   for (int64_t n = 0; n < ids.numel(); ++n)
     QT_CHECK(p[n] >= 0 && p[n] < V, "embedding: id " + std::to_string(p[n]) + " outside [0," + std::to_string(V) + ")");
 }
 
+}  // namespace
+
 void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, SeqPos pos) {
+  QT_CHECK(out.defined() && wte.defined(), "embedding_forward: undefined out or wte");
+  const int64_t C = wte.size(-1);
+  check_table(wte, out, C, 0, "embedding_forward wte");
+  const int64_t N = check_ids_rows(ids, out, C, T, "embedding_forward out");
+  QT_CHECK(pos.first >= 0, "embedding_forward: negative position offset " + std::to_string(pos.first));
+  if (wpe.defined()) check_table(wpe, out, C, pos.extent(T), "embedding_forward wpe");
   QT_DISPATCH_CUDA(out, embedding_forward, out, ids, wte, wpe, T, pos);
   QT_CHECK(!pos.dev, "embedding_forward: a device position on the CPU");
   const int64_t pos0 = pos.first;
   cpu::check_f32(out, "embedding out");
   cpu::check_f32(wte, "embedding wte");
-  const int64_t N = ids.numel(), V = wte.size(0), C = wte.size(-1);
-  check_shape(out, {N, C}, "embedding out");
-  check_ids(ids, V);
-  QT_CHECK(T > 0 && pos0 >= 0, "embedding: T must be positive, pos0 not negative");
-  if (wpe.defined()) {
-    cpu::check_f32(wpe, "embedding wpe");
-    QT_CHECK(wpe.ndim() == 2 && wpe.size(1) == C && wpe.size(0) >= pos0 + T,
-             "embedding wpe " + shape_str(wpe.shape()) + " for T=" + std::to_string(T));
-  }
+  if (wpe.defined()) cpu::check_f32(wpe, "embedding wpe");
+  check_id_range(ids, wte.size(0));
   const int32_t* pid = ids.i32();
   const float* pte = wte.f32();
   const float* ppe = wpe.defined() ? wpe.f32() : nullptr;
@@ -48,25 +74,24 @@ void embedding_forward(Tensor out, Tensor ids, Tensor wte, Tensor wpe, int T, Se
 }
 
 void embedding_backward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor ids, int T) {
+  const int64_t C = check_rows_cols(dout, "embedding_backward dout").cols;
+  const int64_t N = check_ids_rows(ids, dout, C, T, "embedding_backward dout");
+  if (dwte.defined()) check_table(dwte, dout, C, 0, "embedding_backward dwte");
+  if (dwpe.defined()) check_table(dwpe, dout, C, T, "embedding_backward dwpe");
   QT_DISPATCH_CUDA(dout, embedding_backward, dwte, dwpe, dout, ids, T);
   cpu::check_f32(dout, "embedding dout");
-  const int64_t N = ids.numel(), C = dout.size(-1);
-  check_shape(dout, {N, C}, "embedding dout");
-  QT_CHECK(T > 0, "embedding: T must be positive");
   const float* pd = dout.f32();
   const int32_t* pid = nullptr;
   float* pte = nullptr;
   float* ppe = nullptr;
   if (dwte.defined()) {
     cpu::check_f32(dwte, "embedding dwte");
-    QT_CHECK(dwte.ndim() == 2 && dwte.size(1) == C, "embedding dwte " + shape_str(dwte.shape()));
-    check_ids(ids, dwte.size(0));
+    check_id_range(ids, dwte.size(0));
     pid = ids.i32();
     pte = dwte.f32();
   }
   if (dwpe.defined()) {
     cpu::check_f32(dwpe, "embedding dwpe");
-    QT_CHECK(dwpe.ndim() == 2 && dwpe.size(1) == C && dwpe.size(0) >= T, "embedding dwpe " + shape_str(dwpe.shape()));
     ppe = dwpe.f32();
   }
   if (!pte && !ppe) return;

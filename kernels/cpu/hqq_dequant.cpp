@@ -2,6 +2,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 #include "kernels/quant/hqq.h"
 
 namespace qtrain {
@@ -17,6 +18,9 @@ void dequantize_hqq(Tensor out, Tensor codes, Tensor scale, Tensor zero, int bit
            "dequantize_hqq: codes hold " + std::to_string(codes.nbytes()) + " bytes, not rows * cols * bits / 8");
   QT_CHECK(scale.dtype() == DType::F32 && zero.dtype() == DType::F32 && scale.numel() == ng && zero.numel() == ng,
            "dequantize_hqq: scale and zero must be F32 [rows * cols / 64]");
+  check_on(codes, out, "dequantize_hqq codes");
+  check_on(scale, out, "dequantize_hqq scale");
+  check_on(zero, out, "dequantize_hqq zero");
   QT_DISPATCH_CUDA(out, dequantize_hqq, out, codes, scale, zero, bits);
   cpu::check_f32(out, "dequantize_hqq out");
   const auto* src = static_cast<const uint8_t*>(codes.raw());

@@ -11,6 +11,7 @@
 #include "kernels/cpu/loss_chunks.h"
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 #include "kernels/matmul.h"
 
 namespace qtrain {
@@ -23,31 +24,39 @@ int64_t default_chunk_rows(int64_t V) {
   constexpr int64_t kScratchFloats = int64_t(16) << 20;
   return std::max<int64_t>(64, kScratchFloats / std::max<int64_t>(V, 1));
 }
+// What both backends need: x [N,C] (leading dims flattened), w [V,C], I32
+// targets of N values, dx like x and dw like w when asked for, all on x's
+// device. The CUDA twin adds its dtypes, the reference F32 and the target range.
+RowsCols check_ce_args(const Tensor& dx, const Tensor& dw, const Tensor& x, const Tensor& w, const Tensor& targets) {
+  const RowsCols m = check_rows_cols(x, "cross_entropy x");
+  check_on(w, x, "cross_entropy w");
+  QT_CHECK(w.ndim() == 2 && w.size(1) == m.cols,
+           "cross_entropy: w " + shape_str(w.shape()) + " for x " + shape_str(x.shape()) + ", expected [V," +
+               std::to_string(m.cols) + "]");
+  check_len(targets, x, m.rows, "cross_entropy targets");
+  QT_CHECK(targets.dtype() == DType::I32, std::string("cross_entropy targets: expected I32, got ") +
+                                              dtype_name(targets.dtype()));
+  if (dx.defined()) check_numel_like(dx, x, "cross_entropy dx");
+  if (dw.defined()) check_like(dw, w, "cross_entropy dw");
+  return m;
+}
+
 }  // namespace
 
 double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets, float grad_scale) {
+  check_ce_args(dx, dw, x, w, targets);
   QT_DISPATCH_CUDA(x, lm_head_cross_entropy, dx, dw, x, w, targets, grad_scale);
-  QT_CHECK(w.defined() && w.ndim() == 2, "cross_entropy w: expected [V,C]");
   return cpu::lm_head_cross_entropy_chunked(dx, dw, x, w, targets, grad_scale, default_chunk_rows(w.size(0)));
 }
 
 double cpu::lm_head_cross_entropy_chunked(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor targets,
                                           float grad_scale, int64_t chunk_rows) {
+  const RowsCols m = check_ce_args(dx, dw, x, w, targets);  // the public op's checks; tests call this directly
+  const int64_t N = m.rows, C = m.cols, V = w.size(0);
   cpu::check_f32(x, "cross_entropy x");
   cpu::check_f32(w, "cross_entropy w");
-  QT_CHECK(x.ndim() == 2 && w.ndim() == 2 && w.size(1) == x.size(1),
-           "cross_entropy: x " + shape_str(x.shape()) + ", w " + shape_str(w.shape()));
-  const int64_t N = x.size(0), C = x.size(1), V = w.size(0);
-  QT_CHECK(targets.defined() && targets.dtype() == DType::I32 && !targets.is_cuda() && targets.numel() == N,
-           "cross_entropy targets: expected host I32 [N]");
-  if (dx.defined()) {
-    cpu::check_f32(dx, "cross_entropy dx");
-    check_shape(dx, x.shape(), "cross_entropy dx");
-  }
-  if (dw.defined()) {
-    cpu::check_f32(dw, "cross_entropy dw");
-    check_shape(dw, w.shape(), "cross_entropy dw");
-  }
+  if (dx.defined()) cpu::check_f32(dx, "cross_entropy dx");
+  if (dw.defined()) cpu::check_f32(dw, "cross_entropy dw");
   const int32_t* tg = targets.i32();
   std::vector<int64_t> active;  // rows that predict a token
   for (int64_t n = 0; n < N; ++n) {

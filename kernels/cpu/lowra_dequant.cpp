@@ -6,16 +6,23 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 #include "kernels/quant/lowra.h"
 
 namespace qtrain {
 
 namespace {
 
-// The checks both products share: the packed layout of a [rows, cols] weight.
+// The checks both products and both backends share, before the dispatch: the
+// packed layout of a [rows, cols] weight, all of it on ref's device.
 void check_layout(int64_t rows, int64_t cols, const Tensor& codes, const Tensor& row_offset, const Tensor& bits,
-                  const Tensor& lut, const Tensor& absmax, const char* what) {
+                  const Tensor& lut, const Tensor& absmax, const Tensor& ref, const char* what) {
   const std::string w = what;
+  check_on(codes, ref, (w + " codes").c_str());
+  check_on(row_offset, ref, (w + " row_offset").c_str());
+  check_on(bits, ref, (w + " bits").c_str());
+  check_on(lut, ref, (w + " lut").c_str());
+  check_on(absmax, ref, (w + " absmax").c_str());
   QT_CHECK(cols % quant::kLowraGroup == 0, w + ": cols is not a multiple of 64");
   QT_CHECK(codes.dtype() == DType::U8 && row_offset.dtype() == DType::I32 && row_offset.numel() == rows &&
                bits.dtype() == DType::U8 && bits.numel() == rows,
@@ -47,7 +54,7 @@ void dequantize_row(const Tensor& codes, const Tensor& row_offset, const Tensor&
 void dequantize_lowra(Tensor out, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax) {
   QT_CHECK(out.ndim() == 2, "dequantize_lowra: out must be [rows, cols]");
   const int64_t rows = out.size(0), cols = out.size(1);
-  check_layout(rows, cols, codes, row_offset, bits, lut, absmax, "dequantize_lowra");
+  check_layout(rows, cols, codes, row_offset, bits, lut, absmax, out, "dequantize_lowra");
   QT_DISPATCH_CUDA(out, dequantize_lowra, out, codes, row_offset, bits, lut, absmax);
   cpu::check_f32(out, "dequantize_lowra out");
   check_rows(rows, cols, codes, row_offset, bits);
@@ -60,7 +67,8 @@ void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bi
   const int64_t rows = bits.numel(), cols = x.size(-1), m = x.numel() / std::max<int64_t>(cols, 1);
   QT_CHECK(m >= 1 && m <= kLowraMatvecRows, "lowra_matvec: x must hold 1 to 8 rows");
   QT_CHECK(y.numel() == m * rows, "lowra_matvec: y must be [M, rows]");
-  check_layout(rows, cols, codes, row_offset, bits, lut, absmax, "lowra_matvec");
+  check_on(y, x, "lowra_matvec y");
+  check_layout(rows, cols, codes, row_offset, bits, lut, absmax, x, "lowra_matvec");
   QT_DISPATCH_CUDA(y, lowra_matvec, y, x, codes, row_offset, bits, lut, absmax);
   cpu::check_f32(y, "lowra_matvec y");
   cpu::check_f32(x, "lowra_matvec x");

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -31,25 +32,38 @@ void accumulate_columns(float* grad, int64_t N, int64_t C, Term term) {
   }
 }
 
+// The checks both backends need, before the dispatch: x has non-empty rows
+// of C values, the weights (and their gradients, when asked for) C values,
+// the row statistics N. The forward pass may leave the statistics out (the
+// GPU path of inference does). The twins add only their dtypes.
+RowsCols check_norm(const Tensor& x, const Tensor& w, const char* x_what, const char* w_what) {
+  const RowsCols m = check_rows_cols(x, x_what, true);
+  check_len(w, x, m.cols, w_what);
+  return m;
+}
+
+void check_optional_len(const Tensor& t, const Tensor& x, int64_t n, const char* what) {
+  if (t.defined()) check_len(t, x, n, what);
+}
+
 }  // namespace
 
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
+  const RowsCols m = check_norm(x, w, "layernorm x", "layernorm w");
+  const int64_t N = m.rows, C = m.cols;
+  check_like(out, x, "layernorm out");
+  check_len(b, x, C, "layernorm b");
+  check_optional_len(mean, x, N, "layernorm mean");
+  check_optional_len(rstd, x, N, "layernorm rstd");
   QT_DISPATCH_CUDA(x, layernorm_forward, out, mean, rstd, x, w, b, eps);
   cpu::check_f32(x, "layernorm x");
-  auto m = cpu::as_matrix(x, "layernorm x");
-  const int64_t N = m.rows, C = m.cols;
   cpu::check_f32(out, "layernorm out");
-  check_shape(out, x.shape(), "layernorm out");
   cpu::check_f32(w, "layernorm w");
-  check_shape(w, {C}, "layernorm w");
   cpu::check_f32(b, "layernorm b");
-  check_shape(b, {C}, "layernorm b");
-  cpu::check_f32(mean, "layernorm mean");
-  cpu::check_numel(mean, N, "layernorm mean");
-  cpu::check_f32(rstd, "layernorm rstd");
-  cpu::check_numel(rstd, N, "layernorm rstd");
+  if (mean.defined()) cpu::check_f32(mean, "layernorm mean");
+  if (rstd.defined()) cpu::check_f32(rstd, "layernorm rstd");
   const float *px = x.f32(), *pw = w.f32(), *pb = b.f32();
-  float *po = out.f32(), *pm = mean.f32(), *pr = rstd.f32();
+  float *po = out.f32(), *pm = mean.defined() ? mean.f32() : nullptr, *pr = rstd.defined() ? rstd.f32() : nullptr;
 #pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = px + n * C;
@@ -62,39 +76,38 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w,
     const float r = float(1.0 / std::sqrt(ss / double(C) + double(eps)));
     float* o = po + n * C;
     for (int64_t j = 0; j < C; ++j) o[j] = (xr[j] - mu_f) * r * pw[j] + pb[j];
-    pm[n] = mu_f;
-    pr[n] = r;
+    if (pm) pm[n] = mu_f;
+    if (pr) pr[n] = r;
   }
 }
 
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
                         Tensor rstd) {
+  const RowsCols m = check_norm(x, w, "layernorm x", "layernorm w");
+  const int64_t N = m.rows, C = m.cols;
+  check_like(dx, x, "layernorm dx");
+  check_like(dout, x, "layernorm dout");
+  check_len(mean, x, N, "layernorm mean");
+  check_len(rstd, x, N, "layernorm rstd");
+  check_optional_len(dw, x, C, "layernorm dw");
+  check_optional_len(db, x, C, "layernorm db");
   QT_DISPATCH_CUDA(x, layernorm_backward, dx, dw, db, dout, x, w, mean, rstd);
   cpu::check_f32(x, "layernorm x");
-  auto m = cpu::as_matrix(x, "layernorm x");
-  const int64_t N = m.rows, C = m.cols;
   cpu::check_f32(dx, "layernorm dx");
-  check_shape(dx, x.shape(), "layernorm dx");
   cpu::check_f32(dout, "layernorm dout");
-  check_shape(dout, x.shape(), "layernorm dout");
   cpu::check_f32(w, "layernorm w");
-  check_shape(w, {C}, "layernorm w");
   cpu::check_f32(mean, "layernorm mean");
-  cpu::check_numel(mean, N, "layernorm mean");
   cpu::check_f32(rstd, "layernorm rstd");
-  cpu::check_numel(rstd, N, "layernorm rstd");
   const float *px = x.f32(), *pw = w.f32(), *pd = dout.f32(), *pm = mean.f32(), *pr = rstd.f32();
   // Parameter gradients first, so dx may share storage with dout.
   if (dw.defined()) {
     cpu::check_f32(dw, "layernorm dw");
-    check_shape(dw, {C}, "layernorm dw");
     accumulate_columns(dw.f32(), N, C, [&](int64_t n, int64_t j) {
       return double(pd[n * C + j]) * ((px[n * C + j] - pm[n]) * pr[n]);
     });
   }
   if (db.defined()) {
     cpu::check_f32(db, "layernorm db");
-    check_shape(db, {C}, "layernorm db");
     accumulate_columns(db.f32(), N, C, [&](int64_t n, int64_t j) { return double(pd[n * C + j]); });
   }
   float* pdx = dx.f32();
@@ -119,18 +132,17 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
 }
 
 void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  const RowsCols m = check_norm(x, w, "rmsnorm x", "rmsnorm w");
+  const int64_t N = m.rows, C = m.cols;
+  check_like(out, x, "rmsnorm out");
+  check_optional_len(rstd, x, N, "rmsnorm rstd");
   QT_DISPATCH_CUDA(x, rmsnorm_forward, out, rstd, x, w, eps);
   cpu::check_f32(x, "rmsnorm x");
-  auto m = cpu::as_matrix(x, "rmsnorm x");
-  const int64_t N = m.rows, C = m.cols;
   cpu::check_f32(out, "rmsnorm out");
-  check_shape(out, x.shape(), "rmsnorm out");
   cpu::check_f32(w, "rmsnorm w");
-  check_shape(w, {C}, "rmsnorm w");
-  cpu::check_f32(rstd, "rmsnorm rstd");
-  cpu::check_numel(rstd, N, "rmsnorm rstd");
+  if (rstd.defined()) cpu::check_f32(rstd, "rmsnorm rstd");
   const float *px = x.f32(), *pw = w.f32();
-  float *po = out.f32(), *pr = rstd.f32();
+  float *po = out.f32(), *pr = rstd.defined() ? rstd.f32() : nullptr;
 #pragma omp parallel for if (N * C >= cpu::kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = px + n * C;
@@ -140,27 +152,26 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
     const float r = 1.f / std::sqrt(var + eps);  // torch.rsqrt(variance + eps) in fp32
     float* o = po + n * C;
     for (int64_t j = 0; j < C; ++j) o[j] = pw[j] * (xr[j] * r);
-    pr[n] = r;
+    if (pr) pr[n] = r;
   }
 }
 
 void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+  const RowsCols m = check_norm(x, w, "rmsnorm x", "rmsnorm w");
+  const int64_t N = m.rows, C = m.cols;
+  check_like(dx, x, "rmsnorm dx");
+  check_like(dout, x, "rmsnorm dout");
+  check_len(rstd, x, N, "rmsnorm rstd");
+  check_optional_len(dw, x, C, "rmsnorm dw");
   QT_DISPATCH_CUDA(x, rmsnorm_backward, dx, dw, dout, x, w, rstd);
   cpu::check_f32(x, "rmsnorm x");
-  auto m = cpu::as_matrix(x, "rmsnorm x");
-  const int64_t N = m.rows, C = m.cols;
   cpu::check_f32(dx, "rmsnorm dx");
-  check_shape(dx, x.shape(), "rmsnorm dx");
   cpu::check_f32(dout, "rmsnorm dout");
-  check_shape(dout, x.shape(), "rmsnorm dout");
   cpu::check_f32(w, "rmsnorm w");
-  check_shape(w, {C}, "rmsnorm w");
   cpu::check_f32(rstd, "rmsnorm rstd");
-  cpu::check_numel(rstd, N, "rmsnorm rstd");
   const float *px = x.f32(), *pw = w.f32(), *pd = dout.f32(), *pr = rstd.f32();
   if (dw.defined()) {  // before dx, so dx may share storage with dout
     cpu::check_f32(dw, "rmsnorm dw");
-    check_shape(dw, {C}, "rmsnorm dw");
     accumulate_columns(dw.f32(), N, C, [&](int64_t n, int64_t j) {
       return double(pd[n * C + j]) * (px[n * C + j] * pr[n]);
     });

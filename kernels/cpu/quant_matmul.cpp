@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 #include "kernels/matmul.h"
 #include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
@@ -18,10 +19,38 @@ Tensor host_1d(const std::vector<T>& v, DType dt) {
 Tensor moved(const Tensor& t, Device d) { return t.defined() ? t.to(d) : Tensor(); }
 size_t nbytes(const Tensor& t) { return t.defined() ? t.nbytes() : 0; }
 
+// The checks every op here runs before the dispatch (both backends need
+// them): the weight's tensors on the activations' device, and the shapes.
 void check_out(const Tensor& out, int64_t cols, int64_t row0, int64_t rows, const char* what) {
   QT_CHECK(out.defined() && out.ndim() == 2 && out.size(1) == cols,
            std::string(what) + ": out must be [r, " + std::to_string(cols) + "], got " + shape_str(out.shape()));
-  QT_CHECK(row0 >= 0 && row0 + out.size(0) <= rows, std::string(what) + ": rows out of range");
+  QT_CHECK(row0 >= 0 && row0 + out.size(0) <= rows, std::string(what) + ": rows " + std::to_string(row0) + ".." +
+                                                        std::to_string(row0 + out.size(0)) + " out of [0, " +
+                                                        std::to_string(rows) + ")");
+}
+
+void check_weight_on(const Quant4Tensor& w, const Tensor& ref, const char* what) {
+  const std::string s(what);
+  check_on(w.packed, ref, (s + " packed weight").c_str());
+  if (w.double_quant) {
+    check_on(w.qabsmax, ref, (s + " quantized absmax").c_str());
+    check_on(w.absmax2, ref, (s + " absmax2").c_str());
+  } else {
+    check_on(w.absmax, ref, (s + " absmax").c_str());
+  }
+}
+
+void check_weight_on(const Int8Tensor& w, const Tensor& ref, const char* what) {
+  check_on(w.q, ref, (std::string(what) + " weight").c_str());
+  check_on(w.absmax, ref, (std::string(what) + " absmax").c_str());
+}
+
+// x [..., cols] times W [rows, cols]^T into y of x.numel() / cols * rows values.
+void check_product(const Tensor& y, const Tensor& x, int64_t rows, int64_t cols, const char* what) {
+  check_on(y, x, (std::string(what) + " y").c_str());
+  QT_CHECK(x.ndim() >= 1 && x.size(-1) == cols && y.numel() == x.numel() / cols * rows,
+           std::string(what) + ": x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" +
+               std::to_string(rows) + ", " + std::to_string(cols) + "]");
 }
 
 }  // namespace
@@ -49,6 +78,18 @@ Quant4Tensor Quant4Tensor::to(Device d) const {
   return q;
 }
 
+quant::Nf4View Quant4Tensor::view() const {
+  quant::Nf4View v = quant::make_nf4_view(code, rows, cols, blocksize, double_quant, offset);
+  v.packed = static_cast<const uint8_t*>(packed.raw());
+  if (double_quant) {
+    v.qabsmax = static_cast<const uint8_t*>(qabsmax.raw());
+    v.absmax2 = absmax2.f32();
+  } else {
+    v.absmax = absmax.f32();
+  }
+  return v;
+}
+
 size_t Quant4Tensor::bytes() const {
   return nbytes(packed) + nbytes(absmax) + nbytes(qabsmax) + nbytes(absmax2) + (double_quant ? 4 : 0);
 }
@@ -70,27 +111,22 @@ Int8Tensor Int8Tensor::to(Device d) const {
 size_t Int8Tensor::bytes() const { return nbytes(q) + nbytes(absmax); }
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
-  QT_DISPATCH_CUDA(out, dequantize_rows_4bit, out, w, row0);
   check_out(out, w.cols, row0, w.rows, "dequantize_rows_4bit");
+  check_weight_on(w, out, "dequantize_rows_4bit");
+  QT_DISPATCH_CUDA(out, dequantize_rows_4bit, out, w, row0);
   QT_CHECK(out.dtype() == DType::F32, "dequantize_rows_4bit: CPU out must be F32");
-  const auto& code = quant::code4_values(w.code);
-  const auto& map = quant::dynamic_map_signed();
-  const uint8_t* packed = static_cast<const uint8_t*>(w.packed.raw());
+  const quant::Nf4View v = w.view();
+  const float* map = quant::dynamic_map_signed().data();
   const int64_t e0 = row0 * w.cols, n = out.numel();
   float* o = out.f32();
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t i = e0 + k, blk = i / w.blocksize;
-    const float am = w.double_quant ? quant::dq_absmax(map[static_cast<const uint8_t*>(w.qabsmax.raw())[blk]],
-                                                       w.absmax2.f32()[blk / 256], w.offset)
-                                    : w.absmax.f32()[blk];
-    o[k] = code[quant::nibble(packed, i)] * am;
-  }
+  for (int64_t k = 0; k < n; ++k) o[k] = v.at(e0 + k, map);
 }
 
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
-  QT_DISPATCH_CUDA(out, dequantize_rows_int8, out, w, row0);
   check_out(out, w.cols, row0, w.rows, "dequantize_rows_int8");
+  check_weight_on(w, out, "dequantize_rows_int8");
+  QT_DISPATCH_CUDA(out, dequantize_rows_int8, out, w, row0);
   QT_CHECK(out.dtype() == DType::F32, "dequantize_rows_int8: CPU out must be F32");
   const int8_t* q = static_cast<const int8_t*>(w.q.raw());
   float* o = out.f32();
@@ -100,9 +136,8 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
 }
 
 void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
-  QT_CHECK(x.size(-1) == w.cols && y.numel() == x.numel() / w.cols * w.rows,
-           "int8_matmul: x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" + std::to_string(w.rows) +
-               ", " + std::to_string(w.cols) + "]");
+  check_product(y, x, w.rows, w.cols, "int8_matmul");
+  check_weight_on(w, x, "int8_matmul");
   QT_DISPATCH_CUDA(x, int8_matmul, y, x, w, threshold);
   cpu::check_f32(x, "int8_matmul x");
   cpu::check_f32(y, "int8_matmul y");
@@ -123,6 +158,8 @@ bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
 }
 
 void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
+  check_product(y, x, w.rows, w.cols, "matmul_4bit");
+  check_weight_on(w, x, "matmul_4bit");
   QT_DISPATCH_CUDA(y, matmul_4bit, y, x, w);
   Tensor dense = Tensor::empty({w.rows, w.cols}, DType::F32);
   dequantize_rows_4bit(dense, w, 0);

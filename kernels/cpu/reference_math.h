@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/op_checks.h"
 #include "kernels/tensor.h"
 
 namespace qtrain::cpu {
@@ -14,27 +15,14 @@ namespace qtrain::cpu {
 constexpr int64_t kParallelMinWork = 1 << 15;
 
 // A tensor seen as a row-major matrix: all leading dims flattened into rows.
-struct MatShape {
-  int64_t rows = 0, cols = 0;
-};
-
-inline MatShape as_matrix(const Tensor& t, const char* what) {
-  QT_CHECK(t.defined(), std::string(what) + ": undefined tensor");
-  QT_CHECK(t.ndim() >= 1, std::string(what) + ": needs at least one dimension");
-  int64_t cols = t.size(-1);
-  return {cols ? t.numel() / cols : 0, cols};
-}
+using MatShape = RowsCols;
+inline MatShape as_matrix(const Tensor& t, const char* what) { return check_rows_cols(t, what); }
 
 // Entry check of every CPU kernel: defined, on the host, F32.
 inline void check_f32(const Tensor& t, const char* what) {
   QT_CHECK(t.defined(), std::string(what) + ": undefined tensor");
   QT_CHECK(!t.is_cuda(), std::string(what) + ": CUDA tensor passed to a CPU kernel");
   QT_CHECK(t.dtype() == DType::F32, std::string(what) + ": CPU kernels take F32, got " + dtype_name(t.dtype()));
-}
-
-inline void check_numel(const Tensor& t, int64_t n, const char* what) {
-  QT_CHECK(t.numel() == n, std::string(what) + ": " + std::to_string(t.numel()) + " elements, expected " +
-                               std::to_string(n));
 }
 
 // Dot product accumulated in fp32. `omp simd` lets the compiler vectorise the

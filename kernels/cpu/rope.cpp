@@ -38,10 +38,7 @@ RopeTable make_table(int64_t T, int64_t D, float theta) {
 // rotation is orthogonal, so its transpose is the inverse rotation).
 void rotate(Tensor x, float theta, int pos0, float direction, const char* what) {
   cpu::check_f32(x, what);
-  QT_CHECK(x.ndim() == 4, std::string(what) + ": expected [B,T,H,D], got " + shape_str(x.shape()));
   const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3), half = D / 2;
-  QT_CHECK(D % 2 == 0, std::string(what) + ": head dim must be even");
-  QT_CHECK(pos0 >= 0, std::string(what) + ": negative position offset");
   const RopeTable tab = make_table(pos0 + T, D, theta);
   float* px = x.f32();
 #pragma omp parallel for collapse(2) if (B * T * H * D >= cpu::kParallelMinWork)
@@ -61,15 +58,26 @@ void rotate(Tensor x, float theta, int pos0, float direction, const char* what) 
     }
 }
 
+// What both backends need, checked before the dispatch: x is [B,T,H,D] with
+// an even head dim, and the positions start at 0 or later.
+void check_rope(const Tensor& x, int pos0, const char* what) {
+  QT_CHECK(x.defined(), std::string(what) + ": undefined tensor");
+  QT_CHECK(x.ndim() == 4, std::string(what) + ": expected [B,T,H,D], got " + shape_str(x.shape()));
+  QT_CHECK(x.size(3) % 2 == 0, std::string(what) + ": head dim must be even, got " + shape_str(x.shape()));
+  QT_CHECK(pos0 >= 0, std::string(what) + ": negative position offset " + std::to_string(pos0));
+}
+
 }  // namespace
 
 void rope_forward(Tensor x, float theta, SeqPos pos) {
+  check_rope(x, pos.first, "rope_forward x");
   QT_DISPATCH_CUDA(x, rope_forward, x, theta, pos);
   QT_CHECK(!pos.dev, "rope_forward: a device position on the CPU");
   rotate(x, theta, pos.first, 1.f, "rope_forward x");
 }
 
 void rope_backward(Tensor dx, float theta, int pos0) {
+  check_rope(dx, pos0, "rope_backward dx");
   QT_DISPATCH_CUDA(dx, rope_backward, dx, theta, pos0);
   rotate(dx, theta, pos0, -1.f, "rope_backward dx");
 }

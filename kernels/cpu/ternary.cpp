@@ -6,13 +6,15 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 #include "kernels/quant/int8.h"
 #include "kernels/quant/ternary.h"
 
 namespace qtrain {
 
 void ternary_fake_quant(Tensor out, Tensor w, float lambda) {
-  QT_CHECK(out.defined() && w.defined() && out.numel() == w.numel(), "ternary_fake_quant: out and w differ in size");
+  QT_CHECK(w.defined(), "ternary_fake_quant: undefined w");
+  check_numel_like(out, w, "ternary_fake_quant out");
   QT_DISPATCH_CUDA(w, ternary_fake_quant, out, w, lambda);
   cpu::check_f32(w, "ternary_fake_quant w");
   cpu::check_f32(out, "ternary_fake_quant out");
@@ -28,7 +30,8 @@ void ternary_fake_quant(Tensor out, Tensor w, float lambda) {
 }
 
 void int8_act_fake_quant(Tensor out, Tensor x, float lambda) {
-  QT_CHECK(out.defined() && x.defined() && out.numel() == x.numel(), "int8_act_fake_quant: out and x differ in size");
+  QT_CHECK(x.defined(), "int8_act_fake_quant: undefined x");
+  check_numel_like(out, x, "int8_act_fake_quant out");
   QT_DISPATCH_CUDA(x, int8_act_fake_quant, out, x, lambda);
   cpu::check_f32(x, "int8_act_fake_quant x");
   cpu::check_f32(out, "int8_act_fake_quant out");
@@ -68,6 +71,7 @@ void unpack_ternary(Tensor out, const TernaryTensor& w) {
   QT_CHECK(out.defined() && out.ndim() == 2 && out.size(0) == w.rows && out.size(1) == w.cols,
            "unpack_ternary: out must be [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "], got " +
                shape_str(out.shape()));
+  check_on(w.codes, out, "unpack_ternary codes");
   QT_DISPATCH_CUDA(out, unpack_ternary, out, w);
   QT_CHECK(out.dtype() == DType::I8 || out.dtype() == DType::F32, "unpack_ternary: CPU out must be I8 or F32");
   const int64_t rb = w.codes.size(1);
@@ -86,6 +90,9 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
   QT_CHECK(x.defined() && y.defined() && x.numel() % w.cols == 0 && y.numel() == x.numel() / w.cols * w.rows,
            "ternary_matmul: x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" + std::to_string(w.rows) +
                ", " + std::to_string(w.cols) + "]");
+  check_on(y, x, "ternary_matmul y");
+  check_on(w.codes, x, "ternary_matmul codes");
+  check_on(w.wabs, x, "ternary_matmul wabs");
   QT_DISPATCH_CUDA(x, ternary_matmul, y, x, w);
   cpu::check_f32(x, "ternary_matmul x");
   cpu::check_f32(y, "ternary_matmul y");

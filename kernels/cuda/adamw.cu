@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/adamw.h"
 
 namespace qtrain::cuda {
 namespace {
@@ -28,8 +28,6 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64
 void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
   for (const Tensor* t : {&p, &g, &m, &v}) check_cuda_dtype(*t, DType::F32, "adamw_step");
   int64_t n = p.numel();
-  QT_CHECK(g.numel() == n && m.numel() == n && v.numel() == n, "adamw_step: buffers differ in size");
-  QT_CHECK(hp.step >= 1, "adamw_step: step is 1-based");
   if (!n) return;
   double bc1 = 1.0 - std::pow(double(hp.beta1), hp.step);
   double bc2 = 1.0 - std::pow(double(hp.beta2), hp.step);

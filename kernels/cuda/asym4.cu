@@ -1,7 +1,7 @@
 // Asymmetric tiled 4-bit dequantization on the GPU (QA-BLoRA's base); the
 // reference is kernels/cpu/asym4.cpp. One thread per output element.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/asym4.h"
 
 namespace qtrain::cuda {
 namespace {
@@ -21,7 +21,6 @@ __global__ void asym4_dequant_kernel(FloatPtr out, const uint8_t* codes, const f
 }  // namespace
 
 void asym4_dequantize(Tensor out, Tensor codes, Tensor scale, Tensor zero, const Asym4Tiles& t, int64_t row0) {
-  QT_CHECK(scale.is_cuda() && zero.is_cuda() && out.is_cuda(), "asym4_dequantize: every tensor must be on the GPU");
   const int64_t n = out.numel();
   if (n == 0) return;
   asym4_dequant_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "asym4_dequantize out"),

@@ -28,7 +28,7 @@
 #include <unordered_map>
 
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/elementwise.h"
 
 namespace cudnn_frontend {
 void* cudnn_dlhandle = nullptr;  // the frontend's dynamic-loading hook
@@ -227,9 +227,9 @@ bool run_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor
                                              {kO, out.raw()}, {kdO, dout.raw()},  {kStats, lse.raw()},
                                              {kdQ, gq.raw()}, {kdK, gk.raw()},    {kdV, gv.raw()}};
   run(*p, pack, "attention_backward");
-  if (gq.raw() != dq.raw()) convert(dq, gq);
-  if (gk.raw() != dk.raw()) convert(dk, gk);
-  if (gv.raw() != dv.raw()) convert(dv, gv);
+  if (gq.raw() != dq.raw()) cuda::convert(dq, gq);
+  if (gk.raw() != dk.raw()) cuda::convert(dk, gk);
+  if (gv.raw() != dv.raw()) cuda::convert(dv, gv);
   return true;
 }
 

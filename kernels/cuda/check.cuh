@@ -13,13 +13,13 @@ namespace qtrain::cuda {
 [[noreturn]] inline void throw_cuda(const char* call, cudaError_t e, const char* file, int line) {
   throw Error(std::string("CUDA error in ") + call + " (" + file + ":" + std::to_string(line) +
                   "): " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e),
-              ErrorKind::Runtime);
+              e == cudaErrorMemoryAllocation ? ErrorKind::OutOfMemory : ErrorKind::Runtime);
 }
 
 [[noreturn]] inline void throw_cublas(const char* call, cublasStatus_t s, const char* file, int line) {
   throw Error(std::string("cuBLASLt error in ") + call + " (" + file + ":" + std::to_string(line) +
                   "): status " + std::to_string(int(s)),
-              ErrorKind::Runtime);
+              s == CUBLAS_STATUS_ALLOC_FAILED ? ErrorKind::OutOfMemory : ErrorKind::Runtime);
 }
 
 }  // namespace qtrain::cuda

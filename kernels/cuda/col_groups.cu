@@ -2,7 +2,7 @@
 // in kernels/cpu/col_groups.cpp. Both are memory-bound: one thread per element
 // of the narrow side (a group sum) or of the wide side (one repeated add).
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/col_groups.h"
 
 namespace qtrain::cuda {
 namespace {

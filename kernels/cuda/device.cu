@@ -104,7 +104,7 @@ void* cuda_alloc(size_t bytes) {
       throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed (" + cudaGetErrorString(e) + "); free " +
                       std::to_string(free_b >> 20) + " MiB of " + std::to_string(total_b >> 20) + " MiB, " +
                       std::to_string(P.in_use >> 20) + " MiB in use by qtrain",
-                  ErrorKind::Runtime);
+                  ErrorKind::OutOfMemory);
     }
     P.size_of[p] = size;
     P.reserved += size;
@@ -217,6 +217,16 @@ void CudaGraph::replay() {
 }
 
 bool CudaGraph::current() const { return exec_ && generation_ == cuda_buffer_generation(); }
+
+CudaMemoryInfo cuda_memory_info() {
+  CudaMemoryInfo m;
+  if (!cuda_available() || cudaMemGetInfo(&m.free, &m.total) != cudaSuccess) return {};
+  // Blocks cached by the allocator are free for qtrain's next tensors.
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  m.free += P.reserved - P.in_use;
+  return m;
+}
 
 CudaMemoryStats cuda_memory_stats() {
   BlockPool& P = pool();

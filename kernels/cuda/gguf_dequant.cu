@@ -5,7 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/gguf_dequant.h"
 
 namespace qtrain::cuda {
 namespace {
@@ -48,13 +48,13 @@ __global__ void gguf_f16_kernel(FloatPtr out, const uint8_t* src, int64_t n) {
 }  // namespace
 
 void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type) {
-  QT_CHECK(blocks.is_cuda(), "dequantize_gguf: blocks are not on the GPU");
   const int64_t n = out.numel();
   if (!n) return;
   const FloatPtr o = fptr(out, "dequantize_gguf out");
   const auto* src = static_cast<const uint8_t*>(blocks.raw());
   const GgmlTypeInfo& info = ggml_type_info(type);
   const int64_t nblocks = n / info.block_size;
+  // The cases are the types whose table entry (kernels/quant/gguf_blocks.cpp) says on_gpu.
   switch (type) {
     case GgmlType::Q4_0:
       gguf_blocks_kernel<GgmlType::Q4_0><<<grid_for(nblocks, 256), 256, 0, stream()>>>(o, src, nblocks, info.type_size);
@@ -69,9 +69,10 @@ void dequantize_gguf(Tensor out, Tensor blocks, GgmlType type) {
       gguf_f16_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(o, src, n);
       break;
     default:
-      throw Error(std::string("a GGUF base kept in ") + info.name +
-                  " blocks runs on the CPU only (the GPU takes Q4_0, Q4_1, Q8_0 and F16); use --method lora to "
-                  "dequantize it on load");
+      QT_CHECK(!info.on_gpu, std::string("dequantize_gguf: no CUDA kernel for ") + info.name);
+      throw Error(std::string("a GGUF base kept in ") + info.name + " blocks runs on the CPU only (the GPU takes " +
+                  ggml_type_names([](const GgmlTypeInfo& i) { return i.on_gpu; }) +
+                  "); use --method lora to dequantize it on load");
   }
   CUDA_CHECK_LAUNCH("dequantize_gguf");
 }

@@ -3,7 +3,7 @@
 // two rounded F32 operations (kernels/quant/hqq.cpp), so the F32 value is the
 // same bits before the store rounds it to out's dtype.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/hqq_dequant.h"
 
 namespace qtrain::cuda {
 namespace {
@@ -28,7 +28,6 @@ __global__ void hqq_dequant_kernel(FloatPtr out, const uint8_t* codes, const flo
 }  // namespace
 
 void dequantize_hqq(Tensor out, Tensor codes, Tensor scale, Tensor zero, int bits) {
-  QT_CHECK(codes.is_cuda() && scale.is_cuda() && zero.is_cuda(), "dequantize_hqq: codes/scale/zero are not on the GPU");
   const int64_t nbytes = int64_t(codes.nbytes());
   if (!nbytes) return;
   const FloatPtr o = fptr(out, "dequantize_hqq out");

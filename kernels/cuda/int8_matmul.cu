@@ -18,7 +18,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/gemm_lt.cuh"
 #include "kernels/quant/decode.h"
 #include "kernels/quant_matmul.h"
@@ -127,7 +127,6 @@ __global__ void int8_epilogue_kernel(FloatPtr y, const int32_t* acc, const float
 }  // namespace
 
 void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
-  QT_CHECK(w.q.is_cuda() && w.absmax.is_cuda() && y.is_cuda(), "int8_matmul: weight or y is not on the GPU");
   const int64_t k = w.cols, out = w.rows, n = x.numel() / k;
   if (n == 0) return;
   if (k % 4 != 0 || out % 4 != 0) {

@@ -7,7 +7,7 @@
 // value is the same bits before the store rounds it to out's dtype. Below: the
 // decode product straight from the packed layout (lowra_matvec).
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/lowra_dequant.h"
 #include "kernels/quant/lowra.h"
 
 namespace qtrain::cuda {
@@ -92,8 +92,7 @@ void launch_matvec(FloatPtr y, const bf16* x, const uint8_t* c, const int32_t* o
 }  // namespace
 
 void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax) {
-  QT_CHECK(codes.is_cuda() && row_offset.is_cuda() && bits.is_cuda() && lut.is_cuda() && absmax.is_cuda(),
-           "lowra_matvec: codes/row_offset/bits/lut/absmax are not on the GPU");
+  // Layout and devices were checked by the public op (kernels/cpu/lowra_dequant.cpp).
   check_cuda_dtype(x, DType::BF16, "lowra_matvec x");
   QT_CHECK(reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0, "lowra_matvec: x is not 16-byte aligned");
   const int64_t rows = bits.numel(), cols = x.size(-1), m = x.numel() / cols;
@@ -118,8 +117,6 @@ void lowra_matvec(Tensor y, Tensor x, Tensor codes, Tensor row_offset, Tensor bi
 }
 
 void dequantize_lowra(Tensor out, Tensor codes, Tensor row_offset, Tensor bits, Tensor lut, Tensor absmax) {
-  QT_CHECK(codes.is_cuda() && row_offset.is_cuda() && bits.is_cuda() && lut.is_cuda() && absmax.is_cuda(),
-           "dequantize_lowra: codes/row_offset/bits/lut/absmax are not on the GPU");
   const int64_t rows = out.size(0), cols = out.size(1), n = rows * cols / 8;
   if (!n) return;
   lowra_dequant_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(

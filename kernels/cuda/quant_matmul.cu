@@ -9,23 +9,17 @@
 // weight once and is bound by DRAM bandwidth at M <= 16.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/matmul.h"
+#include "kernels/quant_matmul.h"
 #include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
 
 namespace qtrain::cuda {
 namespace {
 
-struct Q4Args {
-  const uint8_t* packed;
-  const float* absmax;    // no double quant
-  const uint8_t* qabsmax; // double quant
-  const float* absmax2;
-  float offset;
-  int64_t blocksize;
-  bool dq;
-  float code[16];
-};
+// The weight as the kernels see it: quant::Nf4View (kernels/quant/nf4_view.h),
+// the same view the CPU reference decodes, passed by value.
+using Q4View = quant::Nf4View;
 
 // The 16 code values and the 256-entry dynamic map in shared memory: indices
 // differ per lane, which constant memory would serialize.
@@ -34,9 +28,9 @@ struct Tables {
   float map[256];
 };
 
-__device__ void load_tables(Tables& t, const Q4Args& a, const float* map) {
+__device__ void load_tables(Tables& t, const Q4View& a, const float* map) {
   // Constant indices only: a run-time index into the kernel parameter a.code
-  // makes the compiler copy all of Q4Args to the stack (120 bytes per thread)
+  // makes the compiler copy the whole view to the stack (136 bytes per thread)
   // and read every field of it from local memory in the hot loops.
   if (threadIdx.x == 0) {
 #pragma unroll
@@ -47,12 +41,12 @@ __device__ void load_tables(Tables& t, const Q4Args& a, const float* map) {
   __syncthreads();
 }
 
-__device__ __forceinline__ float block_absmax(const Q4Args& a, const Tables& t, int64_t blk) {
-  return a.dq ? quant::dq_absmax(t.map[a.qabsmax[blk]], a.absmax2[blk / 256], a.offset) : a.absmax[blk];
+__device__ __forceinline__ float block_absmax(const Q4View& a, const Tables& t, int64_t blk) {
+  return a.block_absmax(blk, t.map);  // the map from shared memory
 }
 
 // Any offset, any out dtype: one element per thread.
-__global__ void dequant4_kernel(FloatPtr out, Q4Args a, const float* map, int64_t e0, int64_t n) {
+__global__ void dequant4_kernel(FloatPtr out, Q4View a, const float* map, int64_t e0, int64_t n) {
   __shared__ Tables t;
   load_tables(t, a, map);
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
@@ -63,7 +57,7 @@ __global__ void dequant4_kernel(FloatPtr out, Q4Args a, const float* map, int64_
 
 // BF16 out, e0 % 8 == 0, blocksize % 8 == 0, out 16-byte aligned: 8 weights
 // (4 packed bytes, one absmax block) per thread and one 16-byte store.
-__global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, int64_t e0, int64_t n8) {
+__global__ void dequant4_bf16x8_kernel(bf16* out, Q4View a, const float* map, int64_t e0, int64_t n8) {
   __shared__ Tables t;
   load_tables(t, a, map);
   for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n8; v += int64_t(gridDim.x) * blockDim.x) {
@@ -94,7 +88,7 @@ __global__ void dequant4_bf16x8_kernel(bf16* out, Q4Args a, const float* map, in
 // hide behind it. Weights are streamed (evict-first: ld.global.cs) so that L1
 // keeps x, which every warp of the block re-reads.
 template <int MT, int LOADS>
-__global__ void __launch_bounds__(256) gemv4_simt_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map,
+__global__ void __launch_bounds__(256) gemv4_simt_kernel(FloatPtr y, const bf16* x, int M, Q4View a, const float* map,
                                                     int64_t rows, int64_t cols) {
   __shared__ Tables t;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -235,7 +229,7 @@ __device__ __forceinline__ uint32_t lookup_pair(const char* tab, uint32_t word, 
 
 template <bool M16, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
-    gemv4_mma_kernel(FloatPtr y, const bf16* x, int M, Q4Args a, const float* map, int64_t rows, int64_t cols) {
+    gemv4_mma_kernel(FloatPtr y, const bf16* x, int M, Q4View a, const float* map, int64_t rows, int64_t cols) {
   constexpr int NB = M16 ? 2 : 1;  // mmas per 16 k: x rows 0..7 and 8..15
   extern __shared__ uint32_t smem[];
   uint32_t* pairs = smem;                                    // [256 bytes][32 lanes]: bf16x2 (code[hi], code[lo])
@@ -372,7 +366,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 
 constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
-void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows,
+void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows,
                       int64_t cols) {
   const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
   const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
@@ -391,7 +385,7 @@ void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4Args& a, const f
 }
 
 template <int MT>
-void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4Args& a, const float* map, int64_t rows, int64_t cols) {
+void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows, int64_t cols) {
   // Loads per lane per chunk: enough to cover the row in one chunk when it is
   // short (4096 columns = 4 loads), at most 16 (64 registers of raw weights).
   const int64_t per_lane = (cols / 32 + 31) / 32;
@@ -423,38 +417,12 @@ const float* device_dynamic_map() {
   return map;
 }
 
-Q4Args args_of(const Quant4Tensor& w, const char* what) {
-  QT_CHECK(w.packed.defined() && w.packed.is_cuda(), std::string(what) + ": packed weight is not on the GPU");
-  Q4Args a{};
-  a.packed = static_cast<const uint8_t*>(w.packed.raw());
-  a.dq = w.double_quant;
-  if (a.dq) {
-    QT_CHECK(w.qabsmax.is_cuda() && w.absmax2.is_cuda(), std::string(what) + ": absmax is not on the GPU");
-    a.qabsmax = static_cast<const uint8_t*>(w.qabsmax.raw());
-    a.absmax2 = w.absmax2.f32();
-  } else {
-    QT_CHECK(w.absmax.is_cuda(), std::string(what) + ": absmax is not on the GPU");
-    a.absmax = w.absmax.f32();
-  }
-  a.offset = w.offset;
-  a.blocksize = w.blocksize;
-  const auto& code = quant::code4_values(w.code);
-  for (int i = 0; i < 16; ++i) a.code[i] = code[size_t(i)];
-  return a;
-}
-
-void check_rows_out(const Tensor& out, int64_t cols, int64_t row0, int64_t rows, const char* what) {
-  QT_CHECK(out.is_cuda() && out.ndim() == 2 && out.size(1) == cols && row0 >= 0 && row0 + out.size(0) <= rows,
-           std::string(what) + ": out " + shape_str(out.shape()) + " does not fit rows from " + std::to_string(row0));
-}
-
 }  // namespace
 
 void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
-  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_4bit");
   const int64_t n = out.numel(), e0 = row0 * w.cols;
   if (n == 0) return;
-  Q4Args a = args_of(w, "dequantize_rows_4bit");
+  Q4View a = w.view();
   const float* map = device_dynamic_map();
   if (out.dtype() == DType::BF16 && e0 % 8 == 0 && n % 8 == 0 && w.blocksize % 8 == 0 &&
       reinterpret_cast<uintptr_t>(out.raw()) % 16 == 0) {
@@ -467,8 +435,6 @@ void dequantize_rows_4bit(Tensor out, const Quant4Tensor& w, int64_t row0) {
 }
 
 void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
-  check_rows_out(out, w.cols, row0, w.rows, "dequantize_rows_int8");
-  QT_CHECK(w.q.is_cuda() && w.absmax.is_cuda(), "dequantize_rows_int8: weight is not on the GPU");
   const int64_t n = out.numel();
   if (n == 0) return;
   dequant_int8_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(out, "dequantize_rows_int8 out"),
@@ -479,10 +445,6 @@ void dequantize_rows_int8(Tensor out, const Int8Tensor& w, int64_t row0) {
 
 void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   const int64_t M = x.numel() / w.cols;
-  QT_CHECK(x.size(-1) == w.cols && y.numel() == M * w.rows, "matmul_4bit: x " + shape_str(x.shape()) + " y " +
-                                                                 shape_str(y.shape()) + " W [" +
-                                                                 std::to_string(w.rows) + ", " +
-                                                                 std::to_string(w.cols) + "]");
   if (M == 0) return;
   if (!gemv_4bit_supported(x, w) || reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0) {
     // Any other shape: dequantize to BF16, then the dense product.
@@ -491,7 +453,7 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
     cuda::gemm(y, x, dense, false, true, 1.f, 0.f);
     return;
   }
-  Q4Args a = args_of(w, "matmul_4bit");
+  Q4View a = w.view();
   const float* map = device_dynamic_map();
   FloatPtr py = fptr(y, "matmul_4bit y");
   const bf16* px = static_cast<const bf16*>(x.raw());

@@ -4,7 +4,8 @@
 #include <algorithm>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_ops.h"
+#include "kernels/quant_matmul.h"
+#include "kernels/ternary.h"
 #include "kernels/quant/decode.h"
 
 namespace qtrain::cuda {
@@ -136,7 +137,6 @@ void launch_gemv(FloatPtr y, const TernaryTensor& w, const int8_t* xq, const flo
 }  // namespace
 
 void unpack_ternary(Tensor out, const TernaryTensor& w) {
-  QT_CHECK(w.codes.is_cuda(), "unpack_ternary: the codes are not on the GPU");
   const int64_t words = w.rows * (w.codes.size(1) / 4);
   const auto* codes = static_cast<const uint32_t*>(w.codes.raw());
   if (out.dtype() == DType::I8)
@@ -151,7 +151,6 @@ void unpack_ternary(Tensor out, const TernaryTensor& w) {
 }
 
 void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
-  QT_CHECK(w.codes.is_cuda() && w.wabs.is_cuda() && y.is_cuda(), "ternary_matmul: weight or y is not on the GPU");
   const int64_t n = x.numel() / w.cols;
   if (n == 0) return;
   const FloatPtr px = fptr(x, "ternary_matmul x"), py = fptr(y, "ternary_matmul y");

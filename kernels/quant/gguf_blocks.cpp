@@ -1,5 +1,7 @@
 #include "kernels/quant/gguf_blocks.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/dtype.h"
@@ -13,36 +15,6 @@ namespace qtrain {
 
 namespace {
 
-const GgmlTypeInfo kTypes[] = {
-    /* 0 */ {"F32", 1, 4, true},
-    /* 1 */ {"F16", 1, 2, true},
-    /* 2 */ {"Q4_0", QK4_0, sizeof(BlockQ4_0), true},
-    /* 3 */ {"Q4_1", QK4_1, sizeof(BlockQ4_1), true},
-    /* 4 */ {nullptr, 0, 0, false},  // Q4_2, removed from ggml
-    /* 5 */ {nullptr, 0, 0, false},  // Q4_3, removed from ggml
-    /* 6 */ {"Q5_0", QK5_0, sizeof(BlockQ5_0), true},
-    /* 7 */ {"Q5_1", QK5_1, sizeof(BlockQ5_1), true},
-    /* 8 */ {"Q8_0", QK8_0, sizeof(BlockQ8_0), true},
-    /* 9 */ {"Q8_1", 32, 36, false},
-    /* 10 */ {"Q2_K", QK_K, sizeof(BlockQ2_K), true},
-    /* 11 */ {"Q3_K", QK_K, sizeof(BlockQ3_K), true},
-    /* 12 */ {"Q4_K", QK_K, sizeof(BlockQ4_K), true},
-    /* 13 */ {"Q5_K", QK_K, sizeof(BlockQ5_K), true},
-    /* 14 */ {"Q6_K", QK_K, sizeof(BlockQ6_K), true},
-    /* 15 */ {"Q8_K", QK_K, 292, false},
-    /* 16..23: IQ2_XXS .. IQ4_NL (importance-matrix codebooks) */
-    {"IQ2_XXS", QK_K, 66, false}, {"IQ2_XS", QK_K, 74, false}, {"IQ3_XXS", QK_K, 98, false},
-    {"IQ1_S", QK_K, 50, false}, {"IQ4_NL", 32, 18, false}, {"IQ3_S", QK_K, 110, false},
-    {"IQ2_S", QK_K, 82, false}, {"IQ4_XS", QK_K, 136, false},
-    /* 24 */ {"I8", 1, 1, false},
-    /* 25 */ {"I16", 1, 2, false},
-    /* 26 */ {"I32", 1, 4, false},
-    /* 27 */ {"I64", 1, 8, false},
-    /* 28 */ {"F64", 1, 8, false},
-    /* 29 */ {"IQ1_M", QK_K, 56, false},
-    /* 30 */ {"BF16", 1, 2, true},
-};
-constexpr uint32_t kNumTypes = sizeof(kTypes) / sizeof(kTypes[0]);
 
 inline float h2f(uint16_t h) { return f16_to_f32(h); }
 
@@ -68,17 +40,6 @@ void dequantize_blocks(const void* src, float* dst, int64_t n, int64_t qk) {
 }
 
 }  // namespace
-
-const GgmlTypeInfo* ggml_type_info(uint32_t type) {
-  if (type >= kNumTypes || !kTypes[type].name) return nullptr;
-  return &kTypes[type];
-}
-
-const GgmlTypeInfo& ggml_type_info(GgmlType type) {
-  const GgmlTypeInfo* info = ggml_type_info(uint32_t(type));
-  QT_CHECK(info, "unknown GgmlType " + std::to_string(uint32_t(type)));
-  return *info;
-}
 
 size_t ggml_row_size(GgmlType type, int64_t n) {
   const GgmlTypeInfo& info = ggml_type_info(type);
@@ -269,37 +230,141 @@ void BlockQ6_K::to_float(float* y) const {
   }
 }
 
-void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
-  const auto* b = static_cast<const uint8_t*>(src);
-  switch (type) {
-    case GgmlType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, b + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
-    case GgmlType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, b + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
-    case GgmlType::Q4_0: return dequantize_blocks<BlockQ4_0>(src, dst, n, QK4_0);
-    case GgmlType::Q4_1: return dequantize_blocks<BlockQ4_1>(src, dst, n, QK4_1);
-    case GgmlType::Q5_0: return dequantize_blocks<BlockQ5_0>(src, dst, n, QK5_0);
-    case GgmlType::Q5_1: return dequantize_blocks<BlockQ5_1>(src, dst, n, QK5_1);
-    case GgmlType::Q8_0: return dequantize_blocks<BlockQ8_0>(src, dst, n, QK8_0);
-    case GgmlType::Q2_K: return dequantize_blocks<BlockQ2_K>(src, dst, n, QK_K);
-    case GgmlType::Q3_K: return dequantize_blocks<BlockQ3_K>(src, dst, n, QK_K);
-    case GgmlType::Q4_K: return dequantize_blocks<BlockQ4_K>(src, dst, n, QK_K);
-    case GgmlType::Q5_K: return dequantize_blocks<BlockQ5_K>(src, dst, n, QK_K);
-    case GgmlType::Q6_K: return dequantize_blocks<BlockQ6_K>(src, dst, n, QK_K);
-    default: break;
+// ggml's quantize_row_q8_0_ref.
+void BlockQ8_0::from_float(const float* x) {
+  float amax = 0.f;
+  for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float fd = amax / 127.f;
+  const float id = fd != 0.f ? 1.f / fd : 0.f;
+  d = f32_to_f16(fd);
+  for (int j = 0; j < QK8_0; ++j) qs[j] = int8_t(std::roundf(x[j] * id));
+}
+
+// ggml's quantize_row_q4_0_ref: the signed value of largest magnitude maps to -8.
+void BlockQ4_0::from_float(const float* x) {
+  float amax = 0.f, max = 0.f;
+  for (int j = 0; j < QK4_0; ++j)
+    if (amax < std::fabs(x[j])) amax = std::fabs(x[j]), max = x[j];
+  const float fd = max / -8.f;
+  const float id = fd != 0.f ? 1.f / fd : 0.f;
+  d = f32_to_f16(fd);
+  for (int j = 0; j < QK4_0 / 2; ++j) {
+    const uint8_t q0 = uint8_t(std::min<int8_t>(15, int8_t(x[j] * id + 8.5f)));
+    const uint8_t q1 = uint8_t(std::min<int8_t>(15, int8_t(x[j + QK4_0 / 2] * id + 8.5f)));
+    qs[j] = uint8_t(q0 | (q1 << 4));
   }
-  QT_CHECK(false, std::string("dequantize_row: no CPU dequantizer for ") + ggml_type_info(type).name);
+}
+
+namespace {
+
+// The row codecs the table points at.
+template <class Block, int QK>
+void blocks_to_float(const void* src, float* dst, int64_t n) {
+  dequantize_blocks<Block>(src, dst, n, QK);
+}
+
+template <class Block, int QK>
+void blocks_from_float(const float* src, void* dst, int64_t n) {
+  auto* bytes = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / QK; ++i) {
+    Block b;
+    b.from_float(src + i * QK);
+    std::memcpy(bytes + i * sizeof(Block), &b, sizeof(Block));
+  }
+}
+
+void f32_to_float(const void* src, float* dst, int64_t n) { std::memcpy(dst, src, size_t(n) * 4); }
+void f32_from_float(const float* src, void* dst, int64_t n) { std::memcpy(dst, src, size_t(n) * 4); }
+
+template <float (*Decode)(uint16_t)>
+void half_to_float(const void* src, float* dst, int64_t n) {
+  const auto* b = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, b + 2 * i, 2);
+    dst[i] = Decode(h);
+  }
+}
+
+template <uint16_t (*Encode)(float)>
+void half_from_float(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = Encode(src[i]);
+    std::memcpy(b + 2 * i, &h, 2);
+  }
+}
+
+// A table entry; dequantizable follows from to_float.
+constexpr GgmlTypeInfo entry(const char* name, int64_t block_size, size_t type_size, GgmlRowToFloat to = nullptr,
+                             GgmlRowFromFloat from = nullptr, bool on_gpu = false, int file_type = -1) {
+  return {name, block_size, type_size, to != nullptr, to, from, on_gpu, file_type};
+}
+
+// Indexed by the on-disk id. file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1,
+// MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_BF16 32.
+const GgmlTypeInfo kTypes[] = {
+    /* 0 */ entry("F32", 1, 4, f32_to_float, f32_from_float, false, 0),
+    /* 1 */ entry("F16", 1, 2, half_to_float<f16_to_f32>, half_from_float<f32_to_f16>, true, 1),
+    /* 2 */ entry("Q4_0", QK4_0, sizeof(BlockQ4_0), blocks_to_float<BlockQ4_0, QK4_0>,
+                  blocks_from_float<BlockQ4_0, QK4_0>, true, 2),
+    /* 3 */ entry("Q4_1", QK4_1, sizeof(BlockQ4_1), blocks_to_float<BlockQ4_1, QK4_1>, nullptr, true),
+    /* 4 */ entry(nullptr, 0, 0),  // Q4_2, removed from ggml
+    /* 5 */ entry(nullptr, 0, 0),  // Q4_3, removed from ggml
+    /* 6 */ entry("Q5_0", QK5_0, sizeof(BlockQ5_0), blocks_to_float<BlockQ5_0, QK5_0>),
+    /* 7 */ entry("Q5_1", QK5_1, sizeof(BlockQ5_1), blocks_to_float<BlockQ5_1, QK5_1>),
+    /* 8 */ entry("Q8_0", QK8_0, sizeof(BlockQ8_0), blocks_to_float<BlockQ8_0, QK8_0>,
+                  blocks_from_float<BlockQ8_0, QK8_0>, true, 7),
+    /* 9 */ entry("Q8_1", 32, 36),
+    /* 10 */ entry("Q2_K", QK_K, sizeof(BlockQ2_K), blocks_to_float<BlockQ2_K, QK_K>),
+    /* 11 */ entry("Q3_K", QK_K, sizeof(BlockQ3_K), blocks_to_float<BlockQ3_K, QK_K>),
+    /* 12 */ entry("Q4_K", QK_K, sizeof(BlockQ4_K), blocks_to_float<BlockQ4_K, QK_K>),
+    /* 13 */ entry("Q5_K", QK_K, sizeof(BlockQ5_K), blocks_to_float<BlockQ5_K, QK_K>),
+    /* 14 */ entry("Q6_K", QK_K, sizeof(BlockQ6_K), blocks_to_float<BlockQ6_K, QK_K>),
+    /* 15 */ entry("Q8_K", QK_K, 292),
+    /* 16..23: IQ2_XXS .. IQ4_NL (importance-matrix codebooks) */
+    entry("IQ2_XXS", QK_K, 66), entry("IQ2_XS", QK_K, 74), entry("IQ3_XXS", QK_K, 98), entry("IQ1_S", QK_K, 50),
+    entry("IQ4_NL", 32, 18), entry("IQ3_S", QK_K, 110), entry("IQ2_S", QK_K, 82), entry("IQ4_XS", QK_K, 136),
+    /* 24 */ entry("I8", 1, 1),
+    /* 25 */ entry("I16", 1, 2),
+    /* 26 */ entry("I32", 1, 4),
+    /* 27 */ entry("I64", 1, 8),
+    /* 28 */ entry("F64", 1, 8),
+    /* 29 */ entry("IQ1_M", QK_K, 56),
+    /* 30 */ entry("BF16", 1, 2, half_to_float<bf16_to_f32>, half_from_float<f32_to_bf16>, false, 32),
+};
+constexpr uint32_t kNumTypes = sizeof(kTypes) / sizeof(kTypes[0]);
+
+}  // namespace
+
+const GgmlTypeInfo* ggml_type_info(uint32_t type) {
+  if (type >= kNumTypes || !kTypes[type].name) return nullptr;
+  return &kTypes[type];
+}
+
+const GgmlTypeInfo& ggml_type_info(GgmlType type) {
+  const GgmlTypeInfo* info = ggml_type_info(uint32_t(type));
+  QT_CHECK(info, "unknown GgmlType " + std::to_string(uint32_t(type)));
+  return *info;
+}
+
+std::string ggml_type_names(bool (*keep)(const GgmlTypeInfo&), const char* sep) {
+  std::string r;
+  for (const GgmlTypeInfo& t : kTypes)
+    if (t.name && keep(t)) r += (r.empty() ? "" : sep) + std::string(t.name);
+  return r;
+}
+
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  QT_CHECK(info.to_float, std::string("dequantize_row: no CPU dequantizer for ") + info.name);
+  info.to_float(src, dst, n);
+}
+
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
+  const GgmlTypeInfo& info = ggml_type_info(type);
+  QT_CHECK(info.from_float, std::string("quantize_row: no encoder for ") + info.name);
+  info.from_float(src, dst, n);
 }
 
 }  // namespace qtrain

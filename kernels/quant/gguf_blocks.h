@@ -16,17 +16,32 @@ enum class GgmlType : uint32_t {
   I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
 };
 
+// n weights (whole blocks) of a row from their blocks (unaligned bytes are
+// fine) and back.
+using GgmlRowToFloat = void (*)(const void* src, float* dst, int64_t n);
+using GgmlRowFromFloat = void (*)(const float* src, void* dst, int64_t n);
+
+// One entry per type, in gguf_blocks.cpp's table: the single source of what
+// qtrain knows of it. dequantize_row, GgufWriter::add_tensor, the GGUF export,
+// the loader's and the GPU path's lists of types all read it.
 struct GgmlTypeInfo {
   const char* name;      // "Q4_K", as ggml prints it
   int64_t block_size;    // weights per block (1 for plain types)
   size_t type_size;      // bytes per block
-  bool dequantizable;    // dequantize_row supports it
+  bool dequantizable;    // to_float != nullptr: qtrain reads it
+  GgmlRowToFloat to_float;      // ggml's dequantize_row_*, bit-exact
+  GgmlRowFromFloat from_float;  // ggml's quantize_row_*_ref; nullptr: qtrain does not write it
+  bool on_gpu;                  // dequantize_gguf's CUDA kernel takes it (kernels/cuda/gguf_dequant.cu)
+  int file_type;                // llama_ftype of a model written in this type (general.file_type), -1 none
 };
 
 // nullptr for an id qtrain does not know (the caller names file and tensor).
 const GgmlTypeInfo* ggml_type_info(uint32_t type);
 const GgmlTypeInfo& ggml_type_info(GgmlType type);
 inline const char* ggml_type_name(GgmlType t) { return ggml_type_info(t).name; }
+// The names of the known types that `keep` selects, in id order, joined by
+// sep: the lists error messages give ("F32, F16, Q4_0, ...").
+std::string ggml_type_names(bool (*keep)(const GgmlTypeInfo&), const char* sep = ", ");
 // Bytes of a row of n weights; n must be a multiple of the block size.
 size_t ggml_row_size(GgmlType type, int64_t n);
 
@@ -38,6 +53,7 @@ struct BlockQ4_0 {  // w = (q - 8) * d
   uint16_t d;  // f16
   uint8_t qs[QK4_0 / 2];  // low nibbles: weights 0..15, high nibbles: 16..31
   void to_float(float* y) const;
+  void from_float(const float* x);  // ggml's quantize_row_q4_0_ref
 };
 struct BlockQ4_1 {  // w = q * d + m
   uint16_t d, m;
@@ -60,6 +76,7 @@ struct BlockQ8_0 {  // w = q * d
   uint16_t d;
   int8_t qs[QK8_0];
   void to_float(float* y) const;
+  void from_float(const float* x);  // ggml's quantize_row_q8_0_ref
 };
 struct BlockQ2_K {  // 16 sub-blocks of 16: w = d*(sc&15)*q - dmin*(sc>>4)
   uint8_t scales[QK_K / 16];
@@ -101,8 +118,12 @@ static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(Bloc
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 
 // Dequantizes n weights (a multiple of the block size) from `src` (unaligned
-// bytes are fine) into dst. This is the row-by-row entry point the quantized
-// Linear uses; types with dequantizable == false are an internal error.
+// bytes are fine) into dst: the table's to_float. This is the row-by-row entry
+// point the quantized Linear uses; types with dequantizable == false are an
+// internal error.
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
+// Encodes n weights (a multiple of the block size) into dst: the table's
+// from_float; a type without one is an internal error.
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 }  // namespace qtrain

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
 
 #include "kernels/error.h"
 #include "kernels/quant/decode.h"
@@ -98,18 +99,46 @@ Packed4 quantize_4bit(const float* w, int64_t n, Code4 code, bool double_quant, 
   return p;
 }
 
-std::vector<float> decoded_absmax(const Packed4& p) {
-  if (!p.double_quant) return p.absmax;
-  std::vector<float> a(p.qabsmax.size());
-  const auto& map = dynamic_map_signed();
-  for (size_t i = 0; i < a.size(); ++i) a[i] = dq_absmax(map[p.qabsmax[i]], p.absmax2[i / 256], p.offset);
+Nf4View make_nf4_view(Code4 code, int64_t rows, int64_t cols, int64_t blocksize, bool double_quant, float offset) {
+  QT_CHECK(rows >= 0 && cols >= 0 && blocksize > 0, "make_nf4_view: bad shape or block size");
+  Nf4View v;
+  v.rows = rows, v.cols = cols, v.blocksize = blocksize, v.dq = double_quant, v.offset = offset;
+  const auto& c = code4_values(code);
+  std::copy(c.begin(), c.end(), v.code);
+  return v;
+}
+
+Nf4View Packed4::view(int64_t rows, int64_t cols) const {
+  QT_CHECK(rows * cols == numel, "Packed4::view: [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                                     "] for " + std::to_string(numel) + " weights");
+  Nf4View v = make_nf4_view(code, rows, cols, blocksize, double_quant, offset);
+  v.packed = packed.data();
+  v.absmax = double_quant ? nullptr : absmax.data();
+  v.qabsmax = double_quant ? qabsmax.data() : nullptr;
+  v.absmax2 = double_quant ? absmax2.data() : nullptr;
+  return v;
+}
+
+std::vector<float> decoded_absmax(const Nf4View& v) {
+  std::vector<float> a(size_t(v.blocks()));
+  const float* map = dynamic_map_signed().data();
+  for (size_t i = 0; i < a.size(); ++i) a[i] = v.block_absmax(int64_t(i), map);
   return a;
 }
 
-void dequantize_4bit(const Packed4& p, const std::vector<float>& absmax, int64_t begin, int64_t end, float* out) {
-  QT_CHECK(begin % 2 == 0 && begin <= end && end <= p.numel, "dequantize_4bit: bad range");
-  const auto& code = code4_values(p.code);
-  for (int64_t i = begin; i < end; ++i) out[i - begin] = code[nibble(p.packed.data(), i)] * absmax[size_t(i / p.blocksize)];
+Nf4View with_decoded_absmax(Nf4View v, const std::vector<float>& absmax) {
+  QT_CHECK(int64_t(absmax.size()) == v.blocks(), "with_decoded_absmax: one absmax per block");
+  v.dq = false;
+  v.absmax = absmax.data();
+  v.qabsmax = nullptr;
+  v.absmax2 = nullptr;
+  return v;
+}
+
+void dequantize_4bit(const Nf4View& v, int64_t begin, int64_t end, float* out) {
+  QT_CHECK(0 <= begin && begin <= end && end <= v.numel(), "dequantize_4bit: bad range");
+  const float* map = dynamic_map_signed().data();
+  for (int64_t i = begin; i < end; ++i) out[i - begin] = v.at(i, map);
 }
 
 }  // namespace qtrain::quant

@@ -69,8 +69,8 @@ void DoraAdapter::forward(Tensor y, Tensor x, const BaseWeight& base, bool train
   dropped_ = xd_.defined();
   if (!dropped_) {
     gemm(y2, h, b_->value, false, true, opt_.scale(), 1.f);  // y = x W^T + s x A^T B^T
-    pre_ = train ? y2.clone() : Tensor();
-    mul_cols(y2, y2, scale_);
+    pre_ = train ? Tensor::empty(y2.shape(), y2.dtype(), y2.device()) : Tensor();
+    mul_cols(y2, y2, scale_, 0.f, pre_);  // pre_ keeps the unscaled output in the same pass
     return;
   }
   // peft with dropout: y += (m/n) (drop(x) W^T + s drop(x) A^T B^T) - drop(x) W^T

@@ -18,4 +18,5 @@ QT_REGISTER_METHOD(bitnet_lora,
                       const qtrain::Tensor w = r.load_f32();
                       return std::make_unique<qtrain::TernaryWeight>(
                           qtrain::quant::quantize_ternary(w.f32(), r.out, r.in), r.opt.bitnet_subln);
-                    }});
+                    },
+                    .base_bits = [](const qtrain::ModelOptions&) { return 2.0; }});  // 2-bit ternary codes

@@ -24,4 +24,6 @@ std::unique_ptr<BaseWeight> gguf_base(const BaseRequest& r) {
 
 QT_REGISTER_METHOD(gguf_lora, {.name = "gguf-lora",
                                .help = "LoRA on a .gguf base kept in its GGUF blocks (dequantized per product)",
-                               .make_base = qtrain::gguf_base});
+                               .make_base = qtrain::gguf_base,
+                               // Q8_0's 8.5 bits, the largest block type; Q4 files take about half
+                               .base_bits = [](const qtrain::ModelOptions&) { return 8.5; }});

@@ -15,4 +15,6 @@ QT_REGISTER_METHOD(hqq_lora,
                         throw qtrain::Error("hqq-lora: field 'hqq_bits' is " + std::to_string(r.opt.hqq_bits) +
                                             ", not 4 or 2");
                       return std::make_unique<qtrain::HqqWeight>(r.load_f32(), r.opt.hqq_bits);
-                    }});
+                    },
+                    // codes + an F32 scale and zero per group of 64
+                    .base_bits = [](const qtrain::ModelOptions& o) { return o.hqq_bits + 64.0 / 64; }});

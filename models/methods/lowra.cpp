@@ -117,4 +117,6 @@ QT_REGISTER_METHOD(lowra, {.name = "lowra",
                                    "--lowra-bits on average (exact ILP assignment), LoftQ init (5 rounds)",
                            .make_base = qtrain::make_lowra,
                            .plan_bases = qtrain::plan_lowra,
-                           .loftq_iters = 5});
+                           .loftq_iters = 5,
+                           // the codes at the average budget, plus per-channel tables and offsets
+                           .base_bits = [](const qtrain::ModelOptions& o) { return o.lowra_bits + 0.25; }});

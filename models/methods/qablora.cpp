@@ -15,4 +15,8 @@ QT_REGISTER_METHOD(qablora, {.name = "qablora",
                                return std::make_unique<qtrain::Asym4Weight>(r.load_f32(), r.opt.lora.qablora_tile_out,
                                                                             r.opt.lora.qablora_tile_in, r.name);
                              },
-                             .adapter = "qablora"});
+                             .adapter = "qablora",
+                             // 4-bit codes + an F32 scale and zero per tile
+                             .base_bits = [](const qtrain::ModelOptions& o) {
+                               return 4 + 64.0 / (o.lora.qablora_tile_out * o.lora.qablora_tile_in);
+                             }});

@@ -10,4 +10,5 @@ QT_REGISTER_METHOD(qblora, {.name = "qblora",
                             .make_base = [](const qtrain::BaseRequest& r) -> std::unique_ptr<qtrain::BaseWeight> {
                               return std::make_unique<qtrain::Block4Weight>(r.load_f32(), qtrain::quant::Code4::NF4, true);
                             },
-                            .adapter = "qblora"});
+                            .adapter = "qblora",
+                            .base_bits = [](const qtrain::ModelOptions&) { return 4 + 8.0 / 64 + 32.0 / (64 * 256); }});

@@ -13,7 +13,9 @@ Method block4(const char* name, const char* help, quant::Code4 code, bool double
           .help = help,
           .make_base = [code, double_quant](const BaseRequest& r) -> std::unique_ptr<BaseWeight> {
             return std::make_unique<Block4Weight>(r.load_f32(), code, double_quant);
-          }};
+          },
+          // 4-bit codes + one absmax per block of 64: 8-bit codes with an F32 scale per 256 (double quant), or F32
+          .base_bits = [double_quant](const ModelOptions&) { return double_quant ? 4 + 8.0 / 64 + 32.0 / (64 * 256) : 4.5; }};
 }
 
 }  // namespace

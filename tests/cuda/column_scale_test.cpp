@@ -11,28 +11,35 @@
 namespace qtrain::testing {
 namespace {
 
+// 72 and 4096 columns take the 8-wide BF16 kernels, 100 (and F32) the generic ones.
 TEST(CudaColumnScale, MulColsAndColDot) {
   QT_SKIP_WITHOUT_GPU();
-  for (DType dt : {DType::BF16, DType::F32}) {
-    Pair x = randn_pair({301, 72}, 1, dt), out = randn_pair({301, 72}, 2, dt), b = randn_pair({301, 72}, 3, dt);
-    Pair v = randn_pair({72}, 4, DType::F32), div = pair(randn({72}, 5, 0.1f), DType::F32);
-    for (int64_t i = 0; i < 72; ++i) div.cpu.f32()[i] += 2.f;
-    div.gpu = div.cpu.to(Device::CUDA);
-    mul_cols(out.cpu, x.cpu, v.cpu, -1.f);
-    mul_cols(out.gpu, x.gpu, v.gpu, -1.f);
-    EXPECT_CLOSE(out.gpu, out.cpu, tol_for(dt));
-    mul_cols(x.cpu, x.cpu, v.cpu);  // in place
-    mul_cols(x.gpu, x.gpu, v.gpu);
-    EXPECT_CLOSE(x.gpu, x.cpu, tol_for(dt));
-    x = pair(x.gpu.to(Device::CPU, DType::F32), dt);  // the same (BF16-rounded) x on both sides: col_dot alone is compared
-    Pair g = randn_pair({72}, 6, DType::F32), g2 = randn_pair({72}, 7, DType::F32);
-    col_dot(g.cpu, x.cpu, b.cpu);
-    col_dot(g.gpu, x.gpu, b.gpu);
-    EXPECT_CLOSE(g.gpu, g.cpu, 1e-5);
-    col_dot(g2.cpu, x.cpu, b.cpu, div.cpu);
-    col_dot(g2.gpu, x.gpu, b.gpu, div.gpu);
-    EXPECT_CLOSE(g2.gpu, g2.cpu, 1e-5);
-  }
+  for (DType dt : {DType::BF16, DType::F32})
+    for (const auto& [N, W] : {std::pair<int64_t, int64_t>{301, 72}, {257, 100}, {64, 4096}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + std::to_string(N) + "x" + std::to_string(W));
+      Pair x = randn_pair({N, W}, 1, dt), out = randn_pair({N, W}, 2, dt), b = randn_pair({N, W}, 3, dt);
+      Pair v = randn_pair({W}, 4, DType::F32), div = pair(randn({W}, 5, 0.1f), DType::F32);
+      for (int64_t i = 0; i < W; ++i) div.cpu.f32()[i] += 2.f;
+      div.gpu = div.cpu.to(Device::CUDA);
+      mul_cols(out.cpu, x.cpu, v.cpu, -1.f);
+      mul_cols(out.gpu, x.gpu, v.gpu, -1.f);
+      EXPECT_CLOSE(out.gpu, out.cpu, tol_for(dt));
+      // In place, keeping the unscaled values (DoRA): keep must be x exactly.
+      Tensor x_before = x.gpu.to(Device::CPU, DType::F32);
+      Pair keep = pair(Tensor::zeros({N, W}, DType::F32), dt);
+      mul_cols(x.cpu, x.cpu, v.cpu, 0.f, keep.cpu);
+      mul_cols(x.gpu, x.gpu, v.gpu, 0.f, keep.gpu);
+      EXPECT_CLOSE(x.gpu, x.cpu, tol_for(dt));
+      EXPECT_EQ(keep.gpu.to_vector(), x_before.to_vector());
+      x = pair(x.gpu.to(Device::CPU, DType::F32), dt);  // the same (BF16-rounded) x on both sides: col_dot alone is compared
+      Pair g = randn_pair({W}, 6, DType::F32), g2 = randn_pair({W}, 7, DType::F32);
+      col_dot(g.cpu, x.cpu, b.cpu);
+      col_dot(g.gpu, x.gpu, b.gpu);
+      EXPECT_CLOSE(g.gpu, g.cpu, 1e-5);
+      col_dot(g2.cpu, x.cpu, b.cpu, div.cpu);
+      col_dot(g2.gpu, x.gpu, b.gpu, div.gpu);
+      EXPECT_CLOSE(g2.gpu, g2.cpu, 1e-5);
+    }
 }
 
 TEST(CudaColumnScale, DoraScale) {

@@ -17,13 +17,14 @@ TEST(CudaDevice, ReportsAndRoundTrips) {
   EXPECT_EQ(vec(g2), std::vector<float>(1000, 0.f));
 }
 
-TEST(CudaDevice, ImpossibleAllocationIsARuntimeError) {
+// An out-of-memory is its own kind, so that train can say what to change (exit 1, as a runtime error).
+TEST(CudaDevice, ImpossibleAllocationIsAnOutOfMemoryError) {
   QT_SKIP_WITHOUT_GPU();
   try {
     Tensor t = Tensor::empty({int64_t(1) << 50}, DType::F32, Device::CUDA);  // 4 PiB
     FAIL() << "allocation succeeded";
   } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Runtime);
+    EXPECT_EQ(e.kind(), ErrorKind::OutOfMemory);
     EXPECT_NE(std::string(e.what()).find("cudaMalloc"), std::string::npos) << e.what();
   }
   // The device stays usable afterwards.

@@ -70,11 +70,16 @@ TEST_P(CudaNorm, RmsNormForwardBackward) {
 
 // 768/576/4096: GPT-2, SmolLM2, LLaMA-7B widths (16-byte vector path);
 // 100 and 7: widths no vector divides (scalar fallback); 9000: dw/db need >48 KB shared.
+// Fewer rows than SMs take the block-per-row forward (decode steps; 9000 is too
+// wide for it), 300 and 257 rows the warp-per-row one.
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
                          ::testing::Values(NormCase{37, 768, DType::BF16}, NormCase{64, 576, DType::BF16},
                                            NormCase{9, 4096, DType::BF16}, NormCase{33, 100, DType::BF16},
                                            NormCase{5, 7, DType::F32}, NormCase{37, 768, DType::F32},
-                                           NormCase{3, 9000, DType::BF16}));
+                                           NormCase{3, 9000, DType::BF16}, NormCase{1, 4096, DType::BF16},
+                                           NormCase{1, 576, DType::BF16}, NormCase{2, 5000, DType::BF16}, NormCase{3, 1001, DType::F32},
+                                           NormCase{300, 4096, DType::BF16}, NormCase{257, 100, DType::BF16},
+                                           NormCase{200, 768, DType::F32}));
 
 }  // namespace
 }  // namespace qtrain::testing

@@ -37,7 +37,7 @@ size_t byte_mismatches(const std::vector<uint8_t>& a, const std::vector<uint8_t>
 
 std::vector<float> dequant_all(const Packed4& p) {
   std::vector<float> out(size_t(p.numel));
-  dequantize_4bit(p, decoded_absmax(p), 0, p.numel, out.data());
+  dequantize_4bit(p.view(), 0, p.numel, out.data());
   return out;
 }
 

@@ -44,6 +44,34 @@ TEST(QuantOps, DequantizeRowsIsBitsandbytesDequantization) {
     }
 }
 
+// Packed4 (host vectors) and Quant4Tensor (tensors) are two storages of one
+// view, quant::Nf4View: decoding either gives bnb's values, from any element
+// (odd starts included), and the view with its absmax decoded once gives the same bits.
+TEST(QuantOps, BothStoragesDecodeThroughOneView) {
+  for (auto code : {quant::Code4::NF4, quant::Code4::FP4})
+    for (bool dq : {false, true}) {
+      std::string tag = std::string(quant::code4_name(code)) + (dq ? "_dq" : "");
+      const auto deq = load_quant_fixture<float>(tag + "_deq");
+      const quant::Packed4 p = bnb_packed(code, dq);
+      const Quant4Tensor t = Quant4Tensor::from_packed(p, 32, 128);
+      const quant::Nf4View pv = p.view(32, 128), tv = t.view();
+      EXPECT_EQ(pv.numel(), tv.numel());
+      EXPECT_EQ(pv.dq, dq);
+      EXPECT_EQ(std::memcmp(pv.code, tv.code, sizeof(pv.code)), 0);
+      const std::vector<float> absmax = quant::decoded_absmax(pv);
+      const quant::Nf4View decoded = quant::with_decoded_absmax(pv, absmax);
+      for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 4096}, {1, 130}, {4095, 4096}}) {
+        std::vector<float> a(size_t(end - begin)), b(a.size()), c(a.size());
+        quant::dequantize_4bit(pv, begin, end, a.data());
+        quant::dequantize_4bit(tv, begin, end, b.data());
+        quant::dequantize_4bit(decoded, begin, end, c.data());
+        EXPECT_EQ(std::memcmp(a.data(), deq.data() + begin, a.size() * 4), 0) << tag << " from " << begin;
+        EXPECT_EQ(std::memcmp(b.data(), a.data(), a.size() * 4), 0) << tag << " from " << begin;
+        EXPECT_EQ(std::memcmp(c.data(), a.data(), a.size() * 4), 0) << tag << " from " << begin;
+      }
+    }
+}
+
 TEST(QuantOps, DequantizeInt8RowsIsBitsandbytesFormula) {
   auto q = load_quant_fixture<int8_t>("int8_q");
   auto absmax = load_quant_fixture<float>("int8_rowabsmax");

@@ -1,0 +1,137 @@
+// The GPU memory estimate (trainer/memory_plan.h): its parameter counts are
+// the built model's, its weights follow each method's format, and its advice
+// names flags that make the run fit.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <regex>
+
+#include "models/model.h"
+#include "models/synthetic_model.h"
+#include "trainer/memory_plan.h"
+
+namespace qtrain {
+
+namespace {
+
+ModelOptions gpu_options(const std::string& method) {
+  ModelOptions o;
+  o.device = Device::CUDA;  // only the estimate: nothing is built on it
+  o.method = method;
+  o.lora.r = 16;
+  o.lora.alpha = 32;
+  return o;
+}
+
+constexpr double kGiB = double(1 << 30);
+
+}  // namespace
+
+// Model::footprint declares the model without building it: every count must
+// be what create() then allocates, for each kind of adapter and for a full fine-tune.
+TEST(MemoryPlan, FootprintIsTheBuiltModels) {
+  LoadedModel lm = load_synthetic_model("random:tiny-llama");
+  for (const char* method : {"lora", "qlora", "dora", "ia3", "qblora", "full"}) {
+    ModelOptions o;
+    o.method = method;
+    o.lora.r = 4;
+    const ModelFootprint f = Model::footprint(lm.config, o);
+    std::unique_ptr<Model> m = Model::create(lm.config, *lm.weights, o);
+    EXPECT_EQ(f.trainable, m->trainable_params()) << method;
+    int64_t linear = 0, largest = 0;
+    int adapted = 0;
+    for (const Linear* lin : m->linears()) {
+      linear += lin->in() * lin->out();
+      largest = std::max(largest, lin->in() * lin->out());
+      adapted += lin->adapter() ? 1 : 0;
+    }
+    EXPECT_EQ(f.frozen_linear + f.trained_linear, linear) << method;
+    EXPECT_EQ(f.trained_linear, std::string(method) == "full" ? linear : 0) << method;
+    EXPECT_EQ(f.largest_linear, largest) << method;
+    EXPECT_EQ(f.adapted, adapted) << method;
+  }
+}
+
+// peft's count for GPT-2 LoRA r=8 on c_attn + c_proj (SyntheticModel.Gpt2LoraTrainableCountIsPefts), declared only.
+TEST(MemoryPlan, FootprintOfGpt2LoraIsPefts) {
+  LoadedModel lm = load_synthetic_model("random:gpt2");
+  ModelOptions o;
+  o.lora.r = 8;
+  o.targets = {"c_attn", "c_proj"};
+  EXPECT_EQ(Model::footprint(lm.config, o).trainable, 811008);
+}
+
+// LLaMA-7B's 6.48 B Linear weights at 4.127 bits (NF4 + double quant) are
+// 3.1 GiB, plus 0.5 GiB of BF16 embeddings and head; BF16 takes 4x.
+TEST(MemoryPlan, WeightsFollowTheMethodsFormat) {
+  const ModelConfig c = load_synthetic_model("random:llama-7b").config;
+  const double qlora = estimate_train_memory(c, gpu_options("qlora"), 1, 512).weights / kGiB;
+  const double int8 = estimate_train_memory(c, gpu_options("int8-lora"), 1, 512).weights / kGiB;
+  const double bf16 = estimate_train_memory(c, gpu_options("lora"), 1, 512).weights / kGiB;
+  EXPECT_NEAR(qlora, 3.6, 0.1);
+  EXPECT_NEAR(bf16, 12.55, 0.1);
+  EXPECT_GT(int8, qlora);
+  EXPECT_LT(int8, bf16);
+  // LoRA r16 on all 7 projections: 40.0 M parameters, 16 bytes each with AdamW.
+  EXPECT_NEAR(estimate_train_memory(c, gpu_options("qlora"), 1, 512).optimizer / kGiB, 0.596, 0.01);
+  // A full fine-tune: F32 value, gradient and both moments of all 6.74 B weights.
+  EXPECT_NEAR(estimate_train_memory(c, gpu_options("full"), 1, 512).optimizer / kGiB, 100.4, 0.5);
+}
+
+TEST(MemoryPlan, ActivationsGrowWithTheBatchAndCheckpointingCutsThem) {
+  const ModelConfig c = load_synthetic_model("random:smollm2-135m").config;
+  ModelOptions o = gpu_options("qlora");
+  const MemoryPlan b4 = estimate_train_memory(c, o, 4, 1024), b8 = estimate_train_memory(c, o, 8, 1024);
+  EXPECT_NEAR(b8.activations / b4.activations, 2.0, 1e-9);
+  EXPECT_EQ(b8.weights, b4.weights);
+  EXPECT_EQ(b8.optimizer, b4.optimizer);
+  o.grad_checkpoint = true;
+  const MemoryPlan ck = estimate_train_memory(c, o, 8, 1024);
+  EXPECT_LT(ck.activations * 5, b8.activations);
+  EXPECT_LT(ck.total(), b8.total());
+  o.grad_checkpoint = false;
+  o.lora.dropout = 0.1f;  // LoRA keeps its dropped inputs
+  EXPECT_GT(estimate_train_memory(c, o, 8, 1024).activations, b8.activations);
+}
+
+TEST(MemoryPlan, NoAdviceWhenItFits) {
+  const ModelConfig c = load_synthetic_model("random:llama-7b").config;
+  EXPECT_EQ(memory_advice(c, gpu_options("qlora"), 1, 512, 1, 80 * kGiB), "");
+}
+
+// Too large a batch: the advice names a batch size and an accumulation that
+// keep the step's tokens, and that batch size fits by the same estimate.
+TEST(MemoryPlan, AdviceNamesABatchSizeThatFits) {
+  const ModelConfig c = load_synthetic_model("random:llama-7b").config;
+  const ModelOptions o = gpu_options("qlora");
+  const double free = 80 * kGiB;
+  const std::string a = memory_advice(c, o, 64, 2048, 2, free);
+  ASSERT_NE(a, "");
+  std::printf("advice: %s\n", a.c_str());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(a, m, std::regex("--batch-size (\\d+) --grad-accum (\\d+)"))) << a;
+  const int b = std::stoi(m[1]), accum = std::stoi(m[2]);
+  EXPECT_GE(b, 1);
+  EXPECT_LT(b, 64);
+  EXPECT_GE(b * accum, 64 * 2);
+  EXPECT_LE(estimate_train_memory(c, o, b, 2048).total(), free);
+  EXPECT_GT(estimate_train_memory(c, o, b + 1, 2048).total(), 0.97 * free * 0.75);  // not far below what fits
+  EXPECT_NE(a.find("--grad-checkpoint"), std::string::npos) << a;
+  EXPECT_NE(a.find("GiB are free"), std::string::npos) << a;
+}
+
+// A model that does not fit at batch 1: say so, and point to a 4-bit base.
+TEST(MemoryPlan, AdviceForAModelThatCannotFit) {
+  const ModelConfig c = load_synthetic_model("random:llama-70b").config;
+  const std::string bf16 = memory_advice(c, gpu_options("lora"), 1, 512, 1, 80 * kGiB);
+  std::printf("advice: %s\n", bf16.c_str());
+  EXPECT_NE(bf16.find("The model alone does not fit"), std::string::npos) << bf16;
+  EXPECT_NE(bf16.find("--method qlora"), std::string::npos) << bf16;
+  // At 4 bits the same model fits.
+  EXPECT_EQ(memory_advice(c, gpu_options("qlora"), 1, 512, 1, 80 * kGiB), "");
+  const std::string q = memory_advice(c, gpu_options("qlora"), 1, 512, 1, 20 * kGiB);
+  EXPECT_NE(q.find("The model alone does not fit"), std::string::npos) << q;
+  EXPECT_EQ(q.find("--method qlora"), std::string::npos) << q;  // it already is 4-bit
+}
+
+}  // namespace qtrain
