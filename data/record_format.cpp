@@ -101,7 +101,7 @@ Example RecordFormat::parse(std::string_view line, const std::string& where) con
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(where + ": malformed JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(where + ": expected a JSON object per line");

@@ -16,29 +16,40 @@ constexpr int32_t kMagic32 = 20240801, kVersion32 = 7;
 constexpr int64_t kHeaderBytes = 256 * 4;
 }  // namespace
 
+TokenShardHeader parse_token_shard_header(const void* header, size_t header_bytes, int64_t file_bytes,
+                                          const std::string& path) {
+  int32_t h[256];
+  if (header_bytes < sizeof(h)) throw Error(path + ": shorter than the 1024-byte .bin header");
+  std::memcpy(h, header, sizeof(h));
+  TokenShardHeader out;
+  if (h[0] == kMagic16 && h[1] == kVersion16) out.bytes_per_token = 2;
+  else if (h[0] == kMagic32 && h[1] == kVersion32) out.bytes_per_token = 4;
+  else
+    throw Error(path + ": not a token shard: header magic " + std::to_string(h[0]) + " version " +
+                std::to_string(h[1]) + " (expected 20240520 v1 for uint16 or 20240801 v7 for uint32)");
+  out.n_tokens = uint32_t(h[2]);
+  int64_t want = kHeaderBytes + out.n_tokens * out.bytes_per_token;
+  if (file_bytes != want)
+    throw Error(path + ": header says " + std::to_string(out.n_tokens) + " tokens (" + std::to_string(want) +
+                " bytes) but the file has " + std::to_string(file_bytes) + " bytes");
+  return out;
+}
+
 TokenShardReader::TokenShardReader(const std::string& path) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY);
   if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   int32_t h[256];
-  if (::pread(fd_, h, sizeof(h), 0) != ssize_t(sizeof(h))) {
-    ::close(fd_);
-    throw Error(path + ": shorter than the 1024-byte .bin header");
-  }
-  if (h[0] == kMagic16 && h[1] == kVersion16) bytes_per_token_ = 2;
-  else if (h[0] == kMagic32 && h[1] == kVersion32) bytes_per_token_ = 4;
-  else {
-    ::close(fd_);
-    throw Error(path + ": not a token shard: header magic " + std::to_string(h[0]) + " version " +
-                std::to_string(h[1]) + " (expected 20240520 v1 for uint16 or 20240801 v7 for uint32)");
-  }
-  n_tokens_ = uint32_t(h[2]);
+  ssize_t got = ::pread(fd_, h, sizeof(h), 0);
   struct stat st {};
   ::fstat(fd_, &st);
-  int64_t want = kHeaderBytes + n_tokens_ * bytes_per_token_;
-  if (st.st_size != want) {
+  try {
+    TokenShardHeader hdr = parse_token_shard_header(h, got < 0 ? 0 : size_t(got), int64_t(st.st_size), path);
+    n_tokens_ = hdr.n_tokens;
+    bytes_per_token_ = hdr.bytes_per_token;
+  } catch (...) {
     ::close(fd_);
-    throw Error(path + ": header says " + std::to_string(n_tokens_) + " tokens (" + std::to_string(want) +
-                " bytes) but the file has " + std::to_string(st.st_size) + " bytes");
+    fd_ = -1;
+    throw;
   }
 }
 

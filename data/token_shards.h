@@ -10,6 +10,16 @@
 
 namespace qtrain {
 
+// What a shard's 1024-byte header says, checked against the file's size.
+struct TokenShardHeader {
+  int64_t n_tokens = 0;
+  int bytes_per_token = 2;
+};
+// header: the file's first header_bytes bytes (fewer than 1024 -> Error);
+// path names the file in messages.
+TokenShardHeader parse_token_shard_header(const void* header, size_t header_bytes, int64_t file_bytes,
+                                          const std::string& path);
+
 class TokenShardReader {
  public:
   explicit TokenShardReader(const std::string& path);  // bad magic/size -> Error naming the file

@@ -21,6 +21,13 @@ class Tokenizer {
   // path: a directory holding encoder.json+vocab.bpe (GPT-2 originals) or vocab.json+merges.txt (HF GPT-2 dir),
   // or a tokenizer.json file, or a directory holding tokenizer.json. Bad/missing files -> qtrain::Error naming them.
   static std::unique_ptr<Tokenizer> load(const std::string& path);
+  // The same from file contents (tests, the fuzzer); the names are used in messages.
+  // GPT-2 form: encoder.json (or vocab.json) + vocab.bpe (or merges.txt).
+  static std::unique_ptr<Tokenizer> from_gpt2_files(const std::string& vocab_json, const std::string& merges,
+                                                    const std::string& vocab_name, const std::string& merges_name);
+  // HF form: tokenizer.json, and tokenizer_config.json beside it ("" when there is none).
+  static std::unique_ptr<Tokenizer> from_tokenizer_json(const std::string& text, const std::string& config_text,
+                                                        const std::string& name);
   // From vocab + merges as in GGUF metadata (tokenizer.ggml.tokens / .merges / .token_type, tokenizer.ggml.pre).
   // tokens are byte-level-unicode strings in id order; merges are "a b" strings; token_types as GGUF
   // (1 normal, 3 control, 4 user-defined ...): control/user-defined tokens are the special tokens.

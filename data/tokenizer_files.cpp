@@ -26,11 +26,11 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-json read_json(const fs::path& p) {
+json parse_json(const std::string& text, const std::string& name) {
   try {
-    return json::parse(read_file(p));
+    return json::parse(text);
   } catch (const json::exception& e) {
-    throw Error("tokenizer: " + p.string() + " is not valid JSON: " + e.what());
+    throw Error("tokenizer: " + name + " is not valid JSON: " + e.what());
   }
 }
 
@@ -79,11 +79,10 @@ class FlatVocabReader : public nlohmann::json_sax<json> {
   int depth_ = 0;
 };
 
-VocabMap read_flat_vocab(const fs::path& p) {
-  std::string text = read_file(p);
-  FlatVocabReader reader(p.string());
+VocabMap parse_flat_vocab(const std::string& text, const std::string& name) {
+  FlatVocabReader reader(name);
   if (!json::sax_parse(text, &reader) || !reader.error.empty())
-    throw Error("tokenizer: " + (reader.error.empty() ? p.string() + " is not valid JSON" : reader.error));
+    throw Error("tokenizer: " + (reader.error.empty() ? name + " is not valid JSON" : reader.error));
   return std::move(reader.map);
 }
 
@@ -144,13 +143,15 @@ int32_t find_id(const std::vector<Tokenizer::Entry>& v, const std::string& text)
   return -1;
 }
 
-std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs::path& merges_path) {
-  const std::string origin = vocab_path.string();
-  VocabMap vocab = read_flat_vocab(vocab_path);
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& vocab_json, const std::string& merges_text,
+                                                      const std::string& origin, const std::string& merges_name) {
+  VocabMap vocab = parse_flat_vocab(vocab_json, origin);
   auto entries = vocab_entries(vocab, origin);
   int32_t eos = find_id(entries, "<|endoftext|>");
   if (eos >= 0) entries[eos].special = true;
-  std::istringstream in(read_file(merges_path));
+  std::istringstream in(merges_text);
   std::vector<std::pair<std::string, std::string>> merges;
   std::vector<size_t> linenos;
   std::string line;
@@ -159,28 +160,41 @@ std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs:
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
-    merges.push_back(split_merge(line, merges_path.string(), lineno));
+    merges.push_back(split_merge(line, merges_name, lineno));
     linenos.push_back(lineno);
   }
   auto pairs = merge_pairs(merges, vocab,
-                           [&](size_t r) { return merges_path.string() + ":" + std::to_string(linenos[r]); });
+                           [&](size_t r) { return merges_name + ":" + std::to_string(linenos[r]); });
   return std::make_unique<Tokenizer>(std::move(entries), pairs, PreTokenizer::Gpt2, -1, eos, origin);
+}
+
+namespace {
+
+// j[key] when j is an object holding a string there, else "" (type checks
+// on untrusted JSON: j.value() throws on a mistyped field).
+std::string str_field(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+// j[key] when j is an object holding a boolean there, else dflt.
+bool bool_field(const json& j, const char* key, bool dflt) {
+  return j.is_object() && j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : dflt;
 }
 
 PreTokenizer pre_tokenizer_of(const json& pre, const std::string& origin) {
   auto is_byte_level = [&](const json& p) {
-    if (p.value("type", "") != "ByteLevel") return false;
-    if (p.value("add_prefix_space", false))
+    if (str_field(p, "type") != "ByteLevel") return false;
+    if (bool_field(p, "add_prefix_space", false))
       throw Error(origin + ": ByteLevel pre-tokenizer with add_prefix_space=true is not supported");
-    if (!p.value("use_regex", true))
+    if (!bool_field(p, "use_regex", true))
       throw Error(origin + ": ByteLevel pre-tokenizer with use_regex=false is not supported");
     return true;
   };
   if (pre.is_object()) {
     if (is_byte_level(pre)) return PreTokenizer::Gpt2;
-    if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+    if (str_field(pre, "type") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()) {
       const json& seq = pre["pretokenizers"];
-      if (seq.size() == 2 && seq[0].value("type", "") == "Digits" && seq[0].value("individual_digits", false) &&
+      if (seq.size() == 2 && str_field(seq[0], "type") == "Digits" && bool_field(seq[0], "individual_digits", false) &&
           is_byte_level(seq[1]))
         return PreTokenizer::SmolLM;
       if (seq.size() == 1 && is_byte_level(seq[0])) return PreTokenizer::Gpt2;
@@ -199,21 +213,31 @@ std::string config_token(const json& cfg, const char* key) {
   return "";
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
-  const std::string origin = path.string();
-  json j = read_json(path);
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& text, const std::string& config_text,
+                                                          const std::string& origin) {
+  json j = parse_json(text, origin);
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw Error(origin + ": no \"model\" object (not an HF tokenizer.json)");
   const json& model = j["model"];
-  if (model.value("type", "BPE") != "BPE")
-    throw Error(origin + ": model type '" + model.value("type", "") + "' is not supported (only BPE)");
+  if (model.contains("type") && str_field(model, "type") != "BPE")
+    throw Error(origin + ": model type " + model["type"].dump().substr(0, 80) + " is not supported (only BPE)");
   if (!model.contains("vocab") || !model.contains("merges")) throw Error(origin + ": model has no vocab or merges");
   VocabMap vocab = vocab_map(model["vocab"], origin);
   auto entries = vocab_entries(vocab, origin);
-  for (const auto& at : j.value("added_tokens", json::array())) {
-    int64_t id = at.value("id", int64_t(-1));
-    std::string content = at.value("content", "");
+  const json& added = j.contains("added_tokens") && !j["added_tokens"].is_null() ? j["added_tokens"] : json::array();
+  if (!added.is_array()) throw Error(origin + ": field 'added_tokens' must be a list");
+  // Added tokens extend the vocabulary at its end: an id past vocab + added is no real file's.
+  const int64_t max_id = int64_t(entries.size() + added.size()) - 1;
+  for (const auto& at : added) {
+    const bool has_id = at.is_object() && at.contains("id") && at["id"].is_number_integer();
+    int64_t id = has_id ? at["id"].get<int64_t>() : -1;
+    std::string content = str_field(at, "content");
     if (id < 0 || content.empty()) throw Error(origin + ": an added_tokens entry lacks id or content");
+    if (id > max_id)
+      throw Error(origin + ": added token '" + content + "' has id " + std::to_string(id) + ", past the " +
+                  std::to_string(max_id + 1) + " ids of the vocabulary and added tokens");
     if (id >= int64_t(entries.size())) entries.resize(id + 1);
     entries[id].bytes = content;
     entries[id].special = true;
@@ -229,18 +253,30 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
   }
   auto pairs = merge_pairs(merges, vocab,
                            [&](size_t r) { return origin + ": model.merges[" + std::to_string(r) + "]"; });
-  PreTokenizer pre = pre_tokenizer_of(j.value("pre_tokenizer", json()), origin);
+  PreTokenizer pre = pre_tokenizer_of(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), origin);
   // A normalizer would change the text before BPE; running without it would give wrong ids silently.
   if (j.contains("normalizer") && !j["normalizer"].is_null())
-    throw Error(origin + ": normalizer " + j["normalizer"].value("type", std::string("?")) +
+    throw Error(origin + ": normalizer " + (str_field(j["normalizer"], "type").empty() ? std::string("?") : str_field(j["normalizer"], "type")) +
                 " is not supported (byte-level BPE tokenizers have none)");
   json cfg;
-  fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
-  if (fs::exists(cfg_path)) cfg = read_json(cfg_path);
+  if (!config_text.empty()) cfg = parse_json(config_text, (fs::path(origin).parent_path() / "tokenizer_config.json").string());
   std::string eos_text = config_token(cfg, "eos_token"), bos_text = config_token(cfg, "bos_token");
   int32_t eos = find_id(entries, eos_text.empty() ? "<|endoftext|>" : eos_text);
   int32_t bos = bos_text.empty() ? -1 : find_id(entries, bos_text);
   return std::make_unique<Tokenizer>(std::move(entries), pairs, pre, bos, eos, origin);
+}
+
+namespace {
+
+std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& vocab_path, const fs::path& merges_path) {
+  return Tokenizer::from_gpt2_files(read_file(vocab_path), read_file(merges_path), vocab_path.string(),
+                                    merges_path.string());
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
+  fs::path cfg_path = path.parent_path() / "tokenizer_config.json";
+  return Tokenizer::from_tokenizer_json(read_file(path), fs::exists(cfg_path) ? read_file(cfg_path) : std::string(),
+                                        path.string());
 }
 
 }  // namespace

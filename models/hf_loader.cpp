@@ -87,7 +87,7 @@ LoadedModel load_hf_model_dir(const std::string& dir_str) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(f);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw Error(index.string() + ": invalid JSON (" + e.what() + ")");
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())

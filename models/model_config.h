@@ -28,6 +28,8 @@ struct ModelConfig {
   // Reads an HF config.json ("GPT2LMHeadModel" / "LlamaForCausalLM"). Missing
   // or wrong fields are errors naming the file and the field.
   static ModelConfig from_hf_json(const std::string& path);
+  // The same from the file's contents; `path` names it in messages.
+  static ModelConfig from_hf_json_text(const std::string& text, const std::string& path);
   // Writes the config.json from_hf_json reads back as this config (a model
   // trained from a GGUF file, saved as an HF directory).
   void write_hf_json(const std::string& path) const;

@@ -27,6 +27,9 @@ struct PeftAdapter {
 
 // Reads and validates the adapter directory; errors name the file and field.
 PeftAdapter read_peft_adapter(const std::string& dir);
+// The adapter_config.json part of it: type, LoRA options, IA3 modules (no
+// dir, modules or file). `text` is the file's contents, cfg_path its name.
+PeftAdapter parse_peft_adapter_config(const std::string& text, const std::string& cfg_path);
 // Copies the adapter's tensors into the model's adapter parameters. The model must
 // have been built with targets == adapter.modules and the same r; every shape
 // is checked ("adapter ... lora_A has shape [4,64], the model needs [4,32]").

@@ -46,6 +46,24 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     map_ = nullptr;
     throw Error(path + ": mmap failed", ErrorKind::Runtime);
   }
+  owns_map_ = true;
+  try {
+    parse_header();
+  } catch (...) {
+    munmap(map_, size_);  // the destructor does not run for a throwing constructor
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& name, const void* data, size_t size)
+    : path_(name), map_(const_cast<void*>(data)), size_(size) {
+  if (size_ < 8) throw Error(name + ": truncated safetensors file (" + std::to_string(size_) + " bytes, no header)");
+  parse_header();
+}
+
+void SafetensorsFile::parse_header() {
+  const std::string& path = path_;
   uint64_t hlen = 0;
   std::memcpy(&hlen, map_, 8);
   if (hlen > size_ - 8)
@@ -55,7 +73,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(static_cast<const char*>(map_) + 8, static_cast<const char*>(map_) + 8 + hlen);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": header is not valid JSON (" + e.what() + ")");
   }
   if (!header.is_object()) throw Error(path + ": header is not a JSON object");
@@ -75,11 +93,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), e.dtype))
       throw Error(where + ": unknown dtype " + v["dtype"].dump() + " (supported: F32, BF16, F16, I32, U8, I8)");
     if (!v["shape"].is_array()) throw Error(where + ": shape is not an array");
-    int64_t n = 1;
+    uint64_t n = 1;  // elements; a product past 2^64 cannot match a file's size anyway
     for (auto& d : v["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + ": bad shape " + v["shape"].dump());
       e.shape.push_back(d.get<int64_t>());
-      n *= e.shape.back();
+      if (__builtin_mul_overflow(n, uint64_t(e.shape.back()), &n))
+        throw Error(where + ": shape " + v["shape"].dump() + " has more elements than any file can hold");
     }
     auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -89,7 +108,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (e.begin > e.end || e.end > data_size)
       throw Error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                   "] out of range: the data section has " + std::to_string(data_size) + " bytes");
-    if (e.end - e.begin != size_t(n) * dtype_size(e.dtype))
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(n, uint64_t(dtype_size(e.dtype)), &bytes) || e.end - e.begin != bytes)
       throw Error(where + ": " + std::to_string(e.end - e.begin) + " bytes do not hold shape " + shape_str(e.shape) +
                   " of " + dtype_name(e.dtype));
     entries_.push_back(std::move(e));
@@ -97,7 +117,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(map_, size_);
+  if (map_ && owns_map_) munmap(map_, size_);
 }
 
 const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
@@ -113,7 +133,14 @@ const void* SafetensorsFile::data(const SafetensorsEntry& e) const {
 Tensor SafetensorsFile::load_f32(const std::string& name) const {
   const SafetensorsEntry* e = find(name);
   if (!e) throw Error(path_ + ": no tensor named '" + name + "'");
-  Tensor src = Tensor::wrap(const_cast<void*>(data(*e)), e->shape, e->dtype);
+  const void* raw = data(*e);
+  if (reinterpret_cast<uintptr_t>(raw) % dtype_size(e->dtype) != 0) {
+    // The format does not align tensors: copy an unaligned one before reading it as its dtype.
+    Tensor aligned = Tensor::empty(e->shape, e->dtype);
+    std::memcpy(aligned.raw(), raw, e->end - e->begin);
+    return aligned.to(Device::CPU, DType::F32);
+  }
+  Tensor src = Tensor::wrap(const_cast<void*>(raw), e->shape, e->dtype);
   return src.to(Device::CPU, DType::F32);
 }
 

@@ -23,6 +23,9 @@ class SafetensorsFile {
   // Validates the whole header against the file size; every problem is a
   // qtrain::Error naming the file and the tensor/field.
   explicit SafetensorsFile(const std::string& path);
+  // Parses bytes someone else keeps alive (tests, the fuzzer); `name` is used
+  // in messages.
+  SafetensorsFile(const std::string& name, const void* data, size_t size);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -37,8 +40,11 @@ class SafetensorsFile {
   Tensor load_f32(const std::string& name) const;
 
  private:
+  void parse_header();  // validates map_[0, size_) into entries_ and metadata_
+
   std::string path_;
   void* map_ = nullptr;
+  bool owns_map_ = false;  // munmap in the destructor
   size_t size_ = 0;
   size_t data_start_ = 0;
   std::vector<SafetensorsEntry> entries_;

@@ -1,6 +1,8 @@
 #include "trainer/checkpoint.h"
 
 #include <cstdlib>
+#include <limits>
+#include <type_traits>
 #include <filesystem>
 #include <map>
 #include <spdlog/spdlog.h>
@@ -40,9 +42,9 @@ std::map<int64_t, fs::path> kept_checkpoints(const std::string& dir) {
   return out;
 }
 
-nlohmann::json parse_json_file(const std::string& path) {
+nlohmann::json parse_json(const std::string& text, const std::string& path) {
   try {
-    return nlohmann::json::parse(read_file(path));
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
@@ -51,10 +53,24 @@ nlohmann::json parse_json_file(const std::string& path) {
 template <class T>
 T get_field(const nlohmann::json& j, const char* field, const std::string& path) {
   if (!j.is_object() || !j.contains(field)) throw Error(path + ": missing field '" + field + "'");
-  try {
-    return j.at(field).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(path + ": field '" + field + "' has the wrong type");
+  const nlohmann::json& v = j.at(field);
+  if constexpr (std::is_integral_v<T>) {
+    // get<T>() would convert 1e43 or -1 silently (or with undefined behaviour): whole numbers in range only.
+    using L = std::numeric_limits<T>;
+    const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(L::max())
+                    : v.is_number_integer()
+                        ? v.get<int64_t>() >= int64_t(L::min()) && (v.get<int64_t>() < 0 || uint64_t(v.get<int64_t>()) <= uint64_t(L::max()))
+                        : false;
+    if (!ok)
+      throw Error(path + ": field '" + field + "' must be a whole number in [" + std::to_string(L::min()) + ", " +
+                  std::to_string(L::max()) + "], got " + v.dump().substr(0, 80));
+    return v.get<T>();
+  } else {
+    try {
+      return v.get<T>();
+    } catch (const nlohmann::json::exception&) {
+      throw Error(path + ": field '" + field + "' has the wrong type");
+    }
   }
 }
 
@@ -101,7 +117,8 @@ void save_checkpoint(const std::string& dir_in, const CheckpointState& s, int ke
     }
     int64_t old_step = -1;
     try {
-      old_step = get_field<int64_t>(parse_json_file(old + "/manifest.json"), "step", old + "/manifest.json");
+      const std::string mpath = old + "/manifest.json";
+      old_step = get_field<int64_t>(parse_json(read_file(mpath), mpath), "step", mpath);
     } catch (const Error&) {
     }
     if (old_step >= 0 && old_step != s.step)
@@ -124,6 +141,31 @@ std::string find_checkpoint(const std::string& dir_in) {
   return "";
 }
 
+std::map<std::string, ManifestEntry> parse_checkpoint_manifest(const std::string& text, const std::string& mpath) {
+  nlohmann::json manifest = parse_json(text, mpath);
+  if (get_field<std::string>(manifest, "format", mpath) != kFormat)
+    throw Error(mpath + ": field 'format' is not '" + kFormat + "'");
+  int version = get_field<int>(manifest, "version", mpath);
+  if (version != kVersion) throw Error(mpath + ": unsupported checkpoint version " + std::to_string(version));
+  auto files = get_field<nlohmann::json>(manifest, "files", mpath);
+  std::map<std::string, ManifestEntry> out;
+  for (const char* name : kFiles) {
+    if (!files.contains(name)) throw Error(mpath + ": no entry for " + name);
+    out[name] = {get_field<uint64_t>(files[name], "bytes", mpath), get_field<uint32_t>(files[name], "crc32", mpath)};
+  }
+  return out;
+}
+
+void parse_checkpoint_state(const std::string& text, const std::string& spath, CheckpointState& s) {
+  nlohmann::json state = parse_json(text, spath);
+  s.step = get_field<int64_t>(state, "step", spath);
+  s.optimizer_steps = get_field<int64_t>(state, "optimizer_steps", spath);
+  if (s.step < 0 || s.optimizer_steps < 0) throw Error(spath + ": field 'step' or 'optimizer_steps' is negative");
+  s.rng = get_field<nlohmann::json>(state, "rng", spath);
+  s.data_position = get_field<nlohmann::json>(state, "data_position", spath);
+  s.config = get_field<nlohmann::json>(state, "config", spath);
+}
+
 CheckpointState load_checkpoint(const std::string& dir_in) {
   const std::string dir = strip_slash(dir_in);
   std::string src = find_checkpoint(dir);
@@ -131,17 +173,10 @@ CheckpointState load_checkpoint(const std::string& dir_in) {
   if (src != dir) spdlog::warn("checkpoint: {} is incomplete, resuming from the previous one in {}", dir, src);
 
   const std::string mpath = src + "/manifest.json";
-  nlohmann::json manifest = parse_json_file(mpath);
-  if (get_field<std::string>(manifest, "format", mpath) != kFormat)
-    throw Error(mpath + ": field 'format' is not '" + kFormat + "'");
-  int version = get_field<int>(manifest, "version", mpath);
-  if (version != kVersion) throw Error(mpath + ": unsupported checkpoint version " + std::to_string(version));
-  auto files = get_field<nlohmann::json>(manifest, "files", mpath);
+  const auto manifest = parse_checkpoint_manifest(read_file(mpath), mpath);
   for (const char* name : kFiles) {
     const std::string path = src + "/" + name;
-    if (!files.contains(name)) throw Error(mpath + ": no entry for " + name);
-    auto want_bytes = get_field<uint64_t>(files[name], "bytes", mpath);
-    auto want_crc = get_field<uint32_t>(files[name], "crc32", mpath);
+    const auto [want_bytes, want_crc] = manifest.at(name);
     if (!fs::exists(path)) throw Error(path + ": missing (listed in " + mpath + ")");
     FileDigest d = digest_file(path);
     if (d.bytes != want_bytes)
@@ -153,12 +188,7 @@ CheckpointState load_checkpoint(const std::string& dir_in) {
   CheckpointState s;
   s.source = src;
   const std::string spath = src + "/state.json";
-  nlohmann::json state = parse_json_file(spath);
-  s.step = get_field<int64_t>(state, "step", spath);
-  s.optimizer_steps = get_field<int64_t>(state, "optimizer_steps", spath);
-  s.rng = get_field<nlohmann::json>(state, "rng", spath);
-  s.data_position = get_field<nlohmann::json>(state, "data_position", spath);
-  s.config = get_field<nlohmann::json>(state, "config", spath);
+  parse_checkpoint_state(read_file(spath), spath, s);
   s.params = load_all(src + "/params.safetensors");
   s.optimizer = load_all(src + "/optimizer.safetensors");
   return s;

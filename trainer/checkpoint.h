@@ -11,6 +11,7 @@
 // (rank 0) writes.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -37,6 +38,17 @@ void save_checkpoint(const std::string& dir, const CheckpointState& state, int k
 // Validates the manifest (every file's size and crc32) and returns the state
 // with host tensors. A bad or missing file is a BadInput error naming it.
 CheckpointState load_checkpoint(const std::string& dir);
+
+// manifest.json's entry for one file of a checkpoint.
+struct ManifestEntry {
+  uint64_t bytes = 0;
+  uint32_t crc32 = 0;
+};
+// Parses manifest.json (`text`, named mpath in messages): format, version and
+// an entry for each of params.safetensors, optimizer.safetensors, state.json.
+std::map<std::string, ManifestEntry> parse_checkpoint_manifest(const std::string& text, const std::string& mpath);
+// Parses state.json into s's step, optimizer_steps, rng, data_position, config.
+void parse_checkpoint_state(const std::string& text, const std::string& spath, CheckpointState& s);
 
 // The directory holding the last complete checkpoint for `dir` (DIR, or
 // DIR.old after a crash mid-swap), or "" when there is none.

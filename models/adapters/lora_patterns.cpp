@@ -6,6 +6,7 @@
 
 #include "kernels/error.h"
 #include "models/adapters/lora.h"
+#include "models/json_fields.h"
 
 namespace qtrain {
 
@@ -119,9 +120,8 @@ LoraPatterns read_lora_patterns(const nlohmann::ordered_json& cfg, const std::st
   };
   if (const auto* rp = field("rank_pattern"))
     for (const auto& [key, v] : rp->items()) {
-      if (!v.is_number_integer())
-        throw Error(cfg_path + ": field 'rank_pattern' entry '" + key + "' must be a whole number (got " + v.dump() + ")");
-      p.rank.push_back({key, v.get<int>()});
+      p.rank.push_back({key, int(json_fields::int_in(v, "rank_pattern' entry '" + key, INT32_MIN, INT32_MAX, cfg_path,
+                                                     "a whole number"))});
     }
   if (const auto* ap = field("alpha_pattern"))
     for (const auto& [key, v] : ap->items()) {

@@ -1,21 +1,13 @@
 // libFuzzer target for the GGUF header parser (models/gguf_file.cpp) and the
-// block dequantizers it feeds. Any input must either parse or throw a
-// BadInput qtrain::Error; crashes, sanitizer reports and other exceptions are bugs.
-// Not part of the CMake build. Build and run (clang with libFuzzer):
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/gguf_fuzz.cpp models/gguf_file.cpp kernels/quant/gguf_blocks.cpp \
-//     kernels/dtype.cpp kernels/error.cpp -o build/gguf_fuzz
-//   mkdir -p build/gguf_corpus && cp tests/fixtures/gguf/*.gguf build/gguf_corpus/
-//   build/gguf_fuzz build/gguf_corpus -max_len=65536 -max_total_time=300
-#include <cstdint>
+// block dequantizers it feeds. Any input is read or rejected with a BadInput
+// error (fuzz_util.h).
 #include <vector>
 
-#include "kernels/error.h"
 #include "models/gguf_file.h"
+#include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  try {
+  qtrain::fuzz::parse_or_bad_input([&] {
     qtrain::GgufFile f("fuzz.gguf", data, size);
     // Touch what a loader would: typed getters and every tensor's first row.
     (void)f.get_string("general.architecture", "");
@@ -26,10 +18,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::vector<float> row(size_t(t.ne[0]));
       qtrain::dequantize_row(t.type, f.tensor_data(t), row.data(), t.ne[0]);
     }
-  } catch (const qtrain::Error& e) {
-    // Bad input must be rejected as BadInput; anything else (an internal
-    // QT_CHECK) is a bug the fuzzer should report.
-    if (e.kind() != qtrain::ErrorKind::BadInput) __builtin_trap();
-  }
+  });
   return 0;
 }
