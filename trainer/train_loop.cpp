@@ -340,8 +340,8 @@ int run_training(const TrainConfig& cfg) {
         if (device == Device::CUDA) m.extra["attention"] = last_attention_impl();
         if (device == Device::CUDA) {
           CudaMemoryStats ms = cuda_memory_stats();
-          m.extra["gpu_peak_gib"] = double(ms.peak) / double(1 << 30);
-          m.extra["gpu_reserved_gib"] = double(ms.reserved) / double(1 << 30);
+          m.extra["gpu_peak_gib"] = gib(double(ms.peak));
+          m.extra["gpu_reserved_gib"] = gib(double(ms.reserved));
           m.extra["gpu_estimate_gib"] = gib(mem_plan.total());
         }
         metrics->write(m);

@@ -95,7 +95,6 @@ __global__ void dora_scale_kernel(float* scale, float* norm, const float* m, con
   scale[i] = m[i] / n;
 }
 
-
 bool bf16x8(std::initializer_list<const Tensor*> ts, int64_t W) {
   if (W % 8 != 0) return false;
   for (const Tensor* t : ts)
@@ -128,20 +127,19 @@ void col_dot(Tensor g, Tensor a, Tensor b, Tensor div) {
   if (div.defined()) check_cuda_dtype(div, DType::F32, "col_dot div");
   const int64_t cols = g.numel(), rows = a.numel() / cols;
   if (rows == 0) return;
-  if (bf16x8({&a, &b}, cols)) {
-    const int64_t w8 = cols / 8, col_blocks = (w8 + 31) / 32;
-    const int64_t row_blocks =
-        std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
-    col_dot_bf16x8_kernel<<<dim3(unsigned(col_blocks), unsigned(row_blocks)), dim3(32, 8), 0, stream()>>>(
-        g.f32(), static_cast<const bf16*>(a.raw()), static_cast<const bf16*>(b.raw()), div.defined() ? div.f32() : nullptr,
-        rows, int(w8));
-    CUDA_CHECK_LAUNCH("col_dot");
-    return;
-  }
-  const int64_t col_blocks = (cols + 31) / 32;
+  // A block owns 32 column units (8 columns each on the BF16 path, else one).
+  const bool vec = bf16x8({&a, &b}, cols);
+  const int64_t units = vec ? cols / 8 : cols, col_blocks = (units + 31) / 32;
   const int64_t row_blocks =
       std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
   dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+  if (vec) {
+    col_dot_bf16x8_kernel<<<grid, dim3(32, 8), 0, stream()>>>(g.f32(), static_cast<const bf16*>(a.raw()),
+                                                              static_cast<const bf16*>(b.raw()),
+                                                              div.defined() ? div.f32() : nullptr, rows, int(units));
+    CUDA_CHECK_LAUNCH("col_dot");
+    return;
+  }
   col_dot_kernel<<<grid, dim3(32, 8), 0, stream()>>>(g.f32(), fptr(a, "col_dot a"), fptr(b, "col_dot b"),
                                                      div.defined() ? div.f32() : nullptr, rows, cols);
   CUDA_CHECK_LAUNCH("col_dot");
