@@ -173,6 +173,10 @@ on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --mod
   $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --out $OUT/decode_7b.json ${DECODE_ARGS:-}"
 on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json
 
+# Any command with the unpacked binaries and libraries ($BIN, $OUT, $MODELS), e.g. an ncu profile of one kernel:
+#   ONLY=cmd CMD='ncu --clock-control none -k regex:gemv4 -c 1 $BIN/bench_quant_kernels > $OUT/ncu.txt'
+on cmd && step cmd ${CMD_TIMEOUT:-300} bash -c "export BIN=$BIN OUT=$OUT MODELS=$MODELS; $CMD"
+
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"
 grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" | head -5

@@ -75,6 +75,42 @@ inline double copy_gbps() {
   return 2.0 * double(n) / (ms * 1e-3) / 1e9;
 }
 
+// Reads n 16-byte words and keeps one word per thread live, so nothing is
+// optimized away: the ceiling of a kernel that only streams `bytes` in.
+__global__ void read_kernel(int4* __restrict__ sink, const int4* __restrict__ x, size_t n) {
+  int acc = 0;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const int4 v = __ldcs(x + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x7fffffff) sink[0] = make_int4(acc, 0, 0, 0);
+}
+
+inline int copies_for(size_t bytes);
+
+// ms to read `bytes` once from DRAM (rotating buffers past the L2, in a graph, as the
+// kernels are timed): the roofline of a kernel of that size, launch and ramp-up included.
+inline double read_ms(size_t bytes) {
+  bytes = (bytes + 15) / 16 * 16;
+  const int n = copies_for(bytes);
+  std::vector<void*> bufs;
+  for (int i = 0; i < n; ++i) {
+    bufs.push_back(cuda_alloc(bytes));
+    check(cudaMemset(bufs.back(), 1, bytes), "memset");
+  }
+  void* sink = cuda_alloc(16);
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "sm count");
+  const size_t words = bytes / 16;
+  const unsigned grid = unsigned(std::min<size_t>(size_t(sms) * 8, (words + 511) / 512));
+  double ms = graph_ms([&](int i) {
+    read_kernel<<<grid, 512, 0, cuda::stream()>>>(static_cast<int4*>(sink), static_cast<const int4*>(bufs[size_t(i % n)]), words);
+  }, 64);
+  for (void* b : bufs) cuda_free(b);
+  cuda_free(sink);
+  return ms;
+}
+
 inline int copies_for(size_t bytes) { return int(std::clamp<size_t>((2 * kL2Bytes + bytes - 1) / bytes, 2, 16)); }
 
 // Enough GPU copies of a packed host weight that cycling through them never hits L2.

@@ -369,19 +369,21 @@ constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(f
 void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows,
                       int64_t cols) {
   const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
-  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
+  // kUnroll 8 (M <= 8): a warp's 8 k-tiles of a 4096-column row group go out in one round of loads, so
+  // the LLaMA q/k/v/o and gate/up rows pay one DRAM latency per group, not two (2026-12-04: 4 -> 8).
+  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(2) * Context::get().sm_count()));
   static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
   if (!attrs) {
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 8, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(kMmaSmem)));
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 4, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(kMmaSmem)));
     attrs = true;
   }
   if (M <= 8)
-    gemv4_mma_kernel<false, 4, 3><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_mma_kernel<false, 8, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
   else
-    gemv4_mma_kernel<true, 2, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_mma_kernel<true, 4, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
 }
 
 template <int MT>

@@ -64,74 +64,157 @@ __global__ void unpack_ternary_kernel(int8_t* levels, FloatPtr out, const uint32
   }
 }
 
-// One block per x row: BitNet's per-token absmax int8 (LLM.int8's row
-// quantization at threshold 0, the reference's operations), zero padded to
-// ldx, and the sum of the row's levels for the GEMV's code offset.
-__global__ void quantize_act_rows_kernel(int8_t* xq, float* xabs, int* xsum, FloatPtr x, int64_t cols, int64_t ldx) {
-  __shared__ float red[32];
-  const int64_t i = blockIdx.x;
-  float m = 0.f;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, fabsf(x.ld(i * cols + j)));
-  m = block_max(m, red);
-  const float scale = m > 0.f ? 127.f / m : 0.f;
-  float s = 0.f;  // integers below 2^24: exact
-  for (int64_t j = threadIdx.x; j < ldx; j += blockDim.x) {
-    const int q = j < cols ? __float2int_rn(__fmul_rn(x.ld(i * cols + j), scale)) : 0;
-    xq[i * ldx + j] = int8_t(q);
-    s += float(q);
-  }
-  __syncthreads();  // red is reused
-  s = block_sum(s, red);
-  if (threadIdx.x == 0) xabs[i] = m, xsum[i] = int(s);
+// The decode product y[m, o] = Q8(x[m]) . T[o] for M <= 8 rows of x, in one
+// launch. Every block quantizes x itself (BitNet's per-token absmax int8:
+// LLM.int8's row quantization at threshold 0, the reference's operations)
+// into shared memory, after issuing its first weight row's loads, so that the
+// quantization hides under the DRAM latency: no second kernel and no global
+// round trip of the int8 x (at decode sizes a launch costs as much as the
+// whole weight stream). A warp takes a row at a time, each lane 64 weights
+// (one 16-byte load) per step, and loads the next row before it reduces this
+// one. The codes are T + 1, so acc = sum (T + 1) x - sum x; (word >> 2g) &
+// 0x03030303 lines codes 4g..4g+3 up with one int8 x word.
+constexpr int kTernaryVecs = 6;  // 16-byte loads in flight per lane: rows up to 12288 weights in one round
+constexpr int kXVecs = 6;        // x's BF16 16-byte loads per thread for the in-register quantization (<= 12288 columns)
+
+__device__ __forceinline__ float bf16_at(const uint4& v, int e) {  // element e of 8 packed BF16
+  const uint32_t w = e < 2 ? v.x : e < 4 ? v.y : e < 6 ? v.z : v.w;
+  return __uint_as_float(e % 2 ? w & 0xFFFF0000u : w << 16);
 }
 
-// y[m, o] for M rows of x, a warp per output row, each lane 64 weights (one
-// 16-byte load) at a time. The codes are T + 1, so acc = sum (T + 1) x - sum x;
-// (word >> 2g) & 0x03030303 lines codes 4g..4g+3 up with one int8 x word.
+// x's int8 values in shared memory, ordered as the lanes read them: the 16
+// bytes that lane j % 32 needs for word q of its load j sit in one 16-byte
+// slot of a [j / 32][q][lane] array, so a warp's 32 reads hit 32 banks.
+__device__ __forceinline__ int64_t xq_slot(int64_t i) {  // byte offset of x element i in a row
+  const int64_t j = i >> 6, q = (i >> 4) & 3;
+  return (((j >> 5) * 4 + q) * 32 + (j & 31)) * 16 + (i & 15);
+}
+
 template <int M>
-__global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uint4* __restrict__ codes,
-                                                           const int8_t* __restrict__ xq, const float* __restrict__ xabs,
-                                                           const int* __restrict__ xsum, const float* __restrict__ wabs,
-                                                           int64_t rows, int64_t row_vecs, int64_t ldx) {
-  const int lane = threadIdx.x % 32;
-  const int64_t o = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (o >= rows) return;
-  const uint4* wr = codes + o * row_vecs;
-  int acc[M];
+__device__ __forceinline__ void ternary_dot(int (&acc)[M], const uint4& wv, const int4* xs, int64_t j, int64_t ldx16) {
+  const uint32_t ws[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0;
-#pragma unroll 2
-  for (int64_t j = lane; j < row_vecs; j += 32) {
-    const uint4 wv = __ldcs(wr + j);  // read once: stream past the caches
-    const uint32_t ws[4] = {wv.x, wv.y, wv.z, wv.w};
+  for (int m = 0; m < M; ++m) {
+    const int4* xr = xs + m * ldx16 + ((j >> 5) * 4) * 32 + (j & 31);
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const int4* xr = reinterpret_cast<const int4*>(xq + m * ldx) + j * 4;
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int4 xv = __ldg(xr + q);
-        acc[m] = __dp4a(int(ws[q] & 0x03030303u), xv.x, acc[m]);
-        acc[m] = __dp4a(int((ws[q] >> 2) & 0x03030303u), xv.y, acc[m]);
-        acc[m] = __dp4a(int((ws[q] >> 4) & 0x03030303u), xv.z, acc[m]);
-        acc[m] = __dp4a(int((ws[q] >> 6) & 0x03030303u), xv.w, acc[m]);
-      }
+    for (int q = 0; q < 4; ++q) {
+      const int4 xv = xr[q * 32];
+      acc[m] = __dp4a(int(ws[q] & 0x03030303u), xv.x, acc[m]);
+      acc[m] = __dp4a(int((ws[q] >> 2) & 0x03030303u), xv.y, acc[m]);
+      acc[m] = __dp4a(int((ws[q] >> 4) & 0x03030303u), xv.z, acc[m]);
+      acc[m] = __dp4a(int((ws[q] >> 6) & 0x03030303u), xv.w, acc[m]);
     }
   }
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  if (lane != 0) return;
-  const float wdeq = __fmul_rn(wabs[o], quant::kInt8Inv127);
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    y.st(m * rows + o, __fmul_rn(__fmul_rn(float(acc[m] - xsum[m]), __fmul_rn(xabs[m], quant::kInt8Inv127)), wdeq));
 }
 
 template <int M>
-void launch_gemv(FloatPtr y, const TernaryTensor& w, const int8_t* xq, const float* xabs, const int* xsum, int64_t ldx) {
+__global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uint4* __restrict__ codes, FloatPtr x,
+                                                           const float* __restrict__ wabs, int64_t rows, int64_t cols,
+                                                           int64_t row_vecs) {
+  extern __shared__ int4 xs[];  // [M][ldx] int8 in xq_slot order
+  __shared__ float red[32], xabs[M];
+  __shared__ int xsum[M];
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  // ldx: x's padded length (4 weights per code byte); lds: its stride in shared memory, whole [32][4] slot groups.
+  const int64_t ldx = row_vecs * 64, lds = (row_vecs + 31) / 32 * 32 * 64, stride = int64_t(gridDim.x) * warps;
+  int64_t o = int64_t(blockIdx.x) * warps + (threadIdx.x >> 5);
+  uint4 wv[kTernaryVecs];
+  const auto load = [&](int64_t row, int64_t j0) {
+#pragma unroll
+    for (int v = 0; v < kTernaryVecs; ++v) {
+      const int64_t j = j0 + lane + 32 * v;
+      wv[v] = row < rows && j < row_vecs ? __ldcs(codes + row * row_vecs + j) : make_uint4(0, 0, 0, 0);  // read once
+    }
+  };
+  load(o, 0);
+  int8_t* xq = reinterpret_cast<int8_t*>(xs);
+  for (int m = 0; m < M; ++m) {
+    float mx = 0.f, s = 0.f;  // s: integers below 2^24, exact
+    if (x.t == DType::BF16 && cols % 8 == 0 && cols <= 8 * kXVecs * int64_t(blockDim.x)) {
+      // The decode case: each thread's x values arrive in one round of 16-byte loads and stay in
+      // registers for the quantization (a load per element through FloatPtr, twice, was half the
+      // kernel's instructions and a chain of L2 round trips).
+      uint4 xr[kXVecs];
+#pragma unroll
+      for (int v = 0; v < kXVecs; ++v) {
+        const int64_t i = (threadIdx.x + int64_t(v) * blockDim.x) * 8;
+        xr[v] = i < cols ? __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x.p) + m * cols + i))
+                         : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) mx = fmaxf(mx, fabsf(bf16_at(xr[v], e)));
+      }
+      mx = block_max(mx, red);
+      const float scale = mx > 0.f ? 127.f / mx : 0.f;
+#pragma unroll
+      for (int v = 0; v < kXVecs; ++v) {
+        const int64_t i = (threadIdx.x + int64_t(v) * blockDim.x) * 8;
+        if (i >= cols) break;
+        uint32_t packed[2] = {0u, 0u};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const int q = __float2int_rn(__fmul_rn(bf16_at(xr[v], e), scale));
+          packed[e / 4] |= uint32_t(uint8_t(int8_t(q))) << (8 * (e % 4));
+          s += float(q);
+        }
+        *reinterpret_cast<uint2*>(xq + m * lds + xq_slot(i)) = make_uint2(packed[0], packed[1]);  // 8 bytes, one slot half
+      }
+      for (int64_t j = cols + threadIdx.x; j < ldx; j += blockDim.x) xq[m * lds + xq_slot(j)] = 0;  // the padding
+    } else {
+#pragma unroll 8
+      for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) mx = fmaxf(mx, fabsf(x.ld(m * cols + j)));
+      mx = block_max(mx, red);
+      const float scale = mx > 0.f ? 127.f / mx : 0.f;
+      for (int64_t j = threadIdx.x; j < ldx; j += blockDim.x) {  // zero padded to ldx
+        const int q = j < cols ? __float2int_rn(__fmul_rn(x.ld(m * cols + j), scale)) : 0;
+        xq[m * lds + xq_slot(j)] = int8_t(q);
+        s += float(q);
+      }
+    }
+    s = block_sum(s, red);
+    if (threadIdx.x == 0) xabs[m] = mx, xsum[m] = int(s);
+  }
+  __syncthreads();
+  for (; o < rows; o += stride) {  // warp-uniform
+    int acc[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = 0;
+    for (int64_t j0 = 0; j0 < row_vecs; j0 += 32 * kTernaryVecs) {
+      if (j0 > 0) load(o, j0);  // rows over 12288 weights: later rounds
+#pragma unroll
+      for (int v = 0; v < kTernaryVecs; ++v) {
+        const int64_t j = j0 + lane + 32 * v;
+        if (j < row_vecs) ternary_dot<M>(acc, wv[v], xs, j, lds / 16);
+      }
+    }
+    load(o + stride, 0);  // the next row's loads go out before this one's reduction
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+      for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+    if (lane == 0) {
+      const float wdeq = __fmul_rn(wabs[o], quant::kInt8Inv127);
+#pragma unroll
+      for (int m = 0; m < M; ++m)
+        y.st(m * rows + o, __fmul_rn(__fmul_rn(float(acc[m] - xsum[m]), __fmul_rn(xabs[m], quant::kInt8Inv127)), wdeq));
+    }
+  }
+}
+
+template <int M>
+void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
   const int64_t row_vecs = w.codes.size(1) / 16;
-  ternary_gemv_kernel<M><<<unsigned((w.rows + 7) / 8), 256, 0, stream()>>>(
-      y, static_cast<const uint4*>(w.codes.raw()), xq, xabs, xsum, w.wabs.f32(), w.rows, row_vecs, ldx);
+  const size_t smem = size_t(M) * size_t((row_vecs + 31) / 32 * 32) * 64;
+  static bool attrs = false;  // x's int8 copy outgrows the default 48 KB for long rows at M = 8
+  if (!attrs) {
+    CUDA_CHECK(cudaFuncSetAttribute(ternary_gemv_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(Context::get().max_smem_optin()) - 4096));
+    attrs = true;
+  }
+  // Persistent warps: as many blocks as fit at once (one wave), each quantizing x once for many rows.
+  static int per_sm = 0;
+  if (!per_sm) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ternary_gemv_kernel<M>, 256, smem));
+  const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(per_sm, 1));
+  ternary_gemv_kernel<M><<<unsigned(blocks), 256, smem, stream()>>>(y, static_cast<const uint4*>(w.codes.raw()), x,
+                                                                    w.wabs.f32(), w.rows, w.cols, row_vecs);
 }
 
 }  // namespace
@@ -155,23 +238,17 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
   if (n == 0) return;
   const FloatPtr px = fptr(x, "ternary_matmul x"), py = fptr(y, "ternary_matmul y");
   const int64_t rb = w.codes.size(1);
-  if (n <= kTernaryGemvMaxRows && rb % 16 == 0) {
-    const int64_t ldx = rb * 4;  // the padded row: 4 weights per code byte
-    Tensor xq = Tensor::empty({n, ldx}, DType::I8, Device::CUDA);
-    Tensor xabs = Tensor::empty({n}, DType::F32, Device::CUDA), xsum = Tensor::empty({n}, DType::I32, Device::CUDA);
-    auto* q = static_cast<int8_t*>(xq.raw());
-    auto* s = static_cast<int*>(xsum.raw());
-    quantize_act_rows_kernel<<<unsigned(n), 256, 0, stream()>>>(q, xabs.f32(), s, px, w.cols, ldx);
-    CUDA_CHECK_LAUNCH("ternary_matmul quantize");
+  if (n <= kTernaryGemvMaxRows && rb % 16 == 0 &&
+      size_t(n) * size_t((rb / 16 + 31) / 32 * 32) * 64 <= Context::get().max_smem_optin() - 4096) {
     switch (n) {
-      case 1: launch_gemv<1>(py, w, q, xabs.f32(), s, ldx); break;
-      case 2: launch_gemv<2>(py, w, q, xabs.f32(), s, ldx); break;
-      case 3: launch_gemv<3>(py, w, q, xabs.f32(), s, ldx); break;
-      case 4: launch_gemv<4>(py, w, q, xabs.f32(), s, ldx); break;
-      case 5: launch_gemv<5>(py, w, q, xabs.f32(), s, ldx); break;
-      case 6: launch_gemv<6>(py, w, q, xabs.f32(), s, ldx); break;
-      case 7: launch_gemv<7>(py, w, q, xabs.f32(), s, ldx); break;
-      default: launch_gemv<8>(py, w, q, xabs.f32(), s, ldx); break;
+      case 1: launch_gemv<1>(py, px, w); break;
+      case 2: launch_gemv<2>(py, px, w); break;
+      case 3: launch_gemv<3>(py, px, w); break;
+      case 4: launch_gemv<4>(py, px, w); break;
+      case 5: launch_gemv<5>(py, px, w); break;
+      case 6: launch_gemv<6>(py, px, w); break;
+      case 7: launch_gemv<7>(py, px, w); break;
+      default: launch_gemv<8>(py, px, w); break;
     }
     CUDA_CHECK_LAUNCH("ternary_gemv");
     return;

@@ -1,6 +1,8 @@
 // BitNet's quantizers (kernels/ternary.h) on the GPU against their CPU
 // references, and a BitNet model's loss and gradients on the GPU against the
 // CPU backend at three points of the lambda warmup.
+#include <utility>
+
 #include "kernels/ternary.h"
 
 #include "models/merged_model.h"
@@ -67,8 +69,9 @@ TEST(CudaTernary, BitNetModelMatchesTheCpu) {
 // (more rows, or a ragged row) give the CPU reference's F32 values bit for bit.
 TEST(CudaTernary, W2A8MatchesTheCpu) {
   QT_SKIP_WITHOUT_GPU();
-  for (int64_t cols : {256, 40, 1088}) {
-    const int64_t rows = 72;
+  // 1088 columns: 17 loads per row (a partial [32][4] slot group of x in shared memory); 5000 rows:
+  // more than the persistent warps (a warp takes several rows); 13056: 204 loads, two rounds per row.
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{72, 256}, {72, 40}, {72, 1088}, {5000, 256}, {16, 13056}}) {
     Tensor w = randn({rows, cols}, 7, 0.05f);
     const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), rows, cols));
     const TernaryTensor td = th.to(Device::CUDA);
