@@ -323,7 +323,8 @@ void register_generate(CLI::App& app, Runner& run) {
       "generate",
       "Continue a prompt (or chat) with a model and an optional adapter, streaming the text to stdout; prompt "
       "and new token counts and ms/token (prefill and decode) go to stderr. Stops on the model's EOS, the chat "
-      "template's end-of-turn token, or --max-new-tokens.");
+      "template's end-of-turn token, or --max-new-tokens. --prompts FILE continues many prompts, --batch-size at a "
+      "time.");
   add_config_option(*sub);
   auto o = std::make_shared<GenerateCliOptions>();
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
@@ -348,7 +349,7 @@ void register_generate(CLI::App& app, Runner& run) {
       "batch is done: {\"index\", \"prompt\", \"completion\", \"stop\", \"new_tokens\"}, or with --ids "
       "{\"index\", \"prompt_ids\", \"ids\", \"stop\"}; with --chat each prompt is one user turn. Each prompt "
       "gets what it would alone (the same tokens greedy; sampled with --seed, the tokens a lone run with that seed "
-      "draws)");
+      "draws)")->option_text("FILE");
   prompts->excludes(prompt)->excludes(prompt_ids);
   auto* batch_size = sub->add_option(
       "--batch-size", o->batch_size,
