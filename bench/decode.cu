@@ -4,9 +4,11 @@
 // bytes of every weight read once, over the bandwidth of a copy kernel
 // measured in the same run; each step replayed as a CUDA graph (as generate
 // runs it) and, beside it, issued eagerly. HF generate anchors run in the same device call
-// (bench/decode_hf.py) and are joined by bench/device_run.sh.
+// (bench/decode_hf.py) and are joined by bench/device_run.sh. Every Linear
+// carries an unmerged LoRA of rank --lora-r (16); --lora-r 0 runs the base
+// alone, as the HF anchors do.
 //
-//   bench_decode --model random:llama-7b --methods lora,qlora --batch 1,8 --prompt 128 --new 64 --out FILE.json
+//   bench_decode --model random:llama-7b --methods lora,qlora --batch 1,8 --prompt 128 --new 64 [--lora-r 16] --out FILE.json
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -68,7 +70,7 @@ int argmax(const float* p, int64_t n) { return int(std::max_element(p, p + n) - 
 
 int main(int argc, char** argv) {
   std::string model = "random:smollm2-135m", methods = "lora,qlora,int8-lora", batches = "1,8", out;
-  int prompt = 128, gen = 64;
+  int prompt = 128, gen = 64, lora_r = 16;
   bool profile = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--new") gen = std::stoi(v);
     else if (k == "--out") out = v;
+    else if (k == "--lora-r") lora_r = std::stoi(v);
     else if (k == "--profile") profile = v == "1";
     else { std::fprintf(stderr, "unknown flag %s\n", k.c_str()); return 2; }
   }
@@ -91,8 +94,9 @@ int main(int argc, char** argv) {
     ModelOptions mo;
     mo.device = Device::CUDA;
     mo.method = method;
-    mo.lora.r = 16;
-    mo.lora.alpha = 32;
+    mo.lora.r = std::max(lora_r, 1);
+    mo.lora.alpha = 2.f * float(mo.lora.r);
+    if (lora_r == 0) mo.targets = {};  // the base alone
     auto m = Model::create(lm.config, *lm.weights, mo);
     // The bytes one decode step reads: every Linear's base (and adapter) as stored, the other
     // tensors (embedding row, norms, lm_head) in BF16.
@@ -150,7 +154,7 @@ int main(int argc, char** argv) {
       }
       std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %12.3f %8.0f%%  %s\n", model.c_str(), method.c_str(), B, prefill,
                   per_token[1], per_token[0], roof_ms, 100.0 * roof_ms / per_token[1], status.c_str());
-      rows.push_back({{"model", model}, {"method", method}, {"batch", B}, {"prompt", prompt}, {"new_tokens", gen},
+      rows.push_back({{"model", model}, {"method", method}, {"lora_r", lora_r}, {"batch", B}, {"prompt", prompt}, {"new_tokens", gen},
                       {"prefill_ms", prefill}, {"ms_per_token", per_token[1]}, {"ms_per_token_eager", per_token[0]},
                       {"graph_status", status}, {"weight_bytes", weight_bytes}, {"roofline_ms", roof_ms},
                       {"fraction_of_roofline", roof_ms / per_token[1]}});

@@ -172,6 +172,12 @@ on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --mod
   --methods ${DECODE_SMOL_METHODS:-lora,qlora,int8-lora} --out $OUT/decode_smollm2.json ${DECODE_ARGS:-} && \
   $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --out $OUT/decode_7b.json ${DECODE_ARGS:-}"
 on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json
+# The same anchors at the LLaMA-7B shape, random weights made in GPU memory per mode (no 13.5 GB file), the
+# prompt and token counts of bench_decode's 7B rows (128 + 64). Eager HF and bitsandbytes NF4 first, the static
+# cache + torch.compile last: its compile is what the limit may cut (rows are written as they come).
+# DECODE_HF7B_ARGS: e.g. "--batch 1" or "--new 32" to fit a tighter limit.
+on decode_hf7b && step decode_hf7b ${DECODE_HF7B_TIMEOUT:-150} python3 bench/decode_hf.py random:llama-7b \
+  $OUT/decode_hf_7b.json --modes ${DECODE_HF7B_MODES:-hf,hf-bnb-nf4,hf-static} ${DECODE_HF7B_ARGS:-}
 
 # Any command with the unpacked binaries and libraries ($BIN, $OUT, $MODELS), e.g. an ncu profile of one kernel:
 #   ONLY=cmd CMD='ncu --clock-control none -k regex:gemv4 -c 1 $BIN/bench_quant_kernels > $OUT/ncu.txt'

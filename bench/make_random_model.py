@@ -24,6 +24,28 @@ SHAPES = {
 }
 
 
+def random_model(shape, seed=0):
+    """The model of a named shape with transformers' random init, in BF16, on
+    the GPU when there is one (decode_hf.py benchmarks it without a file)."""
+    import torch
+    import transformers
+
+    cfg_dict = dict(SHAPES[shape])
+    cfg_dict["torch_dtype"] = "bfloat16"
+    model_type = cfg_dict.pop("model_type")
+    cfg_dict.pop("architectures")
+    cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
+    torch.manual_seed(seed)
+    # Materialize in BF16 (a 7B model never exists in F32), on the GPU when there
+    # is one: HF's init of 7B parameters on the CPU takes minutes.
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            return transformers.AutoModelForCausalLM.from_config(cfg)
+        finally:
+            torch.set_default_dtype(torch.float32)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -31,21 +53,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    import torch
-    import transformers
-
-    cfg_dict = dict(SHAPES[args.shape])
-    cfg_dict["torch_dtype"] = "bfloat16"
-    model_type = cfg_dict.pop("model_type")
-    cfg_dict.pop("architectures")
-    cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
-    torch.manual_seed(args.seed)
-    # Materialize in BF16 (a 7B model never exists in F32), on the GPU when there
-    # is one: HF's init of 7B parameters on the CPU takes minutes.
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        torch.set_default_dtype(torch.bfloat16)
-        model = transformers.AutoModelForCausalLM.from_config(cfg)
-        torch.set_default_dtype(torch.float32)
+    model = random_model(args.shape, args.seed)
     os.makedirs(args.out, exist_ok=True)
     model.save_pretrained(args.out, safe_serialization=True)
     n = sum(p.numel() for p in model.parameters())

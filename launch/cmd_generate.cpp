@@ -1,8 +1,10 @@
 // qtrain generate: continue a prompt, or chat, with a model (optionally with a
-// PEFT adapter), streaming the text to stdout as it is made.
+// PEFT adapter), streaming the text to stdout as it is made; or continue every
+// prompt of a JSONL file, several at a time in one batched KV cache.
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +20,8 @@
 #include "models/merged_model.h"
 #include "models/method.h"
 #include "trainer/generate.h"
+#include "trainer/generate_batch.h"
+#include "trainer/prompt_file.h"
 #include "trainer/setup.h"
 
 namespace fs = std::filesystem;
@@ -29,10 +33,12 @@ namespace {
 struct GenerateCliOptions {
   std::string model, adapter, tokenizer, method = "lora", device = "auto", attention = "auto";
   BaseFlags base;
-  std::string prompt, prompt_ids, system;
-  bool has_prompt = false, has_prompt_ids = false, chat = false, ids = false, ignore_eos = false, merge = false;
+  std::string prompt, prompt_ids, prompts, system;
+  bool has_prompt = false, has_prompt_ids = false, has_prompts = false, chat = false, ids = false, ignore_eos = false,
+       merge = false;
   bool no_cuda_graph = false;
   int max_new_tokens = 128;
+  int batch_size = 8;  // with --prompts
   SamplingOptions sampling;
 };
 
@@ -99,14 +105,15 @@ class GenerateCommand {
     check_sampling_options(o_.sampling);
     if (o_.max_new_tokens < 1)
       throw Error("--max-new-tokens must be at least 1, got " + std::to_string(o_.max_new_tokens));
+    if (o_.batch_size < 1) throw Error("--batch-size must be at least 1, got " + std::to_string(o_.batch_size));
     const Device device = resolve_device(o_.device);
     set_attention_impl(parse_attention_impl(o_.attention, "--attention"));
     built_ = build_inference_model(o_, device);
-    const bool needs_text = !o_.ids || o_.chat || !o_.has_prompt_ids;
+    const bool needs_text = !o_.ids || o_.chat || (!o_.has_prompt_ids && !o_.has_prompts);
     if (needs_text && !built_.tokenizer)
       throw Error("--model " + o_.model + " has no tokenizer: give --tokenizer PATH (or --prompt-ids with --ids)");
 
-    GenerateOptions go;
+    GenerateOptions& go = go_;
     go.max_new_tokens = o_.max_new_tokens;
     go.sampling = o_.sampling;
     if (!o_.ignore_eos) {
@@ -122,6 +129,7 @@ class GenerateCommand {
     built_.model->set_decode_graphs(!o_.no_cuda_graph);
     gen_ = std::make_unique<Generator>(*built_.model, go);
 
+    if (o_.has_prompts) return run_prompt_file();
     if (o_.chat && !o_.has_prompt && isatty(STDIN_FILENO)) return interactive_chat();
     std::vector<int32_t> prompt;
     if (o_.has_prompt_ids) {
@@ -192,6 +200,79 @@ class GenerateCommand {
     return built_.tokenizer->decode(said);
   }
 
+  // --prompts: the file's prompts in batches of --batch-size consecutive
+  // prompts (trainer/generate_batch.h), one JSON line per prompt on stdout in
+  // file order, printed when its batch is done; timings on stderr.
+  int run_prompt_file() {
+    const std::vector<PromptLine> lines = read_prompt_file(o_.prompts, built_.loaded.config.vocab_size);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const PromptLine& l : lines) {
+      if (!l.has_ids && !built_.tokenizer)
+        throw Error(l.where + ": a text prompt needs a tokenizer: give --tokenizer PATH (or write 'prompt_ids')");
+      prompts.push_back(l.has_ids ? l.ids : o_.chat ? chat_ids(l.text) : built_.tokenizer->encode(l.text, true));
+      const int max_pos = built_.loaded.config.max_pos;
+      if (max_pos > 0 && int(prompts.back().size()) > max_pos)
+        throw Error(l.where + ": the prompt is " + std::to_string(prompts.back().size()) +
+                    " tokens, more than the model's " + std::to_string(max_pos) + " positions");
+    }
+    const size_t n = prompts.size(), bs = size_t(o_.batch_size);
+    const size_t batches = (n + bs - 1) / bs;
+    double total_ms = 0;
+    int64_t new_tokens = 0;
+    for (size_t start = 0; start < n; start += bs) {
+      const size_t end = std::min(n, start + bs);
+      std::vector<std::vector<int32_t>> batch(prompts.begin() + ptrdiff_t(start), prompts.begin() + ptrdiff_t(end));
+      auto t0 = std::chrono::steady_clock::now();
+      BatchResult r = generate_batch(*built_.model, go_, batch);
+      total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      new_tokens += r.new_tokens();
+      for (size_t i = start; i < end; ++i) print_row(i, lines[i], prompts[i], r.rows[i - start]);
+      report_batch(start / bs + 1, batches, batch, r);
+    }
+    std::fprintf(stderr, "[generate] %zu prompts in %zu batches of up to %zu | %lld new tokens in %.2f s: %.1f tokens/s\n",
+                 n, batches, bs, static_cast<long long>(new_tokens), total_ms / 1000,
+                 total_ms > 0 ? 1000.0 * double(new_tokens) / total_ms : 0.0);
+    return 0;
+  }
+
+  // One prompt's result as a JSON line: --ids {"index", "prompt_ids", "ids", "stop"};
+  // text {"index", "prompt" (or "prompt_ids"), "completion" (without a stop token), "stop", "new_tokens"}.
+  void print_row(size_t index, const PromptLine& l, const std::vector<int32_t>& prompt, const GenerateResult& r) const {
+    nlohmann::ordered_json j = {{"index", index}};  // keys in this order
+    if (o_.ids) {
+      j["prompt_ids"] = prompt;
+      j["ids"] = r.ids;
+    } else {
+      if (l.has_ids)
+        j["prompt_ids"] = l.ids;
+      else
+        j["prompt"] = l.text;
+      std::vector<int32_t> said = r.ids;
+      if (r.stop == StopReason::StopToken) said.pop_back();
+      j["completion"] = built_.tokenizer->decode(said);
+      j["new_tokens"] = r.ids.size();
+    }
+    j["stop"] = stop_reason_name(r.stop);
+    // Replaced, not thrown on: a completion may end inside a multi-byte character.
+    const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+
+  void report_batch(size_t k, size_t batches, const std::vector<std::vector<int32_t>>& batch,
+                    const BatchResult& r) const {
+    size_t lo = SIZE_MAX, hi = 0;
+    for (const auto& p : batch) lo = std::min(lo, p.size()), hi = std::max(hi, p.size());
+    std::fprintf(stderr,
+                 "[generate] batch %zu/%zu: %zu prompts of %zu-%zu tokens | prefill %zu tokens/row %.2f ms | %d new "
+                 "tokens, %d steps, decode %.3f ms/step%s\n",
+                 k, batches, batch.size(), lo, hi, lo, r.prefill_ms, r.new_tokens(), r.decode_steps,
+                 r.decode_steps ? r.decode_ms / r.decode_steps : 0.0,
+                 r.decode_steps && built_.model->options().device == Device::CUDA
+                     ? (" | steps: " + built_.model->decode_graph_status()).c_str()
+                     : "");
+  }
+
   void report(const GenerateResult& r) const {
     std::fprintf(stderr,
                  "[generate] prompt %d tokens (%d run) | prefill %.2f ms (%.3f ms/token) | %zu new tokens, decode "
@@ -228,6 +309,7 @@ class GenerateCommand {
   }
 
   GenerateCliOptions o_;
+  GenerateOptions go_;
   BuiltModel built_;
   std::unique_ptr<Generator> gen_;
   std::shared_ptr<const ChatRenderer> chat_;
@@ -241,7 +323,8 @@ void register_generate(CLI::App& app, Runner& run) {
       "generate",
       "Continue a prompt (or chat) with a model and an optional adapter, streaming the text to stdout; prompt "
       "and new token counts and ms/token (prefill and decode) go to stderr. Stops on the model's EOS, the chat "
-      "template's end-of-turn token, or --max-new-tokens.");
+      "template's end-of-turn token, or --max-new-tokens. --prompts FILE continues many prompts, --batch-size at a "
+      "time.");
   add_config_option(*sub);
   auto o = std::make_shared<GenerateCliOptions>();
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
@@ -259,6 +342,21 @@ void register_generate(CLI::App& app, Runner& run) {
                                  "from stdin");
   auto* prompt_ids = sub->add_option("--prompt-ids", o->prompt_ids, "the prompt as token ids, e.g. \"1,2,3\"");
   prompt->excludes(prompt_ids);
+  auto* prompts = sub->add_option(
+      "--prompts", o->prompts,
+      "continue every prompt of a JSONL file (plain or .gz), one object per line: {\"prompt\": TEXT} or "
+      "{\"prompt_ids\": [IDS]} (other fields are ignored). Prints one JSON line per prompt, in file order, when its "
+      "batch is done: {\"index\", \"prompt\", \"completion\", \"stop\", \"new_tokens\"}, or with --ids "
+      "{\"index\", \"prompt_ids\", \"ids\", \"stop\"}; with --chat each prompt is one user turn. Each prompt "
+      "gets what it would alone (the same tokens greedy; sampled with --seed, the tokens a lone run with that seed "
+      "draws)")->option_text("FILE");
+  prompts->excludes(prompt)->excludes(prompt_ids);
+  auto* batch_size = sub->add_option(
+      "--batch-size", o->batch_size,
+      "with --prompts: decode this many consecutive prompts together in one KV cache (one decode call per step "
+      "for all of them; each stops on its own). Prompts share positions: one longer than its batch's shortest "
+      "runs one step per extra token, so order prompts of similar length together")
+      ->capture_default_str();
   sub->add_flag("--chat", o->chat,
                 "wrap the prompt as one user turn in the model's chat template (ChatML if it has none); with no "
                 "--prompt and a terminal on stdin, an interactive chat");
@@ -283,9 +381,11 @@ void register_generate(CLI::App& app, Runner& run) {
   sub->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--attention", o->attention, "GPU attention: auto | cudnn | own (see train --help)")
       ->capture_default_str();
-  sub->callback([&run, o, prompt, prompt_ids] {
+  sub->callback([&run, o, prompt, prompt_ids, prompts, batch_size] {
     o->has_prompt = prompt->count() > 0;
     o->has_prompt_ids = prompt_ids->count() > 0;
+    o->has_prompts = prompts->count() > 0;
+    if (batch_size->count() > 0 && !o->has_prompts) throw CLI::ValidationError("--batch-size", "needs --prompts");
     if (o->chat && prompt_ids->count() > 0) throw CLI::ValidationError("--prompt-ids", "cannot be used with --chat");
     if (!o->chat && !o->system.empty()) throw CLI::ValidationError("--system", "needs --chat");
     run = [o] { return GenerateCommand(*o).run(); };

@@ -56,8 +56,9 @@ struct KvCache {
   std::vector<Tensor> k, v;  // per layer [B, capacity, Hkv, Dh], the model's activation dtype and device
   // The one-token step captured as a CUDA graph over this cache (made on first use).
   std::shared_ptr<DecodeGraph> graph;
-  // BF16 copy of the trainable values that one-token GPU steps read the LoRA
-  // factors from (made at the first such step; generation does not train).
+  // BF16 copy of the trainable values that one-token GPU steps read the
+  // adapters' decode factors from (Adapter::decode_factors); made at the
+  // first such step (generation does not train).
   Tensor factors;
 };
 
@@ -137,6 +138,8 @@ class Model {
   void set_decode_graphs(bool on) { decode_graphs_ = on; }
   // How the last one-token GPU step ran: "graph", "eager", or why graphs are off.
   const std::string& decode_graph_status() const { return decode_graph_status_; }
+  // The adapter factors a one-token GPU step reads as BF16 views (Adapter::decode_factors), in layer order.
+  std::vector<Param*> decode_factors() const;
 
   // Every base tensor under its HF name and in HF layout (GPT-2's Conv1D
   // weights back to [in, out]) as F32 host tensors; with merge_adapters the

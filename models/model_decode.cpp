@@ -69,42 +69,49 @@ namespace {
 // F32 master converted it to BF16 first: 448 conversion kernels, 0.74 ms of a
 // 7.4 ms LLaMA-7B step. The step instead reads BF16 views of one copy of the
 // trainable values that the cache keeps (the same rounding, so the same
-// numbers); the masters come back when the step ends. Plain LoRA only: DoRA
-// and the pooled adapters also read their factors outside products, in F32.
-class LoraFactorViews {
+// numbers); the masters come back when the step ends. Which parameters may be
+// read this way is each adapter's call (Adapter::decode_factors).
+class DecodeFactorViews {
  public:
-  LoraFactorViews(ParamSet& ps, Tensor& copy) : ps_(ps) {
+  DecodeFactorViews(ParamSet& ps, std::vector<Param*> factors, Tensor& copy) {
     if (!copy.defined()) {
       copy = Tensor::empty(ps.values().shape(), DType::BF16, ps.values().device());
       convert(copy, ps.values());
     }
-    for (size_t i = 0; i < ps.params().size(); ++i) {
-      Param& p = ps[i];
-      const bool factor = p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight");
-      if (!factor || p.offset % 8 != 0) continue;  // 16-byte aligned BF16 views only, as products want
-      saved_.emplace_back(i, p.value);
-      p.value = copy.flat(p.offset, p.offset + p.value.numel()).view(p.shape);
+    for (Param* p : factors) {
+      if (p->offset % 8 != 0) continue;  // 16-byte aligned BF16 views only, as products want
+      saved_.emplace_back(p, p->value);
+      p->value = copy.flat(p->offset, p->offset + p->value.numel()).view(p->shape);
     }
   }
-  ~LoraFactorViews() {
-    for (auto& [i, v] : saved_) ps_[i].value = v;
+  ~DecodeFactorViews() {
+    for (auto& [p, v] : saved_) p->value = v;
   }
 
  private:
-  ParamSet& ps_;
-  std::vector<std::pair<size_t, Tensor>> saved_;
+  std::vector<std::pair<Param*, Tensor>> saved_;
 };
 
 }  // namespace
+
+std::vector<Param*> Model::decode_factors() const {
+  std::vector<Param*> out;
+  for (const Linear* l : linears_)
+    if (Adapter* a = l->adapter())
+      for (Param* p : a->decode_factors()) out.push_back(p);
+  return out;
+}
 
 void Model::decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos pos, Tensor logits) {
   struct Reset {  // leave the model in eval mode whatever happens
     Model* m;
     ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos_ = SeqPos(); }
   } reset{this};
-  std::optional<LoraFactorViews> factors;
-  if (T_new == 1 && opt_.device == Device::CUDA && adapter_type_ && adapter_type_->name == "lora")
-    factors.emplace(params_, cache.factors);
+  std::optional<DecodeFactorViews> factor_views;
+  if (T_new == 1 && opt_.device == Device::CUDA) {
+    std::vector<Param*> factors = decode_factors();
+    if (!factors.empty()) factor_views.emplace(params_, std::move(factors), cache.factors);
+  }
   mode_ = ForwardMode::Decode;
   cache_ = &cache;
   pos_ = pos;

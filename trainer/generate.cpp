@@ -46,18 +46,44 @@ size_t Generator::reuse_or_reset(std::span<const int32_t> prompt, int need) {
   return common;
 }
 
+void check_prompt_length(int n, int max_pos) {
+  if (n == 0) throw Error("the prompt is empty: give some text (or ids) to continue");
+  if (max_pos > 0 && n > max_pos)
+    throw Error("the prompt has " + std::to_string(n) + " tokens, more than the model's " + std::to_string(max_pos) +
+                " positions");
+}
+
+int positions_needed(int n, const GenerateOptions& o, int max_pos) {
+  const int need = n + o.max_new_tokens - 1;
+  return max_pos > 0 ? std::min(need, max_pos) : need;
+}
+
+bool accept_token(GenerateResult& r, int32_t tok, const GenerateOptions& o, int fed, int need,
+                  const std::function<void(int32_t)>& on_token) {
+  r.ids.push_back(tok);
+  if (std::find(o.stop_ids.begin(), o.stop_ids.end(), tok) != o.stop_ids.end()) {
+    r.stop = StopReason::StopToken;
+    return true;
+  }
+  if (on_token) on_token(tok);
+  if (int(r.ids.size()) >= o.max_new_tokens) {
+    r.stop = StopReason::MaxNewTokens;
+    return true;
+  }
+  if (fed >= need) {  // only when the model's positions ran out
+    r.stop = StopReason::Context;
+    return true;
+  }
+  return false;
+}
+
 GenerateResult Generator::generate(std::span<const int32_t> prompt, const std::function<void(int32_t)>& on_token) {
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   const int n = int(prompt.size());
   const int max_pos = model_.config().max_pos;
-  if (n == 0) throw Error("the prompt is empty: give some text (or ids) to continue");
-  if (max_pos > 0 && n > max_pos)
-    throw Error("the prompt has " + std::to_string(n) + " tokens, more than the model's " + std::to_string(max_pos) +
-                " positions");
-  // Every new token but the last is fed back, so this many positions are used.
-  int need = n + o_.max_new_tokens - 1;
-  if (max_pos > 0) need = std::min(need, max_pos);
+  check_prompt_length(n, max_pos);
+  const int need = positions_needed(n, o_, max_pos);
 
   GenerateResult r;
   r.prompt_tokens = n;
@@ -69,21 +95,7 @@ GenerateResult Generator::generate(std::span<const int32_t> prompt, const std::f
   cached_.insert(cached_.end(), prompt.begin() + start, prompt.end());
   int32_t tok = sampler_.sample({logits.f32(), size_t(V)});
   r.prefill_ms = ms_since(t0);
-  for (;;) {
-    r.ids.push_back(tok);
-    if (std::find(o_.stop_ids.begin(), o_.stop_ids.end(), tok) != o_.stop_ids.end()) {
-      r.stop = StopReason::StopToken;
-      break;
-    }
-    if (on_token) on_token(tok);
-    if (int(r.ids.size()) >= o_.max_new_tokens) {
-      r.stop = StopReason::MaxNewTokens;
-      break;
-    }
-    if (cache_.len >= need) {  // only when the model's positions ran out
-      r.stop = StopReason::Context;
-      break;
-    }
+  while (!accept_token(r, tok, o_, cache_.len, need, on_token)) {
     auto t = Clock::now();
     logits = model_.decode(&tok, 1, 1, cache_);
     cached_.push_back(tok);

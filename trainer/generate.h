@@ -59,6 +59,17 @@ class Generator {
   std::vector<int32_t> cached_;  // ids at cache positions 0..cache_.len-1
 };
 
+// Shared by Generator and generate_batch (trainer/generate_batch.h):
+// a BadInput Error unless 1 <= n <= the model's positions.
+void check_prompt_length(int n, int max_pos);
+// Positions a prompt of n tokens uses: every new token but the last is fed back.
+int positions_needed(int n, const GenerateOptions& o, int max_pos);
+// Records the sampled token `tok` in r and says whether generation ends with
+// it: on a stop token, the token budget, or `fed` (positions in the cache)
+// reaching `need`. on_token(tok) is called for every token but a stop token.
+bool accept_token(GenerateResult& r, int32_t tok, const GenerateOptions& o, int fed, int need,
+                  const std::function<void(int32_t)>& on_token);
+
 // The ids an HF model directory declares as end of sequence: eos_token_id
 // (an int or a list) of generation_config.json and config.json, in that
 // order, without repeats. Empty for a file (GGUF) or a directory without them.

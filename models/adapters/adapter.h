@@ -73,6 +73,15 @@ class Adapter {
   // The gradient the base product sees, from dy; dy itself when unchanged.
   virtual Tensor base_grad(Tensor dy) { return dy; }
 
+  // ---- decoding (models/model_decode.cpp) ----
+  // The trainable factors a one-token GPU decode step may read as BF16 views
+  // of one BF16 copy instead of their F32 masters: each is used only as an
+  // operand of a product, which converts it to BF16 anyway, so the numbers do
+  // not change and a step saves a conversion kernel per factor. None by
+  // default: an adapter that reads a parameter outside products (DoRA's norm,
+  // IA3's scales, the pooled adapters) keeps the F32 master.
+  virtual std::vector<Param*> decode_factors() { return {}; }
+
   // ---- LoftQ (models/loftq.h) ----
   // The rank r of a pair B [out, r], A [r, in] this adapter can start from; 0 = it cannot.
   virtual int low_rank() const { return 0; }

@@ -37,6 +37,7 @@ class DoraAdapter : public LoraAdapter {
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   Param& magnitude() { return *m_; }
+  std::vector<Param*> decode_factors() override { return {}; }  // the row norm reads A and B in F32
   int low_rank() const override { return 0; }  // no LoftQ: m would have to start from ||Q + s B A||
 
  private:

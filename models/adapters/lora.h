@@ -34,6 +34,7 @@ class LoraAdapter : public Adapter {
   size_t saved_bytes() const override { return bytes_of({&h_, &xd_, &mask_}); }
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
+  std::vector<Param*> decode_factors() override { return {a_, b_}; }  // A and B feed products only
   int low_rank() const override { return opt_.r; }
   void init_low_rank(const Tensor& b, const Tensor& a) override;  // lora_B = b, lora_A = a, as peft's LoftQ
 

@@ -34,6 +34,9 @@ class QBloraAdapter : public LoraAdapter {
   size_t saved_bytes() const override { return LoraAdapter::saved_bytes() + bytes_of({&xp_}); }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   Tensor delta_f32(const BaseWeight& base) const override;
+  // Its factors feed products only too, but decode with the BF16 views has
+  // not been tested against the F32 path for it: it keeps the F32 masters.
+  std::vector<Param*> decode_factors() override { return {}; }
   int64_t lambda() const { return lambda_; }
 
  private:

@@ -43,5 +43,39 @@ TEST(DecodeStep, RefusesPastTheCache) {
   EXPECT_THROW(m->new_kv_cache(1, lm.config.max_pos + 1), Error);
 }
 
+// A one-token GPU step reads the factors an adapter names as BF16 views
+// (Adapter::decode_factors): LoRA's A and B, of every adapted Linear in layer
+// order; none for adapters that read theirs outside products, and none
+// without adapters. (The GPU test decode_graph_test compares the numbers.)
+TEST(DecodeFactors, LoraNamesItsFactorsOtherAdaptersNone) {
+  LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));
+  auto build = [&](const std::string& method, const std::string& type) {
+    ModelOptions opt;
+    opt.method = method;
+    opt.adapter_type = type;
+    return Model::create(lm.config, *lm.weights, opt);
+  };
+  for (bool rslora : {false, true}) {
+    ModelOptions opt;
+    opt.lora.rslora = rslora;
+    auto m = Model::create(lm.config, *lm.weights, opt);
+    std::vector<Param*> f = m->decode_factors();
+    std::vector<std::string> want;
+    for (const Linear* l : m->linears())
+      if (auto* a = dynamic_cast<LoraAdapter*>(l->adapter())) want.insert(want.end(), {a->A().name, a->B().name});
+    ASSERT_FALSE(want.empty());
+    ASSERT_EQ(f.size(), want.size());
+    for (size_t i = 0; i < f.size(); ++i) {
+      EXPECT_EQ(f[i]->name, want[i]);
+      EXPECT_TRUE(f[i]->name.ends_with(i % 2 ? ".lora_B.weight" : ".lora_A.weight")) << f[i]->name;
+    }
+  }
+  for (auto [method, type] : std::vector<std::pair<std::string, std::string>>{
+           {"dora", ""}, {"ia3", ""}, {"qblora", ""}, {"qablora", ""}, {"full", ""}, {"qlora", "dora"}}) {
+    auto m = build(method, type);
+    EXPECT_TRUE(m->decode_factors().empty()) << method << " " << type;
+  }
+}
+
 }  // namespace
 }  // namespace qtrain::testing

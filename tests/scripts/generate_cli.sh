@@ -2,13 +2,13 @@
 # qtrain generate end to end on the CPU: --ids greedy output equals HF generate
 # (tests/fixtures/generate-ref.json) for both fixture models with and without the
 # adapter, unmerged and --merge; quantized bases run; sampling repeats with its
-# seed; text streams for GPT-2; bad flags and prompts exit 2 with a line naming
-# the flag.
+# seed; text streams for GPT-2; --prompts batches equal HF and lone runs; bad
+# flags and prompts exit 2 with a line naming the flag.
 # Usage: generate_cli.sh QTRAIN_BINARY SOURCE_DIR
 set -uo pipefail
 qtrain=$1; src=$2; fx=$src/tests/fixtures
 gpt2_tok=$src/../shared/data/gpt2-tokenizer
-err=$(mktemp); trap 'rm -f "$err"' EXIT
+err=$(mktemp); tmp=$(mktemp -d); trap 'rm -f "$err"; rm -rf "$tmp"' EXIT
 fail=0
 source "$src/tests/scripts/lib/expect_error.sh"
 
@@ -89,7 +89,62 @@ else
   echo "skip text generation: no $gpt2_tok"
 fi
 
+# --prompts: every prompt of a JSONL file, --batch-size at a time in one KV cache; each
+# row equals HF (the fixture's prompts of 5 and 9 tokens mixed in one batch), in file
+# order, with batch sizes 1, 2 and 3 alike, and the tokens/s line on stderr.
+while read -r model adapter; do
+  sel=$(awk -v m="$model" -v a="$adapter" '$1 == m && $2 == a' <<<"$cases")
+  awk '{print "{\"prompt_ids\": [" $4 "], \"note\": \"an ignored field\"}"}' <<<"$sel" >"$tmp/p.jsonl"
+  awk '{print "{\"prompt_ids\": [" $4 "]}"}' <<<"$sel" | tac >>"$tmp/p.jsonl"   # 4 rows: a, b, b, a
+  want=$( (cut -d' ' -f5 <<<"$sel"; cut -d' ' -f5 <<<"$sel" | tac) | tr '\n' ' ')
+  max_new=$(head -n1 <<<"$sel" | cut -d' ' -f3)
+  for bs in 1 2 3; do
+    args=(generate --model "$fx/$model" --prompts "$tmp/p.jsonl" --batch-size $bs --max-new-tokens "$max_new"
+          --temperature 0 --ids --device cpu)
+    [[ $adapter != - ]] && args+=(--adapter "$fx/$adapter")
+    got=$("$qtrain" "${args[@]}" 2>"$err" | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert [r["index"] for r in rows] == list(range(len(rows))), "not in file order"
+print(" ".join(",".join(map(str, r["ids"])) for r in rows))' 2>&1)
+    if [[ $got != "${want% }" ]]; then
+      echo "FAIL --prompts $model adapter=$adapter --batch-size $bs: got [$got] want [${want% }]"
+      sed 's/^/  stderr: /' "$err" | tail -n3; fail=1
+    elif ! grep -q '^\[generate\] 4 prompts in .* tokens/s' "$err"; then
+      echo "FAIL --prompts: no tokens/s line on stderr"; sed 's/^/  stderr: /' "$err" | tail -n3; fail=1
+    else
+      echo "ok   --prompts $model adapter=$adapter --batch-size $bs: 4 rows (prompts of mixed length) equal HF"
+    fi
+  done
+done < <(awk '{print $1, $2}' <<<"$cases" | sort -u)
+
+# --prompts with text: each completion equals the text a lone --prompt run prints.
+if [[ -d $gpt2_tok ]]; then
+  printf '%s\n' '{"prompt": "Hello, world"}' '{"prompt": "def fib(n):\n    return"}' >"$tmp/t.jsonl"
+  t=(--model "$fx/tiny-gpt2" --tokenizer "$gpt2_tok" --max-new-tokens 12 --temperature 0 --device cpu)
+  got=$("$qtrain" generate "${t[@]}" --prompts "$tmp/t.jsonl" 2>"$err" |
+        python3 -c 'import json,sys; [print(json.dumps(json.loads(l)["completion"])) for l in sys.stdin]')
+  want=$(for p in "Hello, world" $'def fib(n):\n    return'; do
+    "$qtrain" generate "${t[@]}" --prompt "$p" 2>/dev/null | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()[:-1]))'
+  done)
+  if [[ -z $got || $got != "$want" ]]; then
+    echo "FAIL --prompts text: got [$got] want [$want]"; sed 's/^/  stderr: /' "$err" | tail -n3; fail=1
+  else
+    echo "ok   --prompts text: completions equal lone --prompt runs"
+  fi
+else
+  echo "skip --prompts text: no $gpt2_tok"
+fi
+
 m=(--model "$fx/tiny-llama" --ids --device cpu)
+printf '%s\n' '{"prompt_ids": [1, 2]}' '{"prompt_ids": [1, 300]}' >"$tmp/bad.jsonl"
+expect_error "--prompts id outside the vocabulary" "bad.jsonl:2 prompt_ids 300" generate "${m[@]}" --prompts "$tmp/bad.jsonl"
+printf '%s\n' '{"prompt": "hi"}' >"$tmp/text.jsonl"
+expect_error "--prompts text without a tokenizer" "text.jsonl:1 --tokenizer" generate "${m[@]}" --prompts "$tmp/text.jsonl"
+expect_error "--prompts missing file" "nope.jsonl" generate "${m[@]}" --prompts "$tmp/nope.jsonl"
+expect_error "--batch-size 0" "--batch-size" generate "${m[@]}" --prompts "$tmp/p.jsonl" --batch-size 0
+expect_error "--batch-size without --prompts" "--batch-size --prompts" generate "${m[@]}" --prompt-ids 1 --batch-size 2
+expect_error "--prompts with --prompt-ids" "--prompts --prompt-ids" generate "${m[@]}" --prompt-ids 1 --prompts "$tmp/p.jsonl"
 expect_error "negative temperature" "--temperature" generate "${m[@]}" --prompt-ids 1 --temperature -1
 expect_error "top-p 0" "--top-p" generate "${m[@]}" --prompt-ids 1 --top-p 0
 expect_error "top-p above 1" "--top-p" generate "${m[@]}" --prompt-ids 1 --top-p 1.5
