@@ -95,7 +95,8 @@ def load_hf(model_dir, spec, device):
         quant = transformers.HqqConfig(nbits=spec["hqq_bits"], group_size=64)
     if quant is not None:
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant,
-                                                                  device_map={"": device}, **kw)
+                                                                  device_map={"": 0 if device == "cuda" else device},
+                                                                  **kw)
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec["ckpt"])
     else:
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, **kw).to(device)
