@@ -127,7 +127,8 @@ def markdown(doc):
             if r.get("error"):
                 notes.append("qtrain failed: " + r["error"])
             for e in r.get("anchor_errors", []):
-                notes.append(f"{e['anchor']} {'' if e['error'].startswith('not run') else 'failed: '}{e['error']}")
+                first = e["error"].splitlines()[0] if e["error"] else ""  # (the JSON keeps where it was raised)
+                notes.append(f"{e['anchor']} {'' if first.startswith('not run') else 'failed: '}{first}")
             if r.get("note"):
                 notes.append(r["note"])
             if q.get("setup_s") is not None and r.get("show_setup"):

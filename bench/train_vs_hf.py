@@ -71,14 +71,15 @@ ROWS = {
                              label="LoRA (bf16 base)"),
     "llama7b-qlora-r64": dict(shape="llama-7b", method="qlora", r=64, batch=4, seq=2048, ckpt=True, anchor_method="qlora",
                               label="QLoRA (NF4 + DQ)"),
-    # qtrain's LoftQ SVDs and HQQ solver run on the CPU while the model loads: measured on the
-    # SmolLM2 shape (bench/results/loftq_init.json: 25.5 s for one 2048 x 8192 SVD on 2 threads;
-    # HQQ 4-bit: ~30 s for SmolLM2's 106M weights on one core), LLaMA-7B's 224 modules and 6.5B
-    # weights need far more than one device call. --run-slow runs them anyway.
+    # qtrain's LoftQ SVDs and HQQ solver run on the CPU while the model loads. On SmolLM2's shape a
+    # 576 x 576 SVD takes 0.07 s and a 1536 x 576 one 0.22 s (2 shared cores; 210 modules: 15 s),
+    # HQQ 4-bit ~30 s for its 106M weights on one core; SVD time grows with the cube of the size and
+    # HQQ's with the weights, so LLaMA-7B's 224 modules (6.5B weights) need more than one device
+    # call. --run-slow runs them anyway.
     "llama7b-qlora-loftq-r64": dict(
         shape="llama-7b", method="qlora", loftq_iters=1, r=64, alpha=64, batch=4, seq=2048, ckpt=True,
         anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True,
-        slow="qtrain's LoftQ SVDs run on the CPU (LAPACK sgesdd, one per module): est. over 30 min for "
+        slow="qtrain's LoftQ SVDs run on the CPU (LAPACK sgesdd, one per module): est. 10+ min for "
              "LLaMA-7B's 224 modules on 16 cores, past one device call. LoftQ changes only the start, "
              "so the step is QLoRA's; the SmolLM2 table has the row"),
     "llama7b-hqq4-r64": dict(
@@ -293,8 +294,9 @@ def run_anchor(key, model_dir, spec, work, timeout, device="cuda"):
         res = json.load(open(res_path))
     except (OSError, ValueError):
         return None, f"exited {rc} without a result (crash?): {tail(log)}", None
-    if res.get("error"):
-        return None, res["error"], res.get("versions")
+    if res.get("error"):  # the exception, and where it was raised (the traceback's last lines)
+        where = res.get("traceback", "").strip().splitlines()[-13:-1]
+        return None, res["error"] + ("\n" + "\n".join(where) if where else ""), res.get("versions")
     res["peak_gib"] = mem.peak
     return res, None, res.get("versions")
 
