@@ -19,7 +19,8 @@ if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-$SRC/build-cuda}
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
-  # PACK_BINS picks the bench binaries (all by default) when the transfer limit is tight.
+  # PACK_BINS picks the bench binaries (all by default) when the transfer limit is tight: with the
+  # Python anchors (pylib.tar.gz, 14 MB) PACK_BINS=none keeps the carry at ~46 MiB (all: ~74, over 64).
   for b in ${PACK_BINS:-bench_allreduce_bw bench_quant_kernels bench_ternary_kernels bench_kernels bench_decode}; do
     [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"
   done
@@ -118,7 +119,7 @@ fi
 on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
 peft_args() { echo --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" --steps ${PEFT_STEPS:-6} --warmup ${PEFT_WARMUP:-2} \
   $([ "${PEFT_UNSLOTH:-1}" = 1 ] && echo --unsloth) $([ "${PEFT_LIGER:-0}" = 1 ] && echo --liger); }
-peft_left() { echo $(( ${PEFT_DEADLINE:-555} - SECONDS - ${1:-0} )); }
+peft_left() { local b=$(( ${PEFT_DEADLINE:-555} - SECONDS - ${1:-0} )); echo $(( b < 20 ? 20 : b )); }
 on make_7b && step make_7b 150 bash -c "[ -f $MODELS/llama-7b/model.safetensors ] || \
   python3 bench/make_random_model.py $MODELS/llama-7b --shape llama-7b"
 # QLoRA (beside Unsloth), IA3 and DoRA on the NF4 base; then bf16 LoRA (beside Unsloth 16-bit) and the
@@ -187,7 +188,7 @@ on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"
-grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" | head -5
+grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" 2>/dev/null | head -5
 [ -f "$OUT/train_vs_hf.log" ] && sed -n '/^config/,$p' "$OUT/train_vs_hf.log"
 for f in "$OUT"/peft_family_*.md; do [ -f "$f" ] && cat "$f"; done
 python3 - "$OUT" <<'PYEOF'
