@@ -19,7 +19,8 @@ if [ "${1:-}" = "--pack" ]; then
   BUILD=${BUILD:-$SRC/build-cuda}
   rm -rf "$PACK"; mkdir -p "$PACK/bin" "$PACK/debs"
   cp "$BUILD/qtrain" "$BUILD/test_cuda" "$PACK/bin/"
-  # PACK_BINS picks the bench binaries (all by default) when the transfer limit is tight.
+  # PACK_BINS picks the bench binaries (all by default) when the transfer limit is tight: with the
+  # Python anchors (pylib.tar.gz, 14 MB) PACK_BINS=none keeps the carry at ~46 MiB (all: ~74, over 64).
   for b in ${PACK_BINS:-bench_allreduce_bw bench_quant_kernels bench_ternary_kernels bench_kernels bench_decode}; do
     [ -x "$BUILD/$b" ] && cp "$BUILD/$b" "$PACK/bin/"
   done
@@ -36,19 +37,9 @@ if [ "${1:-}" = "--pack" ]; then
     [ -z "$p" ] && p=$(dpkg -S "$l" 2>/dev/null | head -1 | cut -d: -f1) || true
     [ -n "$p" ] && pkgs="$pkgs $p"
   done
-  # PACK_PYLIB=0 leaves the Python anchors out (runs without train_vs_hf / quant_bnb).
-  if [ "${PACK_PYLIB:-1}" = 1 ]; then
-    # bitsandbytes for the HF+peft+bnb QLoRA anchor (the machine has no bnb). The 43 MB wheel
-    # with every backend does not fit the carry limit: unpack it and keep the CUDA 13.x
-    # libraries (the machine has CUDA 13), imported through PYTHONPATH (dist-info kept: transformers checks the version).
-    tmpw=$(mktemp -d); pip download -q --no-deps -d "$tmpw" bitsandbytes==0.50.2
-    mkdir -p "$PACK/pylib" && (cd "$PACK/pylib" && unzip -q "$tmpw"/bitsandbytes-*.whl)
-    find "$PACK/pylib/bitsandbytes" -name 'libbitsandbytes_*.so' \
-      ! -name '*_cpu.so' ! -name '*_cuda130.so' ! -name '*_cuda132.so' -delete
-    # Liger kernels (pure Python + Triton) for the HF+peft+Liger anchor (train_vs_hf.py --liger).
-    pip download -q --no-deps -d "$tmpw" liger-kernel==0.8.5 && (cd "$PACK/pylib" && unzip -qo "$tmpw"/liger_kernel-*.whl)
-    rm -rf "$tmpw"
-  fi
+  # PACK_PYLIB=0 leaves the Python anchors out (runs without train_vs_hf / quant_bnb): with it, the
+  # anchors' packages the machine lacks (bitsandbytes, Liger, Unsloth, hqq...) as pylib.tar.gz.
+  [ "${PACK_PYLIB:-1}" = 1 ] && bash "$SRC/bench/pack_pylib.sh" "$PACK"
   # The data the tests and bench/table3 read from ../shared, which does not travel.
   mkdir -p "$PACK/shared/data" && cp -r "$SRC/../shared/data/codesearchnet-format" "$SRC/../shared/data/gpt2-tokenizer" "$PACK/shared/data/"
   # Stripped and compressed, the binaries fit the transfer limit beside the rest.
@@ -82,7 +73,9 @@ if [ -f "$PACK/bin.tar.gz" ]; then mkdir -p /tmp/qbin && tar xzf "$PACK/bin.tar.
 if [ -d "$PACK/shared" ]; then rm -rf /tmp/qshared && cp -r "$PACK/shared" /tmp/qshared; fi
 [ -d "$SRC/../shared" ] || { [ -d /tmp/qshared ] && ln -s /tmp/qshared "$SRC/../shared"; }
 SHARED=$SRC/../shared
-[ -d "$PACK/pylib" ] && export PYTHONPATH=$PACK/pylib${PYTHONPATH:+:$PYTHONPATH}
+# The anchors' Python packages (bench/pack_pylib.sh), unpacked once per machine like the binaries.
+if [ -f "$PACK/pylib.tar.gz" ] && [ -z "${LANE_CHILD:-}" ]; then rm -rf /tmp/pylib && mkdir -p /tmp/pylib && tar xzf "$PACK/pylib.tar.gz" -C /tmp/pylib; fi
+[ -d /tmp/pylib ] && export PYTHONPATH=/tmp/pylib${PYTHONPATH:+:$PYTHONPATH}
 { nvidia-smi -L; ldd "$BIN/qtrain" | grep "not found"; } 2>&1 | tee "$OUT/env.txt"
 
 status=()
@@ -111,17 +104,37 @@ if [[ -n "${ONLY_GPU1:-}" && -z "${LANE_CHILD:-}" ]]; then
 fi
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora} \
-  ${BENCH_LIGER:+--liger}
+  ${BENCH_LIGER:+--liger} ${BENCH_UNSLOTH:+--unsloth} --budget-s $(( ${BENCH_TIMEOUT:-240} - 10 ))
 if [ -n "${lane1:-}" ]; then
   wait "$lane1"; unset CUDA_VISIBLE_DEVICES
   echo "---- lane GPU 1:"; sed -n '/==== summary ====/,/^$/p' "$OUT/lane1.txt"
   [ -n "${ONLY_AFTER:-}" ] && ONLY="$ONLY_AFTER"
 fi
+# The PEFT family table (issue: PEFT family), peft_family_<device>_<date>.{json,md} in $OUT, one file
+# that both 7B steps fill (bench/train_vs_hf.py --table). On request only. The LLaMA-7B table in one
+# call: ONLY="make_7b peft7b_a peft7b_b"; each step's --budget-s is what is left of PEFT_DEADLINE
+# seconds since this script started (less peft7b_b's share for peft7b_a), so the table is written
+# before the call's limit, rows or anchors past the budget recorded as not run.
+# PEFT_UNSLOTH=0 / PEFT_LIGER=1 drop / add those anchors; PEFT_STEPS/PEFT_WARMUP the steps per process.
+on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
+peft_args() { echo --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" --steps ${PEFT_STEPS:-6} --warmup ${PEFT_WARMUP:-2} \
+  $([ "${PEFT_UNSLOTH:-1}" = 1 ] && echo --unsloth) $([ "${PEFT_LIGER:-0}" = 1 ] && echo --liger); }
+peft_left() { local b=$(( ${PEFT_DEADLINE:-555} - SECONDS - ${1:-0} )); echo $(( b < 20 ? 20 : b )); }
+on make_7b && step make_7b 150 bash -c "[ -f $MODELS/llama-7b/model.safetensors ] || \
+  python3 bench/make_random_model.py $MODELS/llama-7b --shape llama-7b"
+# QLoRA (beside Unsloth), IA3 and DoRA on the NF4 base; then bf16 LoRA (beside Unsloth 16-bit) and the
+# rows qtrain cannot set up within a call (LoftQ, HQQ: recorded with the reason).
+on peft7b_a && b=$(peft_left ${PEFT7B_B_SHARE:-130}) && step peft7b_a $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
+  --table peft7b --rows llama7b-qlora-r64,llama7b-qia3,llama7b-qdora-r64 --budget-s $b
+on peft7b_b && b=$(peft_left) && step peft7b_b $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
+  --table peft7b --rows llama7b-lora-r64,llama7b-qlora-loftq-r64,llama7b-hqq4-r64,llama7b-hqq2-r64 --budget-s $b
+# The SmolLM2 table: all seven methods (LoftQ and HQQ included), ~4 min; a call of its own.
+on peft_smol && step peft_smol ${PEFT_SMOL_TIMEOUT:-420} python3 bench/train_vs_hf.py $(peft_args) --table peft_smol \
+  --steps ${PEFT_SMOL_STEPS:-12} --warmup 4 --budget-s $(( ${PEFT_SMOL_TIMEOUT:-420} - 15 ))
 # Diagnosis of the 2-GPU step time, only on request (ONLY="diag").
 [[ " ${ONLY:-} " == *" diag "* ]] && step diag 240 bash bench/scaling_diag.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 step scaling 140 bash bench/scaling.sh "$BIN/qtrain" $MODELS/smollm2-135m "$OUT"
 # On request only (ONLY="..."):
-on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
 # Repeated weak scaling against each GPU alone (bench/scaling_repeat.sh).
 on repeat && STRONG=1 step repeat 200 bash bench/scaling_repeat.sh "$BIN/qtrain" random:smollm2-135m "$OUT"
 # The same for LLaMA-7B-shape QLoRA r16, 4 x 2048 per GPU with gradient checkpointing.
@@ -185,8 +198,9 @@ on cmd && step cmd ${CMD_TIMEOUT:-300} bash -c "export BIN=$BIN OUT=$OUT MODELS=
 
 echo; echo "==== summary ===="
 printf '%s\n' "${status[@]}"
-grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" | head -5
-sed -n '/^config/,$p' "$OUT/train_vs_hf.log"
+grep -E "PASSED|FAILED|tests ran" "$OUT/test_cuda.log" 2>/dev/null | head -5
+[ -f "$OUT/train_vs_hf.log" ] && sed -n '/^config/,$p' "$OUT/train_vs_hf.log"
+for f in "$OUT"/peft_family_*.md; do [ -f "$f" ] && cat "$f"; done
 python3 - "$OUT" <<'PYEOF'
 import glob, json, sys
 for p in glob.glob(sys.argv[1] + "/scaling_*.json"):

@@ -3,7 +3,7 @@
 of a named shape, so qtrain and HF+peft can be benchmarked on the same weights
 without downloading anything.
 
-    make_random_model.py OUT_DIR --shape gpt2-medium|smollm2-135m|llama-7b [--seed 0]
+    make_random_model.py OUT_DIR --shape gpt2-medium|smollm2-135m|llama-7b|tiny-llama [--seed 0]
 """
 import argparse
 import json
@@ -21,6 +21,11 @@ SHAPES = {
                      num_attention_heads=32, num_key_value_heads=32, intermediate_size=11008, vocab_size=32000,
                      max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
                      tie_word_embeddings=False, hidden_act="silu"),
+    # bench/train_vs_hf.py --smoke: its code paths on the CPU in seconds
+    "tiny-llama": dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, intermediate_size=128, vocab_size=512,
+                       max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0,
+                       tie_word_embeddings=False, hidden_act="silu"),
 }
 
 

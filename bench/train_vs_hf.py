@@ -1,34 +1,49 @@
 #!/usr/bin/env python3
-"""qtrain train --device cuda against HF transformers + peft (bf16, sdpa) on the
-same random-init model and the same synthetic tokens: median tok/s after warmup
-and peak GPU memory.
+"""qtrain train --device cuda against the tools users train with, on the same random-init
+model and the same synthetic tokens: median tok/s after warmup, peak GPU memory and the
+trainable-parameter counts.
 
-Peak memory for both sides is the device's memory.used polled with nvidia-smi
-every 50 ms (includes the CUDA context, ~0.5 GiB), so the two columns compare
-like with like; the anchor's torch.cuda.max_memory_allocated is kept in the row too.
+Anchors, each alone in a fresh process (bench/anchor_run.py), one after the other:
+  HF+peft (bf16 base), HF+peft+bnb (bitsandbytes NF4 + double quant, the QLoRA recipe),
+  HF+peft+hqq (transformers' HqqConfig) -- always, unless --skip-anchor;
+  ...+Liger (--liger: Liger's Triton kernels, fused linear cross-entropy) on LLaMA-family rows;
+  Unsloth (--unsloth: FastLanguageModel, load_in_4bit for NF4 rows, its own gradient
+  checkpointing) on LLaMA-family LoRA rows (its recipe is LoRA/QLoRA).
+An anchor that fails is recorded as {"anchor": NAME, "error": REASON} in the row and the row goes
+on. Every row says which anchor was fastest ("fastest_anchor") and qtrain's ratio to it.
+
+Peak memory for every process is the device's memory.used polled with nvidia-smi every 50 ms
+(includes the CUDA context, ~0.5 GiB); qtrain's allocator peak and the anchors'
+torch.cuda.max_memory_allocated are kept beside it.
 
     train_vs_hf.py --qtrain build-cuda/qtrain --models DIR [--rows gpt2m-lora,gpt2m-full,smol-lora] \
-        [--steps 30] [--warmup 10] [--out bench/results]
+        [--steps 30] [--warmup 10] [--liger] [--unsloth] [--out bench/results]
+    train_vs_hf.py ... --table peft7b|peft_smol [--rows SUBSET] [--budget-s 260]   # the PEFT family table
+    train_vs_hf.py ... --dry-run                                                    # print the commands only
 Model dirs are made with bench/make_random_model.py under --models (created if absent).
+Writes train_vs_hf_<device>_<date>.{json,md} (with --table: peft_family_<device>_<date>.{json,md},
+merged into the file of that name already in --out, so that two steps fill one table).
 """
 import argparse
 import datetime
 import json
 import os
+import shlex
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench_table  # noqa: E402
 
 ROWS = {
     "gpt2m-lora": dict(shape="gpt2-medium", method="lora", batch=8, seq=1024, ckpt=False),
     "gpt2m-full": dict(shape="gpt2-medium", method="full", batch=8, seq=1024, ckpt=False),
-    "smol-lora": dict(shape="smollm2-135m", method="lora", batch=16, seq=1024, ckpt=False),
+    "smol-lora": dict(shape="smollm2-135m", method="lora", batch=16, seq=1024, ckpt=False, label="LoRA (bf16 base)"),
     # QLoRA (NF4 + DQ base): against HF+peft bf16 LoRA, and against HF+peft+bitsandbytes QLoRA
     # (the wheel is carried to the GPU machine: bench/device_run.sh --pack).
     "smol-qlora": dict(shape="smollm2-135m", method="qlora", batch=16, seq=1024, ckpt=False, anchor_method="lora"),
@@ -36,28 +51,72 @@ ROWS = {
     "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
     "llama7b-qlora": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=True, anchor_method="qlora"),
     "llama7b-qlora-b1": dict(shape="llama-7b", method="qlora", batch=1, seq=2048, ckpt=True, anchor_method="qlora"),
-    # The PEFT family (issue: PEFT family): DoRA and IA3 on the QLoRA base against peft's on bitsandbytes'.
-    # r 64 on LLaMA-7B as in the thesis; IA3 on peft's default modules (k, v, down).
+    # The PEFT family (issue: PEFT family): every method of the thesis beside peft's own, on the
+    # same base (NF4 for QLoRA/LoftQ/DoRA/IA3, bf16 for LoRA, HQQ through transformers' HqqConfig).
+    # r 64 on LLaMA-7B as in the thesis, r 16 on SmolLM2 as its other rows; IA3 on peft's default
+    # modules (k, v, down). LoftQ rows use alpha = r (scale 1: the exact LoftQ start, as peft's).
+    "smol-qlora-nf4": dict(shape="smollm2-135m", method="qlora", batch=16, seq=1024, ckpt=False,
+                           anchor_method="qlora", label="QLoRA (NF4 + DQ)"),
+    "smol-qlora-loftq": dict(shape="smollm2-135m", method="qlora", loftq_iters=1, alpha=16, batch=16, seq=1024,
+                             ckpt=False, anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True),
+    "smol-hqq4": dict(shape="smollm2-135m", method="hqq-lora", hqq_bits=4, batch=16, seq=1024, ckpt=False,
+                      anchor_method="hqq", label="HQQ 4-bit + LoRA"),
+    "smol-hqq2": dict(shape="smollm2-135m", method="hqq-lora", hqq_bits=2, batch=16, seq=1024, ckpt=False,
+                      anchor_method="hqq", label="HQQ 2-bit + LoRA"),
     "smol-qdora": dict(shape="smollm2-135m", method="qlora", adapter="dora", batch=16, seq=1024, ckpt=False,
-                       anchor_method="qlora"),
+                       anchor_method="qlora", label="DoRA (NF4 base)"),
     "smol-qia3": dict(shape="smollm2-135m", method="qlora", adapter="ia3", batch=16, seq=1024, ckpt=False,
-                      anchor_method="qlora"),
-    "llama7b-qlora-r64": dict(shape="llama-7b", method="qlora", r=64, batch=4, seq=2048, ckpt=True, anchor_method="qlora"),
+                      anchor_method="qlora", label="IA3 (NF4 base)"),
+    "llama7b-lora-r64": dict(shape="llama-7b", method="lora", r=64, batch=4, seq=2048, ckpt=True,
+                             label="LoRA (bf16 base)"),
+    "llama7b-qlora-r64": dict(shape="llama-7b", method="qlora", r=64, batch=4, seq=2048, ckpt=True, anchor_method="qlora",
+                              label="QLoRA (NF4 + DQ)"),
+    # qtrain's LoftQ SVDs and HQQ solver run on the CPU while the model loads. On SmolLM2's shape a
+    # 576 x 576 SVD takes 0.07 s and a 1536 x 576 one 0.22 s (2 shared cores; 210 modules: 15 s),
+    # HQQ 4-bit ~30 s for its 106M weights on one core; SVD time grows with the cube of the size and
+    # HQQ's with the weights, so LLaMA-7B's 224 modules (6.5B weights) need more than one device
+    # call. --run-slow runs them anyway.
+    "llama7b-qlora-loftq-r64": dict(
+        shape="llama-7b", method="qlora", loftq_iters=1, r=64, alpha=64, batch=4, seq=2048, ckpt=True,
+        anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True,
+        slow="qtrain's LoftQ SVDs run on the CPU (LAPACK sgesdd, one per module): est. 10+ min for "
+             "LLaMA-7B's 224 modules on 16 cores, past one device call. LoftQ changes only the start, "
+             "so the step is QLoRA's; the SmolLM2 table has the row"),
+    "llama7b-hqq4-r64": dict(
+        shape="llama-7b", method="hqq-lora", hqq_bits=4, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
+        label="HQQ 4-bit + LoRA",
+        slow="qtrain's HQQ solver (kernels/quant/hqq.cpp) runs on one CPU core per model load: est. 10+ min "
+             "for LLaMA-7B's 6.5B weights; the SmolLM2 table has the row"),
+    "llama7b-hqq2-r64": dict(
+        shape="llama-7b", method="hqq-lora", hqq_bits=2, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
+        label="HQQ 2-bit + LoRA",
+        slow="as HQQ 4-bit: the CPU solver at load time; the SmolLM2 table has the row"),
     "llama7b-qdora-r64": dict(shape="llama-7b", method="qlora", adapter="dora", r=64, batch=4, seq=2048, ckpt=True,
-                              anchor_method="qlora"),
+                              anchor_method="qlora", label="DoRA (NF4 base)"),
     "llama7b-qia3": dict(shape="llama-7b", method="qlora", adapter="ia3", batch=4, seq=2048, ckpt=True,
-                         anchor_method="qlora"),
+                         anchor_method="qlora", label="IA3 (NF4 base)"),
 }
 
+# The PEFT family tables (issue: PEFT family, Benchmark): one JSON + markdown, peft_family_<device>_<date>.
+TABLES = {
+    "peft7b": dict(title="LLaMA-7B shape, r 64 (IA3: peft's modules), 4×2048, gradient checkpointing",
+                   rows=["llama7b-lora-r64", "llama7b-qlora-r64", "llama7b-qlora-loftq-r64", "llama7b-hqq4-r64",
+                         "llama7b-hqq2-r64", "llama7b-qdora-r64", "llama7b-qia3"]),
+    "peft_smol": dict(title="SmolLM2-135M shape, r 16 (IA3: peft's modules), 16×1024, no checkpointing",
+                      rows=["smol-lora", "smol-qlora-nf4", "smol-qlora-loftq", "smol-hqq4", "smol-hqq2", "smol-qdora",
+                            "smol-qia3"]),
+}
 
-ANCHOR_NAMES = {"lora": " (anchor: HF+peft bf16 LoRA)", "qlora": " (anchor: HF+peft+bitsandbytes QLoRA)"}
+LLAMA_SHAPES = ("smollm2-135m", "llama-7b", "tiny-llama")
+BASE_OF = {"lora": "bf16", "qlora": "nf4", "hqq": "hqq", "full": "bf16"}
+HF_LABEL = {"bf16": "HF+peft", "nf4": "HF+peft+bnb", "hqq": "HF+peft+hqq"}
 
 
 class GpuMemPoller:
     """Peak nvidia-smi memory.used (GiB) of GPU `index` while active."""
 
     def __init__(self, index=0, period=0.05):
-        self.index, self.period, self.peak, self._stop = index, period, 0.0, threading.Event()
+        self.index, self.period, self.peak, self._stop = index, period, None, threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -65,7 +124,7 @@ class GpuMemPoller:
             try:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
                                       "-i", str(self.index)], capture_output=True, text=True, timeout=5).stdout
-                self.peak = max(self.peak, float(out.strip().splitlines()[0]) / 1024.0)
+                self.peak = max(self.peak or 0.0, float(out.strip().splitlines()[0]) / 1024.0)
             except Exception:
                 pass
             time.sleep(self.period)
@@ -81,6 +140,7 @@ class GpuMemPoller:
 
 def write_shard(path, ntok, vocab, seed=0):
     """llm.c format: 256 x int32 header (magic 20240520, version 1, ntok), uint16 tokens."""
+    import numpy as np
     rng = np.random.default_rng(seed)
     header = np.zeros(256, dtype=np.int32)
     header[:3] = [20240520, 1, ntok]
@@ -97,164 +157,294 @@ def ensure_model(models_dir, shape):
     return d
 
 
-def run_qtrain(qtrain, model_dir, shard, row, steps, warmup, out_dir, log):
-    cmd = [qtrain, "train", "--model", model_dir, "--data", shard, "--format", "bin", "--device", "cuda",
+def rank(row):
+    return row.get("r", 16)
+
+
+def alpha(row):
+    return row.get("alpha", 2 * rank(row))
+
+
+def adapter(row):
+    return "full" if row["method"] == "full" else row.get("adapter", "lora")
+
+
+def describe(row):
+    ad = adapter(row)
+    r = "" if ad in ("full", "ia3") else f" r{rank(row)}"
+    extra = (f" loftq{row['loftq_iters']}" if row.get("loftq_iters") else "") + \
+            (f" {row['hqq_bits']}-bit" if row.get("hqq_bits") else "")
+    return (f'{row["shape"]} {row["method"]}{"+" + ad if ad not in ("lora", "full") else ""}{extra}{r} '
+            f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}')
+
+
+def qtrain_cmd(qtrain, model_dir, shard, row, steps, out_dir, device="cuda"):
+    cmd = [qtrain, "train", "--model", model_dir, "--data", shard, "--format", "bin", "--device", device,
            "--method", row["method"], "--batch-size", str(row["batch"]), "--seq-len", str(row["seq"]),
            "--steps", str(steps), "--lr", "1e-4", "--out", out_dir, "--overwrite", "--log-every", "1", "--save-every", "0"]
     if row["method"] != "full":
-        r = row.get("r", 16)
-        cmd += ["--lora-r", str(r), "--lora-alpha", str(2 * r), "--adapter-type", row.get("adapter", "lora")]
-        if row.get("adapter") != "ia3":  # IA3 keeps peft's default modules, as the anchor does
+        cmd += ["--lora-r", str(rank(row)), "--lora-alpha", f"{alpha(row):g}", "--adapter-type", adapter(row)]
+        if adapter(row) != "ia3":  # IA3 keeps peft's default modules, as the anchor does
             cmd += ["--target", "all-linear"]
+    if row.get("loftq_iters"):
+        cmd += ["--loftq-iters", str(row["loftq_iters"])]
+    if row.get("hqq_bits"):
+        cmd += ["--hqq-bits", str(row["hqq_bits"])]
     if row["ckpt"]:
         cmd.append("--grad-checkpoint")
-    with GpuMemPoller() as mem, open(log, "w") as lf:
-        rc = subprocess.run(cmd, stdout=lf, stderr=subprocess.STDOUT).returncode
+    return cmd
+
+
+def anchor_spec(row, steps, warmup, vocab):
+    am = row.get("anchor_method", row["method"])
+    return dict(base=BASE_OF[am], hqq_bits=row.get("hqq_bits", 4), adapter=adapter(row), r=rank(row), alpha=alpha(row),
+                loftq=bool(row.get("loftq_iters")), batch=row["batch"], seq=row["seq"], ckpt=row["ckpt"],
+                steps=steps, warmup=warmup, vocab=vocab)
+
+
+def anchors_for(row, args):
+    """[(key, label)] of the anchors this row runs, and {key: why not} for those it does not."""
+    if args.skip_anchor:
+        return [], {}
+    base = BASE_OF[row.get("anchor_method", row["method"])]
+    out, not_run = [("hf", HF_LABEL[base])], {}
+    llama = row["shape"] in LLAMA_SHAPES
+    if args.liger:
+        if llama:
+            out.append(("liger", HF_LABEL[base] + "+Liger"))
+        else:
+            not_run["liger"] = "Liger patches LLaMA-family models only"
+    if args.unsloth:
+        if not llama:
+            not_run["unsloth"] = "Unsloth has no GPT-2 support"
+        elif adapter(row) != "lora" or base == "hqq" or row.get("loftq_iters"):
+            not_run["unsloth"] = "Unsloth's recipe is LoRA/QLoRA (its DoRA/IA3/HQQ/LoftQ paths are peft's)"
+        else:
+            out.append(("unsloth", "Unsloth"))
+    return out, not_run
+
+
+class Budget:
+    """The step's wall-clock budget: each process gets what is left (less a reserve for writing the
+    results) and nothing starts with less than `min_s`, so the table is written before the step's
+    `timeout` would kill this script."""
+
+    def __init__(self, total_s, reserve_s=8.0, min_s=20.0, cap_s=420.0):
+        self.t0, self.total, self.reserve, self.min, self.cap = time.monotonic(), total_s, reserve_s, min_s, cap_s
+
+    def timeout(self, min_s=None):
+        """Seconds the next process may take, or None when less than min_s is left."""
+        if not self.total:
+            return self.cap
+        left = self.total - (time.monotonic() - self.t0) - self.reserve
+        return min(left, self.cap) if left >= (min_s or self.min) else None
+
+
+def tail(path, n=12):
+    try:
+        with open(path, errors="replace") as f:
+            return " | ".join(l.rstrip() for l in f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run_logged(cmd, log, timeout, cwd=None):
+    """cmd's exit status, its output in log; past timeout its whole process group (compile
+    workers included) is killed and TimeoutError raised with the log's last lines."""
+    with open(log, "w") as lf:
+        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise TimeoutError(f"timed out after {timeout:.0f} s (the step's budget); log: {tail(log, 4)}")
+
+
+def run_qtrain(cmd, out_dir, log, warmup, timeout):
+    t0 = time.monotonic()
+    with GpuMemPoller() as mem:
+        rc = run_logged(cmd, log, timeout)
+    wall = time.monotonic() - t0
     if rc != 0:
-        raise RuntimeError(f"qtrain exited {rc}; see {log}")
+        raise RuntimeError(f"qtrain exited {rc}: {tail(log)}")
     lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
     tps = [l["tokens_per_s"] for l in lines if "tokens_per_s" in l and l.get("step", 0) > warmup]
-    # nvidia-smi sees every process on the GPU: after an HF row, this Python process still
-    # holds its CUDA context and cache. qtrain's own allocator peak is kept beside it.
-    run_qtrain.alloc_peak = max((l.get("gpu_peak_gib", 0) for l in lines), default=None)
-    return statistics.median(tps), mem.peak
+    run = json.load(open(os.path.join(out_dir, "run.json")))
+    train_s = max((l.get("elapsed_s", 0) for l in lines), default=0)
+    return dict(tok_s=statistics.median(tps), peak_gib=mem.peak,
+                alloc_peak_gib=max((l.get("gpu_peak_gib", 0) for l in lines), default=None),
+                trainable_params=run.get("trainable_params"), total_params=run.get("total_params"),
+                setup_s=wall - train_s)
 
 
-def run_hf(model_dir, row, steps, warmup, vocab, liger=False):
-    import torch
-    import transformers
-
-    if liger:  # Liger's Triton kernels: RoPE, RMSNorm, SwiGLU, fused linear + cross-entropy (patches transformers)
-        from liger_kernel.transformers import apply_liger_kernel_to_llama
-        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
-                                    fused_linear_cross_entropy=True)
-    torch.manual_seed(0)
-    anchor = row.get("anchor_method", row["method"])
-    if anchor == "qlora":  # the QLoRA recipe: NF4 + double quant, bf16 compute, kbit preparation
-        import peft
-        bnb = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
-        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
-                                                                  quantization_config=bnb, device_map={"": 0},
-                                                                  attn_implementation="sdpa")
-        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=row["ckpt"])
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16,
-                                                                  attn_implementation="sdpa").cuda()
-    if anchor in ("lora", "qlora"):
-        import peft
-        r = row.get("r", 16)
-        if row.get("adapter") == "ia3":
-            cfg = peft.IA3Config(task_type="CAUSAL_LM")
-        else:
-            cfg = peft.LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.0,
-                                  use_dora=row.get("adapter") == "dora", task_type="CAUSAL_LM")
-        model = peft.get_peft_model(model, cfg)
-    if row["ckpt"]:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-        # from_pretrained returns eval mode, in which transformers skips gradient
-        # checkpointing altogether: without this the "ckpt" anchor rows ran without it.
-        # (Only here: GPT-2's configs carry dropout 0.1, which eval mode keeps off, as qtrain has none.)
-        model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
-    B, T = row["batch"], row["seq"]
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    tps = []
-    torch.cuda.reset_peak_memory_stats()
+def run_anchor(key, model_dir, spec, work, timeout, device="cuda"):
+    """bench/anchor_run.py in a fresh process: (numbers, None, versions) or (None, reason, versions)."""
+    res_path = os.path.join(work, f"anchor_{key}.json")
+    log = os.path.join(work, f"anchor_{key}.log")
+    if os.path.exists(res_path):
+        os.remove(res_path)
+    cmd = anchor_cmd(key, model_dir, spec, res_path) + ["--device", device]
     with GpuMemPoller() as mem:
-        for step in range(steps):
-            ids = torch.randint(0, min(vocab, 65535), (B, T), device="cuda", generator=gen)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
-            if step >= warmup:
-                tps.append(B * T / (time.perf_counter() - t0))
-    alloc = torch.cuda.max_memory_allocated() / 2**30
-    del model, opt
-    torch.cuda.empty_cache()
-    return statistics.median(tps), mem.peak, alloc
+        try:
+            rc = run_logged(cmd, log, timeout, cwd=work)
+        except TimeoutError as e:
+            return None, str(e), None
+    try:
+        res = json.load(open(res_path))
+    except (OSError, ValueError):
+        return None, f"exited {rc} without a result (crash?): {tail(log)}", None
+    if res.get("error"):  # the exception, and where it was raised (the traceback's last lines)
+        where = res.get("traceback", "").strip().splitlines()[-13:-1]
+        return None, res["error"] + ("\n" + "\n".join(where) if where else ""), res.get("versions")
+    res["peak_gib"] = mem.peak
+    return res, None, res.get("versions")
+
+
+def anchor_cmd(key, model_dir, spec, res_path):
+    return [sys.executable, os.path.join(HERE, "anchor_run.py"), "--anchor", key, "--model", model_dir,
+            "--spec", json.dumps(spec, separators=(",", ":")), "--out", res_path]
+
+
+def gpu_name():
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+                              capture_output=True, text=True).stdout.strip().splitlines()[0].replace(" ", "-")
+    except (FileNotFoundError, IndexError):
+        return "unknown"
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qtrain", required=True)
     ap.add_argument("--models", required=True)
-    ap.add_argument("--rows", default="gpt2m-lora,gpt2m-full,smol-lora")
+    ap.add_argument("--rows", help="comma-separated row names (default: gpt2m-lora,gpt2m-full,smol-lora, or the --table's)")
+    ap.add_argument("--table", choices=sorted(TABLES), help="a PEFT-family table: its rows, written as peft_family_*")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default="/tmp/train_vs_hf")
-    ap.add_argument("--skip-anchor", action="store_true")
-    ap.add_argument("--liger", action="store_true",
-                    help="also run HF+peft with Liger kernels on LLaMA-family rows (in a fresh process: Liger "
-                         "patches transformers globally)")
+    ap.add_argument("--skip-anchor", action="store_true", help="qtrain only")
+    ap.add_argument("--liger", action="store_true", help="also HF+peft with Liger kernels on LLaMA-family rows")
+    ap.add_argument("--unsloth", action="store_true", help="also Unsloth on LLaMA-family LoRA/QLoRA rows")
+    ap.add_argument("--run-slow", action="store_true", help="run rows marked slow (7B LoftQ/HQQ: qtrain's CPU setup)")
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="wall-clock seconds for the whole run: later processes are skipped (and recorded so) rather "
+                         "than killed with the results unwritten (0 = no limit)")
+    ap.add_argument("--dry-run", action="store_true", help="print each row's commands and exit")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the rows' methods on the tiny-llama shape on the CPU, batch 2 x 32: a check of this script "
+                         "and its anchors, not a benchmark")
     args = ap.parse_args()
+
+    names = args.rows.split(",") if args.rows else TABLES[args.table]["rows"] if args.table else \
+        ["gpt2m-lora", "gpt2m-full", "smol-lora"]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        ap.error(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    if args.warmup >= args.steps:
+        ap.error(f"--warmup {args.warmup} leaves no timed step of --steps {args.steps}")
+    device, date = gpu_name(), datetime.date.today().isoformat()
+    stem = ("smoke_" if args.smoke else "") + (f"peft_family_{device}_{date}" if args.table else f"train_vs_hf_{device}_{date}")
+    path = os.path.join(args.out, stem + ".json")
+    titles = {t: TABLES[t]["title"] + (" -- smoke run: tiny-llama on the CPU, batch 2x32, not a benchmark"
+                                       if args.smoke else "") for t in TABLES}
+    budget = Budget(args.budget_s)
+
+    if args.dry_run:
+        for name in names:
+            row = ROWS[name]
+            model_dir = os.path.join(args.models, row["shape"])
+            shard = os.path.join(args.work, f"{name}.bin")
+            print(f"# {name}: {describe(row)}" + (f"  [slow, skipped without --run-slow: {row['slow']}]"
+                                                  if row.get("slow") and not args.run_slow else ""))
+            print("  " + shlex.join(qtrain_cmd(args.qtrain, model_dir, shard, row, args.steps, os.path.join(args.work, name + "-out"))))
+            runs, not_run = anchors_for(row, args)
+            for key, label in runs:
+                spec = anchor_spec(row, args.steps, args.warmup, vocab=0)
+                print(f"  [{label}] " + shlex.join(anchor_cmd(key, model_dir, spec, os.path.join(args.work, f"anchor_{key}.json"))))
+            for key, why in not_run.items():
+                print(f"  [{key}: not run: {why}]")
+        print(f"# would write {path} and {stem}.md")
+        return
 
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
-    try:
-        device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-                                capture_output=True, text=True).stdout.strip().replace(" ", "-") or "unknown"
-    except FileNotFoundError:
-        device = "unknown"
-    date = datetime.date.today().isoformat()
-    rows = []
-    for name in args.rows.split(","):
-        row = ROWS[name]
+    # --table merges into the file already there (two steps of one call fill one table).
+    earlier = json.load(open(path)) if args.table and os.path.exists(path) else None
+    versions = dict((earlier or {}).get("versions") or {})
+    results = []
+
+    def save():
+        doc = bench_table.document(results, device=device, date=date, steps=args.steps, warmup=args.warmup,
+                                   title=("PEFT family: qtrain against peft on the same base" if args.table
+                                          else "qtrain against HF anchors"),
+                                   table_titles=titles, versions=versions)
+        if earlier:
+            doc = bench_table.merge([earlier, doc])
+        bench_table.write(doc, path)
+
+    for name in names:
+        row = dict(ROWS[name], shape="tiny-llama", batch=2, seq=32) if args.smoke else ROWS[name]
+        res = dict(name=name, config=describe(row), table=args.table or row["shape"], method=row.get("label", name),
+                   show_setup=row.get("show_setup", False), anchors={}, anchor_errors=[])
+        runs, not_run = anchors_for(row, args)
+        if not_run:
+            res["anchors_not_run"] = not_run
+        if row.get("slow") and not args.run_slow and not args.smoke:
+            res["skipped"] = row["slow"]
+            results.append(res)
+            save()
+            print(json.dumps({"row": name, "skipped": row["slow"]}), flush=True)
+            continue
         model_dir = ensure_model(args.models, row["shape"])
         vocab = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
         shard = os.path.join(args.work, f"{name}.bin")
         write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
-        adapter = row.get("adapter", "lora")
-        rank = "" if row["method"] == "full" or adapter == "ia3" else f' r{row.get("r", 16)}'
-        config = f'{row["shape"]} {row["method"]}{"+" + adapter if adapter != "lora" else ""}{rank} ' \
-                 f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}' \
-                 f'{ANCHOR_NAMES[row["anchor_method"]] if "anchor_method" in row else ""}'
-        q_tps = q_mem = a_tps = a_mem = a_alloc = None
-        err = None
-        try:
-            q_tps, q_mem = run_qtrain(args.qtrain, model_dir, shard, row, args.steps, args.warmup,
-                                      os.path.join(args.work, name + "-out"), os.path.join(args.out, f"qtrain_{name}.log"))
-        except Exception as e:  # keep going: the other rows and the anchor still mean something
-            err = f"qtrain: {e}"
-        if not args.skip_anchor:
-            try:
-                a_tps, a_mem, a_alloc = run_hf(model_dir, row, args.steps, args.warmup, vocab)
-            except Exception as e:
-                err = (err + "; " if err else "") + f"anchor: {e}"
-        l_tps = l_mem = None
-        if args.liger and row["shape"] != "gpt2-medium" and not args.skip_anchor:
-            import multiprocessing
-            try:
-                with multiprocessing.get_context("spawn").Pool(1) as pool:
-                    l_tps, l_mem, _ = pool.apply(run_hf, (model_dir, row, args.steps, args.warmup, vocab, True))
-            except Exception as e:
-                err = (err + "; " if err else "") + f"liger anchor: {type(e).__name__}: {e}"
-        ratio = lambda a, b: (a / b) if a and b else None
-        fastest = max([(v, n) for v, n in ((a_tps, "HF+peft"), (l_tps, "HF+peft+Liger")) if v], default=(None, None))
-        rows.append(dict(config=config, metric="tok/s", qtrain=q_tps, anchor=a_tps, ratio=ratio(q_tps, a_tps),
-                         anchor_liger=l_tps, ratio_liger=ratio(q_tps, l_tps), fastest_anchor=fastest[1],
-                         ratio_fastest=ratio(q_tps, fastest[0]), error=err))
-        rows.append(dict(config=config, metric="peak GPU mem GiB (nvidia-smi)", qtrain=q_mem, anchor=a_mem,
-                         ratio=ratio(q_mem, a_mem), anchor_torch_max_allocated_gib=a_alloc, anchor_liger=l_mem,
-                         qtrain_allocator_peak_gib=getattr(run_qtrain, "alloc_peak", None)))
-        print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
-    res = dict(device=device, date=date, steps=args.steps, warmup=args.warmup, rows=rows)
-    path = os.path.join(args.out, f"train_vs_hf_{device}_{date}.json")
-    json.dump(res, open(path, "w"), indent=1)
+        # A 7B process loads 13.5 GB and quantizes before its first step: not started with less than this.
+        min_s = 45 if row["shape"] == "llama-7b" else None
+        t = budget.timeout(min_s)
+        if t is None:  # and its anchors: a row is measured whole or not at all
+            res["skipped"] = "out of the step's time budget (--budget-s)"
+            results.append(res)
+            save()
+            print(json.dumps({"row": name, "skipped": res["skipped"]}), flush=True)
+            continue
+        try:  # keep going: the other rows and the anchors still mean something
+            out_dir = os.path.join(args.work, name + "-out")
+            res["qtrain"] = run_qtrain(qtrain_cmd(args.qtrain, model_dir, shard, row, args.steps, out_dir,
+                                                  "cpu" if args.smoke else "cuda"), out_dir,
+                                       os.path.join(args.work, f"qtrain_{name}.log"), args.warmup, t)
+        except Exception as e:
+            res["error"] = f"{type(e).__name__}: {e}"
+        spec = anchor_spec(row, args.steps, args.warmup, vocab)
+        for key, label in runs:
+            t = budget.timeout(min_s)
+            if t is None:
+                res["anchor_errors"].append(dict(anchor=key, error="not run: out of the step's time budget (--budget-s)"))
+                continue
+            numbers, err, vers = run_anchor(key, model_dir, spec, args.work, t, "cpu" if args.smoke else "cuda")
+            versions.update(vers or {})
+            if numbers is not None:
+                numbers.pop("versions", None)
+                res["anchors"][label] = numbers
+            else:
+                res["anchor_errors"].append(dict(anchor=key, error=err))
+        results.append(res)
+        save()  # after every row: a step killed later still leaves what it measured
+        for r in bench_table.json_rows(res):
+            print(json.dumps({k: v for k, v in r.items() if k not in ("anchor_errors",)}), flush=True)
+        for e in res["anchor_errors"]:
+            print(json.dumps(e), flush=True)
+    save()
     fmt = lambda v: "-" if v is None else f"{v:.3g}" if v < 100 else f"{v:.0f}"
-    print(f"\n{'config':44s} {'metric':30s} {'qtrain':>9s} {'HF+peft':>9s} {'ratio':>6s} {'+Liger':>9s} {'ratio':>6s}")
-    for r in rows:
+    print(f"\n{'config':44s} {'metric':30s} {'qtrain':>9s} {'baseline':>9s} {'ratio':>6s} {'fastest':>16s} {'ratio':>6s}")
+    for r in bench_table.document(results)["rows"]:
+        fa = r.get("fastest_anchor")
+        fv = (r.get("anchors") or {}).get(fa) if fa else None
         print(f"{r['config']:44s} {r['metric']:30s} {fmt(r['qtrain']):>9s} {fmt(r['anchor']):>9s} {fmt(r['ratio']):>6s} "
-              f"{fmt(r.get('anchor_liger')):>9s} {fmt(r.get('ratio_liger')):>6s}")
-    print(f"wrote {path}")
+              f"{(fa or '-')[:16]:>16s} {fmt(r.get('ratio_fastest')):>6s}  {fmt(fv)}")
+    print(f"wrote {path} and {stem}.md")
 
 
 if __name__ == "__main__":
