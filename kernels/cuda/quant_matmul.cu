@@ -199,8 +199,18 @@ __global__ void __launch_bounds__(256) gemv4_simt_kernel(FloatPtr y, const bf16*
 // Measured (H200, bench_quant_kernels, 2026-12-01): see bench/results and
 // kernels/cuda/README.md. ncu of the previous layout (W as B): DRAM 13% busy,
 // issue ~45%, top stall long-scoreboard: each warp has only 2-3 rounds of
-// loads and waits out each. Next: a cp.async/TMA multi-stage pipeline into
-// shared memory, so that a row group's bytes are all in flight at once.
+// loads and waits out each.
+// Tried on 2026-12-04 and measured slower (bench/results/quant_kernels_NVIDIA-H200_2026-12-04*.json):
+//   - a TMA pipeline (one producer thread, cp.async.bulk of each row's 2 KB into an 8-stage ring,
+//     16 consumer warps, W as B in 8-row groups, persistent blocks): 11.7 us vs 7.5 us at 4096x4096
+//     M = 1. ncu: DRAM 14% busy, consumers spinning on the full barrier, 1.1 eligible warps per
+//     scheduler: the 1D bulk copies did not keep enough bytes in flight per SM;
+//   - kUnroll 8 here (one round of loads per 4096-column group): 7.55 / 19.8 / 17.9 us on the three
+//     LLaMA shapes vs 7.5 / 18.1 / 16.8 with 4.
+// The same-size ceiling (a read-only kernel of the packed bytes, launch included) is 3.8 / 7.3 /
+// 7.3 us: this kernel is at 37-50% of it. Next to try: lanes loading 16 contiguous bytes of one
+// row (whole 512-byte runs per warp load, as the read kernel does; today a warp load touches 16
+// rows x 32 bytes) and redistributing to the mma fragments through shared memory or shuffles.
 constexpr int kMmaWarps = 8;  // 16 (more warps per row group) measured slower on the H200
 constexpr int kMmaRows = 16;  // rows of W per block pass = the mma's 16 A rows
 
@@ -369,21 +379,19 @@ constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(f
 void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows,
                       int64_t cols) {
   const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
-  // kUnroll 8 (M <= 8): a warp's 8 k-tiles of a 4096-column row group go out in one round of loads, so
-  // the LLaMA q/k/v/o and gate/up rows pay one DRAM latency per group, not two (2026-12-04: 4 -> 8).
-  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(2) * Context::get().sm_count()));
+  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
   static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
   if (!attrs) {
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 8, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(kMmaSmem)));
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 4, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(kMmaSmem)));
     attrs = true;
   }
   if (M <= 8)
-    gemv4_mma_kernel<false, 8, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_mma_kernel<false, 4, 3><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
   else
-    gemv4_mma_kernel<true, 4, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    gemv4_mma_kernel<true, 2, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
 }
 
 template <int MT>
