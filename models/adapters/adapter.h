@@ -27,13 +27,6 @@
 namespace qtrain {
 
 class Adapter {
- protected:
-  static size_t bytes_of(std::initializer_list<const Tensor*> ts) {
-    size_t n = 0;
-    for (const Tensor* t : ts) n += t->defined() ? t->nbytes() : 0;
-    return n;
-  }
-
  public:
   virtual ~Adapter() = default;
   // Register trainable tensors under `module` (the HF module path).
