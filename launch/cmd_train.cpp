@@ -169,8 +169,9 @@ void register_train(CLI::App& app, Runner& run) {
                   "fit even recomputing every layer is refused, saying what to change")
       ->capture_default_str();
   sub->add_flag("!--no-memory-check", c->memory_check,
-                "on the GPU, start even when the memory estimate (weights, optimizer, activations for the batch) "
-                "exceeds the free memory; without it such a run is refused before loading, saying what to change");
+                "start even when the memory estimate (weights, optimizer, activations for the batch) exceeds "
+                "--memory-budget with every layer recomputed, or the free GPU memory; without it such a run is "
+                "refused before loading, saying what to change");
   sub->add_flag("--profile-kernels", c->profile_kernels,
                 "GPU time by kernel and kernel class from step 3 to the end (CUPTI, loaded at run time); "
                 "printed and written to OUT/kernel_profile.json");

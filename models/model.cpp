@@ -43,7 +43,9 @@ ModelFootprint Model::footprint(const ModelConfig& cfg, const ModelOptions& opt)
     (lin->trainable() ? f.trained_linear : f.frozen_linear) += n;
     f.largest_linear = std::max(f.largest_linear, n);
     if (lin->adapter()) {
-      f.adapted_inputs += lin->in();
+      const Adapter::SavedColumns s = lin->adapter()->saved_columns();
+      f.adapter_cols.insert(f.adapter_cols.end(), s.act.begin(), s.act.end());
+      f.adapter_bytes += s.bytes;
       ++f.adapted;
     }
   }

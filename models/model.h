@@ -93,8 +93,10 @@ struct ModelFootprint {
   int64_t frozen_linear = 0;   // weights of frozen Linears, held in the method's base format
   int64_t trained_linear = 0;  // weights of Linears that train (full fine-tune, BitNet)
   int64_t largest_linear = 0;  // out * in of the largest Linear (a dequantized copy of it is a transient)
-  int64_t adapted_inputs = 0;  // the sum of `in` over adapted Linears (LoRA dropout keeps its input per Linear)
   int adapted = 0;             // Linears with an adapter
+  // What every adapter of the model saves for backward, per token (Adapter::saved_columns).
+  std::vector<int64_t> adapter_cols;
+  int64_t adapter_bytes = 0;
   // One layer's tensors, each as its columns per token (Model::LayerColumns).
   std::vector<int64_t> kept_cols, kept_f32_cols, pointwise_cols, backward_cols;
 };

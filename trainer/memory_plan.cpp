@@ -56,10 +56,8 @@ MemoryPlan estimate(const ModelFootprint& f, const ModelConfig& cfg, const Model
               double(f.trained_linear) * act;
   p.optimizer = double(f.trainable) * 4 * 4;  // value, gradient, AdamW m and v, all F32
   const double residual = tensor_bytes({cfg.d_model}, N, act, dev);  // each layer's input (Model::xs_)
-  // An adapter keeps [N, r] per Linear (LoRA's x A^T, F32 bound), and with
-  // dropout its dropped input and the mask.
-  const double adapter_kept = N * (double(f.adapted) * opt.lora.r * 4 +
-                                   (opt.lora.dropout > 0 ? double(f.adapted_inputs) * (act + 1) : 0.0));
+  // What the adapters save (LoRA's x A^T, a dropped input and its mask, DoRA's unscaled output, ...).
+  const double adapter_kept = tensor_bytes(f.adapter_cols, N, act, dev) + N * double(f.adapter_bytes);
   const double per_layer_adapter = adapter_kept / std::max(1.0, L);
   const double layer_all =
       tensor_bytes(f.kept_cols, N, act, dev) + tensor_bytes(f.kept_f32_cols, N, 4, dev) + per_layer_adapter;

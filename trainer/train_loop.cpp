@@ -377,7 +377,7 @@ int run_training(const TrainConfig& cfg) {
           CudaMemoryStats ms = cuda_memory_stats();
           m.extra["gpu_peak_gib"] = gib(double(ms.peak));
           m.extra["gpu_reserved_gib"] = gib(double(ms.reserved));
-          m.extra["gpu_estimate_gib"] = gib(memory.estimate.total());
+          m.extra["gpu_estimate_gib"] = gib(memory.estimate.allocator());  // beside gpu_peak_gib, the same scope
         }
         if (!memory.plan.is_null())
           for (const char* k : {"memory_budget_gib", "recompute_layers", "pointwise_layers"})
@@ -387,8 +387,10 @@ int run_training(const TrainConfig& cfg) {
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});
       if (device == Device::CUDA && !first_step_logged) {
         first_step_logged = true;
-        spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f})",
-                     gib(double(cuda_memory_stats().peak)), gib(memory.estimate.total()));
+        spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f}) in qtrain's allocator; "
+                     "estimated {:.2f} GiB with the library buffers outside it",
+                     gib(double(cuda_memory_stats().peak)), gib(memory.estimate.allocator()),
+                     gib(memory.estimate.total()));
       }
       if (verdict == TrainingHealth::Verdict::Stop) {
         // Every rank reaches the same verdict (it reads reduced values). The
