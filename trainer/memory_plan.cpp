@@ -61,19 +61,24 @@ MemoryPlan estimate(const ModelFootprint& f, const ModelConfig& cfg, const Model
   const double per_layer_adapter = adapter_kept / std::max(1.0, L);
   const double layer_all =
       tensor_bytes(f.kept_cols, N, act, dev) + tensor_bytes(f.kept_f32_cols, N, 4, dev) + per_layer_adapter;
-  const double layer_gemm = layer_all - tensor_bytes(f.pointwise_cols, N, act, dev);
-  double kept = 0;
+  const double pointwise = tensor_bytes(f.pointwise_cols, N, act, dev), layer_gemm = layer_all - pointwise;
+  double kept = 0, gemm_kept = 0;
   bool recomputes = false;
   for (int l = 0; l < cfg.n_layer; ++l) {
     const LayerKeep k = opt.layer_keep(l);
     kept += k == LayerKeep::All ? layer_all : k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
+    gemm_kept += k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
     recomputes |= k == LayerKeep::None;
   }
   p.activations = (L + 1) * residual + kept;
-  // A recomputed layer holds everything again right before its backward. The
-  // recomputed layers are the first ones, which backward reaches after every
-  // kept layer has been freed: the peak is the larger of the two, not their sum.
-  if (recomputes) p.transient += std::max(0.0, layer_all - kept);
+  // Backward frees each layer as it passes it, top down: first the layers that
+  // keep everything, then those that keep GEMM outputs (each gets its
+  // pointwise tensors back for its backward), then the recomputed ones (each
+  // holds everything again). The peak is the largest of the three, not their sum.
+  double peak = kept;
+  if (gemm_kept > 0) peak = std::max(peak, gemm_kept + pointwise);
+  if (recomputes) peak = std::max(peak, layer_all);
+  p.transient += peak - kept;
   p.transient += tensor_bytes(f.backward_cols, N, act, dev);
   p.transient += tensor_bytes({cfg.d_model, cfg.d_model, cfg.d_model}, N, act, dev);  // final norm, its gradient, dx
   if (method.quantizes_base()) p.transient += double(f.largest_linear) * act;  // a dequantized weight

@@ -46,14 +46,18 @@ check "budget $mid GiB: a partial plan ($k2 recomputed, $j2 GEMM outputs only) w
   '(( k2 + j2 > 0 && k2 < 2 )) && python3 -c "import sys; sys.exit(not $e_mid <= $mid)"'
 check "the log prints the plan" \
   'grep -q "activation plan: 2 layers: $((2 - k2 - j2)) keep everything, $j2 keep GEMM outputs .*, $k2 recomputed; estimated peak .*; budget: --memory-budget is" "$tmp/mid.log"'
+# A kibibyte below keeping everything: one layer keeps only its GEMM outputs (the pointwise tier comes first).
+run tight --memory-budget "$(python3 -c "print($e_all - 2 ** -20)")"
+read -r k3 j3 _ < <(plan tight)
+check "a KiB below keeping everything: one layer keeps GEMM outputs only ($k3 $j3)" '[[ "$k3 $j3" == "0 1" ]]'
 check "metrics.jsonl records the plan" \
   'grep -q "\"pointwise_layers\":$j2," "$tmp/mid/metrics.jsonl" && grep -q "\"recompute_layers\":$k2," "$tmp/mid/metrics.jsonl"'
 # Every plan trains the same: the same losses and gradient norms, bit for bit, with LoRA dropout on.
 same=$(python3 - "$tmp" <<'PY'
 import json, sys
 runs = {n: [(r["loss"], r["grad_norm"]) for r in map(json.loads, open(f"{sys.argv[1]}/{n}/metrics.jsonl"))]
-        for n in ("keep", "ckpt", "mid")}
-print("yes" if runs["keep"] == runs["ckpt"] == runs["mid"] and len(runs["keep"]) == 3 else runs)
+        for n in ("keep", "ckpt", "mid", "tight")}
+print("yes" if runs["keep"] == runs["ckpt"] == runs["mid"] == runs["tight"] and len(runs["keep"]) == 3 else runs)
 PY
 )
 check "the same losses and gradient norms under every plan ($same)" '[[ $same == yes ]]'
