@@ -117,8 +117,12 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
   if (!cfg.memory_check) return r;
   const std::string advice = memory_advice(mc, mo, cfg.batch_size, cfg.seq_len, cfg.grad_accum,
                                            MemoryBudget::free_memory(double(info.free)));
-  if (!advice.empty()) throw Error(cfg.model + ": " + advice);
-  return r;
+  if (advice.empty()) return r;
+  // Planned for a --memory-budget past what the GPU has free: the budget is the first thing to lower.
+  throw Error(cfg.model + ": " + advice +
+              (cfg.memory_budget > 0 ? " A --memory-budget within the free memory (or 0, the default) recomputes "
+                                       "what it must to fit."
+                                     : ""));
 }
 
 }  // namespace
