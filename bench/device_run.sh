@@ -176,6 +176,9 @@ on lowbit_smol && step lowbit_smol ${LB_TIMEOUT:-540} python3 bench/lowbit.py --
 on decode_methods && step decode_methods ${DM_TIMEOUT:-200} bash bench/decode_methods.sh "$BIN/qtrain" "$OUT" smollm2-135m
 # The memory estimate and out-of-memory message (tests/scripts/gpu_memory.sh).
 on gpu_memory && step gpu_memory 240 bash tests/scripts/gpu_memory.sh "$BIN/qtrain" "$SRC"
+# --memory-budget: each plan fits its budget, the estimate is within 10% of the allocator's peak, the losses do
+# not depend on the plan; tok/s per plan (tests/scripts/gpu_memory_budget.sh; BUDGET_7B=1 adds 7B QLoRA 4 x 2048).
+on memory_budget && step memory_budget ${MB_TIMEOUT:-420} bash tests/scripts/gpu_memory_budget.sh "$BIN/qtrain" "$SRC" "$OUT"
 on peft_mem7b && step peft_mem7b 240 bash bench/peft_memory_7b.sh "$BIN/qtrain"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"

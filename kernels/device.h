@@ -18,6 +18,14 @@ void cuda_copy(void* dst, const void* src, size_t bytes, int kind);
 void cuda_memset0(void* p, size_t bytes);
 void cuda_sync();
 
+// The bytes the caching allocator hands out for a request: under 1 MiB a
+// multiple of 512, else of 2 MiB, so similar shapes share cached blocks. The
+// memory estimate (trainer/memory_plan.h) rounds each tensor the same way.
+inline size_t cuda_block_bytes(size_t bytes) {
+  const size_t small = 512, large = size_t(2) << 20;
+  return bytes < (size_t(1) << 20) ? (bytes + small - 1) / small * small : (bytes + large - 1) / large * large;
+}
+
 // The caching allocator's bytes: handed out now, the most ever handed out at
 // once (peak memory of qtrain's tensors), and held from the driver.
 struct CudaMemoryStats {

@@ -87,6 +87,13 @@ class Tensor {
   bool defined_ = false;
 };
 
+// The bytes of the defined tensors among ts: what a layer or an adapter holds for backward.
+inline size_t bytes_of(std::initializer_list<const Tensor*> ts) {
+  size_t n = 0;
+  for (const Tensor* t : ts) n += t->defined() ? t->nbytes() : 0;
+  return n;
+}
+
 // Shape/dtype checks used at op entry. They throw internal errors: a wrong shape
 // reaching a kernel is a bug in qtrain, not bad user input.
 void check_shape(const Tensor& t, const Shape& expect, const char* what);

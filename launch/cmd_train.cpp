@@ -157,10 +157,21 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--save-every", c->save_every, "checkpoint every N steps (0 = only at the end and when stopped by a signal)")->capture_default_str();
   sub->add_option("--eval-every", c->eval_every, "evaluate every N steps (0 = at the end)")->capture_default_str();
   sub->add_option("--eval-batches", c->eval_batches, "limit each evaluation to N batches (0 = all)")->capture_default_str();
-  sub->add_flag("--grad-checkpoint", c->grad_checkpoint, "recompute each layer's activations in backward");
+  sub->add_flag("--grad-checkpoint", c->grad_checkpoint,
+                "recompute every layer's activations in backward (the least memory; about a third more GEMM work), "
+                "whatever --memory-budget allows");
+  sub->add_option("--memory-budget", c->memory_budget,
+                  "GiB per rank the run may use (0 = on the GPU, the free memory less 3%; on the CPU, no plan: keep "
+                  "everything). Before step 1 the activations are planned from the model shape, method, batch and "
+                  "seq: every layer keeps what its backward reads if that fits; else layers keep only their GEMM "
+                  "outputs (norms and SwiGLU/GELU are redone in backward, nearly free), then the first layers are "
+                  "recomputed whole, as few as fit. The plan is logged and written to run.json; a run that does not "
+                  "fit even recomputing every layer is refused, saying what to change")
+      ->capture_default_str();
   sub->add_flag("!--no-memory-check", c->memory_check,
-                "on the GPU, start even when the memory estimate (weights, optimizer, activations for the batch) "
-                "exceeds the free memory; without it such a run is refused before loading, saying what to change");
+                "start even when the memory estimate (weights, optimizer, activations for the batch) exceeds "
+                "--memory-budget with every layer recomputed, or the free GPU memory; without it such a run is "
+                "refused before loading, saying what to change");
   sub->add_flag("--profile-kernels", c->profile_kernels,
                 "GPU time by kernel and kernel class from step 3 to the end (CUPTI, loaded at run time); "
                 "printed and written to OUT/kernel_profile.json");

@@ -13,6 +13,9 @@ namespace {
 
 struct Gpt2Acts {
   Tensor ln1, mean1, rstd1, qkv, q, k, v, att, lse, x2, ln2, mean2, rstd2, fc, g;
+  int64_t bytes() const {
+    return int64_t(bytes_of({&ln1, &mean1, &rstd1, &qkv, &q, &k, &v, &att, &lse, &x2, &ln2, &mean2, &rstd2, &fc, &g}));
+  }
 };
 
 class Gpt2Model : public Model {
@@ -63,15 +66,19 @@ class Gpt2Model : public Model {
 
   LayerColumns layer_columns() const override {
     const int64_t C = cfg_.d_model, F = cfg_.d_ff;
-    // Gpt2Acts: ln1, qkv (3C), q, k, v, att, x2, ln2, fc, g | mean, rstd twice, lse per head
-    // layer_backward: dg, dfc; dln2, dtmp, datt, dq, dk, dv, dqkv (3C), dln1
-    return {10 * C + 2 * F, 4 + cfg_.n_head, 2 * F + 10 * C};
+    return {.kept = {C, 3 * C, C, C, C, C, C, C, F, F},  // Gpt2Acts: ln1, qkv, q, k, v, att, x2, ln2, fc, g
+            .kept_f32 = {1, 1, 1, 1, int64_t(cfg_.n_head)},  // mean1, rstd1, mean2, rstd2, lse
+            .pointwise = {C, C, F},                           // ln1, ln2, g
+            // dg, dfc, dln2, dtmp, datt, dq, dk, dv, dqkv, dln1
+            .backward = {F, F, C, C, C, C, C, C, 3 * C, C}};
   }
+  int64_t layer_saved_bytes(int l) const override { return acts_[size_t(l)].bytes(); }
 
-  void layer_forward(int l, Tensor x, Tensor out, bool train, bool keep) override {
+  void layer_forward(int l, Tensor x, Tensor out, bool train, LayerKeep keep) override {
     const Block& b = blocks_[size_t(l)];
     Gpt2Acts local;
-    Gpt2Acts& a = keep || opt_.grad_checkpoint ? acts_[size_t(l)] : local;
+    Gpt2Acts& a = keep != LayerKeep::None ? acts_[size_t(l)] : local;
+    const bool gemm_only = keep == LayerKeep::GemmOutputs;  // norms and GELU are redone in backward
     const int64_t N = x.size(0), C = cfg_.d_model, H = cfg_.n_head, D = C / H;
     const Device dev = x.device();
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
@@ -80,6 +87,7 @@ class Gpt2Model : public Model {
     layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
     a.qkv = act(3 * C);
     b.c_attn->forward(a.qkv, a.ln1, train, dropout_seed(l, 0));
+    if (gemm_only) a.ln1 = Tensor();
     a.q = act(C), a.k = act(C), a.v = act(C);
     copy_cols(a.q, a.qkv, 0);
     copy_cols(a.k, a.qkv, C);
@@ -95,6 +103,7 @@ class Gpt2Model : public Model {
     layernorm_forward(a.ln2, a.mean2, a.rstd2, a.x2, b.ln2_w->value, b.ln2_b->value, cfg_.norm_eps);
     a.fc = act(cfg_.d_ff);
     b.c_fc->forward(a.fc, a.ln2, train, dropout_seed(l, 2));
+    if (gemm_only) a.ln2 = Tensor();
     a.g = act(cfg_.d_ff);
     gelu_forward(a.g, a.fc);
     if (mode_ == ForwardMode::Recompute) {
@@ -103,7 +112,8 @@ class Gpt2Model : public Model {
     }
     b.mlp_proj->forward(out, a.g, train, dropout_seed(l, 3));
     add_inplace(out, a.x2);
-    if (!keep) a = Gpt2Acts();
+    if (gemm_only) a.g = Tensor();
+    if (keep == LayerKeep::None) a = Gpt2Acts();
   }
 
   void layer_backward(int l, Tensor x, Tensor dx) override {
@@ -113,10 +123,19 @@ class Gpt2Model : public Model {
     const Device dev = x.device();
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
     // out = x2 + mlp(ln2(x2)); dx holds d(out).
+    if (!a.g.defined()) {  // dropped by a GemmOutputs forward: GELU again
+      a.g = act(cfg_.d_ff);
+      gelu_forward(a.g, a.fc);
+    }
     Tensor dg = act(cfg_.d_ff);
     b.mlp_proj->backward(dg, dx, a.g);
+    a.g = Tensor();
     Tensor dfc = act(cfg_.d_ff);
     gelu_backward(dfc, dg, a.fc);
+    if (!a.ln2.defined()) {
+      a.ln2 = act(C);
+      layernorm_forward(a.ln2, a.mean2, a.rstd2, a.x2, b.ln2_w->value, b.ln2_b->value, cfg_.norm_eps);
+    }
     Tensor dln2 = act(C);
     b.c_fc->backward(dln2, dfc, a.ln2);
     Tensor dtmp = act(C);
@@ -133,6 +152,10 @@ class Gpt2Model : public Model {
     add_cols(dqkv, dq, 0);
     add_cols(dqkv, dk, C);
     add_cols(dqkv, dv, 2 * C);
+    if (!a.ln1.defined()) {
+      a.ln1 = act(C);
+      layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
+    }
     Tensor dln1 = act(C);
     b.c_attn->backward(dln1, dqkv, a.ln1);
     layernorm_backward(dtmp, b.ln1_w->grad, b.ln1_b->grad, dln1, x, b.ln1_w->value, a.mean1, a.rstd1);

@@ -14,6 +14,9 @@ namespace {
 
 struct LlamaActs {
   Tensor h1, rstd1, q, k, v, att, lse, x2, h2, rstd2, gate, up, s;
+  int64_t bytes() const {
+    return int64_t(bytes_of({&h1, &rstd1, &q, &k, &v, &att, &lse, &x2, &h2, &rstd2, &gate, &up, &s}));
+  }
 };
 
 class LlamaModel : public Model {
@@ -45,10 +48,12 @@ class LlamaModel : public Model {
   LayerColumns layer_columns() const override {
     const int64_t C = cfg_.d_model, F = cfg_.d_ff, q = int64_t(cfg_.n_head) * cfg_.head_dim,
                   kv = int64_t(cfg_.n_kv_head) * cfg_.head_dim;
-    // LlamaActs: h1, x2, h2 (C); q, att; k, v; gate, up, s (F) | rstd1, rstd2, lse per head
-    // layer_backward: ds, dgate, dup; dh2, dtmp, dh1; datt, dq; dk, dv
-    return {3 * C + 2 * q + 2 * kv + 3 * F, 2 + cfg_.n_head, 3 * F + 3 * C + 2 * q + 2 * kv};
+    return {.kept = {C, q, kv, kv, q, C, C, F, F, F},        // LlamaActs: h1, q, k, v, att, x2, h2, gate, up, s
+            .kept_f32 = {1, 1, int64_t(cfg_.n_head)},       // rstd1, rstd2, lse
+            .pointwise = {C, C, F},                         // h1, h2, s
+            .backward = {F, F, F, C, C, q, q, kv, kv, C}};  // ds, dgate, dup, dh2, dtmp, datt, dq, dk, dv, dh1
   }
+  int64_t layer_saved_bytes(int l) const override { return acts_[size_t(l)].bytes(); }
   WeightSlot& token_embedding() override { return *embed_; }
   WeightSlot& lm_head() override { return *head_; }
 
@@ -60,10 +65,11 @@ class LlamaModel : public Model {
     rmsnorm_backward(dx, norm_->grad, dout, x, norm_->value, frstd_);
   }
 
-  void layer_forward(int l, Tensor x, Tensor out, bool train, bool keep) override {
+  void layer_forward(int l, Tensor x, Tensor out, bool train, LayerKeep keep) override {
     const Block& b = blocks_[size_t(l)];
     LlamaActs local;
-    LlamaActs& a = keep || opt_.grad_checkpoint ? acts_[size_t(l)] : local;
+    LlamaActs& a = keep != LayerKeep::None ? acts_[size_t(l)] : local;
+    const bool gemm_only = keep == LayerKeep::GemmOutputs;  // norms and SwiGLU are redone in backward
     const int64_t N = x.size(0), C = cfg_.d_model, Hq = cfg_.n_head, Hkv = cfg_.n_kv_head, Dh = cfg_.head_dim;
     const Device dev = x.device();
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
@@ -74,6 +80,7 @@ class LlamaModel : public Model {
     b.q->forward(a.q, a.h1, train, dropout_seed(l, 0));
     b.k->forward(a.k, a.h1, train, dropout_seed(l, 1));
     b.v->forward(a.v, a.h1, train, dropout_seed(l, 2));
+    if (gemm_only) a.h1 = Tensor();
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
     rope_forward(a.q.view(qs), cfg_.rope_theta, pos_);
     rope_forward(a.k.view(ks), cfg_.rope_theta, pos_);
@@ -89,6 +96,7 @@ class LlamaModel : public Model {
     a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
     b.gate->forward(a.gate, a.h2, train, dropout_seed(l, 4));
     b.up->forward(a.up, a.h2, train, dropout_seed(l, 5));
+    if (gemm_only) a.h2 = Tensor();
     a.s = act(cfg_.d_ff);
     swiglu_forward(a.s, a.gate, a.up);
     if (mode_ == ForwardMode::Recompute) {
@@ -97,7 +105,8 @@ class LlamaModel : public Model {
     }
     b.down->forward(out, a.s, train, dropout_seed(l, 6));
     add_inplace(out, a.x2);
-    if (!keep) a = LlamaActs();
+    if (gemm_only) a.s = Tensor();
+    if (keep == LayerKeep::None) a = LlamaActs();
   }
 
   void layer_backward(int l, Tensor x, Tensor dx) override {
@@ -107,10 +116,19 @@ class LlamaModel : public Model {
     const Device dev = x.device();
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
     // out = x2 + down(swiglu(gate(h2), up(h2))), h2 = rmsnorm(x2)
+    if (!a.s.defined()) {  // dropped by a GemmOutputs forward: SwiGLU again
+      a.s = act(cfg_.d_ff);
+      swiglu_forward(a.s, a.gate, a.up);
+    }
     Tensor ds = act(cfg_.d_ff);
     b.down->backward(ds, dx, a.s);
+    a.s = Tensor();
     Tensor dgate = act(cfg_.d_ff), dup = act(cfg_.d_ff);
     swiglu_backward(dgate, dup, ds, a.gate, a.up);
+    if (!a.h2.defined()) {
+      a.h2 = act(C);
+      rmsnorm_forward(a.h2, a.rstd2, a.x2, b.ln2->value, cfg_.norm_eps);
+    }
     Tensor dh2 = act(C);
     b.gate->backward(dh2, dgate, a.h2);
     b.up->backward(dh2, dup, a.h2, true);
@@ -128,6 +146,10 @@ class LlamaModel : public Model {
     rope_backward(dk.view(ks), cfg_.rope_theta);
     // The projections read h1 before RoPE: a.q/a.k were rotated in place, but
     // Linear::backward only needs the layer input h1.
+    if (!a.h1.defined()) {
+      a.h1 = act(C);
+      rmsnorm_forward(a.h1, a.rstd1, x, b.ln1->value, cfg_.norm_eps);
+    }
     Tensor dh1 = act(C);
     b.q->backward(dh1, dq, a.h1);
     b.k->backward(dh1, dk, a.h1, true);

@@ -34,7 +34,7 @@ ModelFootprint Model::footprint(const ModelConfig& cfg, const ModelOptions& opt)
   ModelFootprint f;
   f.trainable = m->params_.numel();
   const LayerColumns c = m->layer_columns();
-  f.kept_cols = c.kept, f.kept_f32_cols = c.kept_f32, f.backward_cols = c.backward;
+  f.kept_cols = c.kept, f.kept_f32_cols = c.kept_f32, f.pointwise_cols = c.pointwise, f.backward_cols = c.backward;
   for (const auto& s : m->slots_)
     if (s->param == SIZE_MAX)
       f.frozen_slots += std::accumulate(s->shape.begin(), s->shape.end(), int64_t(1), std::multiplies<>());
@@ -43,7 +43,9 @@ ModelFootprint Model::footprint(const ModelConfig& cfg, const ModelOptions& opt)
     (lin->trainable() ? f.trained_linear : f.frozen_linear) += n;
     f.largest_linear = std::max(f.largest_linear, n);
     if (lin->adapter()) {
-      f.adapted_inputs += lin->in();
+      const Adapter::SavedColumns s = lin->adapter()->saved_columns();
+      f.adapter_cols.insert(f.adapter_cols.end(), s.act.begin(), s.act.end());
+      f.adapter_bytes += s.bytes;
       ++f.adapted;
     }
   }
@@ -286,11 +288,11 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
   xs_[0] = Tensor::empty({N, C}, act_dtype_, opt_.device);
   WeightSlot* wpe = position_embedding();
   embedding_forward(xs_[0], ids_, token_embedding().value, wpe ? wpe->value : Tensor(), b.T);
-  bool keep = training_ && !opt_.grad_checkpoint;
   for (int l = 0; l < L; ++l) {
+    const LayerKeep keep = training_ ? opt_.layer_keep(l) : LayerKeep::None;
     xs_[size_t(l + 1)] = Tensor::empty({N, C}, act_dtype_, opt_.device);
     layer_forward(l, xs_[size_t(l)], xs_[size_t(l + 1)], training_, keep);
-    if (training_ && !keep) release_adapter_state(l);  // checkpointed: the recompute saves it again
+    if (training_ && keep == LayerKeep::None) release_adapter_state(l);  // the recompute saves it again
     // Without backward only the current residual is needed.
     if (!training_) xs_[size_t(l)] = Tensor();
   }
@@ -312,11 +314,11 @@ void Model::backward() {
   dlnf_ = Tensor();
   lnf_ = Tensor();
   for (int l = L - 1; l >= 0; --l) {
-    if (opt_.grad_checkpoint) {
+    if (opt_.layer_keep(l) == LayerKeep::None) {
       // Recompute this layer's activations (same dropout seeds) right before
       // its backward; its output is xs_[l + 1], kept from the first forward.
       mode_ = ForwardMode::Recompute;
-      layer_forward(l, xs_[size_t(l)], Tensor(), true, true);
+      layer_forward(l, xs_[size_t(l)], Tensor(), true, LayerKeep::All);
       mode_ = ForwardMode::Train;
     }
     layer_backward(l, xs_[size_t(l)], dx);
@@ -330,6 +332,12 @@ void Model::backward() {
   if (on_layer_grads_ready) on_layer_grads_ready(-1);
   xs_.clear();
   mode_ = ForwardMode::Eval;
+}
+
+std::vector<int64_t> Model::saved_activation_bytes() const {
+  std::vector<int64_t> bytes;
+  for (int l = 0; l < cfg_.n_layer; ++l) bytes.push_back(layer_saved_bytes(l));
+  return bytes;
 }
 
 Tensor Model::logits(const TokenBatch& b) {

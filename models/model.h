@@ -21,6 +21,13 @@
 
 namespace qtrain {
 
+// What layer l's first forward keeps for its backward (ModelOptions::layer_keep).
+enum class LayerKeep {
+  All,          // every activation backward reads
+  GemmOutputs,  // all but the cheap pointwise ones (norm outputs, SwiGLU/GELU), recomputed in backward
+  None,         // nothing: the whole layer is recomputed right before its backward (gradient checkpointing)
+};
+
 struct ModelOptions {
   Device device = Device::CPU;
   std::string method = "lora";  // a registered method (models/method.h)
@@ -30,7 +37,18 @@ struct ModelOptions {
   std::optional<std::vector<std::string>> ia3_feedforward;
   std::vector<std::string> targets{"all-linear"};  // PEFT-style module suffixes, or "all-linear"
   uint64_t seed = 0;
-  bool grad_checkpoint = false;
+  bool grad_checkpoint = false;  // recompute every layer in backward (overrides the two counts below)
+  // The activation plan (trainer/memory_plan.h picks it for --memory-budget):
+  // the first `recompute_layers` layers are recomputed whole, the next
+  // `pointwise_layers` keep only their GEMM outputs, the rest keep everything.
+  // The first layers are the ones recomputed because backward reaches them
+  // last, when every kept layer above has been freed.
+  int recompute_layers = 0;
+  int pointwise_layers = 0;
+  LayerKeep layer_keep(int l) const {
+    if (grad_checkpoint || l < recompute_layers) return LayerKeep::None;
+    return l < recompute_layers + pointwise_layers ? LayerKeep::GemmOutputs : LayerKeep::All;
+  }
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
   int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
   bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
@@ -76,12 +94,12 @@ struct ModelFootprint {
   int64_t frozen_linear = 0;   // weights of frozen Linears, held in the method's base format
   int64_t trained_linear = 0;  // weights of Linears that train (full fine-tune, BitNet)
   int64_t largest_linear = 0;  // out * in of the largest Linear (a dequantized copy of it is a transient)
-  int64_t adapted_inputs = 0;  // the sum of `in` over adapted Linears (LoRA dropout keeps its input per Linear)
   int adapted = 0;             // Linears with an adapter
-  // Per token of one layer: activation-dtype columns kept for backward, F32
-  // columns kept (norm statistics, attention's log-sum-exp), and the columns
-  // the layer's backward allocates while it runs.
-  int64_t kept_cols = 0, kept_f32_cols = 0, backward_cols = 0;
+  // What every adapter of the model saves for backward, per token (Adapter::saved_columns).
+  std::vector<int64_t> adapter_cols;
+  int64_t adapter_bytes = 0;
+  // One layer's tensors, each as its columns per token (Model::LayerColumns).
+  std::vector<int64_t> kept_cols, kept_f32_cols, pointwise_cols, backward_cols;
 };
 
 struct LossSum {
@@ -120,6 +138,9 @@ class Model {
   // backward(), whose gradients are those of grad_scale * (sum of losses).
   LossSum forward(const TokenBatch& b, float grad_scale);
   void backward();
+  // Bytes each layer holds for backward now: after a training forward, 0 for
+  // the layers the plan recomputes (tests; the estimate's columns follow it).
+  std::vector<int64_t> saved_activation_bytes() const;
   // Logits [B*T, V] as an F32 host tensor (tests and small evals).
   Tensor logits(const TokenBatch& b);
 
@@ -169,21 +190,29 @@ class Model {
   virtual std::string source_name(const std::string& hf_name) const { return hf_name; }
 
   // Architecture hooks. Activations of layer l live in whatever the subclass
-  // keeps; `keep` is false when gradient checkpointing will recompute them.
-  // During that recompute (mode_ == Recompute) x_out is undefined: the layer's last
-  // projection only feeds x_out, which the first forward kept, so it saves
-  // that projection's backward state and skips its product (Linear::save_for_backward).
-  virtual void layer_forward(int l, Tensor x_in, Tensor x_out, bool train, bool keep) = 0;
+  // keeps, as `keep` says (LayerKeep::None outside training and when the
+  // layer will be recomputed). During that recompute (mode_ == Recompute,
+  // keep All) x_out is undefined: the layer's last projection only feeds
+  // x_out, which the first forward kept, so it saves that projection's
+  // backward state and skips its product (Linear::save_for_backward).
+  virtual void layer_forward(int l, Tensor x_in, Tensor x_out, bool train, LayerKeep keep) = 0;
   // dx: in = grad wrt the layer output, out = grad wrt its input (in place).
+  // Pointwise activations a GemmOutputs layer dropped are recomputed here.
   virtual void layer_backward(int l, Tensor x_in, Tensor dx) = 0;
+  virtual int64_t layer_saved_bytes(int l) const = 0;  // what layer l holds for backward now
   virtual void final_norm_forward(Tensor out, Tensor x) = 0;
   virtual void final_norm_backward(Tensor dx, Tensor dout, Tensor x) = 0;
   virtual WeightSlot& token_embedding() = 0;
   virtual WeightSlot* position_embedding() { return nullptr; }
   virtual WeightSlot& lm_head() = 0;
-  // What layer_forward keeps and layer_backward allocates (ModelFootprint's columns).
+  // One layer's tensors, each as its columns per token (its [N, cols] shape,
+  // N = batch x seq): those layer_forward keeps for backward in the activation
+  // dtype, and in F32 (norm statistics, attention's log-sum-exp); those of the
+  // kept ones a GemmOutputs layer drops; and those layer_backward allocates.
+  // Tensor by tensor, because the GPU allocator rounds each one (the memory
+  // estimate, trainer/memory_plan.h, follows them).
   struct LayerColumns {
-    int64_t kept = 0, kept_f32 = 0, backward = 0;
+    std::vector<int64_t> kept, kept_f32, pointwise, backward;
   };
   virtual LayerColumns layer_columns() const = 0;
   // Learned positions bound the sequence length (GPT-2's n_positions); 0 = no hard limit (RoPE).

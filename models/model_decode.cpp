@@ -124,7 +124,7 @@ void Model::decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos
   embedding_forward(x, ids_dev, token_embedding().value, wpe ? wpe->value : Tensor(), T_new, pos_);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     Tensor y = Tensor::empty({N, C}, act_dtype_, opt_.device);
-    layer_forward(l, x, y, false, false);
+    layer_forward(l, x, y, false, LayerKeep::None);
     x = y;
   }
   // Only each row's last position is needed for the next token.

@@ -106,15 +106,33 @@ inline void expect_adapter_matches_reference(Model& m, const Ref& r, const nlohm
   EXPECT_NEAR(s.sum / double(s.count), want["merged_loss"].get<double>(), tol * want["merged_loss"].get<double>());
 }
 
-inline LossAndGrads loss_and_grads(const std::string& model, const std::string& method, Device dev, bool ckpt) {
-  Ref r = load_ref(model);
-  LoadedModel lm = load_hf_model_dir(fixture(model));
+// The options of the recompute tests: LoRA dropout on, so a recomputed layer must reuse the same masks.
+inline ModelOptions recompute_test_options(const std::string& method, Device dev) {
   ModelOptions opt;
   opt.device = dev;
   opt.method = method;
   opt.lora.dropout = 0.1f;
   opt.seed = 7;
+  return opt;
+}
+
+// Trainable values away from their start (LoRA's B = 0 makes A's gradient
+// ignore its input), so every gradient reads the activations it is given.
+inline void randomize_trainable(Model& m) {
+  uint64_t seed = 11;
+  for (auto& p : m.params().params()) p.value.copy_from(randn(p.shape, seed++, 0.05f));
+}
+
+// ... with every layer recomputed (ckpt), or the first `recompute` layers
+// recomputed and the next `pointwise` keeping only their GEMM outputs.
+inline LossAndGrads loss_and_grads(const std::string& model, const std::string& method, Device dev, bool ckpt,
+                                   int recompute = 0, int pointwise = 0) {
+  Ref r = load_ref(model);
+  LoadedModel lm = load_hf_model_dir(fixture(model));
+  ModelOptions opt = recompute_test_options(method, dev);
   opt.grad_checkpoint = ckpt;
+  opt.recompute_layers = recompute;
+  opt.pointwise_layers = pointwise;
   auto m = Model::create(lm.config, *lm.weights, opt);
   return train_step_grads(*m, r);
 }
@@ -140,8 +158,7 @@ inline DecodeVsForward decode_vs_forward(const std::string& model, const std::st
   opt.device = dev;
   opt.method = method;
   auto m = Model::create(lm.config, *lm.weights, opt);
-  uint64_t seed = 11;
-  for (auto& p : m->params().params()) p.value.copy_from(randn(p.shape, seed++, 0.05f));
+  randomize_trainable(*m);
   DecodeVsForward out;
   out.full = m->logits(r.batch()).to_vector();
   const int64_t V = lm.config.vocab_size;

@@ -38,9 +38,10 @@ struct ModelSpec {
   std::optional<std::vector<std::string>> ia3_feedforward;  // unset = peft's default for the model
   int hqq_bits = 4;
   double lowra_bits = 2.0;
-  // Runs after the config is read and before anything is built (train's GPU
-  // memory check): the model's shape and the final options.
-  std::function<void(const ModelConfig&, const ModelOptions&)> before_build;
+  // Runs after the config is read and before anything is built (train's
+  // memory check and activation plan): the model's shape and the final
+  // options, which it may amend (the plan's recompute counts).
+  std::function<void(const ModelConfig&, ModelOptions&)> before_build;
 };
 
 struct BuiltModel {

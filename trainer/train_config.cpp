@@ -55,6 +55,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "attention", c.attention);
   f(j, "grad_checkpoint", c.grad_checkpoint);
   f(j, "memory_check", c.memory_check);
+  f(j, "memory_budget", c.memory_budget);
   f(j, "pack", c.pack);
   f(j, "group_by_length", c.group_by_length);
   f(j, "source_max_len", c.source_max_len);
@@ -148,6 +149,8 @@ void validate(const TrainConfig& c) {
   need(c.collapse_steps >= 0, "--collapse-steps must be >= 0 (0 = off)");
   need(c.log_every >= 1, "--log-every must be at least 1");
   need(std::isfinite(c.bucket_mb) && c.bucket_mb > 0, "--bucket-mb must be > 0");
+  need(std::isfinite(c.memory_budget) && c.memory_budget >= 0,
+       "--memory-budget must be a number of GiB > 0 (0 = the free GPU memory; got " + num(c.memory_budget) + ")");
 }
 
 void check_seq_len(const TrainConfig& c, int max_pos, const std::string& model_label) {

@@ -60,6 +60,7 @@ struct TrainConfig {
   int64_t eval_batches = 0;     // 0 = the whole eval split
   bool grad_checkpoint = false;
   bool memory_check = true;     // GPU: refuse a run whose estimated memory exceeds the free memory (trainer/memory_plan.h)
+  double memory_budget = 0;     // GiB per rank the activation plan fits in (0 = the free GPU memory less 3%; CPU: none)
   bool pack = true;
   bool group_by_length = false; // with pack=false: batches of similar lengths (runs of 50 global batches sorted)
   int source_max_len = 0;       // instruction data: prompt tokens kept (QLoRA's source_max_len; 0 = all)

@@ -11,6 +11,7 @@
 #include <set>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "data/chat_format.h"
 #include "dist/binding.h"
@@ -76,6 +77,54 @@ int64_t steps_per_epoch(StreamConfig s, std::shared_ptr<const Tokenizer> tok, in
   return std::max<int64_t>(1, batches / grad_accum);
 }
 
+// What the run will hold on each rank, settled before anything is loaded: the
+// activation plan for the budget (--memory-budget, else on the GPU its free
+// memory), the estimate under that plan, and on the GPU the check that it fits
+// the free memory. A run that cannot fit ends here, in a second, saying what
+// to change, not in an out-of-memory error after minutes of loading.
+struct RunMemory {
+  MemoryPlan estimate;
+  nlohmann::json plan;  // run.json's activation_plan; null without a budget
+};
+
+RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConfig& mc, ModelOptions& mo) {
+  const bool gpu = device == Device::CUDA;
+  const CudaMemoryInfo info = gpu ? cuda_memory_info() : CudaMemoryInfo{};
+  std::optional<MemoryBudget> budget;
+  if (cfg.memory_budget > 0) budget = MemoryBudget::flag(cfg.memory_budget);
+  else if (gpu) budget = MemoryBudget::free_memory(double(info.free));
+  RunMemory r;
+  if (budget) {
+    const ActivationChoice c = plan_activations(mc, mo, cfg.batch_size, cfg.seq_len, *budget);
+    if (!c.fits) {
+      const std::string advice = memory_advice(mc, c.options, cfg.batch_size, cfg.seq_len, cfg.grad_accum, *budget);
+      if (cfg.memory_check) throw Error(cfg.model + ": " + advice);
+      spdlog::warn("--no-memory-check: starting anyway, recomputing every layer: {}", advice);
+    }
+    mo = c.options;
+    spdlog::info("activation plan: {}; estimated peak {}; budget: {}", c.describe(mc.n_layer),
+                 c.memory.describe(), budget->what);
+    r.plan = {{"memory_budget_gib", gib(budget->bytes)},
+              {"estimate_gib", gib(c.memory.total())},
+              {"layers", mc.n_layer},
+              {"recompute_layers", c.options.grad_checkpoint ? mc.n_layer : c.options.recompute_layers},
+              {"pointwise_layers", c.options.grad_checkpoint ? 0 : c.options.pointwise_layers}};
+  }
+  r.estimate = estimate_train_memory(mc, mo, cfg.batch_size, cfg.seq_len);
+  if (!gpu) return r;
+  spdlog::info("GPU memory estimate: {} per rank; {:.1f} of {:.1f} GiB free", r.estimate.describe(),
+               gib(double(info.free)), gib(double(info.total)));
+  if (!cfg.memory_check) return r;
+  const std::string advice = memory_advice(mc, mo, cfg.batch_size, cfg.seq_len, cfg.grad_accum,
+                                           MemoryBudget::free_memory(double(info.free)));
+  if (advice.empty()) return r;
+  // Planned for a --memory-budget past what the GPU has free: the budget is the first thing to lower.
+  throw Error(cfg.model + ": " + advice +
+              (cfg.memory_budget > 0 ? " A --memory-budget within the free memory (or 0, the default) recomputes "
+                                       "what it must to fit."
+                                     : ""));
+}
+
 }  // namespace
 
 int run_training(const TrainConfig& cfg) {
@@ -115,19 +164,8 @@ int run_training(const TrainConfig& cfg) {
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
-    // On the GPU: will it fit? Asked before loading, so a run that cannot fit
-    // ends in a second, saying what to change, not in an OOM after minutes.
-    MemoryPlan mem_plan;
-    if (device == Device::CUDA)
-      ms.before_build = [&](const ModelConfig& mc, const ModelOptions& mo) {
-        mem_plan = estimate_train_memory(mc, mo, cfg.batch_size, cfg.seq_len);
-        const CudaMemoryInfo info = cuda_memory_info();
-        spdlog::info("GPU memory estimate: {} per rank; {:.1f} of {:.1f} GiB free", mem_plan.describe(),
-                     gib(double(info.free)), gib(double(info.total)));
-        if (!cfg.memory_check) return;
-        const std::string advice = memory_advice(mc, mo, cfg.batch_size, cfg.seq_len, cfg.grad_accum, double(info.free));
-        if (!advice.empty()) throw Error(cfg.model + ": " + advice);
-      };
+    RunMemory memory;
+    ms.before_build = [&](const ModelConfig& mc, ModelOptions& mo) { memory = plan_run_memory(cfg, device, mc, mo); };
     BuiltModel built = build_model(ms);
     const LoadedModel& lm = built.loaded;
     auto tok = built.tokenizer;
@@ -180,6 +218,7 @@ int run_training(const TrainConfig& cfg) {
                             {"total_params", model->total_params()},
                             {"device", device == Device::CUDA ? cuda_device_name() : std::string("cpu")},
                             {"world_size", comm->world()},
+                            {"activation_plan", memory.plan},
                             {"config", to_json(cfg)}};
       std::ofstream(fs::path(cfg.out) / "run.json") << run.dump(1) << "\n";
     }
@@ -293,8 +332,8 @@ int run_training(const TrainConfig& cfg) {
         if (e.kind() != ErrorKind::OutOfMemory) throw;
         throw Error("out of GPU memory in step " + std::to_string(step + 1) + " (micro-batch " +
                         std::to_string(cfg.batch_size) + " x " + std::to_string(cfg.seq_len) + " tokens; estimated " +
-                        mem_plan.describe() + "). Lower --batch-size (raising --grad-accum keeps the tokens per " +
-                        "step), add --grad-checkpoint, or shorten --seq-len. " +
+                        memory.estimate.describe() + "). Lower --batch-size (raising --grad-accum keeps the tokens " +
+                        "per step), add --grad-checkpoint or a lower --memory-budget, or shorten --seq-len. " +
                         (find_checkpoint(ckpt_dir).empty() ? std::string("No checkpoint was written.")
                                                            : "The last checkpoint is kept; --resume " + cfg.out +
                                                                  " continues from it.") +
@@ -342,15 +381,20 @@ int run_training(const TrainConfig& cfg) {
           CudaMemoryStats ms = cuda_memory_stats();
           m.extra["gpu_peak_gib"] = gib(double(ms.peak));
           m.extra["gpu_reserved_gib"] = gib(double(ms.reserved));
-          m.extra["gpu_estimate_gib"] = gib(mem_plan.total());
+          m.extra["gpu_estimate_gib"] = gib(memory.estimate.allocator());  // beside gpu_peak_gib, the same scope
         }
+        if (!memory.plan.is_null())
+          for (const char* k : {"memory_budget_gib", "recompute_layers", "pointwise_layers"})
+            m.extra[k] = memory.plan[k];
         metrics->write(m);
       }
       progress.update({step, total, loss, tokens_seen / std::max(elapsed, 1e-9), dt, mfu});
       if (device == Device::CUDA && !first_step_logged) {
         first_step_logged = true;
-        spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f})",
-                     gib(double(cuda_memory_stats().peak)), gib(mem_plan.total()));
+        spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f}) in qtrain's allocator; "
+                     "estimated {:.2f} GiB with the library buffers outside it",
+                     gib(double(cuda_memory_stats().peak)), gib(memory.estimate.allocator()),
+                     gib(memory.estimate.total()));
       }
       if (verdict == TrainingHealth::Verdict::Stop) {
         // Every rank reaches the same verdict (it reads reduced values). The

@@ -63,17 +63,12 @@ BlockPool& pool() {
   return *p;
 }
 
-size_t round_size(size_t b) {
-  const size_t small = 512, large = size_t(2) << 20;
-  return b < (size_t(1) << 20) ? (b + small - 1) / small * small : (b + large - 1) / large * large;
-}
-
 }  // namespace
 
 void* cuda_alloc(size_t bytes) {
   if (!cuda_available()) throw Error("cuda_alloc: no CUDA device is available", ErrorKind::Runtime);
   BlockPool& P = pool();
-  const size_t size = round_size(std::max<size_t>(bytes, 1));
+  const size_t size = cuda_block_bytes(std::max<size_t>(bytes, 1));
   std::lock_guard<std::mutex> lock(P.mu);
   void* p = nullptr;
   // While capturing, a block the capture itself freed earlier is reused first (safe inside it).

@@ -27,13 +27,6 @@
 namespace qtrain {
 
 class Adapter {
- protected:
-  static size_t bytes_of(std::initializer_list<const Tensor*> ts) {
-    size_t n = 0;
-    for (const Tensor* t : ts) n += t->defined() ? t->nbytes() : 0;
-    return n;
-  }
-
  public:
   virtual ~Adapter() = default;
   // Register trainable tensors under `module` (the HF module path).
@@ -58,6 +51,15 @@ class Adapter {
   virtual void release_saved() {}
   // Bytes held for backward now (tests; the memory estimate's activations).
   virtual size_t saved_bytes() const { return 0; }
+  // What forward saves, per token, read from the declaration alone (the memory
+  // estimate, trainer/memory_plan.h): tensors in the activation dtype, each as
+  // its columns, and bytes (a dropout mask). saved_bytes() after a forward of
+  // N tokens is N times this (tests/models/activation_plan_test.cpp).
+  struct SavedColumns {
+    std::vector<int64_t> act;
+    int64_t bytes = 0;
+  };
+  virtual SavedColumns saved_columns() const { return {}; }
   // dx[N,in] already holds the base path's input gradient; add the adapter's
   // part; accumulate grads. dy is the gradient of the Linear's output.
   virtual void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) = 0;

@@ -32,6 +32,11 @@ class DoraAdapter : public LoraAdapter {
     pre_ = dyg_ = Tensor();
   }
   size_t saved_bytes() const override { return LoraAdapter::saved_bytes() + bytes_of({&pre_, &dyg_}); }
+  SavedColumns saved_columns() const override {  // LoRA's, and the output before the rescale
+    SavedColumns c = LoraAdapter::saved_columns();
+    c.act.push_back(out_);
+    return c;
+  }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   void load(const std::function<Tensor(const std::string& suffix, const Shape& shape)>& get) override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;

@@ -23,6 +23,7 @@ class Ia3Adapter : public Adapter {
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   void release_saved() override { y0_ = Tensor(); }
   size_t saved_bytes() const override { return bytes_of({&y0_}); }
+  SavedColumns saved_columns() const override { return ff_ ? SavedColumns{} : SavedColumns{{out_}, 0}; }
   bool scales_input() const override { return ff_; }
   void scale_input(Tensor xs, Tensor x) override;
   void scale_input_backward(Tensor dx, Tensor dxs, Tensor x, bool accumulate) override;

@@ -66,6 +66,11 @@ bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uin
   return true;
 }
 
+Adapter::SavedColumns LoraAdapter::saved_columns() const {
+  if (opt_.dropout <= 0.f) return {{opt_.r}, 0};
+  return {{opt_.r, in_}, in_};  // h, the dropped input and its mask
+}
+
 void LoraAdapter::write_peft_config(nlohmann::json& cfg, const std::string& module) const {
   cfg["peft_type"] = "LORA";
   write_lora_pattern_fields(cfg, module, opt_);  // r, lora_alpha, rank_pattern, alpha_pattern

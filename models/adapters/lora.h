@@ -32,6 +32,7 @@ class LoraAdapter : public Adapter {
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   void release_saved() override { h_ = xd_ = mask_ = Tensor(); }
   size_t saved_bytes() const override { return bytes_of({&h_, &xd_, &mask_}); }
+  SavedColumns saved_columns() const override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   std::vector<Param*> decode_factors() override { return {a_, b_}; }  // A and B feed products only

@@ -27,6 +27,7 @@ class QABloraAdapter : public Adapter {
   void backward(Tensor dx, Tensor dy, Tensor x, const BaseWeight& base) override;
   void release_saved() override { xp_ = Tensor(); }
   size_t saved_bytes() const override { return bytes_of({&xp_}); }
+  SavedColumns saved_columns() const override { return {{in_ / ti_}, 0}; }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;

@@ -32,6 +32,11 @@ class QBloraAdapter : public LoraAdapter {
     xp_ = Tensor();
   }
   size_t saved_bytes() const override { return LoraAdapter::saved_bytes() + bytes_of({&xp_}); }
+  SavedColumns saved_columns() const override {  // the pooled input, and LoRA's for it
+    SavedColumns c = LoraAdapter::saved_columns();
+    c.act.push_back(in_);
+    return c;
+  }
   void write_peft_config(nlohmann::json& cfg, const std::string& module) const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   // Its factors feed products only too, but decode with the BF16 views has

@@ -120,18 +120,24 @@ INSTANTIATE_TEST_SUITE_P(Methods, GpuQuantizedCurve, ::testing::Values("qlora", 
                            return n;
                          });
 
-// --grad-checkpoint on the GPU: recomputed activations give the loss and the
-// gradients of the plain run (BF16 kernels with F32 atomics in attention: the
-// order of additions may differ, nothing else).
+// --grad-checkpoint on the GPU, and an activation plan with one layer
+// recomputed and one keeping only its GEMM outputs: the loss and the gradients
+// of the plain run (BF16 kernels with F32 atomics in attention: the order of
+// additions may differ, nothing else).
 TEST(GpuGradCheckpoint, SameLossAndGradients) {
   QT_SKIP_WITHOUT_GPU();
-  for (const char* model : {"tiny-llama", "tiny-gpt2"}) {
-    LossAndGrads plain = loss_and_grads(model, "lora", Device::CUDA, false);
-    LossAndGrads ckpt = loss_and_grads(model, "lora", Device::CUDA, true);
-    ASSERT_EQ(plain.grads.size(), ckpt.grads.size());
-    EXPECT_NEAR(ckpt.loss, plain.loss, 1e-5 * plain.loss) << model;
-    EXPECT_LT(norm_rel_err(ckpt.grads, plain.grads), 1e-3) << model;
-  }
+  // A full fine-tune's weight gradients read every recomputed activation.
+  for (const char* model : {"tiny-llama", "tiny-gpt2"})
+    for (const char* method : {"lora", "full"}) {
+      LossAndGrads plain = loss_and_grads(model, method, Device::CUDA, false);
+      for (const auto& [ckpt, recompute, pointwise] : {std::tuple{true, 0, 0}, std::tuple{false, 1, 1}}) {
+        const std::string what = std::string(model) + " " + method + (ckpt ? " checkpointed" : " plan 1+1");
+        LossAndGrads got = loss_and_grads(model, method, Device::CUDA, ckpt, recompute, pointwise);
+        ASSERT_EQ(plain.grads.size(), got.grads.size()) << what;
+        EXPECT_NEAR(got.loss, plain.loss, 1e-5 * plain.loss) << what;
+        EXPECT_LT(norm_rel_err(got.grads, plain.grads), 1e-3) << what;
+      }
+    }
 }
 
 }  // namespace
