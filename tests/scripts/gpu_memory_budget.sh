@@ -23,7 +23,7 @@ with open(sys.argv[1], "wb") as f:
     head.tofile(f)
     array.array("H", (random.randrange(32000) for _ in range(n))).tofile(f)
 PY
-D=(--data "$tmp/tokens.bin" --format bin --device cuda --log-every 1 --steps 4 --save-every 0)
+D=(--data "$tmp/tokens.bin" --format bin --device cuda --log-every 1 --save-every 0)
 if ! "$qtrain" train --model random:smollm2-135m "${D[@]}" --seq-len 64 --batch-size 1 --steps 1 --out "$tmp/probe" \
     > "$tmp/log" 2>&1; then
   grep -q "without CUDA\|no usable GPU" "$tmp/log" && { echo "skipped: $(tail -1 "$tmp/log")"; exit 77; }
@@ -76,7 +76,7 @@ PY
   [[ $? == 0 ]] || fail=1
 }
 
-S=(--model random:smollm2-135m --method lora --lora-r 16 --lora-alpha 32 --batch-size 16 --seq-len 2048)
+S=(--model random:smollm2-135m --method lora --lora-r 16 --lora-alpha 32 --batch-size 16 --seq-len 2048 --steps 4)
 run smol-free "${S[@]}"
 for b in 14 10 6; do run "smol-$b" "${S[@]}" --memory-budget $b; done
 run smol-gc "${S[@]}" --grad-checkpoint
