@@ -2,6 +2,8 @@
 // (tests/fixtures/make_hqq_fixtures.py): codes, scale, zero and the dequantized
 // matrix of a few small weights, and a tiny-llama hqq-lora forward loss and LoRA
 // gradients against peft on hqq-dequantized weights, for 4 and 2 bits.
+#include <omp.h>
+
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -78,6 +80,23 @@ TEST(Hqq, MatchesHqqPackage) {
       EXPECT_GT(err, 1e-2);
       EXPECT_LT(err, bits == 4 ? 0.15 : 0.6);
     }
+}
+
+// The solver runs its groups on all cores (2048 groups here, over the 1024 that turn threads on):
+// one thread and four give the same codes, scales and zeros, bit for bit.
+TEST(Hqq, SameResultWhateverTheThreadCount) {
+  Tensor w = randn({256, 512}, 41, 0.05f);
+  const int saved = omp_get_max_threads();
+  for (int bits : {4, 2}) {
+    omp_set_num_threads(1);
+    const quant::HqqPacked one = quant::quantize_hqq(w.f32(), 256, 512, bits);
+    omp_set_num_threads(4);
+    const quant::HqqPacked four = quant::quantize_hqq(w.f32(), 256, 512, bits);
+    EXPECT_EQ(one.codes, four.codes) << bits;
+    EXPECT_EQ(one.scale, four.scale) << bits;
+    EXPECT_EQ(one.zero, four.zero) << bits;
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST(Hqq, PackedSizeAndOp) {
