@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/gz_lines.h"
+#include "data/json_lines.h"
 #include "kernels/error.h"
 
 namespace qtrain {
@@ -50,20 +50,14 @@ McQuestion parse_row(const nlohmann::json& j, const std::string& where) {
 // Calls f(question, split) for each row of a JSONL file.
 template <class F>
 void for_each_row(const std::string& path, F f) {
-  LineReader in(path);
-  std::string_view line;
-  while (in.next(line)) {
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const std::string where = path + ":" + std::to_string(in.line_no());
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw Error(where + ": not valid JSON");
+  for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
     std::string split;
     if (j.is_object() && j.contains("split")) {
       if (!j["split"].is_string()) throw Error(where + ": field 'split' must be a string");
       split = j["split"].get<std::string>();
     }
     f(parse_row(j, where), split);
-  }
+  });
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/gz_lines.h"
+#include "data/json_lines.h"
 #include "kernels/error.h"
 
 namespace qtrain {
@@ -41,15 +41,9 @@ PromptLine parse_prompt(const nlohmann::json& j, const std::string& where, int v
 
 std::vector<PromptLine> read_prompt_file(const std::string& path, int vocab) {
   std::vector<PromptLine> out;
-  LineReader in(path);
-  std::string_view line;
-  while (in.next(line)) {
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const std::string where = path + ":" + std::to_string(in.line_no());
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw Error(where + ": not valid JSON");
+  for_each_json_line(path, [&](const nlohmann::json& j, const std::string& where) {
     out.push_back(parse_prompt(j, where, vocab));
-  }
+  });
   if (out.empty()) throw Error(path + ": no prompts (want one JSON object per line, {\"prompt\": TEXT})");
   return out;
 }
