@@ -85,8 +85,9 @@ ROWS = {
     "llama7b-hqq4-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=4, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
         label="HQQ 4-bit + LoRA",
-        slow="qtrain's HQQ solver (kernels/quant/hqq.cpp) runs on one CPU core per model load: est. 10+ min "
-             "for LLaMA-7B's 6.5B weights; the SmolLM2 table has the row"),
+        slow="qtrain's HQQ solver (kernels/quant/hqq.cpp) runs on the CPU at model load (on all cores since "
+             "2026-12-04; before, one core: est. 10+ min for LLaMA-7B's 6.5B weights; not re-measured at 7B); "
+             "the SmolLM2 table has the row"),
     "llama7b-hqq2-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=2, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
         label="HQQ 2-bit + LoRA",
