@@ -12,9 +12,9 @@ namespace qtrain {
 namespace {
 
 struct Gpt2Acts {
-  Tensor ln1, mean1, rstd1, qkv, q, k, v, att, lse, x2, ln2, mean2, rstd2, fc, g;
+  Tensor ln1, mean1, rstd1, q, k, v, att, lse, x2, ln2, mean2, rstd2, fc, g;
   int64_t bytes() const {
-    return int64_t(bytes_of({&ln1, &mean1, &rstd1, &qkv, &q, &k, &v, &att, &lse, &x2, &ln2, &mean2, &rstd2, &fc, &g}));
+    return int64_t(bytes_of({&ln1, &mean1, &rstd1, &q, &k, &v, &att, &lse, &x2, &ln2, &mean2, &rstd2, &fc, &g}));
   }
 };
 
@@ -66,7 +66,7 @@ class Gpt2Model : public Model {
 
   LayerColumns layer_columns() const override {
     const int64_t C = cfg_.d_model, F = cfg_.d_ff;
-    return {.kept = {C, 3 * C, C, C, C, C, C, C, F, F},  // Gpt2Acts: ln1, qkv, q, k, v, att, x2, ln2, fc, g
+    return {.kept = {C, C, C, C, C, C, C, F, F},  // Gpt2Acts: ln1, q, k, v, att, x2, ln2, fc, g
             .kept_f32 = {1, 1, 1, 1, int64_t(cfg_.n_head)},  // mean1, rstd1, mean2, rstd2, lse
             .pointwise = {C, C, F},                           // ln1, ln2, g
             // dg, dfc, dln2, dtmp, datt, dq, dk, dv, dqkv, dln1
@@ -85,13 +85,15 @@ class Gpt2Model : public Model {
     auto stat = [&] { return Tensor::empty({N}, DType::F32, dev); };
     a.ln1 = act(C), a.mean1 = stat(), a.rstd1 = stat();
     layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
-    a.qkv = act(3 * C);
-    b.c_attn->forward(a.qkv, a.ln1, train, dropout_seed(l, 0));
-    if (gemm_only) a.ln1 = Tensor();
-    a.q = act(C), a.k = act(C), a.v = act(C);
-    copy_cols(a.q, a.qkv, 0);
-    copy_cols(a.k, a.qkv, C);
-    copy_cols(a.v, a.qkv, 2 * C);
+    {  // the fused projection's output only feeds q, k, v: backward never reads it, so it is not kept
+      Tensor qkv = act(3 * C);
+      b.c_attn->forward(qkv, a.ln1, train, dropout_seed(l, 0));
+      if (gemm_only) a.ln1 = Tensor();
+      a.q = act(C), a.k = act(C), a.v = act(C);
+      copy_cols(a.q, qkv, 0);
+      copy_cols(a.k, qkv, C);
+      copy_cols(a.v, qkv, 2 * C);
+    }
     Shape bthd{B_, T_, H, D};
     a.att = act(C);
     a.lse = Tensor::empty({B_, H, T_}, DType::F32, dev);
