@@ -2,6 +2,7 @@
 // same float operations in the same order, so values match the reference
 // up to the mean's summation order.
 #include <algorithm>
+#include <unordered_map>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/quant_matmul.h"
@@ -82,6 +83,13 @@ __device__ __forceinline__ float bf16_at(const uint4& v, int e) {  // element e 
   return __uint_as_float(e % 2 ? w & 0xFFFF0000u : w << 16);
 }
 
+// The shared memory the GEMV's int8 copy of x takes per row of x: whole
+// [32 loads][4 words] slot groups (xq_slot's layout), so a row of row_vecs
+// loads is rounded up to a multiple of 32 of them.
+__host__ __device__ __forceinline__ int64_t xq_row_bytes(int64_t row_vecs) { return (row_vecs + 31) / 32 * 32 * 64; }
+// What the GEMV may ask for beyond the opt-in limit's static share (red, xabs, xsum).
+size_t gemv_smem_limit() { return Context::get().max_smem_optin() - 4096; }
+
 // x's int8 values in shared memory, ordered as the lanes read them: the 16
 // bytes that lane j % 32 needs for word q of its load j sit in one 16-byte
 // slot of a [j / 32][q][lane] array, so a warp's 32 reads hit 32 banks.
@@ -115,8 +123,8 @@ __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uin
   __shared__ float red[32], xabs[M];
   __shared__ int xsum[M];
   const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  // ldx: x's padded length (4 weights per code byte); lds: its stride in shared memory, whole [32][4] slot groups.
-  const int64_t ldx = row_vecs * 64, lds = (row_vecs + 31) / 32 * 32 * 64, stride = int64_t(gridDim.x) * warps;
+  // ldx: x's padded length (4 weights per code byte); lds: its stride in shared memory.
+  const int64_t ldx = row_vecs * 64, lds = xq_row_bytes(row_vecs), stride = int64_t(gridDim.x) * warps;
   int64_t o = int64_t(blockIdx.x) * warps + (threadIdx.x >> 5);
   uint4 wv[kTernaryVecs];
   const auto load = [&](int64_t row, int64_t j0) {
@@ -202,17 +210,19 @@ __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uin
 template <int M>
 void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
   const int64_t row_vecs = w.codes.size(1) / 16;
-  const size_t smem = size_t(M) * size_t((row_vecs + 31) / 32 * 32) * 64;
+  const size_t smem = size_t(M) * size_t(xq_row_bytes(row_vecs));
   static bool attrs = false;  // x's int8 copy outgrows the default 48 KB for long rows at M = 8
   if (!attrs) {
     CUDA_CHECK(cudaFuncSetAttribute(ternary_gemv_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(Context::get().max_smem_optin()) - 4096));
+                                    int(gemv_smem_limit())));
     attrs = true;
   }
   // Persistent warps: as many blocks as fit at once (one wave), each quantizing x once for many rows.
-  static int per_sm = 0;
-  if (!per_sm) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ternary_gemv_kernel<M>, 256, smem));
-  const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(per_sm, 1));
+  // How many fit depends on the shared memory, which differs per weight shape: asked once per size.
+  static std::unordered_map<size_t, int> per_sm_of;
+  auto [it, fresh] = per_sm_of.try_emplace(smem, 0);
+  if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, ternary_gemv_kernel<M>, 256, smem));
+  const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(it->second, 1));
   ternary_gemv_kernel<M><<<unsigned(blocks), 256, smem, stream()>>>(y, static_cast<const uint4*>(w.codes.raw()), x,
                                                                     w.wabs.f32(), w.rows, w.cols, row_vecs);
 }
@@ -238,8 +248,7 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
   if (n == 0) return;
   const FloatPtr px = fptr(x, "ternary_matmul x"), py = fptr(y, "ternary_matmul y");
   const int64_t rb = w.codes.size(1);
-  if (n <= kTernaryGemvMaxRows && rb % 16 == 0 &&
-      size_t(n) * size_t((rb / 16 + 31) / 32 * 32) * 64 <= Context::get().max_smem_optin() - 4096) {
+  if (n <= kTernaryGemvMaxRows && rb % 16 == 0 && size_t(n) * size_t(xq_row_bytes(rb / 16)) <= gemv_smem_limit()) {
     switch (n) {
       case 1: launch_gemv<1>(py, px, w); break;
       case 2: launch_gemv<2>(py, px, w); break;
