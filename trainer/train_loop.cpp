@@ -94,7 +94,8 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
   if (cfg.memory_budget > 0) budget = MemoryBudget::flag(cfg.memory_budget);
   else if (gpu) budget = MemoryBudget::free_memory(double(info.free));
   RunMemory r;
-  if (budget) {
+  if (!budget) r.estimate = estimate_train_memory(mc, mo, cfg.batch_size, cfg.seq_len);  // the CPU without a budget
+  else {
     const ActivationChoice c = plan_activations(mc, mo, cfg.batch_size, cfg.seq_len, *budget);
     if (!c.fits) {
       const std::string advice = memory_advice(mc, c.options, cfg.batch_size, cfg.seq_len, cfg.grad_accum, *budget);
@@ -102,6 +103,7 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
       spdlog::warn("--no-memory-check: starting anyway, recomputing every layer: {}", advice);
     }
     mo = c.options;
+    r.estimate = c.memory;
     spdlog::info("activation plan: {}; estimated peak {}; budget: {}", c.describe(mc.n_layer),
                  c.memory.describe(), budget->what);
     r.plan = {{"memory_budget_gib", gib(budget->bytes)},
@@ -110,19 +112,18 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
               {"recompute_layers", c.options.grad_checkpoint ? mc.n_layer : c.options.recompute_layers},
               {"pointwise_layers", c.options.grad_checkpoint ? 0 : c.options.pointwise_layers}};
   }
-  r.estimate = estimate_train_memory(mc, mo, cfg.batch_size, cfg.seq_len);
   if (!gpu) return r;
   spdlog::info("GPU memory estimate: {} per rank; {:.1f} of {:.1f} GiB free", r.estimate.describe(),
                gib(double(info.free)), gib(double(info.total)));
-  if (!cfg.memory_check) return r;
+  // Planned for the free memory, the plan's own fit check was this one; only a --memory-budget
+  // (which may be more than the GPU has free) still has to be checked against the free memory.
+  if (!cfg.memory_check || cfg.memory_budget <= 0) return r;
   const std::string advice = memory_advice(mc, mo, cfg.batch_size, cfg.seq_len, cfg.grad_accum,
                                            MemoryBudget::free_memory(double(info.free)));
   if (advice.empty()) return r;
   // Planned for a --memory-budget past what the GPU has free: the budget is the first thing to lower.
   throw Error(cfg.model + ": " + advice +
-              (cfg.memory_budget > 0 ? " A --memory-budget within the free memory (or 0, the default) recomputes "
-                                       "what it must to fit."
-                                     : ""));
+              " A --memory-budget within the free memory (or 0, the default) recomputes what it must to fit.");
 }
 
 }  // namespace
