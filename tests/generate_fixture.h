@@ -1,6 +1,7 @@
 // The greedy generation references (tests/fixtures/generate-ref.json, made by
 // make_generate_fixtures.py), shared by the CPU and GPU generation tests.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,6 +11,7 @@
 #include "models/peft_io.h"
 #include "models/weight_source.h"
 #include "tests/test_util.h"
+#include "trainer/generate.h"
 
 namespace qtrain::testing {
 
@@ -47,6 +49,29 @@ inline std::vector<GreedyCase> load_greedy_cases() {
     out.push_back(std::move(g));
   }
   return out;
+}
+
+// Greedy decoding as the fixture's HF generate ran case c.
+inline GenerateOptions greedy_options(const GreedyCase& c) {
+  GenerateOptions o;
+  o.max_new_tokens = c.max_new_tokens;
+  o.sampling.temperature = 0;
+  o.stop_ids = {c.eos};
+  return o;
+}
+
+// The cases grouped by model and adapter (each group a batch of different
+// prompts for one model), in the order the groups first appear.
+inline std::vector<std::vector<const GreedyCase*>> cases_by_model(const std::vector<GreedyCase>& cases) {
+  std::vector<std::vector<const GreedyCase*>> groups;
+  for (const GreedyCase& c : cases) {
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& grp) {
+      return grp.front()->model == c.model && grp.front()->adapter == c.adapter;
+    });
+    if (g == groups.end()) groups.push_back({&c});
+    else g->push_back(&c);
+  }
+  return groups;
 }
 
 // A fixture model for inference: the dense base, with the adapter unmerged if given.

@@ -14,23 +14,24 @@ namespace {
 
 constexpr double kBf16Margin = 0.04;
 
+// ids equal HF's new tokens for every step whose margin a BF16 backend cannot
+// flip, and all of them when no step is that close.
+void expect_hf_tokens(const std::vector<int32_t>& ids, const GreedyCase& c) {
+  size_t sure = 0;
+  while (sure < c.margins.size() && c.margins[sure] > kBf16Margin) ++sure;
+  ASSERT_GE(ids.size(), sure);
+  EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + long(sure)),
+            std::vector<int32_t>(c.new_ids.begin(), c.new_ids.begin() + long(sure)));
+  if (sure == c.margins.size()) EXPECT_EQ(ids, c.new_ids);
+}
+
 TEST(GpuGenerate, GreedyEqualsHfGenerate) {
   QT_SKIP_WITHOUT_GPU();
   for (const GreedyCase& c : load_greedy_cases()) {
     SCOPED_TRACE(c.label());
     auto m = make_generate_model(c.model, c.adapter, Device::CUDA);
-    GenerateOptions o;
-    o.max_new_tokens = c.max_new_tokens;
-    o.sampling.temperature = 0;
-    o.stop_ids = {c.eos};
-    Generator g(*m, o);
-    GenerateResult r = g.generate(c.prompt);
-    size_t sure = 0;  // steps whose HF margin a BF16 backend cannot flip
-    while (sure < c.margins.size() && c.margins[sure] > kBf16Margin) ++sure;
-    ASSERT_GE(r.ids.size(), sure);
-    EXPECT_EQ(std::vector<int32_t>(r.ids.begin(), r.ids.begin() + long(sure)),
-              std::vector<int32_t>(c.new_ids.begin(), c.new_ids.begin() + long(sure)));
-    if (sure == c.margins.size()) EXPECT_EQ(r.ids, c.new_ids);
+    Generator g(*m, greedy_options(c));
+    expect_hf_tokens(g.generate(c.prompt).ids, c);
   }
 }
 
@@ -41,30 +42,17 @@ TEST(GpuGenerate, BatchedRowsEqualHfGenerate) {
   QT_SKIP_WITHOUT_GPU();
   const auto cases = load_greedy_cases();
   int batches = 0;
-  for (const GreedyCase& first : cases) {
-    std::vector<const GreedyCase*> same;
-    for (const GreedyCase& c : cases)
-      if (c.model == first.model && c.adapter == first.adapter) same.push_back(&c);
-    if (same.front() != &first) continue;
+  for (const auto& same : cases_by_model(cases)) {
+    const GreedyCase& first = *same.front();
     SCOPED_TRACE(first.label());
     auto m = make_generate_model(first.model, first.adapter, Device::CUDA);
-    GenerateOptions o;
-    o.max_new_tokens = first.max_new_tokens;
-    o.sampling.temperature = 0;
-    o.stop_ids = {first.eos};
     std::vector<std::vector<int32_t>> prompts;
     for (const GreedyCase* c : same) prompts.push_back(c->prompt);
-    BatchResult r = generate_batch(*m, o, prompts);
+    BatchResult r = generate_batch(*m, greedy_options(first), prompts);
     EXPECT_EQ(m->decode_graph_status(), "graph");
     for (size_t b = 0; b < same.size(); ++b) {
-      const GreedyCase& c = *same[b];
-      size_t sure = 0;
-      while (sure < c.margins.size() && c.margins[sure] > kBf16Margin) ++sure;
-      ASSERT_GE(r.rows[b].ids.size(), sure) << "row " << b;
-      EXPECT_EQ(std::vector<int32_t>(r.rows[b].ids.begin(), r.rows[b].ids.begin() + long(sure)),
-                std::vector<int32_t>(c.new_ids.begin(), c.new_ids.begin() + long(sure)))
-          << "row " << b;
-      if (sure == c.margins.size()) EXPECT_EQ(r.rows[b].ids, c.new_ids) << "row " << b;
+      SCOPED_TRACE("row " + std::to_string(b));
+      expect_hf_tokens(r.rows[b].ids, *same[b]);
     }
     ++batches;
   }

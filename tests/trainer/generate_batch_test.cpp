@@ -19,21 +19,15 @@ using testing::make_generate_model;
 TEST(GenerateBatch, GreedyRowsEqualHfGenerate) {
   const auto cases = load_greedy_cases();
   int pairs = 0, eos_rows = 0;
-  for (const GreedyCase& first : cases) {
-    // The fixture's prompts of one model and adapter (5 and 9 tokens), in both
-    // orders and with a repeat, as one batch each.
-    std::vector<const GreedyCase*> same;
-    for (const GreedyCase& c : cases)
-      if (c.model == first.model && c.adapter == first.adapter) same.push_back(&c);
-    if (same.front() != &first) continue;
+  // The fixture's prompts of one model and adapter (5 and 9 tokens), in both
+  // orders and with a repeat, as one batch each.
+  for (const auto& same : cases_by_model(cases)) {
+    const GreedyCase& first = *same.front();
     ASSERT_EQ(same.size(), 2u);
     ASSERT_NE(same[0]->prompt.size(), same[1]->prompt.size()) << "the batch must mix prompt lengths";
     SCOPED_TRACE(first.label());
     auto m = make_generate_model(first.model, first.adapter, Device::CPU);
-    GenerateOptions o;
-    o.max_new_tokens = first.max_new_tokens;
-    o.sampling.temperature = 0;
-    o.stop_ids = {first.eos};
+    const GenerateOptions o = greedy_options(first);
     for (const auto& order : std::vector<std::vector<int>>{{0, 1}, {1, 0, 1}}) {
       std::vector<std::vector<int32_t>> prompts;
       for (int i : order) prompts.push_back(same[size_t(i)]->prompt);

@@ -91,11 +91,7 @@ TEST(Generate, MergedAdapterEqualsHfGenerate) {
     auto unmerged = make_generate_model(c.model, c.adapter, Device::CPU);
     auto m = merge_adapters_into_base(*unmerged, unmerged->options());
     EXPECT_EQ(m->trainable_params(), 0);
-    GenerateOptions o;
-    o.max_new_tokens = c.max_new_tokens;
-    o.sampling.temperature = 0;
-    o.stop_ids = {c.eos};
-    Generator g(*m, o);
+    Generator g(*m, greedy_options(c));
     EXPECT_EQ(g.generate(c.prompt).ids, c.new_ids);
     ++checked;
   }
