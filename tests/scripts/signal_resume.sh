@@ -10,7 +10,9 @@ qtrain=$1; src=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1  # ranks share two cores in CI
 F=$src/tests/fixtures
-steps=40
+# Enough steps that the signal, sent once 3 are logged, lands mid-run: 40 steps of this model take
+# 0.1 s on one core, and CI saw a run finish before its SIGTERM arrived (exit 0, not 143).
+steps=400
 A=(--model "$F/tiny-llama" --data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 128
    --lr 1e-2 --lora-dropout 0.1 --schedule cosine --warmup 2 --log-every 1 --device cpu --steps $steps)
 fail=0
