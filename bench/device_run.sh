@@ -194,6 +194,9 @@ on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf
 # DECODE_HF7B_ARGS: e.g. "--batch 1" or "--new 32" to fit a tighter limit.
 on decode_hf7b && step decode_hf7b ${DECODE_HF7B_TIMEOUT:-150} python3 bench/decode_hf.py random:llama-7b \
   $OUT/decode_hf_7b.json --modes ${DECODE_HF7B_MODES:-hf,hf-bnb-nf4,hf-static} ${DECODE_HF7B_ARGS:-}
+# With the decode step in the same call: the ratio table (bench/decode_vs_hf.py; `qtrain report --bench` draws it).
+on decode_hf7b && [ -f "$OUT/decode_7b.json" ] && [ -f "$OUT/decode_hf_7b.json" ] && python3 bench/decode_vs_hf.py \
+  --qtrain "$OUT/decode_7b.json" --hf "$OUT/decode_hf_7b.json" -o "$OUT/decode_vs_hf_7b.json" > "$OUT/decode_vs_hf_7b.log" 2>&1
 
 # Any command with the unpacked binaries and libraries ($BIN, $OUT, $MODELS), e.g. an ncu profile of one kernel:
 #   ONLY=cmd CMD='ncu --clock-control none -k regex:gemv4 -c 1 $BIN/bench_quant_kernels > $OUT/ncu.txt'
