@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/context.cuh"
@@ -119,6 +120,31 @@ std::vector<W> gpu_copies(const W& host) {
   std::vector<W> v(size_t(copies_for(host.bytes())));
   for (W& c : v) c = host.to(Device::CUDA);
   return v;
+}
+
+// The linear shapes the weight-format benches time: LLaMA-7B's (the decode targets) and SmolLM2-135M's.
+struct LinearShape {
+  const char* name;
+  int64_t out, in;
+};
+inline constexpr LinearShape kLinearShapes[] = {
+    {"llama7b q/k/v/o 4096x4096", 4096, 4096}, {"llama7b gate/up 11008x4096", 11008, 4096},
+    {"llama7b down 4096x11008", 4096, 11008},  {"smollm2 q/o 576x576", 576, 576},
+    {"smollm2 gate/up 1536x576", 1536, 576},   {"smollm2 down 576x1536", 576, 1536}};
+
+// A weight-kernel bench's start: its --out PATH (empty without one), an exit with a message where
+// there is no GPU, and the device line with the copy kernel's bandwidth, which it returns in *copy_bw.
+inline std::string bench_start(const char* name, int argc, char** argv, double* copy_bw) {
+  std::string out_path;
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--out") out_path = argv[i + 1];
+  if (!cuda_available()) {
+    std::fprintf(stderr, "%s: no GPU\n", name);
+    std::exit(1);
+  }
+  *copy_bw = copy_gbps();
+  std::printf("device %s, copy kernel %.0f GB/s (read + write)\n", cuda_device_name().c_str(), *copy_bw);
+  return out_path;
 }
 
 }  // namespace qtrain::bench

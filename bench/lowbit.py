@@ -29,20 +29,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from table3 import Runner, device_name, log, md_table  # noqa: E402
+from table3 import Runner, device_name, log, md_table, run_args  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="HF model dir, .gguf or registered name (smollm2-135m)")
-    ap.add_argument("--data", help="CodeSearchNet tree (train and test splits)")
-    ap.add_argument("--tokenizer", default="", help="tokenizer for --data when the model carries none")
-    ap.add_argument("--qtrain", default=os.environ.get("QTRAIN", "build-cuda/qtrain"))
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tokens", type=int, default=1_000_000, help="training tokens per row")
-    ap.add_argument("--seq-len", type=int, default=512)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--eval-batches", type=int, default=50)
+    run_args(ap, tokens=1_000_000, per="row")
     ap.add_argument("--lowra-bits", default="4,3,2.5,2,1.75,1.5")
     ap.add_argument("--rows", default="qlora,hqq-2bit,lowra,qblora,qablora,merges")
     ap.add_argument("--loftq-iters", type=int, default=-1, help="lowra rows: LoftQ rounds (-1: the method's 5)")

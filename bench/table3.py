@@ -144,17 +144,22 @@ def device_name(dev):
         return "cuda"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_args(ap, tokens, per):
+    """The model, data and run-size flags that bench/table3.py and bench/lowbit.py share."""
     ap.add_argument("--model", help="HF model dir, .gguf or registered name (smollm2-135m)")
     ap.add_argument("--data", help="CodeSearchNet tree (train and test splits)")
     ap.add_argument("--tokenizer", default="", help="tokenizer for --data when the model carries none")
     ap.add_argument("--qtrain", default=os.environ.get("QTRAIN", "build-cuda/qtrain"))
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tokens", type=int, default=2_000_000, help="training tokens per method")
+    ap.add_argument("--tokens", type=int, default=tokens, help="training tokens per " + per)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--eval-batches", type=int, default=50)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_args(ap, tokens=2_000_000, per="method")
     ap.add_argument("--no-ppl", action="store_true", help="random weights: memory, time and latency only")
     ap.add_argument("--rows", default="full,int8-lora,nf4-lora,qlora,bitnet,qlora-bitnet,bitnet-lora")
     ap.add_argument("--label", default="", help="results name (default: the model's)")

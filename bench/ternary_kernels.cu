@@ -23,26 +23,12 @@ using namespace qtrain::bench;
 using json = nlohmann::json;
 
 int main(int argc, char** argv) {
-  std::string out_path;
-  for (int i = 1; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--out") out_path = argv[i + 1];
-  if (!cuda_available()) {
-    std::fprintf(stderr, "bench_ternary_kernels: no GPU\n");
-    return 1;
-  }
-  const double bw = copy_gbps();
-  std::printf("device %s, copy kernel %.0f GB/s (read + write)\n", cuda_device_name().c_str(), bw);
-  struct Shape2 {
-    const char* name;
-    int64_t out, in;
-  };
-  const Shape2 shapes[] = {{"llama7b q/k/v/o 4096x4096", 4096, 4096}, {"llama7b gate/up 11008x4096", 11008, 4096},
-                           {"llama7b down 4096x11008", 4096, 11008},  {"smollm2 q/o 576x576", 576, 576},
-                           {"smollm2 gate/up 1536x576", 1536, 576},   {"smollm2 down 576x1536", 576, 1536}};
+  double bw = 0;
+  const std::string out_path = bench_start("bench_ternary_kernels", argc, argv, &bw);
   json rows = json::array();
   std::printf("%-28s %9s %9s %7s %9s %7s |", "shape", "bf16 fwd", "w2a8 fwd", "ratio", "w2a8 bwd", "ratio");
   std::printf(" %5s %8s %8s %8s %6s\n", "M", "bf16", "w2a8", "speedup", "%copy");
-  for (const auto& sh : shapes) {
+  for (const auto& sh : kLinearShapes) {
     Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
     const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), sh.out, sh.in));
     const std::vector<TernaryTensor> ts = gpu_copies(th);
