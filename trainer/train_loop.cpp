@@ -129,6 +129,7 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
 }  // namespace
 
 int run_training(const TrainConfig& cfg) {
+  const auto t_begin = Clock::now();  // setup_s in run.json: what the anchors' setup times measure too
   validate(cfg);
   ScheduleKind sched_kind = parse_schedule(cfg.schedule);
   const Device device = resolve_device(cfg.device);
@@ -168,15 +169,16 @@ int run_training(const TrainConfig& cfg) {
     RunMemory memory;
     ms.before_build = [&](const ModelConfig& mc, ModelOptions& mo) { memory = plan_run_memory(cfg, device, mc, mo); };
     BuiltModel built = build_model(ms);
+    const double build_s = seconds_since(t_begin);
     const LoadedModel& lm = built.loaded;
     auto tok = built.tokenizer;
     Model* model = built.model.get();
     const bool trains_base = model->method().trains_base;
     check_seq_len(cfg, lm.config.max_pos, cfg.model);
-    spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {}", cfg.model, lm.config.n_layer,
-                 lm.config.d_model, lm.config.vocab_size,
+    spdlog::info("model {} ({} layers, d {}, vocab {}) | method {} | {} | built in {:.1f} s", cfg.model,
+                 lm.config.n_layer, lm.config.d_model, lm.config.vocab_size,
                  cfg.method + (model->adapter_type() ? " + " + model->adapter_type()->name : std::string()),
-                 describe_params(*model));
+                 describe_params(*model), build_s);
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
     StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);
@@ -220,6 +222,10 @@ int run_training(const TrainConfig& cfg) {
                             {"device", device == Device::CUDA ? cuda_device_name() : std::string("cpu")},
                             {"world_size", comm->world()},
                             {"activation_plan", memory.plan},
+                            // Seconds from the start to the model built, and to the first step (data and
+                            // optimizer set up too): the time to compare with another tool's load time.
+                            {"build_s", build_s},
+                            {"setup_s", seconds_since(t_begin)},
                             {"config", to_json(cfg)}};
       std::ofstream(fs::path(cfg.out) / "run.json") << run.dump(1) << "\n";
     }
@@ -428,10 +434,12 @@ int run_training(const TrainConfig& cfg) {
       write_kernel_profile(kernel_profile_stop(), step - profile_from, cfg.out + "/kernel_profile.json");
     }
     run_eval();
+    const auto t_save = Clock::now();
     save(true);
     if (rank0)
-      spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {}", step, seconds_since(t_start),
-                   cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir);
+      spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {} (in {:.1f} s)", step,
+                   seconds_since(t_start), cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir,
+                   seconds_since(t_save));
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.
