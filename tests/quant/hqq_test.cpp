@@ -4,6 +4,7 @@
 // gradients against peft on hqq-dequantized weights, for 4 and 2 bits.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -97,6 +98,60 @@ TEST(Hqq, SameResultWhateverTheThreadCount) {
     EXPECT_EQ(one.zero, four.zero) << bits;
   }
   omp_set_num_threads(saved);
+}
+
+// The solver skips the shrink's pow() for groups whose residuals are all small, and computes the
+// terms in a vectorized pass: its zeros must still be the plain per-weight loop's, bit for bit,
+// both where the shrink is 0 (weights ~0.02) and where it is not (weights ~1, large residuals).
+// The plain loop here is hqq's optimize_weights_proximal written out directly.
+std::vector<float> plain_zeros(const std::vector<float>& w, int bits) {
+  const int64_t ng = int64_t(w.size()) / 64;
+  const float qmax = float((1 << bits) - 1);
+  std::vector<float> scale(static_cast<size_t>(ng)), zero(static_cast<size_t>(ng));
+  for (int64_t g = 0; g < ng; ++g) {
+    const float* x = w.data() + g * 64;
+    const auto [mn, mx] = std::minmax_element(x, x + 64);
+    const float denom = *mx - *mn;
+    float s = (1.f / denom) * qmax;
+    if (std::fabs(denom) <= 1e-4f) s = 1.f;
+    s = std::min(s, 2e4f);
+    scale[size_t(g)] = s;
+    zero[size_t(g)] = bits == 4 ? std::nearbyint(-*mn * s) : -*mn * s;
+  }
+  double best = INFINITY;
+  for (int it = 0; it < 20; ++it) {
+    std::vector<float> next(static_cast<size_t>(ng));
+    double err = 0;
+    for (int64_t g = 0; g < ng; ++g) {
+      const float* x = w.data() + g * 64;
+      const float s = scale[size_t(g)], z = zero[size_t(g)];
+      double acc = 0;
+      for (int j = 0; j < 64; ++j) {
+        const float q = std::min(std::max(std::nearbyint(x[j] * s + z), 0.f), qmax);
+        const float wr = (q - z) / s, r = x[j] - wr, a = std::fabs(r);
+        const float sh = std::max(a - 0.1f * std::pow(a, 0.7f - 1.f), 0.f);
+        const float we = r > 0.f ? sh : (r < 0.f ? -sh : 0.f);
+        acc += double(q - (x[j] - we) * s);
+        err += double(std::fabs(x[j] - wr));
+      }
+      next[size_t(g)] = float(acc / 64.0);
+    }
+    zero = next;
+    err /= double(w.size());
+    if (err < best) best = err;
+    else break;
+  }
+  return zero;
+}
+
+TEST(Hqq, SolverEqualsThePlainLoop) {
+  for (float sd : {0.02f, 1.f})
+    for (int bits : {4, 2}) {
+      Tensor w = randn({64, 320}, 43, sd);
+      const std::vector<float> v = w.to_vector();
+      const quant::HqqPacked p = quant::quantize_hqq(w.f32(), 64, 320, bits);
+      EXPECT_EQ(p.zero, plain_zeros(v, bits)) << "sd " << sd << " bits " << bits;
+    }
 }
 
 TEST(Hqq, PackedSizeAndOp) {
