@@ -160,9 +160,10 @@ int main(int argc, char** argv) {
     int64_t B, Hq, Hkv, D;
     int ctx;
   };
-  for (const DecodeShape& s : {DecodeShape{"smollm2-135m", 1, 9, 3, 64, 192}, DecodeShape{"smollm2-135m", 8, 9, 3, 64, 192},
-                               DecodeShape{"llama-7b", 1, 32, 32, 128, 192}, DecodeShape{"llama-7b", 8, 32, 32, 128, 192},
-                               DecodeShape{"smollm2-135m", 1, 9, 3, 64, 4096}, DecodeShape{"llama-7b", 1, 32, 32, 128, 4096}}) {
+  for (const DecodeShape& s :
+       {DecodeShape{"smollm2-135m", 1, 9, 3, 64, 192}, DecodeShape{"smollm2-135m", 8, 9, 3, 64, 192},
+        DecodeShape{"llama-7b", 1, 32, 32, 128, 192}, DecodeShape{"llama-7b", 8, 32, 32, 128, 192},
+        DecodeShape{"smollm2-135m", 1, 9, 3, 64, 4096}, DecodeShape{"llama-7b", 1, 32, 32, 128, 4096}}) {
     const int64_t cap = s.ctx + 64;
     Tensor q = gpu_random({s.B, 1, s.Hq, s.D}, bf, 1, 20), o = Tensor::empty({s.B, 1, s.Hq, s.D}, bf, Device::CUDA);
     Tensor kc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 21), vc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 22);

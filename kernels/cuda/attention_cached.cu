@@ -70,7 +70,8 @@ struct Chunk {
 #pragma unroll
       for (int i = 0; i < kWords / 4; ++i) {
         const int4 w = reinterpret_cast<const int4*>(p)[i];
-        u[4 * i] = uint32_t(w.x), u[4 * i + 1] = uint32_t(w.y), u[4 * i + 2] = uint32_t(w.z), u[4 * i + 3] = uint32_t(w.w);
+        u[4 * i] = uint32_t(w.x), u[4 * i + 1] = uint32_t(w.y);
+        u[4 * i + 2] = uint32_t(w.z), u[4 * i + 3] = uint32_t(w.w);
       }
     } else if constexpr (sizeof(T) == 4) {
 #pragma unroll
@@ -100,10 +101,10 @@ constexpr int kUnroll = !kVec ? 2 : (sizeof(T) == 4 ? 4 : 8) / (GB == kMaxGroup 
 // h = hk * G + sub * GB + g for g < GB (those past the group are computed on
 // zeros and not written). lpr = 1 << lpr_log2 lanes per key.
 template <class T, int GB, bool kVec>
-__global__ void __launch_bounds__(kThreads) attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc,
-                                                                    float* part, int* counters, int Tq, int Hq, int Hkv,
-                                                                    int D, int Tc, int nsub, int S, int lpr_log2,
-                                                                    int pos0, const int32_t* pos_dev, float scale) {
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc, float* part, int* counters, int Tq,
+                            int Hq, int Hkv, int D, int Tc, int nsub, int S, int lpr_log2, int pos0,
+                            const int32_t* pos_dev, float scale) {
   constexpr int kU = kUnroll<T, GB, kVec>;
   if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
   const int row = blockIdx.x, split = blockIdx.y;
@@ -138,23 +139,28 @@ __global__ void __launch_bounds__(kThreads) attention_cached_kernel(FloatPtr out
   __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
   __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
   __shared__ float s_red[kWarps / 2][GB][kMaxLanes * kElems];    // the tree over warps
-  if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;
-  __syncthreads();
+  if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;  // read after the first tile's barrier
 
   // 32-bit offsets within a batch row (the host checks Tc * Hkv * D fits):
   // 16 prefetched keys' 64-bit addresses would take 64 registers.
   const int row_stride = Hkv * D;
   const T* kbase = kc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
   const T* vbase = vc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
-  for (int base = j0; base < j1; base += KT) {
-    Chunk<T, kVec> kr[kU], vr[kU];
+  // This thread's keys of the tile at `base` (zeros past the range).
+  auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base) {
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int j = base + u * R + r;
-      const int n = u < U && j < j1 ? nd : 0;
-      kr[u].load(kbase + j * row_stride, n);
-      vr[u].load(vbase + j * row_stride, n);
+      dst[u].load(from + j * row_stride, u < U && j < j1 ? nd : 0);
     }
+  };
+  // Software pipelining: the next tile's K is requested as soon as this
+  // tile's scores are made, its V once this tile's V is summed, so a block's
+  // later tiles wait on the memory little or not at all.
+  Chunk<T, kVec> kr[kU], vr[kU];
+  load_tile(kr, kbase, j0);
+  load_tile(vr, vbase, j0);
+  for (int base = j0; base < j1; base += KT) {
     // Phase 1: scores (the lanes of a key sum their parts; lane 0 writes).
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
@@ -175,6 +181,7 @@ __global__ void __launch_bounds__(kThreads) attention_cached_kernel(FloatPtr out
 #pragma unroll
         for (int g = 0; g < GB; ++g) s_p[g][k] = base + k < j1 ? sc[g] : -INFINITY;
     }
+    if (base + KT < j1) load_tile(kr, kbase, base + KT);
     __syncthreads();
     // Online softmax over tiles, one warp per head. The tile has a key in
     // range, so the new max is finite and exp2f(-inf) = 0 masks the rest.
@@ -210,6 +217,7 @@ __global__ void __launch_bounds__(kThreads) attention_cached_kernel(FloatPtr out
         for (int e = 0; e < kElems; ++e) acc[g][e] += p * vr[u][e];
       }
     }
+    if (base + KT < j1) load_tile(vr, vbase, base + KT);
     __syncthreads();  // s_p is the next tile's
   }
 
@@ -327,7 +335,8 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
   // cache can hold several kMinSplitKeys; sized from the capacity Tc (not the
   // position), so eager and replayed steps launch the same grid.
   const int64_t want = (2 * int64_t(Context::get().sm_count()) + rows - 1) / rows;
-  const int S = int(std::max<int64_t>(1, std::min<int64_t>({want, (Tc + kMinSplitKeys - 1) / kMinSplitKeys, int64_t(kMaxSplits)})));
+  const int64_t fit = (Tc + kMinSplitKeys - 1) / kMinSplitKeys;
+  const int S = int(std::max<int64_t>(1, std::min<int64_t>({want, fit, int64_t(kMaxSplits)})));
   SplitScratch ss{nullptr, nullptr};
   if (S > 1) ss = split_scratch(rows, S, GB, D);
   const bool vec = D % kElems == 0 && reinterpret_cast<uintptr_t>(kc.raw()) % 16 == 0 &&

@@ -56,7 +56,8 @@ TEST(CudaAttentionCached, MatchesCpu) {
                  // Several tiles in one block (D 128: 128 keys a tile), one split (capacity 512).
                  Case{1, 1, 8, 8, 128, 512, 500, DType::BF16, 2.f}, Case{2, 3, 6, 2, 64, 512, 480, DType::BF16, 2.f},
                  // Head dims 256 and an odd 12 (element-wise loads), F32 and F16 caches.
-                 Case{1, 1, 8, 4, 256, 300, 260}, Case{1, 2, 6, 2, 12, 100, 77}, Case{2, 2, 8, 2, 128, 300, 200, DType::F32},
+                 Case{1, 1, 8, 4, 256, 300, 260}, Case{1, 2, 6, 2, 12, 100, 77},
+                 Case{2, 2, 8, 2, 128, 300, 200, DType::F32},
                  Case{1, 1, 4, 4, 256, 200, 150, DType::F32}, Case{1, 1, 8, 2, 64, 300, 250, DType::F16},
                  Case{1, 3, 6, 2, 12, 90, 60, DType::F32}})
     expect_matches_cpu(c);
@@ -69,7 +70,8 @@ TEST(CudaAttentionCached, MatchesCpu) {
 // tolerance, the more so with a peaked softmax (qscale 2).
 TEST(CudaAttentionCached, SplitKeysMatchCpu) {
   QT_SKIP_WITHOUT_GPU();
-  for (Case c : {Case{1, 1, 4, 1, 128, 4096, 4000, DType::BF16, 2.f}, Case{1, 1, 9, 3, 64, 2048, 1900, DType::BF16, 2.f},
+  for (Case c : {Case{1, 1, 4, 1, 128, 4096, 4000, DType::BF16, 2.f},
+                 Case{1, 1, 9, 3, 64, 2048, 1900, DType::BF16, 2.f},
                  Case{1, 1, 32, 32, 128, 2048, 1500}, Case{1, 1, 32, 8, 128, 3000, 2999, DType::BF16, 2.f},
                  Case{1, 1, 16, 2, 64, 1100, 599, DType::BF16, 2.f},  // two of the possible splits active
                  Case{1, 1, 16, 2, 64, 1100, 10},                     // one active: written without the combine
