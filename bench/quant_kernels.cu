@@ -113,13 +113,16 @@ int main(int argc, char** argv) {
         return graph_ms([&](int i) { matmul_4bit(ym, xm, qs[size_t(i % nq)]); }, 64);
       };
       const double tq = time_kernel(Gemv4Kernel::TensorCore);
+      set_decode_pdl(false);  // the same kernel launched plainly: what the programmatic launch saves in a chain
+      const double tn = time_kernel(Gemv4Kernel::TensorCore);
+      set_decode_pdl(true);
       const double ts = time_kernel(Gemv4Kernel::CudaCore);  // the earlier kernel, for the record
       set_gemv4_kernel(Gemv4Kernel::TensorCore);
       const double bytes = double(q.bytes()) + 2.0 * double(m * (sh.in + sh.out));
       const auto pct = [&](double ms) { return 100.0 * bytes / (ms * 1e-3) / 1e9 / bw; };
       dec.push_back({{"M", m}, {"bf16_ms", t16}, {"nf4_gemv_ms", tq}, {"speedup_vs_bf16", t16 / tq}, {"pct_copy_bw", pct(tq)},
                      {"pct_of_same_size_read", 100.0 * read / tq},
-                     {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)}});
+                     {"nf4_gemv_no_pdl_ms", tn}, {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)}});
       std::printf(" M%-2lld %7.4f %7.4f %6.2fx %5.1f%% %5.1f%%r", (long long)m, t16, tq, t16 / tq, pct(tq), 100.0 * read / tq);
     }
     std::printf("\n");
@@ -158,7 +161,7 @@ int main(int argc, char** argv) {
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows},
-           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV (nf4_gemv_ms; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time"}};
+           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV, calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time"}};
   if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
   return 0;
 }
