@@ -18,6 +18,7 @@ void low_rank_svd(Tensor b, Tensor a, Tensor m_in) {
   QT_CHECK(m_in.defined() && m_in.ndim() == 2 && m_in.dtype() == DType::F32, "low_rank_svd: m must be an F32 matrix");
   QT_CHECK(b.defined() && b.ndim() == 2 && b.size(1) >= 1, "low_rank_svd: b must be [rows, r] with r >= 1");
   const int64_t m = m_in.size(0), n = m_in.size(1), r = b.size(1);
+  QT_CHECK(m >= 1 && n >= 1, "low_rank_svd: empty matrix " + shape_str(m_in.shape()));
   check_shaped(b, m_in, {m, r}, "low_rank_svd b");
   check_shaped(a, m_in, {r, n}, "low_rank_svd a");
   QT_CHECK(b.dtype() == DType::F32 && a.dtype() == DType::F32, "low_rank_svd: b and a must be F32");
