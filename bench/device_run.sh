@@ -61,7 +61,10 @@ SYS=/tmp/sys; mkdir -p "$SYS"
 pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
 LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
 LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
-for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti nvidia.cudnn; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
+# libcusolver (LoftQ's SVD, kernels/cuda/svd.cu) needs libcusparse and libnvJitLink beside it; CUDA 13 wheels
+# put every library in one nvidia/cu13/lib.
+for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti nvidia.cudnn nvidia.cusolver nvidia.cusparse \
+    nvidia.nvjitlink nvidia.cu13; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
@@ -153,6 +156,12 @@ on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrai
 # Per-kernel times beside PyTorch (attention: cuDNN and qtrain's own kernels).
 on kernels && step kernels 120 bash -c "python3 bench/kernels_torch.py $OUT/kernels_torch.json && \
   $BIN/bench_kernels --anchors $OUT/kernels_torch.json --out $OUT/kernels.json"
+# LoftQ initialisation with the SVD rounds on the GPU (cuSOLVER; bench/loftq_init.cpp, PACK_BINS must hold
+# bench_loftq_init): one LLaMA-7B MLP weight (4096 x 11008, r 64, NF4 + DQ), then the QLoRA r 64 model of
+# LOFTQ_LAYERS LLaMA-7B layers (7 Linears each; 32 = all 224) built with and without LOFTQ_ITERS rounds.
+on loftq && step loftq ${LOFTQ_TIMEOUT:-420} bash -c "$BIN/bench_loftq_init --device cuda --shape 4096x11008 --r 64 \
+  --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_one.json && $BIN/bench_loftq_init --device cuda --model random:llama-7b \
+  --layers ${LOFTQ_LAYERS:-32} --r 64 --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_7b.json"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 # BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
 on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"

@@ -79,9 +79,11 @@ ROWS = {
     "llama7b-qlora-loftq-r64": dict(
         shape="llama-7b", method="qlora", loftq_iters=1, r=64, alpha=64, batch=4, seq=2048, ckpt=True,
         anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True,
-        slow="qtrain's LoftQ SVDs run on the CPU (LAPACK sgesdd, one per module): est. 10+ min for "
-             "LLaMA-7B's 224 modules on 16 cores, past one device call. LoftQ changes only the start, "
-             "so the step is QLoRA's; the SmolLM2 table has the row"),
+        # LoftQ's SVDs run on the GPU now (cuSOLVER, kernels/cuda/svd.cu); drop this flag once
+        # device_run.sh's loftq step has timed LLaMA-7B's 224 modules inside a call.
+        slow="qtrain's LoftQ SVDs (one per module) ran on the CPU, est. 10+ min for LLaMA-7B's 224 "
+             "modules on 16 cores; on the GPU (cuSOLVER) since 2026-12-04, not yet timed at 7B. LoftQ "
+             "changes only the start, so the step is QLoRA's; the SmolLM2 table has the row"),
     "llama7b-hqq4-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=4, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
         label="HQQ 4-bit + LoRA",
