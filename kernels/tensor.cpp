@@ -123,6 +123,10 @@ static void convert_host(void* dst, DType dt, const void* src, DType st, int64_t
     }
     return 0.f;
   };
+  // Loading a 7B checkpoint converts ~7e9 BF16 weights (and faults in the mapped
+  // file as it reads): large tensors are split over the cores, each element
+  // converted as before.
+#pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 22))
   for (int64_t i = 0; i < n; ++i) {
     float v = load(i);
     switch (dt) {

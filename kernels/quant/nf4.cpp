@@ -47,6 +47,7 @@ inline uint8_t bucket(const Bounds& b, float x) {
   for (int i = 0; i < 15; ++i) n += b.mid[size_t(i)] < x;
   return b.order[size_t(n)];
 }
+constexpr int kVecRun = 16;  // weights per vectorized run of a full block (blocksizes are multiples)
 
 }  // namespace
 
@@ -77,6 +78,20 @@ Packed4 quantize_4bit(const float* w, int64_t n, Code4 code, bool double_quant, 
     float clamped = std::max(am, 1e-38f);
     float inv = 1.f / clamped;
     absmax[size_t(blk)] = partial ? clamped : am;
+    if (!partial && blocksize % kVecRun == 0) {
+      // Full blocks in runs of kVecRun weights: the bucket counts in a loop the
+      // compiler vectorizes, then two codes per byte (a 70B load quantizes 7e10).
+      for (int64_t r = s; r < e; r += kVecRun) {
+        float x[kVecRun];
+        int32_t cnt[kVecRun] = {};
+        for (int j = 0; j < kVecRun; ++j) x[j] = std::clamp(w[r + j] * inv, -1.f, 1.f);
+        for (int i = 0; i < 15; ++i)  // the number of midpoints below x, as bucket()
+          for (int j = 0; j < kVecRun; ++j) cnt[j] += b.mid[size_t(i)] < x[j];
+        for (int j = 0; j < kVecRun; j += 2)
+          p.packed[size_t((r + j) / 2)] = uint8_t(b.order[cnt[j]] << 4) | b.order[cnt[j + 1]];
+      }
+      continue;
+    }
     for (int64_t i = s; i < e; ++i) {
       float x = std::clamp(partial ? w[i] / clamped : w[i] * inv, -1.f, 1.f);
       uint8_t q = bucket(b, x);

@@ -35,3 +35,17 @@ TEST(Tensor, DtypeConversionOnCopy) {
   auto v = a.to_vector();
   EXPECT_EQ(v, (std::vector<float>{1.f, 2.f, 3.f}));
 }
+
+// A tensor past the size that splits the host conversion over the cores (4M elements, as a
+// checkpoint's weights): every element converted exactly as one at a time, both ways.
+TEST(Tensor, LargeConversionsEqualElementwise) {
+  const int64_t n = (int64_t(1) << 22) + 37;
+  Tensor f = qtrain::testing::randn({n}, 5, 3.f);
+  Tensor b = f.to(Device::CPU, DType::BF16);
+  const auto* bits = static_cast<const uint16_t*>(b.raw());
+  for (int64_t i = 0; i < n; i += 9973) ASSERT_EQ(bits[i], f32_to_bf16(f.f32()[i])) << i;
+  ASSERT_EQ(bits[n - 1], f32_to_bf16(f.f32()[n - 1]));
+  Tensor back = b.to(Device::CPU, DType::F32);
+  for (int64_t i = 0; i < n; i += 9973) ASSERT_EQ(back.f32()[i], bf16_to_f32(bits[i])) << i;
+  ASSERT_EQ(back.f32()[n - 1], bf16_to_f32(bits[n - 1]));
+}
