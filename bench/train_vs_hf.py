@@ -72,10 +72,11 @@ ROWS = {
     "llama7b-qlora-r64": dict(shape="llama-7b", method="qlora", r=64, batch=4, seq=2048, ckpt=True, anchor_method="qlora",
                               label="QLoRA (NF4 + DQ)"),
     # qtrain's LoftQ SVDs and HQQ solver run on the CPU while the model loads. On SmolLM2's shape a
-    # 576 x 576 SVD takes 0.07 s and a 1536 x 576 one 0.22 s (2 shared cores; 210 modules: 15 s),
-    # HQQ 4-bit ~30 s for its 106M weights on one core; SVD time grows with the cube of the size and
-    # HQQ's with the weights, so LLaMA-7B's 224 modules (6.5B weights) need more than one device
-    # call. --run-slow runs them anyway.
+    # 576 x 576 SVD takes 0.07 s and a 1536 x 576 one 0.22 s (2 shared cores; 210 modules: 15 s); SVD
+    # time grows with the cube of the size, so LLaMA-7B's 224 modules need more than one device call
+    # (--run-slow runs the row anyway). The HQQ solver takes 76 ns per weight on one core since
+    # 2026-12-04 (was 302), about 30 s for LLaMA-7B's 6.5B weights on 16 cores (estimated), so its
+    # rows run.
     "llama7b-qlora-loftq-r64": dict(
         shape="llama-7b", method="qlora", loftq_iters=1, r=64, alpha=64, batch=4, seq=2048, ckpt=True,
         anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True,
@@ -86,14 +87,10 @@ ROWS = {
              "changes only the start, so the step is QLoRA's; the SmolLM2 table has the row"),
     "llama7b-hqq4-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=4, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
-        label="HQQ 4-bit + LoRA",
-        slow="qtrain's HQQ solver (kernels/quant/hqq.cpp) runs on the CPU at model load (on all cores since "
-             "2026-12-04; before, one core: est. 10+ min for LLaMA-7B's 6.5B weights; not re-measured at 7B); "
-             "the SmolLM2 table has the row"),
+        label="HQQ 4-bit + LoRA", show_setup=True),
     "llama7b-hqq2-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=2, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
-        label="HQQ 2-bit + LoRA",
-        slow="as HQQ 4-bit: the CPU solver at load time; the SmolLM2 table has the row"),
+        label="HQQ 2-bit + LoRA", show_setup=True),
     "llama7b-qdora-r64": dict(shape="llama-7b", method="qlora", adapter="dora", r=64, batch=4, seq=2048, ckpt=True,
                               anchor_method="qlora", label="DoRA (NF4 base)"),
     "llama7b-qia3": dict(shape="llama-7b", method="qlora", adapter="ia3", batch=4, seq=2048, ckpt=True,
