@@ -57,6 +57,8 @@ fi
 # ---------------------------------------------------------------- on the GPU machine
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
+# The tests read their fixtures from the source tree, by the path it had where they were built, unless told.
+export QTRAIN_SOURCE_DIR=$SRC
 OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
 SYS=/tmp/sys; mkdir -p "$SYS"
 [ -z "${LANE_CHILD:-}" ] && for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
@@ -122,7 +124,8 @@ fi
 # call: ONLY="make_7b peft7b_a peft7b_b"; each step's --budget-s is what is left of PEFT_DEADLINE
 # seconds since this script started (less peft7b_b's share for peft7b_a), so the table is written
 # before the call's limit, rows or anchors past the budget recorded as not run.
-# PEFT_UNSLOTH=0 / PEFT_LIGER=1 drop / add those anchors; PEFT_STEPS/PEFT_WARMUP the steps per process.
+# PEFT_UNSLOTH=0 / PEFT_LIGER=1 drop / add those anchors; PEFT_STEPS/PEFT_WARMUP the steps per process;
+# PEFT7B_A_ROWS / PEFT7B_B_ROWS other rows (a rerun of those a call could not fit).
 on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
 peft_args() { echo --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" --steps ${PEFT_STEPS:-6} --warmup ${PEFT_WARMUP:-2} \
   $([ "${PEFT_UNSLOTH:-1}" = 1 ] && echo --unsloth) $([ "${PEFT_LIGER:-0}" = 1 ] && echo --liger); }
@@ -132,9 +135,9 @@ on make_7b && step make_7b 150 bash -c "[ -f $MODELS/llama-7b/model.safetensors 
 # QLoRA (beside Unsloth), IA3 and DoRA on the NF4 base; then bf16 LoRA (beside Unsloth 16-bit) and the
 # rows qtrain cannot set up within a call (LoftQ, HQQ: recorded with the reason).
 on peft7b_a && b=$(peft_left ${PEFT7B_B_SHARE:-130}) && step peft7b_a $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
-  --table peft7b --rows llama7b-qlora-r64,llama7b-qia3,llama7b-qdora-r64 --budget-s $b
+  --table peft7b --rows ${PEFT7B_A_ROWS:-llama7b-qlora-r64,llama7b-qia3,llama7b-qdora-r64} --budget-s $b
 on peft7b_b && b=$(peft_left) && step peft7b_b $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
-  --table peft7b --rows llama7b-lora-r64,llama7b-qlora-loftq-r64,llama7b-hqq4-r64,llama7b-hqq2-r64 --budget-s $b
+  --table peft7b --rows ${PEFT7B_B_ROWS:-llama7b-lora-r64,llama7b-qlora-loftq-r64,llama7b-hqq4-r64,llama7b-hqq2-r64} --budget-s $b
 # The SmolLM2 table: all seven methods (LoftQ and HQQ included), ~4 min; a call of its own.
 on peft_smol && step peft_smol ${PEFT_SMOL_TIMEOUT:-420} python3 bench/train_vs_hf.py $(peft_args) --table peft_smol \
   --steps ${PEFT_SMOL_STEPS:-12} --warmup 4 --budget-s $(( ${PEFT_SMOL_TIMEOUT:-420} - 15 ))

@@ -5,8 +5,11 @@
 // CPU (the reference): LAPACK's sgesdd, a full SVD (kernels/cpu/svd.cpp).
 // CUDA: cuSOLVER's eigensolver on the Gram matrix in F64 (kernels/cuda/svd.cu;
 // why not a GPU SVD routine is said there).
-// Signs of singular vectors are arbitrary, so the two backends agree on b a
-// and on the singular values, not on b and a themselves.
+// Signs of singular vectors are arbitrary; both backends fix them the same way
+// (sklearn's svd_flip): each column j of b has its largest-magnitude entry (the
+// first, on ties) positive, a's row j flipped with it. So the two agree on b and
+// a themselves, not only on b a: the adapter's gradients depend on the factors
+// (a LoftQ start made on the GPU trains like one made on the CPU).
 #pragma once
 #include "kernels/op.h"
 #include "kernels/tensor.h"

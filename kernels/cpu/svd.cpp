@@ -40,7 +40,10 @@ void low_rank_svd(Tensor b, Tensor a, Tensor m_in) {
   float* pb = b.f32();
   float* pa = a.f32();
   for (int64_t j = 0; j < kr; ++j) {
-    const float sq = std::sqrt(s[size_t(j)]);
+    int64_t top = 0;  // the sign convention of kernels/svd.h
+    for (int64_t i = 1; i < m; ++i)
+      if (std::fabs(u[size_t(i * k + j)]) > std::fabs(u[size_t(top * k + j)])) top = i;
+    const float sq = std::sqrt(s[size_t(j)]) * (u[size_t(top * k + j)] < 0.f ? -1.f : 1.f);
     for (int64_t i = 0; i < m; ++i) pb[i * r + j] = u[size_t(i * k + j)] * sq;
     for (int64_t i = 0; i < n; ++i) pa[j * n + i] = vh[size_t(j * n + i)] * sq;
   }

@@ -101,6 +101,36 @@ __global__ void factor_kernel(float* out, int64_t rows, int64_t cols, bool rows_
   }
 }
 
+// The sign convention of kernels/svd.h, one block per factor j: the first
+// largest-magnitude entry of b's column j made positive, a's row j flipped with
+// it. A block-wide arg-max (largest |value|, then smallest index), then the flip.
+__global__ void sign_flip_kernel(float* b, int64_t rows, float* a, int64_t cols, int64_t r) {
+  const int64_t j = blockIdx.x;
+  __shared__ float best_v[256];
+  __shared__ int64_t best_i[256];
+  float v = -1.f;
+  int64_t at = 0;
+  for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) {
+    const float x = fabsf(b[i * r + j]);
+    if (x > v) v = x, at = i;  // strided ascending i: the first of ties in this thread
+  }
+  best_v[threadIdx.x] = v;
+  best_i[threadIdx.x] = at;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      const float ov = best_v[threadIdx.x + s];
+      const int64_t oi = best_i[threadIdx.x + s];
+      if (ov > best_v[threadIdx.x] || (ov == best_v[threadIdx.x] && oi < best_i[threadIdx.x]))
+        best_v[threadIdx.x] = ov, best_i[threadIdx.x] = oi;
+    }
+    __syncthreads();
+  }
+  if (!(b[best_i[0] * r + j] < 0.f)) return;
+  for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) b[i * r + j] = -b[i * r + j];
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) a[j * cols + i] = -a[j * cols + i];
+}
+
 }  // namespace
 
 void low_rank_svd(Tensor b, Tensor a, Tensor m_in) {
@@ -161,6 +191,8 @@ void low_rank_svd(Tensor b, Tensor a, Tensor m_in) {
   CUDA_CHECK_LAUNCH("low_rank_svd b");
   factor_kernel<<<grid_for(r * n, 256), 256, 0, s>>>(a.f32(), r, n, true, wide ? P : G, n, lam, h, !wide);
   CUDA_CHECK_LAUNCH("low_rank_svd a");
+  sign_flip_kernel<<<unsigned(h), 256, 0, s>>>(b.f32(), m, a.f32(), n, r);
+  CUDA_CHECK_LAUNCH("low_rank_svd signs");
 }
 
 }  // namespace qtrain::cuda

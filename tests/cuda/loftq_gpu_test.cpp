@@ -1,8 +1,8 @@
 // LoftQ initialisation on the GPU (models/loftq.h, kernels/cuda/svd.cu) against
 // the LAPACK reference: the truncated SVD split, LoftQ's rounds, peft's
 // fixtures (tests/fixtures/make_loftq_fixtures.py) and a whole QLoRA model.
-// SVD signs are arbitrary: products B A and singular values are compared,
-// never the factors themselves.
+// Both backends fix the SVD's signs the same way (kernels/svd.h), so the
+// factors themselves are compared too, where singular values are apart.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -77,6 +77,15 @@ TEST(CudaLoftq, LowRankSplitMatchesLapack) {
     for (int j = 0; j < c.r; ++j) EXPECT_NEAR(sg.sigma[size_t(j)], sc.sigma[size_t(j)], 1e-5 * sc.sigma[0]) << j;
     for (int j = 1; j < c.r; ++j) EXPECT_LE(sg.sigma[size_t(j)], sg.sigma[size_t(j - 1)] * (1 + 1e-6)) << j;
     EXPECT_LT(sg.uneven, 1e-5);
+    // The factors, one by one: the same signs on both backends (a wrong one is an error of 2).
+    const int64_t kr = std::min<int64_t>(std::min(c.m, c.n), c.r);
+    const Tensor bg = gpu.b.to(Device::CPU), ag = gpu.a.to(Device::CPU);
+    for (int64_t j = 0; j < kr; ++j) {
+      std::vector<float> xg, xc;
+      for (int64_t i = 0; i < c.m; ++i) xg.push_back(bg.f32()[i * c.r + j]), xc.push_back(cpu.b.f32()[i * c.r + j]);
+      for (int64_t i = 0; i < c.n; ++i) xg.push_back(ag.f32()[j * c.n + i]), xc.push_back(cpu.a.f32()[j * c.n + i]);
+      EXPECT_LT(norm_rel_err(xg, xc), 1e-3) << "factor " << j;
+    }
     // past min(rows, cols): zero columns of B and rows of A
     const int64_t k = std::min(c.m, c.n);
     for (int64_t j = k; j < c.r; ++j) EXPECT_EQ(sg.sigma[size_t(j)], 0.0) << j;
