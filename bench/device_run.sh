@@ -42,8 +42,10 @@ if [ "${1:-}" = "--pack" ]; then
   [ "${PACK_PYLIB:-1}" = 1 ] && bash "$SRC/bench/pack_pylib.sh" "$PACK"
   # The data the tests and bench/table3 read from ../shared, which does not travel.
   mkdir -p "$PACK/shared/data" && cp -r "$SRC/../shared/data/codesearchnet-format" "$SRC/../shared/data/gpt2-tokenizer" "$PACK/shared/data/"
-  # Stripped and compressed, the binaries fit the transfer limit beside the rest.
-  strip "$PACK"/bin/* && (cd "$PACK" && tar czf bin.tar.gz bin && rm -rf bin)
+  # Stripped and compressed, the binaries fit the transfer limit beside the rest. Each one links the whole
+  # kernel library (~25 MB, mostly fatbins), so xz with a dictionary wider than a binary stores the copies
+  # once: six binaries 7 MB (gzip, which sees 32 KB back: 44 MB).
+  strip "$PACK"/bin/* && (cd "$PACK" && tar cf - bin | xz -9 -T2 --lzma2=preset=9,dict=192MiB > bin.tar.xz && rm -rf bin)
   pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
   echo "packing debs: $pkgs"
   (cd "$PACK/debs" && apt-get download $pkgs)
@@ -55,20 +57,27 @@ fi
 # ---------------------------------------------------------------- on the GPU machine
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
+# The tests read their fixtures from the source tree, by the path it had where they were built, unless told.
+export QTRAIN_SOURCE_DIR=$SRC
 OUT=${OUT:-/tmp/device_out}; mkdir -p "$OUT"
 SYS=/tmp/sys; mkdir -p "$SYS"
 [ -z "${LANE_CHILD:-}" ] && for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$SYS"; done
 pylib() { python3 -c "import os, $1 as m; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null; }
 LD=$SYS/usr/lib/x86_64-linux-gnu:$SYS/lib/x86_64-linux-gnu:$SYS/usr/lib/x86_64-linux-gnu/openblas-openmp
 LD=$LD:$SYS/usr/lib/x86_64-linux-gnu/openmpi/lib:/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib
-for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti nvidia.cudnn; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
+# libcusolver (LoftQ's SVD, kernels/cuda/svd.cu) needs libcusparse and libnvJitLink beside it; CUDA 13 wheels
+# put every library in one nvidia/cu13/lib.
+for m in nvidia.nccl nvidia.cublas nvidia.cuda_runtime nvidia.cuda_cupti nvidia.cudnn nvidia.cusolver nvidia.cusparse \
+    nvidia.nvjitlink nvidia.cu13; do d=$(pylib $m); [ -n "$d" ] && LD=$LD:$d; done
 export LD_LIBRARY_PATH=$LD:${LD_LIBRARY_PATH:-}
 # The image's own /usr/bin/mpirun is not Open MPI (no --allow-run-as-root); qtrain links Debian's Open MPI.
 export PATH=$SYS/usr/bin:$PATH OPAL_PREFIX=$SYS/usr MPIRUN=$SYS/usr/bin/orterun  # mpirun is a Debian alternatives link, not in the .deb
 BIN=$PACK/bin
 # Unpacked under /tmp, which outlives the call: a later call on the same warm machine
 # (e.g. one that only carries a model) finds binaries, libraries and data there.
-if [ -f "$PACK/bin.tar.gz" ]; then mkdir -p /tmp/qbin && tar xzf "$PACK/bin.tar.gz" -C /tmp/qbin; fi
+# (python's lzma where the machine has no xz)
+if [ -f "$PACK/bin.tar.xz" ]; then mkdir -p /tmp/qbin && python3 -c "import lzma, sys, tarfile; \
+  tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall(sys.argv[2])" "$PACK/bin.tar.xz" /tmp/qbin; fi
 [ -d /tmp/qbin/bin ] && BIN=/tmp/qbin/bin
 if [ -d "$PACK/shared" ]; then rm -rf /tmp/qshared && cp -r "$PACK/shared" /tmp/qshared; fi
 [ -d "$SRC/../shared" ] || { [ -d /tmp/qshared ] && ln -s /tmp/qshared "$SRC/../shared"; }
@@ -115,7 +124,8 @@ fi
 # call: ONLY="make_7b peft7b_a peft7b_b"; each step's --budget-s is what is left of PEFT_DEADLINE
 # seconds since this script started (less peft7b_b's share for peft7b_a), so the table is written
 # before the call's limit, rows or anchors past the budget recorded as not run.
-# PEFT_UNSLOTH=0 / PEFT_LIGER=1 drop / add those anchors; PEFT_STEPS/PEFT_WARMUP the steps per process.
+# PEFT_UNSLOTH=0 / PEFT_LIGER=1 drop / add those anchors; PEFT_STEPS/PEFT_WARMUP the steps per process;
+# PEFT7B_A_ROWS / PEFT7B_B_ROWS other rows (a rerun of those a call could not fit).
 on() { [[ " ${ONLY:-} " == *" $1 "* ]]; }
 peft_args() { echo --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" --steps ${PEFT_STEPS:-6} --warmup ${PEFT_WARMUP:-2} \
   $([ "${PEFT_UNSLOTH:-1}" = 1 ] && echo --unsloth) $([ "${PEFT_LIGER:-0}" = 1 ] && echo --liger); }
@@ -125,9 +135,9 @@ on make_7b && step make_7b 150 bash -c "[ -f $MODELS/llama-7b/model.safetensors 
 # QLoRA (beside Unsloth), IA3 and DoRA on the NF4 base; then bf16 LoRA (beside Unsloth 16-bit) and the
 # rows qtrain cannot set up within a call (LoftQ, HQQ: recorded with the reason).
 on peft7b_a && b=$(peft_left ${PEFT7B_B_SHARE:-130}) && step peft7b_a $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
-  --table peft7b --rows llama7b-qlora-r64,llama7b-qia3,llama7b-qdora-r64 --budget-s $b
+  --table peft7b --rows ${PEFT7B_A_ROWS:-llama7b-qlora-r64,llama7b-qia3,llama7b-qdora-r64} --budget-s $b
 on peft7b_b && b=$(peft_left) && step peft7b_b $((b + 15)) python3 bench/train_vs_hf.py $(peft_args) \
-  --table peft7b --rows llama7b-lora-r64,llama7b-qlora-loftq-r64,llama7b-hqq4-r64,llama7b-hqq2-r64 --budget-s $b
+  --table peft7b --rows ${PEFT7B_B_ROWS:-llama7b-lora-r64,llama7b-qlora-loftq-r64,llama7b-hqq4-r64,llama7b-hqq2-r64} --budget-s $b
 # The SmolLM2 table: all seven methods (LoftQ and HQQ included), ~4 min; a call of its own.
 on peft_smol && step peft_smol ${PEFT_SMOL_TIMEOUT:-420} python3 bench/train_vs_hf.py $(peft_args) --table peft_smol \
   --steps ${PEFT_SMOL_STEPS:-12} --warmup 4 --budget-s $(( ${PEFT_SMOL_TIMEOUT:-420} - 15 ))
@@ -153,6 +163,12 @@ on big70 && step big70 ${BIG70_TIMEOUT:-420} bash bench/qlora_70b.sh "$BIN/qtrai
 # Per-kernel times beside PyTorch (attention: cuDNN and qtrain's own kernels).
 on kernels && step kernels 120 bash -c "python3 bench/kernels_torch.py $OUT/kernels_torch.json && \
   $BIN/bench_kernels --anchors $OUT/kernels_torch.json --out $OUT/kernels.json"
+# LoftQ initialisation with the SVD rounds on the GPU (cuSOLVER; bench/loftq_init.cpp, PACK_BINS must hold
+# bench_loftq_init): one LLaMA-7B MLP weight (4096 x 11008, r 64, NF4 + DQ), then the QLoRA r 64 model of
+# LOFTQ_LAYERS LLaMA-7B layers (7 Linears each; 32 = all 224) built with and without LOFTQ_ITERS rounds.
+on loftq && step loftq ${LOFTQ_TIMEOUT:-420} bash -c "$BIN/bench_loftq_init --device cuda --shape 4096x11008 --r 64 \
+  --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_one.json && $BIN/bench_loftq_init --device cuda --model random:llama-7b \
+  --layers ${LOFTQ_LAYERS:-32} --r 64 --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_7b.json"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 # BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
 on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"

@@ -41,6 +41,21 @@ double time_ms(const std::function<void()>& fn, int iters = 20) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
+// ms per call of fn, `calls` calls captured in one CUDA graph: a decode-size
+// kernel runs for a few microseconds, less than launching it from the host.
+double graph_time_ms(const std::function<void()>& fn, int calls = 50) {
+  fn();  // sizes scratch buffers outside the capture
+  CudaGraph g;
+  g.begin_capture();
+  for (int i = 0; i < calls; ++i) fn();
+  std::string why;
+  if (!g.end_capture(&why)) {
+    std::fprintf(stderr, "graph capture failed: %s\n", why.c_str());
+    return 0;
+  }
+  return time_ms([&] { g.replay(); }, 10) / calls;
+}
+
 struct Row {
   std::string config;
   double ms;
@@ -135,6 +150,27 @@ int main(int argc, char** argv) {
       if (impl == AttentionImpl::Auto) std::printf("attention %s: %s\n", s.name, last_attention_impl());
     }
     set_attention_impl(AttentionImpl::Auto);
+  }
+  // Decode attention: one new query row per head against a KV cache of ctx
+  // keys (capacity ctx + 64), at 192 keys (bench_decode's context) and at
+  // 4096 (the split-over-blocks path). The cache stays in the L2 between the
+  // graph's calls, so this is the kernel's latency more than DRAM bandwidth.
+  struct DecodeShape {
+    const char* name;
+    int64_t B, Hq, Hkv, D;
+    int ctx;
+  };
+  for (const DecodeShape& s :
+       {DecodeShape{"smollm2-135m", 1, 9, 3, 64, 192}, DecodeShape{"smollm2-135m", 8, 9, 3, 64, 192},
+        DecodeShape{"llama-7b", 1, 32, 32, 128, 192}, DecodeShape{"llama-7b", 8, 32, 32, 128, 192},
+        DecodeShape{"smollm2-135m", 1, 9, 3, 64, 4096}, DecodeShape{"llama-7b", 1, 32, 32, 128, 4096}}) {
+    const int64_t cap = s.ctx + 64;
+    Tensor q = gpu_random({s.B, 1, s.Hq, s.D}, bf, 1, 20), o = Tensor::empty({s.B, 1, s.Hq, s.D}, bf, Device::CUDA);
+    Tensor kc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 21), vc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 22);
+    rows.push_back({std::string("attention decode ") + s.name + " B=" + std::to_string(s.B) + " ctx=" +
+                        std::to_string(s.ctx),
+                    graph_time_ms([&] { attention_cached(o, q, kc, vc, s.ctx - 1); }),
+                    2.0 * s.B * s.ctx * s.Hkv * s.D * 2, "GB/s"});  // K and V rows read once, BF16
   }
   {
     const int64_t N = 8192, C = 1024, V = 50257;

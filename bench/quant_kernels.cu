@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/context.cuh"
 #include "kernels/device.h"
+#include "kernels/gguf_dequant.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_matmul.h"
 #include "bench/bench_tensors.h"
@@ -112,24 +113,55 @@ int main(int argc, char** argv) {
         return graph_ms([&](int i) { matmul_4bit(ym, xm, qs[size_t(i % nq)]); }, 64);
       };
       const double tq = time_kernel(Gemv4Kernel::TensorCore);
+      set_decode_pdl(false);  // the same kernel launched plainly: what the programmatic launch saves in a chain
+      const double tn = time_kernel(Gemv4Kernel::TensorCore);
+      set_decode_pdl(true);
       const double ts = time_kernel(Gemv4Kernel::CudaCore);  // the earlier kernel, for the record
       set_gemv4_kernel(Gemv4Kernel::TensorCore);
       const double bytes = double(q.bytes()) + 2.0 * double(m * (sh.in + sh.out));
       const auto pct = [&](double ms) { return 100.0 * bytes / (ms * 1e-3) / 1e9 / bw; };
       dec.push_back({{"M", m}, {"bf16_ms", t16}, {"nf4_gemv_ms", tq}, {"speedup_vs_bf16", t16 / tq}, {"pct_copy_bw", pct(tq)},
                      {"pct_of_same_size_read", 100.0 * read / tq},
-                     {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)}});
+                     {"nf4_gemv_no_pdl_ms", tn}, {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)}});
       std::printf(" M%-2lld %7.4f %7.4f %6.2fx %5.1f%% %5.1f%%r", (long long)m, t16, tq, t16 / tq, pct(tq), 100.0 * read / tq);
     }
     std::printf("\n");
     row["decode"] = dec;
+    // GGUF blocks at decode (gguf-lora's base): the one-pass block product against what the
+    // base did before it (dequantize to BF16 + cuBLASLt) and against its own same-size read.
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0}) {  // the types qtrain quantizes to (Q4_1 reads the same way)
+      Tensor host = Tensor::empty({int64_t(size_t(sh.out) * ggml_row_size(t, sh.in))}, DType::U8);
+      for (int64_t r = 0; r < sh.out; ++r)
+        quantize_row(t, w.f32() + r * sh.in, static_cast<uint8_t*>(host.raw()) + size_t(r) * ggml_row_size(t, sh.in), sh.in);
+      std::vector<Tensor> gb;
+      for (int i = 0; i < copies_for(host.nbytes()); ++i) gb.push_back(host.to(Device::CUDA));
+      const int ng = int(gb.size());
+      const double gread = read_ms(host.nbytes());
+      json g = json::array();
+      for (int64_t m : {1, 4, 8}) {
+        Tensor xm = bench::random_tensor({m, sh.in}, 1.f, 4).to(Device::CUDA, DType::BF16);
+        Tensor ym = Tensor::empty({m, sh.out}, DType::BF16, Device::CUDA);
+        const double t16 = graph_ms([&](int i) { gemm(ym, xm, wb[size_t(i % nb)], false, true); }, 64);
+        const double tg = graph_ms([&](int i) { matmul_gguf(ym, xm, gb[size_t(i % ng)], t); }, 64);
+        const double td = graph_ms([&](int i) {
+          dequantize_gguf(scratch, gb[size_t(i % ng)], t);
+          gemm(ym, xm, scratch, false, true);
+        }, 16);
+        g.push_back({{"M", m}, {"bf16_ms", t16}, {"gemv_ms", tg}, {"speedup_vs_bf16", t16 / tg},
+                     {"dequant_gemm_ms", td}, {"speedup_vs_dequant_gemm", td / tg}, {"pct_of_same_size_read", 100.0 * gread / tg}});
+      }
+      row[std::string("gguf_") + ggml_type_name(t)] = {{"bytes", host.nbytes()}, {"read_same_bytes_ms", gread}, {"decode", g}};
+      std::printf("%-28s %s: M1 %.4f ms (%.2fx bf16, %.2fx dequant+gemm, %.0f%% of its read)\n", "", ggml_type_name(t),
+                  g[0]["gemv_ms"].get<double>(), g[0]["speedup_vs_bf16"].get<double>(),
+                  g[0]["speedup_vs_dequant_gemm"].get<double>(), g[0]["pct_of_same_size_read"].get<double>());
+    }
     rows.push_back(row);
   }
   char date[16];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows},
-           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV (nf4_gemv_ms; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time"}};
+           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV, calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time"}};
   if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
   return 0;
 }

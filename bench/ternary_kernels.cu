@@ -61,10 +61,13 @@ int main(int argc, char** argv) {
       Tensor ym = Tensor::empty({m, sh.out}, DType::BF16, Device::CUDA);
       const double t16 = graph_ms([&](int i) { gemm(ym, xm, wb[size_t(i % nb)], false, true); }, 64);
       const double tt = graph_ms([&](int i) { ternary_matmul(ym, xm, ts[size_t(i % nt)]); }, 64);
+      set_decode_pdl(false);  // the same kernel launched plainly: what the programmatic launch saves in a chain
+      const double tn = graph_ms([&](int i) { ternary_matmul(ym, xm, ts[size_t(i % nt)]); }, 64);
+      set_decode_pdl(true);
       const double bytes = double(th.bytes()) + 2.0 * double(m * (sh.in + sh.out));
       const double pct = 100.0 * bytes / (tt * 1e-3) / 1e9 / bw;
       dec.push_back({{"M", m}, {"bf16_ms", t16}, {"w2a8_ms", tt}, {"speedup_vs_bf16", t16 / tt}, {"pct_copy_bw", pct},
-                     {"pct_of_same_size_read", 100.0 * read / tt}});
+                     {"pct_of_same_size_read", 100.0 * read / tt}, {"w2a8_no_pdl_ms", tn}});
       std::printf(" M%-2lld %8.4f %8.4f %7.2fx %5.1f%%", (long long)m, t16, tt, t16 / tt, pct);
     }
     std::printf("\n");

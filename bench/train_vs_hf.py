@@ -71,18 +71,15 @@ ROWS = {
                              label="LoRA (bf16 base)"),
     "llama7b-qlora-r64": dict(shape="llama-7b", method="qlora", r=64, batch=4, seq=2048, ckpt=True, anchor_method="qlora",
                               label="QLoRA (NF4 + DQ)"),
-    # qtrain's LoftQ SVDs and HQQ solver run on the CPU while the model loads. On SmolLM2's shape a
-    # 576 x 576 SVD takes 0.07 s and a 1536 x 576 one 0.22 s (2 shared cores; 210 modules: 15 s); SVD
-    # time grows with the cube of the size, so LLaMA-7B's 224 modules need more than one device call
-    # (--run-slow runs the row anyway). The HQQ solver takes 76 ns per weight on one core since
-    # 2026-12-04 (was 302), about 30 s for LLaMA-7B's 6.5B weights on 16 cores (estimated), so its
-    # rows run.
+    # qtrain's HQQ solver runs on the CPU while the model loads: 76 ns per weight on one core since
+    # 2026-12-04 (was 302), about 30 s for LLaMA-7B's 6.5B weights on 16 cores (estimated), so its rows
+    # run. LoftQ's SVDs run on the model's device (on the GPU: cuSOLVER, kernels/cuda/svd.cu): 28
+    # LLaMA-7B modules took 3.7 s more than plain QLoRA on an H200 (device_run.sh's loftq step,
+    # 2026-12-04), ~30 s for all 224. `slow` (with --run-slow to run anyway) marks rows whose setup
+    # would not fit a device call; none does now.
     "llama7b-qlora-loftq-r64": dict(
         shape="llama-7b", method="qlora", loftq_iters=1, r=64, alpha=64, batch=4, seq=2048, ckpt=True,
-        anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True,
-        slow="qtrain's LoftQ SVDs run on the CPU (LAPACK sgesdd, one per module): est. 10+ min for "
-             "LLaMA-7B's 224 modules on 16 cores, past one device call. LoftQ changes only the start, "
-             "so the step is QLoRA's; the SmolLM2 table has the row"),
+        anchor_method="qlora", label="QLoRA + LoftQ init (1 round)", show_setup=True),
     "llama7b-hqq4-r64": dict(
         shape="llama-7b", method="hqq-lora", hqq_bits=4, r=64, batch=4, seq=2048, ckpt=True, anchor_method="hqq",
         label="HQQ 4-bit + LoRA", show_setup=True),

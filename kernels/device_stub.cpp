@@ -28,6 +28,8 @@ bool CudaGraph::current() const { return false; }
 void CudaGraph::release() {}
 uint64_t cuda_buffer_generation() { return 0; }
 void cuda_bump_buffer_generation() {}
+void set_decode_pdl(bool) {}
+bool decode_pdl() { return false; }
 std::string kernel_profile_start() { return "this qtrain was built without CUDA"; }
 std::vector<KernelTime> kernel_profile_stop() { return {}; }
 

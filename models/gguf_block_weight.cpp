@@ -34,7 +34,7 @@ void GgufBlockWeight::dequantize_rows(int64_t r0, int64_t r1, float* out) const 
   for (int64_t r = r0; r < r1; ++r) dequantize_row(raw_.type, raw_.row(r), out + (r - r0) * raw_.cols, raw_.cols);
 }
 
-void GgufBlockWeight::dequantize_on_device(Tensor out) const {
+const Tensor& GgufBlockWeight::device_blocks() const {
   if (!dev_blocks_.defined()) {
     // One host copy in HF row order (undoing llama.cpp's Q/K permutation), uploaded once.
     Tensor host = Tensor::empty({int64_t(raw_.rows * raw_.row_bytes)}, DType::U8);
@@ -42,7 +42,14 @@ void GgufBlockWeight::dequantize_on_device(Tensor out) const {
     for (int64_t r = 0; r < raw_.rows; ++r) std::memcpy(dst + size_t(r) * raw_.row_bytes, raw_.row(r), raw_.row_bytes);
     dev_blocks_ = host.to(Device::CUDA);
   }
-  dequantize_gguf(out, dev_blocks_, raw_.type);
+  return dev_blocks_;
+}
+
+void GgufBlockWeight::dequantize_on_device(Tensor out) const { dequantize_gguf(out, device_blocks(), raw_.type); }
+
+void GgufBlockWeight::forward(Tensor y, Tensor x) const {
+  if (gemv_gguf_supported(x, raw_.type)) return matmul_gguf(y, x, device_blocks(), raw_.type);
+  DequantWeight::forward(y, x);
 }
 
 }  // namespace qtrain

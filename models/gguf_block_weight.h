@@ -20,12 +20,15 @@ class GgufBlockWeight : public DequantWeight {
   // From a WeightSource's PackedTensor of format "gguf".
   explicit GgufBlockWeight(const PackedTensor& packed);
 
+  // A few rows of x on the GPU (decode): one pass over the blocks (matmul_gguf), no BF16 copy of W.
+  void forward(Tensor y, Tensor x) const override;
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const override;
   void dequantize_on_device(Tensor out) const override;
   size_t bytes() const override { return size_t(raw_.rows) * raw_.row_bytes; }
   GgmlType type() const { return raw_.type; }
 
  private:
+  const Tensor& device_blocks() const;
   std::shared_ptr<const GgufFile> file_;  // owns the mapping raw_ points into
   GgufRawTensor raw_;
   mutable Tensor dev_blocks_;  // U8, rows in HF order, made on first CUDA use

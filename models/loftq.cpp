@@ -1,17 +1,19 @@
 #include "models/loftq.h"
 
-#include <lapacke.h>
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <string>
 
 #include "kernels/error.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "kernels/svd.h"
 #include "models/method.h"
 #include "models/model.h"
 
@@ -32,52 +34,88 @@ void sub(float* d, const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-LowRankPair low_rank_split(const Tensor& m_in, int r) {
-  QT_CHECK(m_in.device() == Device::CPU && m_in.dtype() == DType::F32 && m_in.shape().size() == 2,
-           "low_rank_split wants an F32 host matrix");
-  const int64_t m = m_in.size(0), n = m_in.size(1), k = std::min(m, n), kr = std::min<int64_t>(k, r);
-  // The row-major [m, n] matrix M is the column-major [n, m] matrix M^T = V S U^T,
-  // so sgesdd on it (no transposing copy) returns as its "U" V [n, k] column-major
-  // = Vh [k, n] row-major, and as its "VT" U^T [k, m] column-major = U [m, k] row-major.
-  Tensor work = m_in.clone();  // sgesdd destroys its input
-  std::vector<float> s(static_cast<size_t>(k)), vh(static_cast<size_t>(k * n)), u(static_cast<size_t>(m * k));
-  lapack_int info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', lapack_int(n), lapack_int(m), work.f32(), lapack_int(n),
-                                   s.data(), vh.data(), lapack_int(n), u.data(), lapack_int(k));
-  if (info != 0)
-    throw Error("LoftQ: LAPACK sgesdd failed (info " + std::to_string(info) + ") on a " + std::to_string(m) + "x" +
-                    std::to_string(n) + " residual",
-                ErrorKind::Runtime);
-  LowRankPair p{Tensor::zeros({m, r}, DType::F32), Tensor::zeros({r, n}, DType::F32)};
-  float* b = p.b.f32();
-  float* a = p.a.f32();
-  for (int64_t j = 0; j < kr; ++j) {
-    const float sq = std::sqrt(s[size_t(j)]);
-    for (int64_t i = 0; i < m; ++i) b[i * r + j] = u[size_t(i * k + j)] * sq;
-    for (int64_t i = 0; i < n; ++i) a[j * n + i] = vh[size_t(j * n + i)] * sq;
-  }
+LowRankPair low_rank_split(const Tensor& m, int r) {
+  QT_CHECK(m.dtype() == DType::F32 && m.shape().size() == 2 && r >= 1, "low_rank_split wants an F32 matrix and r >= 1");
+  LowRankPair p{Tensor::empty({m.size(0), r}, DType::F32, m.device()), Tensor::empty({r, m.size(1)}, DType::F32, m.device())};
+  low_rank_svd(p.b, p.a, m);
   return p;
 }
 
+namespace {
+
+// Seconds since t0.
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// loftq_make_bases runs several modules on as many threads; on the GPU one
+// round's part (uploads, residual, SVD, the next target) holds this lock while
+// the other threads quantize on the CPU, so the GPU holds one module at a time.
+std::mutex& gpu_round_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// The part of a round after quantizing, on the CPU: resid = W - deq, its
+// rank-r split, target = W - B A; returns ||target - deq|| (and sets *plain =
+// ||W - deq|| when asked).
+double round_cpu(const Tensor& w, const Tensor& deq, Tensor& target, Tensor& resid, int r, LowRankPair& init,
+                 double* plain) {
+  const int64_t n = w.numel();
+  sub(resid.f32(), w.f32(), deq.f32(), n);  // W - Q
+  if (plain) *plain = frob(resid.f32(), n);
+  init = low_rank_split(resid, r);
+  // target = W - L R, the next round's input; W - Q - L R = target - Q.
+  target.copy_from(w);
+  gemm(target, init.b, init.a, false, false, -1.f, 1.f);
+  sub(resid.f32(), target.f32(), deq.f32(), n);
+  return frob(resid.f32(), n);
+}
+
+// The same on the GPU (F32 throughout: the gemm and the SVD's factors are F32,
+// as on the CPU). W and deq go up each round and target comes back only when
+// another round needs it: nothing of a module stays on the GPU between rounds.
+double round_cuda(const Tensor& w, const Tensor& deq, Tensor& target, bool need_target, int r, LowRankPair& init,
+                  double* plain) {
+  std::lock_guard<std::mutex> lock(gpu_round_mutex());
+  Tensor t = w.to(Device::CUDA), q = deq.to(Device::CUDA);
+  Tensor resid = t.clone();
+  axpy(resid, -1.f, q);  // W - Q
+  if (plain) *plain = std::sqrt(sum_squares(resid));
+  const LowRankPair lr = low_rank_split(resid, r);
+  gemm(t, lr.b, lr.a, false, false, -1.f, 1.f);  // t = W - L R
+  resid.copy_from(t);
+  axpy(resid, -1.f, q);  // W - Q - L R
+  const double err = std::sqrt(sum_squares(resid));
+  if (need_target) target.copy_from(t);
+  init = {lr.b.to(Device::CPU), lr.a.to(Device::CPU)};
+  return err;
+}
+
+}  // namespace
+
 LoftqResult loftq(const Tensor& w_in, int r, int iters,
-                  const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize) {
+                  const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize, Device device) {
   QT_CHECK(iters >= 1 && r >= 1, "loftq: iters and r must be positive");
   const Tensor w = w_in.to(Device::CPU, DType::F32);
   const int64_t out = w.size(0), in = w.size(1), n = w.numel();
   const double wnorm = std::max(frob(w.f32(), n), 1e-30);
   LoftqResult res;
   Tensor target = w.clone();
-  Tensor resid = Tensor::empty({out, in}, DType::F32);
+  Tensor resid = device == Device::CPU ? Tensor::empty({out, in}, DType::F32) : Tensor();
   for (int it = 0; it < iters; ++it) {
+    auto t0 = std::chrono::steady_clock::now();
     res.base = quantize(target);
     const Tensor deq = res.base->dense_f32();
-    sub(resid.f32(), w.f32(), deq.f32(), n);  // W - Q
-    if (it == 0) res.plain_rel_err = frob(resid.f32(), n) / wnorm;
-    res.init = low_rank_split(resid, r);
-    // target = W - L R, the next round's input; W - Q - L R = target - Q.
-    target.copy_from(w);
-    gemm(target, res.init.b, res.init.a, false, false, -1.f, 1.f);
-    sub(resid.f32(), target.f32(), deq.f32(), n);
-    res.rel_err.push_back(frob(resid.f32(), n) / wnorm);
+    res.quantize_seconds += since(t0);
+    t0 = std::chrono::steady_clock::now();
+    double plain = 0.0;
+    double* want_plain = it == 0 ? &plain : nullptr;
+    const double err = device == Device::CUDA ? round_cuda(w, deq, target, it + 1 < iters, r, res.init, want_plain)
+                                              : round_cpu(w, deq, target, resid, r, res.init, want_plain);
+    res.svd_seconds += since(t0);
+    if (it == 0) res.plain_rel_err = plain / wnorm;
+    res.rel_err.push_back(err / wnorm);
   }
   return res;
 }
@@ -96,8 +134,7 @@ void check_loftq(const Method& m, bool has_adapters, int iters, float lora_scale
                  lora_scale, lora_scale);
 }
 
-std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters,
-                                            LowRankPair& init) {
+LoftqBuilt loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters) {
   const int r = adapter.low_rank();
   if (r <= 0)
     throw Error("--loftq-iters: the adapter on " + req.name +
@@ -105,27 +142,32 @@ std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& 
   const auto t0 = std::chrono::steady_clock::now();
   const Tensor w = req.load_f32();
   bool used_float = false;
-  LoftqResult res = loftq(w, r, iters, [&](const Tensor& target) {
-    const std::function<Tensor()> load = [&]() {
-      used_float = true;
-      return target;
-    };
-    auto base = m.make_base({req.src, req.name, req.out, req.in, load, req.opt, req.plan});
-    if (!used_float)
-      throw Error("--loftq-iters: --method " + m.name + " keeps the stored quantized " + req.name + " of " +
-                  req.src.path() + " as it is; LoftQ needs a method that quantizes a float weight on load");
-    return base;
-  });
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("loftq: {} [{}x{}] r {} x{}: ||W - Q - BA|| / ||W|| {:.5f} (plain quantization {:.5f}), {:.2f} s",
-               req.name, req.out, req.in, r, iters, res.rel_err.back(), res.plain_rel_err, secs);
-  init = std::move(res.init);
-  return std::move(res.base);
+  const Device device = req.opt.device;  // the SVD where the model trains (LAPACK on the CPU, cuSOLVER on CUDA)
+  LoftqResult res = loftq(
+      w, r, iters,
+      [&](const Tensor& target) {
+        const std::function<Tensor()> load = [&]() {
+          used_float = true;
+          return target;
+        };
+        auto base = m.make_base({req.src, req.name, req.out, req.in, load, req.opt, req.plan});
+        if (!used_float)
+          throw Error("--loftq-iters: --method " + m.name + " keeps the stored quantized " + req.name + " of " +
+                      req.src.path() + " as it is; LoftQ needs a method that quantizes a float weight on load");
+        return base;
+      },
+      device);
+  spdlog::info("loftq: {} [{}x{}] r {} x{}: ||W - Q - BA|| / ||W|| {:.5f} (plain quantization {:.5f}), {:.2f} s "
+               "(quantize {:.2f} s, SVD round on the {} {:.2f} s)",
+               req.name, req.out, req.in, r, iters, res.rel_err.back(), res.plain_rel_err, since(t0),
+               res.quantize_seconds, device == Device::CUDA ? "GPU" : "CPU", res.svd_seconds);
+  return {std::move(res.base), std::move(res.init), res.quantize_seconds, res.svd_seconds};
 }
 
 std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<BaseRequest>& reqs,
                                          const std::vector<const Adapter*>& adapters, int iters) {
   QT_CHECK(reqs.size() == adapters.size(), "loftq_make_bases: one adapter per request");
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<LoftqBuilt> out(reqs.size());
   const size_t chunk = size_t(std::max(1, omp_get_max_threads()));
   for (size_t c0 = 0; c0 < reqs.size(); c0 += chunk) {
@@ -139,7 +181,7 @@ std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<Base
         const Tensor& wi = w[i - c0];
         const std::function<Tensor()> load = [&wi] { return wi; };
         const BaseRequest req{reqs[i].src, reqs[i].name, reqs[i].out, reqs[i].in, load, reqs[i].opt, reqs[i].plan};
-        out[i].base = loftq_make_base(m, req, *adapters[i], iters, out[i].init);
+        out[i] = loftq_make_base(m, req, *adapters[i], iters);
       } catch (...) {
         err[i - c0] = std::current_exception();
       }
@@ -147,6 +189,12 @@ std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<Base
     for (auto& e : err)
       if (e) std::rethrow_exception(e);
   }
+  double quant = 0, svd = 0;
+  for (const LoftqBuilt& b : out) quant += b.quantize_seconds, svd += b.svd_seconds;
+  if (!reqs.empty())
+    spdlog::info("loftq: {} modules x{} in {:.1f} s on {} threads (summed over modules: quantize {:.1f} s, SVD "
+                 "rounds on the {} {:.1f} s)",
+                 reqs.size(), iters, since(t0), chunk, quant, reqs[0].opt.device == Device::CUDA ? "GPU" : "CPU", svd);
   return out;
 }
 

@@ -6,6 +6,10 @@
 // from lora_B = L = U sqrt(S), lora_A = R = sqrt(S) Vh, so that Q + B A ~ W.
 // As in peft the LoRA scale is not folded in: the starting weight is
 // Q + s B A, which is the LoftQ point only for s = 1 (alpha = r; a warning says so).
+// Where: the quantizer runs on the host (it is the method's own make_base); the
+// SVD, which dominates (a 1024 x 2752 round: quantize 0.04 s, SVD 0.9 s on one
+// core; it grows with the cube of the size), runs where the model trains: LAPACK
+// on the CPU, cuSOLVER on CUDA (kernels/svd.h).
 #pragma once
 #include <functional>
 #include <memory>
@@ -31,8 +35,10 @@ struct LowRankPair {
   Tensor a;  // [r, in]  = sqrt(S[:r]) Vh[:r, :]
 };
 
-// The rank-r truncated SVD of m [out, in] (F32 host), split as peft's
-// _low_rank_decomposition does; LAPACK's sgesdd. Columns past min(out, in) are zero.
+// The rank-r truncated SVD of m [out, in] (F32), split as peft's
+// _low_rank_decomposition does: low_rank_svd (kernels/svd.h), LAPACK's sgesdd
+// on the CPU, cuSOLVER on the GPU; the factors are on m's device. Columns past
+// min(out, in) are zero.
 LowRankPair low_rank_split(const Tensor& m, int r);
 
 struct LoftqResult {
@@ -42,18 +48,32 @@ struct LoftqResult {
   // ||W - quantize(W)|| / ||W|| (plain quantization) for comparison.
   std::vector<double> rel_err;
   double plain_rel_err = 0.0;
+  // Time in quantize (and dequantizing its result), and in the rest of the
+  // rounds (residual, SVD, next target; on the GPU with the uploads).
+  double quantize_seconds = 0.0, svd_seconds = 0.0;
 };
 
 // quantize(T) builds the base from a float [out, in] target; its dense_f32()
-// is the dequantized weight. iters >= 1.
+// is the dequantized weight. iters >= 1. w is a host tensor and quantize runs
+// on the host; with device CUDA the rest of each round (W - Q, its SVD,
+// W - B A and the errors) runs on the GPU, one call at a time across threads
+// (the results, init included, come back to the host). The CPU path is the
+// reference: LAPACK, and the default on the CPU device.
 LoftqResult loftq(const Tensor& w, int r, int iters,
-                  const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize);
+                  const std::function<std::unique_ptr<BaseWeight>(const Tensor&)>& quantize,
+                  Device device = Device::CPU);
+
+struct LoftqBuilt {
+  std::unique_ptr<BaseWeight> base;
+  LowRankPair init;
+  double quantize_seconds = 0.0, svd_seconds = 0.0;  // LoftqResult's
+};
 
 // One targeted Linear under --loftq-iters: runs loftq() with the method's
-// make_base as the quantizer, logs the module's errors and time, and returns
-// the base; `init` receives the adapter's start (rank `adapter`'s low_rank()).
-std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters,
-                                            LowRankPair& init);
+// make_base as the quantizer, on the model's device (req.opt.device), logs the
+// module's errors and times, and returns the base and the adapter's start
+// (rank `adapter`'s low_rank()).
+LoftqBuilt loftq_make_base(const Method& m, const BaseRequest& req, const Adapter& adapter, int iters);
 
 // What Model::finish_build calls: loftq_make_base for every request (reqs[i]
 // with adapters[i]), several at once. The rounds (one SVD each) dominate
@@ -61,10 +81,8 @@ std::unique_ptr<BaseWeight> loftq_make_base(const Method& m, const BaseRequest& 
 // many cores busy, so the modules run in parallel in chunks of the OpenMP
 // thread count; each chunk's weights are loaded one after another first (the
 // source is read by one thread) and only a chunk's float weights are held.
-struct LoftqBuilt {
-  std::unique_ptr<BaseWeight> base;
-  LowRankPair init;
-};
+// On the GPU the SVDs take turns while the other threads quantize. Logs the
+// total time.
 std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<BaseRequest>& reqs,
                                          const std::vector<const Adapter*>& adapters, int iters);
 // Refuses --loftq-iters on a method without a quantized base or without adapters

@@ -1,10 +1,38 @@
-// Decode attention: a few new queries against the key/value cache. One block
-// per (query row, head, batch row); each of its warps runs an online softmax
-// over every kWarps-th key (lanes split the head dimension, a shuffle sums the
-// dot product), then the warps' partial results are merged through shared
-// memory. A decode step has one query row per head and reads the whole cache
-// once, so this is memory-bound on the cache, like the weights' GEMV.
+// Decode attention: a few new query rows against the key/value cache.
+//
+// Shapes that decide the layout: a decode step has one query row per head and
+// a context of a few hundred keys (SmolLM2-135M: Hq 9, Hkv 3, D 64; LLaMA-7B:
+// Hq = Hkv = 32, D 128), so the whole op reads ~50-600 KB and is bound by
+// latency, not bandwidth. The previous kernel ran one online-softmax step per
+// key per warp (a scalar load, then a 5-step shuffle chain before the next
+// key could start): 12.3 us per layer at 192 keys, ~10x the cache read.
+//
+// Here one block serves one (batch row, query row, kv head) and the up to
+// kMaxGroup query heads that share that kv head (GQA), so K and V are read
+// once for the group. The keys go in tiles of up to kMaxTile:
+//  - every thread owns kElems consecutive head-dim elements (`lpr` lanes per
+//    key, 16-byte loads) of U keys of the tile, and issues all of the tile's K
+//    and V loads at once: one memory round trip per tile, not per key;
+//  - phase 1: the lanes of a key sum their partial dot products (log2(lpr)
+//    shuffles, shared by the group's heads) and write scores to shared memory;
+//    one warp per head takes the tile's max and exponentials (online softmax
+//    across tiles);
+//  - phase 2: every thread adds p * V for its keys to its own accumulators;
+//    at the end the key rows are summed (shuffles, then a fixed tree over
+//    warps in shared memory: deterministic, so a replayed graph gives the
+//    eager step's numbers bit for bit).
+// Long contexts also split the keys of a row over up to kMaxSplits blocks
+// (flash-decoding) when there are too few rows to fill the GPU: each split
+// writes its (max, sum, unnormalized output) to scratch, and the last split to
+// finish (a counter per row) combines them, so there is no second launch.
+//
+// Captured CUDA graphs replay this launch at later positions (pos_dev), so
+// the grid depends on the cache capacity Tc only; each block derives the
+// active split count and its key range from the position it reads at run
+// time, and blocks past the context exit at once.
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/attention.h"
@@ -12,63 +40,257 @@
 namespace qtrain::cuda {
 namespace {
 
-// 16: at batch 1 there are only Hq blocks (9 for SmolLM2, 32 for LLaMA-7B), so
-// the warps of a block are the only parallelism over keys; with 4 a step's
-// attention took 36-50 us per layer on the H200 (CUPTI, bench_decode --profile).
-constexpr int kWarps = 16;
-constexpr int kMaxPerLane = 8;  // head dim <= 256
+constexpr int kThreads = 256, kWarps = kThreads / 32;
+constexpr int kElems = 8;        // head-dim elements per thread: 16 bytes of BF16/F16, 32 of F32
+constexpr int kMaxLanes = 32;    // lanes per key, one warp at most: head dim <= 256
+constexpr int kMaxTile = 256;    // keys per tile: scores of a tile fit in shared memory
+constexpr int kMaxGroup = 8;     // query heads per block (registers: q and the accumulators)
+// Splitting a row's keys pays only when each split has several tiles of its
+// own: the combine costs an L2 round trip, about what one tile does.
+constexpr int kMinSplitKeys = 512;
+constexpr int kMaxSplits = 32;
+constexpr float kLog2e = 1.4426950408889634f;
 
-__global__ void attention_cached_kernel(FloatPtr out, FloatPtr q, FloatPtr kc, FloatPtr vc, int Tq, int Hq, int Hkv,
-                                        int D, int Tc, int pos0, const int32_t* pos_dev, float scale) {
+// kElems cache values of one row as raw 32-bit words, converted on use (a
+// prefetched BF16 chunk holds 4 registers, not 8). Rows whose head dim is not
+// a multiple of kElems, or that are not 16-byte aligned, load element by
+// element (kVec false: a kernel of its own, since that path's registers would
+// otherwise count against the fast one's). n <= 0 (a lane past the head dim, a
+// key past the range) gives zeros. Bits, not a reinterpret_cast of the
+// register array, so that it stays in registers.
+template <class T, bool kVec>
+struct Chunk {
+  static constexpr int kWords = kElems * int(sizeof(T)) / 4;
+  uint32_t u[kWords];
+  __device__ __forceinline__ void load(const T* p, int n) {
+#pragma unroll
+    for (int i = 0; i < kWords; ++i) u[i] = 0;
+    if constexpr (kVec) {
+      if (n < kElems) return;
+#pragma unroll
+      for (int i = 0; i < kWords / 4; ++i) {
+        const int4 w = reinterpret_cast<const int4*>(p)[i];
+        u[4 * i] = uint32_t(w.x), u[4 * i + 1] = uint32_t(w.y);
+        u[4 * i + 2] = uint32_t(w.z), u[4 * i + 3] = uint32_t(w.w);
+      }
+    } else if constexpr (sizeof(T) == 4) {
+#pragma unroll
+      for (int k = 0; k < kElems; ++k)
+        if (k < n) u[k] = reinterpret_cast<const uint32_t*>(p)[k];
+    } else {
+#pragma unroll
+      for (int k = 0; k < kElems; ++k)
+        if (k < n) u[k / 2] |= uint32_t(reinterpret_cast<const uint16_t*>(p)[k]) << (16 * (k % 2));
+    }
+  }
+  __device__ __forceinline__ float operator[](int k) const {
+    if constexpr (sizeof(T) == 4) return __uint_as_float(u[k]);
+    const uint32_t h = k % 2 ? u[k / 2] >> 16 : u[k / 2] & 0xffffu;
+    if constexpr (std::is_same_v<T, bf16>) return __uint_as_float(h << 16);
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+  }
+};
+
+// Keys a thread prefetches per tile: 128 bytes of K and of V in flight per
+// thread, halved for 8 heads per block (their q and accumulators take 128
+// registers); 2 on the element-wise path, which only odd shapes take.
+template <class T, int GB, bool kVec>
+constexpr int kUnroll = !kVec ? 2 : (sizeof(T) == 4 ? 4 : 8) / (GB == kMaxGroup ? 2 : 1);
+
+// Grid: x = row ((b * Tq + t) * Hkv + hk) * nsub + sub, y = split. Query head
+// h = hk * G + sub * GB + g for g < GB (those past the group are computed on
+// zeros and not written). lpr = 1 << lpr_log2 lanes per key.
+template <class T, int GB, bool kVec>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc, float* part, int* counters, int Tq,
+                            int Hq, int Hkv, int D, int Tc, int nsub, int S, int lpr_log2, int pos0,
+                            const int32_t* pos_dev, float scale) {
+  constexpr int kU = kUnroll<T, GB, kVec>;
   if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
-  const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int hk = h / (Hq / Hkv), nk = pos0 + t + 1;
-  const int64_t qrow = ((int64_t(b) * Tq + t) * Hq + h) * D;
-  float qv[kMaxPerLane], acc[kMaxPerLane];
+  const int row = blockIdx.x, split = blockIdx.y;
+  const int sub = row % nsub, hk = row / nsub % Hkv, t = row / nsub / Hkv % Tq, b = row / nsub / Hkv / Tq;
+  const int G = Hq / Hkv, h0 = hk * G + sub * GB, ng = min(GB, G - sub * GB);
+  const int nk = pos0 + t + 1;  // causal: row t sees the cache up to its own position
+
+  // Tile geometry: R key rows of lpr lanes, U keys per thread.
+  const int lpr = 1 << lpr_log2, R = kThreads >> lpr_log2, U = min(kU, kMaxTile / R), KT = R * U;
+  // Split geometry from the run-time position: splits of whole tiles, each at
+  // least ~kMinSplitKeys, none empty; every block of the row agrees on it.
+  int active = min(S, (nk + kMinSplitKeys - 1) / kMinSplitKeys);
+  const int per = ((nk + active - 1) / active + KT - 1) / KT * KT;
+  active = (nk + per - 1) / per;
+  if (split >= active) return;
+  const int j0 = split * per, j1 = min(nk, j0 + per);
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int c = tid & (lpr - 1), r = tid >> lpr_log2, d0 = c * kElems, nd = D - d0;
+
+  // q pre-scaled into the log2 domain: scores feed exp2f.
+  float qv[GB][kElems], acc[GB][kElems];
 #pragma unroll
-  for (int i = 0; i < kMaxPerLane; ++i) {
-    const int d = lane + 32 * i;
-    qv[i] = d < D ? q.ld(qrow + d) * scale : 0.f;
-    acc[i] = 0.f;
-  }
-  float m = -INFINITY, l = 0.f;
-  for (int j = warp; j < nk; j += kWarps) {
-    const int64_t krow = ((int64_t(b) * Tc + j) * Hkv + hk) * D;
-    float s = 0.f;
+  for (int g = 0; g < GB; ++g)
 #pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < D) s += qv[i] * kc.ld(krow + d);
+    for (int e = 0; e < kElems; ++e) {
+      const int64_t qi = ((int64_t(b) * Tq + t) * Hq + h0 + g) * D + d0 + e;
+      qv[g][e] = g < ng && e < nd ? q.ld(qi) * scale * kLog2e : 0.f;
+      acc[g][e] = 0.f;
+    }
+
+  __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
+  __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
+  __shared__ float s_red[kWarps / 2][GB][kMaxLanes * kElems];    // the tree over warps
+  if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;  // read after the first tile's barrier
+
+  // 32-bit offsets within a batch row (the host checks Tc * Hkv * D fits):
+  // 16 prefetched keys' 64-bit addresses would take 64 registers.
+  const int row_stride = Hkv * D;
+  const T* kbase = kc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
+  const T* vbase = vc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
+  // This thread's keys of the tile at `base` (zeros past the range).
+  auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int j = base + u * R + r;
+      dst[u].load(from + j * row_stride, u < U && j < j1 ? nd : 0);
+    }
+  };
+  // Software pipelining: the next tile's K is requested as soon as this
+  // tile's scores are made, its V once this tile's V is summed, so a block's
+  // later tiles wait on the memory little or not at all.
+  Chunk<T, kVec> kr[kU], vr[kU];
+  load_tile(kr, kbase, j0);
+  load_tile(vr, vbase, j0);
+  for (int base = j0; base < j1; base += KT) {
+    // Phase 1: scores (the lanes of a key sum their parts; lane 0 writes).
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      if (u >= U) break;  // uniform over the block
+      float sc[GB];
+#pragma unroll
+      for (int g = 0; g < GB; ++g) {
+        float a = 0.f;
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) a += qv[g][e] * kr[u][e];
+        sc[g] = a;
+      }
+      for (int o = lpr / 2; o; o >>= 1)
+#pragma unroll
+        for (int g = 0; g < GB; ++g) sc[g] += __shfl_xor_sync(0xffffffffu, sc[g], o);
+      const int k = u * R + r;
+      if (c == 0)
+#pragma unroll
+        for (int g = 0; g < GB; ++g) s_p[g][k] = base + k < j1 ? sc[g] : -INFINITY;
+    }
+    if (base + KT < j1) load_tile(kr, kbase, base + KT);
+    __syncthreads();
+    // Online softmax over tiles, one warp per head. The tile has a key in
+    // range, so the new max is finite and exp2f(-inf) = 0 masks the rest.
+    if (warp < GB) {
+      const int g = warp;
+      float mx = -INFINITY;
+      for (int k = lane; k < KT; k += 32) mx = fmaxf(mx, s_p[g][k]);
+      const float m_old = s_m[g], m_new = fmaxf(m_old, warp_max(mx));
+      float sum = 0.f;
+      for (int k = lane; k < KT; k += 32) sum += (s_p[g][k] = exp2f(s_p[g][k] - m_new));
+      sum = warp_sum(sum);
+      if (lane == 0) {
+        const float corr = exp2f(m_old - m_new);
+        s_corr[g] = corr, s_l[g] = s_l[g] * corr + sum, s_m[g] = m_new;
+      }
+    }
+    __syncthreads();
+    // Phase 2: p * V into this thread's accumulators.
+#pragma unroll
+    for (int g = 0; g < GB; ++g) {
+      const float corr = s_corr[g];
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[g][e] *= corr;
     }
 #pragma unroll
-    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    const float mn = fmaxf(m, s), corr = __expf(m - mn), p = __expf(s - mn);
-    l = l * corr + p;
+    for (int u = 0; u < kU; ++u) {
+      if (u >= U) break;
+      const int k = u * R + r;
 #pragma unroll
-    for (int i = 0; i < kMaxPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < D) acc[i] = acc[i] * corr + p * vc.ld(krow + d);
+      for (int g = 0; g < GB; ++g) {
+        const float p = s_p[g][k];
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[g][e] += p * vr[u][e];
+      }
     }
-    m = mn;
+    if (base + KT < j1) load_tile(vr, vbase, base + KT);
+    __syncthreads();  // s_p is the next tile's
   }
-  __shared__ float sm[kWarps], sl[kWarps];
-  __shared__ float sacc[kWarps][32 * kMaxPerLane];
-  if (lane == 0) sm[warp] = m, sl[warp] = l;
+
+  // Sum over key rows: the rows of a warp by shuffles, then warps pairwise.
+  for (int o = lpr; o < 32; o <<= 1)
 #pragma unroll
-  for (int i = 0; i < kMaxPerLane; ++i)
-    if (lane + 32 * i < D) sacc[warp][lane + 32 * i] = acc[i];
+    for (int g = 0; g < GB; ++g)
+#pragma unroll
+      for (int e = 0; e < kElems; ++e) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+  const bool row0 = lane < lpr;  // the lanes of the warp's first key row hold its sum
+  for (int half = kWarps / 2; half; half >>= 1) {
+    if (row0 && warp >= half && warp < 2 * half)
+#pragma unroll
+      for (int g = 0; g < GB; ++g)
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) s_red[warp - half][g][d0 + e] = acc[g][e];
+    __syncthreads();
+    if (row0 && warp < half)
+#pragma unroll
+      for (int g = 0; g < GB; ++g)
+#pragma unroll
+        for (int e = 0; e < kElems; ++e) acc[g][e] += s_red[warp][g][d0 + e];
+    __syncthreads();
+  }
+  // Warp 0's first row now holds the block's sums.
+  auto out_row = [&](int g) { return ((int64_t(b) * Tq + t) * Hq + h0 + g) * D; };
+  if (active == 1) {
+    if (warp == 0 && row0)
+#pragma unroll
+      for (int g = 0; g < GB; ++g)
+        if (g < ng) {
+          const float inv = 1.f / s_l[g];
+#pragma unroll
+          for (int e = 0; e < kElems; ++e)
+            if (e < nd) out.st(out_row(g) + d0 + e, acc[g][e] * inv);
+        }
+    return;
+  }
+
+  // Split: this block's partial (m, l, acc[D]) per head, then the last one in combines.
+  const int64_t slot = D + 2;
+  float* mine = part + (int64_t(row) * S + split) * GB * slot;
+  if (warp == 0 && row0)
+#pragma unroll
+    for (int g = 0; g < GB; ++g) {
+      if (c == 0) mine[g * slot] = s_m[g], mine[g * slot + 1] = s_l[g];
+#pragma unroll
+      for (int e = 0; e < kElems; ++e)
+        if (e < nd) mine[g * slot + 2 + d0 + e] = acc[g][e];
+    }
+  __threadfence();  // the partial is visible device-wide before the counter moves
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w]);
-  float L = 0.f;
-  for (int w = 0; w < kWarps; ++w)
-    if (sm[w] > -INFINITY) L += sl[w] * __expf(sm[w] - M);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+  __shared__ bool s_last;
+  if (tid == 0) s_last = atomicAdd(&counters[row], 1) == active - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  if (tid == 0) counters[row] = 0;  // ready for the next launch (a graph replays this one)
+  const float* parts = part + int64_t(row) * S * GB * slot;
+  __shared__ float s_w[kMaxSplits][GB];  // each split's weight exp2(m_s - M) / L per head
+  if (tid < GB) {
+    float M = -INFINITY, L = 0.f;
+    for (int s = 0; s < active; ++s) M = fmaxf(M, __ldcg(parts + (s * GB + tid) * slot));
+    for (int s = 0; s < active; ++s)
+      L += __ldcg(parts + (s * GB + tid) * slot + 1) * exp2f(__ldcg(parts + (s * GB + tid) * slot) - M);
+    for (int s = 0; s < active; ++s) s_w[s][tid] = exp2f(__ldcg(parts + (s * GB + tid) * slot) - M) / L;
+  }
+  __syncthreads();
+  for (int i = tid; i < ng * D; i += kThreads) {
+    const int g = i / D, d = i % D;
     float o = 0.f;
-    for (int w = 0; w < kWarps; ++w)
-      if (sm[w] > -INFINITY) o += sacc[w][d] * __expf(sm[w] - M);
-    out.st(qrow + d, o / L);
+    for (int s = 0; s < active; ++s) o += s_w[s][g] * __ldcg(parts + (s * GB + g) * slot + 2 + d);
+    out.st(out_row(g) + d, o);
   }
 }
 
@@ -82,6 +304,65 @@ __global__ void kv_cache_write_kernel(int4* cache, const int4* src, int64_t B, i
     const int64_t b = i / per_b, r = i - b * per_b;
     cache[(b * Tc + pos0) * row16 + r] = src[i];
   }
+}
+
+// The split counters (one int per row, zero between launches) and the
+// partials, in this op's scratch slot. The counters are zeroed when the slot
+// moves or their span changes (partials of another shape may have covered
+// it); a launch leaves them at zero, so a graph replays without resetting.
+struct SplitScratch {
+  int* counters;
+  float* part;
+};
+SplitScratch split_scratch(int64_t rows, int64_t S, int64_t GB, int64_t D) {
+  static void* zeroed = nullptr;
+  static size_t zeroed_bytes = 0;
+  const size_t cbytes = (size_t(rows) * sizeof(int) + 255) / 256 * 256;
+  const size_t pbytes = size_t(rows * S * GB * (D + 2)) * sizeof(float);
+  char* base = static_cast<char*>(Context::get().scratch(Scratch::DecodeAttn, cbytes + pbytes));
+  if (base != zeroed || cbytes != zeroed_bytes) {
+    CUDA_CHECK(cudaMemsetAsync(base, 0, cbytes, stream()));
+    zeroed = base, zeroed_bytes = cbytes;
+  }
+  return {reinterpret_cast<int*>(base), reinterpret_cast<float*>(base + cbytes)};
+}
+
+template <class T, int GB>
+void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, int lpr_log2) {
+  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
+  const int64_t rows = B * Tq * Hkv * nsub;
+  // Splits only when the rows leave the GPU short of ~2 blocks per SM and the
+  // cache can hold several kMinSplitKeys; sized from the capacity Tc (not the
+  // position), so eager and replayed steps launch the same grid.
+  const int64_t want = (2 * int64_t(Context::get().sm_count()) + rows - 1) / rows;
+  const int64_t fit = (Tc + kMinSplitKeys - 1) / kMinSplitKeys;
+  const int S = int(std::max<int64_t>(1, std::min<int64_t>({want, fit, int64_t(kMaxSplits)})));
+  SplitScratch ss{nullptr, nullptr};
+  if (S > 1) ss = split_scratch(rows, S, GB, D);
+  const bool vec = D % kElems == 0 && reinterpret_cast<uintptr_t>(kc.raw()) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(vc.raw()) % 16 == 0;
+  QT_CHECK(rows <= 0x7fffffff && Tc * Hkv * D <= 0x7fffffff, "attention_cached: a cache of " +
+                                                                  std::to_string(Tc * Hkv * D) +
+                                                                  " elements per batch row, " + std::to_string(rows) +
+                                                                  " rows: over this kernel's 32-bit offsets");
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(S));
+  auto kernel = vec ? attention_cached_kernel<T, GB, true> : attention_cached_kernel<T, GB, false>;
+  kernel<<<grid, kThreads, 0, stream()>>>(
+      fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), static_cast<const T*>(kc.raw()),
+      static_cast<const T*>(vc.raw()), ss.part, ss.counters, int(Tq), int(Hq), int(Hkv), int(D), int(Tc), nsub, S,
+      lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));
+  CUDA_CHECK_LAUNCH("attention_cached");
+}
+
+template <class T>
+void launch_group(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int G, int lpr_log2) {
+  // The group's heads in nsub blocks of GB (a power of two, so the unrolled
+  // head loops waste at most half: G 3 -> 4, G 12 -> 2 x 8).
+  const int nsub = (G + kMaxGroup - 1) / kMaxGroup, per = (G + nsub - 1) / nsub;
+  if (per == 1) return launch<T, 1>(out, q, kc, vc, pos, nsub, lpr_log2);
+  if (per == 2) return launch<T, 2>(out, q, kc, vc, pos, nsub, lpr_log2);
+  if (per <= 4) return launch<T, 4>(out, q, kc, vc, pos, nsub, lpr_log2);
+  launch<T, 8>(out, q, kc, vc, pos, nsub, lpr_log2);
 }
 
 }  // namespace
@@ -102,18 +383,24 @@ void kv_cache_write(Tensor cache, Tensor src, SeqPos pos) {
 }
 
 // Shapes and positions were checked by the public op (kernels/cpu/attention_cached.cpp);
-// here only this kernel's head-dim limit.
+// here only this kernel's head-dim limit and one dtype for both caches.
 void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
-  const int pos0 = pos.first;
-  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
-  QT_CHECK(D <= 32 * kMaxPerLane, "attention_cached: head dim " + std::to_string(D) + " over " +
-                                      std::to_string(32 * kMaxPerLane));
+  const int64_t Hq = q.size(2), D = q.size(3), Hkv = kc.size(2);
+  QT_CHECK(D <= kMaxLanes * kElems, "attention_cached: head dim " + std::to_string(D) + " over " +
+                                        std::to_string(kMaxLanes * kElems));
+  QT_CHECK(kc.dtype() == vc.dtype(), std::string("attention_cached: k cache ") + dtype_name(kc.dtype()) +
+                                         " and v cache " + dtype_name(vc.dtype()) + " differ");
+  fptr(kc, "attention_cached k");  // a float tensor on the GPU
   if (!q.numel()) return;
-  const dim3 grid(static_cast<unsigned>(Tq), static_cast<unsigned>(Hq), static_cast<unsigned>(B));
-  attention_cached_kernel<<<grid, 32 * kWarps, 0, stream()>>>(
-      fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), fptr(kc, "attention_cached k"),
-      fptr(vc, "attention_cached v"), int(Tq), int(Hq), int(Hkv), int(D), int(Tc), pos0, pos.dev, 1.f / std::sqrt(float(D)));
-  CUDA_CHECK_LAUNCH("attention_cached");
+  // Lanes per key: a power of two covering the head dim in kElems chunks.
+  int lpr_log2 = 0;
+  while ((kElems << lpr_log2) < D) ++lpr_log2;
+  const int G = int(Hq / Hkv);
+  switch (kc.dtype()) {
+    case DType::BF16: return launch_group<bf16>(out, q, kc, vc, pos, G, lpr_log2);
+    case DType::F16: return launch_group<__half>(out, q, kc, vc, pos, G, lpr_log2);
+    default: return launch_group<float>(out, q, kc, vc, pos, G, lpr_log2);
+  }
 }
 
 }  // namespace qtrain::cuda

@@ -160,6 +160,10 @@ static std::atomic<uint64_t> g_buffer_generation{1};
 uint64_t cuda_buffer_generation() { return g_buffer_generation.load(); }
 void cuda_bump_buffer_generation() { ++g_buffer_generation; }
 
+static std::atomic<bool> g_decode_pdl{true};
+void set_decode_pdl(bool on) { g_decode_pdl = on; }
+bool decode_pdl() { return g_decode_pdl.load(); }
+
 CudaGraph::~CudaGraph() { release(); }
 
 void CudaGraph::release() {

@@ -8,6 +8,8 @@
 // per weight, so it is bound by the BF16 write; the GEMV reads ~0.52 bytes per
 // weight once and is bound by DRAM bandwidth at M <= 16.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pdl.cuh"
+#include "kernels/device.h"
 #include "kernels/cuda/context.cuh"
 #include "kernels/matmul.h"
 #include "kernels/quant_matmul.h"
@@ -248,6 +250,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t ktiles = cols / 64, groups = (rows + kMmaRows - 1) / kMmaRows;
+  // Launched with PDL (launch_gemv4_mma), this runs while the kernel before it
+  // finishes, up to pdl_wait() below: the weight prefetch and the table touch
+  // only frozen data. The next decode product may start its own preamble now.
+  pdl_launch_dependents();
 
   // Start the first group's weights on their way to L2 while the tables fill.
   if (blockIdx.x < groups) {
@@ -273,6 +279,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     for (int r = r0; r < r0 + kCopies; ++r) pairs[e * 32 + ((r + lane) & 31)] = v;
   }
   __syncthreads();
+  pdl_wait();  // x is the previous kernel's output, and y may be what it reads
 
   // Index math is 32-bit offsets from the (uniform) base pointers: the
   // launcher checks rows * cols < 2^32, and blocksize is 64, so a k-tile is
@@ -388,10 +395,13 @@ void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const f
                                     int(kMmaSmem)));
     attrs = true;
   }
+  // Persistent blocks (at most 3 per SM, all resident), so a dependent launched early cannot hold
+  // resources a block of this grid still waits for.
+  const bool pdl = qtrain::decode_pdl();
   if (M <= 8)
-    gemv4_mma_kernel<false, 4, 3><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    launch_pdl(pdl, gemv4_mma_kernel<false, 4, 3>, grid, kMmaWarps * 32, kMmaSmem, y, x, M, a, map, rows, cols);
   else
-    gemv4_mma_kernel<true, 2, 2><<<grid, kMmaWarps * 32, kMmaSmem, stream()>>>(y, x, M, a, map, rows, cols);
+    launch_pdl(pdl, gemv4_mma_kernel<true, 2, 2>, grid, kMmaWarps * 32, kMmaSmem, y, x, M, a, map, rows, cols);
 }
 
 template <int MT>

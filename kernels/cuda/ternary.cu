@@ -5,6 +5,8 @@
 #include <unordered_map>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pdl.cuh"
+#include "kernels/device.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/ternary.h"
 #include "kernels/quant/decode.h"
@@ -134,7 +136,11 @@ __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uin
       wv[v] = row < rows && j < row_vecs ? __ldcs(codes + row * row_vecs + j) : make_uint4(0, 0, 0, 0);  // read once
     }
   };
+  // Launched with PDL (launch_gemv), this runs while the kernel before it finishes, up to
+  // pdl_wait(): the first row's weight loads touch only the frozen codes.
+  pdl_launch_dependents();
   load(o, 0);
+  pdl_wait();  // x is the previous kernel's output, and y may be what it reads
   int8_t* xq = reinterpret_cast<int8_t*>(xs);
   for (int m = 0; m < M; ++m) {
     float mx = 0.f, s = 0.f;  // s: integers below 2^24, exact
@@ -223,8 +229,9 @@ void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
   auto [it, fresh] = per_sm_of.try_emplace(smem, 0);
   if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, ternary_gemv_kernel<M>, 256, smem));
   const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(it->second, 1));
-  ternary_gemv_kernel<M><<<unsigned(blocks), 256, smem, stream()>>>(y, static_cast<const uint4*>(w.codes.raw()), x,
-                                                                    w.wabs.f32(), w.rows, w.cols, row_vecs);
+  // One wave (blocks = what fits), so a dependent launched early holds no resources this grid waits for.
+  launch_pdl(decode_pdl(), ternary_gemv_kernel<M>, unsigned(blocks), 256u, smem, y,
+             static_cast<const uint4*>(w.codes.raw()), x, w.wabs.f32(), w.rows, w.cols, row_vecs);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 // GEMV within BF16 tolerance, on odd shapes and row offsets.
 #include <cstring>
 
+#include "kernels/device.h"
 #include "kernels/dtype.h"
+#include "kernels/elementwise.h"
 #include "kernels/quant_matmul.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -80,6 +82,63 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
         }
   }
   set_gemv4_kernel(Gemv4Kernel::TensorCore);
+}
+
+// Programmatic dependent launch: each product's preamble runs while the previous kernel finishes,
+// and it must still read that kernel's output. A chain of products, each reading the one before
+// (square weights, y_k = W_k y_{k-1}, with an elementwise op between two of them), eagerly and
+// replayed as a captured graph, equals the CPU chain; and the plain launch gives the same bits.
+TEST(CudaQuant, Gemv4bitChainedUnderPdl) {
+  QT_SKIP_WITHOUT_GPU();
+  const int64_t n = 4096;
+  std::vector<Quant4Tensor> hw, dw;
+  for (int k = 0; k < 4; ++k) {
+    hw.push_back(make4(n, n, quant::Code4::NF4, true, 40 + k));
+    dw.push_back(hw.back().to(Device::CUDA));
+  }
+  for (int64_t M : {1, 8}) {
+    SCOPED_TRACE("M " + std::to_string(M));
+    Pair x = randn_pair({M, n}, 50, DType::BF16);
+    // The CPU chain on the values the GPU sees: each product's output rounded to BF16.
+    Tensor ref = x.cpu;
+    for (int k = 0; k < 4; ++k) {
+      Tensor y = Tensor::empty({M, n}, DType::F32);
+      matmul_4bit(y, ref, hw[size_t(k)]);
+      if (k == 1) scale_inplace(y, 2.f);
+      ref = round_to(y, DType::BF16);
+    }
+    std::vector<Tensor> ys;
+    for (int k = 0; k < 4; ++k) ys.push_back(Tensor::empty({M, n}, DType::BF16, Device::CUDA));
+    const auto chain = [&] {
+      Tensor in = x.gpu;
+      for (int k = 0; k < 4; ++k) {
+        matmul_4bit(ys[size_t(k)], in, dw[size_t(k)]);
+        if (k == 1) scale_inplace(ys[1], 2.f);
+        in = ys[size_t(k)];
+      }
+    };
+    std::vector<float> eager_bits;
+    for (bool pdl : {true, false}) {
+      SCOPED_TRACE(pdl ? "pdl" : "plain launch");
+      set_decode_pdl(pdl);
+      for (auto& y : ys) y.zero_();
+      chain();
+      EXPECT_CLOSE(ys[3].to(Device::CPU, DType::F32), ref, 3e-2);
+      if (pdl) eager_bits = ys[3].to(Device::CPU, DType::F32).to_vector();
+      else EXPECT_EQ(ys[3].to(Device::CPU, DType::F32).to_vector(), eager_bits) << "PDL changed the result";
+    }
+    set_decode_pdl(true);
+    CudaGraph g;
+    g.begin_capture();
+    chain();
+    std::string why;
+    ASSERT_TRUE(g.end_capture(&why)) << why;
+    for (int rep = 0; rep < 3; ++rep) {
+      for (auto& y : ys) y.zero_();
+      g.replay();
+      EXPECT_EQ(ys[3].to(Device::CPU, DType::F32).to_vector(), eager_bits) << "replay " << rep;
+    }
+  }
 }
 
 TEST(CudaQuant, Int8MatmulMatchesCpuDecomposition) {

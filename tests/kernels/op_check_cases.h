@@ -22,6 +22,7 @@
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "kernels/svd.h"
 
 namespace qtrain::testing {
 
@@ -75,6 +76,8 @@ inline std::vector<OpCheckCase> op_check_cases(Device d) {
       {"add_bias_length", "add_bias bias: 2 elements, expected 3", [=] { add_bias(t({4, 3}), t({2})); }},
       {"cross_entropy_w_cols", "cross_entropy: w [10,5] for x [4,6]",
        [=] { lm_head_cross_entropy(Tensor(), Tensor(), t({4, 6}), t({10, 5}), t({4}, DType::I32), 1.f); }},
+      {"low_rank_svd_a_shape", "low_rank_svd a: shape [2,5], expected [2,6]",
+       [=] { low_rank_svd(f32({8, 2}), f32({2, 5}), f32({8, 6})); }},
   };
 }
 

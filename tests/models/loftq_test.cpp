@@ -50,6 +50,21 @@ TEST(Loftq, FullRankSplitReconstructsAndTruncationIsTheBestRankR) {
     for (int i = 0; i < 40; ++i) na += std::pow(q.a.f32()[j * 40 + i], 2);
     EXPECT_NEAR(nb, na, 1e-4 * na) << j;
   }
+  // The sign convention (kernels/svd.h): each column of B has its largest-magnitude
+  // entry positive. Flipping m flips every factor pair's sign in the SVD, so m and
+  // -m split into B A and -B A with B the same: the convention, not LAPACK, chose it.
+  const LowRankPair f = low_rank_split(m, 6);
+  Tensor neg = m.clone();
+  for (int64_t i = 0; i < neg.numel(); ++i) neg.f32()[i] = -neg.f32()[i];
+  const LowRankPair g = low_rank_split(neg, 6);
+  for (int j = 0; j < 6; ++j) {
+    int top = 0;
+    for (int i = 1; i < 24; ++i)
+      if (std::fabs(f.b.f32()[i * 6 + j]) > std::fabs(f.b.f32()[top * 6 + j])) top = i;
+    EXPECT_GT(f.b.f32()[top * 6 + j], 0.f) << j;
+    for (int i = 0; i < 24; ++i) EXPECT_NEAR(g.b.f32()[i * 6 + j], f.b.f32()[i * 6 + j], 1e-5) << j;
+    for (int i = 0; i < 40; ++i) EXPECT_NEAR(g.a.f32()[j * 40 + i], -f.a.f32()[j * 40 + i], 1e-5) << j;
+  }
   // r above min(out, in): the extra columns are zero.
   LowRankPair big = low_rank_split(m, 30);
   EXPECT_EQ(big.b.size(1), 30);

@@ -1,0 +1,55 @@
+// Programmatic dependent launch (sm_90+): a kernel launched with launch_pdl()
+// may be scheduled while the kernel before it in the stream is still running,
+// so its preamble (prefetching its weights into L2, building lookup tables)
+// overlaps the predecessor's tail instead of following it. The contract:
+//   - pdl_wait() comes before the kernel reads anything an earlier kernel of
+//     the stream wrote, and before it writes anything an earlier one reads:
+//     it returns once the predecessor grid has completed and its writes are
+//     visible. Before it, only data no kernel of the stream writes (frozen
+//     weights, constant tables, kernel parameters) may be touched;
+//   - pdl_launch_dependents() lets the next PDL-launched kernel be scheduled
+//     (its blocks then run up to their own pdl_wait()); without it the next one
+//     is scheduled as this grid's blocks exit.
+// Both are no-ops in a kernel launched without the attribute, so a PDL-aware
+// kernel is correct launched either way. In a captured CUDA graph the launch
+// becomes a programmatic edge (decode steps replay it).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
+
+namespace qtrain::cuda {
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, smem, stream()>>>(args...) with the programmatic
+// stream-serialization attribute when `pdl` is set (a plain launch otherwise).
+template <class... Params, class... Args>
+void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace qtrain::cuda
