@@ -102,18 +102,21 @@ def markdown(doc, rows):
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--qtrain", required=True, help="bench_decode's JSON")
+    ap.add_argument("--qtrain", required=True, nargs="+",
+                    help="bench_decode's JSON (several: their rows in order, e.g. --lora-r 0 and 16)")
     ap.add_argument("--hf", required=True, help="bench/decode_hf.py's JSON from the same GPU call")
     ap.add_argument("-o", "--out", required=True, help="the table's JSON; the .md goes beside it")
     ap.add_argument("--label", default="", help="the model's name in each row (default: the rows' model)")
     ap.add_argument("--date", default="", help="the run's date where the inputs carry none")
     a = ap.parse_args(argv)
-    q_doc, q_rows = load(a.qtrain, "bench_decode")
+    q_doc, q_rows = load(a.qtrain[0], "bench_decode")
+    for extra in a.qtrain[1:]:
+        q_rows = q_rows + load(extra, "bench_decode")[1]
     hf_doc, hf_rows = load(a.hf, "decode_hf")
     label = a.label or (str(q_rows[0].get("model", "?")).removeprefix("random:") if q_rows else "?")
     rows = build(q_doc, q_rows, hf_rows, label)
     doc = dict(device=q_doc.get("device", "?"), date=a.date or q_doc.get("date") or hf_doc.get("date", "?"),
-               anchor="fastest HF anchor that ran", sources=[os.path.basename(a.qtrain), os.path.basename(a.hf)],
+               anchor="fastest HF anchor that ran", sources=[os.path.basename(f) for f in a.qtrain] + [os.path.basename(a.hf)],
                anchor_software={k: hf_doc[k] for k in ("torch", "transformers") if k in hf_doc}, rows=rows)
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)

@@ -199,10 +199,13 @@ on peft_mem7b && step peft_mem7b 240 bash bench/peft_memory_7b.sh "$BIN/qtrain"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).
+# At LLaMA-7B: the base alone (--lora-r 0: what HF's anchors run, and a merged adapter's cost) and with an
+# unmerged LoRA r16 on all 7 projections.
 # DECODE_ARGS: more bench_decode flags, e.g. "--profile 1" (kernels per replayed step, CUPTI).
 on decode && step decode ${DECODE_TIMEOUT:-300} bash -c "$BIN/bench_decode --model random:smollm2-135m \
   --methods ${DECODE_SMOL_METHODS:-lora,qlora,int8-lora} --out $OUT/decode_smollm2.json ${DECODE_ARGS:-} && \
-  $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --out $OUT/decode_7b.json ${DECODE_ARGS:-}"
+  $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --lora-r 0 --out $OUT/decode_7b_base.json \
+  ${DECODE_ARGS:-} && $BIN/bench_decode --model random:llama-7b --methods ${DECODE_7B_METHODS:-lora,qlora} --out $OUT/decode_7b.json ${DECODE_ARGS:-}"
 on decode_hf && step decode_hf ${DECODE_HF_TIMEOUT:-240} python3 bench/decode_hf.py $MODELS/smollm2-135m $OUT/decode_hf_smollm2.json
 # The same anchors at the LLaMA-7B shape, random weights made in GPU memory per mode (no 13.5 GB file), the
 # prompt and token counts of bench_decode's 7B rows (128 + 64). Eager HF and bitsandbytes NF4 first, the static
@@ -212,7 +215,7 @@ on decode_hf7b && step decode_hf7b ${DECODE_HF7B_TIMEOUT:-150} python3 bench/dec
   $OUT/decode_hf_7b.json --modes ${DECODE_HF7B_MODES:-hf,hf-bnb-nf4,hf-static} ${DECODE_HF7B_ARGS:-}
 # With the decode step in the same call: the ratio table (bench/decode_vs_hf.py; `qtrain report --bench` draws it).
 on decode_hf7b && [ -f "$OUT/decode_7b.json" ] && [ -f "$OUT/decode_hf_7b.json" ] && python3 bench/decode_vs_hf.py \
-  --qtrain "$OUT/decode_7b.json" --hf "$OUT/decode_hf_7b.json" -o "$OUT/decode_vs_hf_7b.json" > "$OUT/decode_vs_hf_7b.log" 2>&1
+  --qtrain "$OUT/decode_7b_base.json" "$OUT/decode_7b.json" --hf "$OUT/decode_hf_7b.json" --date "$(date +%F)" -o "$OUT/decode_vs_hf_7b.json" > "$OUT/decode_vs_hf_7b.log" 2>&1
 
 # Any command with the unpacked binaries and libraries ($BIN, $OUT, $MODELS), e.g. an ncu profile of one kernel:
 #   ONLY=cmd CMD='ncu --clock-control none -k regex:gemv4 -c 1 $BIN/bench_quant_kernels > $OUT/ncu.txt'

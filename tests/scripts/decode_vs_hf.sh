@@ -10,7 +10,11 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cat > "$work/q.json" <<'J'
 {"device": "GPU-X", "rows": [
  {"model": "random:llama-7b", "method": "qlora", "lora_r": 0, "batch": 1, "ms_per_token": 2.0, "fraction_of_roofline": 0.5},
- {"model": "random:llama-7b", "method": "lora", "lora_r": 0, "batch": 1, "ms_per_token": 1.0},
+ {"model": "random:llama-7b", "method": "lora", "lora_r": 0, "batch": 1, "ms_per_token": 1.0}]}
+J
+# A second bench_decode file (device_run passes the base-alone and the LoRA r16 runs): its rows follow.
+cat > "$work/q16.json" <<'J'
+{"device": "GPU-X", "rows": [
  {"model": "random:llama-7b", "method": "qlora", "lora_r": 16, "batch": 8, "ms_per_token": 3.0}]}
 J
 cat > "$work/hf.json" <<'J'
@@ -18,7 +22,7 @@ cat > "$work/hf.json" <<'J'
  {"mode": "hf", "batch": 1, "ms_per_token": 40.0}, {"mode": "hf-static", "batch": 1, "ms_per_token": 5.0},
  {"mode": "hf-bnb-nf4", "batch": 1, "ms_per_token": 4.0}, {"mode": "hf", "batch": 8, "ms_per_token": 30.0}]}
 J
-python3 "$src/bench/decode_vs_hf.py" --qtrain "$work/q.json" --hf "$work/hf.json" -o "$work/t.json" > "$work/log" \
+python3 "$src/bench/decode_vs_hf.py" --qtrain "$work/q.json" "$work/q16.json" --hf "$work/hf.json" -o "$work/t.json" > "$work/log" \
   || { cat "$work/log"; echo "FAIL: decode_vs_hf.py exited $?"; exit 1; }
 python3 - "$work/t.json" <<'PY' || exit 1
 import json, sys
@@ -40,6 +44,7 @@ lora = r[("qlora", 8)]
 eq(lora["anchors"]["hf"]["ratio"], 10.0, "NF4 b8 + LoRA vs HF generate")
 eq("LoRA r16" in lora["config"], True, "the LoRA row says so")
 eq(d["date"], "2026-01-02", "date from the HF file when the qtrain file has none")
+eq(d["sources"], ["q.json", "q16.json", "hf.json"], "both qtrain files named as sources")
 print("decode_vs_hf: ratios, anchors and targets as expected")
 PY
 grep -q "| llama-7b NF4 base (double quant), batch 1 | 2 | 50% | 40 (20.00×) | 5 (2.50×) | 4 (2.00×) | <= 1.2 ms |" "$work/t.md" \
