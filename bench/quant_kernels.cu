@@ -157,11 +157,51 @@ int main(int argc, char** argv) {
     }
     rows.push_back(row);
   }
+  // Products that share their input at decode (LLaMA's q/k/v, gate/up): one after the other as the
+  // model ran them before, against matmul_4bit_shared's one launch.
+  json shared = json::array();
+  struct SharedSet {
+    const char* name;
+    int64_t out, in;
+    int parts;
+  };
+  for (const SharedSet& ss : {SharedSet{"llama7b q+k+v 3x4096x4096", 4096, 4096, 3},
+                              SharedSet{"llama7b gate+up 2x11008x4096", 11008, 4096, 2},
+                              SharedSet{"smollm2 gate+up 2x1536x576", 1536, 576, 2}}) {
+    Tensor w = bench::random_tensor({ss.out, ss.in}, 0.05f, 5);
+    Quant4Tensor q = Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::NF4, true),
+                                               ss.out, ss.in);
+    const std::vector<Quant4Tensor> qs = gpu_copies(q);  // part j of call i: copy (i * parts + j) % n
+    const int nq = int(qs.size());
+    const double read = read_ms(q.bytes() * size_t(ss.parts));
+    json js{{"set", ss.name}, {"read_same_bytes_ms", read}};
+    std::printf("%-28s |", ss.name);
+    for (int64_t m : {1, 8}) {
+      Tensor xm = bench::random_tensor({m, ss.in}, 1.f, 6).to(Device::CUDA, DType::BF16);
+      std::vector<Tensor> ys;
+      for (int j = 0; j < ss.parts; ++j) ys.push_back(Tensor::empty({m, ss.out}, DType::BF16, Device::CUDA));
+      const auto part = [&](int i, int j) { return &qs[size_t((i * ss.parts + j) % nq)]; };
+      const double sep = graph_ms([&](int i) {
+        for (int j = 0; j < ss.parts; ++j) matmul_4bit(ys[size_t(j)], xm, *part(i, j));
+      }, 32);
+      const double one = graph_ms([&](int i) {
+        std::vector<const Quant4Tensor*> ws;
+        for (int j = 0; j < ss.parts; ++j) ws.push_back(part(i, j));
+        matmul_4bit_shared(ys, xm, ws);
+      }, 32);
+      js["decode"].push_back({{"M", m}, {"separate_ms", sep}, {"shared_ms", one}, {"speedup", sep / one},
+                              {"pct_of_same_size_read", 100.0 * read / one}});
+      std::printf(" M%-2lld separate %.4f shared %.4f ms (%.2fx, %.0f%% of its read)", (long long)m, sep, one, sep / one,
+                  100.0 * read / one);
+    }
+    std::printf("\n");
+    shared.push_back(js);
+  }
   char date[16];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-  json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows},
-           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV, calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time"}};
+  json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows}, {"shared_input", shared},
+           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV, calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; PDL only for weights up to 4 MiB since 2026-12-04; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time; shared_input = the products of weights that read one x, one after the other vs matmul_4bit_shared's one launch"}};
   if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
   return 0;
 }

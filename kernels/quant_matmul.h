@@ -6,6 +6,8 @@
 // The CPU definitions are the reference (kernels/cpu/quant_matmul.cpp); the
 // CUDA twins (kernels/cuda/quant_matmul.cu) give the same F32 values bit for bit.
 #pragma once
+#include <vector>
+
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
 #include "kernels/op.h"
@@ -59,6 +61,13 @@ QT_OP(void, int8_matmul, (Tensor y, Tensor x, const Int8Tensor& w, float thresho
 QT_OP(void, matmul_4bit, (Tensor y, Tensor x, const Quant4Tensor& w))
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w);
 constexpr int64_t kGemv4MaxRows = 16;
+// ys[i] = x @ W_i^T for up to kGemv4MaxShared weights that read the same x
+// (LLaMA's q/k/v and gate/up at decode): each ys[i] is what matmul_4bit gives,
+// bit for bit. On CUDA, when each would take the GEMV, one launch covers all
+// their rows (kernels/cuda/quant_matmul.cu says why); the CPU reference is
+// matmul_4bit per weight.
+constexpr int kGemv4MaxShared = 3;
+QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws))
 // Which CUDA kernel the decode path runs: the tensor-core one (default) or the
 // earlier CUDA-core one, kept for the kernel benchmark's comparison and tests.
 enum class Gemv4Kernel { TensorCore, CudaCore };

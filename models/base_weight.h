@@ -8,6 +8,8 @@
 
 namespace qtrain {
 
+struct Quant4Tensor;  // kernels/quant_matmul.h
+
 class BaseWeight {
  public:
   virtual ~BaseWeight() = default;
@@ -33,6 +35,12 @@ class BaseWeight {
   virtual void accumulate_weight_grad(Tensor dw, Tensor dy, Tensor x) const;
   // The optimizer step about to run (quantization-aware warmup schedules).
   virtual void set_step(int64_t step) {}
+
+  // ---- products that share their input (Linear::forward_shared) ----
+  // The packed 4-bit weight when forward(y, x) is matmul_4bit with it (a decode-
+  // sized x on the GPU), so that weights reading the same x run as one
+  // matmul_4bit_shared; nullptr (the default) when forward does anything else.
+  virtual const Quant4Tensor* as_4bit_gemv(const Tensor& x) const { return nullptr; }
 };
 
 // A plain dense matrix. For full fine-tuning `w` is a view of the trainable

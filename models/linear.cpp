@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "kernels/matmul.h"
+#include "kernels/quant_matmul.h"
 
 namespace qtrain {
 
@@ -37,10 +38,37 @@ void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
     adapter_->scale_input(xb, x2);
   }
   weight_->forward(y2, xb);
+  finish_forward(y2, x2, train, dropout_seed);
+}
+
+void Linear::finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed) {
   const bool bias_first = !adapter_ || adapter_->sees_bias();
   if (bias_.defined() && bias_first) add_bias(y2, bias_);
   if (adapter_) adapter_->forward(y2, x2, *weight_, train, dropout_seed);
   if (bias_.defined() && !bias_first) add_bias(y2, bias_);
+}
+
+void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
+                            const std::vector<uint64_t>& dropout_seeds) {
+  QT_CHECK(ls.size() == ys.size() && ls.size() == dropout_seeds.size(), "Linear::forward_shared: one output and seed per layer");
+  const int64_t in = ls.empty() ? 0 : ls[0]->in_, n = in ? x.numel() / in : 0;
+  const Tensor x2 = x.view({n, in});
+  std::vector<const Quant4Tensor*> qs;
+  for (const Linear* l : ls) {
+    const Quant4Tensor* q = l->in_ == in && !(l->adapter_ && l->adapter_->scales_input()) && ls.size() > 1 &&
+                                    ls.size() <= size_t(kGemv4MaxShared)
+                                ? l->weight_->as_4bit_gemv(x2)
+                                : nullptr;
+    if (!q) {
+      for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
+      return;
+    }
+    qs.push_back(q);
+  }
+  std::vector<Tensor> y2;
+  for (size_t i = 0; i < ls.size(); ++i) y2.push_back(ys[i].view({n, ls[i]->out_}));
+  matmul_4bit_shared(y2, x2, qs);
+  for (size_t i = 0; i < ls.size(); ++i) ls[i]->finish_forward(y2[i], x2, train, dropout_seeds[i]);
 }
 
 void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/adapters/adapter.h"
 #include "models/base_weight.h"
@@ -42,6 +43,12 @@ class Linear {
 
   // y[N,out] = x W^T + b (+ adapter)
   void forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed);
+  // forward of each layer in `ls` on the same x (LLaMA's q/k/v, gate/up): the
+  // same results, with the base products as one matmul_4bit_shared when every
+  // base is a 4-bit GEMV at this x and no adapter rescales x (IA3); else one
+  // forward after the other.
+  static void forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
+                             const std::vector<uint64_t>& dropout_seeds);
   // forward's saved state without y (and without the base product): for a
   // gradient-checkpoint recompute of a projection whose output is not needed.
   void save_for_backward(Tensor x, bool train, uint64_t dropout_seed);
@@ -50,6 +57,8 @@ class Linear {
   void backward(Tensor dx, Tensor dy, Tensor x, bool accumulate = false);
 
  private:
+  // forward past the base product: bias and adapter, in the order the adapter wants.
+  void finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed);
   std::string name_;
   int64_t in_, out_;
   bool has_bias_;

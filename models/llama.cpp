@@ -77,9 +77,8 @@ class LlamaModel : public Model {
     a.rstd1 = Tensor::empty({N}, DType::F32, dev);
     rmsnorm_forward(a.h1, a.rstd1, x, b.ln1->value, cfg_.norm_eps);
     a.q = act(Hq * Dh), a.k = act(Hkv * Dh), a.v = act(Hkv * Dh);
-    b.q->forward(a.q, a.h1, train, dropout_seed(l, 0));
-    b.k->forward(a.k, a.h1, train, dropout_seed(l, 1));
-    b.v->forward(a.v, a.h1, train, dropout_seed(l, 2));
+    Linear::forward_shared({b.q, b.k, b.v}, {a.q, a.k, a.v}, a.h1, train,
+                           {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
     if (gemm_only) a.h1 = Tensor();
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
     rope_forward(a.q.view(qs), cfg_.rope_theta, pos_);
@@ -94,8 +93,7 @@ class LlamaModel : public Model {
     a.rstd2 = Tensor::empty({N}, DType::F32, dev);
     rmsnorm_forward(a.h2, a.rstd2, a.x2, b.ln2->value, cfg_.norm_eps);
     a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
-    b.gate->forward(a.gate, a.h2, train, dropout_seed(l, 4));
-    b.up->forward(a.up, a.h2, train, dropout_seed(l, 5));
+    Linear::forward_shared({b.gate, b.up}, {a.gate, a.up}, a.h2, train, {dropout_seed(l, 4), dropout_seed(l, 5)});
     if (gemm_only) a.h2 = Tensor();
     a.s = act(cfg_.d_ff);
     swiglu_forward(a.s, a.gate, a.up);

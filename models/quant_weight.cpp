@@ -89,9 +89,12 @@ void Block4Weight::forward(Tensor y, Tensor x) const {
   // Up to 16 rows (decode): one tensor-core pass over the packed weight, no
   // BF16 copy of W; at 16 rows it measured 2-3x faster than dequantize +
   // cuBLASLt on an H200 (bench/results/quant_kernels_NVIDIA-H200_2026-12-01.json).
-  if (x.is_cuda() && gemv_4bit_supported(x, on_device()))
-    return matmul_4bit(y, x, on_device());
+  if (const Quant4Tensor* q = as_4bit_gemv(x)) return matmul_4bit(y, x, *q);
   DequantWeight::forward(y, x);
+}
+
+const Quant4Tensor* Block4Weight::as_4bit_gemv(const Tensor& x) const {
+  return x.is_cuda() && gemv_4bit_supported(x, on_device()) ? &on_device() : nullptr;
 }
 
 void Block4Weight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {

@@ -60,6 +60,7 @@ class Block4Weight : public DequantWeight {
  public:
   Block4Weight(const Tensor& w_f32, quant::Code4 code, bool double_quant);
   void forward(Tensor y, Tensor x) const override;
+  const Quant4Tensor* as_4bit_gemv(const Tensor& x) const override;
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const override;
   void dequantize_on_device(Tensor out) const override;
   size_t bytes() const override { return p_.bytes(); }

@@ -166,4 +166,17 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   gemm(y, x, dense, false, true);
 }
 
+void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+  QT_CHECK(!ws.empty() && ws.size() == ys.size() && ws.size() <= size_t(kGemv4MaxShared),
+           "matmul_4bit_shared: 1 to " + std::to_string(kGemv4MaxShared) + " weights, one output each (got " +
+               std::to_string(ws.size()) + " weights, " + std::to_string(ys.size()) + " outputs)");
+  for (size_t i = 0; i < ws.size(); ++i) {
+    QT_CHECK(ws[i] && ws[i]->cols == ws[0]->cols, "matmul_4bit_shared: the weights must share their input width");
+    check_product(ys[i], x, ws[i]->rows, ws[i]->cols, "matmul_4bit_shared");
+    check_weight_on(*ws[i], x, "matmul_4bit_shared");
+  }
+  QT_DISPATCH_CUDA(x, matmul_4bit_shared, ys, x, ws);
+  for (size_t i = 0; i < ws.size(); ++i) matmul_4bit(ys[i], x, *ws[i]);
+}
+
 }  // namespace qtrain

@@ -239,9 +239,52 @@ __device__ __forceinline__ uint32_t lookup_pair(const char* tab, uint32_t word, 
   return *reinterpret_cast<const uint32_t*>(tab + off);
 }
 
+// Up to kGemv4MaxShared weights with the same input in one launch (q/k/v,
+// gate/up at decode: matmul_4bit_shared): one grid over all their 16-row
+// groups, so the launch, the table build and the last wave's tail are paid
+// once, and the grid is full where one 4096-row weight leaves SMs idle. One
+// weight is the set of one. Each part is what the hot loop reads of its
+// weight; the 16 code values are shared (the launcher checks).
+struct Gemv4Part {
+  const uint8_t* packed;
+  const float* absmax;    // no double quant
+  const uint8_t* qabsmax;  // double quant
+  const float* absmax2;
+  FloatPtr y;
+  float offset;
+  uint32_t rows, first;  // first = the part's first group in the grid's numbering
+  bool dq;
+};
+struct Gemv4Set {
+  Gemv4Part p0, p1, p2;  // named, not an array: a run-time index into a kernel parameter copies it to the stack
+  uint32_t groups;       // all parts' groups
+  bool any_dq;
+  float code[16];
+};
+static_assert(kGemv4MaxShared == 3, "Gemv4Set holds three parts");
+
+// The part a group belongs to, field by field with constant member names (see Gemv4Set).
+__device__ __forceinline__ Gemv4Part part_of(const Gemv4Set& s, uint32_t grp) {
+  const int i = int(grp >= s.p1.first) + int(grp >= s.p2.first);
+  Gemv4Part p;
+#define QT_PICK(f) p.f = i == 0 ? s.p0.f : i == 1 ? s.p1.f : s.p2.f
+  QT_PICK(packed);
+  QT_PICK(absmax);
+  QT_PICK(qabsmax);
+  QT_PICK(absmax2);
+  QT_PICK(y.p);
+  QT_PICK(y.t);
+  QT_PICK(offset);
+  QT_PICK(rows);
+  QT_PICK(first);
+  QT_PICK(dq);
+#undef QT_PICK
+  return p;
+}
+
 template <bool M16, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
-    gemv4_mma_kernel(FloatPtr y, const bf16* x, int M, Q4View a, const float* map, int64_t rows, int64_t cols) {
+    gemv4_mma_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
   constexpr int NB = M16 ? 2 : 1;  // mmas per 16 k: x rows 0..7 and 8..15
   extern __shared__ uint32_t smem[];
   uint32_t* pairs = smem;                                    // [256 bytes][32 lanes]: bf16x2 (code[hi], code[lo])
@@ -249,7 +292,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   float* red = dqmap + 256;                                  // [warps][32 lanes][4 * NB]
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t ktiles = cols / 64, groups = (rows + kMmaRows - 1) / kMmaRows;
+  const int64_t ktiles = cols / 64, groups = set.groups;
   // Launched with PDL (launch_gemv4_mma), this runs while the kernel before it
   // finishes, up to pdl_wait() below: the weight prefetch and the table touch
   // only frozen data. The next decode product may start its own preamble now.
@@ -257,7 +300,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 
   // Start the first group's weights on their way to L2 while the tables fill.
   if (blockIdx.x < groups) {
-    const int64_t n0 = int64_t(blockIdx.x) * kMmaRows;
+    const Gemv4Part a = part_of(set, blockIdx.x);
+    const int64_t rows = a.rows, n0 = int64_t(blockIdx.x - a.first) * kMmaRows;
     const int64_t bytes = ((n0 + kMmaRows < rows ? n0 + kMmaRows : rows) - n0) * cols / 2;
     const char* base = reinterpret_cast<const char*>(a.packed + n0 * cols / 2);
     for (int64_t off = int64_t(threadIdx.x) * 128; off < bytes; off += int64_t(blockDim.x) * 128)
@@ -265,9 +309,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   }
   if (threadIdx.x == 0) {  // constant indices into the kernel parameter (see load_tables)
 #pragma unroll
-    for (int i = 0; i < 16; ++i) code[i] = a.code[i];
+    for (int i = 0; i < 16; ++i) code[i] = set.code[i];
   }
-  if (a.dq && threadIdx.x < 256) dqmap[threadIdx.x] = map[threadIdx.x];
+  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map[threadIdx.x];
   __syncthreads();
   {
     // Entry e = byte value; each 256-thread slice of the block writes its share of the 32 lane
@@ -287,10 +331,13 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   const uint32_t ktiles32 = uint32_t(ktiles), kblocks = uint32_t(cols / 64), half_cols = uint32_t(cols / 2);
   const char* tab = reinterpret_cast<const char*>(pairs);
   const uint32_t lane4 = 4u * lane;  // this lane's column of the table
-  const bool dq = a.dq;
-  const float offset = a.offset;
   for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
-    const uint32_t n0 = uint32_t(grp) * kMmaRows;
+    const Gemv4Part a = part_of(set, uint32_t(grp));
+    const FloatPtr y = a.y;
+    const uint32_t rows = a.rows;
+    const bool dq = a.dq;
+    const float offset = a.offset;
+    const uint32_t n0 = uint32_t(grp - a.first) * kMmaRows;
     // This lane's A rows g and g + 8. Rows past the end read the last row:
     // their outputs are computed and never stored.
     uint32_t woff[2], blk0[2];
@@ -375,7 +422,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
       const int m = 2 * (l & 3) + (i & 1) + 8 * h;
       const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
-      if (m < M && n < rows) y.st(int64_t(m) * rows + n, sum);
+      if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
     }
     __syncthreads();
   }
@@ -383,10 +430,15 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 
 constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
-void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows,
-                      int64_t cols) {
-  const int64_t groups = (rows + kMmaRows - 1) / kMmaRows;
-  const unsigned grid = unsigned(std::min<int64_t>(groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
+// PDL (kernels/cuda/pdl.cuh) where it measured faster: the early dependent's L2 prefetch and table
+// build overlap this grid's tail, which pays on small weights (SmolLM2's: 1.8-2.3 us vs 2.8-3.3 plain,
+// all M) and lost on LLaMA-7B's in sum (per layer 94 us vs 89 plain at M 1: 4096x4096 9.0 vs 8.0,
+// 4096x11008 23.7 vs 19.0; the prefetch of the next weight contends with this one's stream)
+// (bench_quant_kernels, H200, 2026-12-04). So only sets of at most kPdlMaxBytes packed bytes.
+constexpr int64_t kPdlMaxBytes = int64_t(4) << 20;
+
+void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols, int64_t bytes) {
+  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
   static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
   if (!attrs) {
     CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -397,12 +449,19 @@ void launch_gemv4_mma(FloatPtr y, const bf16* x, int M, const Q4View& a, const f
   }
   // Persistent blocks (at most 3 per SM, all resident), so a dependent launched early cannot hold
   // resources a block of this grid still waits for.
-  const bool pdl = qtrain::decode_pdl();
+  const bool pdl = qtrain::decode_pdl() && bytes <= kPdlMaxBytes;
   if (M <= 8)
-    launch_pdl(pdl, gemv4_mma_kernel<false, 4, 3>, grid, kMmaWarps * 32, kMmaSmem, y, x, M, a, map, rows, cols);
+    launch_pdl(pdl, gemv4_mma_kernel<false, 4, 3>, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
   else
-    launch_pdl(pdl, gemv4_mma_kernel<true, 2, 2>, grid, kMmaWarps * 32, kMmaSmem, y, x, M, a, map, rows, cols);
+    launch_pdl(pdl, gemv4_mma_kernel<true, 2, 2>, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
 }
+
+// The set's part for one weight, numbered from group `first`.
+Gemv4Part gemv4_part(FloatPtr y, const Q4View& a, uint32_t first) {
+  return Gemv4Part{a.packed, a.absmax, a.qabsmax, a.absmax2, y, a.offset, uint32_t(a.rows), first, a.dq};
+}
+
+uint32_t gemv4_groups(int64_t rows) { return uint32_t((rows + kMmaRows - 1) / kMmaRows); }
 
 template <int MT>
 void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows, int64_t cols) {
@@ -479,7 +538,13 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   const bf16* px = static_cast<const bf16*>(x.raw());
   const int m = int(M);
   if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore && w.rows * w.cols < (int64_t(1) << 32)) {
-    launch_gemv4_mma(py, px, m, a, map, w.rows, w.cols);
+    Gemv4Set set{};
+    set.p0 = gemv4_part(py, a, 0);
+    set.p1.first = set.p2.first = UINT32_MAX;
+    set.groups = gemv4_groups(w.rows);
+    set.any_dq = a.dq;
+    std::copy(a.code, a.code + 16, set.code);
+    launch_gemv4_mma(set, px, m, map, w.cols, int64_t(w.bytes()));
   } else if (M <= 1)
     launch_gemv4<1>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 2)
@@ -491,6 +556,34 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   else
     launch_gemv4<16>(py, px, m, a, map, w.rows, w.cols);
   CUDA_CHECK_LAUNCH("matmul_4bit");
+}
+
+// One launch for the set when every weight takes the tensor-core GEMV with the same codes; one product
+// after the other otherwise (the same kernel per group either way: the same bits).
+void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+  const int64_t cols = ws[0]->cols, M = x.numel() / cols;
+  bool one = M > 0 && ws.size() <= size_t(kGemv4MaxShared) && qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore &&
+             reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
+  for (const Quant4Tensor* w : ws)
+    one = one && gemv_4bit_supported(x, *w) && w->rows * w->cols < (int64_t(1) << 32) && w->code == ws[0]->code;
+  if (!one) {
+    for (size_t i = 0; i < ws.size(); ++i) cuda::matmul_4bit(ys[i], x, *ws[i]);
+    return;
+  }
+  Gemv4Set set{};
+  Gemv4Part* parts[3] = {&set.p0, &set.p1, &set.p2};
+  set.p1.first = set.p2.first = UINT32_MAX;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const Q4View a = ws[i]->view();
+    *parts[i] = gemv4_part(fptr(ys[i], "matmul_4bit_shared y"), a, set.groups);
+    set.groups += gemv4_groups(ws[i]->rows);
+    set.any_dq = set.any_dq || a.dq;
+    bytes += int64_t(ws[i]->bytes());
+    if (i == 0) std::copy(a.code, a.code + 16, set.code);
+  }
+  launch_gemv4_mma(set, static_cast<const bf16*>(x.raw()), int(M), device_dynamic_map(), cols, bytes);
+  CUDA_CHECK_LAUNCH("matmul_4bit_shared");
 }
 
 }  // namespace qtrain::cuda

@@ -84,13 +84,66 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   set_gemv4_kernel(Gemv4Kernel::TensorCore);
 }
 
+// Products that share their input as one launch (matmul_4bit_shared: LLaMA's q/k/v and gate/up at
+// decode): each output is matmul_4bit's, bit for bit, and the CPU reference's within the GEMV's
+// tolerance. Parts of 300 / 37 / 64 rows (partial 16-row groups at the parts' seams), with and
+// without double quant in one set; NF4 + FP4 (different codes) takes the one-by-one path.
+TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
+  QT_SKIP_WITHOUT_GPU();
+  const int64_t cols = 4096;
+  struct Part {
+    int64_t rows;
+    quant::Code4 code;
+    bool dq;
+  };
+  const std::vector<std::vector<Part>> sets = {
+      {{300, quant::Code4::NF4, true}, {37, quant::Code4::NF4, false}, {64, quant::Code4::NF4, true}},
+      {{1536, quant::Code4::NF4, true}, {1536, quant::Code4::NF4, true}},
+      {{48, quant::Code4::NF4, true}, {80, quant::Code4::FP4, true}}};
+  for (const auto& set : sets) {
+    std::vector<Quant4Tensor> hw, dw;
+    for (const Part& p : set) {
+      hw.push_back(make4(p.rows, cols, p.code, p.dq, 60 + int(hw.size())));
+      dw.push_back(hw.back().to(Device::CUDA));
+    }
+    std::vector<const Quant4Tensor*> hp, dp;
+    for (size_t i = 0; i < set.size(); ++i) hp.push_back(&hw[i]), dp.push_back(&dw[i]);
+    for (int64_t M : {1, 3, 8, 9, 16}) {
+      SCOPED_TRACE(std::to_string(set.size()) + " parts, " + std::to_string(set[0].rows) + " rows first, M " +
+                   std::to_string(M));
+      Pair x = randn_pair({M, cols}, 70 + uint64_t(M), DType::BF16);
+      std::vector<Tensor> yc, ys, y1;
+      for (const Part& p : set) {
+        yc.push_back(Tensor::empty({M, p.rows}, DType::F32));
+        ys.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
+        y1.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
+      }
+      matmul_4bit_shared(yc, x.cpu, hp);
+      matmul_4bit_shared(ys, x.gpu, dp);
+      for (size_t i = 0; i < set.size(); ++i) {
+        matmul_4bit(y1[i], x.gpu, dw[i]);
+        EXPECT_EQ(ys[i].to(Device::CPU, DType::F32).to_vector(), y1[i].to(Device::CPU, DType::F32).to_vector()) << i;
+        EXPECT_CLOSE(ys[i], yc[i], kBf16Tol);
+      }
+    }
+  }
+  // Mismatched inputs are refused, naming the op.
+  std::vector<Quant4Tensor> two = {make4(16, 128, quant::Code4::NF4, false, 1).to(Device::CUDA),
+                                   make4(16, 256, quant::Code4::NF4, false, 2).to(Device::CUDA)};
+  Tensor x = Tensor::empty({1, 128}, DType::BF16, Device::CUDA);
+  EXPECT_THROW(matmul_4bit_shared({Tensor::empty({1, 16}, DType::BF16, Device::CUDA),
+                                   Tensor::empty({1, 16}, DType::BF16, Device::CUDA)},
+                                  x, {&two[0], &two[1]}),
+               Error);
+}
+
 // Programmatic dependent launch: each product's preamble runs while the previous kernel finishes,
 // and it must still read that kernel's output. A chain of products, each reading the one before
 // (square weights, y_k = W_k y_{k-1}, with an elementwise op between two of them), eagerly and
 // replayed as a captured graph, equals the CPU chain; and the plain launch gives the same bits.
 TEST(CudaQuant, Gemv4bitChainedUnderPdl) {
   QT_SKIP_WITHOUT_GPU();
-  const int64_t n = 4096;
+  const int64_t n = 1024;  // PDL is used for weights up to 4 MiB (launch_gemv4_mma)
   std::vector<Quant4Tensor> hw, dw;
   for (int k = 0; k < 4; ++k) {
     hw.push_back(make4(n, n, quant::Code4::NF4, true, 40 + k));
