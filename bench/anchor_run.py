@@ -9,7 +9,7 @@ anchor sits on the GPU while qtrain's memory is read.
 SPEC: {"base": "bf16"|"nf4"|"hqq", "hqq_bits": 4|2, "adapter": "lora"|"dora"|"ia3"|"full", "r", "alpha",
        "loftq": bool, "batch", "seq", "ckpt": bool, "steps", "warmup", "vocab"}
   hf:      transformers + peft (+ bitsandbytes NF4 with double quant, the QLoRA recipe, for "nf4";
-           + transformers' HqqConfig, groups of 64, for "hqq"); LoftQ through peft's replace_lora_weights_loftq
+           + hqq's AutoHQQHFModel, groups of 64, for "hqq"); LoftQ through peft's replace_lora_weights_loftq
   liger:   the same with Liger's Triton kernels (RoPE, RMSNorm, SwiGLU, fused linear + cross-entropy)
   unsloth: FastLanguageModel (load_in_4bit for "nf4"), get_peft_model with use_gradient_checkpointing="unsloth"
 RESULT: {"tok_s", "step_s", "torch_max_alloc_gib", "trainable_params", "total_params", "setup_s", "versions"},
@@ -77,7 +77,10 @@ def peft_config(spec):
     import peft
     if spec["adapter"] == "ia3":  # peft's default modules and feedforward rule, as qtrain's --adapter-type ia3
         return peft.IA3Config(task_type="CAUSAL_LM")
-    return peft.LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], target_modules="all-linear", lora_dropout=0.0,
+    # "all-linear" matches nn.Linear (and bitsandbytes' 4-bit Linear); hqq's HQQLinear is neither, so the
+    # LLaMA projections by name there (the same seven modules).
+    targets = LLAMA_TARGETS if spec["base"] == "hqq" else "all-linear"
+    return peft.LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], target_modules=targets, lora_dropout=0.0,
                            use_dora=spec["adapter"] == "dora", task_type="CAUSAL_LM")
 
 
@@ -91,9 +94,17 @@ def load_hf(model_dir, spec, device):
     if spec["base"] == "nf4":
         quant = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                 bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
-    elif spec["base"] == "hqq":
-        quant = transformers.HqqConfig(nbits=spec["hqq_bits"], group_size=64)
-    if quant is not None:
+    if spec["base"] == "hqq":
+        # hqq's own HF quantizer (AutoHQQHFModel: every Linear but lm_head to HQQLinear, the same
+        # quantizer transformers' HqqConfig called): transformers 5.x dropped HqqConfig loading
+        # ("QuantizationMethod.HQQ is not available yet"). peft wraps HQQLinear with its LoRA layer.
+        from hqq.core.quantize import BaseQuantizeConfig
+        from hqq.models.hf.base import AutoHQQHFModel
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, **kw).to(device)
+        AutoHQQHFModel.quantize_model(model, quant_config=BaseQuantizeConfig(nbits=spec["hqq_bits"], group_size=64),
+                                      compute_dtype=torch.bfloat16, device=device)
+        model.requires_grad_(False)
+    elif quant is not None:
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant,
                                                                   device_map={"": 0 if device == "cuda" else device},
                                                                   **kw)
