@@ -39,6 +39,12 @@ using namespace qtrain;
 using json = nlohmann::json;
 using namespace qtrain::bench;
 
+// A host F32 weight [out, in] as NF4 with double quant, blocksize 64 (QLoRA's format).
+Quant4Tensor nf4_dq(const Tensor& w) {
+  return Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::NF4, true), w.size(0),
+                                   w.size(1));
+}
+
 int main(int argc, char** argv) {
   double bw = 0;
   const std::string out_path = bench_start("bench_quant_kernels", argc, argv, &bw);
@@ -47,8 +53,7 @@ int main(int argc, char** argv) {
               "bf16", "gemv4", "speedup", "%copy");
   for (const auto& sh : kLinearShapes) {
     Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
-    Quant4Tensor q = Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::NF4, true),
-                                               sh.out, sh.in);
+    Quant4Tensor q = nf4_dq(w);
     const std::vector<Quant4Tensor> qs = gpu_copies(q);
     const int nq = int(qs.size()), nb = copies_for(size_t(w.numel()) * 2);
     std::vector<Tensor> wb;
@@ -168,9 +173,7 @@ int main(int argc, char** argv) {
   for (const SharedSet& ss : {SharedSet{"llama7b q+k+v 3x4096x4096", 4096, 4096, 3},
                               SharedSet{"llama7b gate+up 2x11008x4096", 11008, 4096, 2},
                               SharedSet{"smollm2 gate+up 2x1536x576", 1536, 576, 2}}) {
-    Tensor w = bench::random_tensor({ss.out, ss.in}, 0.05f, 5);
-    Quant4Tensor q = Quant4Tensor::from_packed(quant::quantize_4bit(w.f32(), w.numel(), quant::Code4::NF4, true),
-                                               ss.out, ss.in);
+    Quant4Tensor q = nf4_dq(bench::random_tensor({ss.out, ss.in}, 0.05f, 5));
     const std::vector<Quant4Tensor> qs = gpu_copies(q);  // part j of call i: copy (i * parts + j) % n
     const int nq = int(qs.size());
     const double read = read_ms(q.bytes() * size_t(ss.parts));

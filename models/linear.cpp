@@ -50,20 +50,22 @@ void Linear::finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_s
 
 void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
                             const std::vector<uint64_t>& dropout_seeds) {
-  QT_CHECK(ls.size() == ys.size() && ls.size() == dropout_seeds.size(), "Linear::forward_shared: one output and seed per layer");
-  const int64_t in = ls.empty() ? 0 : ls[0]->in_, n = in ? x.numel() / in : 0;
+  QT_CHECK(!ls.empty() && ls.size() == ys.size() && ls.size() == dropout_seeds.size(),
+           "Linear::forward_shared: one output and seed per layer");
+  const int64_t in = ls[0]->in_, n = x.numel() / in;
   const Tensor x2 = x.view({n, in});
+  // The base products as one launch when there is a set and each is a 4-bit GEMV of this x.
   std::vector<const Quant4Tensor*> qs;
-  for (const Linear* l : ls) {
-    const Quant4Tensor* q = l->in_ == in && !(l->adapter_ && l->adapter_->scales_input()) && ls.size() > 1 &&
-                                    ls.size() <= size_t(kGemv4MaxShared)
-                                ? l->weight_->as_4bit_gemv(x2)
-                                : nullptr;
-    if (!q) {
-      for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
-      return;
+  if (ls.size() > 1 && ls.size() <= size_t(kGemv4MaxShared))
+    for (const Linear* l : ls) {
+      const bool same_x = l->in_ == in && !(l->adapter_ && l->adapter_->scales_input());
+      const Quant4Tensor* q = same_x ? l->weight_->as_4bit_gemv(x2) : nullptr;
+      if (!q) break;
+      qs.push_back(q);
     }
-    qs.push_back(q);
+  if (qs.size() != ls.size()) {
+    for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
+    return;
   }
   std::vector<Tensor> y2;
   for (size_t i = 0; i < ls.size(); ++i) y2.push_back(ys[i].view({n, ls[i]->out_}));

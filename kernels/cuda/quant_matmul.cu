@@ -456,13 +456,6 @@ void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* ma
     launch_pdl(pdl, gemv4_mma_kernel<true, 2, 2>, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
 }
 
-// The set's part for one weight, numbered from group `first`.
-Gemv4Part gemv4_part(FloatPtr y, const Q4View& a, uint32_t first) {
-  return Gemv4Part{a.packed, a.absmax, a.qabsmax, a.absmax2, y, a.offset, uint32_t(a.rows), first, a.dq};
-}
-
-uint32_t gemv4_groups(int64_t rows) { return uint32_t((rows + kMmaRows - 1) / kMmaRows); }
-
 template <int MT>
 void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4View& a, const float* map, int64_t rows, int64_t cols) {
   // Loads per lane per chunk: enough to cover the row in one chunk when it is
@@ -494,6 +487,31 @@ const float* device_dynamic_map() {
     CUDA_CHECK(cudaMemcpy(map, m.data(), sizeof(float) * 256, cudaMemcpyHostToDevice));
   }
   return map;
+}
+
+// Whether the tensor-core GEMV takes this product (matmul_4bit's decode path; 32-bit offsets inside).
+bool gemv4_mma_takes(const Tensor& x, const Quant4Tensor& w) {
+  return gemv_4bit_supported(x, w) && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0 &&
+         qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore && w.rows * w.cols < (int64_t(1) << 32);
+}
+
+// ys[i] = x W_i^T for a set of weights the tensor-core GEMV takes, with the same codes: one launch.
+void launch_gemv4_set(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+  Gemv4Set set{};
+  Gemv4Part* parts[3] = {&set.p0, &set.p1, &set.p2};
+  set.p1.first = set.p2.first = UINT32_MAX;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const Q4View a = ws[i]->view();
+    *parts[i] = Gemv4Part{a.packed, a.absmax, a.qabsmax, a.absmax2, fptr(ys[i], "matmul_4bit y"), a.offset,
+                          uint32_t(a.rows), set.groups, a.dq};
+    set.groups += uint32_t((a.rows + kMmaRows - 1) / kMmaRows);
+    set.any_dq = set.any_dq || a.dq;
+    bytes += int64_t(ws[i]->bytes());
+    if (i == 0) std::copy(a.code, a.code + 16, set.code);
+  }
+  const int64_t cols = ws[0]->cols;
+  launch_gemv4_mma(set, static_cast<const bf16*>(x.raw()), int(x.numel() / cols), device_dynamic_map(), cols, bytes);
 }
 
 }  // namespace
@@ -537,14 +555,8 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   FloatPtr py = fptr(y, "matmul_4bit y");
   const bf16* px = static_cast<const bf16*>(x.raw());
   const int m = int(M);
-  if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore && w.rows * w.cols < (int64_t(1) << 32)) {
-    Gemv4Set set{};
-    set.p0 = gemv4_part(py, a, 0);
-    set.p1.first = set.p2.first = UINT32_MAX;
-    set.groups = gemv4_groups(w.rows);
-    set.any_dq = a.dq;
-    std::copy(a.code, a.code + 16, set.code);
-    launch_gemv4_mma(set, px, m, map, w.cols, int64_t(w.bytes()));
+  if (gemv4_mma_takes(x, w)) {
+    launch_gemv4_set({y}, x, {&w});
   } else if (M <= 1)
     launch_gemv4<1>(py, px, m, a, map, w.rows, w.cols);
   else if (M <= 2)
@@ -561,28 +573,13 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
 // One launch for the set when every weight takes the tensor-core GEMV with the same codes; one product
 // after the other otherwise (the same kernel per group either way: the same bits).
 void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
-  const int64_t cols = ws[0]->cols, M = x.numel() / cols;
-  bool one = M > 0 && ws.size() <= size_t(kGemv4MaxShared) && qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore &&
-             reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
-  for (const Quant4Tensor* w : ws)
-    one = one && gemv_4bit_supported(x, *w) && w->rows * w->cols < (int64_t(1) << 32) && w->code == ws[0]->code;
+  bool one = x.numel() > 0 && ws.size() <= size_t(kGemv4MaxShared);
+  for (const Quant4Tensor* w : ws) one = one && gemv4_mma_takes(x, *w) && w->code == ws[0]->code;
   if (!one) {
     for (size_t i = 0; i < ws.size(); ++i) cuda::matmul_4bit(ys[i], x, *ws[i]);
     return;
   }
-  Gemv4Set set{};
-  Gemv4Part* parts[3] = {&set.p0, &set.p1, &set.p2};
-  set.p1.first = set.p2.first = UINT32_MAX;
-  int64_t bytes = 0;
-  for (size_t i = 0; i < ws.size(); ++i) {
-    const Q4View a = ws[i]->view();
-    *parts[i] = gemv4_part(fptr(ys[i], "matmul_4bit_shared y"), a, set.groups);
-    set.groups += gemv4_groups(ws[i]->rows);
-    set.any_dq = set.any_dq || a.dq;
-    bytes += int64_t(ws[i]->bytes());
-    if (i == 0) std::copy(a.code, a.code + 16, set.code);
-  }
-  launch_gemv4_mma(set, static_cast<const bf16*>(x.raw()), int(M), device_dynamic_map(), cols, bytes);
+  launch_gemv4_set(ys, x, ws);
   CUDA_CHECK_LAUNCH("matmul_4bit_shared");
 }
 
