@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "kernels/matmul.h"
+#include "kernels/lora_decode.h"
 #include "kernels/quant_matmul.h"
 
 namespace qtrain {
@@ -53,24 +54,45 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   QT_CHECK(!ls.empty() && ls.size() == ys.size() && ls.size() == dropout_seeds.size(),
            "Linear::forward_shared: one output and seed per layer");
   const int64_t in = ls[0]->in_, n = x.numel() / in;
-  const Tensor x2 = x.view({n, in});
-  // The base products as one launch when there is a set and each is a 4-bit GEMV of this x.
-  std::vector<const Quant4Tensor*> qs;
-  if (ls.size() > 1 && ls.size() <= size_t(kGemv4MaxShared))
-    for (const Linear* l : ls) {
-      const bool same_x = l->in_ == in && !(l->adapter_ && l->adapter_->scales_input());
-      const Quant4Tensor* q = same_x ? l->weight_->as_4bit_gemv(x2) : nullptr;
-      if (!q) break;
-      qs.push_back(q);
+  for (const Linear* l : ls)
+    if (l->in_ != in || (l->adapter_ && l->adapter_->scales_input())) {  // each its own input: one by one
+      for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
+      return;
     }
-  if (qs.size() != ls.size()) {
-    for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
-    return;
-  }
+  const Tensor x2 = x.view({n, in});
   std::vector<Tensor> y2;
   for (size_t i = 0; i < ls.size(); ++i) y2.push_back(ys[i].view({n, ls[i]->out_}));
-  matmul_4bit_shared(y2, x2, qs);
-  for (size_t i = 0; i < ls.size(); ++i) ls[i]->finish_forward(y2[i], x2, train, dropout_seeds[i]);
+  // The base products: one 4-bit GEMV launch when every base is one at this x.
+  std::vector<const Quant4Tensor*> qs;
+  for (const Linear* l : ls)
+    if (const Quant4Tensor* q = ls.size() <= size_t(kGemv4MaxShared) ? l->weight_->as_4bit_gemv(x2) : nullptr)
+      qs.push_back(q);
+  if (qs.size() == ls.size()) {
+    matmul_4bit_shared(y2, x2, qs);
+  } else {
+    for (size_t i = 0; i < ls.size(); ++i) ls[i]->weight_->forward(y2[i], x2);
+  }
+  // The adapters: plain LoRA outside training as one lora_decode_shared when the factors allow it.
+  std::vector<Tensor> as, bs;
+  std::vector<float> scales;
+  bool shared = !train && ls.size() <= size_t(kLoraDecodeMaxShared);
+  for (const Linear* l : ls) {
+    Tensor a, b;
+    float s = 0.f;
+    shared = shared && l->adapter_ && l->adapter_->plain_low_rank(&a, &b, &s);
+    if (!shared) break;
+    as.push_back(a), bs.push_back(b), scales.push_back(s);
+  }
+  shared = shared && lora_decode_supported(x2, as, bs);
+  for (size_t i = 0; i < ls.size(); ++i) {
+    Linear& l = *ls[i];
+    if (!shared) {
+      l.finish_forward(y2[i], x2, train, dropout_seeds[i]);
+    } else if (l.bias_.defined()) {
+      add_bias(y2[i], l.bias_);  // plain LoRA sees the bias: it comes first
+    }
+  }
+  if (shared) lora_decode_shared(y2, x2, as, bs, scales);
 }
 
 void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {

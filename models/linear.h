@@ -43,10 +43,13 @@ class Linear {
 
   // y[N,out] = x W^T + b (+ adapter)
   void forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed);
-  // forward of each layer in `ls` on the same x (LLaMA's q/k/v, gate/up): the
-  // same results, with the base products as one matmul_4bit_shared when every
-  // base is a 4-bit GEMV at this x and no adapter rescales x (IA3); else one
-  // forward after the other.
+  // forward of each layer in `ls` on the same x (LLaMA's q/k/v, gate/up; one
+  // layer works too): the same results, with the base products as one
+  // matmul_4bit_shared when every base is a 4-bit GEMV at this x, and outside
+  // training the adapters as one lora_decode_shared when each is a plain LoRA
+  // whose factors that op takes (decode: BF16 views of them, a few rows);
+  // otherwise layer by layer. An adapter that rescales x (IA3) sends the whole
+  // set through forward one by one.
   static void forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
                              const std::vector<uint64_t>& dropout_seeds);
   // forward's saved state without y (and without the base product): for a

@@ -87,7 +87,7 @@ class LlamaModel : public Model {
     a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
     attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));
     a.x2 = act(C);
-    b.o->forward(a.x2, a.att, train, dropout_seed(l, 3));
+    Linear::forward_shared({b.o}, {a.x2}, a.att, train, {dropout_seed(l, 3)});
     add_inplace(a.x2, x);
     a.h2 = act(C);
     a.rstd2 = Tensor::empty({N}, DType::F32, dev);
@@ -101,7 +101,7 @@ class LlamaModel : public Model {
       b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
       return;
     }
-    b.down->forward(out, a.s, train, dropout_seed(l, 6));
+    Linear::forward_shared({b.down}, {out}, a.s, train, {dropout_seed(l, 6)});
     add_inplace(out, a.x2);
     if (gemm_only) a.s = Tensor();
     if (keep == LayerKeep::None) a = LlamaActs();

@@ -83,6 +83,10 @@ class Adapter {
   // default: an adapter that reads a parameter outside products (DoRA's norm,
   // IA3's scales, the pooled adapters) keeps the F32 master.
   virtual std::vector<Param*> decode_factors() { return {}; }
+  // The factors when forward is exactly y += scale (x A^T) B^T outside training
+  // (plain LoRA / rsLoRA, not the methods built on it), so that adapters reading
+  // one x can run as one lora_decode_shared (Linear::forward_shared); false by default.
+  virtual bool plain_low_rank(Tensor* a, Tensor* b, float* scale) const { return false; }
 
   // ---- LoftQ (models/loftq.h) ----
   // The rank r of a pair B [out, r], A [r, in] this adapter can start from; 0 = it cannot.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <typeinfo>
 
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
@@ -59,6 +60,13 @@ void LoraAdapter::forward(Tensor y, Tensor x, const BaseWeight&, bool train, uin
   int64_t n = x.numel() / in_;
   Tensor h = save_input(x.view({n, in_}), train, dropout_seed);
   gemm(y.view({n, out_}), h, b_->value, false, true, opt_.scale(), 1.f);
+}
+
+bool LoraAdapter::plain_low_rank(Tensor* a, Tensor* b, float* scale) const {
+  // Only LoRA itself: DoRA, Q-BLoRA and QA-BLoRA derive from it and change its forward.
+  if (typeid(*this) != typeid(LoraAdapter)) return false;
+  *a = a_->value, *b = b_->value, *scale = opt_.scale();
+  return true;
 }
 
 bool LoraAdapter::save_for_backward(Tensor x, const BaseWeight&, bool train, uint64_t dropout_seed) {

@@ -36,6 +36,7 @@ class LoraAdapter : public Adapter {
   std::vector<std::pair<std::string, Tensor>> tensors() const override;
   Tensor delta_f32(const BaseWeight& base) const override;
   std::vector<Param*> decode_factors() override { return {a_, b_}; }  // A and B feed products only
+  bool plain_low_rank(Tensor* a, Tensor* b, float* scale) const override;
   int low_rank() const override { return opt_.r; }
   void init_low_rank(const Tensor& b, const Tensor& a) override;  // lora_B = b, lora_A = a, as peft's LoftQ
 

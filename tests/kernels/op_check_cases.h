@@ -18,6 +18,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/error.h"
+#include "kernels/lora_decode.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
@@ -78,6 +79,10 @@ inline std::vector<OpCheckCase> op_check_cases(Device d) {
        [=] { lm_head_cross_entropy(Tensor(), Tensor(), t({4, 6}), t({10, 5}), t({4}, DType::I32), 1.f); }},
       {"low_rank_svd_a_shape", "low_rank_svd a: shape [2,5], expected [2,6]",
        [=] { low_rank_svd(f32({8, 2}), f32({2, 5}), f32({8, 6})); }},
+      {"lora_decode_a_width", "lora_decode_shared: A 0 must be [r, 6]",
+       [=] { lora_decode_shared({t({1, 4})}, t({1, 6}), {t({2, 5})}, {t({4, 2})}, {1.f}); }},
+      {"lora_decode_y_shape", "lora_decode_shared y: shape [1,3], expected [1,4]",
+       [=] { lora_decode_shared({t({1, 3})}, t({1, 6}), {t({2, 6})}, {t({4, 2})}, {1.f}); }},
   };
 }
 

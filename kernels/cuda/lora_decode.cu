@@ -1,0 +1,143 @@
+// kernels/lora_decode.h on the GPU: a set of up to three LoRA adapters that
+// read one x of M <= 16 rows, in two launches.
+//   down: one warp per rank row j of adapter i: t[i][j][m] = x[m] . A_i[j] (F32),
+//         the warp's lanes over 8-element slices of `in`, x from L1 (every warp reads it);
+//   up:   one thread per output row n of adapter i: y_i[m, n] += s_i sum_j t[i][j][m] B_i[n, j],
+//         every t of the set in shared memory (at most 3 x 64 x 16 floats).
+// Bytes: A and B once (r (in + out) BF16 each), x per warp from L1: the pair is
+// bound by launch latency at these sizes, which is why it is two launches for
+// the set and not three cuBLAS kernels per adapter.
+#include "kernels/cuda/common.cuh"
+#include "kernels/lora_decode.h"
+
+namespace qtrain::cuda {
+namespace {
+
+constexpr int kMaxM = int(kLoraDecodeMaxRows), kMaxR = int(kLoraDecodeMaxRank);
+
+struct LoraPart {
+  const bf16* a;   // [r, in]
+  const bf16* b;   // [out, r]
+  FloatPtr y;      // [M, out]
+  float s;
+  int r, out;
+  int row0;        // the part's first rank row in the set's numbering (t's row)
+  int out0;        // the part's first output row in the set's numbering
+};
+struct LoraSet {
+  LoraPart p0, p1, p2;  // named: a run-time index into a kernel parameter copies it to the stack
+  int rows, outs;       // rank rows and output rows of the whole set
+  int n;
+};
+
+// The part owning set row k of a numbering (first = row0 or out0), field by field.
+__device__ __forceinline__ LoraPart part_at(const LoraSet& s, int i) {
+  LoraPart p;
+#define QT_PICK(f) p.f = i == 0 ? s.p0.f : i == 1 ? s.p1.f : s.p2.f
+  QT_PICK(a);
+  QT_PICK(b);
+  QT_PICK(y.p);
+  QT_PICK(y.t);
+  QT_PICK(s);
+  QT_PICK(r);
+  QT_PICK(out);
+  QT_PICK(row0);
+  QT_PICK(out0);
+#undef QT_PICK
+  return p;
+}
+__device__ __forceinline__ int part_of_row(const LoraSet& s, int k) {
+  return int(s.n > 1 && k >= s.p1.row0) + int(s.n > 2 && k >= s.p2.row0);
+}
+__device__ __forceinline__ int part_of_out(const LoraSet& s, int k) {
+  return int(s.n > 1 && k >= s.p1.out0) + int(s.n > 2 && k >= s.p2.out0);
+}
+
+__device__ __forceinline__ void bf16x8_to_f32(const int4& v, float (&f)[8]) {
+  const uint32_t w[4] = {uint32_t(v.x), uint32_t(v.y), uint32_t(v.z), uint32_t(v.w)};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+}
+
+// t [set rows][kMaxM], F32.
+__global__ void lora_down_kernel(LoraSet set, const bf16* __restrict__ x, int M, int in, float* __restrict__ t) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (row >= set.rows) return;
+  const LoraPart p = part_at(set, part_of_row(set, row));
+  const bf16* a = p.a + int64_t(row - p.row0) * in;
+  float acc[kMaxM] = {};
+  for (int k = lane * 8; k < in; k += 32 * 8) {
+    float w[8];
+    bf16x8_to_f32(__ldg(reinterpret_cast<const int4*>(a + k)), w);
+#pragma unroll
+    for (int m = 0; m < kMaxM; ++m) {
+      if (m >= M) break;
+      float xv[8];
+      bf16x8_to_f32(__ldg(reinterpret_cast<const int4*>(x + int64_t(m) * in + k)), xv);
+      float d = 0.f;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) d += w[q] * xv[q];
+      acc[m] += d;
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kMaxM; ++m) {
+    if (m >= M) break;
+    const float v = warp_sum(acc[m]);
+    if (lane == 0) t[row * kMaxM + m] = v;
+  }
+}
+
+__global__ void lora_up_kernel(LoraSet set, int M, const float* __restrict__ t) {
+  __shared__ float ts[kLoraDecodeMaxShared * kMaxR * kMaxM];
+  for (int i = threadIdx.x; i < set.rows * kMaxM; i += blockDim.x) ts[i] = t[i];
+  __syncthreads();
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= set.outs) return;
+  const LoraPart p = part_at(set, part_of_out(set, k));
+  const int n = k - p.out0;
+  const bf16* b = p.b + int64_t(n) * p.r;
+  float acc[kMaxM] = {};
+  for (int j = 0; j < p.r; ++j) {
+    const float w = __bfloat162float(b[j]);
+    const float* tj = ts + (p.row0 + j) * kMaxM;
+#pragma unroll
+    for (int m = 0; m < kMaxM; ++m) {
+      if (m >= M) break;
+      acc[m] += tj[m] * w;
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kMaxM; ++m) {
+    if (m >= M) break;
+    const int64_t at = int64_t(m) * p.out + n;
+    p.y.st(at, p.y.ld(at) + p.s * acc[m]);
+  }
+}
+
+}  // namespace
+
+void lora_decode_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<Tensor>& as,
+                        const std::vector<Tensor>& bs, const std::vector<float>& scales) {
+  const int M = int(x.size(0)), in = int(x.size(1));
+  if (M == 0) return;
+  LoraSet set{};
+  LoraPart* parts[3] = {&set.p0, &set.p1, &set.p2};
+  for (size_t i = 0; i < as.size(); ++i) {
+    *parts[i] = LoraPart{static_cast<const bf16*>(as[i].raw()), static_cast<const bf16*>(bs[i].raw()),
+                         fptr(ys[i], "lora_decode_shared y"), scales[i], int(as[i].size(0)), int(bs[i].size(0)),
+                         set.rows, set.outs};
+    set.rows += int(as[i].size(0));
+    set.outs += int(bs[i].size(0));
+  }
+  set.n = int(as.size());
+  Tensor t = Tensor::empty({int64_t(set.rows) * kMaxM}, DType::F32, Device::CUDA);
+  constexpr int kWarps = 8;
+  lora_down_kernel<<<(set.rows + kWarps - 1) / kWarps, kWarps * 32, 0, stream()>>>(
+      set, static_cast<const bf16*>(x.raw()), M, in, t.f32());
+  CUDA_CHECK_LAUNCH("lora_decode_shared down");
+  lora_up_kernel<<<(set.outs + 127) / 128, 128, 0, stream()>>>(set, M, t.f32());
+  CUDA_CHECK_LAUNCH("lora_decode_shared up");
+}
+
+}  // namespace qtrain::cuda
