@@ -16,14 +16,17 @@
 namespace qtrain {
 
 constexpr int kLoraDecodeMaxShared = 3;
-constexpr int64_t kLoraDecodeMaxRows = 16, kLoraDecodeMaxRank = 64;
+// At most 4 x rows: at batch 8 the two launches measured no faster than cuBLAS's per-adapter
+// kernels (LLaMA-7B NF4 + LoRA r16 decode 6.96 ms per token against 6.67; at batch 1 4.68 against
+// 5.65; H200, 2026-12-04), so batch 8 keeps the cuBLAS path.
+constexpr int64_t kLoraDecodeMaxRows = 4, kLoraDecodeMaxRank = 64;
 
 QT_OP(void, lora_decode_shared,
       (const std::vector<Tensor>& ys, Tensor x, const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
        const std::vector<float>& scales))
 
 // Whether the CUDA op takes these operands in its two launches (BF16 x and
-// factors on the GPU, x rows <= 16, ranks <= 64, in a multiple of 8); a
+// factors on the GPU, x rows <= kLoraDecodeMaxRows, ranks <= 64, in a multiple of 8); a
 // caller falls back to each adapter's own forward otherwise.
 bool lora_decode_supported(const Tensor& x, const std::vector<Tensor>& as, const std::vector<Tensor>& bs);
 

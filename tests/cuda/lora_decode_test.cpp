@@ -12,16 +12,19 @@ namespace {
 
 TEST(CudaLoraDecode, SetsMatchTheCpu) {
   QT_SKIP_WITHOUT_GPU();
-  const int64_t in = 576;
   struct Part {
     int64_t r, out;
   };
   const std::vector<std::vector<Part>> sets = {{{16, 576}, {8, 192}, {64, 192}}, {{16, 1536}, {16, 1536}}, {{1, 37}}};
   uint64_t seed = 1;
+  // in: one 1024-element chunk of the down kernel, partial; 2 whole chunks and 8 more (its chunks'
+  // partial sums meet in the up kernel)
+  for (int64_t in : {576, 2056})
   for (const auto& set : sets)
-    for (int64_t M : {1, 3, 8, 16})
+    for (int64_t M : {int64_t(1), int64_t(3), kLoraDecodeMaxRows})
       for (bool from_zero : {true, false}) {
-        SCOPED_TRACE(std::to_string(set.size()) + " adapters, M " + std::to_string(M) + (from_zero ? ", y = 0" : ""));
+        SCOPED_TRACE(std::to_string(set.size()) + " adapters, in " + std::to_string(in) + ", M " + std::to_string(M) +
+                     (from_zero ? ", y = 0" : ""));
         Pair x = randn_pair({M, in}, seed++, DType::BF16);
         std::vector<Pair> a, b, y;
         std::vector<float> s;
@@ -45,9 +48,14 @@ TEST(CudaLoraDecode, SetsMatchTheCpu) {
           EXPECT_CLOSE(yg[i], yc[i], kBf16Tol);
         }
       }
-  // F32 factors (the masters, outside a decode step) are not the op's: the model falls back.
+  // F32 factors (the masters, outside a decode step) are not the op's, nor more x rows than it
+  // takes: the model falls back.
+  const int64_t in = 576;
   Pair x = randn_pair({1, in}, 90, DType::BF16);
   EXPECT_FALSE(lora_decode_supported(x.gpu, {Tensor::empty({8, in}, DType::F32, Device::CUDA)},
+                                     {Tensor::empty({16, 8}, DType::BF16, Device::CUDA)}));
+  Pair x8 = randn_pair({kLoraDecodeMaxRows + 1, in}, 91, DType::BF16);
+  EXPECT_FALSE(lora_decode_supported(x8.gpu, {Tensor::empty({8, in}, DType::BF16, Device::CUDA)},
                                      {Tensor::empty({16, 8}, DType::BF16, Device::CUDA)}));
 }
 
