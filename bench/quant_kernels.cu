@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -51,7 +52,10 @@ int main(int argc, char** argv) {
   json rows = json::array();
   std::printf("%-28s %9s %9s %9s %7s | %5s %9s %9s %7s %7s\n", "shape", "bf16 fwd", "nf4 fwd", "nf4 bwd", "ratio", "M",
               "bf16", "gemv4", "speedup", "%copy");
+  // QT_BENCH_SHAPE=text: only the shapes whose name contains it (an ncu profile of one shape).
+  const char* only = std::getenv("QT_BENCH_SHAPE");
   for (const auto& sh : kLinearShapes) {
+    if (only && std::string(sh.name).find(only) == std::string::npos) continue;
     Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
     Quant4Tensor q = nf4_dq(w);
     const std::vector<Quant4Tensor> qs = gpu_copies(q);
@@ -122,13 +126,16 @@ int main(int argc, char** argv) {
       const double tn = time_kernel(Gemv4Kernel::TensorCore);
       set_decode_pdl(true);
       const double ts = time_kernel(Gemv4Kernel::CudaCore);  // the earlier kernel, for the record
+      const double tb = time_kernel(Gemv4Kernel::TensorCoreBatched);  // the tensor-core one before the streamed
       set_gemv4_kernel(Gemv4Kernel::TensorCore);
       const double bytes = double(q.bytes()) + 2.0 * double(m * (sh.in + sh.out));
       const auto pct = [&](double ms) { return 100.0 * bytes / (ms * 1e-3) / 1e9 / bw; };
       dec.push_back({{"M", m}, {"bf16_ms", t16}, {"nf4_gemv_ms", tq}, {"speedup_vs_bf16", t16 / tq}, {"pct_copy_bw", pct(tq)},
                      {"pct_of_same_size_read", 100.0 * read / tq},
-                     {"nf4_gemv_no_pdl_ms", tn}, {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)}});
-      std::printf(" M%-2lld %7.4f %7.4f %6.2fx %5.1f%% %5.1f%%r", (long long)m, t16, tq, t16 / tq, pct(tq), 100.0 * read / tq);
+                     {"nf4_gemv_no_pdl_ms", tn}, {"nf4_gemv_cuda_core_ms", ts}, {"cuda_core_pct_copy_bw", pct(ts)},
+                     {"nf4_gemv_batched_ms", tb}, {"batched_pct_of_same_size_read", 100.0 * read / tb}});
+      std::printf(" M%-2lld %7.4f %7.4f %6.2fx %5.1f%% %5.1f%%r (batched %5.1f%%r)", (long long)m, t16, tq, t16 / tq, pct(tq),
+                  100.0 * read / tq, 100.0 * read / tb);
     }
     std::printf("\n");
     row["decode"] = dec;
@@ -204,7 +211,7 @@ int main(int argc, char** argv) {
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows}, {"shared_input", shared},
-           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = one-pass tensor-core GEMV, calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; PDL only for weights up to 4 MiB since 2026-12-04; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time; shared_input = the products of weights that read one x, one after the other vs matmul_4bit_shared's one launch"}};
+           {"note", "NF4 + double quant, blocksize 64; train = dequantize to BF16 + cuBLASLt; decode = the streamed one-pass tensor-core GEMV (since 2026-12-04 evening; the batched-load one before it: nf4_gemv_batched_ms), calls launched with programmatic dependent launch (nf4_gemv_ms; the same launched plainly: nf4_gemv_no_pdl_ms; PDL only for weights up to 4 MiB since 2026-12-04; the earlier CUDA-core kernel: nf4_gemv_cuda_core_ms); gguf_Q4_0/gguf_Q8_0 = the GGUF block product (gemv_ms) vs dequantize + cuBLASLt (dequant_gemm_ms); pct_copy_bw = bytes / time vs a 512 MiB copy kernel (read + write), pct_of_same_size_read = a read-only kernel of the packed bytes (launch and ramp-up included) / time; shared_input = the products of weights that read one x, one after the other vs matmul_4bit_shared's one launch"}};
   if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
   return 0;
 }

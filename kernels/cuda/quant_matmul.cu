@@ -232,10 +232,14 @@ __device__ __forceinline__ uint32_t bf16_bits(float v) {
   return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v)));
 }
 
-// The bf16 pair of byte k (0..3) of `word`, from this lane's column of the table
-// (a row of 32 lanes x 4 bytes per byte value): a shift, one LOP3, the load.
+// The table of bf16 pairs: a 256-byte row per byte value, this lane's copy at 4 lane (the rows'
+// upper halves are unused). The row stride is a byte so that one PRMT makes the address: byte k of
+// `word` above the lane's offset, (byte << 8) | 4 lane, then the load (conflict-free: the lane
+// picks the bank). A 128-byte row took a shift and two LOP3s (ptxas did not fuse the OR), so the
+// lookups were 4 instructions per two weights, most of this kernel's issue slots.
+constexpr int kPairRowWords = 64;
 __device__ __forceinline__ uint32_t lookup_pair(const char* tab, uint32_t word, int k, uint32_t lane4) {
-  const uint32_t off = (k == 0 ? (word << 7) & 0x7F80u : (word >> (8 * k - 7)) & 0x7F80u) | lane4;
+  const uint32_t off = __byte_perm(word, lane4, 0x5504u | uint32_t(k) << 4);  // bytes: lane4, word[k], 0, 0
   return *reinterpret_cast<const uint32_t*>(tab + off);
 }
 
@@ -282,14 +286,96 @@ __device__ __forceinline__ Gemv4Part part_of(const Gemv4Set& s, uint32_t grp) {
   return p;
 }
 
+// The shared-memory tables of both tensor-core GEMVs: the 16 code values, the
+// dynamic map (double quant) and the [byte][lane] table of bf16 pairs.
+struct Gemv4Smem {
+  uint32_t* pairs;  // [256 bytes][kPairRowWords]: bf16x2 (code[hi], code[lo]) for lanes 0..31
+  float* dqmap;     // [256]
+  float* red;       // [warps][32 lanes][4 * NB]: the partial sums of a group
+};
+
+__device__ __forceinline__ Gemv4Smem gemv4_smem(uint32_t* smem) {
+  float* dqmap = reinterpret_cast<float*>(smem + 256 * kPairRowWords);
+  return {smem, dqmap, dqmap + 256};
+}
+
+__device__ void gemv4_build_tables(const Gemv4Set& set, const float* map, const Gemv4Smem& sm, float* code) {
+  const int lane = threadIdx.x & 31;
+  if (threadIdx.x == 0) {  // constant indices into the kernel parameter (see load_tables)
+#pragma unroll
+    for (int i = 0; i < 16; ++i) code[i] = set.code[i];
+  }
+  if (set.any_dq && threadIdx.x < 256) sm.dqmap[threadIdx.x] = map[threadIdx.x];
+  __syncthreads();
+  // Entry e = byte value; each 256-thread slice of the block writes its share of the 32 lane
+  // copies. The rotation by lane keeps the stores conflict-free.
+  constexpr int kCopies = 32 / (kMmaWarps * 32 / 256);
+  const int e = threadIdx.x & 255, r0 = (threadIdx.x >> 8) * kCopies;
+  const uint32_t v = bf16_bits(code[e >> 4]) | (bf16_bits(code[e & 15]) << 16);
+#pragma unroll 8
+  for (int r = r0; r < r0 + kCopies; ++r) sm.pairs[e * kPairRowWords + ((r + lane) & 31)] = v;
+  __syncthreads();
+}
+
+// One 64-weight k-tile of this lane's rows g and g + 8 (8 packed bytes each, wq0 / wq1) against x
+// rows g (and g + 8): c[h] = the tile's unscaled dot products (4 mmas).
+template <int NB>
+__device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 wq1, const bf16* x, const uint32_t (&xoff)[NB],
+                                           uint32_t kt, int M, int g, const char* tab, uint32_t lane4) {
+  int4 xv[NB][2];  // x row g (+ 8): its 16 values at 16 t4 of the k-tile
+#pragma unroll
+  for (int h = 0; h < NB; ++h)
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      xv[h][q] = make_int4(0, 0, 0, 0);
+      if (g + 8 * h < M) xv[h][q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[h] + 64 * kt)) + q);
+    }
+#pragma unroll
+  for (int h = 0; h < NB; ++h)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c[h][i] = 0.f;
+#pragma unroll
+  for (int mm = 0; mm < 4; ++mm) {
+    // Bytes 2mm and 2mm + 1 of the lane's 8 in rows g and g + 8.
+    const int k0 = 2 * (mm % 2);
+    const uint32_t w0 = mm < 2 ? wq0.x : wq0.y, w1 = mm < 2 ? wq1.x : wq1.y;
+    const uint32_t a0 = lookup_pair(tab, w0, k0, lane4), a2 = lookup_pair(tab, w0, k0 + 1, lane4);
+    const uint32_t a1 = lookup_pair(tab, w1, k0, lane4), a3 = lookup_pair(tab, w1, k0 + 1, lane4);
+#pragma unroll
+    for (int h = 0; h < NB; ++h)
+      mma_bf16_16816(c[h], a0, a1, a2, a3, word_of(xv[h][mm / 2], k0), word_of(xv[h][mm / 2], k0 + 1));
+  }
+}
+
+// The group's outputs from every warp's accumulators: a fixed-order sum over the warps (deterministic);
+// thread i < 128 NB owns (lane, element) i. Every thread of the block calls it.
+template <int NB>
+__device__ __forceinline__ void gemv4_reduce(const float (&acc)[NB][4], float* red, int M, uint32_t n0, uint32_t rows,
+                                             FloatPtr y) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int h = 0; h < NB; ++h)
+    reinterpret_cast<float4*>(red)[(warp * NB + h) * 32 + lane] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
+  __syncthreads();
+  if (threadIdx.x < 128 * NB) {
+    const int i = threadIdx.x & 3, l = (threadIdx.x >> 2) & 31, h = threadIdx.x >> 7;
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * NB + h) * 32 + l) * 4 + i];
+    // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
+    const int m = 2 * (l & 3) + (i & 1) + 8 * h;
+    const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
+    if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
+  }
+  __syncthreads();
+}
+
 template <bool M16, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     gemv4_mma_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
   constexpr int NB = M16 ? 2 : 1;  // mmas per 16 k: x rows 0..7 and 8..15
   extern __shared__ uint32_t smem[];
-  uint32_t* pairs = smem;                                    // [256 bytes][32 lanes]: bf16x2 (code[hi], code[lo])
-  float* dqmap = reinterpret_cast<float*>(smem + 256 * 32);  // [256]
-  float* red = dqmap + 256;                                  // [warps][32 lanes][4 * NB]
+  const Gemv4Smem sm = gemv4_smem(smem);
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t ktiles = cols / 64, groups = set.groups;
@@ -307,33 +393,17 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     for (int64_t off = int64_t(threadIdx.x) * 128; off < bytes; off += int64_t(blockDim.x) * 128)
       asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off));
   }
-  if (threadIdx.x == 0) {  // constant indices into the kernel parameter (see load_tables)
-#pragma unroll
-    for (int i = 0; i < 16; ++i) code[i] = set.code[i];
-  }
-  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map[threadIdx.x];
-  __syncthreads();
-  {
-    // Entry e = byte value; each 256-thread slice of the block writes its share of the 32 lane
-    // copies. The rotation by lane keeps the stores conflict-free.
-    constexpr int kCopies = 32 / (kMmaWarps * 32 / 256);
-    const int e = threadIdx.x & 255, r0 = (threadIdx.x >> 8) * kCopies;
-    const uint32_t v = bf16_bits(code[e >> 4]) | (bf16_bits(code[e & 15]) << 16);
-#pragma unroll 8
-    for (int r = r0; r < r0 + kCopies; ++r) pairs[e * 32 + ((r + lane) & 31)] = v;
-  }
-  __syncthreads();
+  gemv4_build_tables(set, map, sm, code);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
 
   // Index math is 32-bit offsets from the (uniform) base pointers: the
   // launcher checks rows * cols < 2^32, and blocksize is 64, so a k-tile is
   // one absmax block and no 64-bit division or pointer arithmetic is needed.
   const uint32_t ktiles32 = uint32_t(ktiles), kblocks = uint32_t(cols / 64), half_cols = uint32_t(cols / 2);
-  const char* tab = reinterpret_cast<const char*>(pairs);
+  const char* tab = reinterpret_cast<const char*>(sm.pairs);
   const uint32_t lane4 = 4u * lane;  // this lane's column of the table
   for (int64_t grp = blockIdx.x; grp < groups; grp += gridDim.x) {
     const Gemv4Part a = part_of(set, uint32_t(grp));
-    const FloatPtr y = a.y;
     const uint32_t rows = a.rows;
     const bool dq = a.dq;
     const float offset = a.offset;
@@ -378,28 +448,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       for (int j = 0; j < kUnroll; ++j) {
         const uint32_t kt = kt0 + j * kMmaWarps;
         if (kt >= ktiles32) break;  // warp-uniform
-        int4 xv[NB][2];  // x row g (+ 8): its 16 values at 16 t4 of the k-tile
-#pragma unroll
-        for (int h = 0; h < NB; ++h)
-#pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            xv[h][q] = make_int4(0, 0, 0, 0);
-            if (g + 8 * h < M) xv[h][q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[h] + 64 * kt)) + q);
-          }
-        float c[NB][4] = {};
-#pragma unroll
-        for (int mm = 0; mm < 4; ++mm) {
-          // Bytes 2mm and 2mm + 1 of the lane's 8 in rows g and g + 8.
-          const int k0 = 2 * (mm % 2);
-          const uint32_t w0 = mm < 2 ? wq[j][0].x : wq[j][0].y, w1 = mm < 2 ? wq[j][1].x : wq[j][1].y;
-          const uint32_t a0 = lookup_pair(tab, w0, k0, lane4), a2 = lookup_pair(tab, w0, k0 + 1, lane4);
-          const uint32_t a1 = lookup_pair(tab, w1, k0, lane4), a3 = lookup_pair(tab, w1, k0 + 1, lane4);
-#pragma unroll
-          for (int h = 0; h < NB; ++h)
-            mma_bf16_16816(c[h], a0, a1, a2, a3, word_of(xv[h][mm / 2], k0), word_of(xv[h][mm / 2], k0 + 1));
-        }
-        const float s0 = dq ? quant::dq_absmax(dqmap[qa[j][0]], am[j][0], offset) : am[j][0];  // row g
-        const float s1 = dq ? quant::dq_absmax(dqmap[qa[j][1]], am[j][1], offset) : am[j][1];  // row g + 8
+        float c[NB][4];
+        gemv4_tile<NB>(c, wq[j][0], wq[j][1], x, xoff, kt, M, g, tab, lane4);
+        const float s0 = dq ? quant::dq_absmax(sm.dqmap[qa[j][0]], am[j][0], offset) : am[j][0];  // row g
+        const float s1 = dq ? quant::dq_absmax(sm.dqmap[qa[j][1]], am[j][1], offset) : am[j][1];  // row g + 8
 #pragma unroll
         for (int h = 0; h < NB; ++h) {
           acc[h][0] += c[h][0] * s0;
@@ -409,26 +461,187 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
         }
       }
     }
-    // Fixed-order sum over the warps; thread i < 128 NB owns (lane, element) i.
-#pragma unroll
-    for (int h = 0; h < NB; ++h)
-      reinterpret_cast<float4*>(red)[(warp * NB + h) * 32 + lane] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
-    __syncthreads();
-    if (threadIdx.x < 128 * NB) {
-      const int i = threadIdx.x & 3, l = (threadIdx.x >> 2) & 31, h = threadIdx.x >> 7;
-      float sum = 0.f;
-#pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * NB + h) * 32 + l) * 4 + i];
-      // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
-      const int m = 2 * (l & 3) + (i & 1) + 8 * h;
-      const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
-      if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
-    }
-    __syncthreads();
+    gemv4_reduce<NB>(acc, sm.red, M, n0, rows, a.y);
   }
 }
 
-constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
+// The absmax codes of kTiles consecutive blocks as one load (byte j = block j).
+template <int kTiles>
+__device__ __forceinline__ uint32_t load_codes(const uint8_t* p) {
+  if constexpr (kTiles == 4) return __ldg(reinterpret_cast<const uint32_t*>(p));
+  else if constexpr (kTiles == 2) return __ldg(reinterpret_cast<const uint16_t*>(p));
+  else return __ldg(p);
+}
+
+// How a step loads the absmax state of its tiles (the arithmetic is the same in each, so a weight's
+// outputs do not depend on the set it is launched in):
+//  - kWordCodes: double quant, blocks per row a multiple of kTiles: the kTiles codes of a row as
+//    one word and one absmax2 (a step's blocks lie in one 256-block group);
+//  - kF32Absmax: no double quant: one F32 absmax per tile;
+//  - kPerTile: a set that mixes the two: code and scale per tile, double quant decided per part.
+enum Gemv4Loads { kWordCodes, kF32Absmax, kPerTile };
+
+// What one step of the streamed GEMV loads for a warp: kTiles adjacent k-tiles of the lane's rows g
+// and g + 8, and their absmax state. From 2 tiles on, the weights go as pairs of tiles (64 bytes of a
+// row): the lane loads its 16 contiguous bytes of each, so a warp load covers 64 bytes of each of 8
+// rows instead of 32 (the 8 bytes per tile that the mma fragment wants), and gemv4_unpair trades
+// halves with the lane two over to make the fragments.
+template <int kTiles, int kLoads>
+struct Gemv4Step {
+  static constexpr bool kWide = kTiles >= 2;
+  uint4 wp[kWide ? kTiles / 2 : 1][2];  // kWide: pair p of row g / g + 8, bytes [16 t4, 16 t4 + 16)
+  uint2 w[kWide ? 1 : kTiles][2];       // otherwise: tile j of row g / g + 8, bytes [8 t4, 8 t4 + 8)
+  uint32_t qa[kLoads == kWordCodes ? 1 : kLoads == kPerTile ? kTiles : 1][2];
+  float am[kLoads == kWordCodes ? 1 : kTiles][2];  // absmax2 or absmax
+};
+
+// A pair of tiles (64 bytes of a row; tile lo = bytes 0..31, hi = 32..63) as lanes t4 = 0..3 load
+// it, 16 bytes each, into each lane's 8 bytes of both tiles: lanes t4 and t4 ^ 2 swap a half.
+// Lane t4 then holds chunk c = 2 (t4 & 1) + (t4 >> 1) (8 bytes, 16 weights) of each tile, so its x
+// fragment is taken at 16 c instead of 16 t4 (gemv4_chunk): the same permutation of k for every
+// row, and the dot products are unchanged.
+__device__ __forceinline__ void gemv4_unpair(uint4 v, int t4, uint2& lo, uint2& hi) {
+  const bool upper = t4 & 2;  // holds hi-tile bytes: keeps its upper 8, sends its lower 8
+  const uint32_t s0 = upper ? v.x : v.z, s1 = upper ? v.y : v.w;
+  const uint32_t r0 = __shfl_xor_sync(0xffffffffu, s0, 2), r1 = __shfl_xor_sync(0xffffffffu, s1, 2);
+  lo = upper ? make_uint2(r0, r1) : make_uint2(v.x, v.y);
+  hi = upper ? make_uint2(v.z, v.w) : make_uint2(r0, r1);
+}
+__device__ __forceinline__ int gemv4_chunk(int t4) { return ((t4 & 1) << 1) | (t4 >> 1); }
+
+// The streamed tensor-core GEMV: the same tiles, tables and reduction as gemv4_mma_kernel, with the
+// work of a block flattened into steps (group, k-range): a warp's step is kTiles adjacent k-tiles
+// (128 contiguous bytes of each of its rows at kTiles 4, a whole cache line per row), and the loads
+// of step s + 1 go out before step s is computed, across group boundaries too, so a warp always has
+// a step's loads in flight instead of draining the pipe at every unrolled batch and every group.
+template <bool M16, int kTiles, int kLoads, int kMinBlocks>
+__global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
+    gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
+  constexpr int NB = M16 ? 2 : 1;
+  using Step = Gemv4Step<kTiles, kLoads>;
+  extern __shared__ uint32_t smem[];
+  const Gemv4Smem sm = gemv4_smem(smem);
+  __shared__ float code[16];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const uint32_t ktiles = uint32_t(cols / 64), half_cols = uint32_t(cols / 2), groups = set.groups;
+  const uint32_t its = (ktiles + kMmaWarps * kTiles - 1) / (kMmaWarps * kTiles);  // steps per group
+  const uint32_t mine = blockIdx.x < groups ? (groups - 1 - blockIdx.x) / gridDim.x + 1 : 0;
+  const uint32_t nsteps = mine * its;
+  pdl_launch_dependents();  // see gemv4_mma_kernel
+
+  // Step s: group blockIdx.x + (s / its) gridDim.x, this warp's tiles from ((s % its) warps + warp) kTiles.
+  const auto load = [&](Step& st, uint32_t s) {
+    const uint32_t grp = blockIdx.x + (s / its) * gridDim.x, base = ((s % its) * kMmaWarps + warp) * kTiles;
+    if (base >= ktiles) return;  // warp-uniform: no tiles for this warp in this step
+    const Gemv4Part a = part_of(set, grp);
+    const uint32_t n0 = (grp - a.first) * kMmaRows;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t n = n0 + 8 * r + g < a.rows ? n0 + 8 * r + g : a.rows - 1;  // rows past the end: never stored
+      const uint32_t blk = n * ktiles + base;
+      if constexpr (Step::kWide) {
+        const uint32_t poff = n * half_cols + 32 * base + 16 * t4;
+#pragma unroll
+        for (int p = 0; p < kTiles / 2; ++p) {
+          // This lane's 16 bytes are tile 2p + t4/2's (past a ragged row's end: zeros, never used).
+          st.wp[p][r] = make_uint4(0, 0, 0, 0);
+          if (kLoads == kWordCodes || base + 2 * p + (t4 >> 1) < ktiles)
+            st.wp[p][r] = __ldcs(reinterpret_cast<const uint4*>(a.packed + (poff + 64 * p)));
+        }
+      } else {
+        const uint32_t woff = n * half_cols + 8 * t4;
+#pragma unroll
+        for (int j = 0; j < kTiles; ++j)
+          if (base + j < ktiles) st.w[j][r] = __ldcs(reinterpret_cast<const uint2*>(a.packed + (woff + 32 * (base + j))));
+      }
+      if constexpr (kLoads == kWordCodes) {
+        st.qa[0][r] = load_codes<kTiles>(a.qabsmax + blk);
+        st.am[0][r] = __ldg(a.absmax2 + (blk >> 8));
+      } else {
+#pragma unroll
+        for (int j = 0; j < kTiles; ++j) {
+          if (base + j >= ktiles) break;
+          if constexpr (kLoads == kF32Absmax) {
+            st.am[j][r] = __ldg(a.absmax + blk + j);
+          } else {
+            st.qa[j][r] = a.dq ? a.qabsmax[blk + j] : 0u;
+            st.am[j][r] = __ldg(a.dq ? a.absmax2 + ((blk + j) >> 8) : a.absmax + blk + j);
+          }
+        }
+      }
+    }
+  };
+
+  Step s0, s1;
+  // The first step's weights are frozen data: they may load before the previous kernel ends (PDL).
+  if (nsteps > 0) load(s0, 0);
+  gemv4_build_tables(set, map, sm, code);
+  pdl_wait();  // x is the previous kernel's output, and y may be what it reads
+
+  const char* tab = reinterpret_cast<const char*>(sm.pairs);
+  const uint32_t lane4 = 4u * lane;
+  uint32_t xoff[NB];  // this lane's B column: x row g (and g + 8)
+#pragma unroll
+  for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * (Step::kWide ? gemv4_chunk(t4) : t4);
+  float acc[NB][4] = {};
+  const auto compute = [&](const Step& st, uint32_t s) {
+    const uint32_t grp = blockIdx.x + (s / its) * gridDim.x, it = s % its, base = (it * kMmaWarps + warp) * kTiles;
+    const Gemv4Part a = part_of(set, grp);
+    uint2 w[2][2];  // tile j (and j + 1 of its pair) of rows g and g + 8: this lane's 8 bytes of each
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      // Warp-uniform. With word-loaded codes a step's tiles are all there or none (kTiles divides the
+      // row's tiles): no test per tile, so the tiles' lookups and mmas may interleave.
+      if (kLoads == kWordCodes ? base >= ktiles : base + j >= ktiles) break;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if constexpr (Step::kWide) {
+          if (j % 2 == 0) gemv4_unpair(st.wp[j / 2][r], t4, w[0][r], w[1][r]);  // a pair's raw bytes die here
+        } else {
+          w[j % 2][r] = st.w[j][r];
+        }
+      }
+      float c[NB][4];
+      gemv4_tile<NB>(c, w[j % 2][0], w[j % 2][1], x, xoff, base + j, M, g, tab, lane4);
+      float sc[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if constexpr (kLoads == kWordCodes)
+          sc[r] = quant::dq_absmax(sm.dqmap[(st.qa[0][r] >> (8 * j)) & 0xFFu], st.am[0][r], a.offset);
+        else if constexpr (kLoads == kF32Absmax)
+          sc[r] = st.am[j][r];
+        else
+          sc[r] = a.dq ? quant::dq_absmax(sm.dqmap[st.qa[j][r]], st.am[j][r], a.offset) : st.am[j][r];
+      }
+#pragma unroll
+      for (int h = 0; h < NB; ++h) {
+        acc[h][0] += c[h][0] * sc[0];
+        acc[h][1] += c[h][1] * sc[0];
+        acc[h][2] += c[h][2] * sc[1];
+        acc[h][3] += c[h][3] * sc[1];
+      }
+    }
+    if (it == its - 1) {  // the group's last step: block-uniform
+      gemv4_reduce<NB>(acc, sm.red, M, (grp - a.first) * kMmaRows, a.rows, a.y);
+#pragma unroll
+      for (int h = 0; h < NB; ++h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[h][i] = 0.f;
+    }
+  };
+  // Two steps in registers: the next one's loads in flight while this one computes.
+  for (uint32_t s = 0; s < nsteps; s += 2) {
+    if (s + 1 < nsteps) load(s1, s + 1);
+    compute(s0, s);
+    if (s + 1 < nsteps) {
+      if (s + 2 < nsteps) load(s0, s + 2);
+      compute(s1, s + 1);
+    }
+  }
+}
+
+// 73 KB: three blocks fit an SM's 228 KB with their 1 KB reserves.
+constexpr size_t kMmaSmem = (256 * kPairRowWords + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
 // PDL (kernels/cuda/pdl.cuh) where it measured faster: the early dependent's L2 prefetch and table
 // build overlap this grid's tail, which pays on small weights (SmolLM2's: 1.8-2.3 us vs 2.8-3.3 plain,
@@ -437,19 +650,73 @@ constexpr size_t kMmaSmem = (256 * 32 + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(f
 // (bench_quant_kernels, H200, 2026-12-04). So only sets of at most kPdlMaxBytes packed bytes.
 constexpr int64_t kPdlMaxBytes = int64_t(4) << 20;
 
-void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols, int64_t bytes) {
-  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
-  static bool attrs = false;  // in case the table and the partial sums outgrow the default 48 KB
-  if (!attrs) {
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<false, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(kMmaSmem)));
-    CUDA_CHECK(cudaFuncSetAttribute(gemv4_mma_kernel<true, 2, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(kMmaSmem)));
-    attrs = true;
+template <class K>
+void allow_smem(K kernel) {  // in case the table and the partial sums outgrow the default 48 KB
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMmaSmem)));
+}
+
+// The streamed kernel for the set. kTiles by the k-tiles per row only (8 warps share a row group's
+// tiles: fewer per step where a row is short, so that every warp has work), so that a weight's
+// outputs are the same bits alone or in a set; the absmax loads by what every part allows.
+// Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
+// hold resources a block of this grid still waits for).
+template <bool M16, int kTiles, int kLoads, int kMinBlocks>
+void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
+  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks>;
+  static bool attrs = false;
+  if (!attrs) allow_smem(kernel), attrs = true;
+  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(kMinBlocks) * Context::get().sm_count()));
+  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
+}
+
+// The streamed kernel for the set. kTiles by the k-tiles per row only (8 warps share a row group's
+// tiles: fewer per step where a row is short, so that every warp has work), so that a weight's
+// outputs are the same bits alone or in a set; the absmax loads by what every part allows. Three
+// blocks per SM at M <= 8 (80 registers), two at M <= 16 and where a step's absmax state holds 8
+// registers per row (4 F32 absmax tiles: 24 bytes spilled at 80 registers).
+template <bool M16>
+void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
+  const int64_t ktiles = cols / 64;
+  const int tiles = ktiles >= 4 * kMmaWarps ? 4 : ktiles >= 2 * kMmaWarps ? 2 : 1;
+  bool all_dq = true, none_dq = true, word = tiles > 1 && ktiles % tiles == 0;
+  for (const Gemv4Part* p : {&set.p0, &set.p1, &set.p2}) {
+    if (p->first == UINT32_MAX) continue;  // no such part
+    all_dq = all_dq && p->dq, none_dq = none_dq && !p->dq;
+    word = word && reinterpret_cast<uintptr_t>(p->qabsmax) % tiles == 0;
   }
+  const int loads = all_dq && word ? kWordCodes : none_dq ? kF32Absmax : kPerTile;
+  constexpr int B = M16 ? 2 : 3;
+#define QT_GO(T, L, MB) return launch_gemv4_stream<M16, T, L, MB>(pdl, set, x, M, map, cols)
+  if (tiles == 4) {
+    if (loads == kWordCodes) QT_GO(4, kWordCodes, B);
+    if (loads == kF32Absmax) QT_GO(4, kF32Absmax, 2);
+    QT_GO(4, kPerTile, 2);
+  }
+  if (tiles == 2) {
+    if (loads == kWordCodes) QT_GO(2, kWordCodes, B);
+    if (loads == kF32Absmax) QT_GO(2, kF32Absmax, B);
+    QT_GO(2, kPerTile, B);
+  }
+  if (loads == kF32Absmax) QT_GO(1, kF32Absmax, B);
+  QT_GO(1, kPerTile, B);  // one tile: its code is a byte either way
+#undef QT_GO
+}
+
+void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols,
+                      int64_t bytes) {
+  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
   // Persistent blocks (at most 3 per SM, all resident), so a dependent launched early cannot hold
   // resources a block of this grid still waits for.
   const bool pdl = qtrain::decode_pdl() && bytes <= kPdlMaxBytes;
+  if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore) {
+    if (M <= 8)
+      launch_gemv4_stream_for<false>(pdl, set, x, M, map, cols);
+    else
+      launch_gemv4_stream_for<true>(pdl, set, x, M, map, cols);
+    return;
+  }
+  static bool attrs = false;
+  if (!attrs) allow_smem(gemv4_mma_kernel<false, 4, 3>), allow_smem(gemv4_mma_kernel<true, 2, 2>), attrs = true;
   if (M <= 8)
     launch_pdl(pdl, gemv4_mma_kernel<false, 4, 3>, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
   else
@@ -492,7 +759,7 @@ const float* device_dynamic_map() {
 // Whether the tensor-core GEMV takes this product (matmul_4bit's decode path; 32-bit offsets inside).
 bool gemv4_mma_takes(const Tensor& x, const Quant4Tensor& w) {
   return gemv_4bit_supported(x, w) && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0 &&
-         qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore && w.rows * w.cols < (int64_t(1) << 32);
+         qtrain::gemv4_kernel() != Gemv4Kernel::CudaCore && w.rows * w.cols < (int64_t(1) << 32);
 }
 
 // ys[i] = x W_i^T for a set of weights the tensor-core GEMV takes, with the same codes: one launch.

@@ -59,12 +59,16 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   // 4096 cols: 64 k-tiles over 8 warps; 11008 (LLaMA down_proj): 172, a ragged last round of loads;
   // 17024: more rounds; 576x1536 SmolLM2; rows 37, 9, 300: partial 16-row groups; 130 cols: the
   // dequant+gemm fallback. M 8 | 9: the two tensor-core variants' edge (x rows 8..15 used or not).
-  for (bool simt : {false, true}) {
-    set_gemv4_kernel(simt ? Gemv4Kernel::CudaCore : Gemv4Kernel::TensorCore);
-    for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{1536, 576}, Case{33, 130}})
+  // The streamed kernel's steps: 4 tiles with word-loaded codes (4096, 11008 with double quant),
+  // 2 (17024: 266 tiles; 1536; 4096 without double quant), 2 ragged (1088: 17 tiles), 1 (576).
+  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreBatched, Gemv4Kernel::CudaCore}) {
+    const bool simt = k == Gemv4Kernel::CudaCore;
+    set_gemv4_kernel(k);
+    for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{45, 1088}, Case{1536, 576},
+                   Case{33, 130}})
       for (bool dq : {false, true})
         for (int64_t M : {1, 3, 8, 9, 16}) {
-          SCOPED_TRACE(std::string(simt ? "simt " : "mma ") + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+          SCOPED_TRACE(std::string(simt ? "simt " : k == Gemv4Kernel::TensorCore ? "mma " : "mma-batched ") + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
                        " M " + std::to_string(M) + (dq ? " dq" : ""));
           Quant4Tensor h = make4(c.rows, c.cols, quant::Code4::NF4, dq, 21), d = h.to(Device::CUDA);
           Pair x = randn_pair({M, c.cols}, 22, DType::BF16);
