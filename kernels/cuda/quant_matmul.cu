@@ -680,9 +680,6 @@ void allow_smem(K kernel) {  // in case the table and the partial sums outgrow t
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMmaSmem)));
 }
 
-// The streamed kernel for the set. kTiles by the k-tiles per row only (8 warps share a row group's
-// tiles: fewer per step where a row is short, so that every warp has work), so that a weight's
-// outputs are the same bits alone or in a set; the absmax loads by what every part allows.
 // Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
 // hold resources a block of this grid still waits for).
 template <bool M16, int kTiles, int kLoads, int kMinBlocks>
@@ -729,9 +726,6 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, const bf16* x, int M
 
 void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols,
                       int64_t bytes) {
-  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
-  // Persistent blocks (at most 3 per SM, all resident), so a dependent launched early cannot hold
-  // resources a block of this grid still waits for.
   const bool pdl = qtrain::decode_pdl() && bytes <= kPdlMaxBytes;
   if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore) {
     if (M <= 8)
@@ -740,8 +734,10 @@ void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* ma
       launch_gemv4_stream_for<true>(pdl, set, x, M, map, cols);
     return;
   }
+  // The batched kernel (set_gemv4_kernel, for comparison): persistent blocks as the streamed one's.
   static bool attrs = false;
   if (!attrs) allow_smem(gemv4_mma_kernel<false, 4, 3>), allow_smem(gemv4_mma_kernel<true, 2, 2>), attrs = true;
+  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(M <= 8 ? 3 : 2) * Context::get().sm_count()));
   if (M <= 8)
     launch_pdl(pdl, gemv4_mma_kernel<false, 4, 3>, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
   else
