@@ -3,7 +3,9 @@
 //   down: one warp per (1024-element chunk of `in`, rank row j of adapter i): the chunk's part of
 //         t[i][j][m] = x[m] . A_i[j] (F32), x from L1 (every warp reads it);
 //   up:   one thread per output row n of adapter i: y_i[m, n] += s_i sum_j t[i][j][m] B_i[n, j],
-//         every t of the set (its chunks summed in order) in shared memory (at most 3 x 64 x 16 floats).
+//         every t of the set (its chunks summed in order) in shared memory (at most kLoraDecodeMaxShared x
+//         kLoraDecodeMaxRank x kLoraDecodeMaxRows floats). Every block sums the chunks again (a few
+//         hundred L2 reads each; a third launch to sum them once was not tried).
 // Bytes: A and B once (r (in + out) BF16 each), x per warp from L1: the pair is
 // bound by launch latency at these sizes, which is why it is two launches for
 // the set and not three cuBLAS kernels per adapter.

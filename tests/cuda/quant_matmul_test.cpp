@@ -59,8 +59,9 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   // 4096 cols: 64 k-tiles over 8 warps; 11008 (LLaMA down_proj): 172, a ragged last round of loads;
   // 17024: more rounds; 576x1536 SmolLM2; rows 37, 9, 300: partial 16-row groups; 130 cols: the
   // dequant+gemm fallback. M 8 | 9: the two tensor-core variants' edge (x rows 8..15 used or not).
-  // The streamed kernel's steps: 4 tiles with word-loaded codes (4096, 11008 with double quant),
-  // 2 (17024: 266 tiles; 1536; 4096 without double quant), 2 ragged (1088: 17 tiles), 1 (576).
+  // The streamed kernel's steps (launch_gemv4_stream_for): 4 tiles with word-loaded codes (4096 and
+  // 11008 with double quant), 4 with F32 absmax (no double quant) or per-tile codes (17024: 266
+  // tiles, not whole words), 2 (1536), 2 with a ragged pair (1088: 17 tiles), 1 (576).
   for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreBatched, Gemv4Kernel::CudaCore}) {
     const bool simt = k == Gemv4Kernel::CudaCore;
     set_gemv4_kernel(k);
