@@ -66,7 +66,12 @@ void DoraAdapter::refresh_scale(const BaseWeight& base, DType act) {
 
 void DoraAdapter::forward(Tensor y, Tensor x, const BaseWeight& base, bool train, uint64_t dropout_seed) {
   const int64_t n = x.numel() / in_;
-  if (train || stale_ || n > kDecodeRows) refresh_scale(base, x.dtype());
+  // The recompute of a checkpointed layer reuses the scale of the step's first
+  // forward (released state, no update since): one dequantized base product
+  // of r rows per module and step fewer.
+  const bool recompute = train && reuse_scale_;
+  reuse_scale_ = false;
+  if (!recompute && (train || stale_ || n > kDecodeRows)) refresh_scale(base, x.dtype());
   Tensor y2 = y.view({n, out_});
   Tensor h = save_input(x.view({n, in_}), train, dropout_seed);  // drop(x) A^T
   dropped_ = xd_.defined();

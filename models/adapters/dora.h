@@ -30,6 +30,7 @@ class DoraAdapter : public LoraAdapter {
   void release_saved() override {
     LoraAdapter::release_saved();
     pre_ = dyg_ = Tensor();
+    reuse_scale_ = !stale_;  // a gradient-checkpoint recompute follows, before any update
   }
   size_t saved_bytes() const override { return LoraAdapter::saved_bytes() + bytes_of({&pre_, &dyg_}); }
   SavedColumns saved_columns() const override {  // LoRA's, and the output before the rescale
@@ -53,6 +54,7 @@ class DoraAdapter : public LoraAdapter {
   Tensor wn2_;           // ||W_i||^2 [out], F32, where the adapter lives
   Tensor norm_, scale_;  // [out] F32
   bool stale_ = true;    // A, B or m may have changed since refresh_scale
+  bool reuse_scale_ = false;  // the next training forward is the recompute of this step's first
   bool dropped_ = false; // the last training forward used dropout (peft's two-product form)
   Tensor pre_;           // x W^T + s x A^T B^T (dropout: of drop(x)) before the rescale, for dm
   Tensor dyg_;           // scale_ * dy, what the base and the LoRA path see

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/elementwise.h"
 #include "models/merged_model.h"
 #include "models/model.h"
 #include "models/peft_io.h"
@@ -92,6 +93,33 @@ TEST_P(PeftFamily, CheckpointedForwardKeepsNoAdapterState) {
   EXPECT_EQ(got.loss, want.loss);
   ASSERT_EQ(got.grads.size(), want.grads.size());
   EXPECT_LT(norm_rel_err(got.grads, want.grads), 1e-6);
+}
+
+// DoRA's column scale is computed once per step and reused by a gradient-
+// checkpoint recompute: after an update of the factors the next training
+// forward must see the new values, as a model built from them does.
+TEST_P(PeftFamily, TheStepAfterAnUpdateSeesTheNewFactors) {
+  const auto& [model, type] = GetParam();
+  Ref r = load_ref(model);
+  LoadedModel lm = load_hf_model_dir(fixture(model));
+  PeftAdapter a = read_peft_adapter(fixture(model + "-" + type));
+  for (bool ckpt : {false, true}) {
+    auto make = [&] {
+      ModelOptions o = adapter_options(a);
+      o.grad_checkpoint = ckpt;
+      auto m = Model::create(lm.config, *lm.weights, o);
+      apply_peft_adapter(*m, a);
+      return m;
+    };
+    auto m = make();
+    const double before = mean_loss(*m, r, true);
+    axpy(m->params().values(), -0.5f, m->params().grads());  // one SGD step
+    const double after = mean_loss(*m, r, true);
+    EXPECT_NE(after, before) << "ckpt " << ckpt;
+    auto fresh = make();
+    fresh->params().values().copy_from(m->params().values());
+    EXPECT_EQ(mean_loss(*fresh, r, true), after) << "ckpt " << ckpt;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Adapters, PeftFamily,
