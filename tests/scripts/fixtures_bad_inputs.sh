@@ -32,6 +32,31 @@ expect_error "merged GGUF without a tokenizer" "nogguf.gguf tokenizer" "${merge[
 expect_error "merged GGUF with an HF tokenizer" "--tokenizer" "${merge[@]}" --tokenizer "$fx/tiny-llama" --out "$out/hf.gguf"
 expect_error "merged GGUF with another model's vocabulary" "tiny_llama.gguf 40 300" "${merge[@]}" \
   --tokenizer "$fx/gguf/tiny_llama.gguf" --out "$out/other.gguf"
+expect_error "merged GGUF without a tokenizer, into a directory" "model.gguf tokenizer" "${merge[@]}" --out "$out/ggdir"
+[[ -e $out/ggdir ]] && { echo "FAIL merged GGUF without a tokenizer: $out/ggdir was created"; fail=1; }
+
+# Export flags are checked before the merge runs; --merge is no llama.cpp LoRA.
+lora=(export --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora")
+expect_error "unknown --format" "--format foo" "${lora[@]}" --format foo --out "$out/foo"
+expect_error "unknown --format with --merge" "--format foo" "${lora[@]}" --merge --format foo --out "$out/foo"
+expect_error "unknown --dtype" "--dtype f8" "${lora[@]}" --merge --dtype f8 --out "$out/f8"
+expect_error "unknown --gguf-type" "--gguf-type q5_k" "${lora[@]}" --merge --format gguf --gguf-type q5_k --out "$out/q5.gguf"
+expect_error "--merge with gguf-lora" "--merge gguf-lora" "${lora[@]}" --merge --format gguf-lora --out "$out/m.gguf"
+[[ -e $out/foo || -e $out/f8 || -e $out/m.gguf ]] && { echo "FAIL a refused export left output"; ls "$out"; fail=1; }
+
+# A .gguf --out is a file: an existing one needs --overwrite, and the model being read is never it.
+cp "$fx/gguf/tiny_llama.gguf" "$out/base.gguf"
+expect_error "GGUF export over its own --model" "--out base.gguf reads" export --model "$out/base.gguf" \
+  --adapter "$fx/tiny-llama-lora" --merge --format gguf --out "$out/base.gguf" --overwrite
+cmp -s "$fx/gguf/tiny_llama.gguf" "$out/base.gguf" || { echo "FAIL GGUF export over its own --model: it was changed"; fail=1; }
+echo keep > "$out/old.gguf"
+expect_error "GGUF export over an existing file" "--out old.gguf --overwrite" "${lora[@]}" --format gguf-lora --out "$out/old.gguf"
+[[ $(cat "$out/old.gguf") == keep ]] || { echo "FAIL GGUF export over an existing file: it was replaced"; fail=1; }
+if "$qtrain" "${lora[@]}" --format gguf-lora --out "$out/old.gguf" --overwrite 2>"$err" && [[ $(head -c4 "$out/old.gguf") == GGUF ]]; then
+  echo "ok   GGUF export --overwrite replaces the file"
+else
+  echo "FAIL GGUF export --overwrite"; tail -n5 "$err"; fail=1
+fi
 
 # Directory exports are swapped in whole: a non-empty --out needs --overwrite, and an --out
 # that holds what the export reads (or is the working directory) is refused.
