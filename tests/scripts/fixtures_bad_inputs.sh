@@ -58,6 +58,14 @@ else
   echo "FAIL GGUF export --overwrite"; tail -n5 "$err"; fail=1
 fi
 
+# export --requantize writes a bitsandbytes checkpoint for transformers: loading it here says so by name.
+if "$qtrain" "${lora[@]}" --merge --requantize nf4 --out "$out/nf4" >/dev/null 2>"$err"; then
+  expect_error "a bitsandbytes 4-bit checkpoint as --model" "nf4/config.json quantization_config bitsandbytes" \
+    eval --model "$out/nf4" --data "$fx/tiny-llama-eval.jsonl" --device cpu
+else
+  echo "FAIL export --requantize nf4"; tail -n5 "$err"; fail=1
+fi
+
 # Directory exports are swapped in whole: a non-empty --out needs --overwrite, and an --out
 # that holds what the export reads (or is the working directory) is refused.
 peft=(export --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora")
