@@ -23,6 +23,8 @@ expect_error "adapter r != tensor shapes" "adapter" eval "${llama[@]}" --adapter
 expect_error "missing model dir" "no-such-model" eval --model "$bad/no-such-model" "${micro[@]}"
 expect_error "missing data file" "no-such-data.jsonl" eval --model "$fx/tiny-llama" --data "$bad/no-such-data.jsonl" --device cpu
 expect_error "missing adapter dir" "no-such-adapter" eval "${llama[@]}" --adapter "$bad/no-such-adapter"
+expect_error "adapter given as a file" "adapter_config.json: not a directory" eval "${llama[@]}" \
+  --adapter "$fx/tiny-llama-lora/adapter_config.json"
 
 # A merged GGUF needs a vocabulary in GGUF form that fits the model: an HF base without
 # --tokenizer, HF tokenizer files and another model's GGUF vocabulary are refused (exit 2).
