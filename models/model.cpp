@@ -276,7 +276,7 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
                   std::to_string(cfg_.vocab_size) + ")");
   if (position_embedding() && b.T > cfg_.max_pos)
     throw Error("sequence length " + std::to_string(b.T) + " exceeds the model's " + std::to_string(cfg_.max_pos) +
-                " positions (n_positions); lower --seq-len");
+                " positions (n_positions); lower --seq-len (rows of input_ids data are used whole: shorten them)");
   ids_ = Tensor::wrap(const_cast<int32_t*>(b.inputs), {N}, DType::I32).to(opt_.device);
   LossSum r;
   if (b.targets) {

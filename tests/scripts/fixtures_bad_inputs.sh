@@ -22,6 +22,9 @@ expect_error "adapter for another hidden size" "adapter" eval "${llama[@]}" --ad
 expect_error "adapter r != tensor shapes" "adapter" eval "${llama[@]}" --adapter "$bad/adapter-r-mismatch"
 expect_error "missing model dir" "no-such-model" eval --model "$bad/no-such-model" "${micro[@]}"
 expect_error "missing data file" "no-such-data.jsonl" eval --model "$fx/tiny-llama" --data "$bad/no-such-data.jsonl" --device cpu
+python3 -c 'import json; print(json.dumps({"input_ids": list(range(1, 201))}))' > "$out/long.jsonl"
+expect_error "input_ids row past GPT-2's positions" "200 128 input_ids" eval --model "$fx/tiny-gpt2" \
+  --data "$out/long.jsonl" --seq-len 100 --device cpu
 expect_error "missing adapter dir" "no-such-adapter" eval "${llama[@]}" --adapter "$bad/no-such-adapter"
 expect_error "adapter given as a file" "adapter_config.json: not a directory" eval "${llama[@]}" \
   --adapter "$fx/tiny-llama-lora/adapter_config.json"
