@@ -109,9 +109,16 @@ static Tensor load_checked(const WeightSource& src, const std::string& name, con
   Tensor t = src.load_f32(name);
   Shape stored = expect;
   if (transpose) std::swap(stored[0], stored[1]);
-  if (t.shape() != stored)
+  if (t.shape() != stored) {
+    // qtrain's own packed exports read as floats only through the method that wrote them.
+    const std::string packed = src.has(name + ".ternary_scale") ? "BitNet ternary codes (export --format ternary); load "
+                                                                  "it with --method bitnet-lora"
+                               : src.has(name + ".asym4_scale") ? "asymmetric 4-bit codes (a QA-BLoRA merged export); "
+                                                                  "load it with --method qablora"
+                                                                : "";
     throw Error(src.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but the config implies " +
-                shape_str(stored));
+                shape_str(stored) + (packed.empty() ? "" : ": it holds " + packed));
+  }
   if (!transpose) return t;
   Tensor r = Tensor::empty(expect, DType::F32);
   const float* s = t.f32();

@@ -71,6 +71,23 @@ else
   echo "FAIL export --requantize nf4"; tail -n5 "$err"; fail=1
 fi
 
+# Exports in qtrain's own packed storage load only with the --method that reads it: the error says which.
+if "$qtrain" export --model "$fx/tiny-llama" --method bitnet --format ternary --out "$out/tern" >/dev/null 2>"$err"; then
+  expect_error "a ternary export without --method bitnet-lora" "tern ternary --method bitnet-lora" \
+    eval --model "$out/tern" --data "$fx/tiny-llama-eval.jsonl" --device cpu
+else
+  echo "FAIL export --format ternary"; tail -n5 "$err"; fail=1
+fi
+if "$qtrain" train --model "$fx/tiny-llama" --method qablora --data "$fx/tiny-llama-eval.jsonl" --format input_ids \
+     --seq-len 16 --batch-size 1 --steps 1 --device cpu --out "$out/qa" >/dev/null 2>"$err" &&
+   "$qtrain" export --model "$fx/tiny-llama" --method qablora --adapter "$out/qa/adapter" --merge --out "$out/qa4" \
+     >/dev/null 2>"$err"; then
+  expect_error "a QA-BLoRA 4-bit export without --method qablora" "qa4 4-bit --method qablora" \
+    eval --model "$out/qa4" --data "$fx/tiny-llama-eval.jsonl" --device cpu
+else
+  echo "FAIL qablora train + merged export"; tail -n5 "$err"; fail=1
+fi
+
 # Directory exports are swapped in whole: a non-empty --out needs --overwrite, and an --out
 # that holds what the export reads (or is the working directory) is refused.
 peft=(export --model "$fx/tiny-llama" --adapter "$fx/tiny-llama-lora")
