@@ -172,10 +172,11 @@ class GenerateCommand {
     if (max_pos > 0 && int(ids.size()) > max_pos)
       throw Error(where + ": the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
                   std::to_string(max_pos) + " positions");
+    const std::string tokenizer = o_.tokenizer.empty() ? "the model's tokenizer" : "--tokenizer " + o_.tokenizer;
     for (int32_t id : ids)
       if (id >= vocab)
-        throw Error(where + ": the tokenizer gave token id " + std::to_string(id) + ", outside the model's vocabulary [0, " +
-                    std::to_string(vocab) + "): " + (o_.tokenizer.empty() ? "the model's tokenizer" : "--tokenizer " + o_.tokenizer) +
+        throw Error(where + ": the tokenizer gave token id " + std::to_string(id) +
+                    ", outside the model's vocabulary [0, " + std::to_string(vocab) + "): " + tokenizer +
                     " does not belong to --model " + o_.model);
   }
 

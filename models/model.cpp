@@ -111,11 +111,11 @@ static Tensor load_checked(const WeightSource& src, const std::string& name, con
   if (transpose) std::swap(stored[0], stored[1]);
   if (t.shape() != stored) {
     // qtrain's own packed exports read as floats only through the method that wrote them.
-    const std::string packed = src.has(name + ".ternary_scale") ? "BitNet ternary codes (export --format ternary); load "
-                                                                  "it with --method bitnet-lora"
-                               : src.has(name + ".asym4_scale") ? "asymmetric 4-bit codes (a QA-BLoRA merged export); "
-                                                                  "load it with --method qablora"
-                                                                : "";
+    std::string packed;
+    if (src.has(name + ".ternary_scale"))
+      packed = "BitNet ternary codes (export --format ternary); load it with --method bitnet-lora";
+    else if (src.has(name + ".asym4_scale"))
+      packed = "asymmetric 4-bit codes (a QA-BLoRA merged export); load it with --method qablora";
     throw Error(src.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but the config implies " +
                 shape_str(stored) + (packed.empty() ? "" : ": it holds " + packed));
   }

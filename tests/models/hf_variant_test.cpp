@@ -80,8 +80,9 @@ TEST(HfVariant, PreQuantizedConfigIsRefusedByName) {
       ADD_FAILURE() << method << " accepted";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::BadInput);
-      EXPECT_NE(std::string(e.what()).find("m/config.json: field 'quantization_config'"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(method), std::string::npos) << e.what();
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("m/config.json: field 'quantization_config'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(method), std::string::npos) << msg;
     }
   }
   EXPECT_NO_THROW(ModelConfig::from_hf_json_text(base + R"({"quant_method": "gguf", "gguf_file": "x.gguf"}})",
