@@ -34,6 +34,9 @@ std::string find_python(const std::string& given) {
     if (const char* env = std::getenv("QTRAIN_PYTHON")) fixed = env;
   if (!fixed.empty()) {
     if (has_matplotlib(fixed)) return fixed;
+    if (run_program({fixed, "-c", "pass"}, /*quiet=*/true) == 127)  // exec failed: no such program
+      throw Error("report: " + fixed + ": cannot run (no such program); give --python or $QTRAIN_PYTHON a Python 3 "
+                  "with matplotlib");
     throw Error("report: " + fixed + " cannot import matplotlib; " + kInstallLine + " (Debian/Ubuntu), or pip install "
                 "matplotlib into it");
   }

@@ -17,6 +17,10 @@ if [[ $rc -ne 2 ]] || ! grep -q "apt-get install python3-matplotlib" "$tmp/err";
 else
   echo "ok   no plotter: $(head -n1 "$tmp/err")"
 fi
+"$qtrain" report "$tmp/empty" --python "$tmp/no-python" > /dev/null 2> "$tmp/err"; rc=$?
+if [[ $rc -ne 2 ]] || ! grep -q "no-python: cannot run" "$tmp/err"; then
+  echo "FAIL --python that does not exist: exit $rc"; cat "$tmp/err"; fail=1
+fi
 # Not a run directory: exit 2 naming metrics.jsonl.
 "$qtrain" report "$tmp/nowhere" > /dev/null 2> "$tmp/err"; rc=$?
 if [[ $rc -ne 2 ]] || ! grep -q "metrics.jsonl" "$tmp/err"; then
