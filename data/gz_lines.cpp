@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "kernels/error.h"
 
@@ -25,6 +26,13 @@ struct LineReader::Inflater {
 LineReader::LineReader(const std::string& path, size_t max_line) : path_(path), max_line_(max_line) {
   file_ = std::fopen(path.c_str(), "rb");
   if (!file_) throw Error(path + ": cannot open: " + std::strerror(errno));
+  // fopen takes a directory on Linux; the first read would fail as a vague I/O error.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::fclose(file_);
+    file_ = nullptr;
+    throw Error(path + ": is a directory, not a file");
+  }
   unsigned char magic[2] = {0, 0};
   size_t got = std::fread(magic, 1, 2, file_);
   std::rewind(file_);

@@ -1,6 +1,7 @@
 // qtrain eval: loss and perplexity of a model (optionally with a PEFT adapter),
 // or multiple-choice accuracy (--task mc, trainer/mc_eval.h).
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -32,11 +33,25 @@ struct EvalOptions {
 
 int run_mc(const EvalOptions& o, const McSet& set, BuiltModel& built, Communicator& comm);
 
+// --predictions is written after the whole evaluation: a path that cannot be
+// written is refused before it starts, not after the run (and no file is made).
+void check_predictions_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path parent = fs::absolute(path, ec).parent_path();
+  if (fs::is_directory(path, ec)) throw Error("--predictions " + path + ": is a directory; give a file path");
+  if (!fs::is_directory(parent, ec))
+    throw Error("--predictions " + path + ": directory " + parent.string() + " does not exist");
+}
+
 int run_eval(const EvalOptions& o) {
   if (o.task != "ppl" && o.task != "mc") throw Error("--task: '" + o.task + "' is not ppl or mc");
   if (o.task == "mc" && o.grad_norms) throw Error("--grad-norms works with --task ppl only");
+  if (o.max_batches < 0)
+    throw Error("--max-batches must be >= 0 (0 = the whole split), got " + std::to_string(o.max_batches));
   McSet mc_set;  // read before the model loads, so a bad file fails fast
   if (o.task == "mc") mc_set = read_mc_questions(o.data, o.dev, o.split);
+  if (!o.predictions.empty()) check_predictions_path(o.predictions);
   const Device device = resolve_device(o.device);
   set_attention_impl(parse_attention_impl(o.attention, "--attention"));
   auto comm = make_communicator(device, 300);

@@ -59,6 +59,29 @@ void write_export_dir(const ExportOptions& o, const std::function<void(const std
   write_dir_atomically(out.string(), fill);
 }
 
+// --format gguf / gguf-lora write one file: --out itself when it ends in .gguf,
+// else NAME inside the --out directory.
+std::string gguf_out_path(const ExportOptions& o, const char* name) {
+  return fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / name).string();
+}
+
+// Checked before anything is loaded or created: the file is written beside
+// itself and renamed over (models/gguf_writer.cpp), so an existing one is
+// replaced only with --overwrite, and never when it is the model being read.
+void check_gguf_out(const ExportOptions& o, const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error("--out " + path + ": is a directory, not a .gguf file");
+  for (const std::string& src : {o.model, o.tokenizer})
+    if (!src.empty() && fs::equivalent(src, path, ec))
+      throw Error("--out " + path + ": is " + src + ", which this export reads; give another path");
+  if (fs::exists(path, ec) && !o.overwrite) throw Error("--out " + path + ": exists; add --overwrite to replace it");
+}
+
+// Creates the --out directory of a .gguf file only once every check has passed.
+void make_parent_dir(const std::string& path) {
+  if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+}
+
 DType parse_dtype(const std::string& s) {
   if (s == "f32") return DType::F32;
   if (s == "bf16") return DType::BF16;
@@ -91,6 +114,11 @@ int run_export(const ExportOptions& o) {
   if (o.adapter.empty()) throw Error("--adapter is required (except with --format ternary)");
   if (find_method(o.method).trains_base)
     throw Error("--method " + o.method + ": export works on adapters (an adapter method, on any base)");
+  if (o.merge && o.format == "gguf-lora")
+    throw Error("--merge with --format gguf-lora: a llama.cpp LoRA adapter is unmerged; for a merged model use "
+                "--merge --format gguf");
+  if (o.format == "gguf-lora") check_gguf_out(o, gguf_out_path(o, "adapter.gguf"));
+  if (o.merge && o.format == "gguf") check_gguf_out(o, gguf_out_path(o, "model.gguf"));
   ModelSpec ms;
   ms.model = o.model;
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
@@ -113,8 +141,8 @@ int run_export(const ExportOptions& o) {
       if (lin->adapter())
         for (auto& [n, v] : lin->adapter()->tensors()) t.push_back({"base_model.model." + lin->name() + "." + n, v});
     float alpha = a.lora.rslora ? a.lora.alpha * std::sqrt(float(a.lora.r)) : a.lora.alpha;
-    std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "adapter.gguf").string();
-    if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+    const std::string path = gguf_out_path(o, "adapter.gguf");
+    make_parent_dir(path);
     export_gguf_lora(path, lm.config, t, alpha, a.lora.r);
     spdlog::info("wrote llama.cpp LoRA adapter {}", path);
     return 0;
@@ -137,8 +165,7 @@ int run_export(const ExportOptions& o) {
     GgmlType type = o.gguf_type == "q8_0" ? GgmlType::Q8_0 : o.gguf_type == "q4_0" ? GgmlType::Q4_0
                     : o.gguf_type == "f16" ? GgmlType::F16 : o.gguf_type == "f32" ? GgmlType::F32
                     : throw Error("--gguf-type '" + o.gguf_type + "': expected f16, q8_0, q4_0 or f32");
-    std::string path = fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / "model.gguf").string();
-    if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+    const std::string path = gguf_out_path(o, "model.gguf");
     // A merged GGUF without a vocabulary is no model for llama.cpp: refuse instead of writing one.
     TokenizerSource tok = lm.tokenizer;
     if (!o.tokenizer.empty()) {
@@ -154,6 +181,7 @@ int run_export(const ExportOptions& o) {
       throw Error("--tokenizer " + (o.tokenizer.empty() ? o.model : o.tokenizer) + ": " +
                   std::to_string(tok.tokens.size()) + " tokens for a model of vocabulary " +
                   std::to_string(lm.config.vocab_size));
+    make_parent_dir(path);
     // A GGUF base (a path or a registered name) keeps its metadata keys (models/gguf_export.h).
     export_gguf_model(path, lm.config, tok, tensors, type, "qtrain-merged",
                       lm.gguf ? lm.gguf->metadata() : std::vector<std::pair<std::string, GgufValue>>{});
@@ -199,7 +227,7 @@ void register_export(CLI::App& app, Runner& run) {
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
   sub->add_flag("--overwrite", o->overwrite,
                 "replace an --out directory that is not empty (the whole directory: it is written beside it and "
-                "swapped in, so a failed export leaves the old one)");
+                "swapped in, so a failed export leaves the old one), or an existing .gguf file");
   sub->add_option("--method", o->method,
                   "the --method the adapter was trained with (a quantized base merges into its dequantized weights): " +
                       method_list())
@@ -207,16 +235,23 @@ void register_export(CLI::App& app, Runner& run) {
   add_base_flags(*sub, o->base);
   sub->add_option("--format", o->format,
                   "peft | hf | gguf-lora | gguf | ternary (a --method bitnet model in 2-bit BitNet storage; load it "
-                  "with --method bitnet-lora)")
+                  "with --method bitnet-lora). With --merge, peft (the default) writes hf")
+      ->check(CLI::IsMember({"peft", "hf", "gguf-lora", "gguf", "ternary"}))
       ->capture_default_str();
-  sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")->capture_default_str();
+  sub->add_option("--dtype", o->dtype, "merged HF weights: f32 | bf16 | f16")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+      ->capture_default_str();
   sub->add_option("--requantize", o->requantize,
                   "with --merge --format hf: write the merged Linear weights as nf4 | fp4 with double quantization in "
-                  "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base)");
+                  "transformers' bitsandbytes 4-bit layout (loads with from_pretrained as a QLoRA base; qtrain "
+                  "itself loads the float export)")
+      ->check(CLI::IsMember({"nf4", "fp4"}));
   sub->add_option("--tokenizer", o->tokenizer,
                   "--format gguf: the .gguf file whose vocabulary the merged model embeds (default: the base's, "
                   "when it is a GGUF; an HF base needs this)");
-  sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | q4_0 | f32")->capture_default_str();
+  sub->add_option("--gguf-type", o->gguf_type, "merged GGUF weights: f16 | q8_0 | q4_0 | f32")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "f32"}))
+      ->capture_default_str();
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
 

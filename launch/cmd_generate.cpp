@@ -165,12 +165,24 @@ class GenerateCommand {
     return built_.tokenizer->encode(chat_->render(turns_, true), true);
   }
 
-  void check_prompt(const std::vector<int32_t>& ids) const {
-    const int max_pos = built_.loaded.config.max_pos;
-    if (ids.empty()) throw Error(prompt_flag() + ": the prompt is empty");
+  // A prompt fits the model: at most its positions, and ids a tokenizer made
+  // (the model's or --tokenizer's) inside its vocabulary. `where` names the flag or line.
+  void check_fits(const std::vector<int32_t>& ids, const std::string& where) const {
+    const int max_pos = built_.loaded.config.max_pos, vocab = built_.loaded.config.vocab_size;
     if (max_pos > 0 && int(ids.size()) > max_pos)
-      throw Error(prompt_flag() + ": the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
+      throw Error(where + ": the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
                   std::to_string(max_pos) + " positions");
+    const std::string tokenizer = o_.tokenizer.empty() ? "the model's tokenizer" : "--tokenizer " + o_.tokenizer;
+    for (int32_t id : ids)
+      if (id >= vocab)
+        throw Error(where + ": the tokenizer gave token id " + std::to_string(id) +
+                    ", outside the model's vocabulary [0, " + std::to_string(vocab) + "): " + tokenizer +
+                    " does not belong to --model " + o_.model);
+  }
+
+  void check_prompt(const std::vector<int32_t>& ids) const {
+    if (ids.empty()) throw Error(prompt_flag() + ": the prompt is empty");
+    check_fits(ids, prompt_flag());
   }
 
   // One generation: text (or ids) to stdout, the timings to stderr. Returns the new text (without a stop token).
@@ -210,10 +222,7 @@ class GenerateCommand {
       if (!l.has_ids && !built_.tokenizer)
         throw Error(l.where + ": a text prompt needs a tokenizer: give --tokenizer PATH (or write 'prompt_ids')");
       prompts.push_back(l.has_ids ? l.ids : o_.chat ? chat_ids(l.text) : built_.tokenizer->encode(l.text, true));
-      const int max_pos = built_.loaded.config.max_pos;
-      if (max_pos > 0 && int(prompts.back().size()) > max_pos)
-        throw Error(l.where + ": the prompt is " + std::to_string(prompts.back().size()) +
-                    " tokens, more than the model's " + std::to_string(max_pos) + " positions");
+      check_fits(prompts.back(), l.where);
     }
     const size_t n = prompts.size(), bs = size_t(o_.batch_size);
     const size_t batches = (n + bs - 1) / bs;

@@ -34,6 +34,9 @@ std::string find_python(const std::string& given) {
     if (const char* env = std::getenv("QTRAIN_PYTHON")) fixed = env;
   if (!fixed.empty()) {
     if (has_matplotlib(fixed)) return fixed;
+    if (run_program({fixed, "-c", "pass"}, /*quiet=*/true) == 127)  // exec failed: no such program
+      throw Error("report: " + fixed + ": cannot run (no such program); give --python or $QTRAIN_PYTHON a Python 3 "
+                  "with matplotlib");
     throw Error("report: " + fixed + " cannot import matplotlib; " + kInstallLine + " (Debian/Ubuntu), or pip install "
                 "matplotlib into it");
   }
@@ -46,6 +49,9 @@ std::string find_python(const std::string& given) {
 int run_report(const ReportOptions& o) {
   if (o.bench.empty() == o.run_dir.empty())
     throw Error("report: give a RUN_DIR or --bench FILE.json (one of the two)");
+  if (!o.run_dir.empty() && !o.out.empty())
+    throw Error("report: --out names the PNG of one --bench file; a RUN_DIR report is written to RUN_DIR/report.md "
+                "and RUN_DIR/plots/");
   if (!o.run_dir.empty()) {
     std::error_code ec;
     if (!fs::is_regular_file(fs::path(o.run_dir) / "metrics.jsonl", ec))

@@ -119,6 +119,8 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
     }
   }
   if (path.empty()) return args;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, not a JSON config file");  // reading it throws
   std::ifstream f(path);
   if (!f) throw Error(path + ": cannot open config file");
   nlohmann::ordered_json j;  // file order: an object value's entries keep it (below)

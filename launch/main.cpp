@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   } catch (const qtrain::Error& e) {  // config file problems surface here
     std::fprintf(stderr, "qtrain: error: %s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {  // a library's own exception while reading a config: still one line, no abort
+    std::fprintf(stderr, "qtrain: error: %s\n", e.what());
+    return 2;
   }
   try {
     return run ? run() : 0;

@@ -156,6 +156,11 @@ def fmt_count(n):
     return str(n)
 
 
+def num(v, spec):
+    """v formatted with spec when it is a number; a hand-edited metrics row may hold anything ("?" then)."""
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+
 def summary_rows(run, steps, evals):
     rows = []
     if run:
@@ -173,7 +178,7 @@ def summary_rows(run, steps, evals):
     if steps:
         last = steps[-1]
         rows.append(("steps", str(last["step"])))
-        rows.append(("final train loss", f"{last.get('loss', float('nan')):.4f}"))
+        rows.append(("final train loss", num(last.get("loss"), ".4f")))
         tps = [r["tokens_per_s"] for r in steps[1:] or steps if isinstance(r.get("tokens_per_s"), (int, float))]
         if tps:
             rows.append(("tokens/s (median, first step left out)", f"{statistics.median(tps):,.0f}"))
@@ -187,7 +192,7 @@ def summary_rows(run, steps, evals):
             rows.append(("GPU peak (allocator)", f"{max(peak):.2f} GiB"))
     if evals:
         e = evals[-1]
-        rows.append(("final eval loss / ppl", f"{e.get('eval_loss', float('nan')):.4f} / {e.get('eval_ppl', float('nan')):.3f}"
+        rows.append(("final eval loss / ppl", f"{num(e.get('eval_loss'), '.4f')} / {num(e.get('eval_ppl'), '.3f')}"
                      f" (step {e['step']}, {e.get('eval_tokens', '?')} tokens)"))
     return rows
 
@@ -361,6 +366,8 @@ def bench_plot(path, out):
     title = " · ".join(str(meta[k]) for k in ("device", "date") if k in meta) or os.path.basename(path)
     title = os.path.basename(path).removesuffix(".json") + ("" if title == os.path.basename(path) else f"  ({title})")
     out = out or os.path.splitext(path)[0] + ".png"
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise BadInput(f"--out {out}: directory {os.path.dirname(os.path.abspath(out))} does not exist")
     if is_comparison(rows):
         plot_comparison(meta, rows, out, title)
     else:
@@ -397,3 +404,6 @@ if __name__ == "__main__":
     except BadInput as e:
         print(f"qtrain: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a read-only directory, a full disk: one line, not a traceback
+        print(f"qtrain: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(1)

@@ -62,6 +62,17 @@ ModelConfig ModelConfig::from_hf_json_text(const std::string& text, const std::s
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw Error(path + ": not a JSON object");
+  // Pre-quantized checkpoints hold packed weights (uint8 codes, qweight/qzeros)
+  // that no loader here reads; say so before a shape error on the first one.
+  if (j.contains("quantization_config") && j["quantization_config"].is_object()) {
+    const json& q = j["quantization_config"];
+    const std::string qm =
+        q.contains("quant_method") && q["quant_method"].is_string() ? q["quant_method"].get<std::string>() : "";
+    if (qm == "bitsandbytes" || qm == "gptq" || qm == "awq")
+      throw Error(path + ": field 'quantization_config' says a " + qm +
+                  "-quantized checkpoint; qtrain loads float weights (F32/BF16/F16) and quantizes them itself "
+                  "(--method qlora): give the float model (from qtrain export: --merge without --requantize)");
+  }
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
     if (!j["architectures"][0].is_string())

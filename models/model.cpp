@@ -109,9 +109,16 @@ static Tensor load_checked(const WeightSource& src, const std::string& name, con
   Tensor t = src.load_f32(name);
   Shape stored = expect;
   if (transpose) std::swap(stored[0], stored[1]);
-  if (t.shape() != stored)
+  if (t.shape() != stored) {
+    // qtrain's own packed exports read as floats only through the method that wrote them.
+    std::string packed;
+    if (src.has(name + ".ternary_scale"))
+      packed = "BitNet ternary codes (export --format ternary); load it with --method bitnet-lora";
+    else if (src.has(name + ".asym4_scale"))
+      packed = "asymmetric 4-bit codes (a QA-BLoRA merged export); load it with --method qablora";
     throw Error(src.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " but the config implies " +
-                shape_str(stored));
+                shape_str(stored) + (packed.empty() ? "" : ": it holds " + packed));
+  }
   if (!transpose) return t;
   Tensor r = Tensor::empty(expect, DType::F32);
   const float* s = t.f32();
@@ -276,7 +283,7 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
                   std::to_string(cfg_.vocab_size) + ")");
   if (position_embedding() && b.T > cfg_.max_pos)
     throw Error("sequence length " + std::to_string(b.T) + " exceeds the model's " + std::to_string(cfg_.max_pos) +
-                " positions (n_positions); lower --seq-len");
+                " positions (n_positions); lower --seq-len (rows of input_ids data are used whole: shorten them)");
   ids_ = Tensor::wrap(const_cast<int32_t*>(b.inputs), {N}, DType::I32).to(opt_.device);
   LossSum r;
   if (b.targets) {

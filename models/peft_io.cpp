@@ -53,6 +53,10 @@ std::string target_key(const std::string& module, const Model& model, const std:
 }  // namespace
 
 PeftAdapter read_peft_adapter(const std::string& dir) {
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    throw Error(dir + ": not a directory; an adapter is a PEFT directory (adapter_config.json + "
+                "adapter_model.safetensors)" + (fs::path(dir).extension() == ".gguf" ? "; a llama.cpp LoRA .gguf is "
+                "for llama.cpp (llama-cli --lora), here give the PEFT adapter it was exported from" : ""));
   if (!fs::is_directory(dir)) throw Error(dir + ": no such adapter directory");
   std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   std::ifstream f(cfg_path, std::ios::binary);

@@ -41,6 +41,7 @@ void letter_logliks(const float* row, int V, const std::vector<int32_t>& ids, in
 McResult evaluate_mc(Model& model, const Tokenizer& tok, const McSet& set, const McOptions& o, Communicator& comm) {
   if (o.shots < 0) throw Error("--shots must be >= 0");
   if (o.max_tokens < 1) throw Error("--seq-len must be >= 1");
+  if (o.batch_size < 1) throw Error("--batch-size must be at least 1, got " + std::to_string(o.batch_size));
   const int V = model.config().vocab_size;
   const int nq = int(set.questions.size());
   int max_choices = 0;

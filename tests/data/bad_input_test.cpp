@@ -69,6 +69,19 @@ TEST(BadInput, TruncatedGzip) {
   EXPECT_NE(drain_error(one_pass(d.file("cut.jsonl.gz"))).find("truncated gzip"), std::string::npos);
 }
 
+// A directory where a JSONL file is expected (--data DIR/, --prompts DIR) opens
+// on Linux and fails on the first read: the error says what it is, as bad input.
+TEST(BadInput, DirectoryInsteadOfFile) {
+  ScratchDir d;
+  try {
+    LineReader r(d.path());
+    FAIL() << "no error for a directory";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput) << e.what();
+    EXPECT_NE(std::string(e.what()).find(d.path() + ": is a directory"), std::string::npos) << e.what();
+  }
+}
+
 TEST(BadInput, CorruptGzip) {
   ScratchDir d;
   write_gz(d.file("full.jsonl.gz"), good_lines(5000));

@@ -66,3 +66,25 @@ TEST(HfVariant, F16WeightsLogits) {
 }
 
 }  // namespace
+
+// A checkpoint already quantized by bitsandbytes / GPTQ / AWQ holds packed
+// weights qtrain cannot read (e.g. export --requantize's output): its config
+// is refused by name, not by a shape error on the first packed tensor. The
+// "gguf" entry transformers writes when it loads a GGUF describes float weights.
+TEST(HfVariant, PreQuantizedConfigIsRefusedByName) {
+  const std::string base = R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 32, "num_hidden_layers": 1,
+      "num_attention_heads": 4, "hidden_size": 64, "intermediate_size": 96, "quantization_config": )";
+  for (const char* method : {"bitsandbytes", "gptq", "awq"}) {
+    try {
+      ModelConfig::from_hf_json_text(base + R"({"quant_method": ")" + method + "\"}}", "m/config.json");
+      ADD_FAILURE() << method << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("m/config.json: field 'quantization_config'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(method), std::string::npos) << msg;
+    }
+  }
+  EXPECT_NO_THROW(ModelConfig::from_hf_json_text(base + R"({"quant_method": "gguf", "gguf_file": "x.gguf"}})",
+                                                 "m/config.json"));
+}

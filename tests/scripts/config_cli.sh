@@ -25,6 +25,9 @@ echo '{"model": "x", "no_such_flag": 3}' > "$tmp/bad.json"
 [[ $rc == 2 ]] && grep -q "bad.json: unknown option 'no_such_flag'" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: unknown key (rc $rc)"; exit 1; }
 "$qtrain" train --config "$tmp/missing.json" > "$tmp/err" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "missing.json: cannot open" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: missing config (rc $rc)"; exit 1; }
+mkdir -p "$tmp/cfg-dir"
+"$qtrain" generate --config "$tmp/cfg-dir" > "$tmp/err" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "cfg-dir: is a directory" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: a directory as --config (rc $rc)"; exit 1; }
 # A value of the wrong type names the file and the key (issue 21).
 for kv in '"lora_r": "sixteen"' '"steps": 1.7' '"rslora": "yes"' '"lr": "fast"' '"target": 3'; do
   key=$(sed 's/"\([a-z_]*\)".*/\1/' <<<"$kv")

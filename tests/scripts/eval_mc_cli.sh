@@ -70,5 +70,10 @@ printf '%s\n' '{"question": "q", "choices": ["a", "b"], "answer": 0, "subject": 
 expect_error "answer out of range" "bad.jsonl:2 answer" eval --task mc "${M[@]}" --data "$tmp/bad.jsonl"
 expect_error "unknown task" "--task xyz" eval --task xyz "${M[@]}" --data "$tmp/bad.jsonl"
 expect_error "grad norms with mc" "--grad-norms" eval --task mc --grad-norms "${M[@]}" --data "$F/mc/questions.jsonl"
+expect_error "mc batch size 0" "--batch-size" eval --task mc "${M[@]}" --data "$F/mc/questions.jsonl" --batch-size 0
+expect_error "negative max batches" "--max-batches" eval "${M[@]}" --data "$F/tiny-gpt2-eval.jsonl" --max-batches -1
+expect_error "directory as mc data" "$tmp: directory" eval --task mc "${M[@]}" --data "$tmp"
+expect_error "predictions into a missing directory" "--predictions $tmp/no/p.jsonl" \
+  eval --task mc "${M[@]}" --data "$F/mc/questions.jsonl" --predictions "$tmp/no/p.jsonl"
 expect_error "missing dev file" "nowhere.jsonl" eval --task mc "${M[@]}" --data "$F/mc/questions.jsonl" --dev "$tmp/nowhere.jsonl"
 exit $fail

@@ -156,4 +156,12 @@ expect_error "prompt past the positions" "--prompt-ids 129 128 positions" genera
   --prompt-ids "$(printf '3,%.0s' {1..128})3"
 expect_error "--system without --chat" "--system --chat" generate "${m[@]}" --prompt-ids 1 --system hi
 expect_error "text without a tokenizer" "--tokenizer" generate --model "$fx/tiny-llama" --prompt hi --device cpu
+expect_error "--prompts a directory" "$tmp: directory" generate "${m[@]}" --prompts "$tmp"
+if [[ -d $gpt2_tok ]]; then  # GPT-2's 50257 tokens on a model of 300: the prompt's ids do not fit
+  expect_error "tokenizer larger than the model" "--prompt --tokenizer 300" generate --model "$fx/tiny-llama" \
+    --tokenizer "$gpt2_tok" --prompt "hello world" --device cpu
+  printf '%s\n' '{"prompt": "hello world"}' >"$tmp/words.jsonl"
+  expect_error "--prompts tokenizer larger than the model" "words.jsonl:1 --tokenizer 300" generate --model "$fx/tiny-llama" \
+    --tokenizer "$gpt2_tok" --prompts "$tmp/words.jsonl" --device cpu
+fi
 exit $fail

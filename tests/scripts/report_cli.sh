@@ -17,6 +17,10 @@ if [[ $rc -ne 2 ]] || ! grep -q "apt-get install python3-matplotlib" "$tmp/err";
 else
   echo "ok   no plotter: $(head -n1 "$tmp/err")"
 fi
+"$qtrain" report "$tmp/empty" --python "$tmp/no-python" > /dev/null 2> "$tmp/err"; rc=$?
+if [[ $rc -ne 2 ]] || ! grep -q "no-python: cannot run" "$tmp/err"; then
+  echo "FAIL --python that does not exist: exit $rc"; cat "$tmp/err"; fail=1
+fi
 # Not a run directory: exit 2 naming metrics.jsonl.
 "$qtrain" report "$tmp/nowhere" > /dev/null 2> "$tmp/err"; rc=$?
 if [[ $rc -ne 2 ]] || ! grep -q "metrics.jsonl" "$tmp/err"; then
@@ -57,6 +61,15 @@ is_png "$tmp/tvh.png" || { echo "FAIL: --bench wrote no PNG"; fail=1; }
 echo '{"rows": 3}' > "$tmp/bad.json"
 "$qtrain" report --bench "$tmp/bad.json" > /dev/null 2> "$tmp/err"; rc=$?
 if [[ $rc -ne 2 ]] || ! grep -q "bad.json" "$tmp/err"; then echo "FAIL bench without rows: exit $rc"; cat "$tmp/err"; fail=1; fi
+
+# Bad flags and hand-edited metrics: one error line naming the flag/file, exit 2, no traceback.
+err=$tmp/err
+source "$src/tests/scripts/lib/expect_error.sh"
+expect_error "--out with RUN_DIR" "--out --bench" report "$tmp/run" --out "$tmp/x.png"
+expect_error "--out in a missing directory" "--out $tmp/no/x.png" report --bench "$bench" --out "$tmp/no/x.png"
+mkdir -p "$tmp/strings"; echo '{"step": 1, "loss": "nan?", "eval_loss": null}' > "$tmp/strings/metrics.jsonl"
+"$qtrain" report "$tmp/strings" > /dev/null 2> "$err" || { echo "FAIL metrics with a string loss: exit $?"; cat "$err"; fail=1; }
+if grep -q Traceback "$err"; then echo "FAIL metrics with a string loss: traceback"; cat "$err"; fail=1; fi
 
 [[ $fail -eq 0 ]] && echo "report_cli: ok ($(ls "$tmp/run/plots" | tr '\n' ' '))"
 exit $fail
