@@ -433,13 +433,15 @@ int run_training(const TrainConfig& cfg) {
       cuda_sync();
       write_kernel_profile(kernel_profile_stop(), step - profile_from, cfg.out + "/kernel_profile.json");
     }
-    run_eval();
+    // Save before the final evaluation: a whole split can take longer than the
+    // training, and a bad eval record or a kill during it must not lose the run.
     const auto t_save = Clock::now();
     save(true);
     if (rank0)
       spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {} (in {:.1f} s)", step,
                    seconds_since(t_start), cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir,
                    seconds_since(t_save));
+    run_eval();
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.

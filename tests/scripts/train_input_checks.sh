@@ -77,4 +77,15 @@ if [[ $rc == 1 ]] && grep -q "step 3: non-finite gradient.*--on-nonfinite stop" 
 else
   echo "FAIL --on-nonfinite stop: exit $rc"; tail -3 "$tmp/log"; fail=1
 fi
+# A malformed eval line met by the final evaluation, after every step has trained: exit 2
+# naming the file and line, and the trained adapter and checkpoint are already written
+# (they were written after the eval, so an eval error or a kill during a long eval lost the run).
+(cat "$F/tiny-llama-eval.jsonl"; echo '{"input_ids": [1, 2,') > "$tmp/evbad.jsonl"
+"$qtrain" "${A[@]}" --steps 4 --lr 1e-2 --eval-data "$tmp/evbad.jsonl" --out "$tmp/evbad" > "$tmp/log" 2>&1; rc=$?
+step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$tmp/evbad/checkpoint/manifest.json" 2>/dev/null)
+if [[ $rc == 2 && $step == 4 && -f $tmp/evbad/adapter/adapter_model.safetensors ]] && grep -q "qtrain: error: .*evbad.jsonl:3: malformed JSON" "$tmp/log"; then
+  echo "ok   malformed eval line at the end: exit 2 naming evbad.jsonl:3; adapter and step-4 checkpoint written first"
+else
+  echo "FAIL malformed eval line at the end: exit $rc, checkpoint step '$step', adapter $(ls "$tmp/evbad" | tr '\n' ' ')"; tail -2 "$tmp/log"; fail=1
+fi
 exit $fail
