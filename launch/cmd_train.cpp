@@ -99,7 +99,8 @@ void register_train(CLI::App& app, Runner& run) {
                   "channel gets 1, 2 or 4 bits, 2 and 4 only at 2 bits and above, as the paper does for LLaMA)")
       ->check(CLI::Range(1.0, 4.0))
       ->capture_default_str();
-  sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
+  sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... (a module's name or a dotted suffix of its path, as peft "
+                  "matches target_modules: mlp.c_proj) or all-linear; a name that matches no module is an error")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--seq-len", c->seq_len, "tokens per row (at most the model's positions)")->capture_default_str();

@@ -179,6 +179,15 @@ int run_training(const TrainConfig& cfg) {
                  lm.config.n_layer, lm.config.d_model, lm.config.vocab_size,
                  cfg.method + (model->adapter_type() ? " + " + model->adapter_type()->name : std::string()),
                  describe_params(*model), build_s);
+    if (!trains_base) {
+      std::string missing, kinds;
+      const auto unmatched = model->unmatched_targets();
+      for (auto& t : unmatched) missing += (missing.empty() ? "'" : ", '") + t + "'";
+      for (auto& k : model->linear_kinds()) kinds += (kinds.empty() ? "" : ", ") + k;
+      if (!missing.empty())
+        throw Error("--target " + missing + (unmatched.size() > 1 ? " match" : " matches") + " no module of " + cfg.model + " (its Linear modules: " + kinds +
+                    "; a target is a module name or its dotted suffix, or all-linear)");
+    }
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
     StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);
