@@ -24,6 +24,19 @@ expect_error "--steps 0"        "--steps 0 --epochs" "${A[@]}" --steps 0 --out "
 # A --target name that matches no module (a typo, a stray space) used to be dropped without a word.
 expect_error "--target typo"    "--target 'foo_proj' q_proj" "${A[@]}" --steps 2 --target q_proj,foo_proj --out "$tmp/a"
 expect_error "--target space"   "--target v_proj'"  "${A[@]}" --steps 2 --target "q_proj, v_proj" --out "$tmp/a"
+# An option that only another method (or adapter) reads was ignored without a word: --method qlora
+# --hqq-bits 2 trained on a 4-bit NF4 base. Each is refused naming the option and the --method.
+expect_error "--hqq-bits, qlora"        "--hqq-bits --method qlora hqq-lora"      "${A[@]}" --steps 2 --method qlora --hqq-bits 2 --out "$tmp/a"
+expect_error "--lowra-bits, lora"       "--lowra-bits --method lora lowra"        "${A[@]}" --steps 2 --lowra-bits 3 --out "$tmp/a"
+expect_error "--int8-threshold, qlora"  "--int8-threshold --method qlora int8-lora" "${A[@]}" --steps 2 --method qlora --int8-threshold 3 --out "$tmp/a"
+expect_error "--bitnet-warmup, lora"    "--bitnet-warmup --method lora bitnet"    "${A[@]}" --steps 2 --bitnet-warmup 4 --out "$tmp/a"
+expect_error "--bitnet-subln, qlora"    "--bitnet-subln --method qlora bitnet"    "${A[@]}" --steps 2 --method qlora --bitnet-subln false --out "$tmp/a"
+expect_error "--blora-lambda, lora"     "--blora-lambda --adapter-type lora qblora" "${A[@]}" --steps 2 --blora-lambda 4 --out "$tmp/a"
+expect_error "--qablora-tile, lora"     "--qablora-tile --adapter-type lora qablora" "${A[@]}" --steps 2 --qablora-tile 4 4 --out "$tmp/a"
+expect_error "--ia3-feedforward, dora"  "--ia3-feedforward --adapter-type dora ia3" "${A[@]}" --steps 2 --dora --ia3-feedforward down_proj --out "$tmp/a"
+expect_error "--target, full"           "--target --method full"                  "${A[@]}" --steps 2 --method full --target q_proj --out "$tmp/a"
+expect_error "--method dora + lora"     "--method dora --adapter-type lora"       "${A[@]}" --steps 2 --method dora --adapter-type lora --out "$tmp/a"
+expect_error "--method ia3 + dora"      "--method ia3 --adapter-type dora"        "${A[@]}" --steps 2 --method ia3 --dora --out "$tmp/a"
 [[ -e $tmp/a ]] && { echo "FAIL: a refused run created its --out"; fail=1; }
 "$qtrain" train --help | grep -q -- "optimizer steps, at least 1" || { echo "FAIL: --help does not say what --steps takes"; fail=1; }
 
