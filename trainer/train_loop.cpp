@@ -201,6 +201,11 @@ int run_training(const TrainConfig& cfg) {
         throw Error("--warmup " + std::to_string(cfg.warmup) + " must be below the " + std::to_string(total) +
                     " steps of --epochs " + std::to_string(cfg.epochs) + ": the learning rate would never reach --lr");
     }
+    if (cfg.method == "bitnet" && cfg.bitnet_warmup >= total && rank0)
+      spdlog::warn("--bitnet-warmup {} is not below --steps {}: the run ends with the ternary weights blended in "
+                   "part-way (lambda {:.2f}), but eval, export and generate use model/ fully ternary (lambda 1). "
+                   "A warmup of at most half the steps gives a model trained as it is used",
+                   cfg.bitnet_warmup, total, double(total - 1) / double(cfg.bitnet_warmup));
     Stream stream(sc, tok);
     AdamW opt(model->params(), {0.9f, 0.999f, 1e-8f, float(cfg.weight_decay)});
     LrSchedule sched(sched_kind, cfg.lr, cfg.warmup, total);
