@@ -47,6 +47,12 @@ bool is_result(const std::string& name) {
 
 OutputLock::OutputLock(const std::string& out_dir) : path_((fs::path(out_dir) / ".qtrain.lock").string()) {
   std::error_code ec;
+  // A file where the directory (or one above it) should be is the user's to fix: name it (exit 2).
+  for (fs::path p = fs::path(out_dir).lexically_normal(); !p.empty(); p = p.parent_path()) {
+    if (fs::exists(p, ec) && !fs::is_directory(p, ec))
+      throw Error("--out " + out_dir + ": " + p.string() + " is a file, not a directory");
+    if (p == p.parent_path()) break;
+  }
   created_dir_ = !fs::exists(out_dir);
   fs::create_directories(out_dir, ec);
   if (ec) throw Error(out_dir + ": cannot create output directory (" + ec.message() + ")", ErrorKind::Runtime);

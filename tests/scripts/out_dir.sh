@@ -68,4 +68,12 @@ else
   bad "ulimit -f: exit $rc, $left checkpoint.tmp-* left, checkpoint step $step"
 fi
 "$qtrain" train --resume "$tmp/res" --steps 8 > "$tmp/log" 2>&1 && ok "and the run then resumes from it" || bad "resume after EFBIG"
+
+# 7. An --out that is a file (or below one): exit 2 naming --out; the file is left alone.
+echo keep > "$tmp/afile"
+for o in "$tmp/afile" "$tmp/afile/sub"; do
+  "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --out "$o" > "$tmp/log" 2>&1; rc=$?
+  [[ $rc == 2 ]] && grep -q "qtrain: error: --out $o: .*afile is a file, not a directory" "$tmp/log" && [[ $(cat "$tmp/afile") == keep ]] \
+    && ok "--out ${o#$tmp/}: exit 2: $(grep 'qtrain: error' "$tmp/log" | sed "s|$tmp/||g")" || bad "--out ${o#$tmp/}: exit $rc"
+done
 exit $fail
