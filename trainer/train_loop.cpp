@@ -223,6 +223,10 @@ int run_training(const TrainConfig& cfg) {
       stream.restore(st.data_position);
       model->set_rng_counter(st.rng.value("model_counter", uint64_t(0)));
       step = st.step;
+      if (step > total)
+        throw Error((cfg.steps > 0 ? std::string("--steps ") : "--epochs " + fmt::format("{:g}", cfg.epochs) + " = ") +
+                    std::to_string(total) + " ends before step " + std::to_string(step) + ", where " + dir +
+                    " stands: nothing to train. Give --steps above " + std::to_string(step));
       spdlog::info("resumed from {} at step {}", dir, step);
     }
     std::unique_ptr<MetricsWriter> metrics;

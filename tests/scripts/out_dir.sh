@@ -54,6 +54,12 @@ n=$(wc -l < "$tmp/res/metrics.jsonl")
   && grep -q "lr changed from 0.01 to 0.005 (given on the command line: a deliberate change)" "$tmp/log" \
   && ok "--resume DIR alone finished the 6 steps with the saved settings; the --lr change was logged" \
   || bad "--resume alone: exit $rc, $n metrics lines"
+# ... and a --steps below the checkpoint's step is refused (it logged "training -1 steps" and
+# rewrote the adapter of step 6 as the run's result); the checkpoint stays as it was.
+"$qtrain" train --resume "$tmp/res" --steps 4 > "$tmp/log" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "qtrain: error: --steps 4 ends before step 6" "$tmp/log" \
+  && [[ $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$tmp/res/checkpoint/manifest.json") == 6 ]] \
+  && ok "--resume with --steps 4 < the checkpoint's 6: exit 2" || bad "--resume with --steps below the checkpoint: exit $rc"
 
 # 6. A file-size limit (SIGXFSZ): the checkpoint write fails with exit 1 naming
 #    the file; no checkpoint.tmp-* stays; the last checkpoint and adapter are intact.
