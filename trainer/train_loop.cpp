@@ -230,6 +230,7 @@ int run_training(const TrainConfig& cfg) {
       spdlog::info("resumed from {} at step {}", dir, step);
     }
     std::unique_ptr<MetricsWriter> metrics;
+    if (rank0 && cfg.resume.empty() && cfg.overwrite) remove_earlier_results(cfg.out);  // only now: inputs passed
     if (rank0) metrics = std::make_unique<MetricsWriter>(cfg.out, cfg.resume.empty() ? -1 : step);
     if (rank0) {
       // What was trained, for reports beside metrics.jsonl: parameter counts as peft prints them.

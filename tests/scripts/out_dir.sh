@@ -38,8 +38,16 @@ echo "$dead $(hostname)" > "$tmp/stale/.qtrain.lock"
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --out "$tmp/stale" > "$tmp/log" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "already holds an earlier run's adapter/, checkpoint/.*--overwrite" "$tmp/log" \
   && ok "rerun into a used --out: exit 2" || bad "rerun into a used --out: exit $rc"
+# --overwrite with a bad input (a typo in --data, a --target that matches nothing) is refused before
+# the earlier run is removed: it used to delete adapter/ and checkpoint/ first, then fail.
+for badarg in "--data $tmp/no-such.jsonl" "--target no_such_proj"; do
+  "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --overwrite $badarg --out "$tmp/stale" > "$tmp/log" 2>&1; rc=$?
+  [[ $rc == 2 && -f $tmp/stale/adapter/adapter_model.safetensors && -f $tmp/stale/checkpoint/manifest.json ]] \
+    && ok "--overwrite $badarg: exit 2, the earlier adapter/ and checkpoint/ kept" \
+    || bad "--overwrite $badarg: exit $rc, left: $(ls "$tmp/stale" | tr '\n' ' ')"
+done
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --overwrite --out "$tmp/stale" > "$tmp/log" 2>&1 \
-  && ok "--overwrite replaces it" || bad "--overwrite"
+  && grep -q -- "--overwrite: removed .*stale/checkpoint" "$tmp/log" && ok "--overwrite replaces it" || bad "--overwrite"
 
 # 4. --keep-checkpoints 2: the newest in checkpoint/, the one before as checkpoint-step<N>/.
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 6 --save-every 2 --keep-checkpoints 2 --out "$tmp/keep" > "$tmp/log" 2>&1 || bad "keep run"
