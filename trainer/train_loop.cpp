@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "data/chat_format.h"
+#include "data/corpus_files.h"
 #include "dist/binding.h"
 #include "dist/bootstrap.h"
 #include "dist/grad_reducer.h"
@@ -131,6 +132,14 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
 int run_training(const TrainConfig& cfg) {
   const auto t_begin = Clock::now();  // setup_s in run.json: what the anchors' setup times measure too
   validate(cfg);
+  // The eval data is first read by an evaluation, maybe after the whole run: find its files now.
+  if (!cfg.eval_data.empty()) {
+    try {
+      corpus_files(cfg.eval_data, cfg.eval_split);
+    } catch (const Error& e) {
+      throw Error("--eval-data " + cfg.eval_data + " (--eval-split " + cfg.eval_split + "): " + e.what());
+    }
+  }
   ScheduleKind sched_kind = parse_schedule(cfg.schedule);
   const Device device = resolve_device(cfg.device);
   set_attention_impl(parse_attention_impl(cfg.attention, "--attention"));
