@@ -24,6 +24,8 @@ expect_error "--steps 0"        "--steps 0 --epochs" "${A[@]}" --steps 0 --out "
 # A --target name that matches no module (a typo, a stray space) used to be dropped without a word.
 expect_error "--target typo"    "--target 'foo_proj' q_proj" "${A[@]}" --steps 2 --target q_proj,foo_proj --out "$tmp/a"
 expect_error "--target space"   "--target v_proj'"  "${A[@]}" --steps 2 --target "q_proj, v_proj" --out "$tmp/a"
+# An option given twice said "--seq-len: At Most 1 required but received 2".
+expect_error "--seq-len twice"  "--seq-len more than once" "${A[@]}" --steps 2 --seq-len 32 --out "$tmp/a"
 # A missing --eval-data (or split of it) was found by the final evaluation, after every step had trained.
 expect_error "--eval-data missing" "--eval-data no-such.jsonl" "${A[@]}" --steps 2 --eval-data "$tmp/no-such.jsonl" --out "$tmp/a"
 expect_error "--eval-split missing" "--eval-data --eval-split nosuch" "${A[@]}" --steps 2 --eval-data "$src/../shared/data/codesearchnet-format/python/final/jsonl" --eval-split nosuch --out "$tmp/a"
