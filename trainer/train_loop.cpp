@@ -288,11 +288,13 @@ int run_training(const TrainConfig& cfg) {
     };
 
     std::unique_ptr<Stream> eval_stream;
+    // False when a stop signal (on any rank) cut the evaluation short: nothing is recorded.
     auto run_eval = [&] {
-      if (cfg.eval_data.empty()) return;
+      if (cfg.eval_data.empty()) return true;
       StreamConfig ec = make_stream_config(stream_spec(cfg, cfg.eval_data, cfg.eval_split, false), built, *comm);
       Stream es(ec, tok);
-      EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches);
+      EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches, [] { return StopSignals::requested() != 0; });
+      if (r.stopped) return false;
       spdlog::info("eval step {}: loss {:.4f} ppl {:.3f} ({} tokens)", step, r.loss, r.ppl, r.tokens);
       if (metrics) {
         StepMetrics m;
@@ -301,6 +303,7 @@ int run_training(const TrainConfig& cfg) {
         m.extra = {{"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}, {"kind", "eval"}};
         metrics->write(m);
       }
+      return true;
     };
 
     Progress progress(total, cfg.log_every, Progress::stderr_is_terminal() && rank0);
@@ -381,7 +384,7 @@ int run_training(const TrainConfig& cfg) {
       double sums[2] = {loss_sum, StopSignals::requested() ? 1.0 : 0.0};
       comm->allreduce_sum(sums, 2);
       loss_sum = sums[0];
-      const bool stop_requested = sums[1] > 0;
+      bool stop_requested = sums[1] > 0;
       if (poisoned_steps.count(step + 1)) scale_inplace(model->params().grads(), std::nanf(""));
       GradClip clip = clip_grad_norm(model->params().grads(), 1.f, float(cfg.clip));
       const double lr = sched.lr(step);
@@ -445,7 +448,8 @@ int run_training(const TrainConfig& cfg) {
         return 1;
       }
       if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total && !stop_requested) save(false);
-      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total && !stop_requested) run_eval();
+      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total && !stop_requested)
+        stop_requested = !run_eval();
       if (stop_requested && step < total) {
         const int sig = StopSignals::requested();
         stop_with_checkpoint(std::string("stopped by ") + (sig ? StopSignals::name(sig) : "a signal to another rank"));
@@ -469,7 +473,13 @@ int run_training(const TrainConfig& cfg) {
       spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {} (in {:.1f} s)", step,
                    seconds_since(t_start), cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir,
                    seconds_since(t_save));
-    run_eval();
+    if (!run_eval()) {
+      const int sig = StopSignals::requested();
+      if (rank0)
+        spdlog::info("final evaluation cut short by {}; the adapter and checkpoint of step {} are written",
+                     sig ? StopSignals::name(sig) : "a signal to another rank", step);
+      return 128 + (sig ? sig : SIGTERM);
+    }
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.
