@@ -29,7 +29,11 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--eval-data", c->eval_data, "evaluation data (same formats), evaluated every --eval-every and at the end");
   sub->add_option("--split", c->split, "split of a CodeSearchNet tree to train on")->capture_default_str();
   sub->add_option("--eval-split", c->eval_split, "split of --eval-data")->capture_default_str();
-  sub->add_option("--format", c->format, "auto|codesearchnet|instruct|chat|text|input_ids|bin")->capture_default_str();
+  sub->add_option("--format", c->format,
+                  "auto|codesearchnet|instruct|chat|text|input_ids|bin; auto reads .bin files as token shards and "
+                  "each JSON line by its fields: input_ids, messages or chosen (chat), instruction (instruct), code, "
+                  "text")
+      ->capture_default_str();
   sub->add_option("--fields", c->fields, "CodeSearchNet text: code | docstring-code (instruction pair)")->capture_default_str();
   sub->add_option("--method", c->method,
                   "how the base is held and what trains:\n" + method_help() +
@@ -99,7 +103,8 @@ void register_train(CLI::App& app, Runner& run) {
                   "channel gets 1, 2 or 4 bits, 2 and 4 only at 2 bits and above, as the paper does for LLaMA)")
       ->check(CLI::Range(1.0, 4.0))
       ->capture_default_str();
-  sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... or all-linear")
+  sub->add_option("--target", c->target, "modules to adapt: q_proj,v_proj,... (a module's name or a dotted suffix of its path, as peft "
+                  "matches target_modules: mlp.c_proj) or all-linear; a name that matches no module is an error")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--seq-len", c->seq_len, "tokens per row (at most the model's positions)")->capture_default_str();
@@ -122,7 +127,7 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--weight-decay", c->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   sub->add_option("--clip", c->clip, "max global gradient norm (0 = off; not negative)")->capture_default_str();
   sub->add_option("--seed", c->seed, "seed for init, shuffling and dropout")->capture_default_str();
-  sub->add_option("--device", c->device, "auto | cpu | cuda")->capture_default_str();
+  sub->add_option("--device", c->device, "auto (cuda when a GPU is usable, else cpu) | cpu | cuda")->capture_default_str();
   sub->add_option("--attention", c->attention,
                   "GPU attention: auto (cuDNN fused flash attention when libcudnn.so.9 loads, else qtrain's own "
                   "kernels) | cudnn (or an error) | own")

@@ -31,6 +31,13 @@ int main(int argc, char** argv) {
     args = expand_config(app, args);
     std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
     app.parse(args);
+  } catch (const CLI::ArgumentMismatch& e) {
+    // CLI11 words an option given twice as "--seq-len: At Most 1 required but received 2".
+    const std::string msg = e.what();
+    const size_t at = msg.find(": At Most 1 required but received ");
+    if (at == std::string::npos) return app.exit(e) == 0 ? 0 : 2;
+    std::fprintf(stderr, "qtrain: error: %s given more than once: give it once\n", msg.substr(0, at).c_str());
+    return 2;
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const qtrain::Error& e) {  // config file problems surface here

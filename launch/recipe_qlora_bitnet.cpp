@@ -70,8 +70,13 @@ int run_qlora_bitnet(const TrainConfig& given) {
   const bool dir = fs::is_directory(in.model, ec);
   const std::string tok = !in.tokenizer.empty() || dir || in.model.rfind("random:", 0) == 0 ? in.tokenizer : in.model;
 
+  check_method_options(in);
+  // Each phase gets only the options its method reads (a phase refuses the others).
+  const TrainConfig defaults;
   TrainConfig q = in;
   q.method = "qlora";
+  q.bitnet_warmup = defaults.bitnet_warmup;
+  q.bitnet_subln = defaults.bitnet_subln;
   q.out = out + "/qlora";
   train_phase(self, "QLoRA, " + std::to_string(q.steps) + " steps", q, out + "/qlora.json");
 
@@ -93,6 +98,13 @@ int run_qlora_bitnet(const TrainConfig& given) {
   b.model = merged;
   b.tokenizer = tok;
   b.method = "bitnet";
+  b.target = defaults.target;  // the adapter options were the QLoRA phase's
+  b.adapter_type = defaults.adapter_type;
+  b.dora = defaults.dora;
+  b.ia3_feedforward = defaults.ia3_feedforward;
+  b.blora_lambda = defaults.blora_lambda;
+  b.qablora_tile = defaults.qablora_tile;
+  b.loftq_iters = defaults.loftq_iters;
   b.steps = std::max<int64_t>(2, in.steps / 4);
   b.bitnet_warmup = std::min<int64_t>(in.bitnet_warmup, b.steps / 2);
   b.out = out + "/bitnet";

@@ -80,14 +80,44 @@ WeightSlot& Model::slot(const std::string& name, const Shape& shape, int layer, 
   return *slots_.back();
 }
 
+// peft's rule for a target_modules entry: the module path itself or a dotted suffix of it.
+static bool target_matches(const std::string& module, const std::string& t) {
+  if (t == "all-linear" || t == "all") return true;
+  return module == t || (module.size() > t.size() && module.compare(module.size() - t.size(), t.size(), t) == 0 &&
+                         module[module.size() - t.size() - 1] == '.');
+}
+
 bool Model::targeted(const std::string& module) const {
-  for (auto& t : opt_.targets) {
-    if (t == "all-linear" || t == "all") return true;
-    if (module == t || (module.size() > t.size() && module.compare(module.size() - t.size(), t.size(), t) == 0 &&
-                        module[module.size() - t.size() - 1] == '.'))
-      return true;
-  }
+  for (auto& t : opt_.targets)
+    if (target_matches(module, t)) return true;
   return false;
+}
+
+std::vector<std::string> Model::unmatched_targets() const {
+  std::vector<std::string> out;
+  for (auto& t : opt_.targets)
+    if (std::none_of(linears_.begin(), linears_.end(), [&](const Linear* l) { return target_matches(l->name(), t); }))
+      out.push_back(t);
+  return out;
+}
+
+std::vector<std::string> Model::linear_kinds() const {
+  std::vector<std::string> out;
+  for (const Linear* l : linears_) {
+    // The path after the layer index ("model.layers.3.self_attn.q_proj" -> "self_attn.q_proj").
+    const std::string& n = l->name();
+    std::string kind = n;
+    for (size_t dot = n.find('.'); dot != std::string::npos; dot = n.find('.', dot + 1)) {
+      size_t next = n.find('.', dot + 1);
+      if (next != std::string::npos && next > dot + 1 &&
+          n.find_first_not_of("0123456789", dot + 1) == next) {
+        kind = n.substr(next + 1);
+        break;
+      }
+    }
+    if (std::find(out.begin(), out.end(), kind) == out.end()) out.push_back(kind);
+  }
+  return out;
 }
 
 Linear& Model::linear(const std::string& module, int64_t in, int64_t out, bool bias, int layer) {

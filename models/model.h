@@ -130,6 +130,10 @@ class Model {
   const AdapterType* adapter_type() const { return adapter_type_; }
   ParamSet& params() { return params_; }
   const std::vector<Linear*>& linears() const { return linears_; }
+  // The --target entries that match no Linear module of this model (a typo, a stray space).
+  std::vector<std::string> unmatched_targets() const;
+  // Each Linear's path after its layer index, once ("self_attn.q_proj", "mlp.c_proj"): what --target can name.
+  std::vector<std::string> linear_kinds() const;
   DType act_dtype() const { return act_dtype_; }
   int64_t total_params() const { return total_params_; }
   int64_t trainable_params() const;

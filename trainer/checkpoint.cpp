@@ -204,6 +204,20 @@ void restore_params(ParamSet& params, const NamedTensors& tensors, const std::st
       throw Error(source + ": tensor '" + p.name + "' has shape " + shape_str(it->second->shape()) +
                   ", the model expects " + shape_str(p.shape));
     p.value.copy_from(*it->second);
+    by_name.erase(it);
+  }
+  // What is left was trained and would be dropped: a resume with another --target, --method or
+  // --adapter-type than the run had (the names say which modules).
+  if (!by_name.empty()) {
+    std::string names;
+    int shown = 0;
+    for (const auto& [name, t] : by_name)
+      if (shown++ < 3) names += (names.empty() ? "'" : ", '") + name + "'";
+    if (by_name.size() > 3) names += ", ...";
+    throw Error(source + ": holds " + std::to_string(by_name.size()) +
+                " trained tensors this model has no parameter for (" + names +
+                "); resuming would drop their training. Resume with the run's own --target, --method and "
+                "--adapter-type");
   }
 }
 

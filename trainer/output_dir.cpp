@@ -47,6 +47,12 @@ bool is_result(const std::string& name) {
 
 OutputLock::OutputLock(const std::string& out_dir) : path_((fs::path(out_dir) / ".qtrain.lock").string()) {
   std::error_code ec;
+  // A file where the directory (or one above it) should be is the user's to fix: name it (exit 2).
+  for (fs::path p = fs::path(out_dir).lexically_normal(); !p.empty(); p = p.parent_path()) {
+    if (fs::exists(p, ec) && !fs::is_directory(p, ec))
+      throw Error("--out " + out_dir + ": " + p.string() + " is a file, not a directory");
+    if (p == p.parent_path()) break;
+  }
   created_dir_ = !fs::exists(out_dir);
   fs::create_directories(out_dir, ec);
   if (ec) throw Error(out_dir + ": cannot create output directory (" + ec.message() + ")", ErrorKind::Runtime);
@@ -89,20 +95,32 @@ OutputLock::~OutputLock() {
   if (created_dir_ && fs::is_empty(fs::path(path_).parent_path(), ec)) fs::remove(fs::path(path_).parent_path(), ec);
 }
 
-void check_output_dir(const std::string& out_dir, bool resuming, bool overwrite) {
-  if (resuming) return;
+namespace {
+
+std::vector<std::string> earlier_results(const std::string& out_dir) {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(out_dir, ec))
     if (is_result(e.path().filename().string())) names.push_back(e.path().filename().string());
-  if (names.empty()) return;
   std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+void check_output_dir(const std::string& out_dir, bool resuming, bool overwrite) {
+  if (resuming || overwrite) return;
+  const auto names = earlier_results(out_dir);
+  if (names.empty()) return;
   std::string found;
   for (const auto& n : names) found += (found.empty() ? "" : ", ") + n + "/";
-  if (!overwrite)
-    throw Error(out_dir + " already holds an earlier run's " + found + ": continue it with --resume " + out_dir +
-                ", replace it with --overwrite, or choose another --out");
-  for (const auto& name : names) {
+  throw Error(out_dir + " already holds an earlier run's " + found + ": continue it with --resume " + out_dir +
+              ", replace it with --overwrite, or choose another --out");
+}
+
+void remove_earlier_results(const std::string& out_dir) {
+  std::error_code ec;
+  for (const auto& name : earlier_results(out_dir)) {
     if (fs::remove_all(fs::path(out_dir) / name, ec) > 0) spdlog::info("--overwrite: removed {}/{}", out_dir, name);
     if (ec) throw Error(out_dir + "/" + name + ": cannot remove (" + ec.message() + ")", ErrorKind::Runtime);
   }

@@ -23,8 +23,11 @@ class OutputLock {
 };
 
 // A fresh run (no --resume) into an OUT that already holds a checkpoint, an
-// adapter or a model is refused unless `overwrite`; with it, those are removed
-// so nothing of the earlier run can be mistaken for this one's.
+// adapter or a model is refused unless `overwrite`.
 void check_output_dir(const std::string& out_dir, bool resuming, bool overwrite);
+// --overwrite: removes those, so nothing of the earlier run can be mistaken for
+// this one's. Called once the run has passed its input checks (model built,
+// data opened), so a refused run leaves the earlier one whole.
+void remove_earlier_results(const std::string& out_dir);
 
 }  // namespace qtrain

@@ -1,11 +1,13 @@
 #include "trainer/train_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
 #include "kernels/error.h"
 #include "models/adapters/lora_patterns.h"
+#include "models/method.h"
 
 namespace qtrain {
 
@@ -103,7 +105,54 @@ void need(bool ok, const std::string& what) {
 
 }  // namespace
 
+void check_method_options(const TrainConfig& c) {
+  const std::string& m = c.method;
+  const bool recipe = m == "qlora-bitnet";  // QLoRA, then BitNet QAT (launch/recipe_qlora_bitnet.cpp)
+  const Method* method = nullptr;
+  if (!recipe) {
+    const auto names = method_names();
+    if (std::find(names.begin(), names.end(), m) == names.end()) return;  // the model build names an unknown --method
+    method = &find_method(m);
+  }
+  const bool trains_base = method && method->trains_base;
+  const std::string explicit_adapter = c.dora ? "dora" : c.adapter_type;
+  // --method dora / ia3 are --method lora with that adapter: another --adapter-type contradicts them.
+  if ((m == "dora" || m == "ia3") && !explicit_adapter.empty() && explicit_adapter != m)
+    throw Error("--method " + m + " --adapter-type " + explicit_adapter + " disagree: --method " + m +
+                " is --method lora --adapter-type " + m + "; give one of them");
+  const std::string adapter = trains_base ? "" : !explicit_adapter.empty() ? explicit_adapter : method ? method->adapter : "lora";
+  const TrainConfig d;
+  auto only = [&](bool set, bool applies, const std::string& flag, const std::string& value, const std::string& what) {
+    if (set && !applies)
+      throw Error(flag + " " + value + " has no effect with --method " + m +
+                  (adapter.empty() ? "" : " --adapter-type " + adapter) + ": it is for " + what);
+  };
+  auto is = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names)
+      if (m == n) return true;
+    return false;
+  };
+  only(c.hqq_bits != d.hqq_bits, is({"hqq-lora"}), "--hqq-bits", std::to_string(c.hqq_bits), "--method hqq-lora");
+  only(c.lowra_bits != d.lowra_bits, is({"lowra"}), "--lowra-bits", num(c.lowra_bits), "--method lowra");
+  only(c.int8_threshold != d.int8_threshold, is({"int8-lora"}), "--int8-threshold", num(c.int8_threshold),
+       "--method int8-lora");
+  only(c.bitnet_warmup != d.bitnet_warmup, is({"bitnet", "qlora-bitnet"}), "--bitnet-warmup",
+       std::to_string(c.bitnet_warmup), "--method bitnet (and qlora-bitnet)");
+  only(c.bitnet_subln != d.bitnet_subln, is({"bitnet", "bitnet-lora", "qlora-bitnet"}), "--bitnet-subln",
+       c.bitnet_subln ? "true" : "false", "--method bitnet, bitnet-lora and qlora-bitnet");
+  only(c.blora_lambda != d.blora_lambda, adapter == "qblora", "--blora-lambda", std::to_string(c.blora_lambda),
+       "--adapter-type qblora (--method qblora)");
+  only(c.qablora_tile != d.qablora_tile, adapter == "qablora" || is({"qablora"}), "--qablora-tile",
+       c.qablora_tile.size() == 2 ? std::to_string(c.qablora_tile[0]) + " " + std::to_string(c.qablora_tile[1]) : "",
+       "--method qablora and --adapter-type qablora");
+  only(!c.ia3_feedforward.empty(), adapter == "ia3", "--ia3-feedforward", c.ia3_feedforward.front(),
+       "--adapter-type ia3 (--method ia3)");
+  only(c.target != d.target, !trains_base, "--target", c.target.empty() ? "" : c.target.front(),
+       "adapters; --method " + m + " trains every weight");
+}
+
 void validate(const TrainConfig& c) {
+  check_method_options(c);
   need(c.bitnet_warmup >= 0, "--bitnet-warmup must be >= 0 (got " + std::to_string(c.bitnet_warmup) + ")");
   need(!c.dora || c.adapter_type.empty() || c.adapter_type == "dora",
        "--dora and --adapter-type " + c.adapter_type + " disagree: give one of them");

@@ -81,6 +81,9 @@ void from_json(const nlohmann::json& j, TrainConfig& c);
 // the flag): a learning rate that is not a finite positive number, negative
 // counts, --warmup at or past --steps, and so on.
 void validate(const TrainConfig& c);
+// Options that only some methods or adapters read, set (away from their
+// defaults) for another: refused, since they would be ignored without a word.
+void check_method_options(const TrainConfig& c);
 // --seq-len against the model's position limit (max_pos 0 = no limit known).
 void check_seq_len(const TrainConfig& c, int max_pos, const std::string& model_label);
 

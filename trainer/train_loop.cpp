@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "data/chat_format.h"
+#include "data/corpus_files.h"
 #include "dist/binding.h"
 #include "dist/bootstrap.h"
 #include "dist/grad_reducer.h"
@@ -131,6 +132,14 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
 int run_training(const TrainConfig& cfg) {
   const auto t_begin = Clock::now();  // setup_s in run.json: what the anchors' setup times measure too
   validate(cfg);
+  // The eval data is first read by an evaluation, maybe after the whole run: find its files now.
+  if (!cfg.eval_data.empty()) {
+    try {
+      corpus_files(cfg.eval_data, cfg.eval_split);
+    } catch (const Error& e) {
+      throw Error("--eval-data " + cfg.eval_data + " (--eval-split " + cfg.eval_split + "): " + e.what());
+    }
+  }
   ScheduleKind sched_kind = parse_schedule(cfg.schedule);
   const Device device = resolve_device(cfg.device);
   set_attention_impl(parse_attention_impl(cfg.attention, "--attention"));
@@ -179,6 +188,15 @@ int run_training(const TrainConfig& cfg) {
                  lm.config.n_layer, lm.config.d_model, lm.config.vocab_size,
                  cfg.method + (model->adapter_type() ? " + " + model->adapter_type()->name : std::string()),
                  describe_params(*model), build_s);
+    if (!trains_base) {
+      std::string missing, kinds;
+      const auto unmatched = model->unmatched_targets();
+      for (auto& t : unmatched) missing += (missing.empty() ? "'" : ", '") + t + "'";
+      for (auto& k : model->linear_kinds()) kinds += (kinds.empty() ? "" : ", ") + k;
+      if (!missing.empty())
+        throw Error("--target " + missing + (unmatched.size() > 1 ? " match" : " matches") + " no module of " + cfg.model + " (its Linear modules: " + kinds +
+                    "; a target is a module name or its dotted suffix, or all-linear)");
+    }
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
     StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);
@@ -192,6 +210,11 @@ int run_training(const TrainConfig& cfg) {
         throw Error("--warmup " + std::to_string(cfg.warmup) + " must be below the " + std::to_string(total) +
                     " steps of --epochs " + std::to_string(cfg.epochs) + ": the learning rate would never reach --lr");
     }
+    if (cfg.method == "bitnet" && cfg.bitnet_warmup >= total && rank0)
+      spdlog::warn("--bitnet-warmup {} is not below --steps {}: the run ends with the ternary weights blended in "
+                   "part-way (lambda {:.2f}), but eval, export and generate use model/ fully ternary (lambda 1). "
+                   "A warmup of at most half the steps gives a model trained as it is used",
+                   cfg.bitnet_warmup, total, double(total - 1) / double(cfg.bitnet_warmup));
     Stream stream(sc, tok);
     AdamW opt(model->params(), {0.9f, 0.999f, 1e-8f, float(cfg.weight_decay)});
     LrSchedule sched(sched_kind, cfg.lr, cfg.warmup, total);
@@ -209,9 +232,14 @@ int run_training(const TrainConfig& cfg) {
       stream.restore(st.data_position);
       model->set_rng_counter(st.rng.value("model_counter", uint64_t(0)));
       step = st.step;
+      if (step > total)
+        throw Error((cfg.steps > 0 ? std::string("--steps ") : "--epochs " + fmt::format("{:g}", cfg.epochs) + " = ") +
+                    std::to_string(total) + " ends before step " + std::to_string(step) + ", where " + dir +
+                    " stands: nothing to train. Give --steps above " + std::to_string(step));
       spdlog::info("resumed from {} at step {}", dir, step);
     }
     std::unique_ptr<MetricsWriter> metrics;
+    if (rank0 && cfg.resume.empty() && cfg.overwrite) remove_earlier_results(cfg.out);  // only now: inputs passed
     if (rank0) metrics = std::make_unique<MetricsWriter>(cfg.out, cfg.resume.empty() ? -1 : step);
     if (rank0) {
       // What was trained, for reports beside metrics.jsonl: parameter counts as peft prints them.
@@ -260,11 +288,13 @@ int run_training(const TrainConfig& cfg) {
     };
 
     std::unique_ptr<Stream> eval_stream;
+    // False when a stop signal (on any rank) cut the evaluation short: nothing is recorded.
     auto run_eval = [&] {
-      if (cfg.eval_data.empty()) return;
+      if (cfg.eval_data.empty()) return true;
       StreamConfig ec = make_stream_config(stream_spec(cfg, cfg.eval_data, cfg.eval_split, false), built, *comm);
       Stream es(ec, tok);
-      EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches);
+      EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches, [] { return StopSignals::requested() != 0; });
+      if (r.stopped) return false;
       spdlog::info("eval step {}: loss {:.4f} ppl {:.3f} ({} tokens)", step, r.loss, r.ppl, r.tokens);
       if (metrics) {
         StepMetrics m;
@@ -273,6 +303,7 @@ int run_training(const TrainConfig& cfg) {
         m.extra = {{"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}, {"kind", "eval"}};
         metrics->write(m);
       }
+      return true;
     };
 
     Progress progress(total, cfg.log_every, Progress::stderr_is_terminal() && rank0);
@@ -353,7 +384,7 @@ int run_training(const TrainConfig& cfg) {
       double sums[2] = {loss_sum, StopSignals::requested() ? 1.0 : 0.0};
       comm->allreduce_sum(sums, 2);
       loss_sum = sums[0];
-      const bool stop_requested = sums[1] > 0;
+      bool stop_requested = sums[1] > 0;
       if (poisoned_steps.count(step + 1)) scale_inplace(model->params().grads(), std::nanf(""));
       GradClip clip = clip_grad_norm(model->params().grads(), 1.f, float(cfg.clip));
       const double lr = sched.lr(step);
@@ -417,7 +448,8 @@ int run_training(const TrainConfig& cfg) {
         return 1;
       }
       if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < total && !stop_requested) save(false);
-      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total && !stop_requested) run_eval();
+      if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total && !stop_requested)
+        stop_requested = !run_eval();
       if (stop_requested && step < total) {
         const int sig = StopSignals::requested();
         stop_with_checkpoint(std::string("stopped by ") + (sig ? StopSignals::name(sig) : "a signal to another rank"));
@@ -433,13 +465,21 @@ int run_training(const TrainConfig& cfg) {
       cuda_sync();
       write_kernel_profile(kernel_profile_stop(), step - profile_from, cfg.out + "/kernel_profile.json");
     }
-    run_eval();
+    // Save before the final evaluation: a whole split can take longer than the
+    // training, and a bad eval record or a kill during it must not lose the run.
     const auto t_save = Clock::now();
     save(true);
     if (rank0)
       spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {} (in {:.1f} s)", step,
                    seconds_since(t_start), cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir,
                    seconds_since(t_save));
+    if (!run_eval()) {
+      const int sig = StopSignals::requested();
+      if (rank0)
+        spdlog::info("final evaluation cut short by {}; the adapter and checkpoint of step {} are written",
+                     sig ? StopSignals::name(sig) : "a signal to another rank", step);
+      return 128 + (sig ? sig : SIGTERM);
+    }
     return 0;
   } catch (const std::exception& e) {
     // Take the other ranks down with us instead of leaving them in a collective.

@@ -38,8 +38,16 @@ echo "$dead $(hostname)" > "$tmp/stale/.qtrain.lock"
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --out "$tmp/stale" > "$tmp/log" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "already holds an earlier run's adapter/, checkpoint/.*--overwrite" "$tmp/log" \
   && ok "rerun into a used --out: exit 2" || bad "rerun into a used --out: exit $rc"
+# --overwrite with a bad input (a typo in --data, a --target that matches nothing) is refused before
+# the earlier run is removed: it used to delete adapter/ and checkpoint/ first, then fail.
+for badarg in "--data $tmp/no-such.jsonl" "--target no_such_proj"; do
+  "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --overwrite $badarg --out "$tmp/stale" > "$tmp/log" 2>&1; rc=$?
+  [[ $rc == 2 && -f $tmp/stale/adapter/adapter_model.safetensors && -f $tmp/stale/checkpoint/manifest.json ]] \
+    && ok "--overwrite $badarg: exit 2, the earlier adapter/ and checkpoint/ kept" \
+    || bad "--overwrite $badarg: exit $rc, left: $(ls "$tmp/stale" | tr '\n' ' ')"
+done
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --overwrite --out "$tmp/stale" > "$tmp/log" 2>&1 \
-  && ok "--overwrite replaces it" || bad "--overwrite"
+  && grep -q -- "--overwrite: removed .*stale/checkpoint" "$tmp/log" && ok "--overwrite replaces it" || bad "--overwrite"
 
 # 4. --keep-checkpoints 2: the newest in checkpoint/, the one before as checkpoint-step<N>/.
 "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 6 --save-every 2 --keep-checkpoints 2 --out "$tmp/keep" > "$tmp/log" 2>&1 || bad "keep run"
@@ -54,6 +62,12 @@ n=$(wc -l < "$tmp/res/metrics.jsonl")
   && grep -q "lr changed from 0.01 to 0.005 (given on the command line: a deliberate change)" "$tmp/log" \
   && ok "--resume DIR alone finished the 6 steps with the saved settings; the --lr change was logged" \
   || bad "--resume alone: exit $rc, $n metrics lines"
+# ... and a --steps below the checkpoint's step is refused (it logged "training -1 steps" and
+# rewrote the adapter of step 6 as the run's result); the checkpoint stays as it was.
+"$qtrain" train --resume "$tmp/res" --steps 4 > "$tmp/log" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q "qtrain: error: --steps 4 ends before step 6" "$tmp/log" \
+  && [[ $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$tmp/res/checkpoint/manifest.json") == 6 ]] \
+  && ok "--resume with --steps 4 < the checkpoint's 6: exit 2" || bad "--resume with --steps below the checkpoint: exit $rc"
 
 # 6. A file-size limit (SIGXFSZ): the checkpoint write fails with exit 1 naming
 #    the file; no checkpoint.tmp-* stays; the last checkpoint and adapter are intact.
@@ -68,4 +82,12 @@ else
   bad "ulimit -f: exit $rc, $left checkpoint.tmp-* left, checkpoint step $step"
 fi
 "$qtrain" train --resume "$tmp/res" --steps 8 > "$tmp/log" 2>&1 && ok "and the run then resumes from it" || bad "resume after EFBIG"
+
+# 7. An --out that is a file (or below one): exit 2 naming --out; the file is left alone.
+echo keep > "$tmp/afile"
+for o in "$tmp/afile" "$tmp/afile/sub"; do
+  "$qtrain" train "${A[@]}" --seq-len 16 --batch-size 1 --steps 2 --out "$o" > "$tmp/log" 2>&1; rc=$?
+  [[ $rc == 2 ]] && grep -q "qtrain: error: --out $o: .*afile is a file, not a directory" "$tmp/log" && [[ $(cat "$tmp/afile") == keep ]] \
+    && ok "--out ${o#$tmp/}: exit 2: $(grep 'qtrain: error' "$tmp/log" | sed "s|$tmp/||g")" || bad "--out ${o#$tmp/}: exit $rc"
+done
 exit $fail

@@ -21,5 +21,18 @@ grep -q "naive conversion" "$tmp/log" && grep -q '"ppl"' "$tmp/log" || { echo "F
 "$qtrain" generate --model "$tmp/qb/ternary" --method bitnet-lora --prompt-ids 1,2,3 --max-new-tokens 2 --ids --temperature 0 \
   > "$tmp/gen" 2>&1 || { cat "$tmp/gen"; echo "FAIL: generate from the ternary export"; fail=1; }
 [ $fail = 0 ] && echo "ok   qlora-bitnet: qlora, merged, naive score, bitnet (2 steps), ternary export that generates"
+# The QLoRA phase's adapter options (--loftq-iters, --adapter-type, --target) stay out of the BitNet
+# phase (which refused them after the QLoRA phase had trained); with LoftQ the merged model
+# scores as the adapter on its LoftQ base does.
+"$qtrain" train "${D[@]}" --method qlora-bitnet --steps 4 --adapter-type dora --out "$tmp/dq" > "$tmp/log" 2>&1 \
+  && echo "ok   qlora-bitnet --adapter-type dora" || { tail -3 "$tmp/log"; echo "FAIL: qlora-bitnet --adapter-type dora"; fail=1; }
+"$qtrain" train "${D[@]}" --method qlora-bitnet --steps 4 --loftq-iters 1 --lora-r 4 --lora-alpha 4 \
+  --target q_proj,v_proj --lr 1e-3 --out "$tmp/lq" > "$tmp/log" 2>&1 || { tail -3 "$tmp/log"; echo "FAIL: qlora-bitnet --loftq-iters 1"; fail=1; }
+E=(--data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 16)
+a=$("$qtrain" eval --model "$F/tiny-llama" --adapter "$tmp/lq/qlora/adapter" --method qlora --loftq-iters 1 "${E[@]}" 2>/dev/null | grep -o '"loss":[0-9.e+-]*' | cut -d: -f2)
+m=$("$qtrain" eval --model "$tmp/lq/qlora-merged" "${E[@]}" 2>/dev/null | grep -o '"loss":[0-9.e+-]*' | cut -d: -f2)
+python3 -c "import sys; a, m = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - m) > 2e-3 * abs(a))" "$a" "$m" 2>/dev/null \
+  && echo "ok   qlora-bitnet --loftq-iters 1: merged model loss $m = the adapter on its LoftQ base $a" \
+  || { echo "FAIL: qlora-bitnet with LoftQ: merged loss '$m', adapter on the LoftQ base '$a'"; fail=1; }
 expect_error "qlora-bitnet without --steps" "qlora-bitnet --steps" train "${D[@]}" --method qlora-bitnet --out "$tmp/x"
 exit $fail

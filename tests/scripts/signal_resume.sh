@@ -63,6 +63,27 @@ if check_stopped one "$rc"; then
     && echo "ok   one: resumed adapter is bit-identical to the uninterrupted run's" || { echo "FAIL one: adapters differ"; fail=1; }
 fi
 
+# ---- SIGTERM during the final evaluation ----
+# A whole eval split can outlast the training (a preset's final eval ran 10 minutes on the CPU, deaf
+# to SIGTERM). The adapter and checkpoint are written before it; the signal cuts it short: exit 143,
+# the partial eval not recorded as one.
+python3 -c "
+import sys
+line = open(sys.argv[1]).readline()
+open(sys.argv[2], 'w').write(line * 100000)" "$F/tiny-llama-eval.jsonl" "$tmp/big-eval.jsonl"
+"$qtrain" train --model "$F/tiny-llama" --data "$F/tiny-llama-eval.jsonl" --format input_ids --seq-len 128 --device cpu \
+  --steps 3 --batch-size 4 --eval-data "$tmp/big-eval.jsonl" --out "$tmp/ev" > "$tmp/ev.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do grep -q "info done:" "$tmp/ev.log" 2>/dev/null && break; sleep 0.05; done
+sleep 0.3; kill -TERM $job; t0=$(date +%s.%N)
+wait $job; rc=$?; waited=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$t0")
+if [[ $rc == 143 && -f $tmp/ev/adapter/adapter_model.safetensors && -f $tmp/ev/checkpoint/manifest.json ]] \
+   && grep -q "final evaluation cut short by SIGTERM" "$tmp/ev.log" && ! grep -q '"kind":"eval"' "$tmp/ev/metrics.jsonl"; then
+  echo "ok   SIGTERM during the final eval: exit 143 after ${waited}s, adapter and checkpoint written, no eval row"
+else
+  echo "FAIL SIGTERM during the final eval: exit $rc after ${waited}s"; tail -3 "$tmp/ev.log"; fail=1
+fi
+
 # ---- 2 MPI ranks, the signal to rank 1 only ----
 if command -v mpirun >/dev/null; then
   MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS -np 2)

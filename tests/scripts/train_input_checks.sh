@@ -21,6 +21,27 @@ expect_error "--warmup = --steps"    "--warmup 5 --steps"          "${A[@]}" --s
 expect_error "--save-every -1"  "--save-every -1"    "${A[@]}" --steps 5 --save-every -1 --out "$tmp/a"
 expect_error "--clip -1"        "--clip -1"          "${A[@]}" --steps 5 --clip -1 --out "$tmp/a"
 expect_error "--steps 0"        "--steps 0 --epochs" "${A[@]}" --steps 0 --out "$tmp/a"
+# A --target name that matches no module (a typo, a stray space) used to be dropped without a word.
+expect_error "--target typo"    "--target 'foo_proj' q_proj" "${A[@]}" --steps 2 --target q_proj,foo_proj --out "$tmp/a"
+expect_error "--target space"   "--target v_proj'"  "${A[@]}" --steps 2 --target "q_proj, v_proj" --out "$tmp/a"
+# An option given twice said "--seq-len: At Most 1 required but received 2".
+expect_error "--seq-len twice"  "--seq-len more than once" "${A[@]}" --steps 2 --seq-len 32 --out "$tmp/a"
+# A missing --eval-data (or split of it) was found by the final evaluation, after every step had trained.
+expect_error "--eval-data missing" "--eval-data no-such.jsonl" "${A[@]}" --steps 2 --eval-data "$tmp/no-such.jsonl" --out "$tmp/a"
+expect_error "--eval-split missing" "--eval-data --eval-split nosuch" "${A[@]}" --steps 2 --eval-data "$src/../shared/data/codesearchnet-format/python/final/jsonl" --eval-split nosuch --out "$tmp/a"
+# An option that only another method (or adapter) reads was ignored without a word: --method qlora
+# --hqq-bits 2 trained on a 4-bit NF4 base. Each is refused naming the option and the --method.
+expect_error "--hqq-bits, qlora"        "--hqq-bits --method qlora hqq-lora"      "${A[@]}" --steps 2 --method qlora --hqq-bits 2 --out "$tmp/a"
+expect_error "--lowra-bits, lora"       "--lowra-bits --method lora lowra"        "${A[@]}" --steps 2 --lowra-bits 3 --out "$tmp/a"
+expect_error "--int8-threshold, qlora"  "--int8-threshold --method qlora int8-lora" "${A[@]}" --steps 2 --method qlora --int8-threshold 3 --out "$tmp/a"
+expect_error "--bitnet-warmup, lora"    "--bitnet-warmup --method lora bitnet"    "${A[@]}" --steps 2 --bitnet-warmup 4 --out "$tmp/a"
+expect_error "--bitnet-subln, qlora"    "--bitnet-subln --method qlora bitnet"    "${A[@]}" --steps 2 --method qlora --bitnet-subln false --out "$tmp/a"
+expect_error "--blora-lambda, lora"     "--blora-lambda --adapter-type lora qblora" "${A[@]}" --steps 2 --blora-lambda 4 --out "$tmp/a"
+expect_error "--qablora-tile, lora"     "--qablora-tile --adapter-type lora qablora" "${A[@]}" --steps 2 --qablora-tile 4 4 --out "$tmp/a"
+expect_error "--ia3-feedforward, dora"  "--ia3-feedforward --adapter-type dora ia3" "${A[@]}" --steps 2 --dora --ia3-feedforward down_proj --out "$tmp/a"
+expect_error "--target, full"           "--target --method full"                  "${A[@]}" --steps 2 --method full --target q_proj --out "$tmp/a"
+expect_error "--method dora + lora"     "--method dora --adapter-type lora"       "${A[@]}" --steps 2 --method dora --adapter-type lora --out "$tmp/a"
+expect_error "--method ia3 + dora"      "--method ia3 --adapter-type dora"        "${A[@]}" --steps 2 --method ia3 --dora --out "$tmp/a"
 [[ -e $tmp/a ]] && { echo "FAIL: a refused run created its --out"; fail=1; }
 "$qtrain" train --help | grep -q -- "optimizer steps, at least 1" || { echo "FAIL: --help does not say what --steps takes"; fail=1; }
 
@@ -76,5 +97,16 @@ if [[ $rc == 1 ]] && grep -q "step 3: non-finite gradient.*--on-nonfinite stop" 
   echo "ok   1 non-finite step, --on-nonfinite stop: exit 1 at step 3"
 else
   echo "FAIL --on-nonfinite stop: exit $rc"; tail -3 "$tmp/log"; fail=1
+fi
+# A malformed eval line met by the final evaluation, after every step has trained: exit 2
+# naming the file and line, and the trained adapter and checkpoint are already written
+# (they were written after the eval, so an eval error or a kill during a long eval lost the run).
+(cat "$F/tiny-llama-eval.jsonl"; echo '{"input_ids": [1, 2,') > "$tmp/evbad.jsonl"
+"$qtrain" "${A[@]}" --steps 4 --lr 1e-2 --eval-data "$tmp/evbad.jsonl" --out "$tmp/evbad" > "$tmp/log" 2>&1; rc=$?
+step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$tmp/evbad/checkpoint/manifest.json" 2>/dev/null)
+if [[ $rc == 2 && $step == 4 && -f $tmp/evbad/adapter/adapter_model.safetensors ]] && grep -q "qtrain: error: .*evbad.jsonl:3: malformed JSON" "$tmp/log"; then
+  echo "ok   malformed eval line at the end: exit 2 naming evbad.jsonl:3; adapter and step-4 checkpoint written first"
+else
+  echo "FAIL malformed eval line at the end: exit $rc, checkpoint step '$step', adapter $(ls "$tmp/evbad" | tr '\n' ' ')"; tail -2 "$tmp/log"; fail=1
 fi
 exit $fail

@@ -138,6 +138,23 @@ TEST(Checkpoint, RestoreRejectsShapeMismatch) {
   EXPECT_NE(msg.find("missing tensor 'w'"), std::string::npos) << msg;
 }
 
+// A resume whose model has fewer trainable tensors than the checkpoint (--resume DIR --target q_proj
+// on an all-linear run) used to drop the others' training without a word, writing a smaller adapter.
+TEST(Checkpoint, RestoreRejectsTensorsTheModelLacks) {
+  ParamSet ps;
+  ps.declare("q.lora_A", {3}, true, 0);
+  ps.allocate(Device::CPU);
+  std::string msg = error_of([&] {
+    restore_params(ps,
+                   {{"q.lora_A", Tensor::zeros({3}, DType::F32)}, {"k.lora_A", Tensor::zeros({3}, DType::F32)},
+                    {"v.lora_A", Tensor::zeros({3}, DType::F32)}},
+                   "ck");
+  });
+  EXPECT_NE(msg.find("ck: holds 2 trained tensors this model has no parameter for ('k.lora_A', 'v.lora_A')"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(DurableIo, DigestIsZlibCrc32) {
   TempDir t;
   std::string p = (t.path / "f.txt").string();

@@ -104,7 +104,13 @@ TEST(OutputDir, EarlierResultsNeedResumeOrOverwrite) {
   EXPECT_NE(msg.find("--overwrite"), std::string::npos) << msg;
   EXPECT_NO_THROW(check_output_dir(t.path.string(), /*resuming=*/true, false));
   EXPECT_TRUE(fs::exists(t.path / "adapter"));
-  check_output_dir(t.path.string(), false, /*overwrite=*/true);
+  // --overwrite passes the check but removes nothing yet: a run refused later (bad --data, a
+  // --target typo) must not have deleted the earlier one. The run removes them once it starts.
+  EXPECT_NO_THROW(check_output_dir(t.path.string(), false, /*overwrite=*/true));
+  EXPECT_TRUE(fs::exists(t.path / "adapter"));
+  EXPECT_TRUE(fs::exists(t.path / "checkpoint"));
+  remove_earlier_results(t.path.string());
+  EXPECT_TRUE(fs::exists(t.path / "metrics.jsonl"));  // the new run's MetricsWriter replaces it
   EXPECT_FALSE(fs::exists(t.path / "adapter"));
   EXPECT_FALSE(fs::exists(t.path / "checkpoint"));
   EXPECT_FALSE(fs::exists(t.path / "checkpoint-step4"));
