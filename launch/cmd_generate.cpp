@@ -378,7 +378,8 @@ void register_generate(CLI::App& app, Runner& run) {
   sub->add_option("--top-p", o->sampling.top_p,
                   "sample among the most likely tokens whose probability adds up to p, in (0, 1] (1 = all)")
       ->capture_default_str();
-  sub->add_option("--seed", o->sampling.seed, "sampling seed: the same seed gives the same tokens")
+  sub->add_option("--seed", o->sampling.seed, "sampling seed (>= 0): the same seed gives the same tokens")
+      ->check(seed_check())
       ->capture_default_str();
   sub->add_flag("--no-cuda-graph", o->no_cuda_graph,
                 "GPU: issue each decode step's kernels one by one instead of replaying the step captured as a CUDA "

@@ -126,7 +126,9 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--warmup", c->warmup, "linear warmup steps (fewer than --steps)")->capture_default_str();
   sub->add_option("--weight-decay", c->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   sub->add_option("--clip", c->clip, "max global gradient norm (0 = off; not negative)")->capture_default_str();
-  sub->add_option("--seed", c->seed, "seed for init, shuffling and dropout")->capture_default_str();
+  sub->add_option("--seed", c->seed, "seed (>= 0) for init, shuffling and dropout")
+      ->check(seed_check())
+      ->capture_default_str();
   sub->add_option("--device", c->device, "auto (cuda when a GPU is usable, else cpu) | cpu | cuda")->capture_default_str();
   sub->add_option("--attention", c->attention,
                   "GPU attention: auto (cuDNN fused flash attention when libcudnn.so.9 loads, else qtrain's own "

@@ -36,6 +36,18 @@ int run_qlora_bitnet(const TrainConfig& c);
 // command line gives itself, so flags override the file. Defined in config.cpp.
 void add_config_option(CLI::App& sub);
 
+// --seed's check: a whole number >= 0. The seeds are unsigned, so CLI11 would
+// take -1 as 2^64 - 1 without a word (an HF user may mean "random" by it).
+inline CLI::Validator seed_check() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos
+                   ? std::string()
+                   : "--seed must be a whole number >= 0 (got " + v + "); the same seed gives the same run";
+      },
+      "INT>=0");
+}
+
 // The train flags that change how the frozen base is built rather than the
 // adapter, which eval, generate and export need again to rebuild the base an
 // adapter was trained on (defined in launch/base_flags.cpp).

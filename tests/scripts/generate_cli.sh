@@ -141,6 +141,8 @@ printf '%s\n' '{"prompt_ids": [1, 2]}' '{"prompt_ids": [1, 300]}' >"$tmp/bad.jso
 expect_error "--prompts id outside the vocabulary" "bad.jsonl:2 prompt_ids 300" generate "${m[@]}" --prompts "$tmp/bad.jsonl"
 printf '%s\n' '{"prompt": "hi"}' >"$tmp/text.jsonl"
 expect_error "--prompts text without a tokenizer" "text.jsonl:1 --tokenizer" generate "${m[@]}" --prompts "$tmp/text.jsonl"
+# --seed is unsigned: -1 was taken as 2^64 - 1 without a word.
+expect_error "--seed -1" "--seed -1" generate "${m[@]}" --prompt-ids 1,2 --max-new-tokens 2 --seed -1
 expect_error "--prompts missing file" "nope.jsonl" generate "${m[@]}" --prompts "$tmp/nope.jsonl"
 expect_error "--batch-size 0" "--batch-size" generate "${m[@]}" --prompts "$tmp/p.jsonl" --batch-size 0
 expect_error "--batch-size without --prompts" "--batch-size --prompts" generate "${m[@]}" --prompt-ids 1 --batch-size 2

@@ -21,6 +21,8 @@ expect_error "--warmup = --steps"    "--warmup 5 --steps"          "${A[@]}" --s
 expect_error "--save-every -1"  "--save-every -1"    "${A[@]}" --steps 5 --save-every -1 --out "$tmp/a"
 expect_error "--clip -1"        "--clip -1"          "${A[@]}" --steps 5 --clip -1 --out "$tmp/a"
 expect_error "--steps 0"        "--steps 0 --epochs" "${A[@]}" --steps 0 --out "$tmp/a"
+# --seed is unsigned: -1 was taken as 2^64 - 1 without a word.
+expect_error "--seed -1"        "--seed -1"          "${A[@]}" --steps 2 --seed -1 --out "$tmp/a"
 # A --target name that matches no module (a typo, a stray space) used to be dropped without a word.
 expect_error "--target typo"    "--target 'foo_proj' q_proj" "${A[@]}" --steps 2 --target q_proj,foo_proj --out "$tmp/a"
 expect_error "--target space"   "--target v_proj'"  "${A[@]}" --steps 2 --target "q_proj, v_proj" --out "$tmp/a"
