@@ -17,7 +17,7 @@ namespace {
 struct DataOptions {
   std::string path, split, tokenizer, out, format = "auto", fields = "code", prefix = "data";
   int64_t shard_tokens = 100'000'000;
-  bool skip_bad_lines = false;
+  bool skip_bad_lines = false, overwrite = false;
 };
 
 int run_inspect(const DataOptions& o) {
@@ -35,6 +35,7 @@ int run_shard(const DataOptions& o) {
   job.prefix = o.prefix;
   job.shard_tokens = o.shard_tokens;
   job.skip_bad_lines = o.skip_bad_lines;
+  job.overwrite = o.overwrite;
   if (o.shard_tokens < 1 || o.shard_tokens > INT32_MAX)
     throw Error("--shard-tokens must be in [1, 2^31): the .bin header stores the count as int32");
   std::shared_ptr<const Tokenizer> tok = Tokenizer::load(o.tokenizer);
@@ -76,6 +77,9 @@ void register_data(CLI::App& app, Runner& run) {
   shard->add_option("--prefix", opt->prefix, "Shard file name prefix")->capture_default_str();
   shard->add_option("--shard-tokens", opt->shard_tokens, "Tokens per shard file")->capture_default_str();
   shard->add_flag("--skip-bad-lines", opt->skip_bad_lines, "Skip and count malformed lines instead of failing");
+  shard->add_flag("--overwrite", opt->overwrite,
+                  "Replace OUT's earlier <prefix>_<split>_*.bin shards (default: refuse, so that two corpora never mix "
+                  "under one --data OUT); they are removed only after the new shards are complete");
   shard->callback([&run, opt] { run = [opt] { return run_shard(*opt); }; });
 }
 

@@ -95,4 +95,21 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || { echo "shard of bad input: expected exit 2, got $rc"; exit 1; }
 grep -q "bad.jsonl:2: malformed JSON" "$tmp/err" || { echo "error does not name file:line:"; cat "$tmp/err"; exit 1; }
+# The failed shard leaves no .bin behind: line 1 was written before line 2 failed, and a
+# half-written shard (header still zero) would be picked up by `--data OUT` later.
+left=$(find "$tmp/o" -name '*.bin' 2>/dev/null)
+[ -z "$left" ] || { echo "shard of bad input left partial output: $left"; exit 1; }
+
+# Sharding again into an OUT that holds shards of the same prefix and split is refused:
+# fewer new shards would leave old ones beside them, and `--data OUT` would train on both.
+set +e
+"$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid > /dev/null 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" = 2 ] || { echo "shard into an OUT with old shards: expected exit 2, got $rc"; cat "$tmp/err"; exit 1; }
+grep -q "data_valid_000000.bin" "$tmp/err" && grep -q -- "--overwrite" "$tmp/err" \
+  || { echo "the refusal should name an old shard and --overwrite:"; cat "$tmp/err"; exit 1; }
+[ "$(ls "$tmp/shards" | wc -l)" = 2 ] || { echo "the refused shard touched OUT: $(ls "$tmp/shards")"; exit 1; }
+"$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid --overwrite > "$tmp/shard2.json"
+[ "$(ls "$tmp/shards" | wc -l)" = 1 ] || { echo "--overwrite left old shards: $(ls "$tmp/shards")"; exit 1; }
 echo OK
