@@ -93,6 +93,23 @@ TEST(BadInput, CorruptGzip) {
   EXPECT_NE(e.find("gzip"), std::string::npos) << e;
 }
 
+// A .gz that is not gzip at all (a plain or binary file given the name) was read as plain
+// text: random bytes came out as 'line 9: invalid UTF-8', a plain JSONL file trained silently.
+// The name promises gzip, so the error says the file is not gzip.
+TEST(BadInput, GzNameButNotGzip) {
+  ScratchDir d;
+  std::string junk(4096, '\0');
+  std::mt19937 rng(1);
+  for (auto& c : junk) c = char(rng() | 0x80);
+  write_text(d.file("junk.jsonl.gz"), junk);
+  write_text(d.file("plain.jsonl.gz"), good_lines(3));
+  for (const char* name : {"junk.jsonl.gz", "plain.jsonl.gz"}) {
+    std::string e = read_error(d.file(name));
+    EXPECT_NE(e.find(std::string(name) + ": not gzip data"), std::string::npos) << e;
+    EXPECT_NE(drain_error(one_pass(d.file(name))).find("not gzip data"), std::string::npos) << name;
+  }
+}
+
 TEST(BadInput, MalformedJsonLineNamedOrSkipped) {
   ScratchDir d;
   write_text(d.file("m.jsonl"), good_lines(2) + "{\"text\": \"unterminated\n" + good_lines(3));
