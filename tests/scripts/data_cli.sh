@@ -112,4 +112,14 @@ grep -q "data_valid_000000.bin" "$tmp/err" && grep -q -- "--overwrite" "$tmp/err
 [ "$(ls "$tmp/shards" | wc -l)" = 2 ] || { echo "the refused shard touched OUT: $(ls "$tmp/shards")"; exit 1; }
 "$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid --overwrite > "$tmp/shard2.json"
 [ "$(ls "$tmp/shards" | wc -l)" = 1 ] || { echo "--overwrite left old shards: $(ls "$tmp/shards")"; exit 1; }
+# --help of data shard names every --format it accepts, and what each flag does by default.
+help=$("$QTRAIN" data shard --help)
+for f in auto codesearchnet instruct chat text input_ids; do
+  grep -q -- "--format.*$f" <<<"$(tr '\n' ' ' <<<"$help")" || { echo "data shard --help does not list --format $f"; exit 1; }
+done
+# input_ids rows are written as they are, as the help says (no EOS added).
+printf '{"input_ids": [5, 6, 7]}\n{"input_ids": [8]}\n' > "$tmp/ids.jsonl"
+"$QTRAIN" data shard "$tmp/ids.jsonl" --tokenizer "$TOK" --out "$tmp/ids" > "$tmp/ids.json"
+grep -q '"tokens":4' "$tmp/ids.json" || { echo "input_ids shard: $(cat "$tmp/ids.json")"; exit 1; }
+grep -q "input_ids rows are written as they are" <<<"$help" || { echo "data shard --help does not say input_ids rows get no EOS"; exit 1; }
 echo OK
