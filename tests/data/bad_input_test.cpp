@@ -138,6 +138,26 @@ TEST(BadInput, MissingFields) {
   EXPECT_NE(e.find("saw: bar, foo"), std::string::npos) << e;
 }
 
+// The loss of a chat record is on its assistant turns only. A record without one (a role
+// spelled "Assistant" or "model", or a prompt-only dump) trained nothing: a whole file of them
+// ran to the end with loss 0, gradient 0, and wrote an unchanged adapter with exit 0.
+TEST(BadInput, ChatWithoutAssistantTurn) {
+  ScratchDir d;
+  write_text(d.file("c.jsonl"),
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n"
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"Assistant\",\"content\":\"a\"}]}\n");
+  std::string e = drain_error(one_pass(d.file("c.jsonl")));
+  EXPECT_NE(e.find("c.jsonl:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("no 'assistant' turn"), std::string::npos) << e;
+  EXPECT_NE(e.find("Assistant"), std::string::npos) << e;  // the roles it saw
+  StreamConfig c = one_pass(d.file("c.jsonl"));
+  c.skip_bad_lines = true;
+  Stream s(c, gpt2());
+  while (s.next().B > 0) {
+  }
+  EXPECT_EQ(s.bad_lines(), 1);
+}
+
 TEST(BadInput, InvalidUtf8) {
   ScratchDir d;
   write_text(d.file("u.jsonl"), good_lines(1) + "{\"text\":\"caf\xC3\x28 bad\"}\n");
