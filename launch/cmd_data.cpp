@@ -57,7 +57,8 @@ void register_data(CLI::App& app, Runner& run) {
       "Print one JSON line about a corpus: records (or tokens, for .bin) per split, malformed lines (with the "
       "first few named file:line), and the JSON fields seen.\n"
       "PATH: a CodeSearchNet tree (<root>/python/final/jsonl/{train,valid,test}/*.jsonl.gz), a directory of "
-      ".jsonl/.jsonl.gz/.bin files, or one file.");
+      ".jsonl/.jsonl.gz/.bin files (split by the names that mention train/valid/test; one split \"all\" when none "
+      "does), or one file (split \"all\"). Exit 0 with malformed lines counted; a file that cannot be read exits 2.");
   inspect->add_option("path", opt->path, "Corpus file or directory")->required();
   inspect->add_option("--split", opt->split, "Only this split (default: every one found: train, valid, test)");
   inspect->callback([&run, opt] { run = [opt] { return run_inspect(*opt); }; });

@@ -112,6 +112,19 @@ grep -q "data_valid_000000.bin" "$tmp/err" && grep -q -- "--overwrite" "$tmp/err
 [ "$(ls "$tmp/shards" | wc -l)" = 2 ] || { echo "the refused shard touched OUT: $(ls "$tmp/shards")"; exit 1; }
 "$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid --overwrite > "$tmp/shard2.json"
 [ "$(ls "$tmp/shards" | wc -l)" = 1 ] || { echo "--overwrite left old shards: $(ls "$tmp/shards")"; exit 1; }
+# A flat directory whose file names mention no split gives every split the same files: inspect
+# listed them as train, valid and test and counted each malformed line three times.
+mkdir -p "$tmp/flat"
+printf '{"text": "a"}\n{"text": \n' > "$tmp/flat/one.jsonl"
+printf '{"text": "b"}\n' > "$tmp/flat/two.jsonl"
+"$QTRAIN" data inspect "$tmp/flat" > "$tmp/flat.json"
+python3 - "$tmp/flat.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert list(j["splits"]) == ["all"], j["splits"]
+assert j["splits"]["all"]["records"] == 2 and j["malformed_lines"] == 1 and len(j["first_malformed"]) == 1, j
+PY
+
 # --help of data shard names every --format it accepts, and what each flag does by default.
 help=$("$QTRAIN" data shard --help)
 for f in auto codesearchnet instruct chat text input_ids; do
