@@ -86,4 +86,12 @@ if [[ $rc == 1 ]] && grep -q "qtrain: error: step 3: no token in the loss.*--seq
 else
   echo "FAIL every response past --seq-len: exit $rc"; tail -3 "$tmp/log"; fail=1
 fi
+# --eval-data that is the training data (the same file, or a flat directory whose names mention
+# no split: every split is all its files) scores the training set: say so, once, at the start.
+"$qtrain" "${A[@]}" --steps 1 --eval-data "$F/tiny-llama-eval.jsonl" --out "$tmp/evalsame" > "$tmp/log" 2>&1; rc=$?
+if [[ $rc == 0 ]] && grep -q "warning.*--eval-data .*tiny-llama-eval.jsonl.*same files as --data" "$tmp/log"; then
+  echo "ok   --eval-data = --data: warned"
+else
+  echo "FAIL --eval-data = --data: exit $rc, no warning"; tail -3 "$tmp/log"; fail=1
+fi
 exit $fail
