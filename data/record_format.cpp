@@ -160,7 +160,8 @@ Example RecordFormat::from_json(const json& j, RecordKind kind, const std::strin
       if (std::none_of(turns.begin(), turns.end(), [](const ChatTurn& t) { return t.role == "assistant"; })) {
         std::string roles;
         for (const auto& t : turns)
-          if (roles.find("'" + t.role + "'") == std::string::npos) roles += (roles.empty() ? "'" : ", '") + t.role + "'";
+          if (roles.find("'" + t.role + "'") == std::string::npos)
+            roles += (roles.empty() ? "'" : ", '") + t.role + "'";
         throw Error(where + ": no 'assistant' turn (roles: " + roles +
                     "); the loss is on assistant turns only, so this record would train nothing");
       }
