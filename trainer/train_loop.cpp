@@ -158,7 +158,7 @@ int run_training(const TrainConfig& cfg) {
   if (!rank0) spdlog::set_level(spdlog::level::err);
   bind_rank(*comm, device, cfg.bind);  // logs what it did
   try {
-    StopSignals signals;
+    StopSignals signals(comm->world());
     std::unique_ptr<OutputLock> out_lock;
     if (rank0) {
       out_lock = std::make_unique<OutputLock>(cfg.out);
