@@ -81,7 +81,9 @@ json inspect_corpus(const std::string& path, const std::string& split) {
     per_split[s] = inspect_files(files, fields, malformed);
     total_malformed += per_split[s]["malformed"].get<int64_t>();
   }
-  if (per_split.empty()) throw Error(path + ": no train/valid/test data files found");
+  if (per_split.empty())
+    throw Error(path + ": no data files for train, valid or test (expected <lang>/final/jsonl/<split>/*.jsonl.gz, or "
+                ".jsonl/.jsonl.gz/.bin files)");
   return {{"path", path},
           {"splits", per_split},
           {"fields", std::vector<std::string>(fields.begin(), fields.end())},

@@ -125,6 +125,14 @@ assert list(j["splits"]) == ["all"], j["splits"]
 assert j["splits"]["all"]["records"] == 2 and j["malformed_lines"] == 1 and len(j["first_malformed"]) == 1, j
 PY
 
+# A directory with no data files: inspect says which files it looks for, as train and shard do.
+mkdir -p "$tmp/nodata" && echo hi > "$tmp/nodata/readme.txt"
+set +e
+"$QTRAIN" data inspect "$tmp/nodata" > /dev/null 2> "$tmp/err"; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "nodata: no data files.*\.jsonl/\.jsonl\.gz/\.bin" "$tmp/err" \
+  || { echo "inspect of a directory without data files: exit $rc, $(cat "$tmp/err")"; exit 1; }
+
 # --help of data shard names every --format it accepts, and what each flag does by default.
 help=$("$QTRAIN" data shard --help)
 for f in auto codesearchnet instruct chat text input_ids; do
