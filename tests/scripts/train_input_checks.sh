@@ -77,21 +77,4 @@ if [[ $rc == 1 ]] && grep -q "step 3: non-finite gradient.*--on-nonfinite stop" 
 else
   echo "FAIL --on-nonfinite stop: exit $rc"; tail -3 "$tmp/log"; fail=1
 fi
-# Instruction data whose every response is past --seq-len trains nothing (no token in the
-# loss): it ran all its steps at loss 0 and exited 0; now exit 1 after --collapse-steps, naming the cause.
-"$qtrain" train --model "$F/tiny-gpt2" --tokenizer "$src/../shared/data/gpt2-tokenizer" --data "$F/data/alpaca-tiny.jsonl" \
-  --seq-len 8 --no-pack --batch-size 2 --steps 20 --device cpu --out "$tmp/tokenless" > "$tmp/log" 2>&1; rc=$?
-if [[ $rc == 1 ]] && grep -q "qtrain: error: step 3: no token in the loss.*--seq-len" "$tmp/log" && [[ ! -e $tmp/tokenless/adapter ]]; then
-  echo "ok   every response past --seq-len: exit 1 at step 3"
-else
-  echo "FAIL every response past --seq-len: exit $rc"; tail -3 "$tmp/log"; fail=1
-fi
-# --eval-data that is the training data (the same file, or a flat directory whose names mention
-# no split: every split is all its files) scores the training set: say so, once, at the start.
-"$qtrain" "${A[@]}" --steps 1 --eval-data "$F/tiny-llama-eval.jsonl" --out "$tmp/evalsame" > "$tmp/log" 2>&1; rc=$?
-if [[ $rc == 0 ]] && grep -q "warning.*--eval-data .*tiny-llama-eval.jsonl.*same files as --data" "$tmp/log"; then
-  echo "ok   --eval-data = --data: warned"
-else
-  echo "FAIL --eval-data = --data: exit $rc, no warning"; tail -3 "$tmp/log"; fail=1
-fi
 exit $fail
