@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <utility>
 
 #include "data/corpus_files.h"
 #include "data/gz_lines.h"
@@ -61,21 +62,28 @@ json inspect_corpus(const std::string& path, const std::string& split) {
   if (single) splits = {split.empty() ? "all" : split};
   else if (!split.empty()) splits = {split};
   else splits = {"train", "valid", "test"};
+  std::vector<std::pair<std::string, std::vector<std::string>>> found;  // split -> its files
+  for (const auto& s : splits) {
+    try {
+      found.push_back({s, single ? std::vector<std::string>{path} : corpus_files(path, s)});
+    } catch (const Error&) {
+      if (!split.empty()) throw;  // asked for this split: it must exist
+    }
+  }
+  // A flat directory whose names mention no split gives every split all its files: one corpus,
+  // reported once as "all" (as a single file is), not three times with each bad line counted thrice.
+  if (split.empty() && found.size() == 3 && found[0].second == found[1].second && found[1].second == found[2].second)
+    found = {{"all", found[0].second}};
   std::set<std::string> fields;
   json malformed = json::array(), per_split = json::object();
   int64_t total_malformed = 0;
-  for (const auto& s : splits) {
-    std::vector<std::string> files;
-    try {
-      files = single ? std::vector<std::string>{path} : corpus_files(path, s);
-    } catch (const Error&) {
-      if (!split.empty()) throw;  // asked for this split: it must exist
-      continue;
-    }
+  for (const auto& [s, files] : found) {
     per_split[s] = inspect_files(files, fields, malformed);
     total_malformed += per_split[s]["malformed"].get<int64_t>();
   }
-  if (per_split.empty()) throw Error(path + ": no train/valid/test data files found");
+  if (per_split.empty())
+    throw Error(path + ": no data files for train, valid or test (expected <lang>/final/jsonl/<split>/*.jsonl.gz, or "
+                ".jsonl/.jsonl.gz/.bin files)");
   return {{"path", path},
           {"splits", per_split},
           {"fields", std::vector<std::string>(fields.begin(), fields.end())},

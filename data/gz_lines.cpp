@@ -37,6 +37,16 @@ LineReader::LineReader(const std::string& path, size_t max_line) : path_(path), 
   size_t got = std::fread(magic, 1, 2, file_);
   std::rewind(file_);
   gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  // The name promises gzip: without the magic, reading on as plain text would report random
+  // bytes as invalid UTF-8 somewhere, or train on a mislabelled file without a word.
+  if (!gzip_ && got > 0 && path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+    char first[8];
+    std::snprintf(first, sizeof(first), "%02x %02x", magic[0], got == 2 ? magic[1] : 0);
+    std::fclose(file_);
+    file_ = nullptr;
+    throw Error(path + ": not gzip data (its first bytes are " + first + ", gzip's are 1f 8b); rename a plain " +
+                "JSON-lines file to .jsonl");
+  }
   in_.resize(kChunk);
   if (gzip_) z_ = std::make_unique<Inflater>();
 }

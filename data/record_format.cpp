@@ -1,5 +1,7 @@
 #include "data/record_format.h"
 
+#include <algorithm>
+
 #include "data/utf8.h"
 #include "kernels/error.h"
 
@@ -153,6 +155,16 @@ Example RecordFormat::from_json(const json& j, RecordKind kind, const std::strin
         turns = hh_turns(need(j, {"chosen"}, where), where);
       }
       if (turns.empty()) throw Error(where + ": 'messages' is empty");
+      // The loss is on assistant turns only: without one the record trains nothing, and a file
+      // of them (a role spelled "Assistant" or "model") would run to the end at loss 0.
+      if (std::none_of(turns.begin(), turns.end(), [](const ChatTurn& t) { return t.role == "assistant"; })) {
+        std::string roles;
+        for (const auto& t : turns)
+          if (roles.find("'" + t.role + "'") == std::string::npos)
+            roles += (roles.empty() ? "'" : ", '") + t.role + "'";
+        throw Error(where + ": no 'assistant' turn (roles: " + roles +
+                    "); the loss is on assistant turns only, so this record would train nothing");
+      }
       ex.segments = chat_segments(*chat_, turns);
       return ex;
     }

@@ -1,8 +1,10 @@
 #include "data/shard_writer.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <string_view>
 
 #include "data/corpus_files.h"
 #include "data/row_source.h"
@@ -12,11 +14,41 @@
 
 namespace qtrain {
 
+namespace fs = std::filesystem;
+
+namespace {
+
+// OUT's shards of this prefix and split from an earlier run: <prefix>_<split>_NNNNNN.bin, as named below.
+std::vector<fs::path> earlier_shards(const ShardJob& job) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(job.out_dir, ec)) return out;
+  const std::string head = job.prefix + "_" + job.split + "_", tail = ".bin";
+  for (const auto& e : fs::directory_iterator(job.out_dir)) {
+    std::string n = e.path().filename().string();
+    if (n.size() != head.size() + 6 + tail.size() || n.compare(0, head.size(), head) != 0 ||
+        n.compare(head.size() + 6, tail.size(), tail) != 0)
+      continue;
+    auto digits = std::string_view(n).substr(head.size(), 6);
+    if (std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string partial_name(const std::string& path) { return path + ".partial"; }
+
+}  // namespace
+
 ShardResult write_token_shards(const ShardJob& job, std::shared_ptr<const Tokenizer> tok) {
   auto files = corpus_files(job.path, job.split);
   for (const auto& f : files)
     if (is_token_shard(f)) throw Error(f + ": already a token shard");
-  std::filesystem::create_directories(job.out_dir);
+  auto earlier = earlier_shards(job);
+  if (!earlier.empty() && !job.overwrite)
+    throw Error(job.out_dir + ": already holds " + std::to_string(earlier.size()) + " shard(s) of split '" + job.split +
+                "' (" + earlier.front().string() + "): --overwrite replaces them, or choose another --out or --prefix");
+  fs::create_directories(job.out_dir);
   EpochConfig e;
   e.seq_len = INT_MAX;  // one document per row, whole
   e.shuffle = false;
@@ -33,22 +65,31 @@ ShardResult write_token_shards(const ShardJob& job, std::shared_ptr<const Tokeni
     if (w) w->close();
     w.reset();
   };
-  Row row;
-  while (src.next(&row)) {
-    if (!w || w->size() >= job.shard_tokens) {
-      close();
-      char name[64];
-      std::snprintf(name, sizeof(name), "_%06zu.bin", res.files.size());
-      res.files.push_back((std::filesystem::path(job.out_dir) / (job.prefix + "_" + job.split + name)).string());
-      w = std::make_unique<TokenShardWriter>(res.files.back(), tok->vocab_size());
+  try {
+    Row row;
+    while (src.next(&row)) {
+      if (!w || w->size() >= job.shard_tokens) {
+        close();
+        char name[64];
+        std::snprintf(name, sizeof(name), "_%06zu.bin", res.files.size());
+        res.files.push_back((fs::path(job.out_dir) / (job.prefix + "_" + job.split + name)).string());
+        w = std::make_unique<TokenShardWriter>(partial_name(res.files.back()), tok->vocab_size());
+      }
+      w->write(row.ids.data(), row.ids.size());
+      res.tokens += int64_t(row.ids.size());
+      ++res.documents;
     }
-    w->write(row.ids.data(), row.ids.size());
-    res.tokens += int64_t(row.ids.size());
-    ++res.documents;
+    close();
+  } catch (...) {
+    w.reset();
+    std::error_code ec;
+    for (const auto& f : res.files) fs::remove(partial_name(f), ec);
+    throw;
   }
-  close();
   res.bad_lines = src.bad_lines();
   if (res.documents == 0) throw Error(job.path + ": split '" + job.split + "' has no documents to shard");
+  for (const auto& f : earlier) fs::remove(f);
+  for (const auto& f : res.files) fs::rename(partial_name(f), f);
   return res;
 }
 

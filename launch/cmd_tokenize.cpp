@@ -1,6 +1,7 @@
 // qtrain tokenize: JSON lines on stdin -> JSON lines on stdout, one per input line, in order.
 //   {"text": "..."}  ->  {"ids": [...]}        (default)
 //   {"ids": [...]}   ->  {"text": "..."}       (--decode)
+#include <climits>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -44,10 +45,14 @@ int run_tokenize(const TokenizeOptions& opt) {
     if (opt.decode) {
       auto j = parse_line(line, lineno, "ids");
       if (!j["ids"].is_array()) throw Error("stdin line " + std::to_string(lineno) + ": \"ids\" must be an array");
-      try {
-        ids = j["ids"].get<std::vector<int32_t>>();
-      } catch (const nlohmann::json::exception&) {
-        throw Error("stdin line " + std::to_string(lineno) + ": \"ids\" must hold integers");
+      // Element by element: get<vector<int32_t>> reads 1.5, true and 2^32+1 all as 1.
+      ids.clear();
+      for (size_t i = 0; i < j["ids"].size(); ++i) {
+        const auto& v = j["ids"][i];
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+          throw Error("stdin line " + std::to_string(lineno) + ": \"ids\"[" + std::to_string(i) + "] is " + v.dump() +
+                      ", not a token id (an integer >= 0)");
+        ids.push_back(int32_t(v.get<int64_t>()));
       }
       std::string text;
       try {

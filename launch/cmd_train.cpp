@@ -157,7 +157,8 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--collapse-steps", c->collapse_steps,
                   "exit 1 when the gradient norm is exactly 0, the loss sits at ln(vocab) after being well "
                   "below it, or the loss is above 3 ln(vocab) after being below, for this many steps in a row (a "
-                  "collapsed or diverged model; 0 = no check). The last checkpoint is kept")
+                  "collapsed or diverged model), or when the first this-many steps hold no token in the loss (every "
+                  "response cut off by --seq-len: the run trains nothing); 0 = no check. The last checkpoint is kept")
       ->capture_default_str();
   sub->add_option("--stop-at", c->stop_at, "stop after this step with a checkpoint (time-boxed jobs); resume later")
       ->capture_default_str();

@@ -15,12 +15,20 @@ std::atomic<int> g_requested{0};
 struct sigaction g_previous[3];
 struct sigaction g_previous_xfsz;
 
+constexpr char kOneRank[] =
+    "\nqtrain: stop requested; finishing this step and writing a checkpoint (signal again to exit at once)\n";
+// mpirun also sends SIGTERM when it takes the job down after a rank died: then the step in
+// progress never finishes, and the line must not promise a checkpoint.
+constexpr char kRanks[] =
+    "\nqtrain: stop requested; finishing this step and writing a checkpoint (signal again to exit at once). "
+    "If another rank failed, mpirun sent this: no step finishes, the last checkpoint stays for --resume\n";
+std::atomic<bool> g_ranks{false};
+
 void on_stop_signal(int sig) {
   int expected = 0;
   if (g_requested.compare_exchange_strong(expected, sig)) {
-    static const char msg[] =
-        "\nqtrain: stop requested; finishing this step and writing a checkpoint (signal again to exit at once)\n";
-    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    const bool ranks = g_ranks.load();
+    ssize_t ignored = ::write(STDERR_FILENO, ranks ? kRanks : kOneRank, (ranks ? sizeof kRanks : sizeof kOneRank) - 1);
     (void)ignored;
     return;
   }
@@ -31,8 +39,9 @@ void on_stop_signal(int sig) {
 
 }  // namespace
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals(int world) {
   g_requested = 0;
+  g_ranks = world > 1;
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;

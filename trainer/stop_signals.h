@@ -13,7 +13,9 @@ namespace qtrain {
 
 class StopSignals {
  public:
-  StopSignals();   // installs the handlers
+  // Installs the handlers. world > 1: the line printed on a signal also says what happens when
+  // the signal is mpirun taking the job down after another rank failed (no step finishes).
+  explicit StopSignals(int world = 1);
   ~StopSignals();  // restores the previous ones
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;

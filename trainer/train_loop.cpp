@@ -66,6 +66,24 @@ StreamSpec stream_spec(const TrainConfig& c, const std::string& path, const std:
 }
 
 // Steps in one epoch at this global batch: one pass over the data, counting.
+// --eval-data that resolves to files of the training data (the same file, or a flat directory whose
+// names mention no split, where every split is all of its files) scores the training set.
+void warn_if_eval_is_training_data(const TrainConfig& c) {
+  std::set<std::string> train;
+  try {
+    for (const auto& f : corpus_files(c.data, c.split)) train.insert(fs::weakly_canonical(f).string());
+    for (const auto& f : corpus_files(c.eval_data, c.eval_split))
+      if (train.count(fs::weakly_canonical(f).string())) {
+        spdlog::warn("--eval-data {} (split {}) reads the same files as --data {} (split {}), e.g. {}: the eval loss "
+                     "is on training data. Hold out a file, or name the files by split (train/valid/test)",
+                     c.eval_data, c.eval_split, c.data, c.split, f);
+        return;
+      }
+  } catch (const std::exception&) {
+    // A path that does not resolve is reported by its stream, with its context.
+  }
+}
+
 int64_t steps_per_epoch(StreamConfig s, std::shared_ptr<const Tokenizer> tok, int grad_accum) {
   s.loop = false;
   s.shuffle = false;
@@ -148,7 +166,7 @@ int run_training(const TrainConfig& cfg) {
   if (!rank0) spdlog::set_level(spdlog::level::err);
   bind_rank(*comm, device, cfg.bind);  // logs what it did
   try {
-    StopSignals signals;
+    StopSignals signals(comm->world());
     std::unique_ptr<OutputLock> out_lock;
     if (rank0) {
       out_lock = std::make_unique<OutputLock>(cfg.out);
@@ -200,6 +218,7 @@ int run_training(const TrainConfig& cfg) {
     if (model->trainable_params() == 0) throw Error("--target matched no module of this model: nothing to train");
 
     StreamConfig sc = make_stream_config(stream_spec(cfg, cfg.data, cfg.split, true), built, *comm);
+    if (rank0 && !cfg.eval_data.empty()) warn_if_eval_is_training_data(cfg);
     int64_t total = cfg.steps;
     if (total == 0) {
       spdlog::info("counting one epoch of {} to size the schedule...", cfg.data);

@@ -48,7 +48,20 @@ TrainingHealth::Verdict TrainingHealth::observe(int64_t step, double loss, doubl
     return Verdict::Skip;
   }
   consecutive_skips_ = 0;
-  if (o_.collapse_steps <= 0 || tokens <= 0) return Verdict::Ok;
+  if (o_.collapse_steps <= 0) return Verdict::Ok;
+  if (tokens <= 0) {
+    // One such step is a batch of rows cut before their loss positions; a run that starts with
+    // several and has never had a token trains nothing and would end at loss 0 with exit 0.
+    if (!had_tokens_ && ++tokenless_run_ >= o_.collapse_steps) {
+      reason_ = at + "no token in the loss in any of the " + std::to_string(tokenless_run_) +
+                " steps so far: every row is cut or masked before the positions that train (instruction/chat data: "
+                "the prompt fills --seq-len, so the response is cut off). Raise --seq-len, cap the prompt with "
+                "--source-max-len, or check the data's response/assistant fields (--collapse-steps 0 runs anyway)";
+      return Verdict::Stop;
+    }
+    return Verdict::Ok;
+  }
+  had_tokens_ = true;
 
   zero_grad_run_ = grad_norm == 0.0 ? zero_grad_run_ + 1 : 0;
   const double uniform = o_.vocab_size > 1 ? std::log(double(o_.vocab_size)) : 0.0;

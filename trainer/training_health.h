@@ -34,8 +34,9 @@ class TrainingHealth {
   explicit TrainingHealth(const HealthOptions& o) : o_(o) {}
 
   // One finished step (1-based `step`). tokens: predicted tokens in the global
-  // batch (a step without any says nothing about collapse). On Stop, reason()
-  // holds the line to print.
+  // batch (a step without any says nothing about collapse, but collapse_steps of
+  // them before any step with tokens stop the run: it is training nothing). On
+  // Stop, reason() holds the line to print.
   Verdict observe(int64_t step, double loss, double grad_norm, double tokens);
 
   int64_t skipped_total() const { return skipped_total_; }
@@ -47,6 +48,8 @@ class TrainingHealth {
   int64_t skipped_total_ = 0;
   int consecutive_skips_ = 0;
   int zero_grad_run_ = 0, uniform_loss_run_ = 0, diverged_run_ = 0;
+  int tokenless_run_ = 0;         // steps without a loss token, none with one before them
+  bool had_tokens_ = false;
   double best_loss_ = 0;
   bool have_best_ = false;
   std::string reason_;

@@ -93,6 +93,23 @@ TEST(BadInput, CorruptGzip) {
   EXPECT_NE(e.find("gzip"), std::string::npos) << e;
 }
 
+// A .gz that is not gzip at all (a plain or binary file given the name) was read as plain
+// text: random bytes came out as 'line 9: invalid UTF-8', a plain JSONL file trained silently.
+// The name promises gzip, so the error says the file is not gzip.
+TEST(BadInput, GzNameButNotGzip) {
+  ScratchDir d;
+  std::string junk(4096, '\0');
+  std::mt19937 rng(1);
+  for (auto& c : junk) c = char(rng() | 0x80);
+  write_text(d.file("junk.jsonl.gz"), junk);
+  write_text(d.file("plain.jsonl.gz"), good_lines(3));
+  for (const char* name : {"junk.jsonl.gz", "plain.jsonl.gz"}) {
+    std::string e = read_error(d.file(name));
+    EXPECT_NE(e.find(std::string(name) + ": not gzip data"), std::string::npos) << e;
+    EXPECT_NE(drain_error(one_pass(d.file(name))).find("not gzip data"), std::string::npos) << name;
+  }
+}
+
 TEST(BadInput, MalformedJsonLineNamedOrSkipped) {
   ScratchDir d;
   write_text(d.file("m.jsonl"), good_lines(2) + "{\"text\": \"unterminated\n" + good_lines(3));
@@ -119,6 +136,26 @@ TEST(BadInput, MissingFields) {
   e = drain_error(one_pass(d.file("u.jsonl")));
   EXPECT_NE(e.find("u.jsonl:1"), std::string::npos) << e;
   EXPECT_NE(e.find("saw: bar, foo"), std::string::npos) << e;
+}
+
+// The loss of a chat record is on its assistant turns only. A record without one (a role
+// spelled "Assistant" or "model", or a prompt-only dump) trained nothing: a whole file of them
+// ran to the end with loss 0, gradient 0, and wrote an unchanged adapter with exit 0.
+TEST(BadInput, ChatWithoutAssistantTurn) {
+  ScratchDir d;
+  write_text(d.file("c.jsonl"),
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n"
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"Assistant\",\"content\":\"a\"}]}\n");
+  std::string e = drain_error(one_pass(d.file("c.jsonl")));
+  EXPECT_NE(e.find("c.jsonl:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("no 'assistant' turn"), std::string::npos) << e;
+  EXPECT_NE(e.find("Assistant"), std::string::npos) << e;  // the roles it saw
+  StreamConfig c = one_pass(d.file("c.jsonl"));
+  c.skip_bad_lines = true;
+  Stream s(c, gpt2());
+  while (s.next().B > 0) {
+  }
+  EXPECT_EQ(s.bad_lines(), 1);
 }
 
 TEST(BadInput, InvalidUtf8) {

@@ -50,6 +50,10 @@ def main():
         num = math.sqrt(sum((x - y) ** 2 for x, y in zip(va, vb)))
         den = math.sqrt(sum(y * y for y in vb))
         err = num / den if den > 0 else num
+        # A NaN anywhere makes err NaN, and NaN > worst is false: count it as the worst error,
+        # or a NaN adapter would match anything.
+        if math.isnan(err):
+            err = math.inf
         if err > worst:
             worst, worst_name = err, name
     print(f"{len(ta)} tensors, worst relative error {worst:.3g} ({worst_name or '-'})")

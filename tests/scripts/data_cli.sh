@@ -95,4 +95,52 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || { echo "shard of bad input: expected exit 2, got $rc"; exit 1; }
 grep -q "bad.jsonl:2: malformed JSON" "$tmp/err" || { echo "error does not name file:line:"; cat "$tmp/err"; exit 1; }
+# The failed shard leaves no .bin behind: line 1 was written before line 2 failed, and a
+# half-written shard (header still zero) would be picked up by `--data OUT` later.
+left=$(find "$tmp/o" -name '*.bin' 2>/dev/null)
+[ -z "$left" ] || { echo "shard of bad input left partial output: $left"; exit 1; }
+
+# Sharding again into an OUT that holds shards of the same prefix and split is refused:
+# fewer new shards would leave old ones beside them, and `--data OUT` would train on both.
+set +e
+"$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid > /dev/null 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" = 2 ] || { echo "shard into an OUT with old shards: expected exit 2, got $rc"; cat "$tmp/err"; exit 1; }
+grep -q "data_valid_000000.bin" "$tmp/err" && grep -q -- "--overwrite" "$tmp/err" \
+  || { echo "the refusal should name an old shard and --overwrite:"; cat "$tmp/err"; exit 1; }
+[ "$(ls "$tmp/shards" | wc -l)" = 2 ] || { echo "the refused shard touched OUT: $(ls "$tmp/shards")"; exit 1; }
+"$QTRAIN" data shard "$CSN" --tokenizer "$TOK" --out "$tmp/shards" --split valid --overwrite > "$tmp/shard2.json"
+[ "$(ls "$tmp/shards" | wc -l)" = 1 ] || { echo "--overwrite left old shards: $(ls "$tmp/shards")"; exit 1; }
+# A flat directory whose file names mention no split gives every split the same files: inspect
+# listed them as train, valid and test and counted each malformed line three times.
+mkdir -p "$tmp/flat"
+printf '{"text": "a"}\n{"text": \n' > "$tmp/flat/one.jsonl"
+printf '{"text": "b"}\n' > "$tmp/flat/two.jsonl"
+"$QTRAIN" data inspect "$tmp/flat" > "$tmp/flat.json"
+python3 - "$tmp/flat.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert list(j["splits"]) == ["all"], j["splits"]
+assert j["splits"]["all"]["records"] == 2 and j["malformed_lines"] == 1 and len(j["first_malformed"]) == 1, j
+PY
+
+# A directory with no data files: inspect says which files it looks for, as train and shard do.
+mkdir -p "$tmp/nodata" && echo hi > "$tmp/nodata/readme.txt"
+set +e
+"$QTRAIN" data inspect "$tmp/nodata" > /dev/null 2> "$tmp/err"; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "nodata: no data files.*\.jsonl/\.jsonl\.gz/\.bin" "$tmp/err" \
+  || { echo "inspect of a directory without data files: exit $rc, $(cat "$tmp/err")"; exit 1; }
+
+# --help of data shard names every --format it accepts, and what each flag does by default.
+help=$("$QTRAIN" data shard --help)
+for f in auto codesearchnet instruct chat text input_ids; do
+  grep -q -- "--format.*$f" <<<"$(tr '\n' ' ' <<<"$help")" || { echo "data shard --help does not list --format $f"; exit 1; }
+done
+# input_ids rows are written as they are, as the help says (no EOS added).
+printf '{"input_ids": [5, 6, 7]}\n{"input_ids": [8]}\n' > "$tmp/ids.jsonl"
+"$QTRAIN" data shard "$tmp/ids.jsonl" --tokenizer "$TOK" --out "$tmp/ids" > "$tmp/ids.json"
+grep -q '"tokens":4' "$tmp/ids.json" || { echo "input_ids shard: $(cat "$tmp/ids.json")"; exit 1; }
+grep -q "input_ids rows are written as they are" <<<"$help" || { echo "data shard --help does not say input_ids rows get no EOS"; exit 1; }
 echo OK

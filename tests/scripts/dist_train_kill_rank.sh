@@ -30,6 +30,10 @@ rc=$?
 echo "job exit code $rc after $(( $(date +%s) - start )) s"
 [ "$rc" != 0 ] || { echo "FAIL: exit code 0 after a rank was killed"; exit 1; }
 if pgrep -f "$WORK/run" >/dev/null; then echo "FAIL: rank processes survive"; exit 1; fi
+# mpirun takes the survivors down with SIGTERM: their line must not promise a new checkpoint.
+if grep -q "stop requested" "$WORK/run.log" && ! grep -q "the last checkpoint stays" "$WORK/run.log"; then
+  echo "FAIL: a surviving rank's stop line promises a checkpoint:"; grep "stop requested" "$WORK/run.log"; exit 1
+fi
 # The last complete checkpoint loads and training goes on from it.
 step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$WORK/run/checkpoint/manifest.json" 2>/dev/null \
        || python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$WORK/run/checkpoint.old/manifest.json")

@@ -27,4 +27,13 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || { echo "expected exit 2, got $rc"; exit 1; }
 grep -q "stdin line 2" "$tmp/err" || { echo "error does not name the line:"; cat "$tmp/err"; exit 1; }
+# --decode takes whole ids only: 1.5, true and 2^32+1 were read as 1 and decoded without a word.
+for bad in '1.5' 'true' '4294967297'; do
+  set +e
+  printf '{"ids": [%s]}\n' "$bad" | "$QTRAIN" tokenize --tokenizer "$TOK" --decode > "$tmp/out" 2> "$tmp/err"
+  rc=$?
+  set -e
+  [ "$rc" = 2 ] && grep -q "stdin line 1: \"ids\"\[0\]" "$tmp/err" \
+    || { echo "--decode of ids [$bad]: exit $rc, out '$(cat "$tmp/out")', err '$(cat "$tmp/err")'"; exit 1; }
+done
 echo OK

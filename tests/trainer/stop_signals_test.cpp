@@ -28,6 +28,20 @@ TEST(StopSignals, SecondSignalExitsAtOnce) {
       ::testing::KilledBySignal(SIGTERM), "stop requested");
 }
 
+// Under mpirun the signal also comes from mpirun taking the job down after a rank died
+// (kill -9): the survivor then cannot finish its step, and no checkpoint is written. Its
+// line said "writing a checkpoint"; with several ranks it says the last one stays instead.
+TEST(StopSignals, SeveralRanksSayTheLastCheckpointStaysIfARankFailed) {
+  EXPECT_EXIT(
+      {
+        StopSignals s(2);
+        ::raise(SIGTERM);
+        ::raise(SIGTERM);
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGTERM), "stop requested.*another rank.*last checkpoint stays");
+}
+
 TEST(StopSignals, FileSizeLimitSignalIsIgnoredSoWritesFail) {
   EXPECT_EXIT(
       {

@@ -50,6 +50,24 @@ TEST(TrainingHealth, ZeroGradientNormForSeveralStepsIsACollapse) {
   EXPECT_NE(h.reason().find("gradient norm exactly 0"), std::string::npos) << h.reason();
 }
 
+// A run whose steps hold no token in the loss trains nothing (instruction data with every
+// response past --seq-len, say): it ran to the end at loss 0 and exited 0. It stops once
+// --collapse-steps such steps have come before any step with tokens; after one, a
+// token-less step is a batch of cut rows, as before.
+TEST(TrainingHealth, NoLossTokenFromTheStartStops) {
+  TrainingHealth h({false, 10, 3, 100});
+  EXPECT_EQ(h.observe(1, 0.0, 0.0, 0), V::Ok);
+  EXPECT_EQ(h.observe(2, 0.0, 0.0, 0), V::Ok);
+  EXPECT_EQ(h.observe(3, 0.0, 0.0, 0), V::Stop);
+  EXPECT_NE(h.reason().find("no token in the loss"), std::string::npos) << h.reason();
+  EXPECT_NE(h.reason().find("--seq-len"), std::string::npos) << h.reason();
+  TrainingHealth later({false, 10, 3, 100});
+  EXPECT_EQ(later.observe(1, 4.0, 1.0, 10), V::Ok);
+  for (int s = 2; s < 8; ++s) EXPECT_EQ(later.observe(s, 0.0, 0.0, 0), V::Ok);
+  TrainingHealth off({false, 10, 0, 100});
+  for (int s = 1; s < 8; ++s) EXPECT_EQ(off.observe(s, 0.0, 0.0, 0), V::Ok);
+}
+
 TEST(TrainingHealth, LossBackAtLnVocabAfterLearningIsACollapse) {
   const double uniform = std::log(1000.0);
   TrainingHealth h({false, 10, 3, 1000});
