@@ -4,6 +4,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace qtrain {
@@ -60,5 +61,17 @@ struct BaseFlags {
 void add_base_flags(CLI::App& sub, BaseFlags& f);
 void apply_base_flags(const BaseFlags& f, ModelSpec& ms);
 std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> args);
+
+// Which flags the last expand_config took from its file, so that an error about
+// one of them (CLI11's "Could not convert: --seq-len = 1e10", a range check's
+// "--lora-r must be at least 1") names the file and its key, as type errors do.
+struct ConfigOrigin {
+  std::string path;                           // the --config file; empty without one
+  std::map<std::string, std::string> key_of;  // "--seq-len" -> "seq_len", as the file spells it
+  // `message` prefixed with "FILE: key 'K': " when it is about a flag from the file: it starts
+  // with the flag, or is CLI11's conversion error for it; otherwise unchanged.
+  std::string locate(const std::string& message) const;
+};
+const ConfigOrigin& config_origin();
 
 }  // namespace qtrain::launch

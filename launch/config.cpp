@@ -4,6 +4,7 @@
 // value and a flag go through exactly the same validation; before that, each
 // value's JSON type is checked against the option's, so a wrong one names
 // the file and the key. Relative paths in the file are relative to the file.
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -98,7 +99,28 @@ std::string flag_value(const nlohmann::json& v) {
   return v.dump();
 }
 
+ConfigOrigin g_origin;
+
+// `flag` stands in `text` at `at` as a whole option name (not a prefix of a longer one).
+bool flag_at(const std::string& text, size_t at, const std::string& flag) {
+  if (text.compare(at, flag.size(), flag) != 0) return false;
+  const size_t end = at + flag.size();
+  return end == text.size() || !(std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '-');
+}
+
 }  // namespace
+
+const ConfigOrigin& config_origin() { return g_origin; }
+
+std::string ConfigOrigin::locate(const std::string& message) const {
+  static const std::string kConvert = "Could not convert: ";
+  for (const auto& [flag, key] : key_of) {
+    const size_t conv = message.rfind(kConvert, 0) == 0 ? kConvert.size() : std::string::npos;
+    if (flag_at(message, 0, flag) || (conv != std::string::npos && flag_at(message, conv, flag)))
+      return path + ": key '" + key + "': " + message;
+  }
+  return message;
+}
 
 std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> args) {
   // args[0] is the subcommand (when there is one); find --config among the rest.
@@ -131,6 +153,7 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
   }
   if (!j.is_object()) throw Error(path + ": the top level must be an object of option names");
   const fs::path base = fs::path(path).parent_path();
+  g_origin = ConfigOrigin{path, {}};
   std::set<std::string> given;
   for (auto& a : rest)
     if (a.rfind("--", 0) == 0) given.insert(a.substr(0, a.find('=')));
@@ -164,6 +187,7 @@ std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> a
       if (c == '-') c = '_';
     if (kPathKeys.count(config_key)) v = resolve_path(config_key, v, base);
     out.push_back(name);
+    g_origin.key_of[name] = key;
     if (val.is_array() && opt->get_expected_max() > 1) {
       // one argument per item: right for an option of a fixed count (--qablora-tile 8 4) and for a list
       for (const auto& e : val) out.push_back(flag_value(e));

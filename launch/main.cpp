@@ -39,7 +39,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qtrain: error: %s given more than once: give it once\n", msg.substr(0, at).c_str());
     return 2;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const std::string located = config_origin().locate(e.what());
+    if (e.get_exit_code() == 0 || located == e.what()) return app.exit(e) == 0 ? 0 : 2;
+    std::fprintf(stderr, "qtrain: error: %s\n", located.c_str());  // a value the --config file gave
+    return 2;
   } catch (const qtrain::Error& e) {  // config file problems surface here
     std::fprintf(stderr, "qtrain: error: %s\n", e.what());
     return 2;
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
   try {
     return run ? run() : 0;
   } catch (const qtrain::Error& e) {
-    std::fprintf(stderr, "qtrain: error: %s\n", e.what());
+    std::fprintf(stderr, "qtrain: error: %s\n", config_origin().locate(e.what()).c_str());
     return e.kind() == qtrain::ErrorKind::BadInput ? 2 : 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "qtrain: error: out of memory\n");

@@ -36,6 +36,20 @@ for kv in '"lora_r": "sixteen"' '"steps": 1.7' '"rslora": "yes"' '"lr": "fast"' 
   [[ $rc == 2 ]] && grep -q "typed.json: key '$key' must be" "$tmp/err" \
     || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name typed.json and '$key'"; exit 1; }
 done
+# A value CLI11 cannot convert, or one a range check refuses, names the file and the key too
+# (they named only the flag, as if it came from the command line).
+for kv in '"seq_len": 1e10' '"lora_r": -3'; do
+  key=$(sed 's/"\([a-z_]*\)".*/\1/' <<<"$kv")
+  echo "{\"model\": \"x\", \"data\": \"y\", $kv}" > "$tmp/ranged.json"
+  "$qtrain" train --config "$tmp/ranged.json" > "$tmp/err" 2>&1; rc=$?
+  [[ $rc == 2 ]] && grep -q "ranged.json: key '$key'" "$tmp/err" \
+    || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name ranged.json and '$key'"; exit 1; }
+done
+# The same flag from the command line is not blamed on the file.
+echo '{"model": "x", "data": "y", "seq_len": 16}' > "$tmp/ok.json"
+"$qtrain" train --config "$tmp/ok.json" --lora-r -3 > "$tmp/err" 2>&1; rc=$?
+[[ $rc == 2 ]] && grep -q -- "--lora-r" "$tmp/err" && ! grep -q "ok.json" "$tmp/err" \
+  || { cat "$tmp/err"; echo "FAIL: a command-line --lora-r -3 (rc $rc) should not name ok.json"; exit 1; }
 # Whole numbers written as floats are fine for integer options.
 echo "{\"steps\": 2.0, \"lora_r\": 4e0}" > "$tmp/whole.json"
 "$qtrain" train --config "$tmp/whole.json" --help > /dev/null 2>&1 || { echo "FAIL: steps 2.0 refused"; exit 1; }
