@@ -120,7 +120,7 @@ LoftqResult loftq(const Tensor& w_in, int r, int iters,
   return res;
 }
 
-void check_loftq(const Method& m, bool has_adapters, int iters, float lora_scale) {
+void check_loftq(const Method& m, bool has_adapters, int iters) {
   if (iters < 0) throw Error("--loftq-iters must be 0 (off) or at least 1 (got " + std::to_string(iters) + ")");
   if (iters == 0) return;
   if (m.trains_base || !m.quantizes_base())
@@ -128,6 +128,9 @@ void check_loftq(const Method& m, bool has_adapters, int iters, float lora_scale
                 " keeps no quantized base; LoftQ initialises a quantized base and its LoRA adapter (use qlora, "
                 "nf4-lora, qlora-fp4, int8-lora ...)");
   if (!has_adapters) throw Error("--loftq-iters: --method " + m.name + " has no adapter to initialise");
+}
+
+void warn_loftq_scale(float lora_scale) {
   if (std::fabs(lora_scale - 1.f) > 1e-6f)
     spdlog::warn("--loftq-iters: the LoRA scale is {} (not 1): as in peft, lora_B and lora_A hold W - Q's rank-r part "
                  "unscaled, so the model starts from Q + {} B A; --lora-alpha equal to --lora-r gives LoftQ's start",

@@ -86,8 +86,11 @@ LoftqBuilt loftq_make_base(const Method& m, const BaseRequest& req, const Adapte
 std::vector<LoftqBuilt> loftq_make_bases(const Method& m, const std::vector<BaseRequest>& reqs,
                                          const std::vector<const Adapter*>& adapters, int iters);
 // Refuses --loftq-iters on a method without a quantized base or without adapters
-// (an Error naming the method); iters < 0 is an error, 0 is off. Warns when the
-// LoRA scale is not 1 (the start is then Q + s B A, not LoftQ's Q + B A).
-void check_loftq(const Method& m, bool has_adapters, int iters, float lora_scale);
+// (an Error naming the method); iters < 0 is an error, 0 is off.
+void check_loftq(const Method& m, bool has_adapters, int iters);
+// Warns when the LoRA scale is not 1 (the start is then Q + s B A, not LoftQ's
+// Q + B A). Called where the bases are built, so once per run (a Model is also
+// declared without weights, for the memory plan).
+void warn_loftq_scale(float lora_scale);
 
 }  // namespace qtrain

@@ -58,7 +58,7 @@ Model::Model(const ModelConfig& cfg, const ModelOptions& opt)
   // --loftq-iters -1 (the default): the method's own recipe (0 but for LowRA)
   if (opt_.loftq_iters == -1) opt_.loftq_iters = method_->loftq_iters;
   check_loftq(*method_, !method_->trains_base && !(opt.adapter_type.empty() && method_->adapter.empty()),
-              opt_.loftq_iters, opt.lora.scale());
+              opt_.loftq_iters);
   if (method_->trains_base) {
     if (!opt.adapter_type.empty())
       throw Error("--adapter-type " + opt.adapter_type + ": --method " + opt.method + " trains every weight, without adapters");
@@ -208,6 +208,7 @@ void Model::finish_build(const WeightSource& src) {
   std::vector<LoftqBuilt> loftq_built;
   std::unordered_map<const Linear*, size_t> loftq_index;
   if (method_->make_base && opt_.loftq_iters > 0) {
+    warn_loftq_scale(opt_.lora.scale());
     const auto r = requests([](const Linear* lin) { return lin->adapter() != nullptr; }, plan.get());
     std::vector<const Adapter*> adapters;
     for (size_t i = 0; i < r->lins.size(); ++i) {
