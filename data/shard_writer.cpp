@@ -48,7 +48,13 @@ ShardResult write_token_shards(const ShardJob& job, std::shared_ptr<const Tokeni
   if (!earlier.empty() && !job.overwrite)
     throw Error(job.out_dir + ": already holds " + std::to_string(earlier.size()) + " shard(s) of split '" + job.split +
                 "' (" + earlier.front().string() + "): --overwrite replaces them, or choose another --out or --prefix");
-  fs::create_directories(job.out_dir);
+  // An --out this run creates goes again when it fails before writing a shard: a failed run
+  // leaves no empty folder behind (one that existed stays).
+  const bool made_out = fs::create_directories(job.out_dir);
+  const auto drop_out = [&] {
+    std::error_code ec;
+    if (made_out && fs::is_empty(job.out_dir, ec)) fs::remove(job.out_dir, ec);
+  };
   EpochConfig e;
   e.seq_len = INT_MAX;  // one document per row, whole
   e.shuffle = false;
@@ -84,10 +90,14 @@ ShardResult write_token_shards(const ShardJob& job, std::shared_ptr<const Tokeni
     w.reset();
     std::error_code ec;
     for (const auto& f : res.files) fs::remove(partial_name(f), ec);
+    drop_out();
     throw;
   }
   res.bad_lines = src.bad_lines();
-  if (res.documents == 0) throw Error(job.path + ": split '" + job.split + "' has no documents to shard");
+  if (res.documents == 0) {
+    drop_out();
+    throw Error(job.path + ": split '" + job.split + "' has no documents to shard");
+  }
   for (const auto& f : earlier) fs::remove(f);
   for (const auto& f : res.files) fs::rename(partial_name(f), f);
   return res;

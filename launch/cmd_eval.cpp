@@ -62,6 +62,7 @@ int run_eval(const EvalOptions& o) {
   ms.method = o.method;  // a quantized method quantizes the base on load, as training did
   apply_base_flags(o.base, ms);
   ms.adapter = o.adapter;
+  warn_if_base_differs(ms);
   if (o.adapter.empty() && o.grad_norms) {
     if (find_method(o.method).quantizes_base())
       throw Error("--grad-norms without --adapter takes gradients of every base tensor: it needs a dense base, not --method " +

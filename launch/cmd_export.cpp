@@ -124,6 +124,7 @@ int run_export(const ExportOptions& o) {
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
   apply_base_flags(o.base, ms);
   ms.adapter = o.adapter;
+  warn_if_base_differs(ms);
   BuiltModel built = build_model(ms);
   const LoadedModel& lm = built.loaded;
   Model* model = built.model.get();

@@ -82,6 +82,7 @@ BuiltModel build_inference_model(const GenerateCliOptions& o, Device device) {
   spec.method = o.method;
   apply_base_flags(o.base, spec);
   spec.adapter = o.adapter;
+  warn_if_base_differs(spec);
   spec.device = o.merge ? Device::CPU : device;  // merged on the host, then held on the device as --method says
   if (o.adapter.empty()) spec.targets = {};      // the base alone
   BuiltModel b = build_model(spec);

@@ -193,7 +193,8 @@ void register_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   sub->add_option("--target-max-len", c->target_max_len,
                   "... and at most this many response tokens (in the loss, EOS included), as QLoRA's "
-                  "target_max_len; each is cut before they are joined (0 = all)")
+                  "target_max_len; each is cut before they are joined (0 = all). Code and plain text have no prompt: "
+                  "all of a record is response, so this cuts it too")
       ->capture_default_str();
   sub->add_option("--bucket-mb", c->bucket_mb, "gradient all-reduce bucket size")->capture_default_str();
   sub->add_option("--comm-timeout", c->comm_timeout, "seconds before a stuck collective aborts the job")->capture_default_str();

@@ -60,6 +60,13 @@ struct BaseFlags {
 };
 void add_base_flags(CLI::App& sub, BaseFlags& f);
 void apply_base_flags(const BaseFlags& f, ModelSpec& ms);
+// eval, generate and export of an adapter from qtrain's OUT/adapter: OUT/run.json
+// says how training built the base. A base built otherwise (another --method,
+// --hqq-bits, --lowra-bits, --loftq-iters) gives other numbers without an error,
+// so this names the flags that would rebuild it ("" when it matches or there is
+// no run.json beside the adapter); warn_if_base_differs logs it.
+std::string base_differs_from_training(const ModelSpec& ms);
+void warn_if_base_differs(const ModelSpec& ms);
 std::vector<std::string> expand_config(CLI::App& app, std::vector<std::string> args);
 
 // Which flags the last expand_config took from its file, so that an error about

@@ -97,8 +97,9 @@ set -e
 grep -q "bad.jsonl:2: malformed JSON" "$tmp/err" || { echo "error does not name file:line:"; cat "$tmp/err"; exit 1; }
 # The failed shard leaves no .bin behind: line 1 was written before line 2 failed, and a
 # half-written shard (header still zero) would be picked up by `--data OUT` later.
-left=$(find "$tmp/o" -name '*.bin' 2>/dev/null)
+left=$(find "$tmp/o" -name '*.bin' 2>/dev/null || true)  # the folder itself is gone too (below)
 [ -z "$left" ] || { echo "shard of bad input left partial output: $left"; exit 1; }
+[ ! -e "$tmp/o" ] || { echo "shard of bad input left its --out folder behind (it did not exist before)"; exit 1; }
 
 # Sharding again into an OUT that holds shards of the same prefix and split is refused:
 # fewer new shards would leave old ones beside them, and `--data OUT` would train on both.

@@ -34,6 +34,17 @@ if [[ -d $out/ok/adapter ]]; then
     echo "ok   eval --loftq-iters 2 = merged export ($with), plain QLoRA base $plain"
   else echo "FAIL eval --loftq-iters 2 '$with', merged export '$merged', plain base '$plain'"; fail=1; fi
 fi
+# eval of OUT/adapter reads OUT/run.json: a base built otherwise than in training (the default
+# --method lora, or qlora without --loftq-iters 2) gives other numbers, so it warns naming the flags.
+if [[ -d $out/ok/adapter ]]; then
+  ev=(eval --model "$fx/tiny-llama" --data "$fx/tiny-llama-eval.jsonl" --seq-len 16 --batch-size 2 --device cpu --adapter "$out/ok/adapter")
+  "$qtrain" "${ev[@]}" >"$err" 2>&1  # the log (spdlog) goes to stdout
+  grep -q "trained on a base built with --method qlora --loftq-iters 2" "$err" && echo "ok   eval on another base warns" \
+    || { echo "FAIL eval with the default --method should warn naming --method qlora --loftq-iters 2:"; tail -n3 "$err"; fail=1; }
+  "$qtrain" "${ev[@]}" --method qlora --loftq-iters 2 >"$err" 2>&1
+  ! grep -q "trained on a base built with" "$err" && echo "ok   eval on the trained base does not warn" \
+    || { echo "FAIL eval on the trained base warned:"; tail -n3 "$err"; fail=1; }
+fi
 expect_error "--loftq-iters on a float base" "--loftq-iters lora" train "${run[@]}" --method lora --loftq-iters 1 --out "$out/r1"
 expect_error "--loftq-iters with DoRA" "--loftq-iters lora" train "${run[@]}" --method qlora --adapter-type dora \
   --loftq-iters 1 --out "$out/r2"
