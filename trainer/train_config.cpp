@@ -145,7 +145,8 @@ void check_method_options(const TrainConfig& c) {
   only(c.qablora_tile != d.qablora_tile, adapter == "qablora" || is({"qablora"}), "--qablora-tile",
        c.qablora_tile.size() == 2 ? std::to_string(c.qablora_tile[0]) + " " + std::to_string(c.qablora_tile[1]) : "",
        "--method qablora and --adapter-type qablora");
-  only(!c.ia3_feedforward.empty(), adapter == "ia3", "--ia3-feedforward", c.ia3_feedforward.front(),
+  only(!c.ia3_feedforward.empty(), adapter == "ia3", "--ia3-feedforward",
+       c.ia3_feedforward.empty() ? "" : c.ia3_feedforward.front(),  // arguments are built before the check
        "--adapter-type ia3 (--method ia3)");
   only(c.target != d.target, !trains_base, "--target", c.target.empty() ? "" : c.target.front(),
        "adapters; --method " + m + " trains every weight");
