@@ -11,6 +11,7 @@
 #include "models/loftq.h"
 #include "models/method.h"
 #include "trainer/setup.h"
+#include "trainer/train_config.h"
 
 namespace qtrain::launch {
 
@@ -57,25 +58,25 @@ std::string base_differs_from_training(const ModelSpec& ms) {
   const fs::path run = dir.parent_path() / "run.json";
   std::error_code ec;
   if (!fs::is_regular_file(run, ec)) return "";  // not qtrain's OUT/adapter: nothing to compare with
-  nlohmann::json j;
+  // run.json's `config` block is the TrainConfig (trainer/train_config.h): read it with the
+  // trainer's own reader, so the defaults of a key an older run.json lacks are the trainer's.
+  TrainConfig c;
   try {
-    j = nlohmann::json::parse(std::ifstream(run));
+    from_json(nlohmann::json::parse(std::ifstream(run)).at("config"), c);
   } catch (const std::exception&) {
-    return "";
+    return "";  // not a run.json this version wrote: nothing to compare with
   }
-  const nlohmann::json c = j.value("config", nlohmann::json::object());
-  const std::string method = c.value("method", j.value("method", std::string()));
-  if (method.empty() || !known_method(method)) return "";  // a recipe (qlora-bitnet) or an unknown name
+  const std::string& method = c.method;
+  if (!known_method(method)) return "";  // a recipe (qlora-bitnet) or an unknown name
   std::vector<std::string> want;
   if (method != ms.method) want.push_back("--method " + method);
-  if (method == "hqq-lora" && c.value("hqq_bits", ms.hqq_bits) != ms.hqq_bits)
-    want.push_back("--hqq-bits " + std::to_string(c.value("hqq_bits", 4)));
-  if (method == "lowra" && c.value("lowra_bits", ms.lowra_bits) != ms.lowra_bits) {
+  if (method == "hqq-lora" && c.hqq_bits != ms.hqq_bits) want.push_back("--hqq-bits " + std::to_string(c.hqq_bits));
+  if (method == "lowra" && c.lowra_bits != ms.lowra_bits) {
     std::ostringstream b;
-    b << c.value("lowra_bits", 2.0);
+    b << c.lowra_bits;
     want.push_back("--lowra-bits " + b.str());
   }
-  const int trained = resolved_loftq(method, c.value("loftq_iters", -1));
+  const int trained = resolved_loftq(method, c.loftq_iters);
   if (find_method(method).quantizes_base() && trained != resolved_loftq(method, method == ms.method ? ms.loftq_iters : -1))
     want.push_back("--loftq-iters " + std::to_string(trained));
   if (want.empty()) return "";

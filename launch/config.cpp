@@ -113,12 +113,11 @@ bool flag_at(const std::string& text, size_t at, const std::string& flag) {
 const ConfigOrigin& config_origin() { return g_origin; }
 
 std::string ConfigOrigin::locate(const std::string& message) const {
+  // CLI11 starts a message with the flag, or with this prefix and then the flag.
   static const std::string kConvert = "Could not convert: ";
-  for (const auto& [flag, key] : key_of) {
-    const size_t conv = message.rfind(kConvert, 0) == 0 ? kConvert.size() : std::string::npos;
-    if (flag_at(message, 0, flag) || (conv != std::string::npos && flag_at(message, conv, flag)))
-      return path + ": key '" + key + "': " + message;
-  }
+  const size_t at = message.rfind(kConvert, 0) == 0 ? kConvert.size() : 0;
+  for (const auto& [flag, key] : key_of)
+    if (flag_at(message, at, flag)) return path + ": key '" + key + "': " + message;
   return message;
 }
 

@@ -28,23 +28,24 @@ echo '{"model": "x", "no_such_flag": 3}' > "$tmp/bad.json"
 mkdir -p "$tmp/cfg-dir"
 "$qtrain" generate --config "$tmp/cfg-dir" > "$tmp/err" 2>&1; rc=$?
 [[ $rc == 2 ]] && grep -q "cfg-dir: is a directory" "$tmp/err" || { cat "$tmp/err"; echo "FAIL: a directory as --config (rc $rc)"; exit 1; }
-# A value of the wrong type names the file and the key (issue 21).
-for kv in '"lora_r": "sixteen"' '"steps": 1.7' '"rslora": "yes"' '"lr": "fast"' '"target": 3'; do
+# A value of the wrong type names the file and the key (issue 21); so does a value CLI11 cannot
+# convert or a range check refuses (they named only the flag, as if from the command line).
+# Each case: the key=value line, then the text the error must hold after "bad.json: key 'KEY'".
+while IFS='|' read -r kv expect; do
   key=$(sed 's/"\([a-z_]*\)".*/\1/' <<<"$kv")
-  echo "{\"model\": \"x\", \"data\": \"y\", $kv}" > "$tmp/typed.json"
-  "$qtrain" train --config "$tmp/typed.json" > "$tmp/err" 2>&1; rc=$?
-  [[ $rc == 2 ]] && grep -q "typed.json: key '$key' must be" "$tmp/err" \
-    || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name typed.json and '$key'"; exit 1; }
-done
-# A value CLI11 cannot convert, or one a range check refuses, names the file and the key too
-# (they named only the flag, as if it came from the command line).
-for kv in '"seq_len": 1e10' '"lora_r": -3'; do
-  key=$(sed 's/"\([a-z_]*\)".*/\1/' <<<"$kv")
-  echo "{\"model\": \"x\", \"data\": \"y\", $kv}" > "$tmp/ranged.json"
-  "$qtrain" train --config "$tmp/ranged.json" > "$tmp/err" 2>&1; rc=$?
-  [[ $rc == 2 ]] && grep -q "ranged.json: key '$key'" "$tmp/err" \
-    || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name ranged.json and '$key'"; exit 1; }
-done
+  echo "{\"model\": \"x\", \"data\": \"y\", $kv}" > "$tmp/bad.json"
+  "$qtrain" train --config "$tmp/bad.json" </dev/null > "$tmp/err" 2>&1; rc=$?
+  [[ $rc == 2 ]] && grep -q "bad.json: key '$key'$expect" "$tmp/err" \
+    || { cat "$tmp/err"; echo "FAIL: $kv (rc $rc) should name bad.json and '$key'$expect"; exit 1; }
+done <<'CASES'
+"lora_r": "sixteen"| must be
+"steps": 1.7| must be
+"rslora": "yes"| must be
+"lr": "fast"| must be
+"target": 3| must be
+"seq_len": 1e10|
+"lora_r": -3|
+CASES
 # The same flag from the command line is not blamed on the file.
 echo '{"model": "x", "data": "y", "seq_len": 16}' > "$tmp/ok.json"
 "$qtrain" train --config "$tmp/ok.json" --lora-r -3 > "$tmp/err" 2>&1; rc=$?

@@ -44,6 +44,13 @@ if [[ -d $out/ok/adapter ]]; then
   "$qtrain" "${ev[@]}" --method qlora --loftq-iters 2 >"$err" 2>&1
   ! grep -q "trained on a base built with" "$err" && echo "ok   eval on the trained base does not warn" \
     || { echo "FAIL eval on the trained base warned:"; tail -n3 "$err"; fail=1; }
+  # The other flags it compares, on a copy of the run whose run.json says hqq-lora at 2 bits.
+  mkdir -p "$out/hq" && cp -r "$out/ok/adapter" "$out/hq/" \
+    && sed -e 's/"method": *"qlora"/"method": "hqq-lora"/g' -e 's/"hqq_bits": *4/"hqq_bits": 2/' -e 's/"loftq_iters": *2/"loftq_iters": -1/' "$out/ok/run.json" >"$out/hq/run.json"
+  ev[${#ev[@]}-1]="$out/hq/adapter"
+  "$qtrain" "${ev[@]}" --method hqq-lora >"$err" 2>&1
+  grep -q "trained on a base built with --hqq-bits 2;" "$err" && echo "ok   eval at another --hqq-bits warns" \
+    || { echo "FAIL eval with --hqq-bits 4 of a 2-bit run should warn naming --hqq-bits 2:"; tail -n3 "$err"; fail=1; }
 fi
 expect_error "--loftq-iters on a float base" "--loftq-iters lora" train "${run[@]}" --method lora --loftq-iters 1 --out "$out/r1"
 expect_error "--loftq-iters with DoRA" "--loftq-iters lora" train "${run[@]}" --method qlora --adapter-type dora \
