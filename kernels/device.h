@@ -32,6 +32,11 @@ struct CudaMemoryStats {
   size_t in_use = 0, peak = 0, reserved = 0;
 };
 CudaMemoryStats cuda_memory_stats();
+// Gives the driver back the blocks the allocator caches but does not use, and
+// returns their bytes. Setup work leaves blocks of sizes a training step never
+// asks for (LoftQ's F32/F64 residuals and Gram matrices: over 1 GiB at
+// LLaMA-7B); cached, nvidia-smi counts them for the whole run.
+size_t cuda_release_cached();
 // The device's memory as the driver reports it, plus the blocks qtrain's
 // allocator holds but does not use; zeros without a GPU.
 struct CudaMemoryInfo {

@@ -19,6 +19,7 @@ void cuda_copy(void*, const void*, size_t, int) { no_cuda(); }
 void cuda_memset0(void*, size_t) { no_cuda(); }
 void cuda_sync() {}
 CudaMemoryStats cuda_memory_stats() { return {}; }
+size_t cuda_release_cached() { return 0; }
 CudaMemoryInfo cuda_memory_info() { return {}; }
 CudaGraph::~CudaGraph() = default;
 void CudaGraph::begin_capture() { no_cuda(); }

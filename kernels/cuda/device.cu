@@ -63,7 +63,31 @@ BlockPool& pool() {
   return *p;
 }
 
+// Gives the driver back pool 0's cached free blocks (the caller holds P.mu).
+// cudaFree waits for the device anyway; the explicit sync says so.
+size_t release_free_locked(BlockPool& P) {
+  size_t freed = 0;
+  if (P.free.empty()) return 0;
+  cudaDeviceSynchronize();
+  for (auto& [sz, blocks] : P.free)
+    for (void* q : blocks) {
+      cudaFree(q);
+      P.size_of.erase(q);
+      P.reserved -= sz;
+      freed += sz;
+    }
+  P.free.clear();
+  return freed;
+}
+
 }  // namespace
+
+size_t cuda_release_cached() {
+  if (!cuda_available()) return 0;
+  BlockPool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  return P.capturing ? 0 : release_free_locked(P);  // no cudaFree inside a capture
+}
 
 void* cuda_alloc(size_t bytes) {
   if (!cuda_available()) throw Error("cuda_alloc: no CUDA device is available", ErrorKind::Runtime);
@@ -82,14 +106,7 @@ void* cuda_alloc(size_t bytes) {
     if (e != cudaSuccess) {
       // Out of memory with blocks cached for other sizes: give them back and retry once.
       cudaGetLastError();
-      cudaDeviceSynchronize();
-      for (auto& [sz, blocks] : P.free)
-        for (void* q : blocks) {
-          cudaFree(q);
-          P.size_of.erase(q);
-          P.reserved -= sz;
-        }
-      P.free.clear();
+      release_free_locked(P);
       e = cudaMalloc(&p, size);
     }
     if (e != cudaSuccess) {
