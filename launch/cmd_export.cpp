@@ -18,6 +18,7 @@
 #include "models/gguf_export.h"
 #include "models/gguf_file.h"
 #include "models/merged_model.h"
+#include "models/model_registry.h"
 #include "models/ternary_export.h"
 #include "models/safetensors.h"
 #include "trainer/durable_io.h"
@@ -71,9 +72,11 @@ std::string gguf_out_path(const ExportOptions& o, const char* name) {
 void check_gguf_out(const ExportOptions& o, const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw Error("--out " + path + ": is a directory, not a .gguf file");
-  for (const std::string& src : {o.model, o.tokenizer})
-    if (!src.empty() && fs::equivalent(src, path, ec))
-      throw Error("--out " + path + ": is " + src + ", which this export reads; give another path");
+  // A registered name (--model smollm2-135m) is its file in the models cache dir.
+  for (const std::string& src : {o.model, o.tokenizer, o.adapter})
+    if (!src.empty() && fs::equivalent(model_file_path(src), path, ec))
+      throw Error("--out " + path + ": is " + (model_file_path(src) == src ? src : src + " (" + model_file_path(src) + ")") +
+                  ", which this export reads; give another path");
   if (fs::exists(path, ec) && !o.overwrite) throw Error("--out " + path + ": exists; add --overwrite to replace it");
 }
 
@@ -223,7 +226,7 @@ void register_export(CLI::App& app, Runner& run) {
   add_config_option(*sub);
   auto o = std::make_shared<ExportOptions>();
   sub->add_option("--model", o->model, "the base model the adapter was trained on")->required();
-  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train); not with --format ternary");
+  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (e.g. OUT/adapter from qtrain train) or a llama.cpp LoRA adapter .gguf (--format peft converts it); not with --format ternary");
   sub->add_option("--out", o->out, "output directory (or .gguf path)")->required();
   sub->add_flag("--merge", o->merge, "fold the adapter into the base weights");
   sub->add_flag("--overwrite", o->overwrite,

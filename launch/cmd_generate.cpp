@@ -338,7 +338,7 @@ void register_generate(CLI::App& app, Runner& run) {
   add_config_option(*sub);
   auto o = std::make_shared<GenerateCliOptions>();
   sub->add_option("--model", o->model, "HF model directory, .gguf file, or registered name")->required();
-  sub->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory (from qtrain or peft), applied unmerged");
+  sub->add_option("--adapter", o->adapter, "PEFT adapter directory (from qtrain or peft), or a llama.cpp LoRA adapter .gguf, applied unmerged");
   sub->add_option("--method", o->method, "how the base is held, as in training (run an adapter on the base it was "
                                          "trained with): " + method_list())
       ->capture_default_str();

@@ -46,18 +46,34 @@ const GgufWeightSource::Entry& GgufWeightSource::entry(const std::string& name) 
 
 Shape GgufWeightSource::shape(const std::string& name) const { return entry(name).shape; }
 
-GgufRawTensor GgufWeightSource::raw(const std::string& name) const {
-  const Entry& e = entry(name);
+GgufRawTensor gguf_raw_tensor(const GgufFile& file, const GgufTensorInfo& info, int permuted_heads) {
   GgufRawTensor r;
-  r.type = e.info->type;
-  r.cols = e.info->ne[0];
-  r.rows = r.cols == 0 ? 0 : e.info->numel() / r.cols;
+  r.type = info.type;
+  r.cols = info.ne.empty() ? 0 : info.ne[0];
+  r.rows = r.cols == 0 ? 0 : info.numel() / r.cols;
   r.row_bytes = ggml_row_size(r.type, r.cols);
   // A 1-D permuted tensor (a Q/K bias) permutes elements, i.e. rows of length
   // 1: only meaningful for plain types, which is all a bias ever is.
-  r.permuted_heads = e.shape.size() == 2 ? e.permuted_heads : 0;
-  r.data = file_->tensor_data(*e.info);
+  r.permuted_heads = info.ne.size() == 2 ? permuted_heads : 0;
+  r.data = file.tensor_data(info);
   return r;
+}
+
+Tensor gguf_tensor_f32(const GgufFile& file, const GgufTensorInfo& info, int permuted_heads) {
+  const GgufRawTensor r = gguf_raw_tensor(file, info, permuted_heads);
+  Tensor out = Tensor::empty(Shape(info.ne.rbegin(), info.ne.rend()), DType::F32);
+  float* dst = out.f32();
+  for (int64_t i = 0; i < r.rows; ++i) dequantize_row(r.type, r.row(i), dst + i * r.cols, r.cols);
+  if (info.ne.size() == 1 && permuted_heads > 0) {  // bias: permute elements
+    std::vector<float> stored(dst, dst + r.cols);
+    for (int64_t i = 0; i < r.cols; ++i) dst[i] = stored[size_t(rope_permuted_row(i, r.cols, permuted_heads))];
+  }
+  return out;
+}
+
+GgufRawTensor GgufWeightSource::raw(const std::string& name) const {
+  const Entry& e = entry(name);
+  return gguf_raw_tensor(*file_, *e.info, e.permuted_heads);
 }
 
 PackedTensor GgufWeightSource::load_packed(const std::string& name) const {
@@ -72,15 +88,7 @@ PackedTensor GgufWeightSource::load_packed(const std::string& name) const {
 
 Tensor GgufWeightSource::load_f32(const std::string& name) const {
   const Entry& e = entry(name);
-  GgufRawTensor r = raw(name);
-  Tensor out = Tensor::empty(e.shape, DType::F32);
-  float* dst = out.f32();
-  for (int64_t i = 0; i < r.rows; ++i) dequantize_row(r.type, r.row(i), dst + i * r.cols, r.cols);
-  if (e.shape.size() == 1 && e.permuted_heads > 0) {  // bias: permute elements
-    std::vector<float> stored(dst, dst + r.cols);
-    for (int64_t i = 0; i < r.cols; ++i) dst[i] = stored[size_t(rope_permuted_row(i, r.cols, e.permuted_heads))];
-  }
-  return out;
+  return gguf_tensor_f32(*file_, *e.info, e.permuted_heads);
 }
 
 }  // namespace qtrain

@@ -23,6 +23,13 @@ struct GgufRawTensor {
   const uint8_t* row(int64_t r) const;
 };
 
+// `info`'s stored blocks with rows in HF order: permuted_heads > 0 undoes
+// llama.cpp's Q/K row permutation (rope_permuted_heads), on a 2-D tensor's rows
+// or a 1-D tensor's elements.
+GgufRawTensor gguf_raw_tensor(const GgufFile& file, const GgufTensorInfo& info, int permuted_heads);
+// The same tensor in F32 on the host, HF shape (ggml's ne reversed).
+Tensor gguf_tensor_f32(const GgufFile& file, const GgufTensorInfo& info, int permuted_heads);
+
 // PackedTensor::impl of format "gguf": the blocks and the mapping they live in.
 struct GgufPacked {
   std::shared_ptr<const GgufFile> file;

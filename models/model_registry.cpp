@@ -38,6 +38,15 @@ bool ends_with(const std::string& s, const std::string& suf) {
 }
 }  // namespace
 
+std::string model_file_path(const std::string& path_or_name) {
+  std::error_code ec;
+  if (is_synthetic_model(path_or_name)) return "";
+  if (ends_with(path_or_name, ".gguf") || ends_with(path_or_name, ".GGUF") || fs::exists(path_or_name, ec))
+    return path_or_name;
+  const std::string reg = registered_model_path(path_or_name);
+  return reg.empty() ? path_or_name : reg;
+}
+
 LoadedModel load_model(const std::string& path_or_name) {
   std::error_code ec;
   if (is_synthetic_model(path_or_name)) return load_synthetic_model(path_or_name);

@@ -20,5 +20,8 @@ std::string fetch_models_command();
 // A registered name -> its path in the cache dir (which may not exist yet);
 // "" when the name is not registered.
 std::string registered_model_path(const std::string& name);
+// The file or directory load_model reads for --model path_or_name: the path
+// itself, or a registered name's file in the cache dir ("" for random:<shape>).
+std::string model_file_path(const std::string& path_or_name);
 
 }  // namespace qtrain

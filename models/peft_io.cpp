@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "models/gguf_adapter.h"
 #include "models/model.h"
 
 namespace qtrain {
@@ -50,13 +51,36 @@ std::string target_key(const std::string& module, const Model& model, const std:
   }
 }
 
+class SafetensorsAdapter : public AdapterTensors {
+ public:
+  explicit SafetensorsAdapter(const std::string& path) : f_(path) {}
+  const std::string& path() const override { return f_.path(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> n;
+    for (const SafetensorsEntry& e : f_.entries()) n.push_back(e.name);
+    return n;
+  }
+  const Shape* shape(const std::string& name) const override {
+    const SafetensorsEntry* e = f_.find(name);
+    return e ? &e->shape : nullptr;
+  }
+  Tensor load_f32(const std::string& name) const override { return f_.load_f32(name); }
+
+ private:
+  SafetensorsFile f_;
+};
+
 }  // namespace
 
-PeftAdapter read_peft_adapter(const std::string& dir) {
+PeftAdapter read_peft_adapter(const std::string& dir, const ModelConfig* model) {
+  std::error_code ec;
+  if (fs::is_regular_file(dir, ec) && fs::path(dir).extension() == ".gguf") {
+    if (!model) throw Error(dir + ": a llama.cpp LoRA adapter is read against its model (read_peft_adapter needs it)");
+    return read_gguf_lora_adapter(dir, *model);
+  }
   if (fs::exists(dir) && !fs::is_directory(dir))
     throw Error(dir + ": not a directory; an adapter is a PEFT directory (adapter_config.json + "
-                "adapter_model.safetensors)" + (fs::path(dir).extension() == ".gguf" ? "; a llama.cpp LoRA .gguf is "
-                "for llama.cpp (llama-cli --lora), here give the PEFT adapter it was exported from" : ""));
+                "adapter_model.safetensors) or a llama.cpp LoRA adapter (.gguf)");
   if (!fs::is_directory(dir)) throw Error(dir + ": no such adapter directory");
   std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   std::ifstream f(cfg_path, std::ios::binary);
@@ -70,12 +94,12 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
       throw Error(dir + ": adapter_model.bin (pickle) is not supported; save the adapter with safe_serialization=True");
     throw Error(st + ": missing");
   }
-  a.file = std::make_unique<SafetensorsFile>(st);
+  a.tensors = std::make_unique<SafetensorsAdapter>(st);
   std::set<std::string> mods;
-  for (auto& e : a.file->entries()) {
+  for (const std::string& name : a.tensors->names()) {
     std::string module, which;
-    if (!split_key(e.name, module, which))
-      throw Error(st + ": tensor '" + e.name +
+    if (!split_key(name, module, which))
+      throw Error(st + ": tensor '" + name +
                   "' is not an adapter tensor (expected ...lora_A.weight, lora_B.weight, lora_magnitude_vector, ia3_l or qablora_H.weight)");
     mods.insert(module);
   }
@@ -93,15 +117,15 @@ void apply_peft_adapter(Model& model, const PeftAdapter& a) {
     ++found;
     lin->adapter()->load([&](const std::string& suffix, const Shape& shape) {
       std::string key = kPrefix + lin->name() + "." + suffix;
-      const SafetensorsEntry* e = a.file->find(key);
-      if (!e) e = a.file->find(lin->name() + "." + suffix);
-      if (!e) throw Error(a.file->path() + ": missing tensor '" + key + "'");
-      if (e->shape != shape)
-        throw Error(a.file->path() + ": tensor '" + e->name + "' has shape " + shape_str(e->shape) + ", the model needs " +
+      const Shape* have = a.tensors->shape(key);
+      if (!have && (have = a.tensors->shape(lin->name() + "." + suffix))) key = lin->name() + "." + suffix;
+      if (!have) throw Error(a.tensors->path() + ": missing tensor '" + key + "'");
+      if (*have != shape)
+        throw Error(a.tensors->path() + ": tensor '" + key + "' has shape " + shape_str(*have) + ", the model needs " +
                     shape_str(shape) + " (the adapter does not fit this model" +
                     (a.type == "ia3" ? std::string(")")
                                      : ": r=" + std::to_string(lora_options_for(a.lora, lin->name()).r) + ")"));
-      return a.file->load_f32(e->name);
+      return a.tensors->load_f32(key);
     });
   }
   if (found != wanted.size())

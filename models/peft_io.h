@@ -2,7 +2,8 @@
 // tensors "base_model.model.<module>.<suffix>": LoRA lora_A.weight /
 // lora_B.weight (+ lora_magnitude_vector with use_dora), IA3 ia3_l.
 // What qtrain writes loads in peft's PeftModel.from_pretrained unchanged, and
-// qtrain reads adapters that peft wrote.
+// qtrain reads adapters that peft wrote. A llama.cpp LoRA adapter (.gguf) is
+// read as the PEFT LoRA adapter it holds (models/gguf_adapter.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -14,6 +15,18 @@
 namespace qtrain {
 
 class Model;
+struct ModelConfig;
+
+// An adapter's tensors under their PEFT names ("base_model.model.<module>.lora_A.weight"):
+// adapter_model.safetensors, or a llama.cpp .gguf adapter converted when read.
+class AdapterTensors {
+ public:
+  virtual ~AdapterTensors() = default;
+  virtual const std::string& path() const = 0;  // the file, for messages
+  virtual std::vector<std::string> names() const = 0;
+  virtual const Shape* shape(const std::string& name) const = 0;  // nullptr: no such tensor
+  virtual Tensor load_f32(const std::string& name) const = 0;
+};
 
 struct PeftAdapter {
   std::string dir;
@@ -22,11 +35,13 @@ struct PeftAdapter {
   std::vector<std::string> ia3_feedforward;  // IA3's feedforward_modules
   bool fan_in_fan_out = false;
   std::vector<std::string> modules;  // HF module paths that carry an adapter
-  std::unique_ptr<SafetensorsFile> file;
+  std::unique_ptr<AdapterTensors> tensors;
 };
 
-// Reads and validates the adapter directory; errors name the file and field.
-PeftAdapter read_peft_adapter(const std::string& dir);
+// Reads and validates the adapter directory, or a llama.cpp LoRA .gguf file,
+// which is read against `model` (its Q/K layout; required for a .gguf);
+// errors name the file and field.
+PeftAdapter read_peft_adapter(const std::string& path, const ModelConfig* model = nullptr);
 // The adapter_config.json part of it: type, LoRA options, IA3 modules (no
 // dir, modules or file). `text` is the file's contents, cfg_path its name.
 PeftAdapter parse_peft_adapter_config(const std::string& text, const std::string& cfg_path);

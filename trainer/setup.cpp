@@ -59,7 +59,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.hqq_bits = spec.hqq_bits;
   mo.lowra_bits = spec.lowra_bits;
   if (!spec.adapter.empty()) {
-    b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter));
+    b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter, &b.loaded.config));
     mo.adapter_type = b.adapter->type;
     mo.lora = b.adapter->lora;
     mo.targets = b.adapter->modules;
