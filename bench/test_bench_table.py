@@ -170,6 +170,11 @@ class RowCommands(unittest.TestCase):
         self.assertEqual((s["base"], s["hqq_bits"]), ("hqq", 4))
         self.assertTrue(tvh.anchor_spec(tvh.ROWS["smol-qlora-loftq"], 6, 2, 49152)["loftq"])
         self.assertEqual(tvh.anchor_spec(tvh.ROWS["llama7b-lora-r64"], 6, 2, 32000)["base"], "bf16")
+        # The activation-plan row: qtrain without --grad-checkpoint, its anchors with checkpointing.
+        plan = tvh.ROWS["llama7b-qlora-plan"]
+        self.assertTrue(tvh.anchor_spec(plan, 6, 2, 32000)["ckpt"])
+        self.assertNotIn("--grad-checkpoint", tvh.qtrain_cmd("q", "m", "s", plan, 6, "o"))
+        self.assertIn("--grad-checkpoint", tvh.qtrain_cmd("q", "m", "s", tvh.ROWS["llama7b-qlora"], 6, "o"))
 
     def test_which_anchors(self):
         keys = lambda n: [k for k, _ in tvh.anchors_for(tvh.ROWS[n], self.Args)[0]]

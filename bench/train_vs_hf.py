@@ -51,6 +51,11 @@ ROWS = {
     "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
     "llama7b-qlora": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=True, anchor_method="qlora"),
     "llama7b-qlora-b1": dict(shape="llama-7b", method="qlora", batch=1, seq=2048, ckpt=True, anchor_method="qlora"),
+    # Issue speed II's "with the memory the GPU has": qtrain without --grad-checkpoint, so its activation
+    # plan keeps what the free memory holds (trainer/memory_plan.h); the anchors keep their checkpointing
+    # (HF+peft+bnb's QLoRA recipe, Unsloth's own), as in llama7b-qlora. The peak memory column says what it cost.
+    "llama7b-qlora-plan": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=False, anchor_ckpt=True,
+                               anchor_method="qlora"),
     # The PEFT family (issue: PEFT family): every method of the thesis beside peft's own, on the
     # same base (NF4 for QLoRA/LoftQ/DoRA/IA3, bf16 for LoRA, HQQ through transformers' HqqConfig).
     # r 64 on LLaMA-7B as in the thesis, r 16 on SmolLM2 as its other rows; IA3 on peft's default
@@ -170,7 +175,13 @@ def describe(row):
     extra = (f" loftq{row['loftq_iters']}" if row.get("loftq_iters") else "") + \
             (f" {row['hqq_bits']}-bit" if row.get("hqq_bits") else "")
     return (f'{row["shape"]} {row["method"]}{"+" + ad if ad not in ("lora", "full") else ""}{extra}{r} '
-            f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}')
+            f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}'
+            f'{" (activation plan; anchors ckpt)" if anchor_ckpt(row) and not row["ckpt"] else ""}')
+
+
+def anchor_ckpt(row):
+    """Whether the anchors checkpoint: as qtrain does, unless the row says otherwise."""
+    return row.get("anchor_ckpt", row["ckpt"])
 
 
 def qtrain_cmd(qtrain, model_dir, shard, row, steps, out_dir, device="cuda"):
@@ -193,7 +204,7 @@ def qtrain_cmd(qtrain, model_dir, shard, row, steps, out_dir, device="cuda"):
 def anchor_spec(row, steps, warmup, vocab):
     am = row.get("anchor_method", row["method"])
     return dict(base=BASE_OF[am], hqq_bits=row.get("hqq_bits", 4), adapter=adapter(row), r=rank(row), alpha=alpha(row),
-                loftq=bool(row.get("loftq_iters")), batch=row["batch"], seq=row["seq"], ckpt=row["ckpt"],
+                loftq=bool(row.get("loftq_iters")), batch=row["batch"], seq=row["seq"], ckpt=anchor_ckpt(row),
                 steps=steps, warmup=warmup, vocab=vocab)
 
 
