@@ -1,11 +1,20 @@
+#include <cstdlib>
+
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/device.h"
 
 namespace qtrain::cuda {
 
-// 32 MiB: what NVIDIA recommends for cuBLASLt on Hopper.
-constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+// 32 MiB: what NVIDIA recommends for cuBLASLt on Hopper (QT_LT_WORKSPACE_MIB overrides it).
+constexpr size_t kLtWorkspaceMib = 32;
+
+size_t env_mib(const char* name, size_t default_mib) {
+  const char* e = std::getenv(name);
+  char* end = nullptr;
+  const long v = e ? std::strtol(e, &end, 10) : 0;
+  return size_t(e && end != e && *end == 0 && v > 0 ? v : long(default_mib)) << 20;
+}
 
 Context& Context::get() {
   static Context ctx;
@@ -22,7 +31,7 @@ Context::Context() {
   // A blocking stream: it stays ordered with legacy default-stream copies.
   CUDA_CHECK(cudaStreamCreate(&stream_));
   CUBLAS_CHECK(cublasLtCreate(&lt_));
-  workspace_bytes_ = kLtWorkspaceBytes;
+  workspace_bytes_ = env_mib("QT_LT_WORKSPACE_MIB", kLtWorkspaceMib);
   CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
 }
 

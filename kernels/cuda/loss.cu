@@ -14,7 +14,9 @@ namespace qtrain::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
-constexpr size_t kLogitsBudget = size_t(256) << 20;  // bytes of F32 logits per chunk
+// Bytes of F32 logits per chunk (QT_LOSS_CHUNK_MIB overrides it): a context
+// scratch slot, outside the allocator, so nvidia-smi counts it for the whole run.
+constexpr size_t kLogitsBudgetMib = 256;
 
 // One block per row. `row` has ld floats; the BF16 gradient row it becomes has
 // ld*2 elements (same bytes). Tile by tile: read a tile of F32 values, barrier,
@@ -88,7 +90,8 @@ double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor ta
   const bf16* xb = as_bf16(x, Scratch::LossX);
   const bf16* wb = as_bf16(w, Scratch::LossW);
   int64_t ld = (V + 7) / 8 * 8;  // 32-byte aligned F32 rows (and 16-byte BF16 rows)
-  int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, int64_t(kLogitsBudget / (size_t(ld) * 4))));
+  static const size_t budget = env_mib("QT_LOSS_CHUNK_MIB", kLogitsBudgetMib);
+  int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, int64_t(budget / (size_t(ld) * 4))));
   if (R > 128) R = R / 128 * 128;
   float* logits = static_cast<float*>(ctx.scratch(Scratch::Loss, size_t(R) * size_t(ld) * 4));
   double* loss = static_cast<double*>(ctx.scratch(Scratch::LossSum, sizeof(double)));
