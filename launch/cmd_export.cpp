@@ -47,23 +47,29 @@ bool within(const fs::path& p, const fs::path& dir) {
 // earlier OUT or none, never a truncated one. The swap replaces OUT whole, so an
 // OUT that holds anything needs --overwrite, and one that holds the model or
 // adapter being read (or is the working directory) is refused.
-void write_export_dir(const ExportOptions& o, const std::function<void(const std::string& dir)>& fill) {
+// Checked before the model is read (a merge can take minutes) and again when writing.
+fs::path check_export_dir(const ExportOptions& o) {
   const fs::path out = fs::weakly_canonical(fs::absolute(o.out));
   if (fs::exists(out) && !fs::is_directory(out)) throw Error("--out " + o.out + ": exists and is not a directory");
   if (within(fs::current_path(), out))
     throw Error("--out " + o.out + ": is the working directory or above it; give a new directory");
-  for (const std::string& src : {o.model, o.adapter})
+  // A registered --model name (smollm2-135m) is its file in the models cache dir.
+  for (const std::string& src : {model_file_path(o.model), o.tokenizer, o.adapter})
     if (!src.empty() && fs::exists(src) && within(fs::weakly_canonical(fs::absolute(src)), out))
       throw Error("--out " + o.out + ": holds " + src + ", which this export reads; give another directory");
   if (fs::exists(out) && !fs::is_empty(out) && !o.overwrite)
     throw Error("--out " + o.out + ": exists and is not empty; add --overwrite to replace it (the whole directory)");
-  write_dir_atomically(out.string(), fill);
+  return out;
+}
+
+void write_export_dir(const ExportOptions& o, const std::function<void(const std::string& dir)>& fill) {
+  write_dir_atomically(check_export_dir(o).string(), fill);
 }
 
 // --format gguf / gguf-lora write one file: --out itself when it ends in .gguf,
 // else NAME inside the --out directory.
 std::string gguf_out_path(const ExportOptions& o, const char* name) {
-  return fs::path(o.out).extension() == ".gguf" ? o.out : (fs::path(o.out) / name).string();
+  return is_gguf_path(o.out) ? o.out : (fs::path(o.out) / name).string();
 }
 
 // Checked before anything is loaded or created: the file is written beside
@@ -99,6 +105,7 @@ int run_ternary_export(const ExportOptions& o) {
     throw Error("--format ternary: --method '" + o.method + "': expected bitnet (a --method bitnet run's model/) or bitnet-lora");
   if (!o.adapter.empty())
     throw Error("--format ternary holds the base only: drop --adapter (export the adapter with --format peft)");
+  check_export_dir(o);
   ModelSpec ms;
   ms.model = o.model;
   ms.method = "bitnet-lora";
@@ -122,6 +129,7 @@ int run_export(const ExportOptions& o) {
                 "--merge --format gguf");
   if (o.format == "gguf-lora") check_gguf_out(o, gguf_out_path(o, "adapter.gguf"));
   if (o.merge && o.format == "gguf") check_gguf_out(o, gguf_out_path(o, "model.gguf"));
+  if (o.format == "peft" || o.format == "hf") check_export_dir(o);
   ModelSpec ms;
   ms.model = o.model;
   ms.method = o.method;  // quantized bases: --merge gives dequant(W) + s*B*A
@@ -173,7 +181,7 @@ int run_export(const ExportOptions& o) {
     // A merged GGUF without a vocabulary is no model for llama.cpp: refuse instead of writing one.
     TokenizerSource tok = lm.tokenizer;
     if (!o.tokenizer.empty()) {
-      if (fs::path(o.tokenizer).extension() != ".gguf")
+      if (!is_gguf_path(o.tokenizer))
         throw Error("--tokenizer " + o.tokenizer + ": a merged GGUF takes its vocabulary from a .gguf file "
                     "(HF tokenizer files are not converted to GGUF form)");
       tok = load_gguf_model(o.tokenizer).tokenizer;

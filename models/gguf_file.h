@@ -45,6 +45,9 @@ struct GgufTensorInfo {
   int64_t numel() const;
 };
 
+// Whether a path names a GGUF file: it ends in ".gguf", in any case.
+bool is_gguf_path(const std::string& path);
+
 class GgufFile {
  public:
   // mmaps and validates `path`.

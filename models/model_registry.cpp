@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "models/gguf_file.h"
 #include "models/synthetic_model.h"
 #include "models/weight_source.h"
 
@@ -32,16 +33,10 @@ std::string registered_model_path(const std::string& name) {
   return "";
 }
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-}  // namespace
-
 std::string model_file_path(const std::string& path_or_name) {
   std::error_code ec;
   if (is_synthetic_model(path_or_name)) return "";
-  if (ends_with(path_or_name, ".gguf") || ends_with(path_or_name, ".GGUF") || fs::exists(path_or_name, ec))
+  if (is_gguf_path(path_or_name) || fs::exists(path_or_name, ec))
     return path_or_name;
   const std::string reg = registered_model_path(path_or_name);
   return reg.empty() ? path_or_name : reg;
@@ -50,7 +45,7 @@ std::string model_file_path(const std::string& path_or_name) {
 LoadedModel load_model(const std::string& path_or_name) {
   std::error_code ec;
   if (is_synthetic_model(path_or_name)) return load_synthetic_model(path_or_name);
-  if (ends_with(path_or_name, ".gguf") || ends_with(path_or_name, ".GGUF")) {
+  if (is_gguf_path(path_or_name)) {
     if (!fs::exists(path_or_name, ec)) throw Error(path_or_name + ": no such GGUF file");
     return load_gguf_model(path_or_name);
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "models/gguf_adapter.h"
+#include "models/gguf_file.h"
 #include "models/model.h"
 
 namespace qtrain {
@@ -74,7 +75,7 @@ class SafetensorsAdapter : public AdapterTensors {
 
 PeftAdapter read_peft_adapter(const std::string& dir, const ModelConfig* model) {
   std::error_code ec;
-  if (fs::is_regular_file(dir, ec) && fs::path(dir).extension() == ".gguf") {
+  if (fs::is_regular_file(dir, ec) && is_gguf_path(dir)) {
     if (!model) throw Error(dir + ": a llama.cpp LoRA adapter is read against its model (read_peft_adapter needs it)");
     return read_gguf_lora_adapter(dir, *model);
   }

@@ -7,6 +7,7 @@
 
 #include "data/chat_format.h"
 #include "kernels/device.h"
+#include "models/gguf_file.h"
 #include "models/model_registry.h"
 
 namespace qtrain {
@@ -27,7 +28,7 @@ std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, cons
                                                 const std::string& model_label) {
   if (!override_path.empty()) {
     // a .gguf file or a registered model name: the vocabulary it carries
-    if (override_path.size() > 5 && override_path.substr(override_path.size() - 5) == ".gguf")
+    if (is_gguf_path(override_path))
       return make_tokenizer(load_model(override_path).tokenizer, "", override_path);
     if (!std::filesystem::exists(override_path) && !registered_model_path(override_path).empty())
       return make_tokenizer(load_model(override_path).tokenizer, "", override_path);

@@ -3,6 +3,7 @@
 // weight; each product dequantizes one matrix into a scratch. Tensors the file stores
 // as plain floats stay dense. The GPU takes Q4_0, Q4_1, Q8_0 and F16 blocks.
 #include "models/gguf_block_weight.h"
+#include "models/gguf_file.h"
 #include "models/method.h"
 #include "models/model.h"
 
@@ -14,7 +15,7 @@ std::unique_ptr<BaseWeight> gguf_base(const BaseRequest& r) {
   if (p.format == "gguf") return std::make_unique<GgufBlockWeight>(p);
   if (!p.format.empty())
     throw Error(r.src.path() + ": '" + r.name + "' is stored as " + p.format + ", not GGUF blocks");
-  if (r.src.path().size() < 5 || r.src.path().compare(r.src.path().size() - 5, 5, ".gguf") != 0)
+  if (!is_gguf_path(r.src.path()))
     throw Error("--method gguf-lora keeps a GGUF base in its blocks: " + r.src.path() + " is not a .gguf model");
   return std::make_unique<DenseWeight>(r.load_f32().to(r.opt.device, r.opt.device == Device::CUDA ? DType::BF16 : DType::F32));
 }

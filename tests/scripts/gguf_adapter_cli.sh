@@ -2,8 +2,8 @@
 # A llama.cpp LoRA adapter (.gguf) that `export --format gguf-lora` wrote loads back as --adapter:
 # eval gives the PEFT directory's loss, generate its greedy tokens, export --merge its merged
 # weights, and --format peft converts it to a PEFT directory that evaluates the same. Plus the
-# refusals: a model GGUF given as an adapter, and an --out that is the file a registered
-# --model name resolves to.
+# refusals: a model GGUF given as an adapter, and an --out that is (or holds) the file a
+# registered --model name resolves to.
 # Usage: gguf_adapter_cli.sh QTRAIN_BINARY SOURCE_DIR
 set -uo pipefail
 qtrain=$1; src=$2; fx=$src/tests/fixtures
@@ -62,6 +62,9 @@ cp "$fx/gguf/tiny_llama.gguf" "$out/models/$reg"
 before=$(cksum <"$out/models/$reg")
 QTRAIN_MODELS=$out/models expect_error "--out is the registered --model's file" "smollm2-135m which export reads" \
   export --model smollm2-135m --adapter "$peft" --merge --format gguf --out "$out/models/$reg" --overwrite
+# ... and a directory --out that holds it (the models cache dir itself): swapped out whole, the base with it.
+QTRAIN_MODELS=$out/models expect_error "--out holds the registered --model's file" "holds $reg which export reads" \
+  export --model smollm2-135m --adapter "$peft" --merge --out "$out/models" --overwrite
 [[ $(cksum <"$out/models/$reg") == "$before" ]] && echo "ok   the registered model's file is untouched" \
   || { echo "FAIL the registered model's file changed"; fail=1; }
 exit $fail
