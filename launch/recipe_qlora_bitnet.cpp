@@ -116,8 +116,10 @@ int run_qlora_bitnet(const TrainConfig& given) {
                                    out + "/ternary"};
   if (in.overwrite) ternary.push_back("--overwrite");
   run_phase("2-bit ternary export", ternary);
+  // The exported folders of a GGUF base carry no tokenizer: the command to run the result names the base's.
   spdlog::info("qlora-bitnet: done. QLoRA adapter {}/qlora/adapter, merged {}, BitNet model {}/model, ternary {}/ternary "
-               "(qtrain generate --model {}/ternary --method bitnet-lora)", out, merged, b.out, out, out);
+               "(qtrain generate --model {}/ternary --method bitnet-lora{})", out, merged, b.out, out, out,
+               tok.empty() ? "" : " --tokenizer " + tok);
   return 0;
 }
 

@@ -21,6 +21,16 @@ grep -q "naive conversion" "$tmp/log" && grep -q '"ppl"' "$tmp/log" || { echo "F
 "$qtrain" generate --model "$tmp/qb/ternary" --method bitnet-lora --prompt-ids 1,2,3 --max-new-tokens 2 --ids --temperature 0 \
   > "$tmp/gen" 2>&1 || { cat "$tmp/gen"; echo "FAIL: generate from the ternary export"; fail=1; }
 [ $fail = 0 ] && echo "ok   qlora-bitnet: qlora, merged, naive score, bitnet (2 steps), ternary export that generates"
+# The closing line's generate command runs as printed: a base whose exports carry no tokenizer
+# (a GGUF file, a registered name, or a --tokenizer given) is named with --tokenizer; an HF
+# directory's tokenizer travels with the exports, so none is added.
+grep -q "generate --model $tmp/qb/ternary --method bitnet-lora)" "$tmp/log" \
+  || { grep "qlora-bitnet: done" "$tmp/log"; echo "FAIL: the closing generate command of an HF-directory base"; fail=1; }
+"$qtrain" train "${D[@]}" --method qlora-bitnet --steps 4 --tokenizer "$src/../shared/data/gpt2-tokenizer" --out "$tmp/tq" \
+  > "$tmp/tlog" 2>&1 || { tail -3 "$tmp/tlog"; echo "FAIL: qlora-bitnet --tokenizer"; fail=1; }
+grep -q "generate --model $tmp/tq/ternary --method bitnet-lora --tokenizer [^ ]*gpt2-tokenizer)" "$tmp/tlog" \
+  && echo "ok   qlora-bitnet: the closing generate command names the --tokenizer the exports lack" \
+  || { grep "qlora-bitnet: done" "$tmp/tlog"; echo "FAIL: the closing generate command should name --tokenizer"; fail=1; }
 # The QLoRA phase's adapter options (--loftq-iters, --adapter-type, --target) stay out of the BitNet
 # phase (which refused them after the QLoRA phase had trained); with LoftQ the merged model
 # scores as the adapter on its LoftQ base does.
