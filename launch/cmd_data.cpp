@@ -9,6 +9,7 @@
 #include "data/tokenizer.h"
 #include "kernels/error.h"
 #include "launch/commands.h"
+#include "trainer/setup.h"
 
 namespace qtrain::launch {
 
@@ -38,7 +39,7 @@ int run_shard(const DataOptions& o) {
   job.overwrite = o.overwrite;
   if (o.shard_tokens < 1 || o.shard_tokens > INT32_MAX)
     throw Error("--shard-tokens must be in [1, 2^31): the .bin header stores the count as int32");
-  std::shared_ptr<const Tokenizer> tok = Tokenizer::load(o.tokenizer);
+  std::shared_ptr<const Tokenizer> tok = load_tokenizer(o.tokenizer);
   ShardResult r = write_token_shards(job, tok);
   nlohmann::json j = {{"files", r.files}, {"documents", r.documents}, {"tokens", r.tokens}, {"bad_lines", r.bad_lines}};
   std::cout << j.dump() << std::endl;
@@ -71,8 +72,7 @@ void register_data(CLI::App& app, Runner& run) {
       "Loss masks of instruction data are not kept: shard plain text or code.");
   shard->add_option("path", opt->path, "Corpus file or directory")->required();
   shard->add_option("--tokenizer", opt->tokenizer,
-                    "Tokenizer: a directory with encoder.json+vocab.bpe (GPT-2) or vocab.json+merges.txt, an HF "
-                    "tokenizer.json, or a directory holding one; use the model's, its EOS ends each document")
+                    std::string("Tokenizer: ") + kTokenizerForms + ". Use the model's: its EOS ends each document")
       ->required();
   shard->add_option("--out", opt->out, "Output directory (created if missing)")->required();
   shard->add_option("--split", opt->split,

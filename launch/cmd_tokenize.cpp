@@ -10,6 +10,7 @@
 #include "data/tokenizer.h"
 #include "kernels/error.h"
 #include "launch/commands.h"
+#include "trainer/setup.h"
 
 namespace qtrain::launch {
 
@@ -34,7 +35,7 @@ nlohmann::json parse_line(const std::string& line, size_t lineno, const char* fi
 }
 
 int run_tokenize(const TokenizeOptions& opt) {
-  auto tok = Tokenizer::load(opt.tokenizer);
+  auto tok = load_tokenizer(opt.tokenizer);
   std::ios::sync_with_stdio(false);
   std::string line, out;
   std::vector<int32_t> ids;
@@ -91,9 +92,7 @@ void register_tokenize(CLI::App& app, Runner& run) {
       "Encode JSON lines {\"text\": ...} from stdin into {\"ids\": [...]} on stdout, one output line per input "
       "line, in order (blank lines are skipped); --decode does the reverse.\n"
       "  echo '{\"text\": \"Hello world\"}' | qtrain tokenize --tokenizer ../shared/data/gpt2-tokenizer");
-  sub->add_option("--tokenizer", opt->tokenizer,
-                  "a directory with encoder.json+vocab.bpe (GPT-2) or vocab.json+merges.txt, an HF tokenizer.json, "
-                  "or a directory holding one")
+  sub->add_option("--tokenizer", opt->tokenizer, kTokenizerForms)
       ->required();
   sub->add_flag("--decode", opt->decode, "read {\"ids\": [...]} lines and write {\"text\": ...} lines");
   sub->add_flag("--allow-special", opt->allow_special,

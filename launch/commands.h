@@ -16,6 +16,12 @@ namespace qtrain::launch {
 
 using Runner = std::function<int()>;  // returns the process exit code
 
+// --tokenizer of the commands that take a tokenizer alone (tokenize, data shard): every
+// form trainer/setup.h's load_tokenizer reads.
+inline constexpr const char* kTokenizerForms =
+    "a directory with encoder.json+vocab.bpe (GPT-2) or vocab.json+merges.txt, an HF tokenizer.json or a directory "
+    "holding one, or a .gguf file or registered model name (smollm2-135m): the vocabulary it embeds";
+
 void register_train(CLI::App& app, Runner& run);
 void register_eval(CLI::App& app, Runner& run);
 void register_generate(CLI::App& app, Runner& run);

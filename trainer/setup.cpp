@@ -40,6 +40,12 @@ std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, cons
   return nullptr;  // pre-tokenized data needs none; Stream says so if text needs one
 }
 
+std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path) {
+  auto tok = make_tokenizer({}, path, path);
+  if (!tok) throw Error("--tokenizer " + path + ": carries no tokenizer (no vocabulary in the file)");
+  return tok;
+}
+
 BuiltModel build_model(const ModelSpec& spec) {
   BuiltModel b;
   b.loaded = load_model(spec.model);

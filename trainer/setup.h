@@ -80,6 +80,11 @@ Device resolve_device(const std::string& name);
 std::shared_ptr<const Tokenizer> make_tokenizer(const TokenizerSource& src, const std::string& override_path,
                                                 const std::string& model_label);
 
+// A tokenizer on its own (tokenize, data shard --tokenizer): what make_tokenizer takes as an
+// override (a tokenizer dir or tokenizer.json, a .gguf file or a registered model name, whose
+// embedded vocabulary it is); a .gguf without one is an error naming it, never null.
+std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path);
+
 // Dense bf16 tensor-core peak of a GPU by name (H100/H200 SXM 989 TFLOP/s,
 // A100 312), for MFU; 0 when unknown.
 double peak_bf16_flops(const std::string& gpu_name);
