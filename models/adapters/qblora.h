@@ -43,6 +43,9 @@ class QBloraAdapter : public LoraAdapter {
   // not been tested against the F32 path for it: it keeps the F32 masters.
   std::vector<Param*> decode_factors() override { return {}; }
   int64_t lambda() const { return lambda_; }
+  // No LoftQ: its B A act on the pooled input, so they cannot hold W - Q's rank-r part
+  // (LoraAdapter's rank, lambda r, took LoftQ's [out, lambda r] pair into [out / lambda, lambda r]).
+  int low_rank() const override { return 0; }
 
  private:
   // xp_ = pool(x), then LoRA's saved state for it.

@@ -55,5 +55,8 @@ fi
 expect_error "--loftq-iters on a float base" "--loftq-iters lora" train "${run[@]}" --method lora --loftq-iters 1 --out "$out/r1"
 expect_error "--loftq-iters with DoRA" "--loftq-iters lora" train "${run[@]}" --method qlora --adapter-type dora \
   --loftq-iters 1 --out "$out/r2"
+# Q-BLoRA's factors act on the pooled input: refused like DoRA, not an internal copy error.
+expect_error "--loftq-iters with Q-BLoRA" "--loftq-iters lora" train "${run[@]}" --method qblora --loftq-iters 1 \
+  --out "$out/r4"
 expect_error "--loftq-iters -2 (-1 is the method's default)" "--loftq-iters" train "${run[@]}" --method qlora --loftq-iters -2 --out "$out/r3"
 exit $fail
