@@ -4,9 +4,27 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
 
+#include "kernels/device.h"
 #include "kernels/error.h"
 #include "launch/commands.h"
+
+namespace {
+
+// What this binary was built with: a GPU machine whose qtrain was built without
+// nvcc runs --device auto on the CPU, and launch/quickstart.sh asks here to
+// pick its preset (and to say why the GPU is not used).
+std::string version_line() {
+#ifdef QTRAIN_HAS_MPI
+  const char* mpi = "yes";
+#else
+  const char* mpi = "no";
+#endif
+  return std::string("qtrain 0.1 (CUDA backend: ") + (qtrain::built_with_cuda() ? "yes" : "no") + ", MPI: " + mpi + ")";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -14,7 +32,7 @@ int main(int argc, char** argv) {
       "CUDA, data-parallel over MPI ranks.\n  mpirun -np 8 qtrain train --config configs/<preset>.json",
       "qtrain"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "qtrain 0.1");
+  app.set_version_flag("--version", version_line(), "print the version and the backends this build has (CUDA, MPI)");
   qtrain::launch::Runner run;
   using namespace qtrain::launch;
   register_train(app, run);

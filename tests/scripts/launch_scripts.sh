@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The mpirun and SLURM wrappers in launch/: their usage is readable and names files that
 # exist, they reject a bad option with one line, and they hand qtrain's arguments through.
+# quickstart.sh picks the fine-tune the machine and the build can run (--dry-run, stubs).
 # launch/qtrain-mpi really runs 2 CPU ranks; slurm-example.sbatch runs against stub
 # srun/scontrol commands (no SLURM here) that record what they were given.
 # $1 = qtrain binary, $2 = source dir.
@@ -63,6 +64,42 @@ grep -q "requeue 77" "$tmp/scontrol.args" 2>/dev/null || bad "sbatch script did 
 sb 1 configs/tiny-gpt2-lora.json; rc=$?
 [ "$rc" = 1 ] || bad "sbatch script hid a failed run (exit $rc)"
 [ -f "$tmp/scontrol.args" ] && bad "sbatch script requeued a failed run"
+
+# --- quickstart.sh --dry-run: which fine-tune it picks, against a stub nvidia-smi (GPU or none)
+# and stub binaries with and without the CUDA backend (as `qtrain --version` says). A GPU with
+# a qtrain built without nvcc gets the short CPU preset and a line saying why: --device auto
+# runs on the CPU there, and the full preset would take hours.
+v=$("$QTRAIN" --version)
+grep -qE "^qtrain [0-9.]+ \(CUDA backend: (yes|no), MPI: (yes|no)\)$" <<<"$v" || bad "qtrain --version does not name the backends: '$v'"
+mkdir -p "$tmp/qs/gpu" "$tmp/qs/nogpu" "$tmp/qs/models"
+printf '#!/bin/sh\necho "GPU 0: stub"\n' > "$tmp/qs/gpu/nvidia-smi"
+printf '#!/bin/sh\nexit 9\n' > "$tmp/qs/nogpu/nvidia-smi"
+printf '#!/bin/sh\necho "qtrain 0.1 (CUDA backend: yes, MPI: yes)"\n' > "$tmp/qs/cuda"
+printf '#!/bin/sh\necho "qtrain 0.1 (CUDA backend: no, MPI: yes)"\n' > "$tmp/qs/nocuda"
+chmod +x "$tmp"/qs/*/nvidia-smi "$tmp/qs/cuda" "$tmp/qs/nocuda"
+qs() {  # qs GPU|NOGPU BINARY: quickstart's --dry-run output
+  (cd "$SRC" && PATH="$tmp/qs/$1:$PATH" QTRAIN="$tmp/qs/$2" QTRAIN_MODELS="$tmp/qs/models" bash launch/quickstart.sh --dry-run 2>&1)
+}
+expect_qs() {  # expect_qs GPU BINARY PRESET WARNS(0|1)
+  local out; out=$(qs "$1" "$2")
+  grep -qF "train --config configs/$3 --overwrite" <<<"$out" || bad "quickstart ($1, $2 build) should run configs/$3: $out"
+  [ -f "$SRC/configs/$3" ] || bad "quickstart names configs/$3, which does not exist"
+  if [ "$4" = 1 ]; then grep -q "built without the CUDA backend" <<<"$out" || bad "quickstart ($1, $2) does not say why the GPU is unused: $out"
+  else grep -q "without the CUDA backend" <<<"$out" && bad "quickstart ($1, $2) warns needlessly: $out"; fi
+  grep -qE "qtrain: installing|dependencies already installed|already in|fetched|could not fetch|Configuring|Build files" <<<"$out" && bad "quickstart --dry-run installed, fetched or built: $out"
+}
+expect_qs gpu cuda tiny-gpt2-lora.json 0
+expect_qs gpu nocuda tiny-gpt2-lora-cpu.json 1
+expect_qs nogpu cuda tiny-gpt2-lora-cpu.json 0
+echo x > "$tmp/qs/models/SmolLM2-135M-Instruct.Q4_1.gguf"  # fetched: the SmolLM2 presets
+expect_qs gpu cuda smollm2-lora.json 0
+expect_qs gpu nocuda smollm2-lora-cpu.json 1
+out=$(cd "$SRC" && bash launch/quickstart.sh --bogus 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q -- "--bogus" <<<"$out" || bad "quickstart.sh --bogus: exit $rc, '$out'"
+# It builds the binary alone (the test suite is launch/test.sh's), with a --target build.sh takes.
+grep -q "launch/build.sh --target qtrain" "$SRC/launch/quickstart.sh" || bad "quickstart.sh does not build --target qtrain alone"
+out=$(cd "$SRC" && bash launch/build.sh --target 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q "target name" <<<"$out" || bad "build.sh --target without a name: exit $rc, '$out'"
 
 [ $fail = 0 ] && echo OK
 exit $fail
