@@ -312,6 +312,11 @@ int run_training(const TrainConfig& cfg) {
       if (cfg.eval_data.empty()) return true;
       StreamConfig ec = make_stream_config(stream_spec(cfg, cfg.eval_data, cfg.eval_split, false), built, *comm);
       Stream es(ec, tok);
+      // Said first: an evaluation prints nothing until its result (the final one, after "done",
+      // is minutes of the whole split on a CPU).
+      spdlog::info("eval step {}: {} of {} (split {}) ...", step,
+                   cfg.eval_batches > 0 ? std::to_string(cfg.eval_batches) + " batches" : std::string("every batch"),
+                   cfg.eval_data, cfg.eval_split);
       EvalResult r = evaluate(*model, es, *comm, false, cfg.eval_batches, [] { return StopSignals::requested() != 0; });
       if (r.stopped) return false;
       spdlog::info("eval step {}: loss {:.4f} ppl {:.3f} ({} tokens)", step, r.loss, r.ppl, r.tokens);
@@ -489,7 +494,7 @@ int run_training(const TrainConfig& cfg) {
     const auto t_save = Clock::now();
     save(true);
     if (rank0)
-      spdlog::info("done: {} steps in {:.1f}s; wrote {}/{} , {}/metrics.jsonl, {} (in {:.1f} s)", step,
+      spdlog::info("done: {} steps in {:.1f}s; wrote {}/{}, {}/metrics.jsonl, {} (in {:.1f} s)", step,
                    seconds_since(t_start), cfg.out, trains_base ? "model" : "adapter", cfg.out, ckpt_dir,
                    seconds_since(t_save));
     if (!run_eval()) {

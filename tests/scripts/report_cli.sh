@@ -43,6 +43,11 @@ is_png() { [[ -s $1 ]] && [[ $(head -c 8 "$1" | od -An -tx1 | tr -d ' \n') == 89
   --batch-size 1 --steps 6 --lr 1e-2 --schedule cosine --warmup 2 --eval-data "$F/tiny-llama-eval.jsonl" \
   --eval-every 2 --log-every 100 --device cpu --out "$tmp/run" > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
 grep -q '"kind":"eval"' "$tmp/run/metrics.jsonl" || { echo "FAIL: the run wrote no eval rows"; fail=1; }
+# Each evaluation says it starts (the final one follows "done" silently otherwise), and "done" lists what it wrote.
+[[ $(grep -c "eval step [0-9]*: every batch of .*tiny-llama-eval.jsonl (split valid) \.\.\.$" "$tmp/log") == 3 ]] \
+  || { grep "eval step" "$tmp/log"; echo "FAIL: want 3 'eval step N: every batch of ... (split valid) ...' lines"; fail=1; }
+grep -q "wrote $tmp/run/adapter, $tmp/run/metrics.jsonl, $tmp/run/checkpoint" "$tmp/log" \
+  || { grep "done:" "$tmp/log"; echo "FAIL: the 'done' line does not list adapter, metrics.jsonl, checkpoint"; fail=1; }
 "$qtrain" report "$tmp/run" > "$tmp/log" 2>&1 || { echo "FAIL: report exit $?"; cat "$tmp/log"; exit 1; }
 [[ -s $tmp/run/report.md ]] || { echo "FAIL: no report.md"; exit 1; }
 for png in loss throughput lr grad_norm; do
