@@ -140,8 +140,9 @@ void register_eval(CLI::App& app, Runner& run) {
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer to use instead of the model's: a dir, tokenizer.json, .gguf file or registered model name");
   sub->add_option("--task", o->task, "ppl (loss and perplexity) | mc (multiple choice)")->capture_default_str();
   sub->add_option("--data", o->data,
-                  "JSONL with input_ids (one sequence per line) or text, or a CodeSearchNet file/tree; for --task mc "
-                  "MMLU-format JSONL (configs/mc/python-stdlib.jsonl is a small example)")
+                  "the formats train --data reads (a CodeSearchNet tree, .jsonl(.gz) of code, text, input_ids, "
+                  "instruction or chat records, .bin token shards; see --format); for --task mc MMLU-format JSONL "
+                  "(configs/mc/python-stdlib.jsonl is a small example)")
       ->required();
   sub->add_option("--split", o->split,
                   "split of a CodeSearchNet tree; for --task mc the rows scored are those with this split or none")

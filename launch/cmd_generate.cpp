@@ -356,7 +356,7 @@ void register_generate(CLI::App& app, Runner& run) {
       "--prompts", o->prompts,
       "continue every prompt of a JSONL file (plain or .gz), one object per line: {\"prompt\": TEXT} or "
       "{\"prompt_ids\": [IDS]} (other fields are ignored). Prints one JSON line per prompt, in file order, when its "
-      "batch is done: {\"index\", \"prompt\", \"completion\", \"stop\", \"new_tokens\"}, or with --ids "
+      "batch is done: {\"index\", \"prompt\", \"completion\", \"new_tokens\", \"stop\"}, or with --ids "
       "{\"index\", \"prompt_ids\", \"ids\", \"stop\"}; with --chat each prompt is one user turn. Each prompt "
       "gets what it would alone (the same tokens greedy; sampled with --seed, the tokens a lone run with that seed "
       "draws)")->option_text("FILE");

@@ -89,7 +89,7 @@ void register_train(CLI::App& app, Runner& run) {
                   "default: 5 for lowra, 0 for the others): alternately "
                   "quantize W - B A with the method's quantizer and take the rank-r SVD of W - Q (LAPACK), so the "
                   "quantized base and the LoRA start B A together approximate the float weight. Needs a method that "
-                  "quantizes on load (qlora, nf4-lora, qlora-fp4, int8-lora) and --adapter-type lora; as in peft "
+                  "quantizes on load (qlora, nf4-lora, qlora-fp4, int8-lora, hqq-lora, lowra) and --adapter-type lora; as in peft "
                   "lora_B A is not divided by the LoRA scale, so use --lora-alpha equal to --lora-r (scale 1) for "
                   "the exact LoftQ start. One SVD per round per module: slow on large models. The adapter fits "
                   "the LoftQ base: give eval/export/generate the same --loftq-iters")
@@ -99,7 +99,7 @@ void register_train(CLI::App& app, Runner& run) {
       ->check(CLI::IsMember({4, 2}))
       ->capture_default_str();
   sub->add_option("--lowra-bits", c->lowra_bits,
-                  "lowra: average code bits per base weight over all quantized Linear layers (1.5 to 4; each output "
+                  "lowra: average code bits per base weight over all quantized Linear layers (1 to 4; each output "
                   "channel gets 1, 2 or 4 bits, 2 and 4 only at 2 bits and above, as the paper does for LLaMA)")
       ->check(CLI::Range(1.0, 4.0))
       ->capture_default_str();
