@@ -148,10 +148,16 @@ void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
   auto* cm = static_cast<unsigned*>(colmax.raw());
   int* pidx = static_cast<int*>(idx.raw());
   int* pcount = pidx + k;
-  CUDA_CHECK(cudaMemsetAsync(cm, 0, size_t(k) * 4, stream()));
-  const dim3 cgrid(unsigned((k + 31) / 32), unsigned(std::min<int64_t>((n + 7) / 8, 64)));
-  col_absmax_kernel<<<cgrid, dim3(32, 8), 0, stream()>>>(cm, px, n, k);
-  outlier_list_kernel<<<1, 1024, 0, stream()>>>(pidx, pcount, cm, k, threshold);
+  if (threshold > 0.f) {
+    CUDA_CHECK(cudaMemsetAsync(cm, 0, size_t(k) * 4, stream()));
+    const dim3 cgrid(unsigned((k + 31) / 32), unsigned(std::min<int64_t>((n + 7) / 8, 64)));
+    col_absmax_kernel<<<cgrid, dim3(32, 8), 0, stream()>>>(cm, px, n, k);
+    outlier_list_kernel<<<1, 1024, 0, stream()>>>(pidx, pcount, cm, k, threshold);
+  } else {
+    // No decomposition (BitNet's W2A8 training product): no column pass over x, no outlier list;
+    // is_outlier never reads colmax at threshold 0.
+    CUDA_CHECK(cudaMemsetAsync(pcount, 0, sizeof(int), stream()));
+  }
   quantize_rows_kernel<<<unsigned(n), 256, 0, stream()>>>(static_cast<int8_t*>(xq.raw()), xabs.f32(), px, cm,
                                                           threshold, k);
   CUDA_CHECK_LAUNCH("int8_matmul prologue");

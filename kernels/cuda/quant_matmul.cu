@@ -7,6 +7,8 @@
 // Roofline: dequantization reads 0.5 (+1/64 absmax) bytes and writes 2 bytes
 // per weight, so it is bound by the BF16 write; the GEMV reads ~0.52 bytes per
 // weight once and is bound by DRAM bandwidth at M <= 16.
+#include <cstdlib>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/device.h"
@@ -473,10 +475,17 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 
 // The absmax codes of kTiles consecutive blocks as one load (byte j = block j).
 template <int kTiles>
-__device__ __forceinline__ uint32_t load_codes(const uint8_t* p) {
-  if constexpr (kTiles == 4) return __ldg(reinterpret_cast<const uint32_t*>(p));
-  else if constexpr (kTiles == 2) return __ldg(reinterpret_cast<const uint16_t*>(p));
-  else return __ldg(p);
+__device__ __forceinline__ void load_codes(const uint8_t* p, uint32_t (&w)[(kTiles + 3) / 4]) {
+  if constexpr (kTiles == 8) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+    w[0] = v.x, w[1] = v.y;
+  } else if constexpr (kTiles == 4) {
+    w[0] = __ldg(reinterpret_cast<const uint32_t*>(p));
+  } else if constexpr (kTiles == 2) {
+    w[0] = __ldg(reinterpret_cast<const uint16_t*>(p));
+  } else {
+    w[0] = __ldg(p);
+  }
 }
 
 // How a step loads the absmax state of its tiles (the arithmetic is the same in each, so a weight's
@@ -497,7 +506,7 @@ struct Gemv4Step {
   static constexpr bool kWide = kTiles >= 2;
   uint4 wp[kWide ? kTiles / 2 : 1][2];  // kWide: pair p of row g / g + 8, bytes [16 t4, 16 t4 + 16)
   uint2 w[kWide ? 1 : kTiles][2];       // otherwise: tile j of row g / g + 8, bytes [8 t4, 8 t4 + 8)
-  uint32_t qa[kLoads == kWordCodes ? 1 : kLoads == kPerTile ? kTiles : 1][2];
+  uint32_t qa[2][kLoads == kWordCodes ? (kTiles + 3) / 4 : kLoads == kPerTile ? kTiles : 1];  // [row][word or tile]
   float am[kLoads == kWordCodes ? 1 : kTiles][2];  // absmax2 or absmax
 };
 
@@ -580,7 +589,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
           if (base + j < ktiles) st.w[j][r] = __ldcs(reinterpret_cast<const uint2*>(a.packed + (woff + 32 * (base + j))));
       }
       if constexpr (kLoads == kWordCodes) {
-        st.qa[0][r] = load_codes<kTiles>(a.qabsmax + blk);
+        load_codes<kTiles>(a.qabsmax + blk, st.qa[r]);
         st.am[0][r] = __ldg(a.absmax2 + (blk >> 8));
       } else {
 #pragma unroll
@@ -589,7 +598,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
           if constexpr (kLoads == kF32Absmax) {
             st.am[j][r] = __ldg(a.absmax + blk + j);
           } else {
-            st.qa[j][r] = a.dq ? a.qabsmax[blk + j] : 0u;
+            st.qa[r][j] = a.dq ? a.qabsmax[blk + j] : 0u;
             st.am[j][r] = __ldg(a.dq ? a.absmax2 + ((blk + j) >> 8) : a.absmax + blk + j);
           }
         }
@@ -632,11 +641,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         if constexpr (kLoads == kWordCodes)
-          sc[r] = quant::dq_absmax(sm.dqmap[(st.qa[0][r] >> (8 * j)) & 0xFFu], st.am[0][r], a.offset);
+          sc[r] = quant::dq_absmax(sm.dqmap[(st.qa[r][j / 4] >> (8 * (j % 4))) & 0xFFu], st.am[0][r], a.offset);
         else if constexpr (kLoads == kF32Absmax)
           sc[r] = st.am[j][r];
         else
-          sc[r] = a.dq ? quant::dq_absmax(sm.dqmap[st.qa[j][r]], st.am[j][r], a.offset) : st.am[j][r];
+          sc[r] = a.dq ? quant::dq_absmax(sm.dqmap[st.qa[r][j]], st.am[j][r], a.offset) : st.am[j][r];
       }
 #pragma unroll
       for (int h = 0; h < NB; ++h) {
@@ -691,47 +700,62 @@ void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, co
   launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
 }
 
-// The streamed kernel for the set. kTiles by the k-tiles per row only (8 warps share a row group's
-// tiles: fewer per step where a row is short, so that every warp has work), so that a weight's
-// outputs are the same bits alone or in a set; the absmax loads by what every part allows. Three
-// blocks per SM at M <= 8 (80 registers), two at M <= 16 and where a step's absmax state holds 8
-// registers per row (4 F32 absmax tiles: 24 bytes spilled at 80 registers).
-template <bool M16>
-void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
+// How the streamed kernel runs one weight at M x rows: a function of the weight alone (its width,
+// double quant and the alignment of its codes), and a set is one launch only when every part would
+// run alone the same way, so each output is the same bits alone or in a set.
+//  - 8 tiles a step (4 KB of a warp's weights per step, two blocks per SM) at M <= 8 where a row
+//    holds whole steps of word-loaded codes (LLaMA's 4096-wide rows);
+//  - otherwise kTiles by the k-tiles per row (8 warps share a row group's tiles: fewer per step where
+//    a row is short, so that every warp has work), three blocks per SM at M <= 8 (80 registers),
+//    two at M <= 16 and where a step's absmax state holds 8 registers per row (4 F32 absmax tiles:
+//    24 bytes spilled at 80 registers).
+struct Gemv4Plan {
+  int tiles, loads;
+  bool operator==(const Gemv4Plan& o) const { return tiles == o.tiles && loads == o.loads; }
+};
+Gemv4Plan gemv4_plan(int64_t cols, bool dq, const uint8_t* qabsmax, int M) {
   const int64_t ktiles = cols / 64;
+  const auto words = [&](int t) { return dq && ktiles % t == 0 && reinterpret_cast<uintptr_t>(qabsmax) % t == 0; };
+  static const bool eight = [] {  // QT_GEMV4_TILES8=0: not 8 tiles a step (for measuring)
+    const char* e = std::getenv("QT_GEMV4_TILES8");
+    return !e || std::atoi(e) != 0;
+  }();
+  if (eight && M <= 8 && ktiles >= 8 * kMmaWarps && words(8)) return {8, kWordCodes};
   const int tiles = ktiles >= 4 * kMmaWarps ? 4 : ktiles >= 2 * kMmaWarps ? 2 : 1;
-  bool all_dq = true, none_dq = true, word = tiles > 1 && ktiles % tiles == 0;
-  for (const Gemv4Part* p : {&set.p0, &set.p1, &set.p2}) {
-    if (p->first == UINT32_MAX) continue;  // no such part
-    all_dq = all_dq && p->dq, none_dq = none_dq && !p->dq;
-    word = word && reinterpret_cast<uintptr_t>(p->qabsmax) % tiles == 0;
-  }
-  const int loads = all_dq && word ? kWordCodes : none_dq ? kF32Absmax : kPerTile;
+  if (!dq) return {tiles, kF32Absmax};
+  return {tiles, tiles > 1 && words(tiles) ? kWordCodes : kPerTile};
+}
+
+template <bool M16>
+void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, const bf16* x, int M, const float* map,
+                             int64_t cols) {
   constexpr int B = M16 ? 2 : 3;
 #define QT_GO(T, L, MB) return launch_gemv4_stream<M16, T, L, MB>(pdl, set, x, M, map, cols)
-  if (tiles == 4) {
-    if (loads == kWordCodes) QT_GO(4, kWordCodes, B);
-    if (loads == kF32Absmax) QT_GO(4, kF32Absmax, 2);
+  if constexpr (!M16)
+    if (plan.tiles == 8) QT_GO(8, kWordCodes, 2);
+  if (plan.tiles == 4) {
+    if (plan.loads == kWordCodes) QT_GO(4, kWordCodes, B);
+    if (plan.loads == kF32Absmax) QT_GO(4, kF32Absmax, 2);
     QT_GO(4, kPerTile, 2);
   }
-  if (tiles == 2) {
-    if (loads == kWordCodes) QT_GO(2, kWordCodes, B);
-    if (loads == kF32Absmax) QT_GO(2, kF32Absmax, B);
+  if (plan.tiles == 2) {
+    if (plan.loads == kWordCodes) QT_GO(2, kWordCodes, B);
+    if (plan.loads == kF32Absmax) QT_GO(2, kF32Absmax, B);
     QT_GO(2, kPerTile, B);
   }
-  if (loads == kF32Absmax) QT_GO(1, kF32Absmax, B);
+  if (plan.loads == kF32Absmax) QT_GO(1, kF32Absmax, B);
   QT_GO(1, kPerTile, B);  // one tile: its code is a byte either way
 #undef QT_GO
 }
 
-void launch_gemv4_mma(const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols,
+void launch_gemv4_mma(const Gemv4Set& set, Gemv4Plan plan, const bf16* x, int M, const float* map, int64_t cols,
                       int64_t bytes) {
   const bool pdl = qtrain::decode_pdl() && bytes <= kPdlMaxBytes;
   if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore) {
     if (M <= 8)
-      launch_gemv4_stream_for<false>(pdl, set, x, M, map, cols);
+      launch_gemv4_stream_for<false>(pdl, set, plan, x, M, map, cols);
     else
-      launch_gemv4_stream_for<true>(pdl, set, x, M, map, cols);
+      launch_gemv4_stream_for<true>(pdl, set, plan, x, M, map, cols);
     return;
   }
   // The batched kernel (set_gemv4_kernel, for comparison): persistent blocks as the streamed one's.
@@ -799,7 +823,9 @@ void launch_gemv4_set(const std::vector<Tensor>& ys, Tensor x, const std::vector
     if (i == 0) std::copy(a.code, a.code + 16, set.code);
   }
   const int64_t cols = ws[0]->cols;
-  launch_gemv4_mma(set, static_cast<const bf16*>(x.raw()), int(x.numel() / cols), device_dynamic_map(), cols, bytes);
+  const int M = int(x.numel() / cols);
+  const Gemv4Plan plan = gemv4_plan(cols, set.p0.dq, set.p0.qabsmax, M);  // every part's (matmul_4bit_shared)
+  launch_gemv4_mma(set, plan, static_cast<const bf16*>(x.raw()), M, device_dynamic_map(), cols, bytes);
 }
 
 }  // namespace
@@ -862,7 +888,10 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
 // after the other otherwise (the same kernel per group either way: the same bits).
 void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
   bool one = x.numel() > 0 && ws.size() <= size_t(kGemv4MaxShared);
-  for (const Quant4Tensor* w : ws) one = one && gemv4_mma_takes(x, *w) && w->code == ws[0]->code;
+  const int M = x.numel() > 0 && !ws.empty() ? int(x.numel() / ws[0]->cols) : 0;
+  const auto plan = [&](const Quant4Tensor& w) { const Q4View v = w.view(); return gemv4_plan(w.cols, v.dq, v.qabsmax, M); };
+  for (const Quant4Tensor* w : ws)
+    one = one && gemv4_mma_takes(x, *w) && w->code == ws[0]->code && plan(*w) == plan(*ws[0]);
   if (!one) {
     for (size_t i = 0; i < ws.size(); ++i) cuda::matmul_4bit(ys[i], x, *ws[i]);
     return;
