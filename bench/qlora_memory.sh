@@ -23,5 +23,6 @@ ls = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 smi = max((float(x) for x in open(sys.argv[2]) if x.strip()), default=0) / 1024
 print(json.dumps(dict(shape=sys.argv[3], batch=int(sys.argv[4]), alloc_peak_gib=max(l.get("gpu_peak_gib", 0) for l in ls),
       reserved_gib=max(l.get("gpu_reserved_gib", 0) for l in ls), nvidia_smi_peak_gib=smi,
+      device_used_gib=max(l.get("gpu_device_used_gib", 0) for l in ls),  # the driver's used figure at each log step
       tok_s=sorted(l["tokens_per_s"] for l in ls)[len(ls) // 2])))
 PY

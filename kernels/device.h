@@ -38,9 +38,11 @@ CudaMemoryStats cuda_memory_stats();
 // LLaMA-7B); cached, nvidia-smi counts them for the whole run.
 size_t cuda_release_cached();
 // The device's memory as the driver reports it, plus the blocks qtrain's
-// allocator holds but does not use; zeros without a GPU.
+// allocator holds but does not use; zeros without a GPU. device_used is
+// total less the driver's own free figure: what nvidia-smi shows for a GPU
+// qtrain has alone (CUDA context, library handles and workspaces included).
 struct CudaMemoryInfo {
-  size_t free = 0, total = 0;
+  size_t free = 0, total = 0, device_used = 0;
 };
 CudaMemoryInfo cuda_memory_info();
 

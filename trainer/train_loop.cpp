@@ -444,6 +444,9 @@ int run_training(const TrainConfig& cfg) {
           m.extra["gpu_peak_gib"] = gib(double(ms.peak));
           m.extra["gpu_reserved_gib"] = gib(double(ms.reserved));
           m.extra["gpu_estimate_gib"] = gib(memory.estimate.allocator());  // beside gpu_peak_gib, the same scope
+          // The whole device as the driver counts it (nvidia-smi's figure on a GPU of our own): the
+          // allocator's reserve plus the CUDA context, library handles and workspaces outside it.
+          m.extra["gpu_device_used_gib"] = gib(double(cuda_memory_info().device_used));
         }
         if (!memory.plan.is_null())
           for (const char* k : {"memory_budget_gib", "recompute_layers", "pointwise_layers"})
@@ -454,9 +457,10 @@ int run_training(const TrainConfig& cfg) {
       if (device == Device::CUDA && !first_step_logged) {
         first_step_logged = true;
         spdlog::info("GPU memory after the first step: peak {:.2f} GiB (estimated {:.2f}) in qtrain's allocator; "
-                     "estimated {:.2f} GiB with the library buffers outside it",
+                     "estimated {:.2f} GiB with the library buffers outside it; the device holds {:.2f} GiB now "
+                     "(CUDA context and cached blocks included, as nvidia-smi counts)",
                      gib(double(cuda_memory_stats().peak)), gib(memory.estimate.allocator()),
-                     gib(memory.estimate.total()));
+                     gib(memory.estimate.total()), gib(double(cuda_memory_info().device_used)));
       }
       if (verdict == TrainingHealth::Verdict::Stop) {
         // Every rank reaches the same verdict (it reads reduced values). The

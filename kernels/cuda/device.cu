@@ -237,6 +237,7 @@ bool CudaGraph::current() const { return exec_ && generation_ == cuda_buffer_gen
 CudaMemoryInfo cuda_memory_info() {
   CudaMemoryInfo m;
   if (!cuda_available() || cudaMemGetInfo(&m.free, &m.total) != cudaSuccess) return {};
+  m.device_used = m.total - m.free;
   // Blocks cached by the allocator are free for qtrain's next tensors.
   BlockPool& P = pool();
   std::lock_guard<std::mutex> lock(P.mu);
