@@ -29,7 +29,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from table3 import Runner, device_name, log, md_table, run_args  # noqa: E402
+from table3 import Runner, device_name, log, md_table, pyplot, run_args, save_plot  # noqa: E402
 
 
 def main():
@@ -139,12 +139,8 @@ def markdown(doc):
 
 
 def plot(doc, base):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("no matplotlib: PNGs skipped (bench/lowbit.py --plot FILE.json redraws them)")
+    plt = pyplot("PNGs skipped (bench/lowbit.py --plot FILE.json redraws them)")
+    if plt is None:
         return
     rows = {n: t for n, t in doc["rows"].items() if t.get("ppl") and "merged" not in n}
     for key, xlabel, suffix in (("bits", "base code bits per weight", "bits"),
@@ -162,13 +158,9 @@ def plot(doc, base):
             ax.annotate(n, (x, p), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test perplexity")
-        ax.set_title(f"Low-bit bases on {doc['label']} ({doc['device']}, {doc['date']})", fontsize=9)
-        ax.grid(alpha=0.3)
         if lw:
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(f"{base}-{suffix}.png", dpi=120)
-        log(f"wrote {base}-{suffix}.png")
+        save_plot(fig, ax, f"Low-bit bases on {doc['label']} ({doc['device']}, {doc['date']})", f"{base}-{suffix}.png")
 
 
 if __name__ == "__main__":

@@ -310,13 +310,30 @@ def markdown(doc):
                     doc)
 
 
-def plot(doc, path):
+def pyplot(skipped):
+    """matplotlib.pyplot on the Agg backend; None, logging `skipped` (what is left out, how to redraw it), without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log("no matplotlib: PNG skipped (bench/table3 --plot FILE.json redraws it)")
+        log(f"no matplotlib: {skipped}")
+        return None
+    return plt
+
+
+def save_plot(fig, ax, title, path):
+    """The finish every bench plot shares: a small title, a light grid, tight layout, 120 dpi."""
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    log(f"wrote {path}")
+
+
+def plot(doc, path):
+    plt = pyplot("PNG skipped (bench/table3 --plot FILE.json redraws it)")
+    if plt is None:
         return
     pts = [(n, r["peak_gib"], r["ppl"]) for n, r in doc["rows"].items() if r.get("peak_gib") and r.get("ppl")]
     if not pts:
@@ -328,11 +345,7 @@ def plot(doc, path):
     ax.set_xlabel("peak GPU memory (GiB)")
     ax.set_ylabel("test perplexity (log)")
     ax.set_yscale("log")
-    ax.set_title(f"Table 3 on {doc['label']} ({doc['device']}, {doc['date']})", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    log(f"wrote {path}")
+    save_plot(fig, ax, f"Table 3 on {doc['label']} ({doc['device']}, {doc['date']})", path)
 
 
 if __name__ == "__main__":

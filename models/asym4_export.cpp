@@ -1,12 +1,10 @@
 #include "models/asym4_export.h"
 
-#include <filesystem>
 #include <set>
 
 #include "models/adapters/qablora.h"
 #include "models/asym4_weight.h"
 #include "models/merged_model.h"
-#include "models/safetensors.h"
 
 namespace qtrain {
 
@@ -45,13 +43,10 @@ std::vector<std::pair<std::string, Tensor>> merged_asym4_state(const Model& m) {
 
 void save_asym4_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& state,
                       const std::string& base_dir, const ModelConfig& cfg) {
-  namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), state,
-                   {{"format", "pt"}, {"qtrain_quant", "asym4 tiles: <m>.weight U8 codes [out, in/2], "
-                                                       "<m>.weight.asym4_scale / asym4_zero F32 [out/tile_out, in/tile_in]; "
-                                                       "w = scale * q + zero; load with --method qablora"}});
-  copy_model_files(base_dir, cfg, dir, true);
+  save_packed_model(dir, state, base_dir, cfg,
+                    "asym4 tiles: <m>.weight U8 codes [out, in/2], "
+                    "<m>.weight.asym4_scale / asym4_zero F32 [out/tile_out, in/tile_in]; "
+                    "w = scale * q + zero; load with --method qablora");
 }
 
 std::unique_ptr<Model> merge_qablora_4bit(const Model& m, ModelOptions opt) {

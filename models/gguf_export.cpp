@@ -106,16 +106,9 @@ void export_gguf_model(const std::string& out_path, const ModelConfig& cfg, cons
     w.set_string("tokenizer.ggml.pre", tok.pre.empty() ? "default" : tok.pre);
     w.set_string_array("tokenizer.ggml.tokens", tok.tokens);
     if (!tok.token_types.empty()) {
-      GgufValue types;
-      types.type = GgufValueType::ARRAY;
-      types.elem_type = GgufValueType::I32;
-      for (int32_t t : tok.token_types) {
-        GgufValue e;
-        e.type = GgufValueType::I32;
-        e.i = t;
-        types.arr.push_back(e);
-      }
-      w.set("tokenizer.ggml.token_type", types);
+      std::vector<GgufValue> types;
+      for (int32_t t : tok.token_types) types.push_back(GgufValue::of_int(GgufValueType::I32, t));
+      w.set("tokenizer.ggml.token_type", GgufValue::of_array(GgufValueType::I32, std::move(types)));
     }
     if (!tok.merges.empty()) w.set_string_array("tokenizer.ggml.merges", tok.merges);
     if (tok.bos_id >= 0) w.set_u32("tokenizer.ggml.bos_token_id", uint32_t(tok.bos_id));

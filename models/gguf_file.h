@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/quant/gguf_blocks.h"
@@ -28,12 +29,22 @@ struct GgufValue {
   int64_t i = 0;
   double f = 0;
   bool b = false;
-  std::string s;
+  std::string s{};  // {}: the builders below may leave it out without a warning
   GgufValueType elem_type = GgufValueType::U8;  // ARRAY only
-  std::vector<GgufValue> arr;                   // ARRAY only
+  std::vector<GgufValue> arr{};                 // ARRAY only
 
   bool is_int() const;
   bool is_float() const { return type == GgufValueType::F32 || type == GgufValueType::F64; }
+
+  // Values to write (GgufWriter, the export, tests). An integer of any width
+  // keeps i and u in step, as a read one does.
+  static GgufValue of_int(GgufValueType t, int64_t x) { return {.type = t, .u = uint64_t(x), .i = x}; }
+  static GgufValue of_float(GgufValueType t, double x) { return {.type = t, .f = x}; }
+  static GgufValue of_bool(bool x) { return {.type = GgufValueType::BOOL, .b = x}; }
+  static GgufValue of_string(std::string x) { return {.type = GgufValueType::STRING, .s = std::move(x)}; }
+  static GgufValue of_array(GgufValueType elem, std::vector<GgufValue> xs) {
+    return {.type = GgufValueType::ARRAY, .elem_type = elem, .arr = std::move(xs)};
+  }
 };
 
 struct GgufTensorInfo {

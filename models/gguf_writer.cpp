@@ -59,49 +59,15 @@ void GgufWriter::set(const std::string& key, const GgufValue& v) {
   kv_.emplace_back(key, v);
 }
 
-void GgufWriter::set_string(const std::string& key, const std::string& s) {
-  GgufValue v;
-  v.type = GgufValueType::STRING;
-  v.s = s;
-  set(key, v);
-}
-void GgufWriter::set_u32(const std::string& key, uint32_t x) {
-  GgufValue v;
-  v.type = GgufValueType::U32;
-  v.u = x;
-  v.i = x;
-  set(key, v);
-}
-void GgufWriter::set_i32(const std::string& key, int32_t x) {
-  GgufValue v;
-  v.type = GgufValueType::I32;
-  v.i = x;
-  v.u = uint64_t(x);
-  set(key, v);
-}
-void GgufWriter::set_f32(const std::string& key, float x) {
-  GgufValue v;
-  v.type = GgufValueType::F32;
-  v.f = x;
-  set(key, v);
-}
-void GgufWriter::set_bool(const std::string& key, bool x) {
-  GgufValue v;
-  v.type = GgufValueType::BOOL;
-  v.b = x;
-  set(key, v);
-}
+void GgufWriter::set_string(const std::string& key, const std::string& s) { set(key, GgufValue::of_string(s)); }
+void GgufWriter::set_u32(const std::string& key, uint32_t x) { set(key, GgufValue::of_int(GgufValueType::U32, x)); }
+void GgufWriter::set_i32(const std::string& key, int32_t x) { set(key, GgufValue::of_int(GgufValueType::I32, x)); }
+void GgufWriter::set_f32(const std::string& key, float x) { set(key, GgufValue::of_float(GgufValueType::F32, x)); }
+void GgufWriter::set_bool(const std::string& key, bool x) { set(key, GgufValue::of_bool(x)); }
 void GgufWriter::set_string_array(const std::string& key, const std::vector<std::string>& xs) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.elem_type = GgufValueType::STRING;
-  for (auto& s : xs) {
-    GgufValue e;
-    e.type = GgufValueType::STRING;
-    e.s = s;
-    v.arr.push_back(std::move(e));
-  }
-  set(key, v);
+  std::vector<GgufValue> es;
+  for (auto& s : xs) es.push_back(GgufValue::of_string(s));
+  set(key, GgufValue::of_array(GgufValueType::STRING, std::move(es)));
 }
 
 void GgufWriter::add_raw_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne,

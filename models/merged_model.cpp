@@ -5,6 +5,7 @@
 #include <map>
 
 #include "kernels/error.h"
+#include "models/safetensors.h"
 
 namespace qtrain {
 
@@ -25,6 +26,15 @@ void copy_model_files(const std::string& base, const ModelConfig& cfg, const std
                         "generation_config.json", "special_tokens_map.json"})
     if ((config || std::string(f) != "config.json") && fs::exists(fs::path(base) / f))
       fs::copy_file(fs::path(base) / f, fs::path(to) / f, fs::copy_options::overwrite_existing);
+}
+
+void save_packed_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& state,
+                       const std::string& base, const ModelConfig& cfg, const std::string& quant_note) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), state,
+                   {{"format", "pt"}, {"qtrain_quant", quant_note}});
+  copy_model_files(base, cfg, dir, true);
 }
 
 }  // namespace qtrain

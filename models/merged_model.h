@@ -51,6 +51,13 @@ class StateDictSource : public WeightSource {
 // (--tokenizer FILE.gguf).
 void copy_model_files(const std::string& base, const ModelConfig& cfg, const std::string& to, bool config);
 
+// A model directory whose Linear weights are stored packed (ternary, asym4):
+// dir/model.safetensors of `state`, its header metadata saying how to read the
+// codes (quant_note, as "qtrain_quant"), and `base`'s files (copy_model_files,
+// config included).
+void save_packed_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& state,
+                       const std::string& base, const ModelConfig& cfg, const std::string& quant_note);
+
 // `opt` says how to hold the rebuilt base (device, method); its targets are
 // ignored: the result has no adapter.
 std::unique_ptr<Model> merge_adapters_into_base(const Model& with_adapters, ModelOptions opt);

@@ -1,10 +1,8 @@
 #include "models/ternary_export.h"
 
-#include <filesystem>
 #include <set>
 
 #include "models/merged_model.h"
-#include "models/safetensors.h"
 #include "models/ternary_weight.h"
 
 namespace qtrain {
@@ -31,14 +29,10 @@ std::vector<std::pair<std::string, Tensor>> ternary_state(const Model& m) {
 
 void save_ternary_model(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& state,
                         const std::string& base, const ModelConfig& cfg) {
-  namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), state,
-                   {{"format", "pt"},
-                    {"qtrain_quant", "ternary (BitNet b1.58): <m>.weight U8 codes [out, ceil(in/16)*4] (code = T + 1, "
-                                     "weight 4g+i of each 16 in byte i at bits 2g), <m>.weight.ternary_scale F32 [1], "
-                                     "<m>.weight.ternary_subln F32 [1]; load with --method bitnet-lora"}});
-  copy_model_files(base, cfg, dir, true);
+  save_packed_model(dir, state, base, cfg,
+                    "ternary (BitNet b1.58): <m>.weight U8 codes [out, ceil(in/16)*4] (code = T + 1, "
+                    "weight 4g+i of each 16 in byte i at bits 2g), <m>.weight.ternary_scale F32 [1], "
+                    "<m>.weight.ternary_subln F32 [1]; load with --method bitnet-lora");
 }
 
 }  // namespace qtrain

@@ -46,4 +46,18 @@ inline LossAndGrads gguf_lora_step(const std::string& gguf, const std::string& m
   return train_step_grads(*m, r);
 }
 
+// gguf-lora on dev (the base kept in its blocks) against lora on the CPU (the
+// same file dequantized on load), on Q4_0 and Q8_0 bases: the losses within
+// loss_tol relative, the gradients within grad_tol (norm_rel_err).
+inline void expect_gguf_lora_matches_dense(Device dev, double loss_tol, double grad_tol) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0}) {
+    SCOPED_TRACE(ggml_type_name(t));
+    const std::string path = tiny_llama_gguf(t);
+    LossAndGrads kept = gguf_lora_step(path, "gguf-lora", dev), dense = gguf_lora_step(path, "lora", Device::CPU);
+    EXPECT_NEAR(kept.loss, dense.loss, loss_tol * dense.loss);
+    EXPECT_LT(norm_rel_err(kept.grads, dense.grads), grad_tol);
+    std::filesystem::remove(path);
+  }
+}
+
 }  // namespace qtrain::testing

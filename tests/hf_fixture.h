@@ -10,6 +10,7 @@
 #include "models/merged_model.h"
 #include "models/model.h"
 #include "models/peft_io.h"
+#include "models/peft_options.h"
 #include "models/safetensors.h"
 #include "models/weight_source.h"
 #include "tests/test_util.h"
@@ -65,11 +66,7 @@ inline ModelOptions adapter_options(const PeftAdapter& a, const std::string& met
   ModelOptions opt;
   opt.device = dev;
   opt.method = method;
-  opt.adapter_type = a.type;
-  opt.lora = a.lora;
-  opt.targets = a.modules;
-  if (a.type == "ia3") opt.ia3_feedforward = a.ia3_feedforward;
-  return opt;
+  return with_adapter_options(opt, a);
 }
 
 // A model holding a stored adapter on `method`'s base.
@@ -88,6 +85,19 @@ inline double ref_mean_loss(Model& m, const Ref& r, bool backward = false) {
   return s.sum / double(s.count);
 }
 
+// Every gradient of m against peft's saved ones, each within tol relative
+// (norm_rel_err): grads holds one per trainable of m, named
+// "base_model.model.<name>" behind prefix (a file may hold several runs).
+inline void expect_grads_match_peft(Model& m, const SafetensorsFile& grads, double tol, const std::string& prefix = "") {
+  const std::string names = prefix + "base_model.model.";
+  size_t n = 0;
+  for (auto& e : grads.entries()) n += e.name.rfind(names, 0) == 0;
+  ASSERT_EQ(n, m.params().params().size()) << prefix;
+  for (auto& p : m.params().params())
+    EXPECT_LT(norm_rel_err(p.grad.to_vector(), grads.load_f32(names + p.name).to_vector()), tol)
+        << prefix << p.name;
+}
+
 // m (a fixture adapter loaded) against a reference script's numbers: the mean
 // loss (want["loss"]), every adapter gradient (grads_file, under peft's saved
 // names) and the loss after merging (want["merged_loss"]), within tol relative.
@@ -95,12 +105,7 @@ inline void expect_adapter_matches_reference(Model& m, const Ref& r, const nlohm
                                              const std::string& grads_file, double tol = 1e-4) {
   const LossAndGrads lg = train_step_grads(m, r);
   EXPECT_NEAR(lg.loss, want["loss"].get<double>(), tol * want["loss"].get<double>());
-  SafetensorsFile grads(grads_file);
-  ASSERT_EQ(grads.entries().size(), m.params().params().size());
-  for (auto& p : m.params().params()) {
-    Tensor g = grads.load_f32("base_model.model." + p.name);
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), g.to_vector()), tol) << p.name;
-  }
+  expect_grads_match_peft(m, SafetensorsFile(grads_file), tol);
   auto merged = merge_adapters_into_base(m, ModelOptions{.targets = {}});
   LossSum s = merged->forward(r.batch(), 0.f);
   EXPECT_NEAR(s.sum / double(s.count), want["merged_loss"].get<double>(), tol * want["merged_loss"].get<double>());

@@ -9,6 +9,7 @@
 #include "kernels/device.h"
 #include "models/gguf_file.h"
 #include "models/model_registry.h"
+#include "models/peft_options.h"
 
 namespace qtrain {
 
@@ -67,10 +68,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.lowra_bits = spec.lowra_bits;
   if (!spec.adapter.empty()) {
     b.adapter = std::make_unique<PeftAdapter>(read_peft_adapter(spec.adapter, &b.loaded.config));
-    mo.adapter_type = b.adapter->type;
-    mo.lora = b.adapter->lora;
-    mo.targets = b.adapter->modules;
-    if (b.adapter->type == "ia3") mo.ia3_feedforward = b.adapter->ia3_feedforward;
+    mo = with_adapter_options(mo, *b.adapter);
   }
   if (spec.before_build) spec.before_build(b.loaded.config, mo);
   b.model = Model::create(b.loaded.config, *b.loaded.weights, mo);

@@ -1,8 +1,8 @@
 // Column scales (IA3, DoRA) on the GPU; references in kernels/cpu/column_scale.cpp.
-#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 
+#include "kernels/cuda/col_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/column_scale.h"
 
@@ -54,9 +54,7 @@ __global__ void col_dot_bf16x8_kernel(float* g, const bf16* a, const bf16* b, co
   const int t = threadIdx.y * 32 + threadIdx.x;  // 256 threads, one per column of the block
   const int64_t c = int64_t(blockIdx.x) * 256 + t;
   if (c < int64_t(w8) * 8) {
-    float s = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) s += part[k][t];
+    const float s = sum_row_lanes(part, t);
     atomicAdd(g + c, div ? s / div[c] : s);
   }
 }
@@ -73,9 +71,7 @@ __global__ void col_dot_kernel(float* g, FloatPtr a, FloatPtr b, const float* di
   part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && c < cols) {
-    float s = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) s += part[k][threadIdx.x];
+    const float s = sum_row_lanes(part, threadIdx.x);
     atomicAdd(g + c, div ? s / div[c] : s);
   }
 }
@@ -129,10 +125,8 @@ void col_dot(Tensor g, Tensor a, Tensor b, Tensor div) {
   if (rows == 0) return;
   // A block owns 32 column units (8 columns each on the BF16 path, else one).
   const bool vec = bf16x8({&a, &b}, cols);
-  const int64_t units = vec ? cols / 8 : cols, col_blocks = (units + 31) / 32;
-  const int64_t row_blocks =
-      std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
-  dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+  const int64_t units = vec ? cols / 8 : cols;
+  const dim3 grid = col_sums_grid((units + 31) / 32, rows, 4);
   if (vec) {
     col_dot_bf16x8_kernel<<<grid, dim3(32, 8), 0, stream()>>>(g.f32(), static_cast<const bf16*>(a.raw()),
                                                               static_cast<const bf16*>(b.raw()),

@@ -1,4 +1,5 @@
 // gemm (cuBLASLt, any mix of BF16/F32 operands), bias add and bias gradient.
+#include "kernels/cuda/col_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/matmul.h"
 #include "kernels/cuda/gemm_lt.cuh"
@@ -60,12 +61,7 @@ __global__ void bias_backward_bf16x8_kernel(float* dbias, const bf16* dy, int64_
   __syncthreads();
   const int t = threadIdx.y * 32 + threadIdx.x;  // 0..255: one column of the block each
   const int64_t c = int64_t(blockIdx.x) * 256 + t;
-  if (c < cols) {
-    float s = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) s += part[k][t];
-    atomicAdd(dbias + c, s);
-  }
+  if (c < cols) atomicAdd(dbias + c, sum_row_lanes(part, t));
 }
 
 // dbias[c] += sum_r dy[r, c]. A block owns 32 columns; its 8 row lanes stride
@@ -78,12 +74,7 @@ __global__ void bias_backward_kernel(float* dbias, FloatPtr dy, int64_t rows, in
     for (int64_t r = blockIdx.y * 8 + threadIdx.y; r < rows; r += int64_t(gridDim.y) * 8) acc += dy.ld(r * cols + c);
   part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
-  if (threadIdx.y == 0 && c < cols) {
-    float s = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) s += part[k][threadIdx.x];
-    atomicAdd(dbias + c, s);
-  }
+  if (threadIdx.y == 0 && c < cols) atomicAdd(dbias + c, sum_row_lanes(part, threadIdx.x));
 }
 
 }  // namespace
@@ -129,18 +120,13 @@ void bias_backward(Tensor dbias, Tensor dy) {
   int64_t rows = dy.numel() / cols;
   if (rows == 0) return;
   if (dy.dtype() == DType::BF16 && cols % 8 == 0 && reinterpret_cast<uintptr_t>(dy.raw()) % 16 == 0) {
-    int64_t col_blocks = (cols + 255) / 256;
-    int64_t row_blocks =
-        std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 8 * Context::get().sm_count() / col_blocks));
-    dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+    const dim3 grid = col_sums_grid((cols + 255) / 256, rows, 8);
     bias_backward_bf16x8_kernel<<<grid, dim3(32, 8), 0, stream()>>>(dbias.f32(), static_cast<const bf16*>(dy.raw()),
                                                                       rows, cols);
     CUDA_CHECK_LAUNCH("bias_backward");
     return;
   }
-  int64_t col_blocks = (cols + 31) / 32;
-  int64_t row_blocks = std::min<int64_t>((rows + 63) / 64, std::max<int64_t>(1, 4 * Context::get().sm_count() / col_blocks));
-  dim3 grid(unsigned(col_blocks), unsigned(std::max<int64_t>(row_blocks, 1)));
+  const dim3 grid = col_sums_grid((cols + 31) / 32, rows, 4);
   bias_backward_kernel<<<grid, dim3(32, 8), 0, stream()>>>(dbias.f32(), fptr(dy, "bias_backward dy"), rows, cols);
   CUDA_CHECK_LAUNCH("bias_backward");
 }

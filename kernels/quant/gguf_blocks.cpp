@@ -7,7 +7,7 @@
 #include "kernels/dtype.h"
 #include "kernels/error.h"
 
-// The float expressions below mirror ggml-quants.c term by term (e.g. d1 is
+// The float expressions below mirror ggml-quants.c term by term (e.g. d1, SubScale::d here, is
 // rounded to float before multiplying q), which is what makes them bit-exact.
 // Products and sums are separate statements so no compiler fuses them to FMA.
 
@@ -18,8 +18,14 @@ namespace {
 
 inline float h2f(uint16_t h) { return f16_to_f32(h); }
 
-// Q4_K/Q5_K: scale j and min j (6 bits each) of the 8 sub-blocks.
-inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+// Q4_K/Q5_K: sub-block j's scale and min (6 bits each, of the 8 sub-blocks)
+// times the super-block's d and dmin; each product rounded to float, as
+// ggml's d1/m1 are, before it meets a quant.
+struct SubScale {
+  float d, m;
+};
+inline SubScale sub_scale_k4(int j, const uint8_t* q, float fd, float fmin) {
+  uint8_t d, m;
   if (j < 4) {
     d = q[j] & 63;
     m = q[j + 4] & 63;
@@ -27,6 +33,7 @@ inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
     d = uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
     m = uint8_t((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
   }
+  return {fd * float(d), fmin * float(m)};
 }
 
 template <class Block>
@@ -162,18 +169,14 @@ void BlockQ4_K::to_float(float* y) const {
   const uint8_t* q = qs;
   int is = 0;
   for (int j = 0; j < QK_K; j += 64) {
-    uint8_t sc, m;
-    scale_min_k4(is + 0, scales, sc, m);
-    const float d1 = fd * float(sc), m1 = fmin * float(m);
-    scale_min_k4(is + 1, scales, sc, m);
-    const float d2 = fd * float(sc), m2 = fmin * float(m);
+    const SubScale s1 = sub_scale_k4(is, scales, fd, fmin), s2 = sub_scale_k4(is + 1, scales, fd, fmin);
     for (int l = 0; l < 32; ++l) {
-      const float p = d1 * float(q[l] & 0xF);
-      *y++ = p - m1;
+      const float p = s1.d * float(q[l] & 0xF);
+      *y++ = p - s1.m;
     }
     for (int l = 0; l < 32; ++l) {
-      const float p = d2 * float(q[l] >> 4);
-      *y++ = p - m2;
+      const float p = s2.d * float(q[l] >> 4);
+      *y++ = p - s2.m;
     }
     q += 32;
     is += 2;
@@ -186,18 +189,14 @@ void BlockQ5_K::to_float(float* y) const {
   int is = 0;
   uint8_t u1 = 1, u2 = 2;
   for (int j = 0; j < QK_K; j += 64) {
-    uint8_t sc, m;
-    scale_min_k4(is + 0, scales, sc, m);
-    const float d1 = fd * float(sc), m1 = fmin * float(m);
-    scale_min_k4(is + 1, scales, sc, m);
-    const float d2 = fd * float(sc), m2 = fmin * float(m);
+    const SubScale s1 = sub_scale_k4(is, scales, fd, fmin), s2 = sub_scale_k4(is + 1, scales, fd, fmin);
     for (int l = 0; l < 32; ++l) {
-      const float p = d1 * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0));
-      *y++ = p - m1;
+      const float p = s1.d * float((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0));
+      *y++ = p - s1.m;
     }
     for (int l = 0; l < 32; ++l) {
-      const float p = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0));
-      *y++ = p - m2;
+      const float p = s2.d * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0));
+      *y++ = p - s2.m;
     }
     ql += 32;
     is += 2;

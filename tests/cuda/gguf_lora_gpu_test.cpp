@@ -21,14 +21,7 @@ namespace {
 
 TEST(GpuGgufLora, MatchesCpuDequantizedOnLoad) {
   QT_SKIP_WITHOUT_GPU();
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0}) {
-    SCOPED_TRACE(ggml_type_name(t));
-    const std::string path = tiny_llama_gguf(t);
-    LossAndGrads gpu = gguf_lora_step(path, "gguf-lora", Device::CUDA), cpu = gguf_lora_step(path, "lora", Device::CPU);
-    EXPECT_NEAR(gpu.loss, cpu.loss, 2e-2 * cpu.loss);
-    EXPECT_LT(norm_rel_err(gpu.grads, cpu.grads), 5e-2);
-    std::filesystem::remove(path);
-  }
+  expect_gguf_lora_matches_dense(Device::CUDA, 2e-2, 5e-2);
 }
 
 TEST(CudaGgufDequant, BitIdenticalToCpu) {

@@ -10,6 +10,7 @@
 #include "models/model.h"
 #include "models/synthetic_model.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/model_step_compare.h"
 
 namespace qtrain::testing {
 namespace {
@@ -21,24 +22,39 @@ Tensor host(const std::vector<T>& v, DType t) {
   return h;
 }
 
+// w as LowRA with row r at bits_of(r) bits (1, 2 or 4), each row's LUT its width's initial mapping.
+template <class BitsOf>
+LowraWeight mixed_lowra(const Tensor& w, BitsOf bits_of) {
+  const int64_t rows = w.size(0);
+  std::vector<uint8_t> bits(static_cast<size_t>(rows));
+  std::vector<float> lut(size_t(rows) * quant::kLowraLut, 0.f);
+  for (int64_t r = 0; r < rows; ++r) {
+    bits[size_t(r)] = uint8_t(bits_of(r));
+    const std::vector<float> m = quant::lowra_init_mapping(bits[size_t(r)]);
+    std::copy(m.begin(), m.end(), lut.begin() + r * quant::kLowraLut);
+  }
+  return LowraWeight(w, bits, lut);
+}
+
+// q's packed arrays as host tensors: the arguments of dequantize_lowra / lowra_matvec.
+struct PackedArgs {
+  Tensor codes, off, bits, lut, absmax;
+};
+PackedArgs host_args(const LowraWeight& q, int64_t rows) {
+  const quant::LowraPacked& p = q.packed();
+  std::vector<int32_t> off(p.row_offset.begin(), p.row_offset.begin() + rows);
+  return {host(p.codes, DType::U8), host(off, DType::I32), host(p.bits, DType::U8), host(p.lut, DType::F32),
+          host(p.absmax, DType::F32)};
+}
+
 TEST(CudaLowra, DequantBitIdenticalToCpu) {
   QT_SKIP_WITHOUT_GPU();
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 128}, {576, 1536}}) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
-    Tensor w = randn({rows, cols}, 11, 0.05f);
-    std::vector<uint8_t> bits(static_cast<size_t>(rows));
-    std::vector<float> lut(size_t(rows) * quant::kLowraLut, 0.f);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int b = r % 3 == 0 ? 1 : r % 3 == 1 ? 2 : 4;
-      bits[size_t(r)] = uint8_t(b);
-      const std::vector<float> m = quant::lowra_init_mapping(b);
-      std::copy(m.begin(), m.end(), lut.begin() + r * quant::kLowraLut);
-    }
-    LowraWeight q(w, bits, lut);
+    LowraWeight q =
+        mixed_lowra(randn({rows, cols}, 11, 0.05f), [](int64_t r) { return r % 3 == 0 ? 1 : r % 3 == 1 ? 2 : 4; });
     const quant::LowraPacked& p = q.packed();
-    std::vector<int32_t> off(p.row_offset.begin(), p.row_offset.begin() + rows);
-    Tensor codes = host(p.codes, DType::U8), o = host(off, DType::I32), b = host(p.bits, DType::U8);
-    Tensor l = host(p.lut, DType::F32), a = host(p.absmax, DType::F32);
+    const auto [codes, o, b, l, a] = host_args(q, rows);
     Tensor cpu = Tensor::empty({rows, cols}, DType::F32);
     dequantize_lowra(cpu, codes, o, b, l, a);
     std::vector<float> ref(size_t(rows * cols));
@@ -64,19 +80,9 @@ TEST(CudaLowra, DequantBitIdenticalToCpu) {
 TEST(CudaLowra, MatvecMatchesCpuAndTheDensePath) {
   QT_SKIP_WITHOUT_GPU();
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 128}, {1536, 576}}) {
-    Tensor w = randn({rows, cols}, 3, 0.05f);
-    std::vector<uint8_t> bits(static_cast<size_t>(rows));
-    std::vector<float> lut(size_t(rows) * quant::kLowraLut, 0.f);
-    for (int64_t r = 0; r < rows; ++r) {
-      bits[size_t(r)] = uint8_t(r % 3 == 0 ? 4 : r % 3 == 1 ? 1 : 2);
-      const std::vector<float> m = quant::lowra_init_mapping(bits[size_t(r)]);
-      std::copy(m.begin(), m.end(), lut.begin() + r * quant::kLowraLut);
-    }
-    LowraWeight q(w, bits, lut);
-    const quant::LowraPacked& p = q.packed();
-    std::vector<int32_t> off(p.row_offset.begin(), p.row_offset.begin() + rows);
-    Tensor codes = host(p.codes, DType::U8), o = host(off, DType::I32), b = host(p.bits, DType::U8);
-    Tensor l = host(p.lut, DType::F32), a = host(p.absmax, DType::F32);
+    LowraWeight q =
+        mixed_lowra(randn({rows, cols}, 3, 0.05f), [](int64_t r) { return r % 3 == 0 ? 4 : r % 3 == 1 ? 1 : 2; });
+    const auto [codes, o, b, l, a] = host_args(q, rows);
     for (int64_t m : {1, 3, 8}) {
       SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + " M " + std::to_string(m));
       Pair x = randn_pair({m, cols}, 20 + uint64_t(m), DType::BF16);
@@ -100,7 +106,7 @@ TEST(CudaLowra, ModelMatchesTheCpu) {
   std::vector<int32_t> ids(B * T), tgt(B * T);
   for (int i = 0; i < B * T; ++i) ids[size_t(i)] = (i * 37 + 5) % 512, tgt[size_t(i)] = (i * 53 + 11) % 512;
   for (double bits : {1.5, 2.5}) {
-    auto run = [&](Device dev, std::vector<std::vector<float>>* grads) {
+    auto make = [&](Device dev) {
       ModelOptions o;
       o.device = dev;
       o.method = "lowra";
@@ -110,16 +116,10 @@ TEST(CudaLowra, ModelMatchesTheCpu) {
       for (auto& p : m->params().params())  // B != 0 past LoftQ's start too: every gradient is live
         if (p.name.find("lora_B") != std::string::npos)
           add_inplace(p.value, randn(p.shape, seed++, 0.02f).to(dev, p.value.dtype()));
-      LossSum s = m->forward(TokenBatch{B, T, ids.data(), tgt.data()}, 1.f / float(B * T));
-      m->backward();
-      for (auto& p : m->params().params()) grads->push_back(p.grad.to_vector());
-      return s.sum / double(s.count);
+      return m;
     };
-    std::vector<std::vector<float>> gc, gg;
-    const double lc = run(Device::CPU, &gc), lg = run(Device::CUDA, &gg);
-    EXPECT_NEAR(lg, lc, 2e-2 * lc) << bits;
-    ASSERT_EQ(gc.size(), gg.size());
-    for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(norm_rel_err(gg[i], gc[i]), 3e-2) << bits << " " << i;
+    expect_gpu_step_matches_cpu(make, TokenBatch{B, T, ids.data(), tgt.data()}, 1.f / float(B * T), 3e-2,
+                                "lowra bits " + std::to_string(bits));
   }
 }
 

@@ -14,12 +14,7 @@ using namespace qtrain::testing;
 namespace {
 
 StreamConfig one_pass(const std::string& path) {
-  StreamConfig c;
-  c.path = path;
-  c.seq_len = 16;
-  c.batch_size = 2;
-  c.shuffle = false;
-  c.loop = false;
+  StreamConfig c = in_order(path, 16, 2);
   c.prefetch = 2;
   return c;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "data/stream.h"
 #include "data/tokenizer.h"
 #include "tests/test_util.h"
 
@@ -51,6 +52,15 @@ inline std::string read_bytes(const std::string& path) {
 
 inline std::string gpt2_dir() { return shared_dir() + "/data/gpt2-tokenizer"; }
 inline std::string csn_root() { return shared_dir() + "/data/codesearchnet-format"; }
+
+// A stream that reads path once, in file order (no shuffle, no loop), as evaluation does.
+inline StreamConfig in_order(const std::string& path, int seq_len, int batch_size) {
+  StreamConfig c;
+  c.path = path;
+  c.seq_len = seq_len, c.batch_size = batch_size;
+  c.shuffle = c.loop = false;
+  return c;
+}
 
 // Loaded once per test binary (encoder.json is 1 MB of JSON).
 inline std::shared_ptr<const Tokenizer> gpt2() {

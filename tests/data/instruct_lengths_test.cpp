@@ -39,13 +39,8 @@ std::vector<Pair> expected_pairs() {
 
 // One row per record, in file order: its tokens and its predicted targets.
 std::vector<Batch> rows(int source_max, int target_max) {
-  StreamConfig c;
-  c.path = alpaca_file();
+  StreamConfig c = in_order(alpaca_file(), 256, 1);
   c.format = "instruct";
-  c.seq_len = 256;
-  c.batch_size = 1;
-  c.shuffle = false;
-  c.loop = false;
   c.pack = false;
   c.source_max_len = source_max;
   c.target_max_len = target_max;

@@ -132,13 +132,8 @@ TEST(Instruct, AlpacaUnnaturalChatHhOasst) {
 TEST(Instruct, PromptTokensAreMaskedOutOfTheLoss) {
   ScratchDir d;
   write_text(d.file("alpaca.jsonl"), R"({"instruction":"Say hi.","output":"Hello there, friend."})" "\n");
-  StreamConfig cfg;
-  cfg.path = d.file("alpaca.jsonl");
-  cfg.seq_len = 128;
-  cfg.batch_size = 1;
+  StreamConfig cfg = in_order(d.file("alpaca.jsonl"), 128, 1);
   cfg.pack = false;
-  cfg.loop = false;
-  cfg.shuffle = false;
   Stream s(cfg, gpt2());
   Batch b = s.next();
   ASSERT_EQ(b.B, 1);
@@ -174,12 +169,8 @@ TEST(TokenShards, RoundTripUint16AndUint32) {
 TEST(InputIds, EvalRowsPaddedToTheLongest) {
   ScratchDir d;
   write_text(d.file("eval.jsonl"), "{\"input_ids\":[5,6,7]}\n{\"input_ids\":[8,9,10,11,12]}\n{\"input_ids\":[1,2]}\n");
-  StreamConfig cfg;
-  cfg.path = d.file("eval.jsonl");
-  cfg.batch_size = 2;
-  cfg.seq_len = 4;  // shorter than a line: input_ids are used as they are, never cut
-  cfg.shuffle = false;
-  cfg.loop = false;
+  // seq_len 4, shorter than a line: input_ids are used as they are, never cut
+  StreamConfig cfg = in_order(d.file("eval.jsonl"), 4, 2);
   Stream s(cfg, gpt2());
   Batch b = s.next();
   ASSERT_EQ(b.B, 2);

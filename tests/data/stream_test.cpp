@@ -112,13 +112,7 @@ TEST(Stream, PackedRowsAreTheCorpusTokensInOrderWithoutShuffle) {
   // Unshuffled, packed rows are the tokenized documents joined by EOS.
   ScratchDir d;
   write_text(d.file("t.jsonl"), "{\"text\":\"alpha beta\"}\n{\"text\":\"gamma\"}\n{\"text\":\"delta epsilon zeta\"}\n");
-  StreamConfig c;
-  c.path = d.file("t.jsonl");
-  c.seq_len = 4;
-  c.batch_size = 2;
-  c.shuffle = false;
-  c.loop = false;
-  Stream s(c, gpt2());
+  Stream s(in_order(d.file("t.jsonl"), 4, 2), gpt2());
   std::vector<int32_t> want;
   for (const char* t : {"alpha beta", "gamma", "delta epsilon zeta"}) {
     auto ids = gpt2()->encode(t);

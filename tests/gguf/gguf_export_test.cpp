@@ -131,17 +131,11 @@ TEST(GgufExport, MergedModelKeepsTheBasesMetadata) {
   const std::string src = testing::fixture("gguf/tiny_llama.gguf");
   LoadedModel m = load_gguf_model(src);
   std::vector<std::pair<std::string, GgufValue>> meta = GgufFile(src).metadata();
-  auto add = [&](const std::string& k, GgufValueType t, auto set) {
-    GgufValue v;
-    v.type = t;
-    set(v);
-    meta.emplace_back(k, v);
-  };
-  add("tokenizer.ggml.add_bos_token", GgufValueType::BOOL, [](GgufValue& v) { v.b = false; });
-  add("tokenizer.ggml.add_space_prefix", GgufValueType::BOOL, [](GgufValue& v) { v.b = false; });
-  add("tokenizer.ggml.unknown_token_id", GgufValueType::U32, [](GgufValue& v) { v.u = 3, v.i = 3; });
-  add("general.type", GgufValueType::STRING, [](GgufValue& v) { v.s = "model"; });
-  add("general.alignment", GgufValueType::U32, [](GgufValue& v) { v.u = 64, v.i = 64; });  // the base file's, not the output's
+  meta.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::of_bool(false));
+  meta.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::of_bool(false));
+  meta.emplace_back("tokenizer.ggml.unknown_token_id", GgufValue::of_int(GgufValueType::U32, 3));
+  meta.emplace_back("general.type", GgufValue::of_string("model"));
+  meta.emplace_back("general.alignment", GgufValue::of_int(GgufValueType::U32, 64));  // the base file's, not the output's
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (auto& n : m.weights->names()) tensors.emplace_back(n, m.weights->load_f32(n));
   const std::string out = tmp_path("merged_meta");

@@ -10,16 +10,9 @@ namespace qtrain {
 namespace {
 
 GgufValue arr_of_u16(std::vector<int> xs) {
-  GgufValue v;
-  v.type = GgufValueType::ARRAY;
-  v.elem_type = GgufValueType::U16;
-  for (int x : xs) {
-    GgufValue e;
-    e.type = GgufValueType::U16;
-    e.u = uint64_t(x);
-    v.arr.push_back(e);
-  }
-  return v;
+  std::vector<GgufValue> es;
+  for (int x : xs) es.push_back(GgufValue::of_int(GgufValueType::U16, x));
+  return GgufValue::of_array(GgufValueType::U16, std::move(es));
 }
 
 // A small valid file: one of each metadata type and two tensors.
@@ -31,19 +24,9 @@ std::vector<uint8_t> small_file() {
   w.set_f32("f32", 0.25f);
   w.set_bool("yes", true);
   w.set_string_array("words", {"a", "bc", ""});
-  GgufValue nested;
-  nested.type = GgufValueType::ARRAY;
-  nested.elem_type = GgufValueType::ARRAY;
-  nested.arr = {arr_of_u16({1, 2}), arr_of_u16({3})};
-  w.set("nested", nested);
-  GgufValue f64;
-  f64.type = GgufValueType::F64;
-  f64.f = -1.5;
-  w.set("f64", f64);
-  GgufValue i64;
-  i64.type = GgufValueType::I64;
-  i64.i = -(int64_t(1) << 40);
-  w.set("i64", i64);
+  w.set("nested", GgufValue::of_array(GgufValueType::ARRAY, {arr_of_u16({1, 2}), arr_of_u16({3})}));
+  w.set("f64", GgufValue::of_float(GgufValueType::F64, -1.5));
+  w.set("i64", GgufValue::of_int(GgufValueType::I64, -(int64_t(1) << 40)));
   w.add_tensor("a", Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}));
   w.add_tensor("b", testing::randn({1, 64}, 3), GgmlType::Q8_0);
   return w.serialize();

@@ -9,16 +9,7 @@
 namespace qtrain::testing {
 namespace {
 
-TEST(GgufLora, BlocksKeptEqualDequantizedOnLoad) {
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0}) {
-    SCOPED_TRACE(ggml_type_name(t));
-    const std::string path = tiny_llama_gguf(t);
-    LossAndGrads kept = gguf_lora_step(path, "gguf-lora", Device::CPU), dense = gguf_lora_step(path, "lora", Device::CPU);
-    EXPECT_NEAR(kept.loss, dense.loss, 1e-5 * dense.loss);
-    EXPECT_LT(norm_rel_err(kept.grads, dense.grads), 1e-5);
-    std::filesystem::remove(path);
-  }
-}
+TEST(GgufLora, BlocksKeptEqualDequantizedOnLoad) { expect_gguf_lora_matches_dense(Device::CPU, 1e-5, 1e-5); }
 
 TEST(GgufLora, RefusesANonGgufBase) {
   LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));

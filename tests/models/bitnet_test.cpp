@@ -83,11 +83,16 @@ TEST(BitNet, WarmupSchedule) {
 
 double step_loss(Model& m, const Ref& r, AdamW* opt, int64_t step) {
   m.set_step(step);
-  m.params().zero_grads();
-  LossSum s = m.forward(r.batch(), float(1.0 / (r.B * (r.T - 1))));
-  m.backward();
+  const double loss = ref_mean_loss(m, r, /*backward=*/true);
   if (opt) opt->step(m.params(), 3e-3f, 1.f);
-  return s.sum / double(s.count);
+  return loss;
+}
+
+std::unique_ptr<Model> bitnet_model(const LoadedModel& lm, int64_t warmup) {
+  ModelOptions o;
+  o.method = "bitnet";
+  o.bitnet_warmup = warmup;
+  return Model::create(lm.config, *lm.weights, o);
 }
 
 // At lambda 0 the model is the pretrained one; through warmup it keeps learning
@@ -96,13 +101,8 @@ TEST(BitNet, TinyModelLearnsThroughWarmup) {
   for (const char* name : {"tiny-llama", "tiny-gpt2"}) {
     Ref r = load_ref(name);
     LoadedModel lm = load_hf_model_dir(fixture(name));
-    ModelOptions o;
-    o.method = "bitnet";
-    o.bitnet_warmup = 20;
-    auto m = Model::create(lm.config, *lm.weights, o);
-    ModelOptions base_o;
-    base_o.targets = {};
-    auto base = Model::create(lm.config, *lm.weights, base_o);
+    auto m = bitnet_model(lm, 20);
+    auto base = Model::create(lm.config, *lm.weights, ModelOptions{.targets = {}});
     LossSum b = base->forward(r.batch(), 0.f);
     m->set_step(0);
     LossSum z = m->forward(r.batch(), 0.f);
@@ -183,10 +183,7 @@ TEST(BitNet, TernaryExportAndAdaptersOnIt) {
   for (const char* name : {"tiny-llama", "tiny-gpt2"}) {
     Ref r = load_ref(name);
     LoadedModel lm = load_hf_model_dir(fixture(name));
-    ModelOptions o;
-    o.method = "bitnet";
-    o.bitnet_warmup = 5;
-    auto bitnet = Model::create(lm.config, *lm.weights, o);
+    auto bitnet = bitnet_model(lm, 5);
     AdamW opt(bitnet->params(), {0.9f, 0.999f, 1e-8f, 0.f});
     for (int64_t s = 0; s < 10; ++s) step_loss(*bitnet, r, &opt, s);
     LossSum trained = bitnet->forward(r.batch(), 0.f);

@@ -21,10 +21,7 @@ std::unique_ptr<Model> build(const std::string& dir, const std::string& method, 
   LoadedModel lm = load_hf_model_dir(fixture(dir));
   ModelOptions opt;
   opt.method = method;
-  if (adapter) {
-    opt.lora = adapter->lora;
-    opt.targets = adapter->modules;
-  }
+  if (adapter) opt = with_adapter_options(opt, *adapter);
   auto m = Model::create(lm.config, *lm.weights, opt);
   if (adapter) apply_peft_adapter(*m, *adapter);
   return m;
@@ -75,12 +72,7 @@ TEST_P(HfReference, PeftAdapterLogitsLossAndGrads) {
   ASSERT_EQ(s.count, 30);
   EXPECT_NEAR(s.sum / s.count, r.j["lora_loss"].get<double>(), 1e-4 * r.j["lora_loss"].get<double>());
   m->backward();
-  SafetensorsFile grads(fixture(model + "-lora-grads.safetensors"));
-  ASSERT_EQ(grads.entries().size(), m->params().params().size());
-  for (auto& p : m->params().params()) {
-    Tensor want = grads.load_f32("base_model.model." + p.name);
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), want.to_vector()), 1e-4) << p.name;
-  }
+  expect_grads_match_peft(*m, SafetensorsFile(fixture(model + "-lora-grads.safetensors")), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HfReference, ::testing::Values("tiny-llama", "tiny-gpt2"));

@@ -85,23 +85,12 @@ TEST(LoraPatterns, BadItemsNameTheFlagOrFile) {
 
 namespace {
 
-std::unique_ptr<Model> model_with_adapter(const LoadedModel& lm, const PeftAdapter& a) {
-  ModelOptions opt;
-  opt.lora = a.lora;
-  opt.targets = a.modules;
-  auto m = Model::create(lm.config, *lm.weights, opt);
-  apply_peft_adapter(*m, a);
-  return m;
-}
-
 void expect_loss_and_grads(Model& m, const Ref& r, double want, const SafetensorsFile& ref, const std::string& prefix) {
   m.params().zero_grads();
   LossSum s = m.forward(r.batch(), float(1.0 / double(r.B * (r.T - 1))));
   EXPECT_NEAR(s.sum / double(s.count), want, 1e-4 * want) << prefix;
   m.backward();
-  for (auto& p : m.params().params())
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), ref.load_f32(prefix + "base_model.model." + p.name).to_vector()), 1e-4)
-        << prefix << p.name;
+  expect_grads_match_peft(m, ref, 1e-4, prefix);
 }
 
 }  // namespace
@@ -121,12 +110,12 @@ TEST(LoraPatterns, PeftAdapterWithPatternsMatchesPeft) {
     EXPECT_EQ(o.alpha, want["alpha"].get<float>()) << module;
     EXPECT_NEAR(o.scale(), want["scale"].get<double>(), 1e-6) << module;
   }
-  auto m = model_with_adapter(lm, a);
+  auto m = build_with_adapter(lm, a);
   EXPECT_LT(norm_rel_err(m->logits(r.batch()).to_vector(), ref.load_f32("logits").to_vector()), 1e-4);
   expect_loss_and_grads(*m, r, ref_json["loss"].get<double>(), ref, "");
   // The same tensors with use_rslora: peft's alpha / sqrt(r), per module.
   a.lora.rslora = true;
-  auto rs = model_with_adapter(lm, a);
+  auto rs = build_with_adapter(lm, a);
   expect_loss_and_grads(*rs, r, ref_json["rslora_loss"].get<double>(), ref, "rslora.");
 }
 
@@ -165,6 +154,6 @@ TEST(LoraPatterns, ExportWritesEachModulesRankAndAlphaAndReloads) {
   // Read back (as eval/generate --adapter do): the same outputs, bit for bit.
   Ref r = load_ref("tiny-llama");
   PeftAdapter a = read_peft_adapter(dir);
-  auto back = model_with_adapter(lm, a);
+  auto back = build_with_adapter(lm, a);
   EXPECT_EQ(back->logits(r.batch()).to_vector(), m->logits(r.batch()).to_vector());
 }

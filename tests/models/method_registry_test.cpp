@@ -79,13 +79,6 @@ TEST(MethodRegistry, ListsTheBuiltInsAndTheTestMethod) {
   }
 }
 
-double loss_of(Model& m, const Ref& r, bool backward) {
-  m.params().zero_grads();
-  LossSum s = m.forward(r.batch(), backward ? float(1.0 / 30) : 0.f);
-  if (backward) m.backward();
-  return s.sum / double(s.count);
-}
-
 TEST(MethodRegistry, AnOutputScaleAdapterTrainsThroughTheBaseHooks) {
   for (const char* name : {"tiny-gpt2", "tiny-llama"}) {
     Ref r = load_ref(name);
@@ -93,11 +86,9 @@ TEST(MethodRegistry, AnOutputScaleAdapterTrainsThroughTheBaseHooks) {
     ModelOptions opt;
     opt.method = "test-output-scale";
     auto m = Model::create(lm.config, *lm.weights, opt);
-    ModelOptions base_opt;
-    base_opt.targets = {};
-    auto base = Model::create(lm.config, *lm.weights, base_opt);
+    auto base = Model::create(lm.config, *lm.weights, ModelOptions{.targets = {}});
     // Starting at s = 1 it is the base model.
-    EXPECT_DOUBLE_EQ(loss_of(*m, r, false), loss_of(*base, r, false)) << name;
+    EXPECT_DOUBLE_EQ(ref_mean_loss(*m, r, false), ref_mean_loss(*base, r, false)) << name;
     // Random scales, then the analytic gradient of a few entries vs central differences.
     uint64_t seed = 3;
     for (auto& p : m->params().params()) {
@@ -106,7 +97,7 @@ TEST(MethodRegistry, AnOutputScaleAdapterTrainsThroughTheBaseHooks) {
       p.value.copy_from(v);
     }
     OutputScale::backward_calls = 0;
-    loss_of(*m, r, true);
+    ref_mean_loss(*m, r, true);
     EXPECT_EQ(OutputScale::backward_calls, int(m->params().params().size())) << name;
     std::vector<std::vector<float>> grads;  // the finite differences below zero the gradients
     for (auto& p : m->params().params()) grads.push_back(p.grad.to_vector());
@@ -115,9 +106,9 @@ TEST(MethodRegistry, AnOutputScaleAdapterTrainsThroughTheBaseHooks) {
       for (int64_t i : {int64_t(0), p.shape[0] / 2}) {
         const float g = grads[pi][size_t(i)], v0 = p.value.f32()[i], eps = 1e-2f;
         p.value.f32()[i] = v0 + eps;
-        const double up = loss_of(*m, r, false);
+        const double up = ref_mean_loss(*m, r, false);
         p.value.f32()[i] = v0 - eps;
-        const double down = loss_of(*m, r, false);
+        const double down = ref_mean_loss(*m, r, false);
         p.value.f32()[i] = v0;
         const double fd = (up - down) / (2 * eps);
         EXPECT_NEAR(g, fd, 2e-3 * std::max(1.0, std::abs(fd)) + 1e-5) << name << " " << p.name << "[" << i << "]";

@@ -15,6 +15,7 @@
 #include "models/model.h"
 #include "models/peft_io.h"
 #include "models/safetensors.h"
+#include "tests/hf_fixture.h"
 #include "tests/test_util.h"
 
 using namespace qtrain;
@@ -181,35 +182,23 @@ TEST(Hqq, PackedSizeAndOp) {
 }
 
 TEST(Hqq, HqqLoraTinyLlamaMatchesPeftOnHqqWeights) {
-  auto rj = fixture_json("tiny-llama-ref.json");
+  const Ref r = load_ref("tiny-llama");
   auto ref = fixture_json("hqq/hqq-tiny-llama-ref.json");
-  std::vector<int32_t> ids, targets;
-  int B = int(rj["input_ids"].size()), T = int(rj["input_ids"][0].size());
-  for (auto& row : rj["input_ids"])
-    for (auto& v : row) ids.push_back(v.get<int32_t>());
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) targets.push_back(t + 1 < T ? ids[size_t(b * T + t + 1)] : -100);
   LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));
   PeftAdapter a = read_peft_adapter(fixture("tiny-llama-lora"));
   for (int bits : {4, 2}) {
     SCOPED_TRACE(std::to_string(bits) + "-bit");
-    ModelOptions opt;
-    opt.method = "hqq-lora";
+    ModelOptions opt = adapter_options(a, "hqq-lora");
     opt.hqq_bits = bits;
-    opt.lora = a.lora;
-    opt.targets = a.modules;
     auto m = Model::create(lm.config, *lm.weights, opt);
     apply_peft_adapter(*m, a);
     const double want = ref["hqq" + std::to_string(bits) + "_loss"].get<double>();
-    LossSum s = m->forward({B, T, ids.data(), targets.data()}, 1.f / 30.f);
+    LossSum s = m->forward(r.batch(), 1.f / 30.f);
     ASSERT_EQ(s.count, 30);
     EXPECT_NEAR(s.sum / s.count, want, 1e-4 * want);
     m->backward();
-    SafetensorsFile grads(fixture("hqq/hqq" + std::to_string(bits) + "-tiny-llama-grads.safetensors"));
-    ASSERT_EQ(grads.entries().size(), m->params().params().size());
-    for (auto& p : m->params().params())
-      EXPECT_LT(norm_rel_err(p.grad.to_vector(), grads.load_f32("base_model.model." + p.name).to_vector()), 1e-4)
-          << p.name;
+    expect_grads_match_peft(*m, SafetensorsFile(fixture("hqq/hqq" + std::to_string(bits) + "-tiny-llama-grads.safetensors")),
+                            1e-4);
   }
   ModelOptions bad;
   bad.method = "hqq-lora";

@@ -9,6 +9,7 @@
 #include "models/peft_io.h"
 #include "models/quant_weight.h"
 #include "models/safetensors.h"
+#include "tests/hf_fixture.h"
 #include "tests/test_util.h"
 
 using namespace qtrain;
@@ -74,32 +75,16 @@ TEST(QuantWeight, Int8OutlierColumnsRunInFullPrecision) {
 }
 
 TEST(QuantWeight, QloraTinyLlamaMatchesPeftOnBitsandbytesWeights) {
-  auto rj = fixture_json("tiny-llama-ref.json");
+  const Ref r = load_ref("tiny-llama");
   double want = fixture_json("quant/tiny-llama-qlora-ref.json")["qlora_loss"].get<double>();
-  std::vector<int32_t> ids, targets;
-  int B = int(rj["input_ids"].size()), T = int(rj["input_ids"][0].size());
-  for (auto& row : rj["input_ids"])
-    for (auto& v : row) ids.push_back(v.get<int32_t>());
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) targets.push_back(t + 1 < T ? ids[size_t(b * T + t + 1)] : -100);
-
   LoadedModel lm = load_hf_model_dir(fixture("tiny-llama"));
   PeftAdapter a = read_peft_adapter(fixture("tiny-llama-lora"));
-  ModelOptions opt;
-  opt.method = "qlora";
-  opt.lora = a.lora;
-  opt.targets = a.modules;
-  auto m = Model::create(lm.config, *lm.weights, opt);
-  apply_peft_adapter(*m, a);
-  LossSum s = m->forward({B, T, ids.data(), targets.data()}, 1.f / 30.f);
+  auto m = build_with_adapter(lm, a, "qlora");
+  LossSum s = m->forward(r.batch(), 1.f / 30.f);
   ASSERT_EQ(s.count, 30);
   EXPECT_NEAR(s.sum / s.count, want, 1e-4 * want);
   m->backward();
-  SafetensorsFile grads(fixture("quant/tiny-llama-qlora-grads.safetensors"));
-  ASSERT_EQ(grads.entries().size(), m->params().params().size());
-  for (auto& p : m->params().params())
-    EXPECT_LT(norm_rel_err(p.grad.to_vector(), grads.load_f32("base_model.model." + p.name).to_vector()), 1e-3)
-        << p.name;
+  expect_grads_match_peft(*m, SafetensorsFile(fixture("quant/tiny-llama-qlora-grads.safetensors")), 1e-3);
   // export --merge: dequant(W) + s*B*A, W quantized as the model's base
   for (auto& [name, t] : m->hf_state_dict(true)) {
     if (name != "model.layers.0.self_attn.q_proj.weight") continue;
@@ -111,7 +96,6 @@ TEST(QuantWeight, QloraTinyLlamaMatchesPeftOnBitsandbytesWeights) {
     EXPECT_GT(norm_rel_err(t.to_vector(), w.to_vector()), 1e-3);
   }
   // the frozen block weights really are quantized, the logical count is kept
-  opt.method = "lora";
-  auto dense = Model::create(lm.config, *lm.weights, opt);
+  auto dense = Model::create(lm.config, *lm.weights, adapter_options(a, "lora"));
   EXPECT_EQ(m->total_params(), dense->total_params());
 }

@@ -9,8 +9,7 @@ qtrain=$1; src=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 F=$src/tests/fixtures
 D="--data $F/tiny-llama-eval.jsonl --format input_ids --seq-len 16"
-loss() { grep -o '"loss":[0-9.e+-]*' "$1" | head -1 | cut -d: -f2; }
-close() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > $3 * abs(b))" "$1" "$2"; }
+source "$(dirname "$0")/lib/cli_checks.sh"
 
 "$qtrain" train --model "$F/tiny-llama" $D --method bitnet --bitnet-warmup 4 --steps 8 --batch-size 2 --lr 3e-3 \
   --out "$tmp/bn" > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train --method bitnet"; exit 1; }
@@ -19,14 +18,7 @@ close() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]);
   || { cat "$tmp/x"; echo "FAIL: export --format ternary"; exit 1; }
 "$qtrain" eval --model "$tmp/tern" --method bitnet-lora $D > "$tmp/e2" 2>&1 || { cat "$tmp/e2"; echo "FAIL: eval ternary"; exit 1; }
 close "$(loss "$tmp/e2")" "$(loss "$tmp/e1")" 1e-5 || { echo "FAIL: ternary $(loss "$tmp/e2") vs bitnet $(loss "$tmp/e1")"; exit 1; }
-python3 - "$tmp/tern/model.safetensors" <<'PY' || { echo "FAIL: the export is not 2-bit"; exit 1; }
-import json, struct, sys
-blob = open(sys.argv[1], "rb").read()
-h = json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])
-lin = [k for k in h if k.endswith("_proj.weight")]
-assert len(lin) == 14 and all(h[k]["dtype"] == "U8" for k in lin), lin
-assert all(k + ".ternary_scale" in h for k in lin)
-PY
+packed_linears "$tmp/tern/model.safetensors" ternary_scale || { echo "FAIL: the export is not 2-bit"; exit 1; }
 "$qtrain" train --model "$tmp/tern" $D --method bitnet-lora --lora-r 4 --steps 5 --batch-size 2 --lr 1e-2 --out "$tmp/bl" \
   > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train --method bitnet-lora on the ternary export"; exit 1; }
 "$qtrain" eval --model "$tmp/tern" --adapter "$tmp/bl/adapter" --method bitnet-lora $D > "$tmp/e3" 2>&1 \

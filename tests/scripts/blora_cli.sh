@@ -9,8 +9,7 @@ qtrain=$1; src=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 F=$src/tests/fixtures
 D="--data $F/tiny-llama-eval.jsonl --format input_ids --seq-len 16"
-loss() { grep -o '"loss":[0-9.e+-]*' "$1" | head -1 | cut -d: -f2; }
-close() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > $3 * abs(b))" "$1" "$2"; }
+source "$(dirname "$0")/lib/cli_checks.sh"
 
 "$qtrain" train --model "$F/tiny-llama" $D --method qblora --blora-lambda 2 --lora-r 4 --steps 5 --batch-size 2 \
   --lr 1e-2 --out "$tmp/qb" > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train --method qblora"; exit 1; }
@@ -34,12 +33,5 @@ close "$(loss "$tmp/e2")" "$(loss "$tmp/e1")" 1e-4 || { echo "FAIL: qblora merge
   || { cat "$tmp/x"; echo "FAIL: export --merge of qablora"; exit 1; }
 "$qtrain" eval --model "$tmp/qam" --method qablora $D > "$tmp/e4" 2>&1 || { cat "$tmp/e4"; echo "FAIL: eval merged 4-bit"; exit 1; }
 close "$(loss "$tmp/e4")" "$(loss "$tmp/e3")" 1e-5 || { echo "FAIL: qablora merged 4-bit $(loss "$tmp/e4") vs adapter $(loss "$tmp/e3")"; exit 1; }
-python3 - "$tmp/qam/model.safetensors" <<'PY' || { echo "FAIL: the merged model is not pure 4-bit"; exit 1; }
-import json, struct, sys
-blob = open(sys.argv[1], "rb").read()
-h = json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])
-lin = [k for k in h if k.endswith("_proj.weight")]
-assert len(lin) == 14 and all(h[k]["dtype"] == "U8" for k in lin), lin
-assert all(k + ".asym4_zero" in h for k in lin)
-PY
+packed_linears "$tmp/qam/model.safetensors" asym4_zero || { echo "FAIL: the merged model is not pure 4-bit"; exit 1; }
 echo "PASS: qblora / qablora CLI"

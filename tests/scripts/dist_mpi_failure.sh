@@ -3,11 +3,7 @@
 # with a non-zero exit code, not leave its peers waiting in an all-reduce.
 # $1 = qtrain binary, $2 = source dir.
 set -u
-build_dir=$(dirname "$1")
-test_bin="$build_dir/test_dist"
-command -v mpirun >/dev/null || { echo "skipped: mpirun not found"; exit 77; }
-[ -x "$test_bin" ] || { echo "skipped: $test_bin not built"; exit 77; }
-root_flag=(); [ "$(id -u)" = 0 ] && root_flag=(--allow-run-as-root)
+source "$(dirname "$0")/lib/mpi_test_dist.sh"
 fail=0
 for mode in kill hang; do
   start=$(date +%s)

@@ -7,26 +7,16 @@
 # $1 = qtrain binary, $2 = source dir.
 set -u
 qtrain=$1; src=$2
-nvidia-smi -L >/dev/null 2>&1 || { echo "skipped: no GPU"; exit 77; }
+source "$src/tests/scripts/lib/gpu_probe.sh"
+source "$src/tests/scripts/lib/random_shard.sh"
+source "$src/tests/scripts/lib/expect_error.sh"
+require_gpu
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 err=$tmp/err; fail=0
-source "$src/tests/scripts/lib/expect_error.sh"
-# Enough tokens for full batches (an llm.c .bin shard of random ids below 32000: 2 steps of 256 x 2048).
-python3 - "$tmp/tokens.bin" <<'PY'
-import array, random, sys
-n = 2 * 256 * 2049
-head = array.array("i", [20240520, 1, n] + [0] * 253)
-random.seed(0)
-with open(sys.argv[1], "wb") as f:
-    head.tofile(f)
-    array.array("H", (random.randrange(32000) for _ in range(n))).tofile(f)
-PY
+# Enough tokens for full batches (random ids below 32000: 2 steps of 256 x 2048).
+random_shard "$tmp/tokens.bin" $((2 * 256 * 2049)) 32000
 D=(--data "$tmp/tokens.bin" --format bin --device cuda --log-every 1)
-if ! "$qtrain" train --model random:smollm2-135m "${D[@]}" --seq-len 64 --batch-size 1 --steps 1 --out "$tmp/probe" \
-    > "$tmp/log" 2>&1; then
-  grep -q "without CUDA\|no usable GPU" "$tmp/log" && { echo "skipped: $(tail -1 "$tmp/log")"; exit 77; }
-  echo "FAIL a one-step GPU run failed:"; tail -5 "$tmp/log"; exit 1
-fi
+gpu_probe "${D[@]}"
 
 # 7B in BF16 at 128 x 2048 tokens needs 146 GiB even recomputing every layer (the activation plan's
 # least): refused before loading, with the way out. (At 64 x 2048 the plan recomputes layers and it fits.)

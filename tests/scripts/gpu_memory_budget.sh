@@ -10,25 +10,15 @@
 # $1 = qtrain binary, $2 = source dir, $3 = a folder for memory_budget.json (optional).
 set -u
 qtrain=$1; src=$2; out=${3:-}
-nvidia-smi -L >/dev/null 2>&1 || { echo "skipped: no GPU"; exit 77; }
+source "$src/tests/scripts/lib/gpu_probe.sh"
+source "$src/tests/scripts/lib/random_shard.sh"
+require_gpu
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
-# An llm.c .bin shard of random ids below 32000: 4 steps of 16 x 2048.
-python3 - "$tmp/tokens.bin" <<'PY'
-import array, random, sys
-n = 4 * 16 * 2049
-head = array.array("i", [20240520, 1, n] + [0] * 253)
-random.seed(0)
-with open(sys.argv[1], "wb") as f:
-    head.tofile(f)
-    array.array("H", (random.randrange(32000) for _ in range(n))).tofile(f)
-PY
+# Random ids below 32000: 4 steps of 16 x 2048.
+random_shard "$tmp/tokens.bin" $((4 * 16 * 2049)) 32000
 D=(--data "$tmp/tokens.bin" --format bin --device cuda --log-every 1 --save-every 0)
-if ! "$qtrain" train --model random:smollm2-135m "${D[@]}" --seq-len 64 --batch-size 1 --steps 1 --out "$tmp/probe" \
-    > "$tmp/log" 2>&1; then
-  grep -q "without CUDA\|no usable GPU" "$tmp/log" && { echo "skipped: $(tail -1 "$tmp/log")"; exit 77; }
-  echo "FAIL a one-step GPU run failed:"; tail -5 "$tmp/log"; exit 1
-fi
+gpu_probe "${D[@]}"
 
 rows=()
 # run TAG ARGS...: one training run; appends its JSON row (plan, peak, estimate, losses, tok/s) to rows.

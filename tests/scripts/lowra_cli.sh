@@ -9,10 +9,10 @@ qtrain=$1; src=$2
 tmp=$(mktemp -d); err=$tmp/err; trap 'rm -rf "$tmp"' EXIT
 fail=0
 source "$(dirname "$0")/lib/expect_error.sh"
+source "$(dirname "$0")/lib/cli_checks.sh"
 F=$src/tests/fixtures
 D="--data $F/tiny-llama-eval.jsonl --format input_ids --seq-len 16"
 M="--model random:tiny-llama"
-loss() { grep -o '"loss":[0-9.e+-]*' "$1" | head -1 | cut -d: -f2; }
 
 "$qtrain" train $M $D --method lowra --lowra-bits 1.75 --lora-r 4 --lora-alpha 4 --steps 3 --batch-size 2 \
   --lr 1e-2 --out "$tmp/lw" > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train --method lowra"; exit 1; }

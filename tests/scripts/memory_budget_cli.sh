@@ -10,16 +10,10 @@ qtrain=$1; src=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 err=$tmp/err; fail=0
 source "$src/tests/scripts/lib/expect_error.sh"
+source "$src/tests/scripts/lib/random_shard.sh"
 F=$src/tests/fixtures
-# An llm.c .bin shard of random ids below tiny-llama's vocabulary (300): 3 steps of 4 x 128.
-python3 - "$tmp/tokens.bin" <<'PY'
-import array, random, sys
-n = 4 * 4 * 129
-random.seed(0)
-with open(sys.argv[1], "wb") as f:
-    array.array("i", [20240520, 1, n] + [0] * 253).tofile(f)
-    array.array("H", (random.randrange(300) for _ in range(n))).tofile(f)
-PY
+# Random ids below tiny-llama's vocabulary (300): 3 steps of 4 x 128.
+random_shard "$tmp/tokens.bin" $((4 * 4 * 129)) 300
 A=(train --model "$F/tiny-llama" --data "$tmp/tokens.bin" --format bin --seq-len 128 --batch-size 4 --steps 3
    --device cpu --log-every 1 --lora-dropout 0.1)
 run() {  # run NAME ARGS...: a training run into $tmp/NAME that must succeed
