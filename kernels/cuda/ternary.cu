@@ -70,15 +70,14 @@ __global__ void unpack_ternary_kernel(int8_t* levels, FloatPtr out, const uint32
 // The decode product y[m, o] = Q8(x[m]) . T[o] for M <= 8 rows of x, in one
 // launch. Every block quantizes x itself (BitNet's per-token absmax int8:
 // LLM.int8's row quantization at threshold 0, the reference's operations)
-// into shared memory, after issuing its first weight loads, so that the
+// into shared memory, after issuing its first weight row's loads, so that the
 // quantization hides under the DRAM latency: no second kernel and no global
 // round trip of the int8 x (at decode sizes a launch costs as much as the
-// whole weight stream). A warp takes its rows a batch at a time (as many as
-// fit kTernaryVecs 16-byte loads per lane, 64 weights each) and loads the
-// next batch while it reduces this one. The codes are T + 1, so acc = sum (T + 1) x - sum x; (word >> 2g) &
+// whole weight stream). A warp takes a row at a time, each lane 64 weights
+// (one 16-byte load) per step, and loads the next row before it reduces this
+// one. The codes are T + 1, so acc = sum (T + 1) x - sum x; (word >> 2g) &
 // 0x03030303 lines codes 4g..4g+3 up with one int8 x word.
 constexpr int kTernaryVecs = 6;  // 16-byte loads in flight per lane: rows up to 12288 weights in one round
-constexpr int kGemvWarps = 8;  // 256 threads per block (launch_gemv)
 constexpr int kXVecs = 6;        // x's BF16 16-byte loads per thread for the in-register quantization (<= 12288 columns)
 
 __device__ __forceinline__ float bf16_at(const uint4& v, int e) {  // element e of 8 packed BF16
@@ -90,7 +89,7 @@ __device__ __forceinline__ float bf16_at(const uint4& v, int e) {  // element e 
 // [32 loads][4 words] slot groups (xq_slot's layout), so a row of row_vecs
 // loads is rounded up to a multiple of 32 of them.
 __host__ __device__ __forceinline__ int64_t xq_row_bytes(int64_t row_vecs) { return (row_vecs + 31) / 32 * 32 * 64; }
-// What the GEMV may ask for beyond the opt-in limit's static share (wmax, wsum, xabs, xsum).
+// What the GEMV may ask for beyond the opt-in limit's static share (red, xabs, xsum).
 size_t gemv_smem_limit() { return Context::get().max_smem_optin() - 4096; }
 
 // x's int8 values in shared memory, ordered as the lanes read them: the 16
@@ -119,84 +118,47 @@ __device__ __forceinline__ void ternary_dot(int (&acc)[M], const uint4& wv, cons
 }
 
 template <int M>
-__global__ void __launch_bounds__(kGemvWarps * 32) ternary_gemv_kernel(FloatPtr y, const uint4* __restrict__ codes, FloatPtr x,
+__global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uint4* __restrict__ codes, FloatPtr x,
                                                            const float* __restrict__ wabs, int64_t rows, int64_t cols,
                                                            int64_t row_vecs) {
   extern __shared__ int4 xs[];  // [M][ldx] int8 in xq_slot order
-  __shared__ float wmax[kGemvWarps][M], xabs[M];  // per warp, then the block's
-  __shared__ int wsum[kGemvWarps][M], xsum[M];
+  __shared__ float red[32], xabs[M];
+  __shared__ int xsum[M];
   const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
   // ldx: x's padded length (4 weights per code byte); lds: its stride in shared memory.
   const int64_t ldx = row_vecs * 64, lds = xq_row_bytes(row_vecs), stride = int64_t(gridDim.x) * warps;
   int64_t o = int64_t(blockIdx.x) * warps + (threadIdx.x >> 5);
   uint4 wv[kTernaryVecs];
-  // Rows of up to 32 kTernaryVecs loads (12288 weights) go through the slots as a batch of
-  // `batch` rows, vpr slots each: the warp's rows o, o + stride, ... o + (batch - 1) stride. Each
-  // slot's load for the next batch goes out as soon as its dot product is done, so a warp with
-  // several rows (gate/up's 11008 rows, or M > 1, where 2 blocks fit per SM) keeps them all in
-  // flight instead of paying the DRAM latency once per row. Longer rows: one row at a time, in
-  // rounds of kTernaryVecs loads.
-  const int vpr = int((row_vecs + 31) / 32);
-  const int batch = vpr <= kTernaryVecs ? kTernaryVecs / vpr : 1;
-  const int64_t bstride = stride * batch;
-  const auto slot_load = [&](int s, int64_t row0, int64_t j0) {
-    const int r = batch > 1 ? s / vpr : 0, v = batch > 1 ? s % vpr : s;
-    const int64_t row = row0 + r * stride, j = j0 + lane + 32 * v;
-    return r < batch && row < rows && j < row_vecs ? __ldcs(codes + row * row_vecs + j)  // read once
-                                                   : make_uint4(0, 0, 0, 0);
-  };
-  const auto load = [&](int64_t row0, int64_t j0) {
+  const auto load = [&](int64_t row, int64_t j0) {
 #pragma unroll
-    for (int s = 0; s < kTernaryVecs; ++s) wv[s] = slot_load(s, row0, j0);
+    for (int v = 0; v < kTernaryVecs; ++v) {
+      const int64_t j = j0 + lane + 32 * v;
+      wv[v] = row < rows && j < row_vecs ? __ldcs(codes + row * row_vecs + j) : make_uint4(0, 0, 0, 0);  // read once
+    }
   };
   // Launched with PDL (launch_gemv), this runs while the kernel before it finishes, up to
-  // pdl_wait(): the first batch's weight loads touch only the frozen codes.
+  // pdl_wait(): the first row's weight loads touch only the frozen codes.
   pdl_launch_dependents();
   load(o, 0);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
-  // x's int8 copy in three barriers for all M rows (the block max and sum per row were four
-  // each, and each row's x loads waited for the previous row's): every row's absmax from the
-  // warps' maxima, then the quantization, then the per-row totals. Max and integer sums do not
-  // depend on the order, so the values are the reference's.
   int8_t* xq = reinterpret_cast<int8_t*>(xs);
-  const int warp = threadIdx.x >> 5;
-  // The decode case: each thread's x values come in one round of 16-byte loads (a load per element
-  // through FloatPtr, twice, was half the kernel's instructions and a chain of L2 round trips).
-  const bool vec_x = x.t == DType::BF16 && cols % 8 == 0 && cols <= 8 * kXVecs * int64_t(blockDim.x);
-  const auto load_x = [&](uint4 (&xr)[kXVecs], int m) {
-#pragma unroll
-    for (int v = 0; v < kXVecs; ++v) {
-      const int64_t i = (threadIdx.x + int64_t(v) * blockDim.x) * 8;
-      xr[v] = i < cols ? __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x.p) + m * cols + i))
-                       : make_uint4(0, 0, 0, 0);
-    }
-  };
-#pragma unroll 1
-  for (int m = 0; m < M; ++m) {
-    float mx = 0.f;
-    if (vec_x) {
-      uint4 xr[kXVecs];
-      load_x(xr, m);
-#pragma unroll
-      for (int v = 0; v < kXVecs; ++v)
-#pragma unroll
-        for (int e = 0; e < 8; ++e) mx = fmaxf(mx, fabsf(bf16_at(xr[v], e)));
-    } else {
-#pragma unroll 8
-      for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) mx = fmaxf(mx, fabsf(x.ld(m * cols + j)));
-    }
-    mx = warp_max(mx);
-    if (lane == 0) wmax[warp][m] = mx;
-  }
-  __syncthreads();
-#pragma unroll 1
   for (int m = 0; m < M; ++m) {
     float mx = 0.f, s = 0.f;  // s: integers below 2^24, exact
-    for (int w = 0; w < warps; ++w) mx = fmaxf(mx, wmax[w][m]);
-    const float scale = mx > 0.f ? 127.f / mx : 0.f;
-    if (vec_x) {
+    if (x.t == DType::BF16 && cols % 8 == 0 && cols <= 8 * kXVecs * int64_t(blockDim.x)) {
+      // The decode case: each thread's x values arrive in one round of 16-byte loads and stay in
+      // registers for the quantization (a load per element through FloatPtr, twice, was half the
+      // kernel's instructions and a chain of L2 round trips).
       uint4 xr[kXVecs];
-      load_x(xr, m);  // again, from L1: holding every row's x across the barrier would take M x 24 registers
+#pragma unroll
+      for (int v = 0; v < kXVecs; ++v) {
+        const int64_t i = (threadIdx.x + int64_t(v) * blockDim.x) * 8;
+        xr[v] = i < cols ? __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x.p) + m * cols + i))
+                         : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) mx = fmaxf(mx, fabsf(bf16_at(xr[v], e)));
+      }
+      mx = block_max(mx, red);
+      const float scale = mx > 0.f ? 127.f / mx : 0.f;
 #pragma unroll
       for (int v = 0; v < kXVecs; ++v) {
         const int64_t i = (threadIdx.x + int64_t(v) * blockDim.x) * 8;
@@ -212,60 +174,26 @@ __global__ void __launch_bounds__(kGemvWarps * 32) ternary_gemv_kernel(FloatPtr 
       }
       for (int64_t j = cols + threadIdx.x; j < ldx; j += blockDim.x) xq[m * lds + xq_slot(j)] = 0;  // the padding
     } else {
+#pragma unroll 8
+      for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) mx = fmaxf(mx, fabsf(x.ld(m * cols + j)));
+      mx = block_max(mx, red);
+      const float scale = mx > 0.f ? 127.f / mx : 0.f;
       for (int64_t j = threadIdx.x; j < ldx; j += blockDim.x) {  // zero padded to ldx
         const int q = j < cols ? __float2int_rn(__fmul_rn(x.ld(m * cols + j), scale)) : 0;
         xq[m * lds + xq_slot(j)] = int8_t(q);
         s += float(q);
       }
     }
-    s = warp_sum(s);
-    if (lane == 0) wsum[warp][m] = int(s);
+    s = block_sum(s, red);
+    if (threadIdx.x == 0) xabs[m] = mx, xsum[m] = int(s);
   }
   __syncthreads();
-  if (threadIdx.x < M) {
-    float mx = 0.f;
-    int sum = 0;
-    for (int w = 0; w < warps; ++w) mx = fmaxf(mx, wmax[w][threadIdx.x]), sum += wsum[w][threadIdx.x];
-    xabs[threadIdx.x] = mx, xsum[threadIdx.x] = sum;
-  }
-  __syncthreads();
-  const auto finish_row = [&](int (&acc)[M], int64_t row) {  // warp-uniform row
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-      for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-    if (lane == 0 && row < rows) {
-      const float wdeq = __fmul_rn(wabs[row], quant::kInt8Inv127);
-#pragma unroll
-      for (int m = 0; m < M; ++m)
-        y.st(m * rows + row, __fmul_rn(__fmul_rn(float(acc[m] - xsum[m]), __fmul_rn(xabs[m], quant::kInt8Inv127)), wdeq));
-    }
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = 0;
-  };
-  if (vpr <= kTernaryVecs) {
-    for (; o < rows; o += bstride) {  // warp-uniform
-      int acc[M];
-#pragma unroll
-      for (int m = 0; m < M; ++m) acc[m] = 0;
-#pragma unroll
-      for (int s = 0; s < kTernaryVecs; ++s) {
-        const int r = s / vpr, v = s % vpr;
-        if (r < batch) {
-          const int64_t j = lane + 32 * v;
-          if (j < row_vecs) ternary_dot<M>(acc, wv[s], xs, j, lds / 16);
-          wv[s] = slot_load(s, o + bstride, 0);  // the next batch's load goes out before this row's reduction
-          if (v == vpr - 1) finish_row(acc, o + r * stride);
-        }
-      }
-    }
-    return;
-  }
-  for (; o < rows; o += stride) {  // rows over 12288 weights, warp-uniform
+  for (; o < rows; o += stride) {  // warp-uniform
     int acc[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = 0;
     for (int64_t j0 = 0; j0 < row_vecs; j0 += 32 * kTernaryVecs) {
-      if (j0 > 0) load(o, j0);  // later rounds
+      if (j0 > 0) load(o, j0);  // rows over 12288 weights: later rounds
 #pragma unroll
       for (int v = 0; v < kTernaryVecs; ++v) {
         const int64_t j = j0 + lane + 32 * v;
@@ -273,7 +201,15 @@ __global__ void __launch_bounds__(kGemvWarps * 32) ternary_gemv_kernel(FloatPtr 
       }
     }
     load(o + stride, 0);  // the next row's loads go out before this one's reduction
-    finish_row(acc, o);
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+      for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+    if (lane == 0) {
+      const float wdeq = __fmul_rn(wabs[o], quant::kInt8Inv127);
+#pragma unroll
+      for (int m = 0; m < M; ++m)
+        y.st(m * rows + o, __fmul_rn(__fmul_rn(float(acc[m] - xsum[m]), __fmul_rn(xabs[m], quant::kInt8Inv127)), wdeq));
+    }
   }
 }
 
@@ -291,10 +227,10 @@ void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
   // How many fit depends on the shared memory, which differs per weight shape: asked once per size.
   static std::unordered_map<size_t, int> per_sm_of;
   auto [it, fresh] = per_sm_of.try_emplace(smem, 0);
-  if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, ternary_gemv_kernel<M>, kGemvWarps * 32, smem));
+  if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, ternary_gemv_kernel<M>, 256, smem));
   const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(it->second, 1));
   // One wave (blocks = what fits), so a dependent launched early holds no resources this grid waits for.
-  launch_pdl(decode_pdl(), ternary_gemv_kernel<M>, unsigned(blocks), unsigned(kGemvWarps * 32), smem, y,
+  launch_pdl(decode_pdl(), ternary_gemv_kernel<M>, unsigned(blocks), 256u, smem, y,
              static_cast<const uint4*>(w.codes.raw()), x, w.wabs.f32(), w.rows, w.cols, row_vecs);
 }
 
