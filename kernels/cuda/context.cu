@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <cstdlib>
 
 #include "kernels/cuda/check.cuh"
@@ -30,14 +31,33 @@ Context::Context() {
   max_smem_optin_ = size_t(optin);
   // A blocking stream: it stays ordered with legacy default-stream copies.
   CUDA_CHECK(cudaStreamCreate(&stream_));
+  // QT_STACK_BYTES: the per-thread stack the driver reserves local memory for (every resident
+  // thread of the GPU: 1 KiB by default is ~270 MiB on an H200); a kernel that needs more still
+  // grows it at launch. For measuring the memory outside the allocator (issue 20's 5.5 GiB).
+  if (const char* e = std::getenv("QT_STACK_BYTES")) CUDA_CHECK(cudaDeviceSetLimit(cudaLimitStackSize, std::strtoul(e, nullptr, 10)));
+  probe("context");
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   workspace_bytes_ = env_mib("QT_LT_WORKSPACE_MIB", kLtWorkspaceMib);
   CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+  probe("cublasLt + workspace");
+}
+
+// QT_MEM_PROBE=1: the device's used memory (the driver's figure) and the stack limit at the
+// context's milestones, on stderr: what sits outside qtrain's allocator, measured.
+void Context::probe(const char* where) {
+  static const bool on = std::getenv("QT_MEM_PROBE") != nullptr;
+  if (!on) return;
+  size_t free_b = 0, total_b = 0, stack = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  cudaDeviceGetLimit(&stack, cudaLimitStackSize);
+  std::fprintf(stderr, "qtrain mem probe: %s: device used %.1f MiB, stack limit %zu B\n", where,
+               double(total_b - free_b) / 1048576.0, stack);
 }
 
 // The context lives until process exit; by then the driver may already be
 // unloading, so errors here are deliberately ignored.
 Context::~Context() {
+  probe("exit");
   for (void* p : scratch_)
     if (p) cudaFree(p);
   if (workspace_) cudaFree(workspace_);

@@ -25,6 +25,8 @@ class Context {
   size_t max_smem_optin() const { return max_smem_optin_; }
   // At least `bytes` of device memory in the given slot; grows (never shrinks).
   void* scratch(Scratch slot, size_t bytes);
+  // With QT_MEM_PROBE set: the device's used memory and stack limit at `where`, on stderr.
+  static void probe(const char* where);
 
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
