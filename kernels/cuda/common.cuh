@@ -52,7 +52,12 @@ inline void check_cuda_dtype(const Tensor& t, DType want, const char* what) {
   QT_CHECK(t.dtype() == want, std::string(what) + ": expected " + dtype_name(want) + ", got " + dtype_name(t.dtype()));
 }
 
-// Grid size for a grid-stride loop over n elements.
+// Grid size for a grid-stride loop over n elements. It caps the grid at 16
+// blocks per SM, so a kernel launched with it must loop (QT_GRID_STRIDE): one
+// that takes a single index per thread leaves everything past sm_count * 16 *
+// block untouched (unpack_ternary did, from 4096 x 4096 up).
+#define QT_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 inline int grid_for(int64_t n, int block) {
   int64_t blocks = (n + block - 1) / block;
   int64_t cap = int64_t(Context::get().sm_count()) * 16;

@@ -8,9 +8,6 @@
 namespace qtrain::cuda {
 namespace {
 
-#define QT_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
-
 struct Axpy {  // in: y, x
   float a;
   __device__ void operator()(const float* in, float* out) const { out[0] = in[0] + a * in[1]; }

@@ -50,20 +50,20 @@ __global__ void act_quant_kernel(FloatPtr out, FloatPtr x, int64_t cols, float l
 
 // ---- the stored 2-bit form (kernels/quant/ternary.h) ----
 
-// A thread per 32-bit word of codes: 16 weights.
+// A 32-bit word of codes (16 weights) per thread and step.
 template <bool kLevels>
 __global__ void unpack_ternary_kernel(int8_t* levels, FloatPtr out, const uint32_t* codes, int64_t rows, int64_t cols,
                                       int64_t row_words, float scale) {
-  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (idx >= rows * row_words) return;
-  const int64_t r = idx / row_words, c0 = (idx % row_words) * 16;
-  const uint32_t w = codes[idx];
-  for (int k = 0; k < 16 && c0 + k < cols; ++k) {
-    const int t = int((w >> (8 * (k % 4) + 2 * (k / 4))) & 3u) - 1;
-    if constexpr (kLevels)
-      levels[r * cols + c0 + k] = int8_t(t);
-    else
-      out.st(r * cols + c0 + k, float(t) * scale);
+  QT_GRID_STRIDE(idx, rows * row_words) {
+    const int64_t r = idx / row_words, c0 = (idx % row_words) * 16;
+    const uint32_t w = codes[idx];
+    for (int k = 0; k < 16 && c0 + k < cols; ++k) {
+      const int t = int((w >> (8 * (k % 4) + 2 * (k / 4))) & 3u) - 1;
+      if constexpr (kLevels)
+        levels[r * cols + c0 + k] = int8_t(t);
+      else
+        out.st(r * cols + c0 + k, float(t) * scale);
+    }
   }
 }
 
