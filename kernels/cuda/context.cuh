@@ -46,9 +46,11 @@ class Context {
 
 inline cudaStream_t stream() { return Context::get().stream(); }
 
-// A buffer size in MiB from the environment, for measuring memory against
-// speed without a rebuild (QT_LT_WORKSPACE_MIB, QT_LOSS_CHUNK_MIB); the default
-// when unset or not a positive number. Read by the caller once.
+// A size from the environment, for measuring memory against speed without a
+// rebuild (QT_STACK_BYTES in bytes; QT_LT_WORKSPACE_MIB, QT_LOSS_CHUNK_MIB in
+// MiB, returned in bytes); the default when unset or not a positive number.
+// Read by the caller once.
+size_t env_size(const char* name, size_t default_value);
 size_t env_mib(const char* name, size_t default_mib);
 
 }  // namespace qtrain::cuda
