@@ -8,13 +8,14 @@
 #   [GC=0] bench/qlora_70b.sh QTRAIN RESULTS_DIR [STEPS]
 set -uo pipefail
 QTRAIN=$(realpath "$1"); RESULTS=$2; STEPS=${3:-6}; WORK=/tmp/qtrain_70b
-TAG=$([ "${GC:-1}" = 0 ] && echo _plan)
+CKPT=(--grad-checkpoint); TAG=
+[ "${GC:-1}" = 0 ] && CKPT=() TAG=_plan
 mkdir -p "$RESULTS" "$WORK"
 python3 "$(dirname "$0")/make_tokens.py" "$WORK/tokens.bin" $((16 * 4 * 2049)) 32000
 rm -rf "$WORK/out"
 TIMEV=(); [ -x /usr/bin/time ] && TIMEV=(/usr/bin/time -v)  # peak host RSS, where GNU time exists
 "${TIMEV[@]}" "$QTRAIN" train --model random:llama-70b --data "$WORK/tokens.bin" --format bin --device cuda \
-  --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 1 --seq-len 2048 $([ "${GC:-1}" = 0 ] || echo --grad-checkpoint) \
+  --method qlora --lora-r 16 --lora-alpha 32 --target all-linear --batch-size 1 --seq-len 2048 "${CKPT[@]}" \
   --steps "$STEPS" --lr 1e-4 --save-every 0 --log-every 1 --out "$WORK/out" --overwrite > "$RESULTS/qlora_70b$TAG.log" 2>&1
 echo "rc $?"
 grep -E "trainable|activation plan|Maximum resident|Elapsed" "$RESULTS/qlora_70b$TAG.log"
