@@ -11,7 +11,7 @@ namespace {
 
 __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                              float beta2, float eps, float decay, float step_size, float bc2_sqrt, float grad_scale) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, n) {
     float gi = g[i] * grad_scale;
     float pi = p[i] * decay;
     float mi = m[i] + (1.f - beta1) * (gi - m[i]);

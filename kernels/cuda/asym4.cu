@@ -9,7 +9,7 @@ namespace {
 __global__ void asym4_dequant_kernel(FloatPtr out, const uint8_t* codes, const float* scale, const float* zero,
                                      Asym4Tiles t, int64_t row0, int64_t n) {
   const int64_t tin = t.in / t.tile_in;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(e, n) {
     const int64_t o = row0 + e / t.in, i = e % t.in;
     const uint8_t b = codes[o * (t.in / 2) + i / 2];
     const int q = (i & 1) ? b >> 4 : b & 15;

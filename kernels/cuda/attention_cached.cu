@@ -303,7 +303,7 @@ __global__ void kv_cache_write_kernel(int4* cache, const int4* src, int64_t B, i
                                       int pos0, const int32_t* pos_dev) {
   if (pos_dev) pos0 = *pos_dev;
   const int64_t per_b = T * row16, n = B * per_b;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, n) {
     const int64_t b = i / per_b, r = i - b * per_b;
     cache[(b * Tc + pos0) * row16 + r] = src[i];
   }

@@ -8,7 +8,7 @@ namespace qtrain::cuda {
 namespace {
 
 __global__ void sum_col_groups_kernel(FloatPtr out, FloatPtr x, int64_t k, float alpha, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, n) {
     float s = 0.f;
     for (int64_t t = 0; t < k; ++t) s += x.ld(i * k + t);
     out.st(i, alpha * s);
@@ -16,7 +16,7 @@ __global__ void sum_col_groups_kernel(FloatPtr out, FloatPtr x, int64_t k, float
 }
 
 __global__ void add_repeat_cols_kernel(FloatPtr out, FloatPtr x, int64_t k, float alpha, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     out.st(i, out.ld(i) + alpha * x.ld(i / k));
 }
 

@@ -10,7 +10,7 @@ namespace qtrain::cuda {
 namespace {
 
 __global__ void mul_cols_kernel(FloatPtr out, FloatPtr x, const float* v, float offset, int64_t n, int64_t W) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     out.st(i, x.ld(i) * (v[i % W] + offset));
 }
 

@@ -10,7 +10,7 @@ namespace {
 __global__ void embedding_forward_kernel(FloatPtr out, const int32_t* ids, FloatPtr wte, FloatPtr wpe, int64_t N,
                                          int64_t C, int T, int pos0, const int32_t* pos_dev) {
   if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * C; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, N * C) {
     int64_t n = i / C, c = i % C;
     float v = wte.ld(int64_t(ids[n]) * C + c);
     if (wpe.p) v += wpe.ld(int64_t(pos0 + n % T) * C + c);
@@ -19,14 +19,14 @@ __global__ void embedding_forward_kernel(FloatPtr out, const int32_t* ids, Float
 }
 
 __global__ void dwte_kernel(float* dwte, FloatPtr dout, const int32_t* ids, int64_t N, int64_t C) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * C; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, N * C) {
     int64_t n = i / C, c = i % C;
     atomicAdd(dwte + int64_t(ids[n]) * C + c, dout.ld(i));
   }
 }
 
 __global__ void dwpe_kernel(float* dwpe, FloatPtr dout, int64_t B, int64_t T, int64_t C) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < T * C; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, T * C) {
     float s = 0.f;
     for (int64_t b = 0; b < B; ++b) s += dout.ld(b * T * C + i);
     dwpe[i] += s;

@@ -18,7 +18,7 @@ __device__ __forceinline__ float h2f(const uint8_t* p) {
 
 template <GgmlType kType>
 __global__ void gguf_blocks_kernel(FloatPtr out, const uint8_t* src, int64_t nblocks, size_t block_bytes) {
-  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < nblocks; b += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(b, nblocks) {
     const uint8_t* blk = src + size_t(b) * block_bytes;
     const int64_t o = b * 32;
     if constexpr (kType == GgmlType::Q4_0) {  // d, 16 bytes: low nibbles weights 0..15, high 16..31
@@ -43,7 +43,7 @@ __global__ void gguf_blocks_kernel(FloatPtr out, const uint8_t* src, int64_t nbl
 }
 
 __global__ void gguf_f16_kernel(FloatPtr out, const uint8_t* src, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     out.st(i, h2f(src + 2 * i));
 }
 

@@ -12,7 +12,7 @@ template <int kBits>
 __global__ void hqq_dequant_kernel(FloatPtr out, const uint8_t* codes, const float* scale, const float* zero,
                                    int64_t nbytes) {
   constexpr int kPer = 8 / kBits, kMask = (1 << kBits) - 1;
-  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < nbytes; b += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(b, nbytes) {
     const uint8_t byte = codes[b];
     const int64_t i0 = b * kPer;  // groups of 64 run over the flat matrix, as in hqq
     const int64_t g = i0 / 64;

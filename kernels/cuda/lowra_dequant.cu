@@ -17,7 +17,7 @@ __global__ void lowra_dequant_kernel(FloatPtr out, const uint8_t* codes, const i
                                      const uint8_t* bits, const float* lut, const float* absmax, int64_t rows,
                                      int64_t cols) {
   const int64_t per_row = cols / 8, n = rows * per_row;
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n; o += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(o, n) {
     const int64_t r = o / per_row, c0 = (o - r * per_row) * 8;
     const int b = bits[r];
     const uint8_t* p = codes + row_offset[r] + (c0 / 8) * b;

@@ -24,14 +24,14 @@ const void* as_bf16(const Tensor& t, Scratch slot) {
 }
 
 __global__ void add_bias_kernel(FloatPtr y, FloatPtr bias, int64_t n, int64_t out) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     y.st(i, y.ld(i) + bias.ld(i % out));
 }
 
 // BF16 y with out % 8 == 0 and 16-byte alignment: 8 elements per access (the
 // generic kernel above ran at ~40% of DRAM bandwidth on GPT-2 shapes).
 __global__ void add_bias_bf16x8_kernel(bf16* y, FloatPtr bias, int64_t n8, int64_t out) {
-  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n8; v += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(v, n8) {
     int4 raw = reinterpret_cast<int4*>(y)[v];
     bf16* e = reinterpret_cast<bf16*>(&raw);
     const int64_t c0 = (v * 8) % out;

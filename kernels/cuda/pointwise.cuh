@@ -22,7 +22,7 @@ struct Bf16Operands {
 template <int NIN, int NOUT, class Op>
 __global__ void pointwise_bf16_kernel(Bf16Operands<NIN, NOUT> o, int64_t n, Op op) {
   const int64_t nvec = n / 8;
-  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < nvec; v += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(v, nvec) {
     float x[NIN][8], y[NOUT][8];
 #pragma unroll
     for (int a = 0; a < NIN; ++a) {
@@ -69,7 +69,7 @@ struct FloatOperands {
 
 template <int NIN, int NOUT, class Op>
 __global__ void pointwise_any_kernel(FloatOperands<NIN, NOUT> o, int64_t n, Op op) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, n) {
     float xi[NIN], yi[NOUT];
 #pragma unroll
     for (int a = 0; a < NIN; ++a) xi[a] = o.in[a].ld(i);

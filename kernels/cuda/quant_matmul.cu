@@ -53,7 +53,7 @@ __device__ __forceinline__ float block_absmax(const Q4View& a, const Tables& t, 
 __global__ void dequant4_kernel(FloatPtr out, Q4View a, const float* map, int64_t e0, int64_t n) {
   __shared__ Tables t;
   load_tables(t, a, map);
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(k, n) {
     const int64_t i = e0 + k;
     out.st(k, t.code[quant::nibble(a.packed, i)] * block_absmax(a, t, i / a.blocksize));
   }
@@ -64,7 +64,7 @@ __global__ void dequant4_kernel(FloatPtr out, Q4View a, const float* map, int64_
 __global__ void dequant4_bf16x8_kernel(bf16* out, Q4View a, const float* map, int64_t e0, int64_t n8) {
   __shared__ Tables t;
   load_tables(t, a, map);
-  for (int64_t v = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; v < n8; v += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(v, n8) {
     const int64_t i = e0 + v * 8;
     const uint32_t bytes = *reinterpret_cast<const uint32_t*>(a.packed + i / 2);
     const float am = block_absmax(a, t, i / a.blocksize);
@@ -784,7 +784,7 @@ void launch_gemv4(FloatPtr y, const bf16* x, int M, const Q4View& a, const float
 
 __global__ void dequant_int8_kernel(FloatPtr out, const int8_t* q, const float* absmax, int64_t row0, int64_t cols,
                                     int64_t n) {
-  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(k, n) {
     const int64_t r = row0 + k / cols;
     out.st(k, quant::int8_value(q[row0 * cols + k], absmax[r]));
   }

@@ -40,7 +40,7 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
   if (pos_dev) pos0 = *pos_dev;
   int half = D / 2;
   int64_t n = rows * half;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(idx, n) {
     int64_t row = idx / half;
     int i = int(idx % half);
     int pos = pos0 + int((row / H) % T);
@@ -62,7 +62,7 @@ __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, i
   if (pos_dev) pos0 = *pos_dev;
   const int half = D / 2, per_row = half / 8;
   const int64_t n = rows * per_row;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n; idx += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(idx, n) {
     const int64_t row = idx / per_row;
     const int i0 = int(idx - row * per_row) * 8;
     const int pos = pos0 + int((row / H) % T);

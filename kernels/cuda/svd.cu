@@ -70,7 +70,7 @@ SvdHandles& handles() {
 }
 
 __global__ void to_f64_kernel(double* d, const float* s, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     d[i] = double(s[i]);
 }
 

@@ -17,7 +17,7 @@ namespace {
 __global__ void abs_sum_kernel(double* out, FloatPtr w, int64_t n) {
   __shared__ double shared[32];
   double acc = 0.0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  QT_GRID_STRIDE(i, n)
     acc += fabs(double(w.ld(i)));
   acc = block_sum(acc, shared);
   if (threadIdx.x == 0) atomicAdd(out, acc);
@@ -26,7 +26,7 @@ __global__ void abs_sum_kernel(double* out, FloatPtr w, int64_t n) {
 __global__ void ternary_kernel(FloatPtr out, FloatPtr w, const double* abs_sum, int64_t n, float lambda) {
   const float gamma = fmaxf(float(*abs_sum / double(n)), 1e-5f);
   const float inv = 1.f / gamma;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  QT_GRID_STRIDE(i, n) {
     const float v = w.ld(i);
     const float q = fminf(fmaxf(rintf(v * inv), -1.f), 1.f) / inv;
     out.st(i, (1.f - lambda) * v + lambda * q);  // exact at both ends
