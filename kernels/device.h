@@ -82,10 +82,12 @@ class CudaGraph {
 uint64_t cuda_buffer_generation();
 void cuda_bump_buffer_generation();
 
-// Whether the decode products (the 4-bit and ternary GEMVs) are launched with
-// programmatic dependent launch (kernels/cuda/pdl.cuh), so that their weight
-// prefetch overlaps the kernel before them. On by default; the kernel
-// benchmarks turn it off to time the plain launch beside it.
+// Whether the decode products (the 4-bit and ternary GEMVs) and the one-wave
+// launches of a decode step (norms, RoPE, cached attention, pointwise ops) are
+// launched with programmatic dependent launch (kernels/cuda/pdl.cuh), so that
+// their launch and weight prefetch overlap the kernel before them. On by
+// default (QT_DECODE_PDL=0: off); the kernel benchmarks turn it off to time
+// the plain launch beside it.
 void set_decode_pdl(bool on);
 bool decode_pdl();
 

@@ -100,9 +100,9 @@ class Gpt2Model : public Model {
     attend(l, a.att.view(bthd), a.lse, a.q.view(bthd), a.k.view(bthd), a.v.view(bthd));
     a.x2 = act(C);
     b.c_proj->forward(a.x2, a.att, train, dropout_seed(l, 1));
-    add_inplace(a.x2, x);
     a.ln2 = act(C), a.mean2 = stat(), a.rstd2 = stat();
-    layernorm_forward(a.ln2, a.mean2, a.rstd2, a.x2, b.ln2_w->value, b.ln2_b->value, cfg_.norm_eps);
+    // x2 += x, then its norm
+    add_layernorm_forward(a.ln2, a.mean2, a.rstd2, a.x2, x, b.ln2_w->value, b.ln2_b->value, cfg_.norm_eps);
     a.fc = act(cfg_.d_ff);
     b.c_fc->forward(a.fc, a.ln2, train, dropout_seed(l, 2));
     if (gemm_only) a.ln2 = Tensor();

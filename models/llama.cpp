@@ -81,17 +81,15 @@ class LlamaModel : public Model {
                            {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
     if (gemm_only) a.h1 = Tensor();
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
-    rope_forward(a.q.view(qs), cfg_.rope_theta, pos_);
-    rope_forward(a.k.view(ks), cfg_.rope_theta, pos_);
     a.att = act(Hq * Dh);
     a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
-    attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks));
+    // RoPE on q and k (in place: backward reads them rotated) inside attend.
+    attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks), cfg_.rope_theta);
     a.x2 = act(C);
     Linear::forward_shared({b.o}, {a.x2}, a.att, train, {dropout_seed(l, 3)});
-    add_inplace(a.x2, x);
     a.h2 = act(C);
     a.rstd2 = Tensor::empty({N}, DType::F32, dev);
-    rmsnorm_forward(a.h2, a.rstd2, a.x2, b.ln2->value, cfg_.norm_eps);
+    add_rmsnorm_forward(a.h2, a.rstd2, a.x2, x, b.ln2->value, cfg_.norm_eps);  // x2 += x, then its norm
     a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
     Linear::forward_shared({b.gate, b.up}, {a.gate, a.up}, a.h2, train, {dropout_seed(l, 4), dropout_seed(l, 5)});
     if (gemm_only) a.h2 = Tensor();
@@ -140,8 +138,7 @@ class LlamaModel : public Model {
     Tensor dq = act(Hq * Dh), dk = act(Hkv * Dh), dv = act(Hkv * Dh);
     attention_backward(dq.view(qs), dk.view(ks), dv.view(ks), datt.view(qs), a.q.view(qs), a.k.view(ks),
                        a.v.view(ks), a.att.view(qs), a.lse);
-    rope_backward(dq.view(qs), cfg_.rope_theta);
-    rope_backward(dk.view(ks), cfg_.rope_theta);
+    rope_qk_backward(dq.view(qs), dk.view(ks), cfg_.rope_theta);
     // The projections read h1 before RoPE: a.q/a.k were rotated in place, but
     // Linear::backward only needs the layer input h1.
     if (!a.h1.defined()) {

@@ -223,10 +223,12 @@ class Model {
   virtual int position_limit() const { return 0; }
 
   uint64_t dropout_seed(int l, int k) const;
-  // Causal self-attention of layer l on q [B,T,Hq,D], k, v [B,T,Hkv,D] (RoPE
-  // applied), into out; lse is saved for backward. Decoding appends k and v to
-  // the cache at positions pos0_.. and lets q attend to everything cached.
-  void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v);
+  // Causal self-attention of layer l on q [B,T,Hq,D], k, v [B,T,Hkv,D], into
+  // out; lse is saved for backward. rope_theta > 0 rotates q and k in place
+  // first (RoPE at positions pos_..). Decoding appends k and v to the cache at
+  // positions pos_.. (in the same launch as RoPE) and lets q attend to
+  // everything cached.
+  void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta = 0.f);
   ForwardMode mode_ = ForwardMode::Eval;
   int B_ = 0, T_ = 0;
   SeqPos pos_;                 // position of the first token of this pass (decoding)

@@ -5,6 +5,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
+#include "kernels/rope.h"
 #include "models/model.h"
 
 #include <optional>
@@ -27,13 +28,20 @@ KvCache Model::new_kv_cache(int B, int capacity) const {
   return c;
 }
 
-void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
-  if (mode_ != ForwardMode::Decode) return attention_forward(out, lse, q, k, v);
+void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta) {
+  if (mode_ != ForwardMode::Decode) {
+    if (rope_theta > 0.f) rope_qk_forward(q, k, rope_theta, pos_);
+    return attention_forward(out, lse, q, k, v);
+  }
   KvCache& c = *cache_;
   // Append this pass's keys and values at positions pos_ .. pos_ + T_ - 1 of every row.
   Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
-  kv_cache_write(kc, k, pos_);
-  kv_cache_write(vc, v, pos_);
+  if (rope_theta > 0.f) {
+    rope_append_kv(q, k, v, kc, vc, rope_theta, pos_);
+  } else {
+    kv_cache_write(kc, k, pos_);
+    kv_cache_write(vc, v, pos_);
+  }
   // A prompt on an empty cache is ordinary causal attention (the flash
   // kernels); later tokens read the cache. (A captured step never starts at 0.)
   if (pos_.first == 0) return attention_forward(out, lse, q, k, v);

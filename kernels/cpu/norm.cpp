@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 #include "kernels/op_checks.h"
 
 namespace qtrain {
@@ -154,6 +155,28 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
     for (int64_t j = 0; j < C; ++j) o[j] = pw[j] * (xr[j] * r);
     if (pr) pr[n] = r;
   }
+}
+
+void add_layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps) {
+  const RowsCols m = check_norm(x, w, "add_layernorm x", "add_layernorm w");
+  check_like(out, x, "add_layernorm out");
+  check_like(r, x, "add_layernorm r");
+  check_len(b, x, m.cols, "add_layernorm b");
+  check_optional_len(mean, x, m.rows, "add_layernorm mean");
+  check_optional_len(rstd, x, m.rows, "add_layernorm rstd");
+  QT_DISPATCH_CUDA(x, add_layernorm_forward, out, mean, rstd, x, r, w, b, eps);
+  add_inplace(x, r);
+  layernorm_forward(out, mean, rstd, x, w, b, eps);
+}
+
+void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
+  const RowsCols m = check_norm(x, w, "add_rmsnorm x", "add_rmsnorm w");
+  check_like(out, x, "add_rmsnorm out");
+  check_like(r, x, "add_rmsnorm r");
+  check_optional_len(rstd, x, m.rows, "add_rmsnorm rstd");
+  QT_DISPATCH_CUDA(x, add_rmsnorm_forward, out, rstd, x, r, w, eps);
+  add_inplace(x, r);
+  rmsnorm_forward(out, rstd, x, w, eps);
 }
 
 void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd) {

@@ -3,6 +3,8 @@
 // fp32: inv_freq = 1 / theta^(float(2i) / D), angle = float(t) * inv_freq.
 #include "kernels/rope.h"
 
+#include "kernels/attention.h"
+
 #include <cmath>
 #include <vector>
 
@@ -80,6 +82,51 @@ void rope_backward(Tensor dx, float theta, int pos0) {
   check_rope(dx, pos0, "rope_backward dx");
   QT_DISPATCH_CUDA(dx, rope_backward, dx, theta, pos0);
   rotate(dx, theta, pos0, -1.f, "rope_backward dx");
+}
+
+// q and k: one sequence of heads each, with the same B and T.
+void check_qk(const Tensor& q, const Tensor& k, int pos0, const char* what) {
+  check_rope(q, pos0, what);
+  check_rope(k, pos0, what);
+  QT_CHECK(q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3) && q.dtype() == k.dtype() &&
+               q.device() == k.device(),
+           std::string(what) + ": q " + shape_str(q.shape()) + " and k " + shape_str(k.shape()) +
+               " need one B, T, head dim, dtype and device");
+}
+
+void rope_qk_forward(Tensor q, Tensor k, float theta, SeqPos pos) {
+  check_qk(q, k, pos.first, "rope_qk_forward");
+  QT_DISPATCH_CUDA(q, rope_qk_forward, q, k, theta, pos);
+  rope_forward(q, theta, pos);
+  rope_forward(k, theta, pos);
+}
+
+void rope_qk_backward(Tensor dq, Tensor dk, float theta, int pos0) {
+  check_qk(dq, dk, pos0, "rope_qk_backward");
+  QT_DISPATCH_CUDA(dq, rope_qk_backward, dq, dk, theta, pos0);
+  rope_backward(dq, theta, pos0);
+  rope_backward(dk, theta, pos0);
+}
+
+void rope_append_kv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos) {
+  check_qk(q, k, pos.first, "rope_append_kv");
+  QT_CHECK(v.defined() && v.shape() == k.shape() && v.dtype() == k.dtype() && v.device() == k.device(),
+           "rope_append_kv: v " + (v.defined() ? shape_str(v.shape()) : std::string("undefined")) +
+               " must match k " + shape_str(k.shape()));
+  // The caches' shapes and the positions are kv_cache_write's checks, made here before any write.
+  for (const Tensor* c : {&kc, &vc}) {
+    QT_CHECK(c->defined() && c->ndim() == 4 && c->dtype() == k.dtype() && c->device() == k.device() &&
+                 c->size(0) == k.size(0) && c->size(2) == k.size(2) && c->size(3) == k.size(3),
+             "rope_append_kv: cache " + (c->defined() ? shape_str(c->shape()) : std::string("undefined")) +
+                 " for keys " + shape_str(k.shape()));
+    QT_CHECK(pos.first + k.size(1) <= c->size(1) && (!pos.dev || pos.limit <= c->size(1)),
+             "rope_append_kv: positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(k.size(1)))) +
+                 " exceed the cache's " + std::to_string(c->size(1)));
+  }
+  QT_DISPATCH_CUDA(q, rope_append_kv, q, k, v, kc, vc, theta, pos);
+  rope_qk_forward(q, k, theta, pos);
+  kv_cache_write(kc, k, pos);
+  kv_cache_write(vc, v, pos);
 }
 
 }  // namespace qtrain

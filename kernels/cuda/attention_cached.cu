@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/attention.h"
 
 namespace qtrain::cuda {
@@ -109,6 +110,7 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
                             int Hq, int Hkv, int D, int Tc, int nsub, int S, int lpr_log2, int pos0,
                             const int32_t* pos_dev, float scale) {
   constexpr int kU = kUnroll<T, GB, kVec>;
+  pdl_entry();                   // decode-sized grids go with PDL (launch)
   if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
   const int row = blockIdx.x, split = blockIdx.y;
   const int sub = row % nsub, hk = row / nsub % Hkv, t = row / nsub / Hkv % Tq, b = row / nsub / Hkv / Tq;
@@ -350,7 +352,7 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
                                                                   " rows: over this kernel's 32-bit offsets");
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(S));
   auto kernel = vec ? attention_cached_kernel<T, GB, true> : attention_cached_kernel<T, GB, false>;
-  kernel<<<grid, kThreads, 0, stream()>>>(
+  launch_pdl(pdl_small(rows * S, GB == 1 ? 2 : 1), kernel, grid, dim3(kThreads), 0,
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), static_cast<const T*>(kc.raw()),
       static_cast<const T*>(vc.raw()), ss.part, ss.counters, int(Tq), int(Hq), int(Hkv), int(D), int(Tc), nsub, S,
       lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));

@@ -2,6 +2,7 @@
 // context's stream so they stay ordered with every op.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -177,9 +178,18 @@ static std::atomic<uint64_t> g_buffer_generation{1};
 uint64_t cuda_buffer_generation() { return g_buffer_generation.load(); }
 void cuda_bump_buffer_generation() { ++g_buffer_generation; }
 
-static std::atomic<bool> g_decode_pdl{true};
+// QT_DECODE_PDL=0 starts with it off (to time a decode step without it).
+static std::atomic<bool> g_decode_pdl{[] {
+  const char* e = std::getenv("QT_DECODE_PDL");
+  return !e || std::string(e) != "0";
+}()};
 void set_decode_pdl(bool on) { g_decode_pdl = on; }
 bool decode_pdl() { return g_decode_pdl.load(); }
+namespace cuda {
+bool pdl_small(int64_t blocks, int per_sm) {
+  return qtrain::decode_pdl() && blocks <= int64_t(per_sm) * Context::get().sm_count();
+}
+}  // namespace cuda
 
 CudaGraph::~CudaGraph() { release(); }
 

@@ -5,6 +5,7 @@
 #include <initializer_list>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/norm.h"
 #include "kernels/cuda/vec.cuh"
 
@@ -17,18 +18,30 @@ constexpr int kWarps = 8;  // rows in flight per block
 #define QT_ROW_LOOP(i)                                                       \
   for (int64_t i = int64_t(lane) * Vec<T>::N; i < C; i += 32 * Vec<T>::N)
 
+// With res (the fused residual add), the first pass over a row also adds
+// res to x, rounds the sum to T and stores it in x; the later passes re-read
+// it (this lane's own stores), so the statistics are those of the stored sum.
 template <class T, bool kRms>
-__global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, const T* x, FloatPtr w, FloatPtr b,
-                                    int64_t N, int64_t C, float eps, bool vec) {
+__global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, T* x, const T* res, FloatPtr w,
+                                    FloatPtr b, int64_t N, int64_t C, float eps, bool vec) {
   int lane = threadIdx.x & 31;
   for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
-    const T* xr = x + r * C;
+    T* xr = x + r * C;
+    const auto first_load = [&](Vec<T>& v, int64_t i) {
+      v.load(xr, i, C, vec);
+      if (res) {
+        Vec<T> rv;
+        rv.load(res + r * C, i, C, vec);
+        v.add_rounded(rv);
+        v.store(xr, i, C, vec);
+      }
+    };
     float mean = 0.f;
     if (!kRms) {
       float s = 0.f;
       QT_ROW_LOOP(i) {
         Vec<T> v;
-        v.load(xr, i, C, vec);
+        first_load(v, i);
 #pragma unroll
         for (int k = 0; k < Vec<T>::N; ++k) s += v.v[k];
       }
@@ -37,7 +50,10 @@ __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, co
     float ss = 0.f;  // sum of squared deviations (LayerNorm) or squares (RMSNorm)
     QT_ROW_LOOP(i) {
       Vec<T> v;
-      v.load(xr, i, C, vec);
+      if (kRms)
+        first_load(v, i);
+      else
+        v.load(xr, i, C, vec);
 #pragma unroll
       for (int k = 0; k < Vec<T>::N; ++k) {
         float d = i + k < C ? v.v[k] - mean : 0.f;
@@ -70,12 +86,13 @@ __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, co
 constexpr int kRowThreads = 256;
 
 template <class T, bool kRms, int kVecs>
-__global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, float* mean_out, float* rstd_out,
-                                                                      const T* x, FloatPtr w, FloatPtr b, int64_t C,
+__global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, float* mean_out, float* rstd_out, T* x,
+                                                                      const T* res, FloatPtr w, FloatPtr b, int64_t C,
                                                                       float eps, bool vec) {
   __shared__ float red[32];
+  pdl_entry();  // launched with PDL (a decode step's norm): see forward_t
   const int64_t r = blockIdx.x;
-  const T* xr = x + r * C;
+  T* xr = x + r * C;
   Vec<T> v[kVecs];
   float s = 0.f;
 #pragma unroll
@@ -83,7 +100,15 @@ __global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, f
     const int64_t i = (int64_t(j) * kRowThreads + threadIdx.x) * Vec<T>::N;
 #pragma unroll
     for (int k = 0; k < Vec<T>::N; ++k) v[j].v[k] = 0.f;
-    if (i < C) v[j].load(xr, i, C, vec);
+    if (i < C) {
+      v[j].load(xr, i, C, vec);
+      if (res) {  // the fused residual add: the sum, rounded to T, is stored and normalized
+        Vec<T> rv;
+        rv.load(res + r * C, i, C, vec);
+        v[j].add_rounded(rv);
+        v[j].store(xr, i, C, vec);
+      }
+    }
 #pragma unroll
     for (int k = 0; k < Vec<T>::N; ++k) s += v[j].v[k];
   }
@@ -206,10 +231,12 @@ float* stat_ptr(const Tensor& t, const char* what) {
   return t.f32();
 }
 
+// res defined: x += res first (the fused residual add), in place.
 template <class T, bool kRms>
-void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
+void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps, Tensor res = {}) {
   int64_t C = x.size(-1), N = x.numel() / C;
-  bool vec = vec_ok<T>(C, {x.raw(), out.raw()});
+  const T* pres = res.defined() ? static_cast<const T*>(res.raw()) : nullptr;
+  bool vec = vec_ok<T>(C, {x.raw(), out.raw(), pres});
   // Fewer rows than SMs (decode steps): a block per row, when the row fits its registers.
   constexpr int64_t kRowMax = int64_t(kRowThreads) * Vec<T>::N * 4;
   if (N < Context::get().sm_count() && C <= kRowMax) {
@@ -217,17 +244,16 @@ void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor 
     auto kernel = vecs == 1 ? norm_forward_row_kernel<T, kRms, 1>
                   : vecs == 2 ? norm_forward_row_kernel<T, kRms, 2>
                               : norm_forward_row_kernel<T, kRms, 4>;
-    kernel<<<int(N), kRowThreads, 0, stream()>>>(
-        static_cast<T*>(out.raw()), stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"),
-        static_cast<const T*>(x.raw()), fptr(w, "norm w"), kRms ? FloatPtr{nullptr, DType::F32} : fptr(b, "norm b"),
-        C, eps, vec);
+    // With PDL: at a decode step's few rows the launch gap is as long as the norm.
+    launch_pdl(pdl_small(N), kernel, unsigned(N), unsigned(kRowThreads), 0, static_cast<T*>(out.raw()),
+               stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"), static_cast<T*>(x.raw()), pres,
+               fptr(w, "norm w"), kRms ? FloatPtr{nullptr, DType::F32} : fptr(b, "norm b"), C, eps, vec);
     CUDA_CHECK_LAUNCH("norm_forward_row");
     return;
   }
   norm_forward_kernel<T, kRms><<<norm_grid(N), 32 * kWarps, 0, stream()>>>(
-      static_cast<T*>(out.raw()), stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"),
-      static_cast<const T*>(x.raw()), fptr(w, "norm w"), kRms ? FloatPtr{nullptr, DType::F32} : fptr(b, "norm b"), N, C,
-      eps, vec);
+      static_cast<T*>(out.raw()), stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"), static_cast<T*>(x.raw()),
+      pres, fptr(w, "norm w"), kRms ? FloatPtr{nullptr, DType::F32} : fptr(b, "norm b"), N, C, eps, vec);
   CUDA_CHECK_LAUNCH("norm_forward");
 }
 
@@ -284,6 +310,24 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
     using T = decltype(t);
     check_rows(x, out, "rmsnorm_forward out");
     forward_t<T, true>(out, Tensor(), rstd, x, w, Tensor(), eps);
+  });
+}
+
+void add_layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps) {
+  by_dtype<false>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, out, "add_layernorm_forward out");
+    check_rows(x, r, "add_layernorm_forward r");
+    forward_t<T, false>(out, mean, rstd, x, w, b, eps, r);
+  });
+}
+
+void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
+  by_dtype<true>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, out, "add_rmsnorm_forward out");
+    check_rows(x, r, "add_rmsnorm_forward r");
+    forward_t<T, true>(out, Tensor(), rstd, x, w, Tensor(), eps, r);
   });
 }
 

@@ -35,6 +35,21 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
+// The first statement of a kernel that launch_small() may launch with PDL: it
+// waits for the kernel before (so nothing of the stream is read or written
+// early) and lets the next one be scheduled at once. What it saves is the
+// launch gap itself, which is most of a decode step's norms, RoPE and
+// pointwise ops (~1.5 us launches around ~1 us of work).
+__device__ __forceinline__ void pdl_entry() {
+  pdl_wait();
+  pdl_launch_dependents();
+}
+
+// Whether a launch of `blocks` blocks (at most `per_sm` resident per SM) goes with PDL: one resident
+// wave at most (so an early dependent never holds a slot a block of this grid still needs) and
+// decode_pdl() on (kernels/device.h; set_decode_pdl(false) turns every programmatic launch off).
+bool pdl_small(int64_t blocks, int per_sm = 1);
+
 // kernel<<<grid, block, smem, stream()>>>(args...) with the programmatic
 // stream-serialization attribute when `pdl` is set (a plain launch otherwise).
 template <class... Params, class... Args>

@@ -10,6 +10,7 @@
 #include <array>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 namespace qtrain::cuda {
 
@@ -21,6 +22,7 @@ struct Bf16Operands {
 
 template <int NIN, int NOUT, class Op>
 __global__ void pointwise_bf16_kernel(Bf16Operands<NIN, NOUT> o, int64_t n, Op op) {
+  pdl_entry();  // one-wave launches go with PDL (pointwise_bf16)
   const int64_t nvec = n / 8;
   QT_GRID_STRIDE(v, nvec) {
     float x[NIN][8], y[NOUT][8];
@@ -98,7 +100,8 @@ bool pointwise_bf16(const std::array<Tensor, NIN>& in, const std::array<Tensor, 
   }
   if (n == 0) return true;
   const int64_t work = std::max<int64_t>(n / 8, 1);
-  pointwise_bf16_kernel<NIN, NOUT><<<grid_for(work, 256), 256, 0, stream()>>>(o, n, op);
+  const unsigned blocks = unsigned(grid_for(work, 256));
+  launch_pdl(pdl_small(blocks), pointwise_bf16_kernel<NIN, NOUT, Op>, blocks, 256u, 0, o, n, op);
   CUDA_CHECK_LAUNCH(what);
   return true;
 }

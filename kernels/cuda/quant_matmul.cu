@@ -677,12 +677,17 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 // 73 KB: three blocks fit an SM's 228 KB with their 1 KB reserves.
 constexpr size_t kMmaSmem = (256 * kPairRowWords + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
-// PDL (kernels/cuda/pdl.cuh) where it measured faster: the early dependent's L2 prefetch and table
-// build overlap this grid's tail, which pays on small weights (SmolLM2's: 1.8-2.3 us vs 2.8-3.3 plain,
-// all M) and lost on LLaMA-7B's in sum (per layer 94 us vs 89 plain at M 1: 4096x4096 9.0 vs 8.0,
-// 4096x11008 23.7 vs 19.0; the prefetch of the next weight contends with this one's stream)
-// (bench_quant_kernels, H200, 2026-12-04). So only sets of at most kPdlMaxBytes packed bytes.
-constexpr int64_t kPdlMaxBytes = int64_t(4) << 20;
+// PDL (kernels/cuda/pdl.cuh) for every size: the early dependent's L2 prefetch and table build
+// overlap the tail of the kernel before. In bench_quant_kernels' chain of GEMVs it lost on LLaMA-7B's
+// weights (per layer 94 us vs 89 plain at M 1: the prefetch of the next weight contends with this
+// one's stream; H200, 2026-12-04), but in a decode step a GEMV follows a norm, RoPE, attention or a
+// pointwise op, never another GEMV, and there PDL on all of them took LLaMA-7B NF4 decode at batch 1
+// from 3.15 to 2.99 ms per token (4.04 -> 4.00 at batch 8; bench_decode, H100, 2026-12-05, with the
+// one-wave launches on PDL too). QT_GEMV_PDL_MAX_MIB bounds it again (4 = the earlier rule).
+int64_t pdl_max_bytes() {
+  static const int64_t bytes = int64_t(env_mib("QT_GEMV_PDL_MAX_MIB", size_t(1) << 20));
+  return bytes;
+}
 
 template <class K>
 void allow_smem(K kernel) {  // in case the table and the partial sums outgrow the default 48 KB
@@ -750,7 +755,7 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
 
 void launch_gemv4_mma(const Gemv4Set& set, Gemv4Plan plan, const bf16* x, int M, const float* map, int64_t cols,
                       int64_t bytes) {
-  const bool pdl = qtrain::decode_pdl() && bytes <= kPdlMaxBytes;
+  const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
   if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore) {
     if (M <= 8)
       launch_gemv4_stream_for<false>(pdl, set, plan, x, M, map, cols);

@@ -10,7 +10,9 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/rope.h"
+#include "kernels/attention.h"
 #include "kernels/device.h"
 
 namespace qtrain::cuda {
@@ -57,6 +59,24 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
 // (one 16-byte load from each half and four 16-byte table loads), so RoPE
 // runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
 // element is the scalar kernel's (rotate), so the results are the same bits.
+// a, b: pairs i0 .. i0 + 7 (x[i], x[i + D/2]); cs4: their (cos, sin) entries.
+__device__ __forceinline__ void rotate8(int4& a, int4& b, const float4* cs4, float sign) {
+  bf16* ea = reinterpret_cast<bf16*>(&a);
+  bf16* eb = reinterpret_cast<bf16*>(&b);
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float4 cs = __ldg(cs4 + q);  // (cos, sin) of pairs 2q and 2q + 1
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float c = h ? cs.z : cs.x, s = sign * (h ? cs.w : cs.y);
+      const int e = 2 * q + h;
+      const float2 r = rotate(__bfloat162float(ea[e]), __bfloat162float(eb[e]), c, s);
+      ea[e] = __float2bfloat16_rn(r.x);
+      eb[e] = __float2bfloat16_rn(r.y);
+    }
+  }
+}
+
 __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, int pos0,
                                    const int32_t* pos_dev, float sign) {
   if (pos_dev) pos0 = *pos_dev;
@@ -69,23 +89,54 @@ __global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, i
     int4* lo = reinterpret_cast<int4*>(x + row * D + i0);
     int4* hi = reinterpret_cast<int4*>(x + row * D + half + i0);
     int4 a = *lo, b = *hi;
-    const float4* cs4 = reinterpret_cast<const float4*>(table + int64_t(pos) * half + i0);
-    bf16* ea = reinterpret_cast<bf16*>(&a);
-    bf16* eb = reinterpret_cast<bf16*>(&b);
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const float4 cs = __ldg(cs4 + q);  // (cos, sin) of pairs 2q and 2q + 1
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float c = h ? cs.z : cs.x, s = sign * (h ? cs.w : cs.y);
-        const int e = 2 * q + h;
-        const float2 r = rotate(__bfloat162float(ea[e]), __bfloat162float(eb[e]), c, s);
-        ea[e] = __float2bfloat16_rn(r.x);
-        eb[e] = __float2bfloat16_rn(r.y);
-      }
-    }
+    rotate8(a, b, reinterpret_cast<const float4*>(table + int64_t(pos) * half + i0), sign);
     *lo = a;
     *hi = b;
+  }
+}
+
+// q [B,T,Hq,D] and k [B,T,Hkv,D] in one grid (rope_bf16x8_kernel's work items
+// for q, then k's), and for a decode pass the cache append as well: rotated k
+// rows also to kc, v's 16-byte chunks to vc, both [B,Tc,Hkv,D] at pos0 + t.
+struct RopeQkv {
+  bf16 *q, *k, *kc, *vc;  // kc, vc: null outside decoding
+  const bf16* v;
+  int64_t rows_q, rows_k, Tc;
+  int T, Hq, Hkv, D;
+};
+__global__ void rope_qkv_bf16x8_kernel(RopeQkv a, const float2* table, int pos0, const int32_t* pos_dev, float sign) {
+  pdl_entry();  // small launches go with PDL (rope_qkv)
+  if (pos_dev) pos0 = *pos_dev;
+  const int half = a.D / 2, per_row = half / 8, chunks = a.D / 8;
+  const int64_t nq = a.rows_q * per_row, nqk = nq + a.rows_k * per_row;
+  const int64_t n = nqk + (a.vc ? a.rows_k * chunks : 0);
+  QT_GRID_STRIDE(idx, n) {
+    if (idx < nqk) {
+      const bool is_k = idx >= nq;
+      const int64_t j = is_k ? idx - nq : idx;
+      const int H = is_k ? a.Hkv : a.Hq;
+      bf16* x = is_k ? a.k : a.q;
+      const int64_t row = j / per_row;
+      const int i0 = int(j - row * per_row) * 8;
+      const int t = int((row / H) % a.T), pos = pos0 + t;
+      int4* lo = reinterpret_cast<int4*>(x + row * a.D + i0);
+      int4* hi = reinterpret_cast<int4*>(x + row * a.D + half + i0);
+      int4 va = *lo, vb = *hi;
+      rotate8(va, vb, reinterpret_cast<const float4*>(table + int64_t(pos) * half + i0), sign);
+      *lo = va;
+      *hi = vb;
+      if (is_k && a.kc) {  // row (b, t, h) of k -> cache row (b, pos, h)
+        const int64_t b = row / (int64_t(H) * a.T), h = row % H;
+        bf16* dst = a.kc + ((b * a.Tc + pos) * H + h) * a.D;
+        *reinterpret_cast<int4*>(dst + i0) = va;
+        *reinterpret_cast<int4*>(dst + half + i0) = vb;
+      }
+    } else {
+      const int64_t j = idx - nqk, row = j / chunks, c = j - row * chunks;
+      const int64_t b = row / (int64_t(a.Hkv) * a.T), t = (row / a.Hkv) % a.T, h = row % a.Hkv;
+      *reinterpret_cast<int4*>(a.vc + ((b * a.Tc + pos0 + t) * a.Hkv + h) * a.D + 8 * c) =
+          *reinterpret_cast<const int4*>(a.v + row * a.D + 8 * c);
+    }
   }
 }
 
@@ -126,9 +177,52 @@ void rope(Tensor x, float theta, SeqPos pos, float sign, const char* what) {
   CUDA_CHECK_LAUNCH(what);
 }
 
+bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
+
+// q and k (and for decoding kc, vc, v) in one launch when every tensor is BF16 with 16-byte rows and
+// D % 16 == 0 (the vectorised kernel's layout); false when the caller must take the separate ops.
+bool rope_qkv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos, float sign) {
+  const int64_t B = q.size(0), T = q.size(1), D = q.size(3);
+  for (const Tensor* t : {&q, &k, &v, &kc, &vc})
+    if (t->defined() && (t->dtype() != DType::BF16 || !aligned16(*t))) return false;
+  if (D % 16 != 0) return false;
+  RopeQkv a{static_cast<bf16*>(q.raw()), static_cast<bf16*>(k.raw()),
+            kc.defined() ? static_cast<bf16*>(kc.raw()) : nullptr, vc.defined() ? static_cast<bf16*>(vc.raw()) : nullptr,
+            v.defined() ? static_cast<const bf16*>(v.raw()) : nullptr,
+            B * T * q.size(2), B * T * k.size(2), kc.defined() ? kc.size(1) : 0,
+            int(T), int(q.size(2)), int(k.size(2)), int(D)};
+  const int64_t n = (a.rows_q + a.rows_k) * (D / 16) + (a.vc ? a.rows_k * (D / 8) : 0);
+  if (!n) return true;
+  const float2* table = rope_table(pos.extent(int(T)), int(D), theta);
+  const unsigned blocks = unsigned(grid_for(n, 256));
+  launch_pdl(pdl_small(blocks), rope_qkv_bf16x8_kernel, blocks, 256u, 0, a, table, pos.first, pos.dev, sign);
+  CUDA_CHECK_LAUNCH("rope_qkv");
+  return true;
+}
+
 }  // namespace
 
 void rope_forward(Tensor x, float theta, SeqPos pos) { rope(x, theta, pos, 1.f, "rope_forward"); }
 void rope_backward(Tensor dx, float theta, int pos0) { rope(dx, theta, pos0, -1.f, "rope_backward"); }
+
+void rope_qk_forward(Tensor q, Tensor k, float theta, SeqPos pos) {
+  if (rope_qkv(q, k, {}, {}, {}, theta, pos, 1.f)) return;
+  rope(q, theta, pos, 1.f, "rope_qk_forward q");
+  rope(k, theta, pos, 1.f, "rope_qk_forward k");
+}
+
+void rope_qk_backward(Tensor dq, Tensor dk, float theta, int pos0) {
+  if (rope_qkv(dq, dk, {}, {}, {}, theta, pos0, -1.f)) return;
+  rope(dq, theta, pos0, -1.f, "rope_qk_backward dq");
+  rope(dk, theta, pos0, -1.f, "rope_qk_backward dk");
+}
+
+void rope_append_kv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos) {
+  if (rope_qkv(q, k, v, kc, vc, theta, pos, 1.f)) return;
+  // Qualified: argument-dependent lookup also finds the public ops (checked already).
+  cuda::rope_qk_forward(q, k, theta, pos);
+  cuda::kv_cache_write(kc, k, pos);
+  cuda::kv_cache_write(vc, v, pos);
+}
 
 }  // namespace qtrain::cuda

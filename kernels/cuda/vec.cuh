@@ -40,6 +40,12 @@ struct Vec {
     }
   }
 
+  // v += r, each sum rounded to T as a stored T would be (the residual add before a norm).
+  __device__ __forceinline__ void add_rounded(const Vec& r) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) v[k] = to_f(from_f(v[k] + r.v[k]));
+  }
+
   static __device__ __forceinline__ float to_f(float x) { return x; }
   static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
   static __device__ __forceinline__ T from_f(float x) {

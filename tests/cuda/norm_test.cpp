@@ -1,4 +1,5 @@
 #include "kernels/norm.h"
+#include "kernels/elementwise.h"
 
 #include "tests/cuda/cuda_test_util.h"
 
@@ -72,6 +73,43 @@ TEST_P(CudaNorm, RmsNormForwardBackward) {
 // 100 and 7: widths no vector divides (scalar fallback); 9000: dw/db need >48 KB shared.
 // Fewer rows than SMs take the block-per-row forward (decode steps; 9000 is too
 // wide for it), 300 and 257 rows the warp-per-row one.
+// The fused residual add: x's stored sum and the norm are the same bits as add_inplace then the norm
+// on the GPU (every shape above: the row kernel at N < SMs, the warp kernel, unaligned C), and close
+// to the CPU reference.
+TEST_P(CudaNorm, AddThenNormFusedEqualsTheTwoOps) {
+  QT_SKIP_WITHOUT_GPU();
+  const auto [N, C, dt] = GetParam();
+  const Pair x = randn_pair({N, C}, 21, dt, 2.f), r = randn_pair({N, C}, 22, dt);
+  const Pair w = randn_pair({C}, 23, DType::BF16), b = randn_pair({C}, 24, DType::F32);
+  for (bool rms : {true, false}) {
+    SCOPED_TRACE(rms ? "rmsnorm" : "layernorm");
+    Tensor xf = x.gpu.clone(), xs = x.gpu.clone(), xc = x.cpu.clone();
+    Pair out = pair(Tensor::zeros({N, C}, DType::F32), dt);
+    Tensor out2 = out.gpu.clone();
+    Tensor mean[3], rstd[3];  // fused, separate (GPU), CPU
+    for (int i = 0; i < 3; ++i)
+      mean[i] = Tensor::zeros({N}, DType::F32, i < 2 ? Device::CUDA : Device::CPU), rstd[i] = mean[i].clone();
+    add_inplace(xs, r.gpu);
+    if (rms) {
+      add_rmsnorm_forward(out.gpu, rstd[0], xf, r.gpu, w.gpu, 1e-6f);
+      rmsnorm_forward(out2, rstd[1], xs, w.gpu, 1e-6f);
+      add_rmsnorm_forward(out.cpu, rstd[2], xc, r.cpu, w.cpu, 1e-6f);
+    } else {
+      add_layernorm_forward(out.gpu, mean[0], rstd[0], xf, r.gpu, w.gpu, b.gpu, 1e-5f);
+      layernorm_forward(out2, mean[1], rstd[1], xs, w.gpu, b.gpu, 1e-5f);
+      add_layernorm_forward(out.cpu, mean[2], rstd[2], xc, r.cpu, w.cpu, b.cpu, 1e-5f);
+    }
+    EXPECT_EQ(vec(xf), vec(xs));
+    EXPECT_EQ(vec(out.gpu), vec(out2));
+    EXPECT_EQ(vec(rstd[0]), vec(rstd[1]));
+    EXPECT_CLOSE(xf, xc, tol_for(dt));
+    EXPECT_CLOSE(out.gpu, out.cpu, tol_for(dt));
+    // The CPU sums stay F32 where the GPU's are rounded to BF16: statistics as close as the sums.
+    EXPECT_CLOSE(rstd[0], rstd[2], dt == DType::BF16 ? 1e-3 : 1e-5);
+    if (!rms) EXPECT_EQ(vec(mean[0]), vec(mean[1]));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
                          ::testing::Values(NormCase{37, 768, DType::BF16}, NormCase{64, 576, DType::BF16},
                                            NormCase{9, 4096, DType::BF16}, NormCase{33, 100, DType::BF16},

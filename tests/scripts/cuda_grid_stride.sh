@@ -11,6 +11,17 @@ python3 - "$src" <<'PY'
 import glob, os, re, sys
 
 LAUNCH = re.compile(r"(\w+)(?:<[^<>;]*(?:<[^<>;]*>[^<>;]*)*>)?\s*<<<\s*grid_for\s*\(")
+# launch_pdl(pdl, KERNEL<...>, GRID, ...) where GRID is a variable assigned from grid_for in that file.
+PDL_LAUNCH = re.compile(r"launch_pdl\(\s*[^;]*?,\s*(\w+)(?:<[^;]*?>)?\s*,\s*(\w+)\s*,")
+
+
+def launched(text):
+    """Names of the kernels this file launches with a grid_for grid."""
+    names = set(LAUNCH.findall(text))
+    for kernel, grid in PDL_LAUNCH.findall(text):
+        if re.search(r"\b" + grid + r"\s*=\s*(?:\w+\()?grid_for\s*\(", text):
+            names.add(kernel)
+    return names
 
 
 def body_of(text, name):
@@ -31,7 +42,7 @@ def offenders(sources):
     everything = "\n".join(sources.values())
     found, bad = 0, []
     for path, text in sorted(sources.items()):
-        for name in sorted(set(LAUNCH.findall(text))):
+        for name in sorted(launched(text)):
             found += 1
             body = body_of(everything, name)
             if body is None:
@@ -45,12 +56,17 @@ def offenders(sources):
 demo = {"demo.cu": """
 __global__ void ok_kernel(float* y, int64_t n) { QT_GRID_STRIDE(i, n) y[i] = 0.f; }
 __global__ void bad_kernel(float* y, int64_t n) { const int64_t i = blockIdx.x * 256 + threadIdx.x; if (i < n) y[i] = 0.f; }
+__global__ void bad_pdl_kernel(float* y, int64_t n) { if (threadIdx.x < n) y[threadIdx.x] = 0.f; }
+__global__ void row_kernel(float* y, int64_t n) { y[blockIdx.x] = 0.f; }
 void run(float* y, int64_t n) {
   ok_kernel<<<grid_for(n, 256), 256>>>(y, n);
   bad_kernel<<<grid_for(n, 256), 256, 0, s>>>(y, n);
+  const unsigned blocks = unsigned(grid_for(n, 256));
+  launch_pdl(pdl_small(blocks), bad_pdl_kernel, blocks, 256u, 0, y, n);
+  launch_pdl(pdl_small(n), row_kernel, unsigned(n), 256u, 0, y, n);
 }"""}
 n, bad = offenders(demo)
-if n != 2 or [b[0] for b in bad] != ["bad_kernel"]:
+if n != 3 or [b[0] for b in bad] != ["bad_kernel", "bad_pdl_kernel"]:
     sys.exit(f"self-check failed: {n} launches, flagged {bad}")
 
 root = os.path.join(sys.argv[1], "kernels", "cuda")
