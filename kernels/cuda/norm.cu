@@ -286,14 +286,33 @@ void by_dtype(const Tensor& x, F&& f) {
     QT_CHECK(false, std::string("norm: unsupported activation dtype ") + dtype_name(x.dtype()));
 }
 
+// The forward ops: the norm of x, after x += r when r is defined (the fused residual add).
+template <bool kRms>
+void forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps, const char* op) {
+  by_dtype<kRms>(x, [&](auto t) {
+    using T = decltype(t);
+    check_rows(x, out, (std::string(op) + " out").c_str());
+    if (r.defined()) check_rows(x, r, (std::string(op) + " r").c_str());
+    forward_t<T, kRms>(out, mean, rstd, x, w, b, eps, r);
+  });
+}
+
 }  // namespace
 
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
-  by_dtype<false>(x, [&](auto t) {
-    using T = decltype(t);
-    check_rows(x, out, "layernorm_forward out");
-    forward_t<T, false>(out, mean, rstd, x, w, b, eps);
-  });
+  forward<false>(out, mean, rstd, x, Tensor(), w, b, eps, "layernorm_forward");
+}
+
+void add_layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps) {
+  forward<false>(out, mean, rstd, x, r, w, b, eps, "add_layernorm_forward");
+}
+
+void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
+  forward<true>(out, Tensor(), rstd, x, Tensor(), w, Tensor(), eps, "rmsnorm_forward");
+}
+
+void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
+  forward<true>(out, Tensor(), rstd, x, r, w, Tensor(), eps, "add_rmsnorm_forward");
 }
 
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd) {
@@ -302,32 +321,6 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
     check_rows(x, dx, "layernorm_backward dx");
     check_rows(x, dout, "layernorm_backward dout");
     backward_t<T, false>(dx, dw, db, dout, x, w, mean, rstd);
-  });
-}
-
-void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
-  by_dtype<true>(x, [&](auto t) {
-    using T = decltype(t);
-    check_rows(x, out, "rmsnorm_forward out");
-    forward_t<T, true>(out, Tensor(), rstd, x, w, Tensor(), eps);
-  });
-}
-
-void add_layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps) {
-  by_dtype<false>(x, [&](auto t) {
-    using T = decltype(t);
-    check_rows(x, out, "add_layernorm_forward out");
-    check_rows(x, r, "add_layernorm_forward r");
-    forward_t<T, false>(out, mean, rstd, x, w, b, eps, r);
-  });
-}
-
-void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
-  by_dtype<true>(x, [&](auto t) {
-    using T = decltype(t);
-    check_rows(x, out, "add_rmsnorm_forward out");
-    check_rows(x, r, "add_rmsnorm_forward r");
-    forward_t<T, true>(out, Tensor(), rstd, x, w, Tensor(), eps, r);
   });
 }
 

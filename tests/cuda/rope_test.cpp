@@ -50,24 +50,24 @@ TEST(CudaRope, FusedQkAndCacheAppendEqualTheSeparateOps) {
     const Pair q = randn_pair({c.B, c.T, c.Hq, c.D}, 1, c.dt), k = randn_pair({c.B, c.T, c.Hkv, c.D}, 2, c.dt);
     const Pair v = randn_pair({c.B, c.T, c.Hkv, c.D}, 3, c.dt);
     const Pair kc = randn_pair({c.B, Tc, c.Hkv, c.D}, 4, c.dt), vc = randn_pair({c.B, Tc, c.Hkv, c.D}, 5, c.dt);
-    {  // forward and backward of q and k together
+    {  // forward, then backward, of q and k together: fused (f), separate (s), CPU (c)
       Tensor qf = q.gpu.clone(), kf = k.gpu.clone(), qs = q.gpu.clone(), ks = k.gpu.clone();
       Tensor qc = q.cpu.clone(), kcpu = k.cpu.clone();
-      rope_qk_forward(qf, kf, 10000.f, c.pos);
-      rope_forward(qs, 10000.f, c.pos);
-      rope_forward(ks, 10000.f, c.pos);
-      rope_qk_forward(qc, kcpu, 10000.f, c.pos);
-      EXPECT_EQ(vec(qf), vec(qs));
-      EXPECT_EQ(vec(kf), vec(ks));
-      EXPECT_CLOSE(qf, qc, tol_for(c.dt));
-      EXPECT_CLOSE(kf, kcpu, tol_for(c.dt));
-      rope_qk_backward(qf, kf, 10000.f, c.pos);
-      rope_backward(qs, 10000.f, c.pos);
-      rope_backward(ks, 10000.f, c.pos);
-      rope_qk_backward(qc, kcpu, 10000.f, c.pos);
-      EXPECT_EQ(vec(qf), vec(qs));
-      EXPECT_EQ(vec(kf), vec(ks));
-      EXPECT_CLOSE(qf, qc, tol_for(c.dt));
+      for (bool backward : {false, true}) {
+        SCOPED_TRACE(backward ? "backward" : "forward");
+        if (backward) {
+          rope_qk_backward(qf, kf, 10000.f, c.pos);
+          rope_qk_backward(qc, kcpu, 10000.f, c.pos);
+        } else {
+          rope_qk_forward(qf, kf, 10000.f, c.pos);
+          rope_qk_forward(qc, kcpu, 10000.f, c.pos);
+        }
+        for (Tensor* x : {&qs, &ks}) backward ? rope_backward(*x, 10000.f, c.pos) : rope_forward(*x, 10000.f, c.pos);
+        EXPECT_EQ(vec(qf), vec(qs));
+        EXPECT_EQ(vec(kf), vec(ks));
+        EXPECT_CLOSE(qf, qc, tol_for(c.dt));
+        EXPECT_CLOSE(kf, kcpu, tol_for(c.dt));
+      }
     }
     // RoPE + append, with the position on the host and read from the device (a replayed decode step).
     Tensor p = Tensor::wrap(const_cast<int*>(&c.pos), {1}, DType::I32).to(Device::CUDA);
