@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/seq_pos.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -58,6 +59,20 @@ inline RowsCols check_rows_cols(const Tensor& t, const char* what, bool non_empt
   const int64_t cols = t.size(-1);
   QT_CHECK(!non_empty || cols > 0, std::string(what) + ": empty rows in " + shape_str(t.shape()));
   return {cols ? t.numel() / cols : 0, cols};
+}
+
+// A KV-cache append: src [B,T,H,D] into cache [B,Tc,H',D'] (H' D' = H D) at positions pos.. of
+// every row, within the cache over every replay of a device position. `op` leads each message.
+inline void check_kv_append(const Tensor& cache, const Tensor& src, SeqPos pos, const std::string& op) {
+  QT_CHECK(cache.defined() && src.defined() && cache.ndim() == 4 && src.ndim() == 4 && cache.dtype() == src.dtype() &&
+               src.device() == cache.device(),
+           op + ": cache [B,Tc,H,D] and src [B,T,H,D] of one dtype and device");
+  const int64_t T = src.size(1), Tc = cache.size(1);
+  QT_CHECK(cache.size(0) == src.size(0) && cache.size(2) * cache.size(3) == src.size(2) * src.size(3),
+           op + ": cache " + shape_str(cache.shape()) + " for " + shape_str(src.shape()));
+  QT_CHECK(pos.first >= 0 && pos.first + T <= Tc && (!pos.dev || pos.limit <= Tc),
+           op + ": positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(T))) +
+               " exceed the cache's " + std::to_string(Tc));
 }
 
 }  // namespace qtrain

@@ -70,15 +70,8 @@ void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
 // The argument checks both backends need run here, before the dispatch; the
 // CUDA twin adds only its alignment requirement.
 void kv_cache_write(Tensor cache, Tensor src, SeqPos pos) {
-  QT_CHECK(cache.ndim() == 4 && src.ndim() == 4 && cache.dtype() == src.dtype() && src.device() == cache.device(),
-           "kv_cache_write: cache [B,Tc,H,D] and src [B,T,H,D] of one dtype and device");
+  check_kv_append(cache, src, pos, "kv_cache_write");
   const int64_t B = src.size(0), T = src.size(1), Tc = cache.size(1), row = src.size(2) * src.size(3);
-  QT_CHECK(cache.size(0) == B && cache.size(2) * cache.size(3) == row, "kv_cache_write: cache " +
-                                                                          shape_str(cache.shape()) + " for " +
-                                                                          shape_str(src.shape()));
-  QT_CHECK(pos.first >= 0 && pos.first + T <= Tc && (!pos.dev || pos.limit <= Tc),
-           "kv_cache_write: positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(T))) +
-               " exceed the cache's " + std::to_string(Tc));
   QT_DISPATCH_CUDA(cache, kv_cache_write, cache, src, pos);
   QT_CHECK(!pos.dev, "kv_cache_write: a device position on the CPU");
   for (int64_t b = 0; b < B; ++b) {

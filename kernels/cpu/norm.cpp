@@ -47,15 +47,33 @@ void check_optional_len(const Tensor& t, const Tensor& x, int64_t n, const char*
   if (t.defined()) check_len(t, x, n, what);
 }
 
+// The forward ops' shared checks, each message led by `op` ("layernorm", "add_layernorm", ...);
+// r, the fused residual, is checked when defined.
+RowsCols check_layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                                 const Tensor& r, const Tensor& w, const Tensor& b, const std::string& op) {
+  const RowsCols m = check_norm(x, w, (op + " x").c_str(), (op + " w").c_str());
+  check_like(out, x, (op + " out").c_str());
+  if (r.defined()) check_like(r, x, (op + " r").c_str());
+  check_len(b, x, m.cols, (op + " b").c_str());
+  check_optional_len(mean, x, m.rows, (op + " mean").c_str());
+  check_optional_len(rstd, x, m.rows, (op + " rstd").c_str());
+  return m;
+}
+
+RowsCols check_rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& r,
+                               const Tensor& w, const std::string& op) {
+  const RowsCols m = check_norm(x, w, (op + " x").c_str(), (op + " w").c_str());
+  check_like(out, x, (op + " out").c_str());
+  if (r.defined()) check_like(r, x, (op + " r").c_str());
+  check_optional_len(rstd, x, m.rows, (op + " rstd").c_str());
+  return m;
+}
+
 }  // namespace
 
 void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, float eps) {
-  const RowsCols m = check_norm(x, w, "layernorm x", "layernorm w");
+  const RowsCols m = check_layernorm_forward(out, mean, rstd, x, Tensor(), w, b, "layernorm");
   const int64_t N = m.rows, C = m.cols;
-  check_like(out, x, "layernorm out");
-  check_len(b, x, C, "layernorm b");
-  check_optional_len(mean, x, N, "layernorm mean");
-  check_optional_len(rstd, x, N, "layernorm rstd");
   QT_DISPATCH_CUDA(x, layernorm_forward, out, mean, rstd, x, w, b, eps);
   cpu::check_f32(x, "layernorm x");
   cpu::check_f32(out, "layernorm out");
@@ -133,10 +151,8 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
 }
 
 void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
-  const RowsCols m = check_norm(x, w, "rmsnorm x", "rmsnorm w");
+  const RowsCols m = check_rmsnorm_forward(out, rstd, x, Tensor(), w, "rmsnorm");
   const int64_t N = m.rows, C = m.cols;
-  check_like(out, x, "rmsnorm out");
-  check_optional_len(rstd, x, N, "rmsnorm rstd");
   QT_DISPATCH_CUDA(x, rmsnorm_forward, out, rstd, x, w, eps);
   cpu::check_f32(x, "rmsnorm x");
   cpu::check_f32(out, "rmsnorm out");
@@ -158,22 +174,16 @@ void rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor w, float eps) {
 }
 
 void add_layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor r, Tensor w, Tensor b, float eps) {
-  const RowsCols m = check_norm(x, w, "add_layernorm x", "add_layernorm w");
-  check_like(out, x, "add_layernorm out");
-  check_like(r, x, "add_layernorm r");
-  check_len(b, x, m.cols, "add_layernorm b");
-  check_optional_len(mean, x, m.rows, "add_layernorm mean");
-  check_optional_len(rstd, x, m.rows, "add_layernorm rstd");
+  QT_CHECK(r.defined(), "add_layernorm r: undefined tensor");
+  check_layernorm_forward(out, mean, rstd, x, r, w, b, "add_layernorm");
   QT_DISPATCH_CUDA(x, add_layernorm_forward, out, mean, rstd, x, r, w, b, eps);
   add_inplace(x, r);
   layernorm_forward(out, mean, rstd, x, w, b, eps);
 }
 
 void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
-  const RowsCols m = check_norm(x, w, "add_rmsnorm x", "add_rmsnorm w");
-  check_like(out, x, "add_rmsnorm out");
-  check_like(r, x, "add_rmsnorm r");
-  check_optional_len(rstd, x, m.rows, "add_rmsnorm rstd");
+  QT_CHECK(r.defined(), "add_rmsnorm r: undefined tensor");
+  check_rmsnorm_forward(out, rstd, x, r, w, "add_rmsnorm");
   QT_DISPATCH_CUDA(x, add_rmsnorm_forward, out, rstd, x, r, w, eps);
   add_inplace(x, r);
   rmsnorm_forward(out, rstd, x, w, eps);

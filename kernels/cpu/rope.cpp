@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/op_checks.h"
 
 namespace qtrain {
 
@@ -113,16 +114,12 @@ void rope_append_kv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float th
   QT_CHECK(v.defined() && v.shape() == k.shape() && v.dtype() == k.dtype() && v.device() == k.device(),
            "rope_append_kv: v " + (v.defined() ? shape_str(v.shape()) : std::string("undefined")) +
                " must match k " + shape_str(k.shape()));
-  // The caches' shapes and the positions are kv_cache_write's checks, made here before any write.
-  for (const Tensor* c : {&kc, &vc}) {
-    QT_CHECK(c->defined() && c->ndim() == 4 && c->dtype() == k.dtype() && c->device() == k.device() &&
-                 c->size(0) == k.size(0) && c->size(2) == k.size(2) && c->size(3) == k.size(3),
-             "rope_append_kv: cache " + (c->defined() ? shape_str(c->shape()) : std::string("undefined")) +
-                 " for keys " + shape_str(k.shape()));
-    QT_CHECK(pos.first + k.size(1) <= c->size(1) && (!pos.dev || pos.limit <= c->size(1)),
-             "rope_append_kv: positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(k.size(1)))) +
-                 " exceed the cache's " + std::to_string(c->size(1)));
-  }
+  // kv_cache_write's checks, made here before q and k are rotated.
+  check_kv_append(kc, k, pos, "rope_append_kv");
+  check_kv_append(vc, v, pos, "rope_append_kv");
+  QT_CHECK(kc.shape() == vc.shape() && kc.size(2) == k.size(2) && kc.size(3) == k.size(3),
+           "rope_append_kv: caches " + shape_str(kc.shape()) + " and " + shape_str(vc.shape()) + " for keys " +
+               shape_str(k.shape()));
   QT_DISPATCH_CUDA(q, rope_append_kv, q, k, v, kc, vc, theta, pos);
   rope_qk_forward(q, k, theta, pos);
   kv_cache_write(kc, k, pos);
