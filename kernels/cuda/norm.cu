@@ -18,30 +18,35 @@ constexpr int kWarps = 8;  // rows in flight per block
 #define QT_ROW_LOOP(i)                                                       \
   for (int64_t i = int64_t(lane) * Vec<T>::N; i < C; i += 32 * Vec<T>::N)
 
-// With res (the fused residual add), the first pass over a row also adds
-// res to x, rounds the sum to T and stores it in x; the later passes re-read
-// it (this lane's own stores), so the statistics are those of the stored sum.
+// v = x[i..], after the fused residual add when res is set: x[i..] += res[i..],
+// each sum rounded to T and stored, so the norm reads what a stored sum holds.
+template <class T>
+__device__ __forceinline__ void load_adding(Vec<T>& v, T* xr, const T* rr, int64_t i, int64_t C, bool vec) {
+  v.load(xr, i, C, vec);
+  if (rr) {
+    Vec<T> rv;
+    rv.load(rr, i, C, vec);
+    v.add_rounded(rv);
+    v.store(xr, i, C, vec);
+  }
+}
+
+// With res (the fused residual add), the first pass over a row adds it
+// (load_adding); the later passes re-read x (this lane's own stores), so the
+// statistics are those of the stored sum.
 template <class T, bool kRms>
 __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, T* x, const T* res, FloatPtr w,
                                     FloatPtr b, int64_t N, int64_t C, float eps, bool vec) {
   int lane = threadIdx.x & 31;
   for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
     T* xr = x + r * C;
-    const auto first_load = [&](Vec<T>& v, int64_t i) {
-      v.load(xr, i, C, vec);
-      if (res) {
-        Vec<T> rv;
-        rv.load(res + r * C, i, C, vec);
-        v.add_rounded(rv);
-        v.store(xr, i, C, vec);
-      }
-    };
+    const T* rr = res ? res + r * C : nullptr;
     float mean = 0.f;
     if (!kRms) {
       float s = 0.f;
       QT_ROW_LOOP(i) {
         Vec<T> v;
-        first_load(v, i);
+        load_adding(v, xr, rr, i, C, vec);
 #pragma unroll
         for (int k = 0; k < Vec<T>::N; ++k) s += v.v[k];
       }
@@ -50,10 +55,7 @@ __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, T*
     float ss = 0.f;  // sum of squared deviations (LayerNorm) or squares (RMSNorm)
     QT_ROW_LOOP(i) {
       Vec<T> v;
-      if (kRms)
-        first_load(v, i);
-      else
-        v.load(xr, i, C, vec);
+      load_adding(v, xr, kRms ? rr : nullptr, i, C, vec);  // LayerNorm added in its mean pass
 #pragma unroll
       for (int k = 0; k < Vec<T>::N; ++k) {
         float d = i + k < C ? v.v[k] - mean : 0.f;
@@ -100,15 +102,7 @@ __global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, f
     const int64_t i = (int64_t(j) * kRowThreads + threadIdx.x) * Vec<T>::N;
 #pragma unroll
     for (int k = 0; k < Vec<T>::N; ++k) v[j].v[k] = 0.f;
-    if (i < C) {
-      v[j].load(xr, i, C, vec);
-      if (res) {  // the fused residual add: the sum, rounded to T, is stored and normalized
-        Vec<T> rv;
-        rv.load(res + r * C, i, C, vec);
-        v[j].add_rounded(rv);
-        v[j].store(xr, i, C, vec);
-      }
-    }
+    if (i < C) load_adding(v[j], xr, res ? res + r * C : nullptr, i, C, vec);
 #pragma unroll
     for (int k = 0; k < Vec<T>::N; ++k) s += v[j].v[k];
   }

@@ -35,7 +35,7 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-// The first statement of a kernel that launch_small() may launch with PDL: it
+// The first statement of a kernel that may be launched with PDL (pdl_small): it
 // waits for the kernel before (so nothing of the stream is read or written
 // early) and lets the next one be scheduled at once. What it saves is the
 // launch gap itself, which is most of a decode step's norms, RoPE and

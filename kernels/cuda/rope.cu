@@ -77,29 +77,12 @@ __device__ __forceinline__ void rotate8(int4& a, int4& b, const float4* cs4, flo
   }
 }
 
-__global__ void rope_bf16x8_kernel(bf16* x, const float2* table, int64_t rows, int T, int H, int D, int pos0,
-                                   const int32_t* pos_dev, float sign) {
-  if (pos_dev) pos0 = *pos_dev;
-  const int half = D / 2, per_row = half / 8;
-  const int64_t n = rows * per_row;
-  QT_GRID_STRIDE(idx, n) {
-    const int64_t row = idx / per_row;
-    const int i0 = int(idx - row * per_row) * 8;
-    const int pos = pos0 + int((row / H) % T);
-    int4* lo = reinterpret_cast<int4*>(x + row * D + i0);
-    int4* hi = reinterpret_cast<int4*>(x + row * D + half + i0);
-    int4 a = *lo, b = *hi;
-    rotate8(a, b, reinterpret_cast<const float4*>(table + int64_t(pos) * half + i0), sign);
-    *lo = a;
-    *hi = b;
-  }
-}
-
-// q [B,T,Hq,D] and k [B,T,Hkv,D] in one grid (rope_bf16x8_kernel's work items
-// for q, then k's), and for a decode pass the cache append as well: rotated k
-// rows also to kc, v's 16-byte chunks to vc, both [B,Tc,Hkv,D] at pos0 + t.
+// The vectorised RoPE: q [B,T,Hq,D] and k [B,T,Hkv,D] in one grid (q's work
+// items, then k's; a single tensor is q with no k), and for a decode pass the
+// cache append as well: rotated k rows also to kc, v's 16-byte chunks to vc,
+// both [B,Tc,Hkv,D] at pos0 + t.
 struct RopeQkv {
-  bf16 *q, *k, *kc, *vc;  // kc, vc: null outside decoding
+  bf16 *q, *k, *kc, *vc;  // k: null for one tensor; kc, vc: null outside decoding
   const bf16* v;
   int64_t rows_q, rows_k, Tc;
   int T, Hq, Hkv, D;
@@ -161,36 +144,21 @@ const float2* rope_table(int T, int D, float theta) {
   return table;
 }
 
-void rope(Tensor x, float theta, SeqPos pos, float sign, const char* what) {
-  const int pos0 = pos.first;
-  int64_t T = x.size(1), H = x.size(2), D = x.size(3);  // shapes checked by the public op (kernels/cpu/rope.cpp)
-  int64_t rows = x.numel() / D;
-  int64_t n = rows * (D / 2);
-  if (!n) return;
-  const float2* table = rope_table(pos.extent(int(T)), int(D), theta);
-  if (x.dtype() == DType::BF16 && D % 16 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
-    rope_bf16x8_kernel<<<grid_for(n / 8, 256), 256, 0, stream()>>>(static_cast<bf16*>(x.raw()), table, rows, int(T),
-                                                                   int(H), int(D), pos0, pos.dev, sign);
-  } else {
-    rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), pos0, pos.dev, sign);
-  }
-  CUDA_CHECK_LAUNCH(what);
-}
-
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
-// q and k (and for decoding kc, vc, v) in one launch when every tensor is BF16 with 16-byte rows and
-// D % 16 == 0 (the vectorised kernel's layout); false when the caller must take the separate ops.
+// q (and k, and for decoding kc, vc, v, when defined) in one launch when every tensor is BF16 with
+// 16-byte rows and D % 16 == 0 (the vectorised kernel's layout); false when the caller must take
+// the scalar kernel or the separate ops.
 bool rope_qkv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos, float sign) {
   const int64_t B = q.size(0), T = q.size(1), D = q.size(3);
   for (const Tensor* t : {&q, &k, &v, &kc, &vc})
     if (t->defined() && (t->dtype() != DType::BF16 || !aligned16(*t))) return false;
   if (D % 16 != 0) return false;
-  RopeQkv a{static_cast<bf16*>(q.raw()), static_cast<bf16*>(k.raw()),
+  RopeQkv a{static_cast<bf16*>(q.raw()), k.defined() ? static_cast<bf16*>(k.raw()) : nullptr,
             kc.defined() ? static_cast<bf16*>(kc.raw()) : nullptr, vc.defined() ? static_cast<bf16*>(vc.raw()) : nullptr,
             v.defined() ? static_cast<const bf16*>(v.raw()) : nullptr,
-            B * T * q.size(2), B * T * k.size(2), kc.defined() ? kc.size(1) : 0,
-            int(T), int(q.size(2)), int(k.size(2)), int(D)};
+            B * T * q.size(2), k.defined() ? B * T * k.size(2) : 0, kc.defined() ? kc.size(1) : 0,
+            int(T), int(q.size(2)), k.defined() ? int(k.size(2)) : 1, int(D)};
   const int64_t n = (a.rows_q + a.rows_k) * (D / 16) + (a.vc ? a.rows_k * (D / 8) : 0);
   if (!n) return true;
   const float2* table = rope_table(pos.extent(int(T)), int(D), theta);
@@ -198,6 +166,18 @@ bool rope_qkv(Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, S
   launch_pdl(pdl_small(blocks), rope_qkv_bf16x8_kernel, blocks, 256u, 0, a, table, pos.first, pos.dev, sign);
   CUDA_CHECK_LAUNCH("rope_qkv");
   return true;
+}
+
+void rope(Tensor x, float theta, SeqPos pos, float sign, const char* what) {
+  if (rope_qkv(x, {}, {}, {}, {}, theta, pos, sign)) return;
+  const int pos0 = pos.first;
+  int64_t T = x.size(1), H = x.size(2), D = x.size(3);  // shapes checked by the public op (kernels/cpu/rope.cpp)
+  int64_t rows = x.numel() / D;
+  int64_t n = rows * (D / 2);
+  if (!n) return;
+  const float2* table = rope_table(pos.extent(int(T)), int(D), theta);
+  rope_kernel<<<grid_for(n, 256), 256, 0, stream()>>>(fptr(x, what), table, rows, int(T), int(H), int(D), pos0, pos.dev, sign);
+  CUDA_CHECK_LAUNCH(what);
 }
 
 }  // namespace
