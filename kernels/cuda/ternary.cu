@@ -67,6 +67,41 @@ __global__ void unpack_ternary_kernel(int8_t* levels, FloatPtr out, const uint32
   }
 }
 
+// Rows of whole words (cols % 16 == 0), int8 levels or BF16 scale * T: a word's 16 weights as one
+// 16-byte store (int8) or two (BF16). The scalar kernel above stored each weight on its own (16
+// stores of 1-2 bytes a thread, 32 B apart across the warp), which made a 4096 x 4096 unpack cost
+// half a BF16 GEMM at M = 8192 and the ternary backward 1.5x the BF16 one (H100, 2026-12-05).
+// Byte b of a word holds weights b, b + 4, b + 8, b + 12 (2 bits each, kernels/quant/ternary.h),
+// so (word >> 2g) & 0x03030303 is the codes of weights 4g..4g + 3 in byte order.
+template <bool kLevels>
+__global__ void unpack_ternary_x16_kernel(void* out, const uint32_t* codes, int64_t n, int64_t words_per_row,
+                                          int64_t row_words, float scale) {
+  const uint32_t neg = __bfloat16_as_ushort(__float2bfloat16_rn(-scale)), pos = __bfloat16_as_ushort(__float2bfloat16_rn(scale));
+  const auto level = [&](uint32_t code) { return code == 2u ? pos : code == 0u ? neg : 0u; };  // selects, no local array
+  QT_GRID_STRIDE(i, n) {
+    const int64_t r = i / words_per_row, c = i - r * words_per_row;  // output word c of row r
+    const uint32_t w = __ldg(codes + r * row_words + c);
+    uint32_t g[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) g[k] = (w >> (2 * k)) & 0x03030303u;
+    if constexpr (kLevels) {
+      const uint32_t one = 0x01010101u;  // code - 1 per byte, no borrow between bytes
+      reinterpret_cast<uint4*>(out)[i] = make_uint4(__vsub4(g[0], one), __vsub4(g[1], one), __vsub4(g[2], one),
+                                                    __vsub4(g[3], one));
+    } else {
+      uint32_t v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const uint32_t b = g[k / 2] >> (16 * (k % 2));  // weights 2k, 2k + 1 in bytes 0 and 1
+        v[k] = level(b & 3u) | level((b >> 8) & 3u) << 16;
+      }
+      uint4* o = reinterpret_cast<uint4*>(out) + 2 * i;
+      o[0] = make_uint4(v[0], v[1], v[2], v[3]);
+      o[1] = make_uint4(v[4], v[5], v[6], v[7]);
+    }
+  }
+}
+
 // The decode product y[m, o] = Q8(x[m]) . T[o] for M <= 8 rows of x, in one
 // launch. Every block quantizes x itself (BitNet's per-token absmax int8:
 // LLM.int8's row quantization at threshold 0, the reference's operations)
@@ -239,6 +274,18 @@ void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
 void unpack_ternary(Tensor out, const TernaryTensor& w) {
   const int64_t words = w.rows * (w.codes.size(1) / 4);
   const auto* codes = static_cast<const uint32_t*>(w.codes.raw());
+  if (w.cols % 16 == 0 && reinterpret_cast<uintptr_t>(out.raw()) % 16 == 0 &&
+      (out.dtype() == DType::I8 || out.dtype() == DType::BF16)) {
+    const int64_t row_words = w.codes.size(1) / 4, n = w.rows * (w.cols / 16);
+    if (out.dtype() == DType::I8)
+      unpack_ternary_x16_kernel<true><<<grid_for(n, 256), 256, 0, stream()>>>(out.raw(), codes, n, w.cols / 16,
+                                                                              row_words, w.scale);
+    else
+      unpack_ternary_x16_kernel<false><<<grid_for(n, 256), 256, 0, stream()>>>(out.raw(), codes, n, w.cols / 16,
+                                                                               row_words, w.scale);
+    CUDA_CHECK_LAUNCH("unpack_ternary");
+    return;
+  }
   if (out.dtype() == DType::I8)
     unpack_ternary_kernel<true><<<grid_for(words, 256), 256, 0, stream()>>>(static_cast<int8_t*>(out.raw()), FloatPtr{},
                                                                             codes, w.rows, w.cols, w.codes.size(1) / 4,
