@@ -319,25 +319,31 @@ __device__ void gemv4_build_tables(const Gemv4Set& set, const float* map, const 
   __syncthreads();
 }
 
-// One 64-weight k-tile of this lane's rows g and g + 8 (8 packed bytes each, wq0 / wq1) against x
-// rows g (and g + 8): c[h] = the tile's unscaled dot products (4 mmas).
+// x's fragment of one k-tile for B columns g (and g + 8): the 16 values of x row g (+ 8) at the lane's
+// chunk, xt[h] pointing at them. Rows past M are not loaded: their registers keep what they held (zeros
+// from the kernel's start, or an earlier tile's values), and the D columns they feed are never stored,
+// so there is no zeroing per tile. The caller steps xt by immediates from a pointer made once per step.
 template <int NB>
-__device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 wq1, const bf16* x, const uint32_t (&xoff)[NB],
-                                           uint32_t kt, int M, int g, const char* tab, uint32_t lane4) {
-  int4 xv[NB][2];  // x row g (+ 8): its 16 values at 16 t4 of the k-tile
+__device__ __forceinline__ void gemv4_load_x(int4 (&xv)[NB][2], const bf16* const (&xt)[NB], int M, int g) {
 #pragma unroll
   for (int h = 0; h < NB; ++h)
-#pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      xv[h][q] = make_int4(0, 0, 0, 0);
-      if (g + 8 * h < M) xv[h][q] = __ldg(reinterpret_cast<const int4*>(x + (xoff[h] + 64 * kt)) + q);
+    if (g + 8 * h < M) {
+      xv[h][0] = __ldg(reinterpret_cast<const int4*>(xt[h]));
+      xv[h][1] = __ldg(reinterpret_cast<const int4*>(xt[h]) + 1);
     }
-  // Two accumulator chains (mmas 0, 1 and 2, 3), summed at the end: two dependent mmas deep, not four.
-  float c2[NB][4];
+}
+
+// One 64-weight k-tile of this lane's rows g and g + 8 (8 packed bytes each, wq0 / wq1) against x's
+// fragment xv (gemv4_load_x): c[h] = the tile's unscaled dot products (4 mmas).
+template <int NB>
+__device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 wq1, const int4 (&xv)[NB][2],
+                                           const char* tab, uint32_t lane4) {
+  // One accumulator chain, four mmas deep: the FADDs that summed two chains of two were 4 of a tile's
+  // ~110 instructions, and the unrolled tiles of a step interleave their chains.
 #pragma unroll
   for (int h = 0; h < NB; ++h)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) c[h][i] = c2[h][i] = 0.f;
+    for (int i = 0; i < 4; ++i) c[h][i] = 0.f;
 #pragma unroll
   for (int mm = 0; mm < 4; ++mm) {
     // Bytes 2mm and 2mm + 1 of the lane's 8 in rows g and g + 8.
@@ -347,12 +353,8 @@ __device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 w
     const uint32_t a1 = lookup_pair(tab, w1, k0, lane4), a3 = lookup_pair(tab, w1, k0 + 1, lane4);
 #pragma unroll
     for (int h = 0; h < NB; ++h)
-      mma_bf16_16816(mm < 2 ? c[h] : c2[h], a0, a1, a2, a3, word_of(xv[h][mm / 2], k0), word_of(xv[h][mm / 2], k0 + 1));
+      mma_bf16_16816(c[h], a0, a1, a2, a3, word_of(xv[h][mm / 2], k0), word_of(xv[h][mm / 2], k0 + 1));
   }
-#pragma unroll
-  for (int h = 0; h < NB; ++h)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) c[h][i] += c2[h][i];
 }
 
 // The group's outputs from every warp's accumulators: a fixed-order sum over the warps (deterministic);
@@ -429,6 +431,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 #pragma unroll
     for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * t4;
     float acc[NB][4] = {};
+    int4 xv[NB][2] = {};  // see gemv4_load_x
     for (uint32_t kt0 = warp; kt0 < ktiles32; kt0 += kMmaWarps * kUnroll) {
       // The weight loads of kUnroll k-tiles go out before any is used; x (a
       // few KB that every warp reads, so an L1 hit) is loaded where it is used.
@@ -457,7 +460,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
         const uint32_t kt = kt0 + j * kMmaWarps;
         if (kt >= ktiles32) break;  // warp-uniform
         float c[NB][4];
-        gemv4_tile<NB>(c, wq[j][0], wq[j][1], x, xoff, kt, M, g, tab, lane4);
+        const bf16* xt[NB];
+#pragma unroll
+        for (int h = 0; h < NB; ++h) xt[h] = x + (xoff[h] + 64 * kt);
+        gemv4_load_x<NB>(xv, xt, M, g);
+        gemv4_tile<NB>(c, wq[j][0], wq[j][1], xv, tab, lane4);
         const float s0 = dq ? quant::dq_absmax(sm.dqmap[qa[j][0]], am[j][0], offset) : am[j][0];  // row g
         const float s1 = dq ? quant::dq_absmax(sm.dqmap[qa[j][1]], am[j][1], offset) : am[j][1];  // row g + 8
 #pragma unroll
@@ -618,9 +625,13 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 #pragma unroll
   for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * (Step::kWide ? gemv4_chunk(t4) : t4);
   float acc[NB][4] = {};
+  int4 xv[NB][2] = {};  // see gemv4_load_x
   const auto compute = [&](const Step& st, uint32_t s) {
     const uint32_t grp = blockIdx.x + (s / its) * gridDim.x, it = s % its, base = (it * kMmaWarps + warp) * kTiles;
     const Gemv4Part& a = part(grp);
+    const bf16* xs[NB];  // the step's first tile of x rows g (+ 8); tile j is 64 j further (an immediate offset)
+#pragma unroll
+    for (int h = 0; h < NB; ++h) xs[h] = x + (xoff[h] + 64 * base);
     uint2 w[2][2];  // tile j (and j + 1 of its pair) of rows g and g + 8: this lane's 8 bytes of each
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -636,7 +647,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
         }
       }
       float c[NB][4];
-      gemv4_tile<NB>(c, w[j % 2][0], w[j % 2][1], x, xoff, base + j, M, g, tab, lane4);
+      const bf16* xt[NB];
+#pragma unroll
+      for (int h = 0; h < NB; ++h) xt[h] = xs[h] + 64 * j;
+      gemv4_load_x<NB>(xv, xt, M, g);
+      gemv4_tile<NB>(c, w[j % 2][0], w[j % 2][1], xv, tab, lane4);
       float sc[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -711,9 +726,10 @@ void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, co
 //  - 8 tiles a step (4 KB of a warp's weights per step, two blocks per SM) at M <= 8 where a row
 //    holds whole steps of word-loaded codes (LLaMA's 4096-wide rows);
 //  - otherwise kTiles by the k-tiles per row (8 warps share a row group's tiles: fewer per step where
-//    a row is short, so that every warp has work), three blocks per SM at M <= 8 (80 registers),
-//    two at M <= 16 and where a step's absmax state holds 8 registers per row (4 F32 absmax tiles:
-//    24 bytes spilled at 80 registers).
+//    a row is short, so that every warp has work). Two blocks per SM (128 registers) at 4 tiles a step:
+//    LLaMA-7B's down projection (11008 wide, 172 tiles a row) at M 1 took 20.0 us with three blocks
+//    (80 registers) and 14.1 us with two, M 8 23.3 -> 15.2 (bench_quant_kernels, H100, 2026-12-05);
+//    three at 1 or 2 tiles and M <= 8 (short rows: SmolLM2).
 struct Gemv4Plan {
   int tiles, loads;
   bool operator==(const Gemv4Plan& o) const { return tiles == o.tiles && loads == o.loads; }
@@ -739,7 +755,7 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
   if constexpr (!M16)
     if (plan.tiles == 8) QT_GO(8, kWordCodes, 2);
   if (plan.tiles == 4) {
-    if (plan.loads == kWordCodes) QT_GO(4, kWordCodes, B);
+    if (plan.loads == kWordCodes) QT_GO(4, kWordCodes, 2);
     if (plan.loads == kF32Absmax) QT_GO(4, kF32Absmax, 2);
     QT_GO(4, kPerTile, 2);
   }
