@@ -1,6 +1,9 @@
 // LLaMA family (HF LlamaForCausalLM): pre-RMSNorm blocks, separate q/k/v/o
 // projections with grouped-query attention, rotate-half RoPE, SwiGLU MLP,
 // untied or tied lm_head.
+#include <cstdlib>
+#include <string>
+
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
@@ -59,7 +62,7 @@ class LlamaModel : public Model {
 
   void final_norm_forward(Tensor out, Tensor x) override {
     frstd_ = Tensor::empty({x.size(0)}, DType::F32, x.device());
-    rmsnorm_forward(out, frstd_, x, norm_->value, cfg_.norm_eps);
+    norm_with_pending(out, frstd_, x, norm_->value);
   }
   void final_norm_backward(Tensor dx, Tensor dout, Tensor x) override {
     rmsnorm_backward(dx, norm_->grad, dout, x, norm_->value, frstd_);
@@ -75,7 +78,7 @@ class LlamaModel : public Model {
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
     a.h1 = act(C);
     a.rstd1 = Tensor::empty({N}, DType::F32, dev);
-    rmsnorm_forward(a.h1, a.rstd1, x, b.ln1->value, cfg_.norm_eps);
+    norm_with_pending(a.h1, a.rstd1, x, b.ln1->value);
     a.q = act(Hq * Dh), a.k = act(Hkv * Dh), a.v = act(Hkv * Dh);
     Linear::forward_shared({b.q, b.k, b.v}, {a.q, a.k, a.v}, a.h1, train,
                            {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
@@ -100,7 +103,15 @@ class LlamaModel : public Model {
       return;
     }
     Linear::forward_shared({b.down}, {out}, a.s, train, {dropout_seed(l, 6)});
-    add_inplace(out, a.x2);
+    // A one-token decode step leaves out += x2 to the next norm (pending_residual_): one launch less.
+    static const bool defer = [] {  // QT_DECODE_DEFER_ADD=0: the add as its own launch (for measuring)
+      const char* e = std::getenv("QT_DECODE_DEFER_ADD");
+      return !(e && std::string(e) == "0");
+    }();
+    if (defer && mode_ == ForwardMode::Decode && T_ == 1 && keep == LayerKeep::None)
+      pending_residual_ = a.x2;
+    else
+      add_inplace(out, a.x2);
     if (gemm_only) a.s = Tensor();
     if (keep == LayerKeep::None) a = LlamaActs();
   }
@@ -155,6 +166,13 @@ class LlamaModel : public Model {
   }
 
  private:
+  // rmsnorm of x, after x += the previous layer's pending residual (decode steps) when there is one.
+  void norm_with_pending(Tensor out, Tensor rstd, Tensor x, Tensor w) {
+    if (!pending_residual_.defined()) return rmsnorm_forward(out, rstd, x, w, cfg_.norm_eps);
+    add_rmsnorm_forward(out, rstd, x, pending_residual_, w, cfg_.norm_eps);
+    pending_residual_ = Tensor();
+  }
+
   struct Block {
     WeightSlot *ln1, *ln2;
     Linear *q, *k, *v, *o, *gate, *up, *down;

@@ -233,6 +233,12 @@ class Model {
   int B_ = 0, T_ = 0;
   SeqPos pos_;                 // position of the first token of this pass (decoding)
   KvCache* cache_ = nullptr;   // set while decoding
+  // A one-token decode step may leave a layer's closing residual add to the
+  // norm that reads its output next (the next layer's, or the final one), as a
+  // fused add + norm: out = down(...) is left without + x2, and this holds x2.
+  // Only decode_pass sets it (no activations kept, so nothing else reads the
+  // unfinished output), and it is cleared before and after every pass.
+  Tensor pending_residual_;
   ModelConfig cfg_;
   ModelOptions opt_;
   const Method* method_;

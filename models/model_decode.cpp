@@ -113,7 +113,7 @@ std::vector<Param*> Model::decode_factors() const {
 void Model::decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos pos, Tensor logits) {
   struct Reset {  // leave the model in eval mode whatever happens
     Model* m;
-    ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos_ = SeqPos(); }
+    ~Reset() { m->mode_ = ForwardMode::Eval, m->cache_ = nullptr, m->pos_ = SeqPos(), m->pending_residual_ = Tensor(); }
   } reset{this};
   std::optional<DecodeFactorViews> factor_views;
   if (T_new == 1 && opt_.device == Device::CUDA) {
@@ -121,6 +121,7 @@ void Model::decode_pass(Tensor ids_dev, int B, int T_new, KvCache& cache, SeqPos
     if (!factors.empty()) factor_views.emplace(params_, std::move(factors), cache.factors);
   }
   mode_ = ForwardMode::Decode;
+  pending_residual_ = Tensor();
   cache_ = &cache;
   pos_ = pos;
   B_ = B;
