@@ -16,10 +16,8 @@
 namespace qtrain {
 
 constexpr int kLoraDecodeMaxShared = 3;
-// At most 4 x rows: at batch 8 the two launches measured no faster than cuBLAS's per-adapter
-// kernels (LLaMA-7B NF4 + LoRA r16 decode 6.96 ms per token against 6.67; at batch 1 4.68 against
-// 5.65; H200, 2026-12-04), so batch 8 keeps the cuBLAS path.
-constexpr int64_t kLoraDecodeMaxRows = 4, kLoraDecodeMaxRank = 64;
+// Up to 16 x rows (batch 16 decode), in kernels built for 1, 4, 8 and 16 rows.
+constexpr int64_t kLoraDecodeMaxRows = 16, kLoraDecodeMaxRank = 64;
 
 QT_OP(void, lora_decode_shared,
       (const std::vector<Tensor>& ys, Tensor x, const std::vector<Tensor>& as, const std::vector<Tensor>& bs,

@@ -1,6 +1,7 @@
 #include "models/linear.h"
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels/matmul.h"
 #include "kernels/lora_decode.h"
@@ -75,7 +76,12 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   // The adapters: plain LoRA outside training as one lora_decode_shared when the factors allow it.
   std::vector<Tensor> as, bs;
   std::vector<float> scales;
-  bool shared = !train && ls.size() <= size_t(kLoraDecodeMaxShared);
+  // QT_LORA_DECODE_ROWS=N caps the rows the shared op takes (more go per adapter through cuBLAS): for measuring.
+  static const int64_t max_rows = [] {
+    const char* e = std::getenv("QT_LORA_DECODE_ROWS");
+    return e && *e ? std::atoll(e) : kLoraDecodeMaxRows;
+  }();
+  bool shared = !train && ls.size() <= size_t(kLoraDecodeMaxShared) && n <= max_rows;
   for (const Linear* l : ls) {
     Tensor a, b;
     float s = 0.f;

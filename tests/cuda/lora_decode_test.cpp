@@ -21,7 +21,7 @@ TEST(CudaLoraDecode, SetsMatchTheCpu) {
   // partial sums meet in the up kernel)
   for (int64_t in : {576, 2056})
   for (const auto& set : sets)
-    for (int64_t M : {int64_t(1), int64_t(3), kLoraDecodeMaxRows})
+    for (int64_t M : {int64_t(1), int64_t(3), int64_t(5), int64_t(8), kLoraDecodeMaxRows})  // each instance
       for (bool from_zero : {true, false}) {
         SCOPED_TRACE(std::to_string(set.size()) + " adapters, in " + std::to_string(in) + ", M " + std::to_string(M) +
                      (from_zero ? ", y = 0" : ""));
