@@ -44,12 +44,17 @@ int main(int argc, char** argv) {
       Tensor scratch = Tensor::empty({sh.out, sh.in}, DType::BF16, Device::CUDA);
       const double f16 = graph_ms([&](int i) { gemm(y, x, wb[size_t(i % nb)], false, true); }, 8);
       const double ft = graph_ms([&](int i) { ternary_matmul(y, x, ts[size_t(i % nt)]); }, 8);
+      setenv("QT_W2A8_FUSED", "0", 1);  // the general path (int8 levels, cuBLASLt int8, epilogue) beside it
+      const double fg = graph_ms([&](int i) { ternary_matmul(y, x, ts[size_t(i % nt)]); }, 8);
+      unsetenv("QT_W2A8_FUSED");
       const double b16 = graph_ms([&](int i) { gemm(dx, dy, wb[size_t(i % nb)], false, false); }, 8);
       const double bt = graph_ms([&](int i) {
         unpack_ternary(scratch, ts[size_t(i % nt)]);
         gemm(dx, dy, scratch, false, false);
       }, 8);
       row["train_m8192"] = {{"bf16_fwd_ms", f16}, {"w2a8_fwd_ms", ft}, {"fwd_ratio", ft / f16},
+                            {"fused", ternary_gemm_fused_shape(sh.out, sh.in)}, {"w2a8_general_fwd_ms", fg},
+                            {"general_fwd_ratio", fg / f16},
                             {"bf16_bwd_ms", b16}, {"ternary_bwd_ms", bt}, {"bwd_ratio", bt / b16}};
       std::printf("%-28s %9.3f %9.3f %6.2fx %9.3f %6.2fx |", sh.name, f16, ft, ft / f16, bt, bt / b16);
     }

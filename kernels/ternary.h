@@ -39,5 +39,14 @@ QT_OP(void, unpack_ternary, (Tensor out, const TernaryTensor& w))
 // with dp4a; more rows expand the codes to int8 for cuBLASLt's int8 GEMM.
 QT_OP(void, ternary_matmul, (Tensor y, Tensor x, const TernaryTensor& w))
 constexpr int64_t kTernaryGemvMaxRows = 8;
+// Past kTernaryGemvMaxRows, a weight of these shapes takes one fused product on
+// CUDA (kernels/cuda/ternary_gemm.cu: no int32 matrix through memory, but
+// mma.sync, whose int8 rate on Hopper is below cuBLASLt's, so it pays only
+// while K is short: SmolLM2's 576) and others the int8 levels + cuBLASLt int8
+// GEMM + epilogue; both give the same values. QT_W2A8_FUSED=0 turns it off.
+constexpr int64_t kTernaryGemmMaxCols = 768;
+inline bool ternary_gemm_fused_shape(int64_t rows, int64_t cols) {
+  return cols > 0 && cols % 64 == 0 && cols <= kTernaryGemmMaxCols && rows % 8 == 0;
+}
 
 }  // namespace qtrain

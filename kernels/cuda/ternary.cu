@@ -2,10 +2,12 @@
 // same float operations in the same order, so values match the reference
 // up to the mean's summation order.
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
+#include "kernels/cuda/ternary_gemm.cuh"
 #include "kernels/device.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/ternary.h"
@@ -316,7 +318,11 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
     CUDA_CHECK_LAUNCH("ternary_gemv");
     return;
   }
-  // Training shapes: the levels as int8 (1 byte per weight, one matrix at a
+  // Training shapes with a short reduction (SmolLM2): one fused kernel.
+  // QT_W2A8_FUSED=0 keeps the general path (same values; for A/B runs and the test that compares them).
+  const char* fused = std::getenv("QT_W2A8_FUSED");
+  if ((fused == nullptr || fused[0] != '0') && ternary_gemm(y, x, w)) return;
+  // Otherwise the levels as int8 (1 byte per weight, one matrix at a
   // time), then LLM.int8's int8 tensor-core GEMM at threshold 0.
   Int8Tensor levels{w.rows, w.cols, Tensor::empty({w.rows, w.cols}, DType::I8, Device::CUDA), w.wabs};
   cuda::unpack_ternary(levels.q, w);

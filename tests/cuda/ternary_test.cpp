@@ -1,6 +1,7 @@
 // BitNet's quantizers (kernels/ternary.h) on the GPU against their CPU
 // references, and a BitNet model's loss and gradients on the GPU against the
 // CPU backend at three points of the lambda warmup.
+#include <cstdlib>
 #include <utility>
 
 #include "kernels/ternary.h"
@@ -94,6 +95,40 @@ TEST(CudaTernary, W2A8MatchesTheCpu) {
       EXPECT_CLOSE(ybg, yc, kBf16Tol);
     }
   }
+}
+
+// The fused short-reduction kernel (kernels/cuda/ternary_gemm.cu) against the
+// general path (int8 levels, cuBLASLt, LLM.int8 epilogue) on the GPU, bit for
+// bit, at SmolLM2's shapes and at edges: one 64-column slice, the largest K, a
+// last column chunk that is mostly past the rows, x rows that end inside a
+// 64-row block, BF16 and F32 on either side. (W2A8MatchesTheCpu already holds
+// the fused kernel to the CPU at n 40 for K 256.)
+TEST(CudaTernary, FusedW2A8MatchesTheGeneralPath) {
+  QT_SKIP_WITHOUT_GPU();
+  struct Case { int64_t rows, cols, n; };
+  for (const Case c : {Case{576, 576, 1000}, Case{1536, 576, 777}, Case{200, kTernaryGemmMaxCols, 130},
+                       Case{136, 64, 65}, Case{192, 576, 9}}) {
+    Tensor w = randn({c.rows, c.cols}, 11, 0.05f);
+    const TernaryTensor td = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), c.rows, c.cols)).to(Device::CUDA);
+    for (DType xt : {DType::BF16, DType::F32})
+      for (DType yt : {DType::F32, DType::BF16}) {
+        Pair x = randn_pair({c.n, c.cols}, uint64_t(c.n + c.cols), xt, 2.f);
+        Tensor yf = Tensor::empty({c.n, c.rows}, yt, Device::CUDA), yg = Tensor::empty({c.n, c.rows}, yt, Device::CUDA);
+        ASSERT_TRUE(ternary_gemm_fused_shape(c.rows, c.cols)) << c.rows << "x" << c.cols;
+        ternary_matmul(yf, x.gpu, td);
+        setenv("QT_W2A8_FUSED", "0", 1);
+        ternary_matmul(yg, x.gpu, td);
+        unsetenv("QT_W2A8_FUSED");
+        EXPECT_EQ(yf.to(Device::CPU, DType::F32).to_vector(), yg.to(Device::CPU, DType::F32).to_vector())
+            << c.rows << "x" << c.cols << " n " << c.n << " x " << dtype_name(xt) << " y " << dtype_name(yt);
+      }
+  }
+  // Shapes it does not take go the general path (W2A8MatchesTheCpu: 72 x 40, 72 x 1088, 3000 x 4096).
+  EXPECT_FALSE(ternary_gemm_fused_shape(72, 40));
+  EXPECT_FALSE(ternary_gemm_fused_shape(72, 1088));
+  EXPECT_FALSE(ternary_gemm_fused_shape(576, 1536));
+  EXPECT_FALSE(ternary_gemm_fused_shape(3000, 4096));
+  EXPECT_FALSE(ternary_gemm_fused_shape(100, 576));
 }
 
 // LoRA on a frozen ternary base (--method bitnet-lora) on the GPU: loss and
