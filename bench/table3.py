@@ -163,6 +163,7 @@ def main():
     ap.add_argument("--no-ppl", action="store_true", help="random weights: memory, time and latency only")
     ap.add_argument("--rows", default="full,int8-lora,nf4-lora,qlora,bitnet,qlora-bitnet,bitnet-lora")
     ap.add_argument("--label", default="", help="results name (default: the model's)")
+    ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8)")
     ap.add_argument("--work", default="/tmp/table3")
     ap.add_argument("--out-dir", default="bench/results")
     ap.add_argument("--plot", help="only redraw the PNG of this result JSON")
@@ -197,7 +198,7 @@ def main():
     for m in ("int8-lora", "nf4-lora", "qlora"):
         if m in rows or (m == "qlora" and "qlora-bitnet" in rows):
             def adapter_row(m=m):
-                t = r.train(m, a.model, m, steps, 3e-4, lora)
+                t = r.train(m, a.model, m, steps, a.lora_lr, lora)
                 t.update(r.latency(m, a.model, m, os.path.join(t["out"], "adapter")))
                 return t
             row(m, adapter_row)
@@ -244,7 +245,7 @@ def main():
     if "bitnet-lora" in rows and "error" not in res.get("bitnet", {"error": 1}):
         def bitnet_lora():
             tern = res["bitnet"]["ternary_dir"]
-            t = r.train("bitnet-lora", tern, "bitnet-lora", steps, 3e-4, lora)
+            t = r.train("bitnet-lora", tern, "bitnet-lora", steps, a.lora_lr, lora)
             t.update(r.latency("bitnet-lora", tern, "bitnet-lora", os.path.join(t["out"], "adapter")))
             return t
         row("bitnet-lora", bitnet_lora)
@@ -252,7 +253,7 @@ def main():
     dev = device_name(a.device)
     date = datetime.date.today().isoformat()
     doc = {"model": a.model, "label": label, "device": dev, "date": date, "data": a.data, "steps": steps,
-           "qat_steps": qat_steps, "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
+           "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": a.lora_lr, "bitnet": 2e-4}, "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
            "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
            "latency": "ms for 64 new tokens after a 128-token prompt, batch 1, KV cache (qtrain generate: prefill + 64 x decode)",
            "rows": res, "study_table3": STUDY}
