@@ -13,6 +13,7 @@
 // LLaMA-7B NF4 + LoRA r16 3.75 / 5.20 ms per token at batch 1 / 8 against 3.62 /
 // 5.04 for two (H100, 2026-12-06).
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/vec.cuh"
 #include "kernels/lora_decode.h"
 
 namespace qtrain::cuda {
@@ -57,12 +58,6 @@ __device__ __forceinline__ int part_of_row(const LoraSet& s, int k) {
 }
 __device__ __forceinline__ int part_of_out(const LoraSet& s, int k) {
   return int(s.n > 1 && k >= s.p1.out0) + int(s.n > 2 && k >= s.p2.out0);
-}
-
-__device__ __forceinline__ void bf16x8_to_f32(const int4& v, float (&f)[8]) {
-  const uint32_t w[4] = {uint32_t(v.x), uint32_t(v.y), uint32_t(v.z), uint32_t(v.w)};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
 }
 
 // Each warp owns one (k-chunk, rank row): kChunk elements of `in`, kIters 16-byte loads per lane,

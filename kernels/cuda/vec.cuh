@@ -9,6 +9,13 @@
 
 namespace qtrain::cuda {
 
+// The 8 BF16 values of one 16-byte load as floats (a BF16 is the top half of its float).
+__device__ __forceinline__ void bf16x8_to_f32(const int4& q, float (&f)[8]) {
+  const uint32_t w[4] = {uint32_t(q.x), uint32_t(q.y), uint32_t(q.z), uint32_t(q.w)};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+}
+
 template <class T>
 struct Vec {
   static constexpr int N = 16 / int(sizeof(T));
