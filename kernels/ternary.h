@@ -36,7 +36,7 @@ struct TernaryTensor {
 QT_OP(void, unpack_ternary, (Tensor out, const TernaryTensor& w))
 // y[N, rows] = Q8(x[N, cols]) @ (scale T)^T, the W2A8 product above. CUDA: up
 // to kTernaryGemvMaxRows rows of x (decode) in one pass over the 2-bit weight
-// with dp4a; more rows expand the codes to int8 for cuBLASLt's int8 GEMM.
+// with dp4a; more rows as below.
 QT_OP(void, ternary_matmul, (Tensor y, Tensor x, const TernaryTensor& w))
 constexpr int64_t kTernaryGemvMaxRows = 8;
 // Past kTernaryGemvMaxRows, a weight of these shapes takes one fused product on

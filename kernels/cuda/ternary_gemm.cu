@@ -85,7 +85,7 @@ __device__ __forceinline__ void load8(const TX* x, int64_t i, float (&v)[8]) {
 
 // One warp per x row: its absmax, then int8 codes rn(x * 127 / absmax) (quantize_rows_kernel's F32
 // operations), the sum of the codes and absmax / 127. A lane's loads of the row are all issued before
-// any is used (BF16 rows up to kTernaryGemmMaxCols: 8 loads of 16 bytes per lane), so a row costs one
+// any is used (rows up to kTernaryGemmMaxCols: 3 loads of 8 values per lane), so a row costs one
 // memory latency; x is read once (the row stays in registers).
 template <class TX>
 __global__ void w2a8_quantize_kernel(int8_t* __restrict__ xq, int* __restrict__ rowsum, float* __restrict__ xscale,
