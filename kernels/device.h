@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace qtrain {
@@ -75,6 +76,33 @@ class CudaGraph {
   void* exec_ = nullptr;   // cudaGraphExec_t
   int pool_ = 0;           // the allocator pool holding its blocks
   uint64_t generation_ = 0;
+};
+
+// Device bytes parked in pinned host memory between the forward that made
+// them and the backward that reads them: offloaded gradient checkpoints
+// (Model, ModelOptions::offload_checkpoints). The copies run on a stream of
+// their own, each ordered after what the compute stream had queued when it was
+// asked for, so they overlap the layers that follow; the compute stream waits
+// for a copy only where its result, or its source's block, is next needed.
+class HostParking {
+ public:
+  HostParking();
+  ~HostParking();
+  HostParking(const HostParking&) = delete;
+  HostParking& operator=(const HostParking&) = delete;
+  // Queues a copy of `bytes` device bytes at src into host slot `slot` (grown as needed).
+  void park(int slot, const void* src, size_t bytes);
+  // The compute stream waits for slot's last park: after it the source's block may be freed and reused.
+  void wait_parked(int slot);
+  // Queues a copy of slot's bytes back to dst, a device block whose last user is already queued.
+  void fetch(int slot, void* dst);
+  // The compute stream waits for slot's last fetch.
+  void wait_fetched(int slot);
+  size_t host_bytes() const;  // pinned host memory held
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Bumped whenever a buffer that ops reach outside the allocator (context

@@ -29,6 +29,14 @@ bool CudaGraph::current() const { return false; }
 void CudaGraph::release() {}
 uint64_t cuda_buffer_generation() { return 0; }
 void cuda_bump_buffer_generation() {}
+struct HostParking::Impl {};
+HostParking::HostParking() { no_cuda(); }
+HostParking::~HostParking() = default;
+void HostParking::park(int, const void*, size_t) { no_cuda(); }
+void HostParking::wait_parked(int) {}
+void HostParking::fetch(int, void*) { no_cuda(); }
+void HostParking::wait_fetched(int) {}
+size_t HostParking::host_bytes() const { return 0; }
 void set_decode_pdl(bool) {}
 bool decode_pdl() { return false; }
 std::string kernel_profile_start() { return "this qtrain was built without CUDA"; }

@@ -168,6 +168,12 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_flag("--grad-checkpoint", c->grad_checkpoint,
                 "recompute every layer's activations in backward (the least memory; about a third more GEMM work), "
                 "whatever --memory-budget allows");
+  sub->add_flag("--offload-checkpoints", c->offload_checkpoints,
+                "GPU: park the input of each layer recomputed in backward (--grad-checkpoint, or the layers "
+                "--memory-budget's plan recomputes) in pinned host memory from its forward to its backward, "
+                "so the GPU holds two of them instead of one per layer: (layers - 2) x batch x seq x d_model x 2 "
+                "bytes less GPU memory for as much host RAM. The copies overlap the next layer's work; "
+                "results are identical. Ignored on the CPU");
   sub->add_option("--memory-budget", c->memory_budget,
                   "GiB per rank the run may use (0 = on the GPU, the free memory less 3%; on the CPU, no plan: keep "
                   "everything). Before step 1 the activations are planned from the model shape, method, batch and "

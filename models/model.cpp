@@ -5,6 +5,7 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "kernels/device.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
@@ -293,6 +294,10 @@ int64_t Model::trainable_params() const {
   return n;
 }
 
+bool Model::parks(int l) const {
+  return opt_.offload_checkpoints && opt_.device == Device::CUDA && opt_.layer_keep(l) == LayerKeep::None;
+}
+
 uint64_t Model::dropout_seed(int l, int k) const {
   // splitmix-style mixing: distinct per (run seed, step, layer, module).
   uint64_t z = opt_.seed * 0x9E3779B97F4A7C15ull ^ (step_counter_ << 20) ^ (uint64_t(l + 1) << 8) ^ uint64_t(k);
@@ -323,9 +328,19 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
   }
   const int L = cfg_.n_layer;
   xs_.assign(size_t(L + 1), Tensor());
+  parked_.assign(size_t(L), false);
   xs_[0] = Tensor::empty({N, C}, act_dtype_, opt_.device);
   WeightSlot* wpe = position_embedding();
   embedding_forward(xs_[0], ids_, token_embedding().value, wpe ? wpe->value : Tensor(), b.T);
+  // A parked input's device block is freed one layer later, after the compute stream has waited for
+  // its copy: the copy of layer l's input overlaps layer l + 1's forward.
+  int parking = -1;
+  auto park_done = [&] {
+    if (parking < 0) return;
+    parking_->wait_parked(parking);
+    xs_[size_t(parking)] = Tensor();
+    parking = -1;
+  };
   for (int l = 0; l < L; ++l) {
     const LayerKeep keep = training_ ? opt_.layer_keep(l) : LayerKeep::None;
     xs_[size_t(l + 1)] = Tensor::empty({N, C}, act_dtype_, opt_.device);
@@ -333,7 +348,15 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
     if (training_ && keep == LayerKeep::None) release_adapter_state(l);  // the recompute saves it again
     // Without backward only the current residual is needed.
     if (!training_) xs_[size_t(l)] = Tensor();
+    if (training_ && parks(l)) {
+      if (!parking_) parking_ = std::make_shared<HostParking>();
+      parking_->park(l, xs_[size_t(l)].raw(), xs_[size_t(l)].nbytes());
+      park_done();
+      parking = l;
+      parked_[size_t(l)] = true;
+    }
   }
+  park_done();
   lnf_ = Tensor::empty({N, C}, act_dtype_, opt_.device);
   final_norm_forward(lnf_, xs_[size_t(L)]);
   if (!b.targets) return r;
@@ -351,7 +374,15 @@ void Model::backward() {
   final_norm_backward(dx, dlnf_, xs_[size_t(L)]);
   dlnf_ = Tensor();
   lnf_ = Tensor();
+  // A parked input comes back one layer ahead: layer l - 1's copy overlaps layer l's recompute and backward.
+  auto fetch = [&](int l) {
+    xs_[size_t(l)] = Tensor::empty({N, C}, act_dtype_, opt_.device);
+    parking_->fetch(l, xs_[size_t(l)].raw());
+  };
   for (int l = L - 1; l >= 0; --l) {
+    if (parked_[size_t(l)] && !xs_[size_t(l)].defined()) fetch(l);  // the top parked layer: not fetched ahead
+    if (l > 0 && parked_[size_t(l - 1)]) fetch(l - 1);
+    if (parked_[size_t(l)]) parking_->wait_fetched(l);
     if (opt_.layer_keep(l) == LayerKeep::None) {
       // Recompute this layer's activations (same dropout seeds) right before
       // its backward; its output is xs_[l + 1], kept from the first forward.

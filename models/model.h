@@ -21,6 +21,8 @@
 
 namespace qtrain {
 
+class HostParking;  // kernels/device.h
+
 // What layer l's first forward keeps for its backward (ModelOptions::layer_keep).
 enum class LayerKeep {
   All,          // every activation backward reads
@@ -45,6 +47,9 @@ struct ModelOptions {
   // last, when every kept layer above has been freed.
   int recompute_layers = 0;
   int pointwise_layers = 0;
+  // On the GPU, the input of each layer recomputed in backward is parked in pinned host memory from
+  // its forward to its backward (offloaded checkpoints), so the GPU holds a few of them, not all.
+  bool offload_checkpoints = false;
   LayerKeep layer_keep(int l) const {
     if (grad_checkpoint || l < recompute_layers) return LayerKeep::None;
     return l < recompute_layers + pointwise_layers ? LayerKeep::GemmOutputs : LayerKeep::All;
@@ -264,6 +269,10 @@ class Model {
   uint64_t step_counter_ = 0;
   // Saved across forward/backward.
   std::vector<Tensor> xs_;  // residual stream at each layer input, and the final output
+  // Offloaded checkpoints: parked_[l] says xs_[l] sits in parking_'s slot l between forward and backward.
+  std::shared_ptr<HostParking> parking_;
+  std::vector<bool> parked_;
+  bool parks(int l) const;  // whether a training forward parks layer l's input
   Tensor ids_, targets_, lnf_, dlnf_;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "kernels/device.h"
+#include "kernels/loss.h"
 #include "models/method.h"
 
 namespace qtrain {
@@ -16,9 +17,9 @@ namespace {
 constexpr double kLibraryBytes = 512.0 * (1 << 20);
 
 // The loss's F32 logits scratch, one chunk of rows, its gradient written in
-// place: 256 MiB on the GPU (kernels/cuda/loss.cu, outside the allocator), 64 MB on the CPU.
+// place: on the GPU sized to the batch (kernels/loss.h, outside the allocator), 64 MB on the CPU.
 double logits_chunk_bytes(double N, int vocab, Device dev) {
-  return std::min(dev == Device::CUDA ? 256.0 * (1 << 20) : 64e6, N * vocab * 4.0);
+  return dev == Device::CUDA ? double(loss_chunk_bytes(int64_t(N), vocab)) : std::min(64e6, N * vocab * 4.0);
 }
 
 // One decimal, but two significant digits below 0.1 GiB (a test model's whole run).
@@ -62,15 +63,19 @@ MemoryPlan estimate(const ModelFootprint& f, const ModelConfig& cfg, const Model
   const double layer_all =
       tensor_bytes(f.kept_cols, N, act, dev) + tensor_bytes(f.kept_f32_cols, N, 4, dev) + per_layer_adapter;
   const double pointwise = tensor_bytes(f.pointwise_cols, N, act, dev), layer_gemm = layer_all - pointwise;
-  double kept = 0, gemm_kept = 0;
+  double kept = 0, gemm_kept = 0, parked = 0;
   bool recomputes = false;
   for (int l = 0; l < cfg.n_layer; ++l) {
     const LayerKeep k = opt.layer_keep(l);
     kept += k == LayerKeep::All ? layer_all : k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
     gemm_kept += k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
     recomputes |= k == LayerKeep::None;
+    parked += k == LayerKeep::None && opt.offload_checkpoints && dev == Device::CUDA;
   }
-  p.activations = (L + 1) * residual + kept;
+  // Parked layer inputs (offloaded checkpoints, Model::forward) live in host memory; at most two
+  // are on the GPU beside the others at once (one being copied out or fetched ahead, one in use).
+  p.activations = (L + 1 - parked) * residual + kept;
+  p.transient += std::min(parked, 2.0) * residual;
   // Backward frees each layer as it passes it, top down: first the layers that
   // keep everything, then those that keep GEMM outputs (each gets its
   // pointwise tensors back for its backward), then the recomputed ones (each
@@ -140,6 +145,15 @@ std::string memory_advice(const ModelConfig& cfg, const ModelOptions& opt, int b
     ck.grad_checkpoint = true;
     if (fits(estimate(f, cfg, ck, batch, seq), budget))
       ways.push_back("--grad-checkpoint (recomputes activations: about a third more compute)");
+  }
+  if (!opt.offload_checkpoints && opt.device == Device::CUDA) {
+    ModelOptions ck = opt;
+    bool all_recomputed = true;
+    for (int l = 0; l < cfg.n_layer; ++l) all_recomputed &= opt.layer_keep(l) == LayerKeep::None;
+    ck.grad_checkpoint = ck.offload_checkpoints = true;
+    if (fits(estimate(f, cfg, ck, batch, seq), budget))
+      ways.push_back(std::string(all_recomputed ? "" : "--grad-checkpoint ") +
+                     "--offload-checkpoints (the recomputed layers' inputs wait in host memory)");
   }
   if (b < 1) {
     int s = seq / 2;

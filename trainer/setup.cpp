@@ -60,6 +60,7 @@ BuiltModel build_model(const ModelSpec& spec) {
   mo.targets = spec.targets;
   mo.seed = spec.seed;
   mo.grad_checkpoint = spec.grad_checkpoint;
+  mo.offload_checkpoints = spec.offload_checkpoints;
   mo.int8_threshold = spec.int8_threshold;
   mo.bitnet_warmup = spec.bitnet_warmup;
   mo.bitnet_subln = spec.bitnet_subln;

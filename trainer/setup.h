@@ -31,6 +31,7 @@ struct ModelSpec {
   std::vector<std::string> targets{"all-linear"};  // empty: no adapter at all (a base-only eval)
   uint64_t seed = 0;
   bool grad_checkpoint = false;
+  bool offload_checkpoints = false;
   float int8_threshold = 6.f;
   int64_t bitnet_warmup = 0;
   bool bitnet_subln = true;

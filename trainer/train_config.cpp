@@ -56,6 +56,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "device", c.device);
   f(j, "attention", c.attention);
   f(j, "grad_checkpoint", c.grad_checkpoint);
+  f(j, "offload_checkpoints", c.offload_checkpoints);
   f(j, "memory_check", c.memory_check);
   f(j, "memory_budget", c.memory_budget);
   f(j, "pack", c.pack);

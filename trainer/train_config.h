@@ -59,6 +59,7 @@ struct TrainConfig {
   int64_t eval_every = 0;       // 0 = only at the end (when --eval-data is given)
   int64_t eval_batches = 0;     // 0 = the whole eval split
   bool grad_checkpoint = false;
+  bool offload_checkpoints = false;  // GPU: recomputed layers' inputs in pinned host memory (ModelOptions)
   bool memory_check = true;     // GPU: refuse a run whose estimated memory exceeds the free memory (trainer/memory_plan.h)
   double memory_budget = 0;     // GiB per rank the activation plan fits in (0 = the free GPU memory less 3%; CPU: none)
   bool pack = true;

@@ -131,6 +131,17 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
               {"recompute_layers", c.options.grad_checkpoint ? mc.n_layer : c.options.recompute_layers},
               {"pointwise_layers", c.options.grad_checkpoint ? 0 : c.options.pointwise_layers}};
   }
+  if (mo.offload_checkpoints) {
+    int parked = 0;
+    for (int l = 0; l < mc.n_layer; ++l) parked += mo.layer_keep(l) == LayerKeep::None;
+    if (!gpu)
+      spdlog::warn("--offload-checkpoints is for the GPU; on the CPU it changes nothing");
+    else if (parked == 0)
+      spdlog::info("--offload-checkpoints: no layer is recomputed (the activation plan keeps them all), so none is parked");
+    else
+      spdlog::info("offloaded checkpoints: {} layer inputs parked in {:.2f} GiB of pinned host memory", parked,
+                   gib(double(parked) * cfg.batch_size * cfg.seq_len * mc.d_model * 2));
+  }
   if (!gpu) return r;
   spdlog::info("GPU memory estimate: {} per rank; {:.1f} of {:.1f} GiB free", r.estimate.describe(),
                gib(double(info.free)), gib(double(info.total)));
@@ -193,6 +204,7 @@ int run_training(const TrainConfig& cfg) {
     ms.targets = cfg.target;
     ms.seed = cfg.seed;
     ms.grad_checkpoint = cfg.grad_checkpoint;
+    ms.offload_checkpoints = cfg.offload_checkpoints;
     RunMemory memory;
     ms.before_build = [&](const ModelConfig& mc, ModelOptions& mo) { memory = plan_run_memory(cfg, device, mc, mo); };
     BuiltModel built = build_model(ms);

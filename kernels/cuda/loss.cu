@@ -14,12 +14,8 @@ namespace qtrain::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
-// Bytes of F32 logits per chunk (QT_LOSS_CHUNK_MIB overrides it): a context
-// scratch slot, outside the allocator, so nvidia-smi counts it for the whole run.
-// 64 MiB (with an 8 MiB cuBLASLt workspace) saves ~0.2 GiB and keeps 7B QLoRA's
-// speed, but costs SmolLM2's 16 x 1024 rows 2.3-2.8% tok/s (H200, 2026-12-05):
-// its 49k vocabulary makes the lm_head GEMM a larger share of the step.
-constexpr size_t kLogitsBudgetMib = 256;
+// The F32 logits scratch per chunk: loss_chunk_rows (kernels/loss.h) sizes it to the batch;
+// QT_LOSS_CHUNK_MIB=n fixes it at n MiB instead (for measuring).
 
 // One block per row. `row` has ld floats; the BF16 gradient row it becomes has
 // ld*2 elements (same bytes). Tile by tile: read a tile of F32 values, barrier,
@@ -93,9 +89,8 @@ double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor ta
   const bf16* xb = as_bf16(x, Scratch::LossX);
   const bf16* wb = as_bf16(w, Scratch::LossW);
   int64_t ld = (V + 7) / 8 * 8;  // 32-byte aligned F32 rows (and 16-byte BF16 rows)
-  static const size_t budget = env_mib("QT_LOSS_CHUNK_MIB", kLogitsBudgetMib);
-  int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, int64_t(budget / (size_t(ld) * 4))));
-  if (R > 128) R = R / 128 * 128;
+  static const size_t fixed = env_mib("QT_LOSS_CHUNK_MIB", 0);
+  const int64_t R = loss_chunk_rows(N, V, fixed);
   float* logits = static_cast<float*>(ctx.scratch(Scratch::Loss, size_t(R) * size_t(ld) * 4));
   double* loss = static_cast<double*>(ctx.scratch(Scratch::LossSum, sizeof(double)));
   CUDA_CHECK(cudaMemsetAsync(loss, 0, sizeof(double), s));

@@ -5,9 +5,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/device.h"
 #include "models/model.h"
 #include "models/peft_io.h"
 #include "models/safetensors.h"
+#include "models/synthetic_model.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/hf_fixture.h"
 #include "trainer/grad_clip.h"
@@ -130,6 +132,57 @@ TEST(GpuGradCheckpoint, SameLossAndGradients) {
         EXPECT_LT(norm_rel_err(got.grads, plain.grads), 1e-3) << what;
       }
     }
+}
+
+// Offloaded checkpoints (--offload-checkpoints) on a 30-layer model: the inputs of the layers
+// recomputed in backward go to pinned host memory and come back one layer ahead of their
+// backward. Over two accumulated steps the loss and the gradients are those of keeping them on
+// the GPU, and after each forward the allocator holds exactly one block less per parked layer.
+TEST(GpuOffloadedCheckpoints, SameGradientsWithTheInputsInHostMemory) {
+  QT_SKIP_WITHOUT_GPU();
+  LoadedModel lm = load_synthetic_model("random:smollm2-135m");
+  const int B = 2, T = 256, L = lm.config.n_layer;
+  std::vector<int32_t> ids(size_t(B) * T), tgt(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919 + 13) % 49152), tgt[i] = int32_t((i * 104729 + 5) % 49152);
+  const TokenBatch batch{B, T, ids.data(), tgt.data()};
+  const size_t residual = cuda_block_bytes(size_t(B) * T * size_t(lm.config.d_model) * 2);
+  struct Run {
+    std::vector<double> loss;
+    std::vector<size_t> held;  // the allocator's bytes in use after each forward
+    std::vector<float> grads;
+  };
+  auto run = [&](bool checkpoint, int recompute, bool offload) {
+    ModelOptions opt = recompute_test_options("qlora", Device::CUDA);
+    opt.lora.r = 8;
+    opt.grad_checkpoint = checkpoint;
+    opt.recompute_layers = recompute;
+    opt.offload_checkpoints = offload;
+    auto m = Model::create(lm.config, *lm.weights, opt);
+    randomize_trainable(*m);
+    m->params().zero_grads();
+    Run r;
+    for (int step = 0; step < 2; ++step) {  // the second reuses the host slots
+      const LossSum s = m->forward(batch, 1.f / float(B * T));
+      r.held.push_back(cuda_memory_stats().in_use);
+      m->backward();
+      r.loss.push_back(s.sum / double(s.count));
+    }
+    for (auto& p : m->params().params()) {
+      auto g = p.grad.to_vector();
+      r.grads.insert(r.grads.end(), g.begin(), g.end());
+    }
+    return r;
+  };
+  for (const auto& [checkpoint, recompute, parked] : {std::tuple{true, 0, L}, std::tuple{false, 10, 10}}) {
+    const std::string what = checkpoint ? "every layer recomputed" : "the first 10 layers recomputed";
+    const Run kept = run(checkpoint, recompute, false), off = run(checkpoint, recompute, true);
+    for (int step = 0; step < 2; ++step) {
+      EXPECT_NEAR(off.loss[size_t(step)], kept.loss[size_t(step)], 1e-6 * kept.loss[size_t(step)]) << what;
+      EXPECT_EQ(kept.held[size_t(step)] - off.held[size_t(step)], size_t(parked) * residual) << what << " step " << step;
+    }
+    ASSERT_EQ(off.grads.size(), kept.grads.size());
+    EXPECT_LT(norm_rel_err(off.grads, kept.grads), 1e-3) << what;
+  }
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include "models/model.h"
 #include "models/synthetic_model.h"
 #include "trainer/memory_plan.h"
+#include "kernels/device.h"
+#include "kernels/loss.h"
 
 namespace qtrain {
 
@@ -101,6 +103,52 @@ TEST(MemoryPlan, ActivationsGrowWithTheBatchAndCheckpointingCutsThem) {
   o.grad_checkpoint = false;
   o.lora.dropout = 0.1f;  // LoRA keeps its dropped inputs
   EXPECT_GT(estimate_train_memory(c, o, 8, 1024).activations, b8.activations);
+}
+
+// Offloaded checkpoints: the layers recomputed in backward keep their inputs in host memory, so
+// the GPU estimate holds L + 1 - parked layer inputs plus two in flight; nothing else moves, and
+// a layer that keeps its activations is not parked. On the CPU nothing changes.
+TEST(MemoryPlan, OffloadedCheckpointsLeaveTwoLayerInputsOnTheGpu) {
+  const ModelConfig c = load_synthetic_model("random:llama-7b").config;
+  ModelOptions o = gpu_options("qlora");
+  o.grad_checkpoint = true;
+  const MemoryPlan ck = estimate_train_memory(c, o, 1, 2048);
+  o.offload_checkpoints = true;
+  const MemoryPlan off = estimate_train_memory(c, o, 1, 2048);
+  const double residual = double(cuda_block_bytes(size_t(2048) * 4096 * 2));  // one BF16 layer input
+  EXPECT_DOUBLE_EQ(ck.activations - off.activations, 32 * residual);
+  EXPECT_DOUBLE_EQ(off.transient - ck.transient, 2 * residual);
+  EXPECT_DOUBLE_EQ(ck.total() - off.total(), 30 * residual);
+  EXPECT_EQ(off.weights, ck.weights);
+  o.grad_checkpoint = false;  // the plan recomputes 8 layers: only those are parked
+  o.recompute_layers = 8;
+  ModelOptions kept8 = o;
+  kept8.offload_checkpoints = false;
+  EXPECT_DOUBLE_EQ(estimate_train_memory(c, kept8, 1, 2048).total() - estimate_train_memory(c, o, 1, 2048).total(),
+                   6 * residual);
+  ModelOptions cpu = o;
+  cpu.device = Device::CPU;
+  ModelOptions cpu_plain = cpu;
+  cpu_plain.offload_checkpoints = false;
+  EXPECT_EQ(estimate_train_memory(c, cpu, 1, 2048).total(), estimate_train_memory(c, cpu_plain, 1, 2048).total());
+  // Out of memory with checkpointing alone, the advice names the offload.
+  o.recompute_layers = 0;
+  const double budget = 0.5 * (ck.total() + off.total());
+  const std::string a = memory_advice(c, gpu_options("qlora"), 1, 2048, 1, MemoryBudget{budget, "test budget"});
+  EXPECT_NE(a.find("--grad-checkpoint --offload-checkpoints"), std::string::npos) << a;
+}
+
+// The loss's logits scratch is sized to the batch: a quarter of the whole logits within
+// [64, 256] MiB, never more than the whole (kernels/loss.h).
+TEST(MemoryPlan, LogitsChunkFollowsTheBatch) {
+  const int64_t V = 32000;  // LLaMA's; rows of 128000 bytes
+  EXPECT_EQ(loss_chunk_rows(2048, V), 512);             // 1 x 2048: 250 MiB whole, 64 MiB chunks
+  EXPECT_EQ(loss_chunk_rows(8192, V), 2048);            // 4 x 2048: a quarter is 250 MiB
+  EXPECT_EQ(loss_chunk_rows(32768, V), 2048);           // capped at 256 MiB
+  EXPECT_EQ(loss_chunk_rows(100, V), 100);              // the whole batch, under 64 MiB
+  EXPECT_EQ(loss_chunk_rows(16384, 49152), 1280);       // SmolLM2 at 16 x 1024: 256 MiB chunks, as before
+  EXPECT_EQ(loss_chunk_rows(2048, V, size_t(256) << 20), 2048);  // QT_LOSS_CHUNK_MIB=256
+  EXPECT_EQ(loss_chunk_bytes(2048, V), size_t(512) * 32000 * 4);
 }
 
 TEST(MemoryPlan, NoAdviceWhenItFits) {
@@ -245,7 +293,7 @@ TEST(ActivationPlan, SmallerBudgetsRecomputeMoreUntilNothingFits) {
   EXPECT_EQ(none.memory.total(), bottom);
   const std::string a = memory_advice(c, none.options, 4, 2048, 1, budget_bytes(bottom - 1));
   std::printf("advice: %s\n", a.c_str());
-  for (const char* word : {"--memory-budget is", "--batch-size 3 --grad-accum 2", "--no-memory-check"})
+  for (const char* word : {"--memory-budget is", "--batch-size 3 --grad-accum 2", "--offload-checkpoints", "--no-memory-check"})
     EXPECT_NE(a.find(word), std::string::npos) << word << " in: " << a;
   EXPECT_EQ(a.find("--grad-checkpoint"), std::string::npos) << a;  // it recomputes every layer already
 }
