@@ -39,6 +39,7 @@ struct GenerateCliOptions {
   bool no_cuda_graph = false;
   int max_new_tokens = 128;
   int batch_size = 8;  // with --prompts
+  int warmup = 0;      // untimed runs of the prompt before the timed one
   SamplingOptions sampling;
 };
 
@@ -107,6 +108,9 @@ class GenerateCommand {
     if (o_.max_new_tokens < 1)
       throw Error("--max-new-tokens must be at least 1, got " + std::to_string(o_.max_new_tokens));
     if (o_.batch_size < 1) throw Error("--batch-size must be at least 1, got " + std::to_string(o_.batch_size));
+    if (o_.warmup < 0) throw Error("--warmup must be 0 or more, got " + std::to_string(o_.warmup));
+    if (o_.warmup > 0 && (o_.has_prompts || (o_.chat && !o_.has_prompt && isatty(STDIN_FILENO))))
+      throw Error("--warmup times one prompt (--prompt, --prompt-ids or stdin), not --prompts or an interactive chat");
     const Device device = resolve_device(o_.device);
     set_attention_impl(parse_attention_impl(o_.attention, "--attention"));
     built_ = build_inference_model(o_, device);
@@ -139,6 +143,14 @@ class GenerateCommand {
       std::string text = o_.has_prompt ? o_.prompt : read_stdin();
       if (o_.chat && !o_.has_prompt && !text.empty() && text.back() == '\n') text.pop_back();  // echo's newline
       prompt = o_.chat ? chat_ids(text) : built_.tokenizer->encode(text, true);
+    }
+    if (o_.warmup > 0) {
+      check_prompt(prompt);
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < o_.warmup; ++i) gen_->warm_up(prompt);
+      std::fprintf(stderr, "[generate] warmup: %d untimed run%s of the prompt in %.1f ms\n", o_.warmup,
+                   o_.warmup == 1 ? "" : "s",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     run_one(prompt);
     return 0;
@@ -385,6 +397,11 @@ void register_generate(CLI::App& app, Runner& run) {
   sub->add_flag("--no-cuda-graph", o->no_cuda_graph,
                 "GPU: issue each decode step's kernels one by one instead of replaying the step captured as a CUDA "
                 "graph (same tokens, slower; for debugging)");
+  sub->add_option("--warmup", o->warmup,
+                  "untimed runs of the prompt before the timed one, forgotten after (same output): the timings "
+                  "then leave out a process's one-time work (library plans, kernel loading, the decode graph's "
+                  "capture), as a server's steady state would")
+      ->capture_default_str();
   sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop on EOS/end-of-turn tokens: make --max-new-tokens");
   sub->add_flag("--ids", o->ids,
                 "print token ids as one JSON line {\"prompt_ids\", \"ids\" (new, a stop token included), \"stop\"} "

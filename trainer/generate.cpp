@@ -26,6 +26,14 @@ Generator::Generator(Model& model, const GenerateOptions& o) : model_(model), o_
     throw Error("--max-new-tokens must be at least 1, got " + std::to_string(o.max_new_tokens));
 }
 
+void Generator::warm_up(std::span<const int32_t> prompt) {
+  const Sampler before = sampler_;
+  generate(prompt);
+  sampler_ = before;
+  cache_.len = 0;
+  cached_.clear();
+}
+
 size_t Generator::reuse_or_reset(std::span<const int32_t> prompt, int need) {
   const int max_pos = model_.config().max_pos;
   if (cache_.capacity < need) {

@@ -44,6 +44,13 @@ class Generator {
   // model's positions, is a BadInput Error.
   GenerateResult generate(std::span<const int32_t> prompt, const std::function<void(int32_t)>& on_token = {});
 
+  // Generates after `prompt` untimed and unseen, then forgets it: the cache keeps its size (and, on the
+  // GPU, its captured decode step) but holds no token, and the sampler is where it was, so the next
+  // generate() runs the whole prompt and draws the tokens it would have drawn without this. What it
+  // leaves behind is the one-time work of a first run (cuBLASLt plans, cuDNN graphs, kernels loaded
+  // lazily, the decode graph's capture), which would otherwise land in the next run's timings.
+  void warm_up(std::span<const int32_t> prompt);
+
   // The tokens whose keys/values are in the cache: a chat's history so far.
   const std::vector<int32_t>& cached_ids() const { return cached_; }
 

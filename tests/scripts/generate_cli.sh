@@ -76,6 +76,18 @@ else
   echo "ok   seeded sampling repeats ([$a]) and differs with the seed"
 fi
 
+# --warmup: untimed runs first, then the timed one runs the whole prompt (nothing cached from
+# the warmup) and samples exactly what a run without warmup does.
+w=$("$qtrain" generate --model "$fx/tiny-llama" --prompt-ids 1,5,9 --max-new-tokens 16 --temperature 1 --top-p 0.9 \
+  --top-k 50 --seed 1 --ids --ignore-eos --device cpu --warmup 2 2>"$tmp/warm.err" | ids_of)
+if [[ $w != "$a" ]]; then
+  echo "FAIL --warmup 2 changed the sampled tokens: [$w], without it [$a]"; fail=1
+elif ! grep -q '^\[generate\] warmup: 2 untimed runs' "$tmp/warm.err" || ! grep -q 'prompt 3 tokens (3 run)' "$tmp/warm.err"; then
+  cat "$tmp/warm.err"; echo "FAIL --warmup: no warmup line, or the timed run did not prefill the whole prompt"; fail=1
+else
+  echo "ok   --warmup 2: same tokens, the timed run prefills all 3 prompt tokens"
+fi
+
 # Text: streamed to stdout.
 if [[ -d $gpt2_tok ]]; then
   text=$("$qtrain" generate --model "$fx/tiny-gpt2" --tokenizer "$gpt2_tok" --prompt "Hello, world" \
@@ -143,6 +155,8 @@ printf '%s\n' '{"prompt": "hi"}' >"$tmp/text.jsonl"
 expect_error "--prompts text without a tokenizer" "text.jsonl:1 --tokenizer" generate "${m[@]}" --prompts "$tmp/text.jsonl"
 # --seed is unsigned: -1 was taken as 2^64 - 1 without a word.
 expect_error "--seed -1" "--seed -1" generate "${m[@]}" --prompt-ids 1,2 --max-new-tokens 2 --seed -1
+expect_error "--warmup -1" "--warmup" generate "${m[@]}" --prompt-ids 1,2 --warmup -1
+expect_error "--warmup with --prompts" "--warmup --prompts" generate "${m[@]}" --prompts "$tmp/p.jsonl" --warmup 1
 expect_error "--prompts missing file" "nope.jsonl" generate "${m[@]}" --prompts "$tmp/nope.jsonl"
 expect_error "--batch-size 0" "--batch-size" generate "${m[@]}" --prompts "$tmp/p.jsonl" --batch-size 0
 expect_error "--batch-size without --prompts" "--batch-size --prompts" generate "${m[@]}" --prompt-ids 1 --batch-size 2
