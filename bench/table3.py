@@ -10,7 +10,8 @@ Rows (one qtrain process per step, run one after another on one device):
   full          full fine-tune (F32 master weights, BF16 compute on CUDA)
   int8-lora     the study's "8-bit": LoRA on an LLM.int8 base
   nf4-lora      the study's "4-bit": LoRA on an NF4 base
-  qlora         NF4 + double quant + LoRA (r 8, alpha 16, every attention and MLP projection)
+  qlora         NF4 + double quant + LoRA (r 8, alpha 16, every attention and MLP projection), with
+                gradient checkpointing as in the QLoRA recipe (--no-qlora-gc: without)
   bitnet        BitNet b1.58 quantization-aware training, lambda warmup over half the steps
   qlora-bitnet naive   the study's conversion: QLoRA, merge, round to ternary (no training)
   qlora-bitnet QAT     QLoRA, merge, then a short BitNet QAT phase (a quarter of the budget) with lambda warmup
@@ -19,9 +20,13 @@ Rows (one qtrain process per step, run one after another on one device):
 Columns: peak GPU memory (the trainer's allocator peak), train time and tok/s
 (the optimizer steps; a two-phase row adds its phases), latency (ms for 64 new
 tokens after a 128-token prompt at batch 1 with the KV cache: qtrain generate,
-prefill + 64 x decode, on the form a user deploys: the adapter unmerged on its
+prefill + 64 x decode after one untimed run, on the form a user deploys: the adapter unmerged on its
 quantized base, BitNet rows in 2-bit ternary storage through the W2A8
 kernels), test perplexity, trainable and total parameters.
+
+The adapter rows' learning rate: each of --lora-lr-sweep trains the qlora row and is
+scored on the valid split; the best one (lowest valid perplexity) is the qlora row and
+the rate of the other adapter rows. The test split scores only the chosen runs.
 
 Writes OUT_DIR/table3-<label>-<device>.{json,md} and, with matplotlib, .png
 (perplexity against memory). --plot FILE.json redraws the PNG of a result.
@@ -73,7 +78,7 @@ class Runner:
         c = ["--device", a.device, "--seq-len", str(a.seq_len)]
         return c
 
-    def train(self, name, model, method, steps, lr, extra=()):
+    def train(self, name, model, method, steps, lr, extra=(), eval_split="test"):
         a = self.a
         out = os.path.join(self.work, name)
         shutil.rmtree(out, ignore_errors=True)
@@ -83,7 +88,7 @@ class Runner:
         if a.tokenizer:
             args += ["--tokenizer", a.tokenizer]
         if not a.no_ppl:
-            args += ["--eval-data", a.data, "--eval-split", "test", "--eval-batches", str(a.eval_batches)]
+            args += ["--eval-data", a.data, "--eval-split", eval_split, "--eval-batches", str(a.eval_batches)]
         stdout = self.run(name, args)
         run = json.load(open(os.path.join(out, "run.json")))
         steps_rows, evals = [], []
@@ -100,9 +105,9 @@ class Runner:
             res["ppl"] = evals[-1]["eval_ppl"]
         return res
 
-    def evaluate(self, name, model, method, adapter=None):
+    def evaluate(self, name, model, method, adapter=None, split="test"):
         a = self.a
-        args = ["eval", "--model", model, "--method", method, "--data", a.data, "--split", "test",
+        args = ["eval", "--model", model, "--method", method, "--data", a.data, "--split", split,
                 "--batch-size", str(a.batch_size), "--max-batches", str(a.eval_batches)] + self.common()
         if adapter:
             args += ["--adapter", adapter]
@@ -114,20 +119,20 @@ class Runner:
     def latency(self, name, model, method, adapter=None):
         a = self.a
         prompt = ",".join(str(1 + (i * 37) % 1000) for i in range(128))
+        # One untimed run of the same prompt first (--warmup): a process's first prefill pays cuBLASLt
+        # plans, cuDNN graphs and lazily loaded kernels (250-400 ms at SmolLM2 on an H100, 2026-12-06),
+        # which a deployed model has paid long before; the timed run is the steady state.
         args = ["generate", "--model", model, "--method", method, "--prompt-ids", prompt, "--max-new-tokens", "64",
-                "--ignore-eos", "--temperature", "0", "--ids", "--device", a.device]
+                "--ignore-eos", "--temperature", "0", "--ids", "--device", a.device, "--warmup", "1"]
         if adapter:
             args += ["--adapter", adapter]
-        best = None
-        for rep in range(2):  # the first call also pays cuBLAS plans and the weights' upload
-            out = self.run(f"{name}-generate{rep}", args)
-            m = re.search(r"prefill ([0-9.]+) ms .*decode ([0-9.]+) ms/token", out)
-            if not m:
-                raise RuntimeError(f"{name}: no timing line in generate's output")
-            lat = {"prefill_ms": float(m.group(1)), "decode_ms_per_token": float(m.group(2))}
-            lat["latency_ms"] = lat["prefill_ms"] + 64 * lat["decode_ms_per_token"]
-            best = lat if best is None or lat["latency_ms"] < best["latency_ms"] else best
-        return best
+        out = self.run(f"{name}-generate", args)
+        m = re.search(r"prefill ([0-9.]+) ms .*decode ([0-9.]+) ms/token", out)
+        if not m:
+            raise RuntimeError(f"{name}: no timing line in generate's output")
+        lat = {"prefill_ms": float(m.group(1)), "decode_ms_per_token": float(m.group(2))}
+        lat["latency_ms"] = lat["prefill_ms"] + 64 * lat["decode_ms_per_token"]
+        return lat
 
     def export(self, name, args):
         self.run(name, ["export", "--overwrite"] + args)  # a rerun reuses the work folders
@@ -163,7 +168,13 @@ def main():
     ap.add_argument("--no-ppl", action="store_true", help="random weights: memory, time and latency only")
     ap.add_argument("--rows", default="full,int8-lora,nf4-lora,qlora,bitnet,qlora-bitnet,bitnet-lora")
     ap.add_argument("--label", default="", help="results name (default: the model's)")
-    ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8)")
+    ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8) "
+                    "when --lora-lr-sweep is empty (or with --no-ppl)")
+    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3",
+                    help="comma-separated adapter learning rates tried on the qlora row, scored on the valid split; "
+                    "the best is used for every adapter row ('' = just --lora-lr)")
+    ap.add_argument("--no-qlora-gc", dest="qlora_gc", action="store_false",
+                    help="train the qlora row without gradient checkpointing (the QLoRA recipe uses it)")
     ap.add_argument("--work", default="/tmp/table3")
     ap.add_argument("--out-dir", default="bench/results")
     ap.add_argument("--plot", help="only redraw the PNG of this result JSON")
@@ -179,8 +190,34 @@ def main():
     rows = set(a.rows.split(","))
     r = Runner(a)
     res = {}
+    lora_lr, swept, best_run = a.lora_lr, {}, None
     lora = ["--lora-r", "8", "--lora-alpha", "16", "--target", "all-linear"]
     log(f"{label}: {steps} steps x {a.batch_size} x {a.seq_len} tokens per method on {a.device}")
+
+    dev = device_name(a.device)
+    base = os.path.join(a.out_dir, f"table3-{label}-{dev}")
+
+    def doc_of(rows_done, final=True):
+        doc = {"model": a.model, "label": label, "device": dev, "date": datetime.date.today().isoformat(), "data": a.data,
+               "steps": steps, "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": lora_lr, "bitnet": 2e-4},
+               "adapter_lr_sweep_valid_ppl": swept or None, "qlora_grad_checkpoint": a.qlora_gc,
+               "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
+               "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
+               "latency": "ms for 64 new tokens after a 128-token prompt, batch 1, KV cache (qtrain generate --warmup 1: prefill + 64 x decode, after one untimed run)",
+               "rows": rows_done, "study_table3": STUDY}
+        if not final:
+            doc["incomplete"] = "written after each row; a run cut short keeps the rows it finished"
+        summary(doc)
+        return doc
+
+    def write(final=False):
+        doc = doc_of(res, final)
+        os.makedirs(a.out_dir, exist_ok=True)
+        json.dump(doc, open(base + ".json", "w"), indent=1)
+        open(base + ".md", "w").write(markdown(doc))
+        if final:
+            plot(doc, base + ".png")
+            log(f"wrote {base}.json / .md")
 
     def row(name, fn):
         try:
@@ -188,6 +225,7 @@ def main():
         except Exception as e:  # one failing row is reported, the table still gets written
             log(f"{name}: FAILED: {e}")
             res[name] = {"error": str(e)}
+        write()
 
     if "full" in rows:
         def full():
@@ -195,10 +233,31 @@ def main():
             t.update(r.latency("full", os.path.join(t["out"], "model"), "lora"))
             return t
         row("full", full)
+    qlora_extra = lora + (["--grad-checkpoint"] if a.qlora_gc else [])
+    sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
+    if sweep and ({"int8-lora", "nf4-lora", "qlora", "qlora-bitnet"} & rows):
+        # Chosen on the valid split, so the test perplexity stays a held-out score. The winning run is
+        # the qlora row itself (same data, steps and seed), so only the other rates cost extra runs.
+        for lr in sweep:
+            try:
+                t = r.train(f"qlora-lr{lr:g}", a.model, "qlora", steps, lr, qlora_extra, eval_split="valid")
+            except Exception as e:
+                log(f"qlora at lr {lr:g}: FAILED: {e}")
+                continue
+            swept[f"{lr:g}"] = t.get("ppl")
+            log(f"qlora at lr {lr:g}: valid perplexity {t.get('ppl')}")
+            if t.get("ppl") and (best_run is None or t["ppl"] < best_run["ppl"]):
+                lora_lr, best_run = lr, t
+        log(f"adapter learning rate {lora_lr:g} (valid perplexity by rate: {swept})")
     for m in ("int8-lora", "nf4-lora", "qlora"):
         if m in rows or (m == "qlora" and "qlora-bitnet" in rows):
             def adapter_row(m=m):
-                t = r.train(m, a.model, m, steps, a.lora_lr, lora)
+                if m == "qlora" and best_run is not None:
+                    t = dict(best_run, valid_ppl=best_run["ppl"])
+                    t["ppl"] = r.evaluate("qlora", a.model, "qlora", os.path.join(t["out"], "adapter"))
+                else:
+                    t = r.train(m, a.model, m, steps, lora_lr, qlora_extra if m == "qlora" else lora)
+                t["grad_checkpoint"] = m == "qlora" and a.qlora_gc
                 t.update(r.latency(m, a.model, m, os.path.join(t["out"], "adapter")))
                 return t
             row(m, adapter_row)
@@ -245,26 +304,13 @@ def main():
     if "bitnet-lora" in rows and "error" not in res.get("bitnet", {"error": 1}):
         def bitnet_lora():
             tern = res["bitnet"]["ternary_dir"]
-            t = r.train("bitnet-lora", tern, "bitnet-lora", steps, a.lora_lr, lora)
+            t = r.train("bitnet-lora", tern, "bitnet-lora", steps, lora_lr, lora)
             t.update(r.latency("bitnet-lora", tern, "bitnet-lora", os.path.join(t["out"], "adapter")))
             return t
         row("bitnet-lora", bitnet_lora)
 
-    dev = device_name(a.device)
-    date = datetime.date.today().isoformat()
-    doc = {"model": a.model, "label": label, "device": dev, "date": date, "data": a.data, "steps": steps,
-           "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": a.lora_lr, "bitnet": 2e-4}, "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
-           "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
-           "latency": "ms for 64 new tokens after a 128-token prompt, batch 1, KV cache (qtrain generate: prefill + 64 x decode)",
-           "rows": res, "study_table3": STUDY}
-    summary(doc)
-    os.makedirs(a.out_dir, exist_ok=True)
-    base = os.path.join(a.out_dir, f"table3-{label}-{dev}")
-    json.dump(doc, open(base + ".json", "w"), indent=1)
-    open(base + ".md", "w").write(markdown(doc))
-    plot(doc, base + ".png")
-    log(f"wrote {base}.json / .md")
-    sys.stdout.write(markdown(doc))
+    write(final=True)
+    sys.stdout.write(markdown(doc_of(res)))
 
 
 def summary(doc):
@@ -305,6 +351,17 @@ def markdown(doc):
     head = [f"### Table 3 on {doc['label']} ({doc['device']}, {doc['date']})", "",
             f"{doc['tokens_per_method']:,} training tokens per method ({doc['steps']} steps x {doc['batch_size']} x "
             f"{doc['seq_len']}); perplexity: {doc['eval'] or 'not measured (random weights)'}; latency: {doc['latency']}.", ""]
+    notes = ["**Incomplete**: " + doc["incomplete"]] if doc.get("incomplete") else []
+    if doc.get("qlora_grad_checkpoint"):
+        notes.append("The qlora row trains with gradient checkpointing (the QLoRA recipe); the other rows keep their activations")
+    lr = doc.get("lr") or {}
+    if doc.get("adapter_lr_sweep_valid_ppl"):
+        notes.append(f"adapter learning rate {lr.get('adapters'):g}, the best of the qlora row's valid-split perplexity by rate: "
+                     + ", ".join(f"{k}: {fmt(v, '{:.3f}')}" for k, v in doc["adapter_lr_sweep_valid_ppl"].items()))
+    elif isinstance(lr, dict) and lr.get("adapters"):
+        notes.append(f"adapter learning rate {lr['adapters']:g}")
+    if notes:
+        head += ["; ".join(notes) + ".", ""]
     return md_table(head, "method", [("peak GPU memory (GiB)", "peak_gib", "{:.2f}"), ("train time (s)", "train_s", "{:.1f}"),
                                      ("tok/s", "tok_s", "{:,.0f}"), ("latency (ms)", "latency_ms", "{:.1f}"),
                                      ("perplexity", "ppl", "{:.2f}"), ("trainable / total params", ("trainable", "total"), "{:,}")],

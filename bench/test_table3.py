@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Checks of bench/table3.py's run logic against a stand-in qtrain (this file, run as a program):
+the adapter learning rate is chosen on the valid split and only the chosen run is scored on the
+test split, the qlora row alone trains with gradient checkpointing, and a partial table is on disk
+after every row. Stdlib only, no GPU. Run by tests/scripts/bench_table.sh."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The stand-in's perplexities: valid by learning rate (1e-3 is best), test = valid + 0.5, so a row
+# scored on the wrong split shows. Peak memory 1 GiB with --grad-checkpoint, else 2.
+VALID = {"0.0003": 7.0, "0.001": 6.0, "0.002": 6.5}
+
+
+def fake_qtrain(argv):
+    with open(os.environ["FAKE_QTRAIN_LOG"], "a") as f:
+        f.write(json.dumps(argv) + "\n")
+    cmd, args = argv[0], argv[1:]
+    opt = {args[i]: args[i + 1] if i + 1 < len(args) else "" for i in range(len(args)) if args[i].startswith("--")}
+
+    def ppl(lr, split):
+        return VALID.get(f"{float(lr):g}", 9.0) + (0.5 if split == "test" else 0.0)
+
+    if cmd == "train":
+        out = opt["--out"]
+        if os.path.basename(out) == os.environ.get("FAKE_QTRAIN_KILL_AT"):
+            os.kill(os.getppid(), 9)  # table3.py dies mid-run, as at a device call's time limit
+            return 1
+        for d in ("adapter", "model"):
+            os.makedirs(os.path.join(out, d), exist_ok=True)
+        json.dump({"trainable_params": 10, "total_params": 100, "lr": opt["--lr"]},
+                  open(os.path.join(out, "run.json"), "w"))
+        with open(os.path.join(out, "metrics.jsonl"), "w") as m:
+            m.write(json.dumps({"step": 1, "loss": 2.0, "elapsed_s": 2.0, "tokens": 4096,
+                                "gpu_peak_gib": 1.0 if "--grad-checkpoint" in args else 2.0}) + "\n")
+            if "--eval-data" in opt:
+                m.write(json.dumps({"kind": "eval", "eval_ppl": ppl(opt["--lr"], opt["--eval-split"])}) + "\n")
+    elif cmd == "eval":
+        lr = json.load(open(os.path.join(os.path.dirname(opt["--adapter"]), "run.json")))["lr"]
+        print(json.dumps({"ppl": ppl(lr, opt["--split"])}))
+    elif cmd == "generate":
+        print("[generate] prompt 128 tokens (128 run) | prefill 1.50 ms (0.012 ms/token) | 64 new tokens, decode 2.000 ms/token | stop: length")
+    elif cmd == "export":
+        os.makedirs(opt["--out"], exist_ok=True)
+    return 0
+
+
+class Table3Run(unittest.TestCase):
+    def run_table3(self, *extra, rows="full,int8-lora,nf4-lora,qlora", kill_at="", rc=0):
+        tmp = tempfile.mkdtemp()
+        self.tmp, self.log = tmp, os.path.join(tmp, "calls.jsonl")
+        stub = os.path.join(tmp, "qtrain")
+        with open(stub, "w") as f:
+            f.write(f"#!/bin/sh\nexec {sys.executable} {os.path.abspath(__file__)} --fake-qtrain \"$@\"\n")
+        os.chmod(stub, 0o755)
+        env = dict(os.environ, FAKE_QTRAIN_LOG=self.log, FAKE_QTRAIN_KILL_AT=kill_at)
+        p = subprocess.run([sys.executable, os.path.join(HERE, "table3.py"), "--qtrain", stub, "--model", "m.gguf",
+                            "--data", "d", "--device", "cpu", "--tokens", "8192", "--rows", rows, "--work",
+                            os.path.join(tmp, "w"), "--out-dir", os.path.join(tmp, "out"), "--label", "t"] + list(extra),
+                           capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
+        def text(*path):
+            with open(os.path.join(tmp, *path)) as f:
+                return f.read()
+        self.calls = [json.loads(line) for line in text("calls.jsonl").splitlines()]
+        self.doc = json.loads(text("out", "table3-t-cpu.json"))
+        self.md = text("out", "table3-t-cpu.md")
+
+    def trains(self, name):
+        return [c for c in self.calls if c[0] == "train" and os.path.basename(c[c.index("--out") + 1]) == name]
+
+    def test_sweep_picks_the_best_valid_rate_and_scores_it_on_test(self):
+        self.run_table3()
+        self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
+        self.assertEqual(self.doc["adapter_lr_sweep_valid_ppl"], VALID)
+        ql = self.doc["rows"]["qlora"]
+        self.assertEqual(ql["valid_ppl"], 6.0)
+        self.assertEqual(ql["ppl"], 6.5)  # the test split, through qtrain eval on the chosen adapter
+        self.assertEqual(self.trains("qlora"), [], "the chosen sweep run is the qlora row; no retraining")
+        for lr in VALID:  # every sweep run evaluates on valid, never on test
+            (c,) = self.trains(f"qlora-lr{lr}")
+            self.assertEqual(c[c.index("--eval-split") + 1], "valid")
+            self.assertIn("--grad-checkpoint", c)
+        for m in ("int8-lora", "nf4-lora"):
+            (c,) = self.trains(m)
+            self.assertEqual(float(c[c.index("--lr") + 1]), 1e-3, m)
+            self.assertNotIn("--grad-checkpoint", c, m)
+            self.assertEqual(self.doc["rows"][m]["ppl"], 6.5, m)
+        (c,) = self.trains("full")
+        self.assertNotIn("--grad-checkpoint", c)
+        self.assertEqual(ql["peak_gib"], 1.0)
+        self.assertAlmostEqual(ql["latency_ms"], 1.5 + 64 * 2.0)
+        gens = [c for c in self.calls if c[0] == "generate"]
+        self.assertTrue(gens and all(c[c.index("--warmup") + 1] == "1" for c in gens), "latency is timed after a warmup")
+        self.assertAlmostEqual(self.doc["summary"]["qlora_memory_over_full"], 0.5)
+        self.assertNotIn("incomplete", self.doc)
+        self.assertIn("gradient checkpointing", self.md)
+        self.assertIn("adapter learning rate 0.001", self.md)
+
+    def test_no_sweep_and_no_gc(self):
+        self.run_table3("--lora-lr-sweep", "", "--lora-lr", "2e-3", "--no-qlora-gc", rows="qlora")
+        (c,) = self.trains("qlora")
+        self.assertEqual(float(c[c.index("--lr") + 1]), 2e-3)
+        self.assertNotIn("--grad-checkpoint", c)
+        self.assertIsNone(self.doc["adapter_lr_sweep_valid_ppl"])
+        self.assertEqual(self.doc["rows"]["qlora"]["ppl"], 7.0)
+        self.assertNotIn("gradient checkpointing", self.md)
+
+    def test_partial_table_written_after_each_row(self):
+        self.run_table3(kill_at="nf4-lora", rc=-9)
+        self.assertEqual(sorted(self.doc["rows"]), ["full", "int8-lora"])
+        self.assertIn("incomplete", self.doc)
+        self.assertIn("**Incomplete**", self.md)
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--fake-qtrain":
+        sys.exit(fake_qtrain(sys.argv[2:]))
+    sys.path.insert(0, HERE)
+    unittest.main()
