@@ -89,7 +89,7 @@ class Runner:
             args += ["--tokenizer", a.tokenizer]
         if not a.no_ppl:
             args += ["--eval-data", a.data, "--eval-split", eval_split, "--eval-batches", str(a.eval_batches)]
-        stdout = self.run(name, args)
+        self.run(name, args)
         run = json.load(open(os.path.join(out, "run.json")))
         steps_rows, evals = [], []
         for line in open(os.path.join(out, "metrics.jsonl")):
@@ -170,7 +170,7 @@ def main():
     ap.add_argument("--label", default="", help="results name (default: the model's)")
     ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8) "
                     "when --lora-lr-sweep is empty (or with --no-ppl)")
-    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3",
+    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3,4e-3",
                     help="comma-separated adapter learning rates tried on the qlora row, scored on the valid split; "
                     "the best is used for every adapter row ('' = just --lora-lr)")
     ap.add_argument("--no-qlora-gc", dest="qlora_gc", action="store_false",
@@ -191,6 +191,7 @@ def main():
     r = Runner(a)
     res = {}
     lora_lr, swept, best_run = a.lora_lr, {}, None
+    sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
     lora = ["--lora-r", "8", "--lora-alpha", "16", "--target", "all-linear"]
     log(f"{label}: {steps} steps x {a.batch_size} x {a.seq_len} tokens per method on {a.device}")
 
@@ -200,7 +201,9 @@ def main():
     def doc_of(rows_done, final=True):
         doc = {"model": a.model, "label": label, "device": dev, "date": datetime.date.today().isoformat(), "data": a.data,
                "steps": steps, "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": lora_lr, "bitnet": 2e-4},
-               "adapter_lr_sweep_valid_ppl": swept or None, "qlora_grad_checkpoint": a.qlora_gc,
+               "adapter_lr_sweep_valid_ppl": swept or None,
+               "adapter_lr_at_sweep_edge": bool(swept) and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep)),
+               "qlora_grad_checkpoint": a.qlora_gc,
                "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
                "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
                "latency": "ms for 64 new tokens after a 128-token prompt, batch 1, KV cache (qtrain generate --warmup 1: prefill + 64 x decode, after one untimed run)",
@@ -234,7 +237,6 @@ def main():
             return t
         row("full", full)
     qlora_extra = lora + (["--grad-checkpoint"] if a.qlora_gc else [])
-    sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
     if sweep and ({"int8-lora", "nf4-lora", "qlora", "qlora-bitnet"} & rows):
         # Chosen on the valid split, so the test perplexity stays a held-out score. The winning run is
         # the qlora row itself (same data, steps and seed), so only the other rates cost extra runs.
@@ -249,6 +251,9 @@ def main():
             if t.get("ppl") and (best_run is None or t["ppl"] < best_run["ppl"]):
                 lora_lr, best_run = lr, t
         log(f"adapter learning rate {lora_lr:g} (valid perplexity by rate: {swept})")
+        if best_run is not None and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep)):
+            edge = "highest" if lora_lr == max(sweep) else "lowest"
+            log(f"the best rate is the sweep's {edge}: a wider --lora-lr-sweep may find a better one")
     for m in ("int8-lora", "nf4-lora", "qlora"):
         if m in rows or (m == "qlora" and "qlora-bitnet" in rows):
             def adapter_row(m=m):

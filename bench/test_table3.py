@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The stand-in's perplexities: valid by learning rate (1e-3 is best), test = valid + 0.5, so a row
 # scored on the wrong split shows. Peak memory 1 GiB with --grad-checkpoint, else 2.
-VALID = {"0.0003": 7.0, "0.001": 6.0, "0.002": 6.5}
+VALID = {"0.0003": 7.0, "0.001": 6.0, "0.002": 6.5, "0.004": 8.0}
 
 
 def fake_qtrain(argv):
@@ -78,6 +78,7 @@ class Table3Run(unittest.TestCase):
         self.run_table3()
         self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
         self.assertEqual(self.doc["adapter_lr_sweep_valid_ppl"], VALID)
+        self.assertFalse(self.doc["adapter_lr_at_sweep_edge"])
         ql = self.doc["rows"]["qlora"]
         self.assertEqual(ql["valid_ppl"], 6.0)
         self.assertEqual(ql["ppl"], 6.5)  # the test split, through qtrain eval on the chosen adapter
@@ -101,6 +102,11 @@ class Table3Run(unittest.TestCase):
         self.assertNotIn("incomplete", self.doc)
         self.assertIn("gradient checkpointing", self.md)
         self.assertIn("adapter learning rate 0.001", self.md)
+
+    def test_best_rate_at_the_edge_is_flagged(self):
+        self.run_table3("--lora-lr-sweep", "3e-4,1e-3", rows="qlora")
+        self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
+        self.assertTrue(self.doc["adapter_lr_at_sweep_edge"])
 
     def test_no_sweep_and_no_gc(self):
         self.run_table3("--lora-lr-sweep", "", "--lora-lr", "2e-3", "--no-qlora-gc", rows="qlora")
