@@ -294,10 +294,6 @@ int64_t Model::trainable_params() const {
   return n;
 }
 
-bool Model::parks(int l) const {
-  return opt_.offload_checkpoints && opt_.device == Device::CUDA && opt_.layer_keep(l) == LayerKeep::None;
-}
-
 uint64_t Model::dropout_seed(int l, int k) const {
   // splitmix-style mixing: distinct per (run seed, step, layer, module).
   uint64_t z = opt_.seed * 0x9E3779B97F4A7C15ull ^ (step_counter_ << 20) ^ (uint64_t(l + 1) << 8) ^ uint64_t(k);
@@ -348,7 +344,7 @@ LossSum Model::forward(const TokenBatch& b, float grad_scale) {
     if (training_ && keep == LayerKeep::None) release_adapter_state(l);  // the recompute saves it again
     // Without backward only the current residual is needed.
     if (!training_) xs_[size_t(l)] = Tensor();
-    if (training_ && parks(l)) {
+    if (training_ && opt_.parks(l)) {
       if (!parking_) parking_ = std::make_shared<HostParking>();
       parking_->park(l, xs_[size_t(l)].raw(), xs_[size_t(l)].nbytes());
       park_done();

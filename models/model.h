@@ -3,6 +3,7 @@
 // recomputed with gradient checkpointing), and a callback fires as soon as a
 // layer's parameter gradients are final so dist/ can start reducing them.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,6 +55,10 @@ struct ModelOptions {
     if (grad_checkpoint || l < recompute_layers) return LayerKeep::None;
     return l < recompute_layers + pointwise_layers ? LayerKeep::GemmOutputs : LayerKeep::All;
   }
+  // Layers of n_layer recomputed whole in backward (grad_checkpoint: all of them).
+  int recomputed_layers(int n_layer) const { return grad_checkpoint ? n_layer : std::min(recompute_layers, n_layer); }
+  // Whether a training forward parks layer l's input in host memory (offload_checkpoints, on the GPU).
+  bool parks(int l) const { return offload_checkpoints && device == Device::CUDA && layer_keep(l) == LayerKeep::None; }
   float int8_threshold = 6.f;  // int8-lora: LLM.int8 outlier threshold (0 = no outlier columns)
   int64_t bitnet_warmup = 0;   // bitnet: steps over which quantization blends in (0 = from the first step)
   bool bitnet_subln = true;    // bitnet: an RMSNorm on each BitLinear's input (SubLN)
@@ -272,7 +277,6 @@ class Model {
   // Offloaded checkpoints: parked_[l] says xs_[l] sits in parking_'s slot l between forward and backward.
   std::shared_ptr<HostParking> parking_;
   std::vector<bool> parked_;
-  bool parks(int l) const;  // whether a training forward parks layer l's input
   Tensor ids_, targets_, lnf_, dlnf_;
 };
 

@@ -70,7 +70,7 @@ MemoryPlan estimate(const ModelFootprint& f, const ModelConfig& cfg, const Model
     kept += k == LayerKeep::All ? layer_all : k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
     gemm_kept += k == LayerKeep::GemmOutputs ? layer_gemm : 0.0;
     recomputes |= k == LayerKeep::None;
-    parked += k == LayerKeep::None && opt.offload_checkpoints && dev == Device::CUDA;
+    parked += opt.parks(l);
   }
   // Parked layer inputs (offloaded checkpoints, Model::forward) live in host memory; at most two
   // are on the GPU beside the others at once (one being copied out or fetched ahead, one in use).
@@ -148,11 +148,9 @@ std::string memory_advice(const ModelConfig& cfg, const ModelOptions& opt, int b
   }
   if (!opt.offload_checkpoints && opt.device == Device::CUDA) {
     ModelOptions ck = opt;
-    bool all_recomputed = true;
-    for (int l = 0; l < cfg.n_layer; ++l) all_recomputed &= opt.layer_keep(l) == LayerKeep::None;
     ck.grad_checkpoint = ck.offload_checkpoints = true;
     if (fits(estimate(f, cfg, ck, batch, seq), budget))
-      ways.push_back(std::string(all_recomputed ? "" : "--grad-checkpoint ") +
+      ways.push_back(std::string(opt.recomputed_layers(cfg.n_layer) == cfg.n_layer ? "" : "--grad-checkpoint ") +
                      "--offload-checkpoints (the recomputed layers' inputs wait in host memory)");
   }
   if (b < 1) {

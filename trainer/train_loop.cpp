@@ -128,12 +128,11 @@ RunMemory plan_run_memory(const TrainConfig& cfg, Device device, const ModelConf
     r.plan = {{"memory_budget_gib", gib(budget->bytes)},
               {"estimate_gib", gib(c.memory.total())},
               {"layers", mc.n_layer},
-              {"recompute_layers", c.options.grad_checkpoint ? mc.n_layer : c.options.recompute_layers},
+              {"recompute_layers", c.options.recomputed_layers(mc.n_layer)},
               {"pointwise_layers", c.options.grad_checkpoint ? 0 : c.options.pointwise_layers}};
   }
   if (mo.offload_checkpoints) {
-    int parked = 0;
-    for (int l = 0; l < mc.n_layer; ++l) parked += mo.layer_keep(l) == LayerKeep::None;
+    const int parked = mo.recomputed_layers(mc.n_layer);
     if (!gpu)
       spdlog::warn("--offload-checkpoints is for the GPU; on the CPU it changes nothing");
     else if (parked == 0)

@@ -14,8 +14,6 @@ namespace qtrain::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
-// The F32 logits scratch per chunk: loss_chunk_rows (kernels/loss.h) sizes it to the batch;
-// QT_LOSS_CHUNK_MIB=n fixes it at n MiB instead (for measuring).
 
 // One block per row. `row` has ld floats; the BF16 gradient row it becomes has
 // ld*2 elements (same bytes). Tile by tile: read a tile of F32 values, barrier,
@@ -89,6 +87,8 @@ double lm_head_cross_entropy(Tensor dx, Tensor dw, Tensor x, Tensor w, Tensor ta
   const bf16* xb = as_bf16(x, Scratch::LossX);
   const bf16* wb = as_bf16(w, Scratch::LossW);
   int64_t ld = (V + 7) / 8 * 8;  // 32-byte aligned F32 rows (and 16-byte BF16 rows)
+  // The F32 logits scratch per chunk: loss_chunk_rows (kernels/loss.h) sizes it to the batch;
+  // QT_LOSS_CHUNK_MIB=n fixes it at n MiB instead (for measuring).
   static const size_t fixed = env_mib("QT_LOSS_CHUNK_MIB", 0);
   const int64_t R = loss_chunk_rows(N, V, fixed);
   float* logits = static_cast<float*>(ctx.scratch(Scratch::Loss, size_t(R) * size_t(ld) * 4));
