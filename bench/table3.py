@@ -190,7 +190,7 @@ def main():
     rows = set(a.rows.split(","))
     r = Runner(a)
     res = {}
-    lora_lr, swept, best_run = a.lora_lr, {}, None
+    lora_lr, swept, best_run, at_edge = a.lora_lr, {}, None, False
     sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
     lora = ["--lora-r", "8", "--lora-alpha", "16", "--target", "all-linear"]
     log(f"{label}: {steps} steps x {a.batch_size} x {a.seq_len} tokens per method on {a.device}")
@@ -198,29 +198,28 @@ def main():
     dev = device_name(a.device)
     base = os.path.join(a.out_dir, f"table3-{label}-{dev}")
 
-    def doc_of(rows_done, final=True):
+    def write(final=False):
+        """The table so far to base.json / .md (and, when final, .png); returns the markdown."""
         doc = {"model": a.model, "label": label, "device": dev, "date": datetime.date.today().isoformat(), "data": a.data,
                "steps": steps, "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": lora_lr, "bitnet": 2e-4},
                "adapter_lr_sweep_valid_ppl": swept or None,
-               "adapter_lr_at_sweep_edge": bool(swept) and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep)),
+               "adapter_lr_at_sweep_edge": at_edge,
                "qlora_grad_checkpoint": a.qlora_gc,
                "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
                "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
                "latency": "ms for 64 new tokens after a 128-token prompt, batch 1, KV cache (qtrain generate --warmup 1: prefill + 64 x decode, after one untimed run)",
-               "rows": rows_done, "study_table3": STUDY}
+               "rows": res, "study_table3": STUDY}
         if not final:
             doc["incomplete"] = "written after each row; a run cut short keeps the rows it finished"
         summary(doc)
-        return doc
-
-    def write(final=False):
-        doc = doc_of(res, final)
         os.makedirs(a.out_dir, exist_ok=True)
         json.dump(doc, open(base + ".json", "w"), indent=1)
-        open(base + ".md", "w").write(markdown(doc))
+        md = markdown(doc)
+        open(base + ".md", "w").write(md)
         if final:
             plot(doc, base + ".png")
             log(f"wrote {base}.json / .md")
+        return md
 
     def row(name, fn):
         try:
@@ -251,7 +250,8 @@ def main():
             if t.get("ppl") and (best_run is None or t["ppl"] < best_run["ppl"]):
                 lora_lr, best_run = lr, t
         log(f"adapter learning rate {lora_lr:g} (valid perplexity by rate: {swept})")
-        if best_run is not None and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep)):
+        at_edge = best_run is not None and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep))
+        if at_edge:
             edge = "highest" if lora_lr == max(sweep) else "lowest"
             log(f"the best rate is the sweep's {edge}: a wider --lora-lr-sweep may find a better one")
     for m in ("int8-lora", "nf4-lora", "qlora"):
@@ -314,8 +314,7 @@ def main():
             return t
         row("bitnet-lora", bitnet_lora)
 
-    write(final=True)
-    sys.stdout.write(markdown(doc_of(res)))
+    sys.stdout.write(write(final=True))
 
 
 def summary(doc):
@@ -363,7 +362,7 @@ def markdown(doc):
     if doc.get("adapter_lr_sweep_valid_ppl"):
         notes.append(f"adapter learning rate {lr.get('adapters'):g}, the best of the qlora row's valid-split perplexity by rate: "
                      + ", ".join(f"{k}: {fmt(v, '{:.3f}')}" for k, v in doc["adapter_lr_sweep_valid_ppl"].items()))
-    elif isinstance(lr, dict) and lr.get("adapters"):
+    elif lr.get("adapters"):
         notes.append(f"adapter learning rate {lr['adapters']:g}")
     if notes:
         head += ["; ".join(notes) + ".", ""]
