@@ -4,8 +4,9 @@
 //   decode (M = 1, 4, 8): the dp4a GEMV over the 2-bit weight (activation
 //          quantization included) vs the BF16 product; its bytes / time as % of
 //          the copy kernel's bandwidth;
-//   train (M = 8192): forward = codes -> int8, x -> int8, int8 tensor-core GEMM
-//          + F32 epilogue; input gradient = codes -> BF16 + BF16 GEMM (STE).
+//   train (M = 8192): forward = x -> int8, then the fused wgmma kernel (K <=
+//          1536) or codes -> int8 + int8 tensor-core GEMM + F32 epilogue (the
+//          latter timed at every shape as w2a8_general_fwd_ms); input gradient = codes -> BF16 + BF16 GEMM (STE).
 //   bench_ternary_kernels [--out results.json]
 #include <cstdio>
 #include <ctime>
@@ -84,8 +85,9 @@ int main(int argc, char** argv) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   json out{{"device", cuda_device_name()}, {"date", date}, {"copy_GBps", bw}, {"rows", rows},
            {"note", "BitNet b1.58 W2A8: 2-bit ternary codes + per-tensor scale, int8 per-token activations. decode = "
-                    "dp4a GEMV (activation quantization included); train fwd = codes -> int8 + cuBLASLt int8 GEMM + "
-                    "F32 epilogue; bwd = codes -> BF16 + BF16 GEMM. Ratios are to cuBLASLt BF16 on a ready BF16 weight."}};
+                    "dp4a GEMV (activation quantization included); train fwd = x -> int8, then where fused (K <= 1536, "
+                    "sm_90a) one wgmma kernel on the codes, else codes -> int8 + cuBLASLt int8 GEMM + F32 epilogue "
+                    "(w2a8_general_fwd_ms: that path at every shape); bwd = codes -> BF16 + BF16 GEMM. Ratios are to cuBLASLt BF16 on a ready BF16 weight."}};
   if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
   return 0;
 }

@@ -39,12 +39,13 @@ QT_OP(void, unpack_ternary, (Tensor out, const TernaryTensor& w))
 // with dp4a; more rows as below.
 QT_OP(void, ternary_matmul, (Tensor y, Tensor x, const TernaryTensor& w))
 constexpr int64_t kTernaryGemvMaxRows = 8;
-// Past kTernaryGemvMaxRows, a weight of these shapes takes one fused product on
-// CUDA (kernels/cuda/ternary_gemm.cu: no int32 matrix through memory, but
-// mma.sync, whose int8 rate on Hopper is below cuBLASLt's, so it pays only
-// while K is short: SmolLM2's 576) and others the int8 levels + cuBLASLt int8
-// GEMM + epilogue; both give the same values. QT_W2A8_FUSED=0 turns it off.
-constexpr int64_t kTernaryGemmMaxCols = 768;
+// Past kTernaryGemvMaxRows, a weight of these shapes takes the fused product on
+// CUDA (kernels/cuda/ternary_gemm.cu, sm_90a: x quantized, then wgmma on codes
+// decoded in shared memory, no int32 matrix through memory; x's int8 rows sit
+// whole in shared memory, hence the cap: SmolLM2's 576 and 1536) and others the
+// int8 levels + cuBLASLt int8 GEMM + epilogue, which is as fast from K = 4096
+// (LLaMA-7B); both give the same values. QT_W2A8_FUSED=0 turns it off.
+constexpr int64_t kTernaryGemmMaxCols = 1536;
 inline bool ternary_gemm_fused_shape(int64_t rows, int64_t cols) {
   return cols > 0 && cols % 64 == 0 && cols <= kTernaryGemmMaxCols && rows % 8 == 0;
 }

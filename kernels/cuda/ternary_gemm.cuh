@@ -5,9 +5,10 @@
 namespace qtrain::cuda {
 
 // y = the W2A8 product of kernels/ternary.h, bit for bit the general path's,
-// when ternary_gemm_fused_shape(w.rows, w.cols) and x and y are F32 or BF16
-// and 16-byte aligned; false (nothing launched) otherwise. x rows are kept
-// whole in shared memory as int8: 64 x (K + 16) bytes.
+// when ternary_gemm_fused_shape(w.rows, w.cols), x and y are F32 or BF16 (x
+// 16-byte and y 8-byte aligned) and the GPU runs the kernel's sm_90a code;
+// false (nothing launched) otherwise. A block keeps 64 x rows whole in shared
+// memory as int8: 64 K bytes, plus 48 KB of weight stages.
 bool ternary_gemm(Tensor y, Tensor x, const TernaryTensor& w);
 
 }  // namespace qtrain::cuda
