@@ -99,6 +99,7 @@ step() {  # step NAME TIMEOUT CMD...: runs with a time limit, logs to $OUT/NAME.
 }
 
 cd "$SRC"  # tests find ../shared and tests/fixtures relative to the source dir
+export BIN OUT SHARED
 step test_cuda ${TEST_TIMEOUT:-150} "$BIN/test_cuda" --gtest_brief=${TEST_BRIEF:-1} ${TEST_FILTER:+--gtest_filter=$TEST_FILTER}
 MODELS=/tmp/models
 step make_models 90 bash -c "python3 bench/make_random_model.py $MODELS/gpt2-medium --shape gpt2-medium && \
@@ -172,6 +173,8 @@ on loftq && step loftq ${LOFTQ_TIMEOUT:-420} bash -c "$BIN/bench_loftq_init --de
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
 # BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
 on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"
+# qtrain generate --warmup with the decode step as a CUDA graph: the same tokens as without it.
+on warmup_gpu && step warmup_gpu 90 bash tests/scripts/gpu_generate_warmup.sh "$BIN/qtrain"
 # The seeds' Table 3 (bench/table3.py): GPT-2-medium shape (random weights: memory, time, latency) and,
 # when the pretrained SmolLM2-135M GGUF is at $SMOL_GGUF (carried in pieces), on it with perplexity.
 on table3_gpt2m && step table3_gpt2m ${T3_GPT2M_TIMEOUT:-420} bash -c "{ [ -f $MODELS/gpt2-medium/config.json ] || python3 bench/make_random_model.py \
@@ -197,6 +200,8 @@ on gpu_memory && step gpu_memory 240 bash tests/scripts/gpu_memory.sh "$BIN/qtra
 on memory_budget && step memory_budget ${MB_TIMEOUT:-420} bash tests/scripts/gpu_memory_budget.sh "$BIN/qtrain" "$SRC" "$OUT"
 on peft_mem7b && step peft_mem7b 240 bash bench/peft_memory_7b.sh "$BIN/qtrain"
 on mem7b && step mem7b 150 bash bench/qlora_memory.sh "$BIN/qtrain" "$OUT" llama-7b 1
+# A one-off command with this machine's environment ($BIN, $OUT, $SHARED, the libraries): EXTRA="...".
+on extra && step extra ${EXTRA_TIMEOUT:-150} bash -c "$EXTRA"
 on quant_bnb && step quant_bnb 150 python3 bench/quant_kernels_bnb.py "$OUT/quant_kernels_bnb.json"
 # KV-cache decoding, ms/token at batch 1 and 8 after a 128-token prompt, beside HF generate (bench/decode_hf.py).
 # At LLaMA-7B: the base alone (--lora-r 0: what HF's anchors run, and a merged adapter's cost) and with an
