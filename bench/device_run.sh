@@ -174,7 +174,7 @@ on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.
 # BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
 on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"
 # qtrain generate --warmup with the decode step as a CUDA graph: the same tokens as without it.
-on warmup_gpu && step warmup_gpu 90 bash tests/scripts/gpu_generate_warmup.sh "$BIN/qtrain"
+on warmup_gpu && step warmup_gpu 90 bash tests/scripts/gpu_generate_warmup.sh "$BIN/qtrain" "$SRC"
 # The seeds' Table 3 (bench/table3.py): GPT-2-medium shape (random weights: memory, time, latency) and,
 # when the pretrained SmolLM2-135M GGUF is at $SMOL_GGUF (carried in pieces), on it with perplexity.
 on table3_gpt2m && step table3_gpt2m ${T3_GPT2M_TIMEOUT:-420} bash -c "{ [ -f $MODELS/gpt2-medium/config.json ] || python3 bench/make_random_model.py \
