@@ -14,7 +14,7 @@
 // F32 operations of quantize_rows_kernel in int8_matmul.cu), the row's sum of
 // codes and absmax / 127: quantizing inside the GEMM blocks instead, every
 // column split of a row block quantizing its rows again, measured 45 / 76 / 75
-// us against this kernel's 25-29 / 49-54 / 63-69 (H100, 2026-12-06). Then a
+// us against this kernel's 28 / 52 / 65 (H100, 2026-12-06). Then a
 // block is two warpgroups and 64 x rows (tokens), their int8 codes whole in
 // shared memory (cp.async) in the wgmma core-matrix layout (8 rows x 16 bytes,
 // K-adjacent core matrices 128 bytes apart):
