@@ -170,7 +170,7 @@ def main():
     ap.add_argument("--label", default="", help="results name (default: the model's)")
     ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8) "
                     "when --lora-lr-sweep is empty (or with --no-ppl)")
-    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3,4e-3",
+    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3,4e-3,8e-3",
                     help="comma-separated adapter learning rates tried on the qlora row, scored on the valid split; "
                     "the best is used for every adapter row ('' = just --lora-lr)")
     ap.add_argument("--no-qlora-gc", dest="qlora_gc", action="store_false",
