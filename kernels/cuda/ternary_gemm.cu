@@ -44,6 +44,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/ternary_gemm.cuh"
+#include "kernels/cuda/vec.cuh"
 #include "kernels/cuda/wgmma.cuh"
 #include "kernels/quant/decode.h"
 
@@ -69,10 +70,7 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
 template <class TX>
 __device__ __forceinline__ void load8(const TX* x, int64_t i, float (&v)[8]) {
   if constexpr (std::is_same_v<TX, bf16>) {
-    const int4 q = *reinterpret_cast<const int4*>(x + i);
-    const uint32_t w[4] = {uint32_t(q.x), uint32_t(q.y), uint32_t(q.z), uint32_t(q.w)};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+    bf16x8_to_f32(*reinterpret_cast<const int4*>(x + i), v);
   } else {
     const float4 a = *reinterpret_cast<const float4*>(x + i), b = *reinterpret_cast<const float4*>(x + i + 4);
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
