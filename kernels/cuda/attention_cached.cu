@@ -18,9 +18,9 @@
 //    one warp per head takes the tile's max and exponentials (online softmax
 //    across tiles);
 //  - phase 2: every thread adds p * V for its keys to its own accumulators;
-//    at the end the key rows are summed (shuffles, then a fixed tree over
-//    warps in shared memory: deterministic, so a replayed graph gives the
-//    eager step's numbers bit for bit).
+//    at the end the key rows are summed (shuffles, then over the warps in
+//    shared memory in a fixed order: deterministic, so a replayed graph gives
+//    the eager step's numbers bit for bit).
 // Long contexts also split the keys of a row over up to kMaxSplits blocks
 // (flash-decoding) when there are too few rows to fill the GPU: each split
 // writes its (max, sum, unnormalized output) to scratch, and the last split to
@@ -92,6 +92,11 @@ struct Chunk {
   }
 };
 
+// The warps' sums meet in shared memory at once where all of them fit beside the
+// rest (32 KB up to 4 heads a block); 8 heads keep the pairwise tree (half of it).
+template <int GB>
+constexpr bool kOneShotSum = GB <= 4;
+
 // Keys a thread prefetches per tile: 128 bytes of K and of V in flight per
 // thread, halved for 8 heads per block (their q and accumulators take 128
 // registers); 2 on the element-wise path, which only odd shapes take.
@@ -143,7 +148,7 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
 
   __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
   __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
-  __shared__ float s_red[kWarps / 2][GB][kMaxLanes * kElems];    // the tree over warps
+  __shared__ float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
   if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;  // read after the first tile's barrier
 
   // 32-bit offsets within a batch row (the host checks Tc * Hkv * D fits):
@@ -226,53 +231,74 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
     __syncthreads();  // s_p is the next tile's
   }
 
-  // Sum over key rows: the rows of a warp by shuffles, then warps pairwise.
+  // Sum over key rows: the rows of a warp by shuffles, then over the warps.
   for (int o = lpr; o < 32; o <<= 1)
 #pragma unroll
     for (int g = 0; g < GB; ++g)
 #pragma unroll
       for (int e = 0; e < kElems; ++e) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
   const bool row0 = lane < lpr;  // the lanes of the warp's first key row hold its sum
-  for (int half = kWarps / 2; half; half >>= 1) {
-    if (row0 && warp >= half && warp < 2 * half)
-#pragma unroll
-      for (int g = 0; g < GB; ++g)
-#pragma unroll
-        for (int e = 0; e < kElems; ++e) s_red[warp - half][g][d0 + e] = acc[g][e];
-    __syncthreads();
-    if (row0 && warp < half)
-#pragma unroll
-      for (int g = 0; g < GB; ++g)
-#pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[g][e] += s_red[warp][g][d0 + e];
-    __syncthreads();
-  }
-  // Warp 0's first row now holds the block's sums.
   auto out_row = [&](int g) { return ((int64_t(b) * Tq + t) * Hq + h0 + g) * D; };
-  if (active == 1) {
-    if (warp == 0 && row0)
-#pragma unroll
-      for (int g = 0; g < GB; ++g)
-        if (g < ng) {
-          const float inv = 1.f / s_l[g];
-#pragma unroll
-          for (int e = 0; e < kElems; ++e)
-            if (e < nd) out.st(out_row(g) + d0 + e, acc[g][e] * inv);
-        }
-    return;
-  }
-
-  // Split: this block's partial (m, l, acc[D]) per head, then the last one in combines.
   const int64_t slot = D + 2;
-  float* mine = part + (int64_t(row) * S + split) * GB * slot;
-  if (warp == 0 && row0)
+  float* mine = part + (int64_t(row) * S + split) * GB * slot;  // a split's partial (m, l, acc[D]) per head
+  if constexpr (kOneShotSum<GB>) {
+    // Every warp's sum in shared memory at once, then each output element summed over the warps
+    // in order by one thread, which writes it: one barrier where the pairwise tree took six.
 #pragma unroll
-    for (int g = 0; g < GB; ++g) {
-      if (c == 0) mine[g * slot] = s_m[g], mine[g * slot + 1] = s_l[g];
+    for (int g = 0; g < GB; ++g)
 #pragma unroll
       for (int e = 0; e < kElems; ++e)
-        if (e < nd) mine[g * slot + 2 + d0 + e] = acc[g][e];
+        if (row0) s_red[warp][g][d0 + e] = acc[g][e];
+    __syncthreads();
+    for (int i = tid; i < ng * D; i += kThreads) {
+      const int g = i / D, d = i % D;
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) v += s_red[w][g][d];
+      if (active == 1)
+        out.st(out_row(g) + d, v * (1.f / s_l[g]));
+      else
+        mine[g * slot + 2 + d] = v;
     }
+    if (active == 1) return;
+    if (tid < GB) mine[tid * slot] = s_m[tid], mine[tid * slot + 1] = s_l[tid];
+  } else {
+    for (int half = kWarps / 2; half; half >>= 1) {
+      if (row0 && warp >= half && warp < 2 * half)
+#pragma unroll
+        for (int g = 0; g < GB; ++g)
+#pragma unroll
+          for (int e = 0; e < kElems; ++e) s_red[warp - half][g][d0 + e] = acc[g][e];
+      __syncthreads();
+      if (row0 && warp < half)
+#pragma unroll
+        for (int g = 0; g < GB; ++g)
+#pragma unroll
+          for (int e = 0; e < kElems; ++e) acc[g][e] += s_red[warp][g][d0 + e];
+      __syncthreads();
+    }
+    // Warp 0's first row now holds the block's sums.
+    if (active == 1) {
+      if (warp == 0 && row0)
+#pragma unroll
+        for (int g = 0; g < GB; ++g)
+          if (g < ng) {
+            const float inv = 1.f / s_l[g];
+#pragma unroll
+            for (int e = 0; e < kElems; ++e)
+              if (e < nd) out.st(out_row(g) + d0 + e, acc[g][e] * inv);
+          }
+      return;
+    }
+    if (warp == 0 && row0)
+#pragma unroll
+      for (int g = 0; g < GB; ++g) {
+        if (c == 0) mine[g * slot] = s_m[g], mine[g * slot + 1] = s_l[g];
+#pragma unroll
+        for (int e = 0; e < kElems; ++e)
+          if (e < nd) mine[g * slot + 2 + d0 + e] = acc[g][e];
+      }
+  }
   __threadfence();  // the partial is visible device-wide before the counter moves
   __syncthreads();
   __shared__ bool s_last;
