@@ -148,6 +148,10 @@ int main(int argc, char** argv) {
         for (const KernelTime& k : ks) busy += k.total_ms / n, calls += double(k.calls) / n;
         std::printf("  profile %s B=%d: %s%.0f kernels/step, %.3f ms GPU busy of %.3f ms per step\n", method.c_str(), B,
                     why.empty() ? "" : (why + " ").c_str(), calls, busy, wall);
+        // With programmatic dependent launch a kernel starts while the one before it runs and waits
+        // inside itself, and CUPTI counts that wait in its time (busy can exceed the step).
+        if (decode_pdl())
+          std::printf("    (PDL on: each time includes the wait for the kernel before it; QT_DECODE_PDL=0 for their own times)\n");
         for (size_t i = 0; i < ks.size() && i < 14; ++i)
           std::printf("    %7.1f/step %8.2f us  %-10s %.90s\n", double(ks[i].calls) / n, 1e3 * ks[i].total_ms / double(ks[i].calls),
                       ks[i].klass.c_str(), ks[i].name.c_str());
