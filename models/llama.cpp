@@ -54,7 +54,7 @@ class LlamaModel : public Model {
     return {.kept = {C, q, kv, kv, q, C, C, F, F, F},        // LlamaActs: h1, q, k, v, att, x2, h2, gate, up, s
             .kept_f32 = {1, 1, int64_t(cfg_.n_head)},       // rstd1, rstd2, lse
             .pointwise = {C, C, F},                         // h1, h2, s
-            .backward = {F, F, F, C, C, q, q, kv, kv, C}};  // ds, dgate, dup, dh2, dtmp, datt, dq, dk, dv, dh1
+            .backward = {F, F, F, C, q, q, kv, kv, C}};  // ds, dgate, dup, dh2, datt, dq, dk, dv, dh1
   }
   int64_t layer_saved_bytes(int l) const override { return acts_[size_t(l)].bytes(); }
   WeightSlot& token_embedding() override { return *embed_; }
@@ -139,9 +139,7 @@ class LlamaModel : public Model {
     Tensor dh2 = act(C);
     b.gate->backward(dh2, dgate, a.h2);
     b.up->backward(dh2, dup, a.h2, true);
-    Tensor dtmp = act(C);
-    rmsnorm_backward(dtmp, b.ln2->grad, dh2, a.x2, b.ln2->value, a.rstd2);
-    add_inplace(dx, dtmp);  // dx = d(x2)
+    rmsnorm_backward(dx, b.ln2->grad, dh2, a.x2, b.ln2->value, a.rstd2, true);  // dx += it: dx = d(x2)
     // x2 = x + o(attn(rope(q(h1)), rope(k(h1)), v(h1))), h1 = rmsnorm(x)
     Tensor datt = act(Hq * Dh);
     b.o->backward(datt, dx, a.att);
@@ -160,8 +158,7 @@ class LlamaModel : public Model {
     b.q->backward(dh1, dq, a.h1);
     b.k->backward(dh1, dk, a.h1, true);
     b.v->backward(dh1, dv, a.h1, true);
-    rmsnorm_backward(dtmp, b.ln1->grad, dh1, x, b.ln1->value, a.rstd1);
-    add_inplace(dx, dtmp);
+    rmsnorm_backward(dx, b.ln1->grad, dh1, x, b.ln1->value, a.rstd1, true);
     a = LlamaActs();
   }
 

@@ -101,7 +101,7 @@ void layernorm_forward(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w,
 }
 
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean,
-                        Tensor rstd) {
+                        Tensor rstd, bool accumulate_dx) {
   const RowsCols m = check_norm(x, w, "layernorm x", "layernorm w");
   const int64_t N = m.rows, C = m.cols;
   check_like(dx, x, "layernorm dx");
@@ -110,7 +110,8 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
   check_len(rstd, x, N, "layernorm rstd");
   check_optional_len(dw, x, C, "layernorm dw");
   check_optional_len(db, x, C, "layernorm db");
-  QT_DISPATCH_CUDA(x, layernorm_backward, dx, dw, db, dout, x, w, mean, rstd);
+  QT_CHECK(!accumulate_dx || dx.raw() != dout.raw(), "layernorm_backward: accumulating into dx that is dout");
+  QT_DISPATCH_CUDA(x, layernorm_backward, dx, dw, db, dout, x, w, mean, rstd, accumulate_dx);
   cpu::check_f32(x, "layernorm x");
   cpu::check_f32(dx, "layernorm dx");
   cpu::check_f32(dout, "layernorm dout");
@@ -145,7 +146,8 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, 
     float* o = pdx + n * C;
     for (int64_t j = 0; j < C; ++j) {
       const float xhat = (xr[j] - mu) * r;
-      o[j] = r * (dr[j] * pw[j] - mg - xhat * mgx);
+      const float v = r * (dr[j] * pw[j] - mg - xhat * mgx);
+      o[j] = accumulate_dx ? o[j] + v : v;
     }
   }
 }
@@ -189,14 +191,15 @@ void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, 
   rmsnorm_forward(out, rstd, x, w, eps);
 }
 
-void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd, bool accumulate_dx) {
   const RowsCols m = check_norm(x, w, "rmsnorm x", "rmsnorm w");
   const int64_t N = m.rows, C = m.cols;
   check_like(dx, x, "rmsnorm dx");
   check_like(dout, x, "rmsnorm dout");
   check_len(rstd, x, N, "rmsnorm rstd");
   check_optional_len(dw, x, C, "rmsnorm dw");
-  QT_DISPATCH_CUDA(x, rmsnorm_backward, dx, dw, dout, x, w, rstd);
+  QT_CHECK(!accumulate_dx || dx.raw() != dout.raw(), "rmsnorm_backward: accumulating into dx that is dout");
+  QT_DISPATCH_CUDA(x, rmsnorm_backward, dx, dw, dout, x, w, rstd, accumulate_dx);
   cpu::check_f32(x, "rmsnorm x");
   cpu::check_f32(dx, "rmsnorm dx");
   cpu::check_f32(dout, "rmsnorm dout");
@@ -219,7 +222,10 @@ void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Ten
     for (int64_t j = 0; j < C; ++j) sgx += double(dr[j]) * pw[j] * xr[j];
     const float k = float(sgx / double(C) * double(r) * r * r);
     float* o = pdx + n * C;
-    for (int64_t j = 0; j < C; ++j) o[j] = r * (dr[j] * pw[j]) - xr[j] * k;
+    for (int64_t j = 0; j < C; ++j) {
+      const float v = r * (dr[j] * pw[j]) - xr[j] * k;
+      o[j] = accumulate_dx ? o[j] + v : v;
+    }
   }
 }
 

@@ -138,22 +138,34 @@ __global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, f
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w
 // (RMSNorm: no mean(g) term, and xhat = x * rstd).
-// dw/db partials: with kPerWarp every warp sums into its own [C] rows of
-// shared memory, where each column belongs to one lane, so plain adds do (a
+// dw/db partials: with kPerWarp every warp sums into its own rows of shared
+// memory, where each column belongs to one lane, so plain adds do (a
 // shared-memory atomic per element made this kernel 10x slower than its
 // memory traffic); the block then adds the warps' rows. Rows too wide for
-// kWarps copies share one [C] row with atomics.
+// kWarps copies share one row with atomics.
+// The rows are stored transposed by vector slot (acc_slot): a lane owns
+// Vec::N adjacent columns, so column-major lanes 8 apart would share a bank
+// (8-way conflicts on every add: 93 us for a GPT-2-medium 8192 x 1024 row
+// set on an H200, 5x its traffic); slot-major, the lanes' k-th elements are
+// adjacent words.
+template <class T>
+__device__ __forceinline__ int64_t acc_slot(int64_t c, int64_t S) {
+  return (c % Vec<T>::N) * S + c / Vec<T>::N;
+}
+
 template <class T, bool kRms, bool kPerWarp>
 __global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout, const T* x, FloatPtr w,
-                                     const float* mean_in, const float* rstd_in, int64_t N, int64_t C, bool vec) {
-  extern __shared__ float acc[];  // per copy: [C] dw partials, then [C] db partials
+                                     const float* mean_in, const float* rstd_in, int64_t N, int64_t C, bool vec,
+                                     bool accumulate) {
+  extern __shared__ float acc[];  // per copy: [N*S] dw partials, then [N*S] db partials (acc_slot order)
+  const int64_t S = (C + Vec<T>::N - 1) / Vec<T>::N, row = S * Vec<T>::N;
   const int nacc = (dw ? 1 : 0) + (db ? 1 : 0);
   const int copies = kPerWarp ? kWarps : 1;
-  for (int64_t i = threadIdx.x; i < copies * nacc * C; i += blockDim.x) acc[i] = 0.f;
+  for (int64_t i = threadIdx.x; i < copies * nacc * row; i += blockDim.x) acc[i] = 0.f;
   __syncthreads();
-  float* mine = acc + (kPerWarp ? int64_t(threadIdx.x >> 5) * nacc * C : 0);
+  float* mine = acc + (kPerWarp ? int64_t(threadIdx.x >> 5) * nacc * row : 0);
   float* acc_w = dw ? mine : nullptr;
-  float* acc_b = db ? mine + (dw ? C : 0) : nullptr;
+  float* acc_b = db ? mine + (dw ? row : 0) : nullptr;
   int lane = threadIdx.x & 31;
   for (int64_t r = blockIdx.x * int64_t(kWarps) + (threadIdx.x >> 5); r < N; r += int64_t(gridDim.x) * kWarps) {
     const T* xr = x + r * C;
@@ -185,25 +197,34 @@ __global__ void norm_backward_kernel(T* dx, float* dw, float* db, const T* dout,
         float xhat = (xv.v[k] - mean) * rstd;
         float g = gv.v[k] * w.ld(c);
         if (i + k < C) {
+          const int64_t j = k * S + i / Vec<T>::N;  // acc_slot(i + k), i a multiple of N
           if constexpr (kPerWarp) {
-            if (acc_w) acc_w[c] += gv.v[k] * xhat;
-            if (acc_b) acc_b[c] += gv.v[k];
+            if (acc_w) acc_w[j] += gv.v[k] * xhat;
+            if (acc_b) acc_b[j] += gv.v[k];
           } else {
-            if (acc_w) atomicAdd(acc_w + c, gv.v[k] * xhat);
-            if (acc_b) atomicAdd(acc_b + c, gv.v[k]);
+            if (acc_w) atomicAdd(acc_w + j, gv.v[k] * xhat);
+            if (acc_b) atomicAdd(acc_b + j, gv.v[k]);
           }
         }
         xv.v[k] = rstd * (g - mg - xhat * mgx);
+      }
+      if (accumulate) {  // dx += the norm's gradient, rounded once
+        Vec<T> prev;
+        prev.load(dx + r * C, i, C, vec);
+#pragma unroll
+        for (int k = 0; k < Vec<T>::N; ++k) xv.v[k] += prev.v[k];
       }
       xv.store(dx + r * C, i, C, vec);
     }
   }
   __syncthreads();
   for (int64_t c = threadIdx.x; c < nacc * C; c += blockDim.x) {
+    const bool is_w = dw && c < C;
+    const int64_t col = is_w || !dw ? c : c - C;
+    const int64_t j = (is_w || !dw ? 0 : row) + acc_slot<T>(col, S);
     float sum = 0.f;
-    for (int k = 0; k < copies; ++k) sum += acc[int64_t(k) * nacc * C + c];
-    float* dst = dw && c < C ? dw + c : db + (c - (dw ? C : 0));
-    atomicAdd(dst, sum);
+    for (int k = 0; k < copies; ++k) sum += acc[int64_t(k) * nacc * row + j];
+    atomicAdd((is_w ? dw : db) + col, sum);
   }
 }
 
@@ -252,20 +273,31 @@ void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor 
 }
 
 template <class T, bool kRms>
-void backward_t(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd) {
+void backward_t(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd,
+                bool accumulate) {
   int64_t C = x.size(-1), N = x.numel() / C;
   float* pdw = dw.defined() ? (check_cuda_dtype(dw, DType::F32, "norm dw"), dw.f32()) : nullptr;
   float* pdb = db.defined() ? (check_cuda_dtype(db, DType::F32, "norm db"), db.f32()) : nullptr;
-  const size_t row_bytes = size_t((pdw ? C : 0) + (pdb ? C : 0)) * sizeof(float);
+  const int64_t padded = (C + Vec<T>::N - 1) / Vec<T>::N * Vec<T>::N;  // a row in acc_slot order
+  const size_t row_bytes = size_t((pdw ? padded : 0) + (pdb ? padded : 0)) * sizeof(float);
   const bool per_warp = row_bytes * kWarps <= Context::get().max_smem_optin();
   const size_t smem = per_warp ? row_bytes * kWarps : row_bytes;
   QT_CHECK(smem <= Context::get().max_smem_optin(), "norm backward: row too wide for shared memory");
   auto kernel = per_warp ? norm_backward_kernel<T, kRms, true> : norm_backward_kernel<T, kRms, false>;
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   bool vec = vec_ok<T>(C, {x.raw(), dout.raw(), dx.raw()});
-  kernel<<<norm_grid(N), 32 * kWarps, smem, stream()>>>(
+  // With weight gradients every block zeroes, sums and adds out its partial rows: one wave of
+  // resident blocks (a second, partial wave would be that fixed cost again for few rows).
+  int grid = norm_grid(N);
+  if (smem > 0) {
+    int per_sm = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * kWarps, smem));
+    grid = std::min(grid, std::max(1, per_sm) * Context::get().sm_count());
+  }
+  kernel<<<grid, 32 * kWarps, smem, stream()>>>(
       static_cast<T*>(dx.raw()), pdw, pdb, static_cast<const T*>(dout.raw()), static_cast<const T*>(x.raw()),
-      fptr(w, "norm w"), kRms ? nullptr : stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"), N, C, vec);
+      fptr(w, "norm w"), kRms ? nullptr : stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"), N, C, vec,
+      accumulate);
   CUDA_CHECK_LAUNCH("norm_backward");
 }
 
@@ -309,21 +341,22 @@ void add_rmsnorm_forward(Tensor out, Tensor rstd, Tensor x, Tensor r, Tensor w, 
   forward<true>(out, Tensor(), rstd, x, r, w, Tensor(), eps, "add_rmsnorm_forward");
 }
 
-void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd) {
+void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dout, Tensor x, Tensor w, Tensor mean, Tensor rstd,
+                        bool accumulate_dx) {
   by_dtype<false>(x, [&](auto t) {
     using T = decltype(t);
     check_rows(x, dx, "layernorm_backward dx");
     check_rows(x, dout, "layernorm_backward dout");
-    backward_t<T, false>(dx, dw, db, dout, x, w, mean, rstd);
+    backward_t<T, false>(dx, dw, db, dout, x, w, mean, rstd, accumulate_dx);
   });
 }
 
-void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd) {
+void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dout, Tensor x, Tensor w, Tensor rstd, bool accumulate_dx) {
   by_dtype<true>(x, [&](auto t) {
     using T = decltype(t);
     check_rows(x, dx, "rmsnorm_backward dx");
     check_rows(x, dout, "rmsnorm_backward dout");
-    backward_t<T, true>(dx, dw, Tensor(), dout, x, w, Tensor(), rstd);
+    backward_t<T, true>(dx, dw, Tensor(), dout, x, w, Tensor(), rstd, accumulate_dx);
   });
 }
 

@@ -45,6 +45,14 @@ TEST_P(CudaNorm, LayerNormForwardBackward) {
   Pair dx2 = pair(Tensor::zeros({N, C}, DType::F32), dt);
   layernorm_backward(dx2.gpu, Tensor(), Tensor(), dout.gpu, x.gpu, w.gpu, mean_g, rstd_g);
   EXPECT_CLOSE(dx2.gpu, dx.cpu, tol_for(dt));
+
+  // dx += the gradient (the residual stream's), with the weight gradients too.
+  Pair acc = randn_pair({N, C}, 7, dt);
+  layernorm_backward(acc.cpu, dw.cpu, db.cpu, dout.cpu, x.cpu, w.cpu, mean_c, rstd_c, true);
+  layernorm_backward(acc.gpu, dw.gpu, db.gpu, dout.gpu, x.gpu, w.gpu, mean_g, rstd_g, true);
+  EXPECT_CLOSE(acc.gpu, acc.cpu, tol_for(dt));
+  EXPECT_CLOSE(dw.gpu, dw.cpu, 1e-4);
+  EXPECT_CLOSE(db.gpu, db.cpu, 1e-4);
 }
 
 TEST_P(CudaNorm, RmsNormForwardBackward) {
@@ -67,10 +75,16 @@ TEST_P(CudaNorm, RmsNormForwardBackward) {
   rmsnorm_backward(dx.gpu, dw.gpu, dout.gpu, x.gpu, w.gpu, rstd_g);
   EXPECT_CLOSE(dx.gpu, dx.cpu, tol_for(dt));
   EXPECT_CLOSE(dw.gpu, dw.cpu, 1e-4);
+
+  Pair acc = randn_pair({N, C}, 15, dt);  // dx += the gradient
+  rmsnorm_backward(acc.cpu, Tensor(), dout.cpu, x.cpu, w.cpu, rstd_c, true);
+  rmsnorm_backward(acc.gpu, Tensor(), dout.gpu, x.gpu, w.gpu, rstd_g, true);
+  EXPECT_CLOSE(acc.gpu, acc.cpu, tol_for(dt));
 }
 
 // 768/576/4096: GPT-2, SmolLM2, LLaMA-7B widths (16-byte vector path);
 // 100 and 7: widths no vector divides (scalar fallback); 9000: dw/db need >48 KB shared.
+// 5000 x 1024 and 2100 x 1000: several rows per warp in backward.
 // Fewer rows than SMs take the block-per-row forward (decode steps; 9000 is too
 // wide for it), 300 and 257 rows the warp-per-row one.
 // The fused residual add: x's stored sum and the norm are the same bits as add_inplace then the norm
@@ -117,7 +131,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
                                            NormCase{3, 9000, DType::BF16}, NormCase{1, 4096, DType::BF16},
                                            NormCase{1, 576, DType::BF16}, NormCase{2, 5000, DType::BF16}, NormCase{3, 1001, DType::F32},
                                            NormCase{300, 4096, DType::BF16}, NormCase{257, 100, DType::BF16},
-                                           NormCase{200, 768, DType::F32}));
+                                           NormCase{200, 768, DType::F32},
+                                           // More rows than a wave of warps: each warp sums several rows
+                                           // into its slot-ordered dw/db partials (GPT-2-medium's width).
+                                           NormCase{5000, 1024, DType::BF16}, NormCase{2100, 1000, DType::F32}));
 
 }  // namespace
 }  // namespace qtrain::testing

@@ -47,6 +47,12 @@ TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   auto dw2 = dw.to_vector();
   for (size_t i = 0; i < dw1.size(); ++i) EXPECT_FLOAT_EQ(dw2[i], 2 * dw1[i]);
   EXPECT_EQ(dx2.to_vector(), dx.to_vector());
+
+  // accumulate_dx: dx += the gradient (the residual stream's), no other change.
+  Tensor prior = randn({N, C}, 5), acc = prior.clone();
+  layernorm_backward(acc, Tensor(), Tensor(), r, x, w, mean, rstd, true);
+  const auto p = prior.to_vector(), a = acc.to_vector(), g = dx.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(a[i], p[i] + g[i]);
 }
 
 TEST(RMSNorm, ForwardAndGradsMatchPyTorch) {
@@ -81,4 +87,10 @@ TEST(RMSNorm, BackwardMatchesFiniteDifferences) {
   Tensor dx2 = Tensor::empty({N, C}, DType::F32);
   rmsnorm_backward(dx2, Tensor(), r, x, w, rstd);
   EXPECT_EQ(dx2.to_vector(), dx.to_vector());
+
+  // accumulate_dx: dx += the gradient.
+  Tensor prior = randn({N, C}, 8), acc = prior.clone();
+  rmsnorm_backward(acc, Tensor(), r, x, w, rstd, true);
+  const auto p = prior.to_vector(), a = acc.to_vector(), g = dx.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(a[i], p[i] + g[i]);
 }
