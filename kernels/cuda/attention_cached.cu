@@ -240,7 +240,8 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   const bool row0 = lane < lpr;  // the lanes of the warp's first key row hold its sum
   auto out_row = [&](int g) { return ((int64_t(b) * Tq + t) * Hq + h0 + g) * D; };
   const int64_t slot = D + 2;
-  float* mine = part + (int64_t(row) * S + split) * GB * slot;  // a split's partial (m, l, acc[D]) per head
+  // A split's partial (m, l, acc[D]) per head; with one split there is no scratch (part is null).
+  float* const mine = active > 1 ? part + (int64_t(row) * S + split) * GB * slot : nullptr;
   if constexpr (kOneShotSum<GB>) {
     // Every warp's sum in shared memory at once, then each output element summed over the warps
     // in order by one thread, which writes it: one barrier where the pairwise tree took six.
