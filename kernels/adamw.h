@@ -17,6 +17,8 @@ struct AdamWParams {
 };
 
 // p, g, m, v: F32 [n], same device. m and v are updated in place.
-QT_OP(void, adamw_step, (Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp))
+// p_bf16 (optional, BF16 [n]): receives the updated p rounded, in the same pass (the
+// GPU's products of a full fine-tune read it instead of rounding p at every use).
+QT_OP(void, adamw_step, (Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp, Tensor p_bf16 = Tensor()))
 
 }  // namespace qtrain

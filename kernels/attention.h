@@ -39,4 +39,22 @@ QT_OP(void, kv_cache_write, (Tensor cache, Tensor src, SeqPos pos))
 QT_OP(void, attention_backward, (Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                                  Tensor out, Tensor lse))
 
+// The same attention on a fused projection's output, as GPT-2's c_attn makes it:
+// qkv [B,T,3*Hq*D] holds q | k | v side by side in each row (no grouped heads).
+// out [B,T,Hq,D], lse as attention_forward. Backward overwrites dqkv [B,T,3*Hq*D].
+// On the GPU with cuDNN, its SDPA reads q, k, v (and writes dq, dk, dv) in place
+// through strides; otherwise (the CPU reference, qtrain's own kernels) the
+// columns are split into q, k, v and attention_forward/backward run on them.
+void attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv);
+void attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse);
+
+#ifdef QTRAIN_HAS_CUDA
+namespace cuda {
+// cuDNN on the packed layout: true when it ran; false when the caller must split
+// (--attention own, no cuDNN, F32 tensors, or no plan for the shape).
+bool attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv);
+bool attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse);
+}  // namespace cuda
+#endif
+
 }  // namespace qtrain

@@ -12,6 +12,11 @@ namespace qtrain {
 // operands (mixed allowed), F32 accumulation, c in BF16 or F32.
 QT_OP(void, gemm, (Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha = 1.f, float beta = 0.f))
 
+// y[N,out] = x[N,in] @ w[out,in]^T + bias[out]: a biased Linear's product.
+// CPU: gemm then add_bias. CUDA: the bias is added in the GEMM's epilogue, in
+// F32 before y is rounded (no pass over y), as BF16 when y is BF16 (cuBLASLt's
+// bias has D's type).
+QT_OP(void, gemm_bias, (Tensor y, Tensor x, Tensor w, Tensor bias))
 // y[N,out] += bias[out]
 QT_OP(void, add_bias, (Tensor y, Tensor bias))
 // dbias[out] += sum over rows of dy[N,out]

@@ -6,8 +6,17 @@ namespace qtrain {
 
 void BaseWeight::accumulate_weight_grad(Tensor dw, Tensor dy, Tensor x) const { gemm(dw, dy, x, true, false, 1.f, 1.f); }
 
-void DenseWeight::forward(Tensor y, Tensor x) const { gemm(y, x, w_, false, true); }
+void BaseWeight::forward_bias(Tensor y, Tensor x, Tensor bias) const {
+  forward(y, x);
+  add_bias(y, bias);
+}
 
-void DenseWeight::backward_input(Tensor dx, Tensor dy, float beta) const { gemm(dx, dy, w_, false, false, 1.f, beta); }
+void DenseWeight::forward(Tensor y, Tensor x) const { gemm(y, x, operand(), false, true); }
+
+void DenseWeight::forward_bias(Tensor y, Tensor x, Tensor bias) const { gemm_bias(y, x, operand(), bias); }
+
+void DenseWeight::backward_input(Tensor dx, Tensor dy, float beta) const {
+  gemm(dx, dy, operand(), false, false, 1.f, beta);
+}
 
 }  // namespace qtrain

@@ -17,6 +17,8 @@ class BaseWeight {
   virtual int64_t in_features() const = 0;
   // y[N,out] = x[N,in] @ W^T (overwrites y)
   virtual void forward(Tensor y, Tensor x) const = 0;
+  // y = x W^T + bias[out]: forward, then add_bias; the dense weight adds it in its GEMM's epilogue.
+  virtual void forward_bias(Tensor y, Tensor x, Tensor bias) const;
   // dx[N,in] = dy[N,out] @ W, overwritten (beta 0) or accumulated (beta 1)
   virtual void backward_input(Tensor dx, Tensor dy, float beta) const = 0;
   // W as a dense F32 host tensor [out, in] (export, merge, tests).
@@ -47,17 +49,22 @@ class BaseWeight {
 // F32 master copy; otherwise it is a frozen copy in the compute dtype.
 class DenseWeight : public BaseWeight {
  public:
-  explicit DenseWeight(Tensor w) : w_(std::move(w)) {}
+  // compute: where a full fine-tune's BF16 copy of `w` appears (Param::compute,
+  // once ParamSet::enable_compute_copy ran); the products read it when defined.
+  explicit DenseWeight(Tensor w, const Tensor* compute = nullptr) : w_(std::move(w)), compute_(compute) {}
   int64_t out_features() const override { return w_.size(0); }
   int64_t in_features() const override { return w_.size(1); }
   void forward(Tensor y, Tensor x) const override;
+  void forward_bias(Tensor y, Tensor x, Tensor bias) const override;
   void backward_input(Tensor dx, Tensor dy, float beta) const override;
   Tensor dense_f32() const override { return w_.to(Device::CPU, DType::F32); }
   size_t bytes() const override { return w_.nbytes(); }
   const Tensor& tensor() const { return w_; }
 
  private:
+  const Tensor& operand() const { return compute_ && compute_->defined() ? *compute_ : w_; }
   Tensor w_;
+  const Tensor* compute_;
 };
 
 }  // namespace qtrain

@@ -12,9 +12,9 @@ namespace qtrain {
 namespace {
 
 struct Gpt2Acts {
-  Tensor ln1, mean1, rstd1, q, k, v, att, lse, x2, ln2, mean2, rstd2, fc, g;
+  Tensor ln1, mean1, rstd1, qkv, att, lse, x2, ln2, mean2, rstd2, fc, g;
   int64_t bytes() const {
-    return int64_t(bytes_of({&ln1, &mean1, &rstd1, &q, &k, &v, &att, &lse, &x2, &ln2, &mean2, &rstd2, &fc, &g}));
+    return int64_t(bytes_of({&ln1, &mean1, &rstd1, &qkv, &att, &lse, &x2, &ln2, &mean2, &rstd2, &fc, &g}));
   }
 };
 
@@ -66,11 +66,11 @@ class Gpt2Model : public Model {
 
   LayerColumns layer_columns() const override {
     const int64_t C = cfg_.d_model, F = cfg_.d_ff;
-    return {.kept = {C, C, C, C, C, C, C, F, F},  // Gpt2Acts: ln1, q, k, v, att, x2, ln2, fc, g
+    return {.kept = {C, 3 * C, C, C, C, F, F},  // Gpt2Acts: ln1, qkv, att, x2, ln2, fc, g
             .kept_f32 = {1, 1, 1, 1, int64_t(cfg_.n_head)},  // mean1, rstd1, mean2, rstd2, lse
             .pointwise = {C, C, F},                           // ln1, ln2, g
-            // dg, dfc, dln2, dtmp, datt, dq, dk, dv, dqkv, dln1
-            .backward = {F, F, C, C, C, C, C, C, 3 * C, C}};
+            // dg, dfc, dln2, datt, dqkv, dln1
+            .backward = {F, F, C, C, 3 * C, C}};
   }
   int64_t layer_saved_bytes(int l) const override { return acts_[size_t(l)].bytes(); }
 
@@ -85,19 +85,21 @@ class Gpt2Model : public Model {
     auto stat = [&] { return Tensor::empty({N}, DType::F32, dev); };
     a.ln1 = act(C), a.mean1 = stat(), a.rstd1 = stat();
     layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
-    {  // the fused projection's output only feeds q, k, v: backward never reads it, so it is not kept
-      Tensor qkv = act(3 * C);
-      b.c_attn->forward(qkv, a.ln1, train, dropout_seed(l, 0));
-      if (gemm_only) a.ln1 = Tensor();
-      a.q = act(C), a.k = act(C), a.v = act(C);
-      copy_cols(a.q, qkv, 0);
-      copy_cols(a.k, qkv, C);
-      copy_cols(a.v, qkv, 2 * C);
-    }
+    a.qkv = act(3 * C);
+    b.c_attn->forward(a.qkv, a.ln1, train, dropout_seed(l, 0));
+    if (gemm_only) a.ln1 = Tensor();
     Shape bthd{B_, T_, H, D};
     a.att = act(C);
     a.lse = Tensor::empty({B_, H, T_}, DType::F32, dev);
-    attend(l, a.att.view(bthd), a.lse, a.q.view(bthd), a.k.view(bthd), a.v.view(bthd));
+    if (mode_ == ForwardMode::Decode) {  // the KV cache takes k and v as their own tensors
+      Tensor q = act(C), k = act(C), v = act(C);
+      copy_cols(q, a.qkv, 0);
+      copy_cols(k, a.qkv, C);
+      copy_cols(v, a.qkv, 2 * C);
+      attend(l, a.att.view(bthd), a.lse, q.view(bthd), k.view(bthd), v.view(bthd));
+    } else {  // attention reads q, k, v where the fused projection put them (kept for backward)
+      attention_forward_qkv(a.att.view(bthd), a.lse, a.qkv.view({B_, T_, 3 * C}));
+    }
     a.x2 = act(C);
     b.c_proj->forward(a.x2, a.att, train, dropout_seed(l, 1));
     a.ln2 = act(C), a.mean2 = stat(), a.rstd2 = stat();
@@ -140,28 +142,22 @@ class Gpt2Model : public Model {
     }
     Tensor dln2 = act(C);
     b.c_fc->backward(dln2, dfc, a.ln2);
-    Tensor dtmp = act(C);
-    layernorm_backward(dtmp, b.ln2_w->grad, b.ln2_b->grad, dln2, a.x2, b.ln2_w->value, a.mean2, a.rstd2);
-    add_inplace(dx, dtmp);  // dx is now d(x2)
+    // dx += the norm's gradient: dx is now d(x2)
+    layernorm_backward(dx, b.ln2_w->grad, b.ln2_b->grad, dln2, a.x2, b.ln2_w->value, a.mean2, a.rstd2, true);
     // x2 = x + c_proj(attn(ln1(x)))
     Tensor datt = act(C);
     b.c_proj->backward(datt, dx, a.att);
     Shape bthd{B_, T_, H, D};
-    Tensor dq = act(C), dk = act(C), dv = act(C);
-    attention_backward(dq.view(bthd), dk.view(bthd), dv.view(bthd), datt.view(bthd), a.q.view(bthd),
-                       a.k.view(bthd), a.v.view(bthd), a.att.view(bthd), a.lse);
-    Tensor dqkv = Tensor::zeros({N, 3 * C}, act_dtype_, dev);
-    add_cols(dqkv, dq, 0);
-    add_cols(dqkv, dk, C);
-    add_cols(dqkv, dv, 2 * C);
+    Tensor dqkv = act(3 * C);
+    attention_backward_qkv(dqkv.view({B_, T_, 3 * C}), datt.view(bthd), a.qkv.view({B_, T_, 3 * C}),
+                           a.att.view(bthd), a.lse);
     if (!a.ln1.defined()) {
       a.ln1 = act(C);
       layernorm_forward(a.ln1, a.mean1, a.rstd1, x, b.ln1_w->value, b.ln1_b->value, cfg_.norm_eps);
     }
     Tensor dln1 = act(C);
     b.c_attn->backward(dln1, dqkv, a.ln1);
-    layernorm_backward(dtmp, b.ln1_w->grad, b.ln1_b->grad, dln1, x, b.ln1_w->value, a.mean1, a.rstd1);
-    add_inplace(dx, dtmp);
+    layernorm_backward(dx, b.ln1_w->grad, b.ln1_b->grad, dln1, x, b.ln1_w->value, a.mean1, a.rstd1, true);
     a = Gpt2Acts();
   }
 

@@ -16,10 +16,11 @@ void Linear::declare_trainable(ParamSet& ps) {
 
 void Linear::bind(ParamSet& ps, const std::function<std::unique_ptr<BaseWeight>(Tensor master)>& wrap) {
   if (!trainable()) return;
-  weight_ = wrap ? wrap(ps[w_param_].value) : std::make_unique<DenseWeight>(ps[w_param_].value);
+  weight_ = wrap ? wrap(ps[w_param_].value) : std::make_unique<DenseWeight>(ps[w_param_].value, &ps[w_param_].compute);
   dw_ = ps[w_param_].grad;
   if (has_bias_) {
     bias_ = ps[b_param_].value;
+    bias_compute_ = &ps[b_param_].compute;
     db_ = ps[b_param_].grad;
   }
 }
@@ -39,13 +40,17 @@ void Linear::forward(Tensor y, Tensor x, bool train, uint64_t dropout_seed) {
     xb = Tensor::empty(x2.shape(), x2.dtype(), x2.device());
     adapter_->scale_input(xb, x2);
   }
-  weight_->forward(y2, xb);
-  finish_forward(y2, x2, train, dropout_seed);
+  const bool with_base = bias_with_base();
+  if (with_base)
+    weight_->forward_bias(y2, xb, epilogue_bias());
+  else
+    weight_->forward(y2, xb);
+  finish_forward(y2, x2, train, dropout_seed, with_base);
 }
 
-void Linear::finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed) {
+void Linear::finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed, bool bias_done) {
   const bool bias_first = !adapter_ || adapter_->sees_bias();
-  if (bias_.defined() && bias_first) add_bias(y2, bias_);
+  if (bias_.defined() && bias_first && !bias_done) add_bias(y2, bias_);
   if (adapter_) adapter_->forward(y2, x2, *weight_, train, dropout_seed);
   if (bias_.defined() && !bias_first) add_bias(y2, bias_);
 }
@@ -68,10 +73,18 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   for (const Linear* l : ls)
     if (const Quant4Tensor* q = ls.size() <= size_t(kGemv4MaxShared) ? l->weight_->as_4bit_gemv(x2) : nullptr)
       qs.push_back(q);
+  // The bias with the base product where forward would put it there (the dense GEMM's epilogue).
+  std::vector<char> bias_done(ls.size(), 0);
   if (qs.size() == ls.size()) {
     matmul_4bit_shared(y2, x2, qs);
   } else {
-    for (size_t i = 0; i < ls.size(); ++i) ls[i]->weight_->forward(y2[i], x2);
+    for (size_t i = 0; i < ls.size(); ++i) {
+      bias_done[i] = ls[i]->bias_with_base();
+      if (bias_done[i])
+        ls[i]->weight_->forward_bias(y2[i], x2, ls[i]->epilogue_bias());
+      else
+        ls[i]->weight_->forward(y2[i], x2);
+    }
   }
   // The adapters: plain LoRA outside training as one lora_decode_shared when the factors allow it.
   std::vector<Tensor> as, bs;
@@ -93,8 +106,8 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   for (size_t i = 0; i < ls.size(); ++i) {
     Linear& l = *ls[i];
     if (!shared) {
-      l.finish_forward(y2[i], x2, train, dropout_seeds[i]);
-    } else if (l.bias_.defined()) {
+      l.finish_forward(y2[i], x2, train, dropout_seeds[i], bias_done[i]);
+    } else if (l.bias_.defined() && !bias_done[i]) {
       add_bias(y2[i], l.bias_);  // plain LoRA sees the bias: it comes first
     }
   }

@@ -60,14 +60,21 @@ class Linear {
   void backward(Tensor dx, Tensor dy, Tensor x, bool accumulate = false);
 
  private:
-  // forward past the base product: bias and adapter, in the order the adapter wants.
-  void finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed);
+  // Whether the bias goes in with the base product (forward_bias: the dense GEMM's epilogue),
+  // that is, before the adapter.
+  bool bias_with_base() const { return bias_.defined() && (!adapter_ || adapter_->sees_bias()); }
+  // The bias as the base product's epilogue reads it: its BF16 compute copy when there is one.
+  const Tensor& epilogue_bias() const { return bias_compute_ && bias_compute_->defined() ? *bias_compute_ : bias_; }
+  // forward past the base product: the bias unless it went in with it, and the adapter, in the
+  // order the adapter wants.
+  void finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed, bool bias_done);
   std::string name_;
   int64_t in_, out_;
   bool has_bias_;
   int layer_;
   std::unique_ptr<BaseWeight> weight_;
   Tensor bias_;
+  const Tensor* bias_compute_ = nullptr;  // Param::compute of a trainable bias
   size_t w_param_ = SIZE_MAX, b_param_ = SIZE_MAX;
   Tensor dw_, db_;
   std::unique_ptr<Adapter> adapter_;

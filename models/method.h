@@ -58,6 +58,9 @@ struct Method {
   // for the memory estimate before loading (trainer/memory_plan.h); unset = 16 (BF16).
   std::function<double(const ModelOptions&)> base_bits;
   bool quantizes_base() const { return bool(make_base); }
+  // Trainable plain dense weights, whose GPU products read BF16 copies of the F32
+  // masters (ParamSet::enable_compute_copy, 2 bytes more a parameter).
+  bool uses_compute_copy() const { return trains_base && !wrap_trainable; }
 };
 
 // Adds a method; a second method of the same name is an internal error.

@@ -1,5 +1,7 @@
 #include "models/params.h"
 
+#include "kernels/elementwise.h"
+
 namespace qtrain {
 
 size_t ParamSet::declare(const std::string& name, const Shape& shape, bool decay, int layer) {
@@ -28,6 +30,18 @@ void ParamSet::allocate(Device device) {
     p.value = values_.flat(p.offset, p.offset + n).view(p.shape);
     p.grad = grads_.flat(p.offset, p.offset + n).view(p.shape);
   }
+}
+
+void ParamSet::enable_compute_copy() {
+  QT_CHECK(allocated(), "ParamSet::enable_compute_copy before allocate");
+  if (!values_.is_cuda() || compute_.defined()) return;
+  compute_ = Tensor::empty(values_.shape(), DType::BF16, values_.device());
+  for (auto& p : params_) p.compute = compute_.flat(p.offset, p.offset + p.value.numel()).view(p.shape);
+  sync_compute_copy();
+}
+
+void ParamSet::sync_compute_copy() {
+  if (compute_.defined()) convert(compute_, values_);
 }
 
 const Param* ParamSet::find(const std::string& name) const {

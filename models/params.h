@@ -18,6 +18,7 @@ struct Param {
   int64_t offset = 0;   // element offset inside the flat buffers
   Tensor value;         // views into the flat buffers (set by ParamSet::allocate)
   Tensor grad;
+  Tensor compute;       // BF16 copy of value (enable_compute_copy), else undefined
 };
 
 class ParamSet {
@@ -35,12 +36,19 @@ class ParamSet {
   int64_t numel() const { return numel_; }
   Tensor values() const { return values_; }
   Tensor grads() const { return grads_; }
+  // A BF16 copy of every value on the GPU, for products that would round the F32
+  // masters at each use (a full fine-tune's weights: forward and backward each
+  // rounded every weight again). AdamW writes it with each update; anything else
+  // that changes values after this must call sync_compute_copy(). No-op on the CPU.
+  void enable_compute_copy();
+  void sync_compute_copy();
+  Tensor compute_values() const { return compute_; }
   void zero_grads() { grads_.zero_(); }
 
  private:
   std::vector<Param> params_;
   int64_t numel_ = 0;
-  Tensor values_, grads_;
+  Tensor values_, grads_, compute_;
 };
 
 }  // namespace qtrain

@@ -56,6 +56,9 @@ MemoryPlan estimate(const ModelFootprint& f, const ModelConfig& cfg, const Model
   p.weights = double(f.frozen_linear) * base_bits(method, opt) / 8 + double(f.frozen_slots) * act +
               double(f.trained_linear) * act;
   p.optimizer = double(f.trainable) * 4 * 4;  // value, gradient, AdamW m and v, all F32
+  // The BF16 copies of a full fine-tune's values that the GPU's products read (the Linears' are
+  // counted as trained_linear above).
+  if (dev == Device::CUDA && method.uses_compute_copy()) p.optimizer += double(f.trainable - f.trained_linear) * 2;
   const double residual = tensor_bytes({cfg.d_model}, N, act, dev);  // each layer's input (Model::xs_)
   // What the adapters save (LoRA's x A^T, a dropped input and its mask, DoRA's unscaled output, ...).
   const double adapter_kept = tensor_bytes(f.adapter_cols, N, act, dev) + N * double(f.adapter_bytes);

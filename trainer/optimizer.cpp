@@ -32,11 +32,11 @@ void AdamW::step(ParamSet& params, float lr, float grad_scale) {
   hp.eps = config_.eps;
   hp.step = int(steps_);
   hp.grad_scale = grad_scale;
-  Tensor p = params.values(), g = params.grads();
+  Tensor p = params.values(), g = params.grads(), pc = params.compute_values();
   for (const Run& r : runs_) {
     hp.weight_decay = r.decay ? config_.weight_decay : 0.f;
     adamw_step(p.flat(r.begin, r.end), g.flat(r.begin, r.end), m_.flat(r.begin, r.end), v_.flat(r.begin, r.end),
-               hp);
+               hp, pc.defined() ? pc.flat(r.begin, r.end) : Tensor());
   }
 }
 

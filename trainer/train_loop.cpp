@@ -268,6 +268,10 @@ int run_training(const TrainConfig& cfg) {
                     " stands: nothing to train. Give --steps above " + std::to_string(step));
       spdlog::info("resumed from {} at step {}", dir, step);
     }
+    // A full fine-tune's GPU products read BF16 copies of the weights that AdamW writes with each
+    // update, instead of rounding every F32 master at every use. Made here, after every write of
+    // the values (load, resume) and before step 1.
+    if (model->method().uses_compute_copy()) model->params().enable_compute_copy();
     std::unique_ptr<MetricsWriter> metrics;
     if (rank0 && cfg.resume.empty() && cfg.overwrite) remove_earlier_results(cfg.out);  // only now: inputs passed
     if (rank0) metrics = std::make_unique<MetricsWriter>(cfg.out, cfg.resume.empty() ? -1 : step);

@@ -8,18 +8,23 @@
 #include <cmath>
 
 #include "kernels/cpu/reference_math.h"
+#include "kernels/elementwise.h"
 #include "kernels/dispatch.h"
 #include "kernels/op_checks.h"
 
 namespace qtrain {
 
-void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
+void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp, Tensor p_bf16) {
   // Both backends: flat buffers of p's size on p's device, a 1-based step.
   check_numel_like(g, p, "adamw_step g");
   check_numel_like(m, p, "adamw_step m");
   check_numel_like(v, p, "adamw_step v");
   QT_CHECK(hp.step >= 1, "adamw_step: step is 1-based, got " + std::to_string(hp.step));
-  QT_DISPATCH_CUDA(p, adamw_step, p, g, m, v, hp);
+  if (p_bf16.defined()) {
+    check_numel_like(p_bf16, p, "adamw_step p_bf16");
+    QT_CHECK(p_bf16.dtype() == DType::BF16, "adamw_step p_bf16: expected BF16");
+  }
+  QT_DISPATCH_CUDA(p, adamw_step, p, g, m, v, hp, p_bf16);
   for (const Tensor* t : {&p, &g, &m, &v}) cpu::check_f32(*t, "adamw_step");
   const int64_t n = p.numel();
   const double lr = hp.lr, b1 = hp.beta1, b2 = hp.beta2;
@@ -41,6 +46,7 @@ void adamw_step(Tensor p, Tensor g, Tensor m, Tensor v, const AdamWParams& hp) {
     const float denom = std::sqrt(pv[i]) / bc2_sqrt + eps;
     pp[i] += neg_step_size * (pm[i] / denom);
   }
+  if (p_bf16.defined()) convert(p_bf16, p);
 }
 
 }  // namespace qtrain

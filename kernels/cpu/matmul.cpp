@@ -16,11 +16,13 @@ std::string gemm_shapes(const Tensor& c, const Tensor& a, const Tensor& b, bool 
   return "gemm: c " + shape_str(c.shape()) + ", a " + shape_str(a.shape()) + (trans_a ? "^T" : "") + ", b " +
          shape_str(b.shape()) + (trans_b ? "^T" : "");
 }
-}  // namespace
 
-void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
-  // Both backends: every operand a matrix (leading dims flattened) on c's
-  // device, op(a) [M,K] @ op(b) [K,N] into c [M,N].
+// Both backends: every operand a matrix (leading dims flattened) on c's
+// device, op(a) [M,K] @ op(b) [K,N] into c [M,N].
+struct GemmDims {
+  int64_t M, N, K, lda, ldb;
+};
+GemmDims check_gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const RowsCols cm = check_rows_cols(c, "gemm c"), am = check_rows_cols(a, "gemm a"), bm = check_rows_cols(b, "gemm b");
   check_on(a, c, "gemm a");
   check_on(b, c, "gemm b");
@@ -28,6 +30,12 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
   const int64_t K = trans_a ? am.rows : am.cols;
   QT_CHECK((trans_a ? am.cols : am.rows) == M, gemm_shapes(c, a, b, trans_a, trans_b));
   QT_CHECK((trans_b ? bm.cols : bm.rows) == K && (trans_b ? bm.rows : bm.cols) == N, gemm_shapes(c, a, b, trans_a, trans_b));
+  return {M, N, K, am.cols, bm.cols};
+}
+}  // namespace
+
+void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+  const auto [M, N, K, lda, ldb] = check_gemm(c, a, b, trans_a, trans_b);
   QT_DISPATCH_CUDA(c, gemm, c, a, b, trans_a, trans_b, alpha, beta);
   cpu::check_f32(c, "gemm c");
   cpu::check_f32(a, "gemm a");
@@ -36,8 +44,16 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
            gemm_shapes(c, a, b, trans_a, trans_b) + " too large for BLAS's int sizes");
   if (M == 0 || N == 0) return;
   // BLAS with beta == 0 overwrites c without reading it (NaNs in c are ignored), as torch does.
-  cpu::openblas_sgemm(trans_a, trans_b, int(M), int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(am.cols, 1)),
-                      b.f32(), int(std::max<int64_t>(bm.cols, 1)), beta, c.f32(), int(N));
+  cpu::openblas_sgemm(trans_a, trans_b, int(M), int(N), int(K), alpha, a.f32(), int(std::max<int64_t>(lda, 1)),
+                      b.f32(), int(std::max<int64_t>(ldb, 1)), beta, c.f32(), int(N));
+}
+
+void gemm_bias(Tensor y, Tensor x, Tensor w, Tensor bias) {
+  check_gemm(y, x, w, false, true);
+  check_len(bias, y, y.size(-1), "gemm_bias bias");
+  QT_DISPATCH_CUDA(y, gemm_bias, y, x, w, bias);
+  gemm(y, x, w, false, true);
+  add_bias(y, bias);
 }
 
 void add_bias(Tensor y, Tensor bias) {

@@ -87,8 +87,13 @@ Library& library() {
 
 struct Dims {
   int64_t B, T, Hq, Hkv, D;
+  bool packed = false;  // q, k, v (and dq, dk, dv) are column blocks of one [B,T,3*Hq*D] tensor
   std::vector<int64_t> dims(int64_t H) const { return {B, H, T, D}; }
   std::vector<int64_t> strides(int64_t H) const { return {T * H * D, D, H * D, 1}; }
+  // q, k, v and their gradients: a token's row is 3*Hq*D long when packed.
+  std::vector<int64_t> qkv_strides(int64_t H) const {
+    return packed ? std::vector<int64_t>{T * 3 * Hq * D, D, 3 * Hq * D, 1} : strides(H);
+  }
   std::vector<int64_t> stats_dims() const { return {B, Hq, T, 1}; }
   std::vector<int64_t> stats_strides() const { return {Hq * T, T, 1, 1}; }
 };
@@ -109,12 +114,13 @@ std::shared_ptr<Graph> new_graph() {
   return g;
 }
 
-std::shared_ptr<TA> input(Graph& g, const char* name, Uid uid, const Dims& d, int64_t H) {
-  return g.tensor(TA().set_name(name).set_uid(uid).set_dim(d.dims(H)).set_stride(d.strides(H)));
+// qkv: one of q, k, v or their gradients (packed strides when d.packed); else out or dout.
+std::shared_ptr<TA> input(Graph& g, const char* name, Uid uid, const Dims& d, int64_t H, bool qkv) {
+  return g.tensor(TA().set_name(name).set_uid(uid).set_dim(d.dims(H)).set_stride(qkv ? d.qkv_strides(H) : d.strides(H)));
 }
 
-void as_output(const std::shared_ptr<TA>& t, Uid uid, const Dims& d, int64_t H) {
-  t->set_output(true).set_uid(uid).set_dim(d.dims(H)).set_stride(d.strides(H));
+void as_output(const std::shared_ptr<TA>& t, Uid uid, const Dims& d, int64_t H, bool qkv) {
+  t->set_output(true).set_uid(uid).set_dim(d.dims(H)).set_stride(qkv ? d.qkv_strides(H) : d.strides(H));
 }
 
 Plan finish(std::shared_ptr<Graph> g) {
@@ -140,14 +146,15 @@ Plan finish(std::shared_ptr<Graph> g) {
 
 Plan build_forward(const Dims& d) {
   auto g = new_graph();
-  auto Q = input(*g, "Q", kQ, d, d.Hq), K = input(*g, "K", kK, d, d.Hkv), V = input(*g, "V", kV, d, d.Hkv);
+  auto Q = input(*g, "Q", kQ, d, d.Hq, true), K = input(*g, "K", kK, d, d.Hkv, true),
+       V = input(*g, "V", kV, d, d.Hkv, true);
   auto opts = fe::graph::SDPA_attributes()
                   .set_name("qtrain_sdpa")
                   .set_generate_stats(true)
                   .set_causal_mask(true)
                   .set_attn_scale(1.f / std::sqrt(float(d.D)));
   auto [O, stats] = g->sdpa(Q, K, V, opts);
-  as_output(O, kO, d, d.Hq);
+  as_output(O, kO, d, d.Hq, false);
   stats->set_output(true).set_uid(kStats).set_data_type(fe::DataType_t::FLOAT).set_dim(d.stats_dims()).set_stride(
       d.stats_strides());
   return finish(std::move(g));
@@ -155,8 +162,9 @@ Plan build_forward(const Dims& d) {
 
 Plan build_backward(const Dims& d) {
   auto g = new_graph();
-  auto Q = input(*g, "Q", kQ, d, d.Hq), K = input(*g, "K", kK, d, d.Hkv), V = input(*g, "V", kV, d, d.Hkv);
-  auto O = input(*g, "O", kO, d, d.Hq), dO = input(*g, "dO", kdO, d, d.Hq);
+  auto Q = input(*g, "Q", kQ, d, d.Hq, true), K = input(*g, "K", kK, d, d.Hkv, true),
+       V = input(*g, "V", kV, d, d.Hkv, true);
+  auto O = input(*g, "O", kO, d, d.Hq, false), dO = input(*g, "dO", kdO, d, d.Hq, false);
   auto stats = g->tensor(TA().set_name("Stats").set_uid(kStats).set_dim(d.stats_dims()).set_stride(d.stats_strides())
                              .set_data_type(fe::DataType_t::FLOAT));
   auto opts = fe::graph::SDPA_backward_attributes()
@@ -164,9 +172,9 @@ Plan build_backward(const Dims& d) {
                   .set_causal_mask(true)
                   .set_attn_scale(1.f / std::sqrt(float(d.D)));
   auto [dQ, dK, dV] = g->sdpa_backward(Q, K, V, O, dO, stats, opts);
-  as_output(dQ, kdQ, d, d.Hq);
-  as_output(dK, kdK, d, d.Hkv);
-  as_output(dV, kdV, d, d.Hkv);
+  as_output(dQ, kdQ, d, d.Hq, true);
+  as_output(dK, kdK, d, d.Hkv, true);
+  as_output(dV, kdV, d, d.Hkv, true);
   return finish(std::move(g));
 }
 
@@ -178,14 +186,14 @@ const Plan* plan_for(bool backward, const Dims& d, std::string* why) {
     *why = lib.error;
     return nullptr;
   }
-  static std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t>, Plan> cache;
-  auto key = std::make_tuple(backward, d.B, d.T, d.Hq, d.Hkv, d.D);
+  static std::map<std::tuple<bool, int64_t, int64_t, int64_t, int64_t, int64_t, bool>, Plan> cache;
+  auto key = std::make_tuple(backward, d.B, d.T, d.Hq, d.Hkv, d.D, d.packed);
   auto it = cache.find(key);
   if (it == cache.end()) {
     it = cache.emplace(key, backward ? build_backward(d) : build_forward(d)).first;
     if (!it->second.error.empty())
-      spdlog::debug("attention: cuDNN has no {} plan for B{} T{} Hq{} Hkv{} D{}: {}", backward ? "backward" : "forward",
-                    d.B, d.T, d.Hq, d.Hkv, d.D, it->second.error);
+      spdlog::debug("attention: cuDNN has no {} plan for B{} T{} Hq{} Hkv{} D{}{}: {}", backward ? "backward" : "forward",
+                    d.B, d.T, d.Hq, d.Hkv, d.D, d.packed ? " packed" : "", it->second.error);
   }
   if (!it->second.graph) {
     *why = "cuDNN has no plan for this shape: " + it->second.error;
@@ -230,6 +238,42 @@ bool run_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor
   if (gq.raw() != dq.raw()) cuda::convert(dq, gq);
   if (gk.raw() != dk.raw()) cuda::convert(dk, gk);
   if (gv.raw() != dv.raw()) cuda::convert(dv, gv);
+  return true;
+}
+
+// The packed layout: q, k, v are qkv's column blocks 0, C, 2C of each token row.
+Dims packed_dims(const Tensor& out) { return {out.size(0), out.size(1), out.size(2), out.size(2), out.size(3), true}; }
+void* col_block(const Tensor& qkv, int i, int64_t C) { return static_cast<char*>(qkv.raw()) + i * C * 2; }  // BF16
+
+bool packed_ok(std::initializer_list<const Tensor*> ts, int64_t C) {
+  for (const Tensor* t : ts)
+    if (t->dtype() != DType::BF16 || reinterpret_cast<uintptr_t>(t->raw()) % 16 != 0) return false;
+  return C % 8 == 0;  // each block 16-byte aligned
+}
+
+bool run_forward_qkv(Tensor out, Tensor lse, Tensor qkv, std::string* why) {
+  const Dims d = packed_dims(out);
+  const int64_t C = d.Hq * d.D;
+  if (!packed_ok({&out, &qkv}, C)) return false;
+  const Plan* p = plan_for(false, d, why);
+  if (!p) return false;
+  std::unordered_map<int64_t, void*> pack = {{kQ, col_block(qkv, 0, C)}, {kK, col_block(qkv, 1, C)},
+                                             {kV, col_block(qkv, 2, C)}, {kO, out.raw()}, {kStats, lse.raw()}};
+  run(*p, pack, "attention_forward_qkv");
+  return true;
+}
+
+bool run_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, std::string* why) {
+  const Dims d = packed_dims(out);
+  const int64_t C = d.Hq * d.D;
+  if (!packed_ok({&dqkv, &dout, &qkv, &out}, C)) return false;
+  const Plan* p = plan_for(true, d, why);
+  if (!p) return false;
+  std::unordered_map<int64_t, void*> pack = {
+      {kQ, col_block(qkv, 0, C)},   {kK, col_block(qkv, 1, C)},   {kV, col_block(qkv, 2, C)},
+      {kO, out.raw()},              {kdO, dout.raw()},            {kStats, lse.raw()},
+      {kdQ, col_block(dqkv, 0, C)}, {kdK, col_block(dqkv, 1, C)}, {kdV, col_block(dqkv, 2, C)}};
+  run(*p, pack, "attention_backward_qkv");
   return true;
 }
 
@@ -282,6 +326,32 @@ bool cudnn_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
     return false;
 #endif
   });
+}
+
+// The packed ops (kernels/attention.h) try cuDNN quietly: a refusal sends the caller to
+// the split path, whose attention_forward/backward then apply the --attention policy.
+bool attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv) {
+#ifdef QTRAIN_HAS_CUDNN
+  std::string why;
+  if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
+  if (!run_forward_qkv(out, lse, qkv, &why)) return false;
+  note_attention_impl("cudnn");
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse) {
+#ifdef QTRAIN_HAS_CUDNN
+  std::string why;
+  if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
+  if (!run_backward_qkv(dqkv, dout, qkv, out, lse, &why)) return false;
+  note_attention_impl("cudnn");
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace qtrain::cuda

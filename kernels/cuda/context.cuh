@@ -12,7 +12,7 @@ namespace qtrain::cuda {
 
 // Scratch slots: an op may hold several at once, never two ops the same slot at
 // the same time (all ops run in order on the one stream, so reuse is safe).
-enum class Scratch : int { GemmA = 0, GemmB, Loss, LossX, LossW, LossSum, AttnDq, AttnD, AttnDk, AttnDv, AttnWork, Reduce, Rope, DecodeAttn, kCount };
+enum class Scratch : int { GemmA = 0, GemmB, GemmBias, Loss, LossX, LossW, LossSum, AttnDq, AttnD, AttnDk, AttnDv, AttnWork, Reduce, Rope, DecodeAttn, kCount };
 
 class Context {
  public:

@@ -15,7 +15,7 @@ namespace {
 struct PlanKey {
   int64_t M, N, K, lda, ldb, ldc;
   uint32_t align_a, align_b, align_c;
-  uint8_t trans_a, trans_b, abt, ct, accumulate;
+  uint8_t trans_a, trans_b, abt, ct, accumulate, bias;
   bool operator==(const PlanKey& o) const { return std::memcmp(this, &o, sizeof(PlanKey)) == 0; }
 };
 
@@ -68,6 +68,11 @@ struct TuneArgs {
   void* c;
 };
 
+// The bias epilogue's vector is a per-call attribute of the (cached) descriptor.
+void set_bias(const Plan& pl, const void* bias) {
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+}
+
 // Index of the quickest candidate: the heuristic's first pick is sometimes far
 // from best on skinny or odd shapes (the vocab-sized LM-head products).
 int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int found, const TuneArgs* t, bool integer) {
@@ -99,7 +104,7 @@ int fastest(const Plan& pl, const cublasLtMatmulHeuristicResult_t* res, int foun
   return best;
 }
 
-Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
+Plan make_plan(const PlanKey& k, const TuneArgs* tune, const void* bias) {
   Plan pl;
   cudaDataType_t abt = lt_type(DType(k.abt)), ct = lt_type(DType(k.ct));
   const bool integer = DType(k.abt) == DType::I8;
@@ -110,6 +115,13 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
   cublasOperation_t opb = k.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  if (k.bias) {  // Lt's D rows are our columns: a bias over Lt's rows is one per output column
+    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+    const int32_t bt = int32_t(ct);
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    set_bias(pl, bias);
+  }
   // Stored (pre-op) shapes, column-major: rows = the row-major column count.
   if (k.trans_b)
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl.la, abt, k.K, k.N, k.ldb));
@@ -151,8 +163,9 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune) {
 
 void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
                    int64_t ldb, bool trans_b, DType abt, int64_t M, int64_t N, int64_t K, float alpha,
-                   float beta) {
+                   float beta, const void* bias) {
   const bool integer = abt == DType::I8;
+  QT_CHECK(!bias || (!integer && ptr_alignment(bias) >= 16), "gemm_rowmajor: a bias needs BF16/F32 and 16-byte alignment");
   if (integer) {
     // int8 tensor cores take only the "TN" layout: c = a b^T with both row-major, K contiguous.
     QT_CHECK(ct == DType::I32 && !trans_a && trans_b, "gemm_rowmajor: int8 operands need an I32 c = a b^T");
@@ -163,6 +176,7 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
   }
   if (M == 0 || N == 0) return;
   Context& ctx = Context::get();
+  QT_CHECK(K > 0 || !bias, "gemm_rowmajor: a bias with K = 0");
   if (K == 0) {  // an empty sum: c = beta * c
     QT_CHECK(beta == 0.f || beta == 1.f, "gemm with K=0 supports beta 0 or 1 only");
     if (beta == 0.f) {
@@ -177,19 +191,19 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
   key.align_a = ptr_alignment(a), key.align_b = ptr_alignment(b), key.align_c = ptr_alignment(c);
   key.trans_a = trans_a, key.trans_b = trans_b, key.abt = uint8_t(abt), key.ct = uint8_t(ct);
   key.accumulate = beta != 0.f;
+  key.bias = bias != nullptr;
 
   static std::mutex mu;
   static std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
-  const Plan* pl;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = plans.find(key);
-    if (it == plans.end()) {
-      TuneArgs t{a, b, c};
-      it = plans.emplace(key, make_plan(key, beta == 0.f ? &t : nullptr)).first;
-    }
-    pl = &it->second;  // unordered_map nodes are stable
+  // Held through the launch: the bias pointer is an attribute of the shared descriptor.
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = plans.find(key);
+  if (it == plans.end()) {
+    TuneArgs t{a, b, c};
+    it = plans.emplace(key, make_plan(key, beta == 0.f ? &t : nullptr, bias)).first;
   }
+  const Plan* pl = &it->second;  // unordered_map nodes are stable
+  if (bias) set_bias(*pl, bias);
   const Scalars sc(alpha, beta, integer);
   CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, sc.alpha(), b, pl->la, a, pl->lb, sc.beta(), c, pl->lc, c, pl->lc,
                               &pl->algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));

@@ -11,8 +11,10 @@ namespace qtrain::cuda {
 //   a: [M,K] row stride lda, or [K,M] when trans_a;  b: [K,N] row stride ldb, or [N,K] when trans_b.
 // a and b share one dtype: BF16 (tensor cores) or F32, c BF16 or F32, F32 accumulation;
 // or I8 a and b (a b^T only) into an I32 c, exact int32 accumulation (LLM.int8).
+// bias (BF16/F32 c only): a [N] vector of c's dtype, 16-byte aligned, added to every row in the
+// epilogue (F32, before c is rounded): c = alpha * op(a) @ op(b) + beta * c + bias.
 void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
                    int64_t ldb, bool trans_b, DType abt, int64_t M, int64_t N, int64_t K, float alpha,
-                   float beta);
+                   float beta, const void* bias = nullptr);
 
 }  // namespace qtrain::cuda

@@ -79,7 +79,8 @@ __global__ void bias_backward_kernel(float* dbias, FloatPtr dy, int64_t rows, in
 
 }  // namespace
 
-void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+namespace {
+void gemm_with(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta, const void* bias) {
   int64_t ar, ac, br, bc;
   as_2d(a, ar, ac);
   as_2d(b, br, bc);
@@ -98,7 +99,28 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
     abt = DType::BF16;
   }
   gemm_rowmajor(c.raw(), c.dtype(), N, pa, trans_a ? M : K, trans_a, pb, trans_b ? K : N, trans_b, abt, M, N, K,
-                alpha, beta);
+                alpha, beta, bias);
+}
+}  // namespace
+
+void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+  gemm_with(c, a, b, trans_a, trans_b, alpha, beta, nullptr);
+}
+
+void gemm_bias(Tensor y, Tensor x, Tensor w, Tensor bias) {
+  if (x.size(-1) == 0) {  // an empty product: no epilogue runs
+    cuda::gemm(y, x, w, false, true);  // qualified: ADL on Tensor finds qtrain:: too
+    cuda::add_bias(y, bias);
+    return;
+  }
+  // cuBLASLt's bias has D's dtype and wants 16 bytes of alignment: otherwise a rounded copy.
+  const void* pb = bias.raw();
+  if (bias.dtype() != y.dtype() || reinterpret_cast<uintptr_t>(pb) % 16 != 0) {
+    void* s = Context::get().scratch(Scratch::GemmBias, size_t(bias.numel()) * 4);
+    convert_n(FloatPtr{s, y.dtype()}, fptr(bias, "gemm_bias bias"), bias.numel());
+    pb = s;
+  }
+  gemm_with(y, x, w, false, true, 1.f, 0.f, pb);
 }
 
 void add_bias(Tensor y, Tensor bias) {

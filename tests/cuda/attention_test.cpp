@@ -1,4 +1,5 @@
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 
 #include "tests/cuda/cuda_test_util.h"
 
@@ -112,6 +113,55 @@ TEST(CudaAttentionCudnn, MatchesCpuAndMixesWithOwnKernels) {
     check_against_cpu(c, AttentionImpl::Cudnn, AttentionImpl::Cudnn, "cudnn");
     check_against_cpu(c, AttentionImpl::Cudnn, AttentionImpl::Own, nullptr);
     check_against_cpu(c, AttentionImpl::Own, AttentionImpl::Cudnn, nullptr);
+  }
+}
+
+// The packed op (GPT-2's fused q|k|v rows): on cuDNN it reads q, k, v and writes dq, dk, dv in
+// place through strides; with --attention own (and on the CPU) it splits the columns. Each GPU
+// path against the CPU reference, and the packed cuDNN path against the split one on the GPU.
+TEST(CudaAttentionCudnn, PackedQkvMatchesSplitAndCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  std::string why;
+  const bool cudnn = cudnn_usable(&why);
+  for (AttnCase c : {AttnCase{1, 7, 2, 2, 64}, AttnCase{2, 129, 6, 6, 64}, AttnCase{2, 1024, 16, 16, 64},
+                     AttnCase{1, 200, 4, 4, 128}}) {
+    SCOPED_TRACE(::testing::PrintToString(c));
+    const auto [B, T, H, Hkv, D] = c;
+    const int64_t C = H * D;
+    Pair qkv = randn_pair({B, T, 3 * C}, 41, DType::BF16);
+    Pair dout = randn_pair({B, T, H, D}, 42, DType::BF16);
+    Pair out = pair(Tensor::zeros({B, T, H, D}, DType::F32), DType::BF16);
+    Pair lse = pair(Tensor::zeros({B, H, T}, DType::F32), DType::F32);
+    Pair dqkv = pair(Tensor::zeros({B, T, 3 * C}, DType::F32), DType::BF16);
+    attention_forward_qkv(out.cpu, lse.cpu, qkv.cpu);
+    attention_backward_qkv(dqkv.cpu, dout.cpu, qkv.cpu, out.cpu, lse.cpu);
+    for (AttentionImpl impl : {AttentionImpl::Auto, AttentionImpl::Own}) {
+      SCOPED_TRACE(impl == AttentionImpl::Own ? "own" : "auto");
+      ImplScope s(impl);
+      attention_forward_qkv(out.gpu, lse.gpu, qkv.gpu);
+      EXPECT_STREQ(last_attention_impl(), cudnn && impl == AttentionImpl::Auto ? "cudnn" : "own");
+      EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
+      EXPECT_LT(max_rel_err(vec(lse.gpu), vec(lse.cpu), 1.0), 1e-2);
+      attention_backward_qkv(dqkv.gpu, dout.gpu, qkv.gpu, out.gpu, lse.gpu);
+      expect_grad_close(dqkv, "dqkv");
+      if (impl != AttentionImpl::Auto || !cudnn) continue;
+      // The split op on the same GPU: q, k, v copied out, cuDNN on contiguous tensors.
+      Tensor rows = qkv.gpu.view({B * T, 3 * C});
+      Tensor q = Tensor::empty({B, T, H, D}, DType::BF16, Device::CUDA), k = q.clone(), v = q.clone();
+      copy_cols(q.view({B * T, C}), rows, 0);
+      copy_cols(k.view({B * T, C}), rows, C);
+      copy_cols(v.view({B * T, C}), rows, 2 * C);
+      Tensor out2 = Tensor::empty(q.shape(), DType::BF16, Device::CUDA), lse2 = lse.gpu.clone();
+      attention_forward(out2, lse2, q, k, v);
+      EXPECT_LT(max_rel_err(vec(out.gpu), vec(out2), 1.0), 1e-2);
+      Tensor dq = q.clone(), dk = q.clone(), dv = q.clone();
+      attention_backward(dq, dk, dv, dout.gpu, q, k, v, out2, lse2);
+      Tensor packed = Tensor::zeros({B * T, 3 * C}, DType::BF16, Device::CUDA);
+      add_cols(packed, dq.view({B * T, C}), 0);
+      add_cols(packed, dk.view({B * T, C}), C);
+      add_cols(packed, dv.view({B * T, C}), 2 * C);
+      EXPECT_LT(max_rel_err(vec(dqkv.gpu), vec(packed), 1.0), 2e-2);
+    }
   }
 }
 

@@ -53,6 +53,30 @@ TEST(CudaGemm, ThreeDimensionalOperandsFlatten) {
   EXPECT_CLOSE(y.gpu, y.cpu, 1e-4);  // BF16 inputs, F32 out: only accumulation order differs
 }
 
+// gemm_bias: the bias in cuBLASLt's epilogue. Every dtype mix a Linear meets (BF16 frozen base, F32
+// master of a full fine-tune; y BF16 or F32), a bias of y's dtype used in place (16-byte aligned) or
+// not (another dtype, or a view at an odd offset of a flat parameter buffer: rounded into scratch).
+TEST(CudaGemm, BiasInTheEpilogueMatchesCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  uint64_t seed = 31;
+  for (int64_t N : {33, 264, 1024})
+    for (DType wt : {DType::BF16, DType::F32})
+      for (DType yt : {DType::BF16, DType::F32})
+        for (DType bt : {DType::BF16, DType::F32})
+          for (bool offset : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << "N " << N << " w " << dtype_name(wt) << " y " << dtype_name(yt)
+                                              << " bias " << dtype_name(bt) << (offset ? " at offset 1" : ""));
+            Pair x = randn_pair({77, 64}, seed++, DType::BF16);
+            Pair w = randn_pair({N, 64}, seed++, wt);
+            Pair flat = randn_pair({N + 1}, seed++, bt, 4.f);
+            Tensor bc = flat.cpu.flat(offset ? 1 : 0, offset ? N + 1 : N), bg = flat.gpu.flat(offset ? 1 : 0, offset ? N + 1 : N);
+            Pair y = randn_pair({77, N}, seed++, yt);  // overwritten
+            gemm_bias(y.cpu, x.cpu, w.cpu, bc);
+            gemm_bias(y.gpu, x.gpu, w.gpu, bg);
+            EXPECT_CLOSE(y.gpu, y.cpu, kBf16Tol);
+          }
+}
+
 TEST(CudaBias, AddAndBackward) {
   QT_SKIP_WITHOUT_GPU();
   // 33: generic kernels; 1024 and 264: the 8-wide BF16 kernels (several column blocks, a partial one)
