@@ -56,6 +56,10 @@ ROWS = {
     # (HF+peft+bnb's QLoRA recipe, Unsloth's own), as in llama7b-qlora. The peak memory column says what it cost.
     "llama7b-qlora-plan": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=False, anchor_ckpt=True,
                                anchor_method="qlora"),
+    # The same for the BF16 LoRA row, and with the anchors' checkpointing off too (each tool with the memory
+    # the GPU has: the fairest reading of "with the memory the GPU has" for LoRA, where nothing is quantized).
+    "llama7b-lora-plan": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=False, anchor_ckpt=True),
+    "llama7b-lora-nogc": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=False),
     # The PEFT family (issue: PEFT family): every method of the thesis beside peft's own, on the
     # same base (NF4 for QLoRA/LoftQ/DoRA/IA3, bf16 for LoRA, HQQ through transformers' HqqConfig).
     # r 64 on LLaMA-7B as in the thesis, r 16 on SmolLM2 as its other rows; IA3 on peft's default

@@ -15,26 +15,39 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-// One block per row. `row` has ld floats; the BF16 gradient row it becomes has
-// ld*2 elements (same bytes). Tile by tile: read a tile of F32 values, barrier,
-// then write their BF16 results, which only overlap F32 values already read.
-__global__ void ce_rows_kernel(float* logits, int64_t ld, const int32_t* targets, int64_t V, float grad_scale,
-                               double* loss_sum) {
+// One block per row. `row` has ld floats (ld % 8 == 0, so 16-byte aligned float4s); the BF16
+// gradient row it becomes has ld*2 elements (same bytes). A thread takes four values a load:
+// with one float a load, a 1024-thread block kept too few bytes in flight to read at DRAM speed
+// (1.9 ms for GPT-2's 8192 x 50257 logits on an H200, 2.2x their traffic).
+// Online softmax over one read for max and sum (the running sum rescaled when the max grows),
+// then a second read that writes the gradient: tile by tile, each tile's F32 values are read
+// before a barrier, then its BF16 results written, which only overlap F32 values already read.
+__global__ void __launch_bounds__(kThreads) ce_rows_kernel(float* logits, int64_t ld, const int32_t* targets,
+                                                           int64_t V, float grad_scale, double* loss_sum) {
   __shared__ float red[32];
   __shared__ float target_logit;
   float* row = logits + int64_t(blockIdx.x) * ld;
   bf16* grow = reinterpret_cast<bf16*>(row);
-  int32_t t = targets[blockIdx.x];
-  bool ignored = t < 0 || t >= V;  // kIgnoreIndex (and anything else out of range)
+  const float4* row4 = reinterpret_cast<const float4*>(row);
+  const int32_t t = targets[blockIdx.x];
+  const bool ignored = t < 0 || t >= V;  // kIgnoreIndex (and anything else out of range)
   if (threadIdx.x == 0) target_logit = ignored ? 0.f : row[t];
-  // One read for max and sum together (online softmax: the running sum is
-  // rescaled when the max grows), instead of a pass for each: the row is read
-  // twice in all, not three times (this kernel is bound by those reads).
+  const int64_t V4 = V / 4;  // whole float4s; the last V % 4 values one by one
   float tm = -INFINITY, ts = 0.f;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+#pragma unroll 4
+  for (int64_t j = threadIdx.x; j < V4; j += blockDim.x) {
+    const float4 q = row4[j];
+    const float mx = fmaxf(fmaxf(q.x, q.y), fmaxf(q.z, q.w));
+    if (mx > tm) {
+      ts = tm == -INFINITY ? 0.f : ts * expf(tm - mx);
+      tm = mx;
+    }
+    ts += expf(q.x - tm) + expf(q.y - tm) + expf(q.z - tm) + expf(q.w - tm);
+  }
+  for (int64_t i = V4 * 4 + threadIdx.x; i < V; i += blockDim.x) {
     const float v = row[i];
     if (v > tm) {
-      ts = ts * expf(tm - v) + 1.f;
+      ts = tm == -INFINITY ? 1.f : ts * expf(tm - v) + 1.f;
       tm = v;
     } else {
       ts += expf(v - tm);
@@ -43,14 +56,29 @@ __global__ void ce_rows_kernel(float* logits, int64_t ld, const int32_t* targets
   const float m = block_max(tm, red);
   float s = tm == -INFINITY ? 0.f : ts * expf(tm - m);
   s = block_sum(s, red);  // its barriers also publish target_logit
-  float lse = m + logf(s);
-  float scale = ignored ? 0.f : grad_scale;
-  for (int64_t base = 0; base < V; base += blockDim.x) {
-    int64_t i = base + threadIdx.x;
-    float v = i < V ? row[i] : 0.f;
+  const float lse = m + logf(s);
+  const float scale = ignored ? 0.f : grad_scale;
+  auto grad = [&](float v, int64_t i) { return __float2bfloat16_rn((expf(v - lse) - (i == t ? 1.f : 0.f)) * scale); };
+  for (int64_t base = 0; base < V4; base += blockDim.x) {
+    const int64_t j = base + threadIdx.x;
+    const float4 q = j < V4 ? row4[j] : float4{0.f, 0.f, 0.f, 0.f};
     __syncthreads();
-    if (i < V) grow[i] = __float2bfloat16_rn((expf(v - lse) - (i == t ? 1.f : 0.f)) * scale);
+    if (j < V4) {
+      const int64_t i = 4 * j;
+      __nv_bfloat162 lo{grad(q.x, i), grad(q.y, i + 1)}, hi{grad(q.z, i + 2), grad(q.w, i + 3)};
+      uint2 packed;
+      packed.x = *reinterpret_cast<uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(grow + i) = packed;  // 8-byte aligned: ld % 8 == 0
+    }
   }
+  // The last V % 4 (one each for the first threads): their F32 values lie past every BF16 result
+  // of the tiles, and their own BF16 slots hold values read before a barrier (at a vocabulary
+  // under 8, values of the tail itself: hence the barrier between its reads and writes).
+  const int64_t ti = V4 * 4 + threadIdx.x;
+  const float tv = ti < V ? row[ti] : 0.f;
+  __syncthreads();
+  if (ti < V) grow[ti] = grad(tv, ti);
   if (threadIdx.x == 0 && !ignored) atomicAdd(loss_sum, double(lse - target_logit));
 }
 

@@ -37,6 +37,13 @@ TEST(CudaLmHeadLoss, GptVocabWithIgnoredRows) {
   check_loss(19, 96, 1001, DType::F32, true);  // trainable F32 head (full fine-tune)
 }
 
+// Vocabularies around the row kernel's four-value loads: a tail of 1-3 values, and under 8,
+// where the tail's gradients overwrite the tail's own logits (read before a barrier).
+TEST(CudaLmHeadLoss, VocabTails) {
+  QT_SKIP_WITHOUT_GPU();
+  for (int64_t V : {2, 3, 5, 7, 8, 9, 4099, 4102}) check_loss(23, 32, V, DType::BF16, true);
+}
+
 // More rows than one logits chunk holds at V = 50257 (1280 rows), so the
 // chunk loop and its row offsets are exercised.
 TEST(CudaLmHeadLoss, SeveralChunks) {
