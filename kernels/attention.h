@@ -17,7 +17,7 @@ void set_attention_impl(AttentionImpl impl);
 AttentionImpl attention_impl();
 // "auto" | "cudnn" | "own"; anything else is an Error naming `what`.
 AttentionImpl parse_attention_impl(const std::string& s, const std::string& what);
-// What the last GPU attention call actually ran ("cudnn", "own", or "none" before
+// What the last GPU attention call actually ran ("cudnn", "cudnn-packed" for the fused q|k|v op, "own", or "none" before
 // any call): so tests and the run log can tell that the fast path was taken.
 const char* last_attention_impl();
 void note_attention_impl(const char* name);

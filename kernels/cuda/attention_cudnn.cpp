@@ -335,7 +335,7 @@ bool attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv) {
   std::string why;
   if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
   if (!run_forward_qkv(out, lse, qkv, &why)) return false;
-  note_attention_impl("cudnn");
+  note_attention_impl("cudnn-packed");
   return true;
 #else
   return false;
@@ -347,7 +347,7 @@ bool attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Te
   std::string why;
   if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
   if (!run_backward_qkv(dqkv, dout, qkv, out, lse, &why)) return false;
-  note_attention_impl("cudnn");
+  note_attention_impl("cudnn-packed");
   return true;
 #else
   return false;

@@ -139,10 +139,12 @@ TEST(CudaAttentionCudnn, PackedQkvMatchesSplitAndCpu) {
       SCOPED_TRACE(impl == AttentionImpl::Own ? "own" : "auto");
       ImplScope s(impl);
       attention_forward_qkv(out.gpu, lse.gpu, qkv.gpu);
-      EXPECT_STREQ(last_attention_impl(), cudnn && impl == AttentionImpl::Auto ? "cudnn" : "own");
+      // With cuDNN, the packed layout itself (not the split fallback, which would say "cudnn").
+      EXPECT_STREQ(last_attention_impl(), cudnn && impl == AttentionImpl::Auto ? "cudnn-packed" : "own");
       EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
       EXPECT_LT(max_rel_err(vec(lse.gpu), vec(lse.cpu), 1.0), 1e-2);
       attention_backward_qkv(dqkv.gpu, dout.gpu, qkv.gpu, out.gpu, lse.gpu);
+      EXPECT_STREQ(last_attention_impl(), cudnn && impl == AttentionImpl::Auto ? "cudnn-packed" : "own");
       expect_grad_close(dqkv, "dqkv");
       if (impl != AttentionImpl::Auto || !cudnn) continue;
       // The split op on the same GPU: q, k, v copied out, cuDNN on contiguous tensors.
