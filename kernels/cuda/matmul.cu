@@ -1,4 +1,8 @@
 // gemm (cuBLASLt, any mix of BF16/F32 operands), bias add and bias gradient.
+#include <set>
+#include <string>
+#include <tuple>
+
 #include "kernels/cuda/col_sums.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/matmul.h"
@@ -108,11 +112,14 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
 }
 
 void gemm_bias(Tensor y, Tensor x, Tensor w, Tensor bias) {
-  if (x.size(-1) == 0) {  // an empty product: no epilogue runs
+  // Shapes whose bias epilogue cuBLASLt refused (no algorithm): the product, then add_bias.
+  static std::set<std::tuple<int64_t, int64_t, int, int>> refused;
+  const auto key = std::make_tuple(w.size(0), x.size(-1), int(y.dtype()), int(w.dtype()));
+  auto unfused = [&] {
     cuda::gemm(y, x, w, false, true);  // qualified: ADL on Tensor finds qtrain:: too
     cuda::add_bias(y, bias);
-    return;
-  }
+  };
+  if (x.size(-1) == 0 || refused.count(key)) return unfused();  // an empty product: no epilogue runs
   // cuBLASLt's bias has D's dtype and wants 16 bytes of alignment: otherwise a rounded copy.
   const void* pb = bias.raw();
   if (bias.dtype() != y.dtype() || reinterpret_cast<uintptr_t>(pb) % 16 != 0) {
@@ -120,7 +127,13 @@ void gemm_bias(Tensor y, Tensor x, Tensor w, Tensor bias) {
     convert_n(FloatPtr{s, y.dtype()}, fptr(bias, "gemm_bias bias"), bias.numel());
     pb = s;
   }
-  gemm_with(y, x, w, false, true, 1.f, 0.f, pb);
+  try {
+    gemm_with(y, x, w, false, true, 1.f, 0.f, pb);
+  } catch (const Error& e) {  // raised while planning, before anything ran
+    if (std::string(e.what()).find("cuBLASLt has no algorithm") == std::string::npos) throw;
+    refused.insert(key);
+    unfused();
+  }
 }
 
 void add_bias(Tensor y, Tensor bias) {
