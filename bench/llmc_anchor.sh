@@ -4,6 +4,12 @@
 # shape (llm.c: -e d24, random init), batch 8 x 1024, same synthetic tokens.
 # llm.c is built HERE from the public repo (make train_gpt2cu NO_MULTI_GPU=1
 # GPU_COMPUTE_CAPABILITY=90) and its binary carried; nothing of it is in qtrain.
+# With CUDA 13 here (2026-12-06, llm.c f1e2ace): cudaMemAdvise takes a cudaMemLocation, so
+# llmc/cuda_utils.cuh's `cudaCpuDeviceId` becomes `cudaMemLocation{cudaMemLocationTypeHost, 0}`; and this
+# machine has no libnvidia-ml, so link against a stub of the NVML calls it names
+# (gcc -shared -fPIC -Wl,-soname,libnvidia-ml.so.1) with NVCC_LDFLAGS="-L<stub dir> -lnvidia-ml -lcublas
+# -lcublasLt" (the GPU machine's driver has the real one). Its defaults leave cuDNN off (USE_CUDNN=0):
+# llm.c then runs its own attention kernels.
 #   bench/llmc_anchor.sh QTRAIN LLMC_BIN GPT2M_HF_DIR RESULTS_DIR [STEPS]
 set -uo pipefail
 QTRAIN=$(realpath "$1"); LLMC=$(realpath "$2"); MODEL=$(realpath "$3"); RESULTS=$4; STEPS=${5:-30}
