@@ -129,6 +129,12 @@ def markdown(doc):
             for e in r.get("anchor_errors", []):
                 first = e["error"].splitlines()[0] if e["error"] else ""  # (the JSON keeps where it was raised)
                 notes.append(f"{e['anchor']} {'' if first.startswith('not run') else 'failed: '}{first}")
+            others = [f"{k} {fmt_num(v.get('tok_s'))}" for k, v in anchors.items() if k not in (bl, fl) and v.get("tok_s")]
+            if others:  # every anchor that ran is in the table, not only the baseline and the fastest
+                notes.append("also " + ", ".join(others) + " tok/s")
+            reused = sorted({v["reused_from"] for v in anchors.values() if v.get("reused_from")})
+            if reused:
+                notes.append("anchors as measured for " + ", ".join(reused) + " in this run")
             if r.get("note"):
                 notes.append(r["note"])
             if q.get("setup_s") is not None and r.get("show_setup"):

@@ -110,6 +110,17 @@ class Markdown(unittest.TestCase):
         self.assertIn("No unsloth anchor for IA3 (NF4 base): Unsloth's recipe is LoRA/QLoRA.", lines)
         self.assertIn("Anchor software: peft 0.21.2", md)
 
+    def test_every_anchor_and_reuse_in_notes(self):
+        three = result(name="llama7b-qlora-plan", method="QLoRA plan", anchors={
+            "HF+peft+bnb": dict(tok_s=4000.0, peak_gib=16.5, reused_from="llama7b-qlora"),
+            "HF+peft+bnb+Liger": dict(tok_s=4500.0, peak_gib=15.0, reused_from="llama7b-qlora"),
+            "Unsloth": dict(tok_s=6500.0, peak_gib=9.0, reused_from="llama7b-qlora")})
+        md = bt.markdown(bt.document([three], device="d", date="x"))
+        row = next(l for l in md.splitlines() if l.startswith("| QLoRA plan"))
+        self.assertIn("also HF+peft+bnb+Liger 4,500 tok/s", row)  # neither baseline nor fastest, still shown
+        self.assertIn("anchors as measured for llama7b-qlora in this run", row)
+        self.assertNotIn("anchors as measured", bt.markdown(self.doc()))
+
     def test_skipped_rows_are_not_json_rows(self):
         doc = self.doc()
         self.assertEqual(len(doc["rows"]), 4)  # two results x (tok/s, memory); the skipped one has none
@@ -185,6 +196,43 @@ class RowCommands(unittest.TestCase):
         labels = dict(tvh.anchors_for(tvh.ROWS["llama7b-qlora-r64"], self.Args)[0])
         self.assertEqual(labels["hf"], "HF+peft+bnb")
         self.assertEqual(dict(tvh.anchors_for(tvh.ROWS["smol-hqq2"], self.Args)[0])["hf"], "HF+peft+hqq")
+
+    def test_llmc_anchors_gpt2_full_only(self):
+        class WithLlmc(self.Args):
+            llmc = "/bin/train_gpt2cu"
+        keys = lambda n: [k for k, _ in tvh.anchors_for(tvh.ROWS[n], WithLlmc)[0]]
+        self.assertEqual(keys("gpt2m-full"), ["hf", "llmc"])
+        self.assertEqual(keys("gpt2m-lora"), ["hf"])  # llm.c has no adapters
+        self.assertNotIn("llmc", keys("smol-lora"))
+        self.assertNotIn("llmc", [k for k, _ in tvh.anchors_for(tvh.ROWS["gpt2m-full"], self.Args)[0]])
+
+    def test_llmc_log_parsed(self):
+        # A stand-in for train_gpt2cu printing its step lines: the median after warmup is the tok/s.
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "train_gpt2cu")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\necho 'num_parameters: 354871296 => bytes: 709742592'\n"
+                        "for t in 50000.0 100000.0 110000.0 120000.0; do\n"
+                        "  echo \"step    1/4 | loss 11.0 (+nanz)| norm 1.0 (+nanz)| lr 1e-4 | 70.00 ms | 40.0% bf16 MFU | $t tok/s\"\n"
+                        "done\n")
+            os.chmod(fake, 0o755)
+            nums, err = tvh.run_llmc(fake, "/s.bin", tvh.ROWS["gpt2m-full"], 4, 1, d, 30)
+            self.assertIsNone(err)
+            self.assertEqual(nums["tok_s"], 110000.0)
+            self.assertEqual(nums["trainable_params"], 354871296)
+            nums, err = tvh.run_llmc(fake, "/s.bin", tvh.ROWS["gpt2m-full"], 4, 4, d, 30)
+            self.assertIsNone(nums)  # no step after warmup: an error, not a number
+            self.assertIn("4 step lines", err)
+
+    def test_anchor_cache_key(self):
+        spec = tvh.anchor_spec(tvh.ROWS["llama7b-qlora"], 8, 3, 32000)
+        plan = tvh.anchor_spec(tvh.ROWS["llama7b-qlora-plan"], 8, 3, 32000)
+        self.assertEqual(spec, plan)  # the plan row's anchors are the GC row's: measured once
+        p = lambda s, k="hf": tvh.anchor_cache_path("/w", k, "/m", s)
+        self.assertEqual(p(spec), p(plan))
+        self.assertNotEqual(p(spec), p(dict(spec, steps=9)))
+        self.assertNotEqual(p(spec), p(spec, "unsloth"))
+        self.assertNotEqual(p(spec), p(tvh.anchor_spec(tvh.ROWS["llama7b-qlora-b1"], 8, 3, 32000)))
 
     def test_tables_name_known_rows(self):
         for t in tvh.TABLES.values():

@@ -8,7 +8,12 @@ Anchors, each alone in a fresh process (bench/anchor_run.py), one after the othe
   HF+peft+hqq (transformers' HqqConfig) -- always, unless --skip-anchor;
   ...+Liger (--liger: Liger's Triton kernels, fused linear cross-entropy) on LLaMA-family rows;
   Unsloth (--unsloth: FastLanguageModel, load_in_4bit for NF4 rows, its own gradient
-  checkpointing) on LLaMA-family LoRA rows (its recipe is LoRA/QLoRA).
+  checkpointing) on LLaMA-family LoRA rows (its recipe is LoRA/QLoRA);
+  llm.c (--llmc BIN: karpathy/llm.c's train_gpt2cu, built beside as bench/llmc_anchor.sh says) on the
+  GPT-2 full fine-tune rows: random init of the same depth, the same shard (llm.c's token format).
+An anchor whose spec (model, batch, sequence, checkpointing, steps...) was measured already in this
+--work directory is not run again: its numbers are reused and the row names the row it ran for (the
+7B plan rows keep the GC rows' anchors). --no-reuse-anchors measures every row's anchors afresh.
 An anchor that fails is recorded as {"anchor": NAME, "error": REASON} in the row and the row goes
 on. Every row says which anchor was fastest ("fastest_anchor") and qtrain's ratio to it.
 
@@ -231,6 +236,11 @@ def anchors_for(row, args):
             not_run["unsloth"] = "Unsloth's recipe is LoRA/QLoRA (its DoRA/IA3/HQQ/LoftQ paths are peft's)"
         else:
             out.append(("unsloth", "Unsloth"))
+    if getattr(args, "llmc", None) and row["method"] == "full":
+        if row["shape"] == "gpt2-medium":
+            out.append(("llmc", "llm.c"))
+        else:
+            not_run["llmc"] = "llm.c trains GPT-2 shapes only"
     return out, not_run
 
 
@@ -290,6 +300,40 @@ def run_qtrain(cmd, out_dir, log, warmup, timeout):
                 setup_s=run.get("setup_s", wall - train_s), wall_s=wall)
 
 
+def run_llmc(llmc, shard, row, steps, warmup, work, timeout):
+    """llm.c's train_gpt2cu on the row's shard: random init of GPT-2-medium's depth (-e d24), the row's
+    batch and sequence, no eval or sampling; (numbers, None) or (None, reason). tok/s is the median of its
+    per-step lines after warmup, as qtrain's; peak memory polled as every process's."""
+    if row["shape"] != "gpt2-medium":
+        return None, f"no llm.c depth for the {row['shape']} shape"
+    log, logdir = os.path.join(work, "llmc.log"), os.path.join(work, "llmc_log")
+    B, T = row["batch"], row["seq"]
+    cmd = [llmc, "-i", shard, "-j", shard, "-e", "d24", "-b", str(B), "-t", str(T), "-d", str(B * T), "-x", str(steps),
+           "-v", "100000", "-s", "0", "-h", "0", "-o", logdir]
+    t0 = time.monotonic()
+    with GpuMemPoller() as mem:
+        try:
+            rc = run_logged(cmd, log, timeout, cwd=work)
+        except TimeoutError as e:
+            return None, str(e)
+    import re
+    text = open(log, errors="replace").read()
+    tps = [float(m.group(1)) for m in re.finditer(r"\|\s*([0-9.]+) tok/s", text)]
+    if rc != 0 or len(tps) <= warmup:
+        return None, f"exited {rc} with {len(tps)} step lines: {tail(log, 4)}"
+    m = re.search(r"num_parameters: (\d+)", text)
+    n = int(m.group(1)) if m else None
+    return dict(tok_s=statistics.median(tps[warmup:]), peak_gib=mem.peak, trainable_params=n, total_params=n,
+                wall_s=time.monotonic() - t0), None
+
+
+def anchor_cache_path(work, key, model_dir, spec):
+    """Where a measured anchor is kept for reuse: by its key, model and whole spec."""
+    import hashlib
+    h = hashlib.sha1(json.dumps([key, os.path.realpath(model_dir), spec], sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(work, "anchor_cache", f"{key}-{h}.json")
+
+
 def run_anchor(key, model_dir, spec, work, timeout, device="cuda"):
     """bench/anchor_run.py in a fresh process: (numbers, None, versions) or (None, reason, versions)."""
     res_path = os.path.join(work, f"anchor_{key}.json")
@@ -339,6 +383,9 @@ def main():
     ap.add_argument("--skip-anchor", action="store_true", help="qtrain only")
     ap.add_argument("--liger", action="store_true", help="also HF+peft with Liger kernels on LLaMA-family rows")
     ap.add_argument("--unsloth", action="store_true", help="also Unsloth on LLaMA-family LoRA/QLoRA rows")
+    ap.add_argument("--llmc", metavar="BIN", help="llm.c's train_gpt2cu: the anchor of the GPT-2 full fine-tune rows")
+    ap.add_argument("--no-reuse-anchors", action="store_true",
+                    help="measure every row's anchors, even where an identical spec ran earlier in --work")
     ap.add_argument("--run-slow", action="store_true", help="run rows marked slow (7B LoftQ/HQQ: qtrain's CPU setup)")
     ap.add_argument("--budget-s", type=float, default=0,
                     help="wall-clock seconds for the whole run: later processes are skipped (and recorded so) rather "
@@ -435,7 +482,19 @@ def main():
             if t is None:
                 res["anchor_errors"].append(dict(anchor=key, error="not run: out of the step's time budget (--budget-s)"))
                 continue
-            numbers, err, vers = run_anchor(key, model_dir, spec, args.work, t, "cpu" if args.smoke else "cuda")
+            cache = anchor_cache_path(args.work, key, model_dir, spec)
+            if not args.no_reuse_anchors and os.path.exists(cache):
+                kept = json.load(open(cache))
+                numbers, err, vers = dict(kept["numbers"], reused_from=kept["row"]), None, kept.get("versions")
+            elif key == "llmc":
+                numbers, err = run_llmc(args.llmc, shard, row, args.steps, args.warmup, args.work, t)
+                vers = None
+            else:
+                numbers, err, vers = run_anchor(key, model_dir, spec, args.work, t, "cpu" if args.smoke else "cuda")
+            if numbers is not None and "reused_from" not in numbers:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                json.dump(dict(row=name, numbers={k: v for k, v in numbers.items() if k != "versions"},
+                               versions=vers), open(cache, "w"))
             versions.update(vers or {})
             if numbers is not None:
                 numbers.pop("versions", None)
