@@ -303,6 +303,21 @@ bool dispatch(const char* what, const std::function<bool(std::string*)>& attempt
   return false;
 }
 
+// The packed ops (kernels/attention.h) try cuDNN quietly: a refusal sends the caller to the split
+// path, whose attention_forward/backward then apply the --attention policy (and log or raise why).
+bool packed_attempt(const std::function<bool(std::string*)>& attempt) {
+#ifdef QTRAIN_HAS_CUDNN
+  if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
+  std::string why;
+  if (!attempt(&why)) return false;
+  note_attention_impl("cudnn-packed");
+  return true;
+#else
+  (void)attempt;
+  return false;
+#endif
+}
+
 }  // namespace
 
 bool cudnn_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v) {
@@ -328,30 +343,26 @@ bool cudnn_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
   });
 }
 
-// The packed ops (kernels/attention.h) try cuDNN quietly: a refusal sends the caller to
-// the split path, whose attention_forward/backward then apply the --attention policy.
 bool attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv) {
+  return packed_attempt([&](std::string* why) {
 #ifdef QTRAIN_HAS_CUDNN
-  std::string why;
-  if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
-  if (!run_forward_qkv(out, lse, qkv, &why)) return false;
-  note_attention_impl("cudnn-packed");
-  return true;
+    return run_forward_qkv(out, lse, qkv, why);
 #else
-  return false;
+    (void)why;
+    return false;
 #endif
+  });
 }
 
 bool attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse) {
+  return packed_attempt([&](std::string* why) {
 #ifdef QTRAIN_HAS_CUDNN
-  std::string why;
-  if (attention_impl() == AttentionImpl::Own || !library().error.empty()) return false;
-  if (!run_backward_qkv(dqkv, dout, qkv, out, lse, &why)) return false;
-  note_attention_impl("cudnn-packed");
-  return true;
+    return run_backward_qkv(dqkv, dout, qkv, out, lse, why);
 #else
-  return false;
+    (void)why;
+    return false;
 #endif
+  });
 }
 
 }  // namespace qtrain::cuda

@@ -32,6 +32,7 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool refused = false;  // a bias epilogue cuBLASLt has no algorithm for: remembered, so it is asked once
 };
 
 cudaDataType_t lt_type(DType t) {
@@ -149,6 +150,10 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune, const void* bias) {
   cublasStatus_t st =
       cublasLtMatmulAlgoGetHeuristic(ctx.lt(), pl.op, pl.la, pl.lb, pl.lc, pl.lc, pref, kCandidates, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
+  if ((st != CUBLAS_STATUS_SUCCESS || found == 0) && k.bias) {
+    pl.refused = true;  // the caller falls back to the plain product and a bias pass
+    return pl;
+  }
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error("cuBLASLt has no algorithm for gemm M=" + std::to_string(k.M) + " N=" + std::to_string(k.N) +
                     " K=" + std::to_string(k.K) + " (" + dtype_name(DType(k.abt)) + " -> " + dtype_name(DType(k.ct)) +
@@ -161,7 +166,7 @@ Plan make_plan(const PlanKey& k, const TuneArgs* tune, const void* bias) {
 
 }  // namespace
 
-void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
+bool gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, bool trans_a, const void* b,
                    int64_t ldb, bool trans_b, DType abt, int64_t M, int64_t N, int64_t K, float alpha,
                    float beta, const void* bias) {
   const bool integer = abt == DType::I8;
@@ -174,7 +179,7 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
     QT_CHECK(abt == DType::BF16 || abt == DType::F32, "gemm_rowmajor: operands must be BF16, F32 or I8");
     QT_CHECK(ct == DType::BF16 || ct == DType::F32, "gemm_rowmajor: output must be BF16 or F32");
   }
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) return true;
   Context& ctx = Context::get();
   QT_CHECK(K > 0 || !bias, "gemm_rowmajor: a bias with K = 0");
   if (K == 0) {  // an empty sum: c = beta * c
@@ -183,7 +188,7 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
       size_t es = ct == DType::BF16 ? 2 : 4;  // F32 and I32 alike
       CUDA_CHECK(cudaMemset2DAsync(c, size_t(ldc) * es, 0, size_t(N) * es, size_t(M), ctx.stream()));
     }
-    return;
+    return true;
   }
   PlanKey key;
   std::memset(&key, 0, sizeof(key));  // padding bytes take part in hash and compare
@@ -203,10 +208,12 @@ void gemm_rowmajor(void* c, DType ct, int64_t ldc, const void* a, int64_t lda, b
     it = plans.emplace(key, make_plan(key, beta == 0.f ? &t : nullptr, bias)).first;
   }
   const Plan* pl = &it->second;  // unordered_map nodes are stable
+  if (pl->refused) return false;
   if (bias) set_bias(*pl, bias);
   const Scalars sc(alpha, beta, integer);
   CUBLAS_CHECK(cublasLtMatmul(ctx.lt(), pl->op, sc.alpha(), b, pl->la, a, pl->lb, sc.beta(), c, pl->lc, c, pl->lc,
                               &pl->algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream()));
+  return true;
 }
 
 }  // namespace qtrain::cuda

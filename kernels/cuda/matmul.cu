@@ -1,7 +1,5 @@
 // gemm (cuBLASLt, any mix of BF16/F32 operands), bias add and bias gradient.
-#include <set>
 #include <string>
-#include <tuple>
 
 #include "kernels/cuda/col_sums.cuh"
 #include "kernels/cuda/common.cuh"
@@ -84,7 +82,8 @@ __global__ void bias_backward_kernel(float* dbias, FloatPtr dy, int64_t rows, in
 }  // namespace
 
 namespace {
-void gemm_with(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta, const void* bias) {
+// False when a bias epilogue has no cuBLASLt algorithm at this shape (gemm_rowmajor): nothing ran.
+bool gemm_with(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta, const void* bias) {
   int64_t ar, ac, br, bc;
   as_2d(a, ar, ac);
   as_2d(b, br, bc);
@@ -102,8 +101,8 @@ void gemm_with(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float a
     pb = as_bf16(b, Scratch::GemmB);
     abt = DType::BF16;
   }
-  gemm_rowmajor(c.raw(), c.dtype(), N, pa, trans_a ? M : K, trans_a, pb, trans_b ? K : N, trans_b, abt, M, N, K,
-                alpha, beta, bias);
+  return gemm_rowmajor(c.raw(), c.dtype(), N, pa, trans_a ? M : K, trans_a, pb, trans_b ? K : N, trans_b, abt, M,
+                       N, K, alpha, beta, bias);
 }
 }  // namespace
 
@@ -112,28 +111,19 @@ void gemm(Tensor c, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha,
 }
 
 void gemm_bias(Tensor y, Tensor x, Tensor w, Tensor bias) {
-  // Shapes whose bias epilogue cuBLASLt refused (no algorithm): the product, then add_bias.
-  static std::set<std::tuple<int64_t, int64_t, int, int>> refused;
-  const auto key = std::make_tuple(w.size(0), x.size(-1), int(y.dtype()), int(w.dtype()));
-  auto unfused = [&] {
-    cuda::gemm(y, x, w, false, true);  // qualified: ADL on Tensor finds qtrain:: too
-    cuda::add_bias(y, bias);
-  };
-  if (x.size(-1) == 0 || refused.count(key)) return unfused();  // an empty product: no epilogue runs
-  // cuBLASLt's bias has D's dtype and wants 16 bytes of alignment: otherwise a rounded copy.
-  const void* pb = bias.raw();
-  if (bias.dtype() != y.dtype() || reinterpret_cast<uintptr_t>(pb) % 16 != 0) {
-    void* s = Context::get().scratch(Scratch::GemmBias, size_t(bias.numel()) * 4);
-    convert_n(FloatPtr{s, y.dtype()}, fptr(bias, "gemm_bias bias"), bias.numel());
-    pb = s;
+  if (x.size(-1) > 0) {  // an empty product runs no epilogue
+    // cuBLASLt's bias has D's dtype and wants 16 bytes of alignment: otherwise a rounded copy.
+    const void* pb = bias.raw();
+    if (bias.dtype() != y.dtype() || reinterpret_cast<uintptr_t>(pb) % 16 != 0) {
+      void* s = Context::get().scratch(Scratch::GemmBias, size_t(bias.numel()) * 4);
+      convert_n(FloatPtr{s, y.dtype()}, fptr(bias, "gemm_bias bias"), bias.numel());
+      pb = s;
+    }
+    if (gemm_with(y, x, w, false, true, 1.f, 0.f, pb)) return;
   }
-  try {
-    gemm_with(y, x, w, false, true, 1.f, 0.f, pb);
-  } catch (const Error& e) {  // raised while planning, before anything ran
-    if (std::string(e.what()).find("cuBLASLt has no algorithm") == std::string::npos) throw;
-    refused.insert(key);
-    unfused();
-  }
+  // No bias epilogue at this shape (or K = 0): the product, then add_bias.
+  cuda::gemm(y, x, w, false, true);  // qualified: ADL on Tensor finds qtrain:: too
+  cuda::add_bias(y, bias);
 }
 
 void add_bias(Tensor y, Tensor bias) {
