@@ -186,6 +186,14 @@ class RowCommands(unittest.TestCase):
         self.assertTrue(tvh.anchor_spec(plan, 6, 2, 32000)["ckpt"])
         self.assertNotIn("--grad-checkpoint", tvh.qtrain_cmd("q", "m", "s", plan, 6, "o"))
         self.assertIn("--grad-checkpoint", tvh.qtrain_cmd("q", "m", "s", tvh.ROWS["llama7b-qlora"], 6, "o"))
+        # The budget row: qtrain's plan within a budget, checkpoints offloaded; the anchors as the GC row's.
+        c = tvh.qtrain_cmd("q", "m", "s", tvh.ROWS["llama7b-qlora-budget"], 6, "o")
+        self.assertEqual(c[c.index("--memory-budget") + 1], "14.5")
+        self.assertIn("--offload-checkpoints", c)
+        self.assertNotIn("--grad-checkpoint", c)
+        self.assertEqual(tvh.anchor_spec(tvh.ROWS["llama7b-qlora-budget"], 6, 2, 32000),
+                         tvh.anchor_spec(tvh.ROWS["llama7b-qlora"], 6, 2, 32000))
+        self.assertIn("within 14.5 GiB, checkpoints offloaded; anchors ckpt", tvh.describe(tvh.ROWS["llama7b-qlora-budget"]))
 
     def test_which_anchors(self):
         keys = lambda n: [k for k, _ in tvh.anchors_for(tvh.ROWS[n], self.Args)[0]]
