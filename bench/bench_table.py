@@ -17,7 +17,7 @@ import os
 import sys
 
 # The baseline anchor of each base: the one every earlier result was compared with.
-BASELINE = ("HF+peft", "HF+peft+bnb", "HF+peft+hqq")
+BASELINE = ("HF+peft", "HF+peft+bnb", "HF+peft+hqq", "HF")
 
 
 def ratio(a, b):
@@ -104,6 +104,9 @@ def markdown(doc):
            "median tok/s of the steps after warmup; peak memory as nvidia-smi sees the process (CUDA context included). "
            "Trainable parameters as each tool counts them (qtrain's run.json; peft's get_nb_trainable_parameters). "
            "Each anchor ran in its own process, one after the other, on the same GPU.", ""]
+    for key, lead in (("run", "Run: "), ("steps", "Steps per process: "), ("rebuilt", "Rebuilt: ")):
+        if isinstance(doc.get(key), str):  # a merged table's provenance (bench_table.py merge; see the JSON)
+            out += [lead + doc[key], ""]
     if doc.get("versions"):
         out += ["Anchor software: " + ", ".join(f"{k} {v}" for k, v in sorted(doc["versions"].items())), ""]
     for t in tables:
@@ -148,6 +151,8 @@ def markdown(doc):
                 fmt_num(ratio(q.get("tok_s"), f.get("tok_s"))) + ("×" if ratio(q.get("tok_s"), f.get("tok_s")) else ""),
                 " / ".join(fmt_num(x) for x in (q.get("peak_gib"), b.get("peak_gib"), f.get("peak_gib"))),
                 "; ".join(notes))) + " |")
+        out.append("")
+        out += [f"- {md_cell(r.get('method', r['name']))}: {md_cell(r.get('config', ''))}" for r in rows]
         # Anchors a row does not apply to, once per reason under the table rather than in every row.
         why_not = {}
         for r in rows:

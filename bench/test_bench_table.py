@@ -210,6 +210,8 @@ class RowCommands(unittest.TestCase):
             llmc = "/bin/train_gpt2cu"
         keys = lambda n: [k for k, _ in tvh.anchors_for(tvh.ROWS[n], WithLlmc)[0]]
         self.assertEqual(keys("gpt2m-full"), ["hf", "llmc"])
+        self.assertEqual(dict(tvh.anchors_for(tvh.ROWS["gpt2m-full"], WithLlmc)[0])["hf"], "HF")  # no peft in it
+        self.assertEqual(bt.baseline_anchor({"llm.c": {"tok_s": 2.0}, "HF": {"tok_s": 1.0}})[0], "HF")
         self.assertEqual(keys("gpt2m-lora"), ["hf"])  # llm.c has no adapters
         self.assertNotIn("llmc", keys("smol-lora"))
         self.assertNotIn("llmc", [k for k, _ in tvh.anchors_for(tvh.ROWS["gpt2m-full"], self.Args)[0]])

@@ -56,6 +56,10 @@ ROWS = {
     "llama7b-lora": dict(shape="llama-7b", method="lora", batch=4, seq=2048, ckpt=True),
     "llama7b-qlora": dict(shape="llama-7b", method="qlora", batch=4, seq=2048, ckpt=True, anchor_method="qlora"),
     "llama7b-qlora-b1": dict(shape="llama-7b", method="qlora", batch=1, seq=2048, ckpt=True, anchor_method="qlora"),
+    # Issue speed II's batch-1 memory target (<= 5.5 GiB as nvidia-smi sees it) with the recomputed layers' inputs
+    # parked in host memory (--offload-checkpoints); the anchors are llama7b-qlora-b1's.
+    "llama7b-qlora-b1-offload": dict(shape="llama-7b", method="qlora", batch=1, seq=2048, ckpt=True, offload=True,
+                                     anchor_method="qlora"),
     # Issue speed II's "with the memory the GPU has": qtrain without --grad-checkpoint, so its activation
     # plan keeps what the free memory holds (trainer/memory_plan.h); the anchors keep their checkpointing
     # (HF+peft+bnb's QLoRA recipe, Unsloth's own), as in llama7b-qlora. The peak memory column says what it cost.
@@ -235,11 +239,12 @@ def anchors_for(row, args):
     if args.skip_anchor:
         return [], {}
     base = BASE_OF[row.get("anchor_method", row["method"])]
-    out, not_run = [("hf", HF_LABEL[base])], {}
+    hf = "HF" if row["method"] == "full" else HF_LABEL[base]  # a full fine-tune has no peft in it
+    out, not_run = [("hf", hf)], {}
     llama = row["shape"] in LLAMA_SHAPES
     if args.liger:
         if llama:
-            out.append(("liger", HF_LABEL[base] + "+Liger"))
+            out.append(("liger", hf + "+Liger"))
         else:
             not_run["liger"] = "Liger patches LLaMA-family models only"
     if args.unsloth:
