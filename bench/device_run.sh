@@ -240,3 +240,20 @@ for p in glob.glob(sys.argv[1] + "/scaling_*.json"):
     r = json.load(open(p))
     print("scaling:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "runs"})
 PYEOF
+
+# The device tool brings back at most 8 files of $OUT and drops the rest by count (session 19 lost a table's JSON
+# that way): the logs (and train_vs_hf's per-process logs) go into one logs.tgz, and the results too, into
+# results.tgz, when they alone would pass the limit. Work directories stay on the machine: /tmp/train_vs_hf holds
+# each row's checkpoint (gigabytes for a full fine-tune), and compressing it cost a call its time.
+if [ -z "${LANE_CHILD:-}" ]; then
+  (cd "$OUT" && shopt -s nullglob && logs=(*.log *.txt) && extra=(/tmp/train_vs_hf/*.log) && \
+    if [ ${#logs[@]} -gt 0 ] || [ ${#extra[@]} -gt 0 ]; then
+      mkdir -p _logs/work && { [ ${#logs[@]} -eq 0 ] || mv "${logs[@]}" _logs/; } && \
+      { [ ${#extra[@]} -eq 0 ] || cp "${extra[@]}" _logs/work/; } && tar czf logs.tgz -C _logs . && rm -rf _logs
+    fi
+    rest=(*); if [ ${#rest[@]} -gt 8 ]; then
+      res=(); for f in "${rest[@]}"; do [ "$f" = logs.tgz ] || res+=("$f"); done
+      tar czf results.tgz "${res[@]}" && rm -rf "${res[@]}"
+    fi)
+  echo "returned from \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
+fi
