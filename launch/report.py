@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import matplotlib.transforms  # noqa: E402
 
-QTRAIN_BLUE, ANCHOR_GREY, EVAL_ORANGE = "#1f5fa8", "#9a9a9a", "#e07b00"
+QTRAIN_BLUE, ANCHOR_GREY, EVAL_ORANGE, FASTEST_TAN = "#1f5fa8", "#9a9a9a", "#e07b00", "#d9a441"
 
 
 class BadInput(Exception):
@@ -250,6 +250,15 @@ def is_comparison(rows):
     return rows and all(isinstance(r, dict) and "qtrain" in r and "anchor" in r and "metric" in r for r in rows)
 
 
+def fastest_value(row):
+    """(value, name) of the row's fastest anchor when it is not its baseline anchor, else (None, None)."""
+    name, base = row.get("fastest_anchor"), row.get("baseline_anchor")
+    v = (row.get("anchors") or {}).get(name) if name else None
+    if not isinstance(v, (int, float)) or name == base:
+        return None, None
+    return v, name
+
+
 def plot_comparison(doc, rows, out, title):
     metrics = []
     for r in rows:
@@ -265,23 +274,36 @@ def plot_comparison(doc, rows, out, title):
         labels = [textwrap.fill(str(r.get("config", "?")), 44) for r in rs]
         q = [r["qtrain"] if isinstance(r["qtrain"], (int, float)) else 0 for r in rs]
         a = [r["anchor"] if isinstance(r["anchor"], (int, float)) else 0 for r in rs]
+        # train_vs_hf rows also name the fastest anchor that ran (Liger, Unsloth, llm.c...): a third bar where it
+        # is not the baseline, with qtrain's ratio to it.
+        fast = [fastest_value(r) for r in rs]
+        third = any(v is not None for v, _ in fast)
+        f = [v or 0 for v, _ in fast]
         ys = range(len(rs))
-        h = 0.38
-        ax.barh([y - h / 2 for y in ys], q, h, color=QTRAIN_BLUE, label="qtrain")
-        ax.barh([y + h / 2 for y in ys], a, h, color=ANCHOR_GREY, label=anchor_name)
+        h = 0.27 if third else 0.38
+        off = h if third else h / 2
+        ax.barh([y - off for y in ys], q, h, color=QTRAIN_BLUE, label="qtrain")
+        ax.barh([y + (0 if third else h / 2) for y in ys], a, h, color=ANCHOR_GREY, label=anchor_name)
+        if third:
+            ax.barh([y + h for y in ys], f, h, color=FASTEST_TAN, label="fastest anchor, where not the baseline")
         ax.set_yticks(list(ys))
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(m, fontsize=10, loc="left")
         ax.grid(True, axis="x", alpha=0.3)
-        top = max(q + a + [0])
-        positive = [v for v in q + a if v > 0]
+        top = max(q + a + f + [0])
+        positive = [v for v in q + a + f if v > 0]
         log = bool(positive) and max(positive) / min(positive) > 100
         for y, r, qv in zip(ys, rs, q):
             ratio = r.get("ratio")
             if isinstance(ratio, (int, float)):
-                ax.text(qv * 1.08 if log else qv + top * 0.01, y - h / 2, f"{ratio:.2f}×", va="center", fontsize=8,
+                ax.text(qv * 1.08 if log else qv + top * 0.01, y - off, f"{ratio:.2f}×", va="center", fontsize=8,
                         color=QTRAIN_BLUE)
+        for y, r, (fv, name) in zip(ys, rs, fast):
+            rf = r.get("ratio_fastest")
+            if fv is not None:
+                ax.text(fv * 1.08 if log else fv + top * 0.01, y + h, name + (f": qtrain {rf:.2f}×" if
+                        isinstance(rf, (int, float)) else ""), va="center", fontsize=7, color="#7a5a1e")
         if log:
             # Values over orders of magnitude (kernel times): a log axis keeps the small ones visible.
             ax.set_xscale("log")
