@@ -112,12 +112,12 @@ if [[ -n "${ONLY_GPU1:-}" && -z "${LANE_CHILD:-}" ]]; then
   lane1=$!
   export CUDA_VISIBLE_DEVICES=0
 fi
-# BENCH_LLMC=1: llm.c (packed beside, LLMC_BIN) as the GPT-2 full rows' anchor. Anchors measured earlier in this
-# machine's /tmp/train_vs_hf (an earlier call on the same warm machine) are reused unless BENCH_NO_REUSE=1.
+# BENCH_LLMC=1: llm.c (packed beside, LLMC_BIN) as the GPT-2 full rows' anchor. The calls on one warm machine are
+# one run (--run-id: its boot id): an anchor spec measured by an earlier call is reused unless BENCH_NO_REUSE=1.
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora} \
   ${BENCH_LIGER:+--liger} ${BENCH_UNSLOTH:+--unsloth} ${BENCH_LLMC:+--llmc $BIN/train_gpt2cu} \
-  ${BENCH_NO_REUSE:+--no-reuse-anchors} --budget-s $(( ${BENCH_TIMEOUT:-240} - 10 ))
+  --run-id "machine-$(cat /proc/sys/kernel/random/boot_id)" ${BENCH_NO_REUSE:+--no-reuse-anchors} --budget-s $(( ${BENCH_TIMEOUT:-240} - 10 ))
 if [ -n "${lane1:-}" ]; then
   wait "$lane1"; unset CUDA_VISIBLE_DEVICES
   echo "---- lane GPU 1:"; sed -n '/==== summary ====/,/^$/p' "$OUT/lane1.txt"

@@ -2,6 +2,8 @@
 """Checks of bench/bench_table.py (fastest anchor, JSON rows, markdown, merge) with made-up
 numbers, and of bench/train_vs_hf.py's row commands (--dry-run logic); stdlib only, no GPU.
 Run by tests/scripts/bench_table.sh:  python3 bench/test_bench_table.py"""
+import contextlib
+import io
 import json
 import os
 import sys
@@ -238,11 +240,44 @@ class RowCommands(unittest.TestCase):
         spec = tvh.anchor_spec(tvh.ROWS["llama7b-qlora"], 8, 3, 32000)
         plan = tvh.anchor_spec(tvh.ROWS["llama7b-qlora-plan"], 8, 3, 32000)
         self.assertEqual(spec, plan)  # the plan row's anchors are the GC row's: measured once
-        p = lambda s, k="hf": tvh.anchor_cache_path("/w", k, "/m", s)
+        p = lambda s, k="hf": tvh.anchor_cache_path("/w", "run", k, "/m", s)
+        self.assertNotEqual(p(spec), tvh.anchor_cache_path("/w", "another run", "hf", "/m", spec))
         self.assertEqual(p(spec), p(plan))
         self.assertNotEqual(p(spec), p(dict(spec, steps=9)))
         self.assertNotEqual(p(spec), p(spec, "unsloth"))
         self.assertNotEqual(p(spec), p(tvh.anchor_spec(tvh.ROWS["llama7b-qlora-b1"], 8, 3, 32000)))
+
+    def test_a_spec_is_measured_once_per_run(self):
+        # main() over the GC row and the plan row (same anchor specs): each anchor runs once, the plan row
+        # reuses it; a second invocation with the same --run-id reuses too, another run measures again.
+        calls = []
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "m", "llama-7b"))
+            with open(os.path.join(d, "m", "llama-7b", "config.json"), "w") as f:
+                json.dump({"vocab_size": 32000}, f)
+            saved = (tvh.run_anchor, tvh.run_qtrain, tvh.write_shard, tvh.gpu_name, sys.argv)
+            tvh.run_anchor = lambda key, *a, **k: (calls.append(key) or dict(tok_s=100.0 + len(calls)), None, {"peft": "x"})
+            tvh.run_qtrain = lambda *a, **k: dict(tok_s=500.0)
+            tvh.write_shard = lambda *a, **k: None
+            tvh.gpu_name = lambda: "gpu"
+            try:
+                def run(rows, run_id=None):
+                    sys.argv = ["train_vs_hf.py", "--qtrain", "q", "--models", os.path.join(d, "m"), "--out", d,
+                                "--work", os.path.join(d, "w"), "--liger", "--unsloth", "--rows", rows] + \
+                               (["--run-id", run_id] if run_id else [])
+                    with contextlib.redirect_stdout(io.StringIO()):  # its printed table
+                        tvh.main()
+                    return {r["name"]: r for r in json.load(open(os.path.join(d, f"train_vs_hf_gpu_{tvh.datetime.date.today().isoformat()}.json")))["results"]}
+                res = run("llama7b-qlora,llama7b-qlora-plan", "r1")
+                self.assertEqual(calls, ["hf", "liger", "unsloth"])
+                self.assertEqual(res["llama7b-qlora-plan"]["anchors"]["Unsloth"]["reused_from"], "llama7b-qlora")
+                self.assertNotIn("reused_from", res["llama7b-qlora"]["anchors"]["Unsloth"])
+                run("llama7b-qlora-budget", "r1")  # a later call of the same run
+                self.assertEqual(len(calls), 3)
+                run("llama7b-qlora-budget")  # a run of its own
+                self.assertEqual(len(calls), 6)
+            finally:
+                tvh.run_anchor, tvh.run_qtrain, tvh.write_shard, tvh.gpu_name, sys.argv = saved
 
     def test_tables_name_known_rows(self):
         for t in tvh.TABLES.values():

@@ -11,9 +11,11 @@ Anchors, each alone in a fresh process (bench/anchor_run.py), one after the othe
   checkpointing) on LLaMA-family LoRA rows (its recipe is LoRA/QLoRA);
   llm.c (--llmc BIN: karpathy/llm.c's train_gpt2cu, built beside as bench/llmc_anchor.sh says) on the
   GPT-2 full fine-tune rows: random init of the same depth, the same shard (llm.c's token format).
-An anchor whose spec (model, batch, sequence, checkpointing, steps...) was measured already in this
---work directory is not run again: its numbers are reused and the row names the row it ran for (the
-7B plan rows keep the GC rows' anchors). --no-reuse-anchors measures every row's anchors afresh.
+An anchor whose spec (model, batch, sequence, checkpointing, steps...) was measured already in this run
+is not run again: its numbers are reused and the row names the row it ran for (the 7B plan rows keep the
+GC rows' anchors). A run is this invocation, or every invocation given the same --run-id (several calls
+on one machine: bench/device_run.sh passes the machine's boot id). --no-reuse-anchors measures every
+row's anchors afresh.
 An anchor that fails is recorded as {"anchor": NAME, "error": REASON} in the row and the row goes
 on. Every row says which anchor was fastest ("fastest_anchor") and qtrain's ratio to it.
 
@@ -335,7 +337,8 @@ def run_llmc(llmc, shard, row, steps, warmup, work, timeout):
         except TimeoutError as e:
             return None, str(e)
     import re
-    text = open(log, errors="replace").read()
+    with open(log, errors="replace") as f:
+        text = f.read()
     tps = [float(m.group(1)) for m in re.finditer(r"\|\s*([0-9.]+) tok/s", text)]
     if rc != 0 or len(tps) <= warmup:
         return None, f"exited {rc} with {len(tps)} step lines: {tail(log, 4)}"
@@ -345,11 +348,11 @@ def run_llmc(llmc, shard, row, steps, warmup, work, timeout):
                 wall_s=time.monotonic() - t0), None
 
 
-def anchor_cache_path(work, key, model_dir, spec):
-    """Where a measured anchor is kept for reuse: by its key, model and whole spec."""
+def anchor_cache_path(work, run_id, key, model_dir, spec):
+    """Where a measured anchor is kept for reuse within one run: by its key, model and whole spec."""
     import hashlib
     h = hashlib.sha1(json.dumps([key, os.path.realpath(model_dir), spec], sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(work, "anchor_cache", f"{key}-{h}.json")
+    return os.path.join(work, "anchor_cache", run_id, f"{key}-{h}.json")
 
 
 def run_anchor(key, model_dir, spec, work, timeout, device="cuda"):
@@ -402,8 +405,10 @@ def main():
     ap.add_argument("--liger", action="store_true", help="also HF+peft with Liger kernels on LLaMA-family rows")
     ap.add_argument("--unsloth", action="store_true", help="also Unsloth on LLaMA-family LoRA/QLoRA rows")
     ap.add_argument("--llmc", metavar="BIN", help="llm.c's train_gpt2cu: the anchor of the GPT-2 full fine-tune rows")
+    ap.add_argument("--run-id", help="invocations with the same id are one run: an anchor spec measured by one is "
+                                      "reused by the next (default: this invocation alone)")
     ap.add_argument("--no-reuse-anchors", action="store_true",
-                    help="measure every row's anchors, even where an identical spec ran earlier in --work")
+                    help="measure every row's anchors, even where an identical spec ran earlier in this run")
     ap.add_argument("--run-slow", action="store_true", help="run rows marked slow (7B LoftQ/HQQ: qtrain's CPU setup)")
     ap.add_argument("--budget-s", type=float, default=0,
                     help="wall-clock seconds for the whole run: later processes are skipped (and recorded so) rather "
@@ -427,6 +432,7 @@ def main():
     titles = {t: TABLES[t]["title"] + (" -- smoke run: tiny-llama on the CPU, batch 2x32, not a benchmark"
                                        if args.smoke else "") for t in TABLES}
     budget = Budget(args.budget_s)
+    run_id = args.run_id or f"invocation-{os.getpid()}-{time.time_ns()}"
 
     if args.dry_run:
         for name in names:
@@ -500,9 +506,10 @@ def main():
             if t is None:
                 res["anchor_errors"].append(dict(anchor=key, error="not run: out of the step's time budget (--budget-s)"))
                 continue
-            cache = anchor_cache_path(args.work, key, model_dir, spec)
+            cache = anchor_cache_path(args.work, run_id, key, model_dir, spec)
             if not args.no_reuse_anchors and os.path.exists(cache):
-                kept = json.load(open(cache))
+                with open(cache) as f:
+                    kept = json.load(f)
                 numbers, err, vers = dict(kept["numbers"], reused_from=kept["row"]), None, kept.get("versions")
             elif key == "llmc":
                 numbers, err = run_llmc(args.llmc, shard, row, args.steps, args.warmup, args.work, t)
@@ -511,8 +518,9 @@ def main():
                 numbers, err, vers = run_anchor(key, model_dir, spec, args.work, t, "cpu" if args.smoke else "cuda")
             if numbers is not None and "reused_from" not in numbers:
                 os.makedirs(os.path.dirname(cache), exist_ok=True)
-                json.dump(dict(row=name, numbers={k: v for k, v in numbers.items() if k != "versions"},
-                               versions=vers), open(cache, "w"))
+                with open(cache, "w") as f:
+                    json.dump(dict(row=name, numbers={k: v for k, v in numbers.items() if k != "versions"},
+                                   versions=vers), f)
             versions.update(vers or {})
             if numbers is not None:
                 numbers.pop("versions", None)
