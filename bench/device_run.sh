@@ -116,7 +116,7 @@ fi
 # one run (--run-id: its boot id): an anchor spec measured by an earlier call is reused unless BENCH_NO_REUSE=1.
 step train_vs_hf ${BENCH_TIMEOUT:-240} python3 bench/train_vs_hf.py --qtrain "$BIN/qtrain" --models $MODELS --out "$OUT" \
   --steps ${BENCH_STEPS:-25} --warmup ${BENCH_WARMUP:-8} --rows ${BENCH_ROWS:-gpt2m-lora,gpt2m-full,smol-lora,smol-qlora} \
-  ${BENCH_LIGER:+--liger} ${BENCH_UNSLOTH:+--unsloth} ${BENCH_LLMC:+--llmc $BIN/train_gpt2cu} \
+  ${BENCH_LIGER:+--liger} ${BENCH_UNSLOTH:+--unsloth} ${BENCH_LLMC:+--llmc $BIN/${BENCH_LLMC_BIN:-train_gpt2cu} --llmc-label ${BENCH_LLMC_LABEL:-llm.c}} \
   --run-id "machine-$(cat /proc/sys/kernel/random/boot_id)" ${BENCH_NO_REUSE:+--no-reuse-anchors} --budget-s $(( ${BENCH_TIMEOUT:-240} - 10 ))
 if [ -n "${lane1:-}" ]; then
   wait "$lane1"; unset CUDA_VISIBLE_DEVICES

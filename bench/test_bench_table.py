@@ -213,6 +213,11 @@ class RowCommands(unittest.TestCase):
         keys = lambda n: [k for k, _ in tvh.anchors_for(tvh.ROWS[n], WithLlmc)[0]]
         self.assertEqual(keys("gpt2m-full"), ["hf", "llmc"])
         self.assertEqual(dict(tvh.anchors_for(tvh.ROWS["gpt2m-full"], WithLlmc)[0])["hf"], "HF")  # no peft in it
+        self.assertEqual(dict(tvh.anchors_for(tvh.ROWS["gpt2m-full"], WithLlmc)[0])["llmc"], "llm.c")
+
+        class CudnnBuild(WithLlmc):
+            llmc_label = "llm.c+cuDNN"
+        self.assertEqual(dict(tvh.anchors_for(tvh.ROWS["gpt2m-full"], CudnnBuild)[0])["llmc"], "llm.c+cuDNN")
         self.assertEqual(bt.baseline_anchor({"llm.c": {"tok_s": 2.0}, "HF": {"tok_s": 1.0}})[0], "HF")
         self.assertEqual(keys("gpt2m-lora"), ["hf"])  # llm.c has no adapters
         self.assertNotIn("llmc", keys("smol-lora"))

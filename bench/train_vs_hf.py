@@ -258,7 +258,7 @@ def anchors_for(row, args):
             out.append(("unsloth", "Unsloth"))
     if getattr(args, "llmc", None) and row["method"] == "full":
         if row["shape"] == "gpt2-medium":
-            out.append(("llmc", "llm.c"))
+            out.append(("llmc", getattr(args, "llmc_label", None) or "llm.c"))
         else:
             not_run["llmc"] = "llm.c trains GPT-2 shapes only"
     return out, not_run
@@ -405,6 +405,8 @@ def main():
     ap.add_argument("--liger", action="store_true", help="also HF+peft with Liger kernels on LLaMA-family rows")
     ap.add_argument("--unsloth", action="store_true", help="also Unsloth on LLaMA-family LoRA/QLoRA rows")
     ap.add_argument("--llmc", metavar="BIN", help="llm.c's train_gpt2cu: the anchor of the GPT-2 full fine-tune rows")
+    ap.add_argument("--llmc-label", default="llm.c",
+                    help="its name in the table, e.g. 'llm.c+cuDNN' for a LLMC_CUDNN=1 build (bench/build_llmc.sh)")
     ap.add_argument("--run-id", help="invocations with the same id are one run: an anchor spec measured by one is "
                                       "reused by the next (default: this invocation alone)")
     ap.add_argument("--no-reuse-anchors", action="store_true",
@@ -506,7 +508,8 @@ def main():
             if t is None:
                 res["anchor_errors"].append(dict(anchor=key, error="not run: out of the step's time budget (--budget-s)"))
                 continue
-            cache = anchor_cache_path(args.work, run_id, key, model_dir, spec)
+            # (the label is part of the key: two llm.c builds are two anchors)
+            cache = anchor_cache_path(args.work, run_id, key, model_dir, dict(spec, label=label))
             if not args.no_reuse_anchors and os.path.exists(cache):
                 with open(cache) as f:
                     kept = json.load(f)
