@@ -241,6 +241,23 @@ class RowCommands(unittest.TestCase):
             self.assertIsNone(nums)  # no step after warmup: an error, not a number
             self.assertIn("4 step lines", err)
 
+    def test_qtrain_row_parsed_and_its_checkpoint_dropped(self):
+        # A stand-in qtrain writing what `train --out` does: tok/s is the median after warmup; the checkpoint,
+        # adapter and model go unless --keep-outputs (a full fine-tune's are gigabytes in --work).
+        with tempfile.TemporaryDirectory() as d:
+            out, fake = os.path.join(d, "out"), os.path.join(d, "qtrain")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\nmkdir -p $1/checkpoint $1/adapter\necho x > $1/checkpoint/state.bin\n"
+                        "for s in 1 2 3 4; do echo \"{\\\"step\\\": $s, \\\"tokens_per_s\\\": $((s * 100))}\"; "
+                        "done > $1/metrics.jsonl\necho '{\"trainable_params\": 7, \"total_params\": 9, \"setup_s\": 1.5}' "
+                        "> $1/run.json\n")
+            os.chmod(fake, 0o755)
+            for keep in (False, True):
+                q = tvh.run_qtrain([fake, out], out, os.path.join(d, "log"), 1, 30, keep=keep)
+                self.assertEqual((q["tok_s"], q["trainable_params"], q["setup_s"]), (300.0, 7, 1.5))
+                self.assertEqual(os.path.exists(os.path.join(out, "checkpoint")), keep)
+                self.assertTrue(os.path.exists(os.path.join(out, "metrics.jsonl")))
+
     def test_anchor_cache_key(self):
         spec = tvh.anchor_spec(tvh.ROWS["llama7b-qlora"], 8, 3, 32000)
         plan = tvh.anchor_spec(tvh.ROWS["llama7b-qlora-plan"], 8, 3, 32000)
@@ -272,7 +289,8 @@ class RowCommands(unittest.TestCase):
                                (["--run-id", run_id] if run_id else [])
                     with contextlib.redirect_stdout(io.StringIO()):  # its printed table
                         tvh.main()
-                    return {r["name"]: r for r in json.load(open(os.path.join(d, f"train_vs_hf_gpu_{tvh.datetime.date.today().isoformat()}.json")))["results"]}
+                    with open(os.path.join(d, f"train_vs_hf_gpu_{tvh.datetime.date.today().isoformat()}.json")) as f:
+                        return {r["name"]: r for r in json.load(f)["results"]}
                 res = run("llama7b-qlora,llama7b-qlora-plan", "r1")
                 self.assertEqual(calls, ["hf", "liger", "unsloth"])
                 self.assertEqual(res["llama7b-qlora-plan"]["anchors"]["Unsloth"]["reused_from"], "llama7b-qlora")

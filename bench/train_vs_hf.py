@@ -301,17 +301,23 @@ def run_logged(cmd, log, timeout, cwd=None):
             raise TimeoutError(f"timed out after {timeout:.0f} s (the step's budget); log: {tail(log, 4)}")
 
 
-def run_qtrain(cmd, out_dir, log, warmup, timeout):
+def run_qtrain(cmd, out_dir, log, warmup, timeout, keep=False):
     t0 = time.monotonic()
     with GpuMemPoller() as mem:
         rc = run_logged(cmd, log, timeout)
     wall = time.monotonic() - t0
     if rc != 0:
         raise RuntimeError(f"qtrain exited {rc}: {tail(log)}")
-    lines = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
     tps = [l["tokens_per_s"] for l in lines if "tokens_per_s" in l and l.get("step", 0) > warmup]
-    run = json.load(open(os.path.join(out_dir, "run.json")))
+    with open(os.path.join(out_dir, "run.json")) as f:
+        run = json.load(f)
     train_s = max((l.get("elapsed_s", 0) for l in lines), default=0)
+    if not keep:  # what was trained is not the benchmark's: a full fine-tune's checkpoint is gigabytes
+        import shutil
+        for sub in ("checkpoint", "model", "adapter"):
+            shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
     return dict(tok_s=statistics.median(tps), peak_gib=mem.peak,
                 alloc_peak_gib=max((l.get("gpu_peak_gib", 0) for l in lines), default=None),
                 trainable_params=run.get("trainable_params"), total_params=run.get("total_params"),
@@ -407,6 +413,9 @@ def main():
     ap.add_argument("--llmc", metavar="BIN", help="llm.c's train_gpt2cu: the anchor of the GPT-2 full fine-tune rows")
     ap.add_argument("--llmc-label", default="llm.c",
                     help="its name in the table, e.g. 'llm.c+cuDNN' for a LLMC_CUDNN=1 build (bench/build_llmc.sh)")
+    ap.add_argument("--keep-outputs", action="store_true",
+                    help="keep what each qtrain row wrote (checkpoint, adapter or model) in --work; by default only "
+                         "its metrics.jsonl, run.json and log stay")
     ap.add_argument("--run-id", help="invocations with the same id are one run: an anchor spec measured by one is "
                                       "reused by the next (default: this invocation alone)")
     ap.add_argument("--no-reuse-anchors", action="store_true",
@@ -499,7 +508,8 @@ def main():
             out_dir = os.path.join(args.work, name + "-out")
             res["qtrain"] = run_qtrain(qtrain_cmd(args.qtrain, model_dir, shard, row, args.steps, out_dir,
                                                   "cpu" if args.smoke else "cuda"), out_dir,
-                                       os.path.join(args.work, f"qtrain_{name}.log"), args.warmup, t)
+                                       os.path.join(args.work, f"qtrain_{name}.log"), args.warmup, t,
+                                       keep=args.keep_outputs)
         except Exception as e:
             res["error"] = f"{type(e).__name__}: {e}"
         spec = anchor_spec(row, args.steps, args.warmup, vocab)
