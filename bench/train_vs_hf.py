@@ -171,6 +171,11 @@ def write_shard(path, ntok, vocab, seed=0):
         f.write(toks.tobytes())
 
 
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def ensure_model(models_dir, shape):
     d = os.path.join(models_dir, shape)
     if not os.path.exists(os.path.join(d, "config.json")):
@@ -374,7 +379,7 @@ def run_anchor(key, model_dir, spec, work, timeout, device="cuda"):
         except TimeoutError as e:
             return None, str(e), None
     try:
-        res = json.load(open(res_path))
+        res = load_json(res_path)
     except (OSError, ValueError):
         return None, f"exited {rc} without a result (crash?): {tail(log)}", None
     if res.get("error"):  # the exception, and where it was raised (the traceback's last lines)
@@ -465,7 +470,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
     # --table merges into the file already there (two steps of one call fill one table).
-    earlier = json.load(open(path)) if args.table and os.path.exists(path) else None
+    earlier = load_json(path) if args.table and os.path.exists(path) else None
     versions = dict((earlier or {}).get("versions") or {})
     results = []
 
@@ -492,7 +497,7 @@ def main():
             print(json.dumps({"row": name, "skipped": row["slow"]}), flush=True)
             continue
         model_dir = ensure_model(args.models, row["shape"])
-        vocab = json.load(open(os.path.join(model_dir, "config.json")))["vocab_size"]
+        vocab = load_json(os.path.join(model_dir, "config.json"))["vocab_size"]
         shard = os.path.join(args.work, f"{name}.bin")
         write_shard(shard, 2 * (args.steps + 2) * row["batch"] * (row["seq"] + 1), vocab)
         # A 7B process loads 13.5 GB and quantizes before its first step: not started with less than this.
