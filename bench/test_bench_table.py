@@ -16,6 +16,15 @@ import bench_table as bt  # noqa: E402
 import train_vs_hf as tvh  # noqa: E402
 
 
+def stand_in(d, name, script):
+    """An executable shell script named name in d: a stand-in for a tool the bench runs."""
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + script)
+    os.chmod(path, 0o755)
+    return path
+
+
 def result(name="llama7b-qlora-r64", table="peft7b", q_tok=13000.0, anchors=None, errors=(), **kw):
     r = dict(name=name, config="llama-7b qlora r64 bs 4x2048 ckpt", table=table, method="QLoRA (NF4 + DQ)",
              qtrain=dict(tok_s=q_tok, peak_gib=11.5, alloc_peak_gib=10.5, trainable_params=159907840,
@@ -226,13 +235,10 @@ class RowCommands(unittest.TestCase):
     def test_llmc_log_parsed(self):
         # A stand-in for train_gpt2cu printing its step lines: the median after warmup is the tok/s.
         with tempfile.TemporaryDirectory() as d:
-            fake = os.path.join(d, "train_gpt2cu")
-            with open(fake, "w") as f:
-                f.write("#!/bin/sh\necho 'num_parameters: 354871296 => bytes: 709742592'\n"
-                        "for t in 50000.0 100000.0 110000.0 120000.0; do\n"
-                        "  echo \"step    1/4 | loss 11.0 (+nanz)| norm 1.0 (+nanz)| lr 1e-4 | 70.00 ms | 40.0% bf16 MFU | $t tok/s\"\n"
-                        "done\n")
-            os.chmod(fake, 0o755)
+            fake = stand_in(d, "train_gpt2cu", "echo 'num_parameters: 354871296 => bytes: 709742592'\n"
+                            "for t in 50000.0 100000.0 110000.0 120000.0; do\n"
+                            "  echo \"step    1/4 | loss 11.0 (+nanz)| norm 1.0 (+nanz)| lr 1e-4 | 70.00 ms | 40.0% bf16 MFU | $t tok/s\"\n"
+                            "done\n")
             nums, err = tvh.run_llmc(fake, "/s.bin", tvh.ROWS["gpt2m-full"], 4, 1, d, 30)
             self.assertIsNone(err)
             self.assertEqual(nums["tok_s"], 110000.0)
@@ -245,13 +251,11 @@ class RowCommands(unittest.TestCase):
         # A stand-in qtrain writing what `train --out` does: tok/s is the median after warmup; the checkpoint,
         # adapter and model go unless --keep-outputs (a full fine-tune's are gigabytes in --work).
         with tempfile.TemporaryDirectory() as d:
-            out, fake = os.path.join(d, "out"), os.path.join(d, "qtrain")
-            with open(fake, "w") as f:
-                f.write("#!/bin/sh\nmkdir -p $1/checkpoint $1/adapter\necho x > $1/checkpoint/state.bin\n"
-                        "for s in 1 2 3 4; do echo \"{\\\"step\\\": $s, \\\"tokens_per_s\\\": $((s * 100))}\"; "
-                        "done > $1/metrics.jsonl\necho '{\"trainable_params\": 7, \"total_params\": 9, \"setup_s\": 1.5}' "
-                        "> $1/run.json\n")
-            os.chmod(fake, 0o755)
+            out = os.path.join(d, "out")
+            fake = stand_in(d, "qtrain", "mkdir -p $1/checkpoint $1/adapter\necho x > $1/checkpoint/state.bin\n"
+                            "for s in 1 2 3 4; do echo \"{\\\"step\\\": $s, \\\"tokens_per_s\\\": $((s * 100))}\"; "
+                            "done > $1/metrics.jsonl\necho '{\"trainable_params\": 7, \"total_params\": 9, \"setup_s\": 1.5}' "
+                            "> $1/run.json\n")
             for keep in (False, True):
                 q = tvh.run_qtrain([fake, out], out, os.path.join(d, "log"), 1, 30, keep=keep)
                 self.assertEqual((q["tok_s"], q["trainable_params"], q["setup_s"]), (300.0, 7, 1.5))
