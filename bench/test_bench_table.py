@@ -243,6 +243,9 @@ class RowCommands(unittest.TestCase):
             self.assertIsNone(err)
             self.assertEqual(nums["tok_s"], 110000.0)
             self.assertEqual(nums["trainable_params"], 354871296)
+            cmd = tvh.llmc_cmd(fake, "/s.bin", tvh.ROWS["gpt2m-full"], 4, d)  # what the run and --dry-run show
+            self.assertEqual((cmd[cmd.index("-e") + 1], cmd[cmd.index("-b") + 1], cmd[cmd.index("-t") + 1]),
+                             ("d24", "8", "1024"))
             nums, err = tvh.run_llmc(fake, "/s.bin", tvh.ROWS["gpt2m-full"], 4, 4, d, 30)
             self.assertIsNone(nums)  # no step after warmup: an error, not a number
             self.assertIn("4 step lines", err)

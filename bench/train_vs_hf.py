@@ -33,9 +33,12 @@ merged into the file of that name already in --out, so that two steps fill one t
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -197,15 +200,16 @@ def adapter(row):
 
 def describe(row):
     ad = adapter(row)
+    plan = anchor_ckpt(row) and not row["ckpt"]  # qtrain's activation plan beside checkpointing anchors
     r = "" if ad in ("full", "ia3") else f" r{rank(row)}"
     extra = (f" loftq{row['loftq_iters']}" if row.get("loftq_iters") else "") + \
             (f" {row['hqq_bits']}-bit" if row.get("hqq_bits") else "")
     return (f'{row["shape"]} {row["method"]}{"+" + ad if ad not in ("lora", "full") else ""}{extra}{r} '
             f'bs {row["batch"]}x{row["seq"]}{" ckpt" if row["ckpt"] else ""}'
-            f'{" (activation plan" if anchor_ckpt(row) and not row["ckpt"] else ""}'
+            f'{" (activation plan" if plan else ""}'
             f'{" within " + format(row["memory_budget"], "g") + " GiB" if row.get("memory_budget") else ""}'
             f'{", checkpoints offloaded" if row.get("offload") else ""}'
-            f'{"; anchors ckpt)" if anchor_ckpt(row) and not row["ckpt"] else ""}')
+            f'{"; anchors ckpt)" if plan else ""}')
 
 
 def anchor_ckpt(row):
@@ -320,7 +324,6 @@ def run_qtrain(cmd, out_dir, log, warmup, timeout, keep=False):
         run = json.load(f)
     train_s = max((l.get("elapsed_s", 0) for l in lines), default=0)
     if not keep:  # what was trained is not the benchmark's: a full fine-tune's checkpoint is gigabytes
-        import shutil
         for sub in ("checkpoint", "model", "adapter"):
             shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
     return dict(tok_s=statistics.median(tps), peak_gib=mem.peak,
@@ -331,23 +334,28 @@ def run_qtrain(cmd, out_dir, log, warmup, timeout, keep=False):
                 setup_s=run.get("setup_s", wall - train_s), wall_s=wall)
 
 
+def llmc_cmd(llmc, shard, row, steps, work):
+    """train_gpt2cu at GPT-2-medium's depth (-e d24: random init) on the row's batch and sequence; no eval,
+    sampling or checkpoints."""
+    B, T = row["batch"], row["seq"]
+    return [llmc, "-i", shard, "-j", shard, "-e", "d24", "-b", str(B), "-t", str(T), "-d", str(B * T), "-x", str(steps),
+            "-v", "100000", "-s", "0", "-h", "0", "-o", os.path.join(work, "llmc_log")]
+
+
 def run_llmc(llmc, shard, row, steps, warmup, work, timeout):
     """llm.c's train_gpt2cu on the row's shard: random init of GPT-2-medium's depth (-e d24), the row's
     batch and sequence, no eval or sampling; (numbers, None) or (None, reason). tok/s is the median of its
     per-step lines after warmup, as qtrain's; peak memory polled as every process's."""
     if row["shape"] != "gpt2-medium":
         return None, f"no llm.c depth for the {row['shape']} shape"
-    log, logdir = os.path.join(work, "llmc.log"), os.path.join(work, "llmc_log")
-    B, T = row["batch"], row["seq"]
-    cmd = [llmc, "-i", shard, "-j", shard, "-e", "d24", "-b", str(B), "-t", str(T), "-d", str(B * T), "-x", str(steps),
-           "-v", "100000", "-s", "0", "-h", "0", "-o", logdir]
+    log = os.path.join(work, "llmc.log")
+    cmd = llmc_cmd(llmc, shard, row, steps, work)
     t0 = time.monotonic()
     with GpuMemPoller() as mem:
         try:
             rc = run_logged(cmd, log, timeout, cwd=work)
         except TimeoutError as e:
             return None, str(e)
-    import re
     with open(log, errors="replace") as f:
         text = f.read()
     tps = [float(m.group(1)) for m in re.finditer(r"\|\s*([0-9.]+) tok/s", text)]
@@ -361,7 +369,6 @@ def run_llmc(llmc, shard, row, steps, warmup, work, timeout):
 
 def anchor_cache_path(work, run_id, key, model_dir, spec):
     """Where a measured anchor is kept for reuse within one run: by its key, model and whole spec."""
-    import hashlib
     h = hashlib.sha1(json.dumps([key, os.path.realpath(model_dir), spec], sort_keys=True).encode()).hexdigest()[:16]
     return os.path.join(work, "anchor_cache", run_id, f"{key}-{h}.json")
 
@@ -461,7 +468,9 @@ def main():
             runs, not_run = anchors_for(row, args)
             for key, label in runs:
                 spec = anchor_spec(row, args.steps, args.warmup, vocab=0)
-                print(f"  [{label}] " + shlex.join(anchor_cmd(key, model_dir, spec, os.path.join(args.work, f"anchor_{key}.json"))))
+                cmd = llmc_cmd(args.llmc, shard, row, args.steps, args.work) if key == "llmc" else \
+                    anchor_cmd(key, model_dir, spec, os.path.join(args.work, f"anchor_{key}.json"))
+                print(f"  [{label}] " + shlex.join(cmd))
             for key, why in not_run.items():
                 print(f"  [{key}: not run: {why}]")
         print(f"# would write {path} and {stem}.md")
@@ -526,8 +535,7 @@ def main():
             # (the label is part of the key: two llm.c builds are two anchors)
             cache = anchor_cache_path(args.work, run_id, key, model_dir, dict(spec, label=label))
             if not args.no_reuse_anchors and os.path.exists(cache):
-                with open(cache) as f:
-                    kept = json.load(f)
+                kept = load_json(cache)
                 numbers, err, vers = dict(kept["numbers"], reused_from=kept["row"]), None, kept.get("versions")
             elif key == "llmc":
                 numbers, err = run_llmc(args.llmc, shard, row, args.steps, args.warmup, args.work, t)
