@@ -39,6 +39,28 @@ QT_OP(void, unpack_ternary, (Tensor out, const TernaryTensor& w))
 // with dp4a; more rows as below.
 QT_OP(void, ternary_matmul, (Tensor y, Tensor x, const TernaryTensor& w))
 constexpr int64_t kTernaryGemvMaxRows = 8;
+
+// The W2A8 product in two steps, so that the activation quantization can fuse
+// with the SubLN before it and be shared by products reading one x (q/k/v,
+// gate/up). Q8Rows holds x's rows as the product takes them: int8 codes
+// rn(x * 127 / absmax) (no clamp: |code| <= 127), the row's absmax and the sum
+// of its codes (the dp4a and wgmma products run on codes T + 1 and subtract it).
+struct Q8Rows {
+  Tensor q;       // I8 [n, cols]
+  Tensor absmax;  // F32 [n]
+  Tensor sum;     // I32 [n]
+  static Q8Rows empty(int64_t n, int64_t cols, Device d);
+  int64_t rows() const { return q.size(0); }
+  int64_t cols() const { return q.size(1); }
+};
+constexpr float kSubLnEps = 1e-5f;  // BitNet's SubLN (models/subln.h)
+// act = Q8(x), or with subln Q8(SubLN(x)): the SubLN's output rounded to x's
+// dtype, then quantized - the values of rmsnorm_forward(xn, rstd, x, ones,
+// kSubLnEps) followed by quantize_act_q8(act, xn, false). CUDA: one kernel.
+QT_OP(void, quantize_act_q8, (const Q8Rows& act, Tensor x, bool subln))
+// y[n, rows] = the W2A8 product of act's rows: ternary_matmul(y, x, w) equals
+// quantize_act_q8(act, x, false) followed by this, value for value.
+QT_OP(void, ternary_matmul_q8, (Tensor y, const Q8Rows& act, const TernaryTensor& w))
 // Past kTernaryGemvMaxRows, a weight of these shapes takes the fused product on
 // CUDA (kernels/cuda/ternary_gemm.cu, sm_90a: x quantized, then wgmma on codes
 // decoded in shared memory, no int32 matrix through memory; x's int8 rows sit

@@ -9,6 +9,7 @@
 namespace qtrain {
 
 struct Quant4Tensor;  // kernels/quant_matmul.h
+class TernaryWeight;  // models/ternary_weight.h
 
 class BaseWeight {
  public:
@@ -43,6 +44,10 @@ class BaseWeight {
   // sized x on the GPU), so that weights reading the same x run as one
   // matmul_4bit_shared; nullptr (the default) when forward does anything else.
   virtual const Quant4Tensor* as_4bit_gemv(const Tensor& x) const { return nullptr; }
+  // The W2A8 base (BitNet) whose forward quantizes x (with its SubLN) and runs on
+  // the int8 rows, so that weights reading the same x quantize it once; nullptr
+  // (the default) for every other base.
+  virtual const TernaryWeight* as_w2a8() const { return nullptr; }
 };
 
 // A plain dense matrix. For full fine-tuning `w` is a view of the trainable

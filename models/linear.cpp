@@ -6,6 +6,8 @@
 #include "kernels/matmul.h"
 #include "kernels/lora_decode.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/ternary.h"
+#include "models/ternary_weight.h"
 
 namespace qtrain {
 
@@ -75,8 +77,17 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
       qs.push_back(q);
   // The bias with the base product where forward would put it there (the dense GEMM's epilogue).
   std::vector<char> bias_done(ls.size(), 0);
+  // W2A8 bases (BitNet) with one SubLN setting: x's int8 rows made once for all of them.
+  std::vector<const TernaryWeight*> ts;
+  if (const TernaryWeight* t0 = ls[0]->weight_->as_w2a8())
+    for (const Linear* l : ls)
+      if (const TernaryWeight* t = l->weight_->as_w2a8(); t && t->subln() == t0->subln()) ts.push_back(t);
   if (qs.size() == ls.size()) {
     matmul_4bit_shared(y2, x2, qs);
+  } else if (ls.size() > 1 && ts.size() == ls.size()) {
+    const Q8Rows act = Q8Rows::empty(n, in, x2.device());
+    quantize_act_q8(act, x2, ts[0]->subln());
+    for (size_t i = 0; i < ls.size(); ++i) ts[i]->forward_q8(y2[i], act);
   } else {
     for (size_t i = 0; i < ls.size(); ++i) {
       bias_done[i] = ls[i]->bias_with_base();

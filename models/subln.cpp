@@ -4,12 +4,9 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/norm.h"
+#include "kernels/ternary.h"  // kSubLnEps, shared with the fused SubLN + 8-bit quantization
 
 namespace qtrain {
-
-namespace {
-constexpr float kSubLnEps = 1e-5f;
-}
 
 Tensor SubLn::ones(int64_t n, Device d) const {
   if (!ones_.defined() || ones_.numel() != n || ones_.device() != d) {

@@ -40,8 +40,12 @@ const TernaryTensor& TernaryWeight::on(Device d) const {
 }
 
 void TernaryWeight::forward(Tensor y, Tensor x) const {
-  ternary_matmul(y, subln_ ? norm_.forward(x, 1.f) : x, on(x.device()));
+  const Q8Rows act = Q8Rows::empty(x.numel() / w_.cols, w_.cols, x.device());
+  quantize_act_q8(act, x.view({act.rows(), w_.cols}), subln_);
+  forward_q8(y, act);
 }
+
+void TernaryWeight::forward_q8(Tensor y, const Q8Rows& act) const { ternary_matmul_q8(y, act, on(act.q.device())); }
 
 void TernaryWeight::forward_weight(Tensor y, Tensor x) const {
   Tensor w = Tensor::empty({w_.rows, w_.cols}, x.dtype(), x.device());

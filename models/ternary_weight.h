@@ -2,7 +2,8 @@
 // (kernels/quant/ternary.h) and applied as the trained BitLinear applies it at
 // lambda 1 (models/bitlinear_weight.h): y = W2A8(SubLN(x)) - 8-bit per-token
 // activations, int32 dot products with the ternary codes (kernels/ternary.h:
-// on CUDA a dp4a GEMV for decode, cuBLASLt's int8 GEMM otherwise). The input
+// the SubLN and the 8-bit quantization in one pass, then on CUDA a dp4a GEMV
+// for decode, a wgmma kernel or cuBLASLt's int8 GEMM otherwise). The input
 // gradient (adapters on a BitNet backbone: --method bitnet-lora) is straight
 // through the activation quantizer and back through the SubLN.
 //
@@ -28,7 +29,11 @@ class TernaryWeight : public BaseWeight {
                                                     int64_t in);
   int64_t out_features() const override { return w_.rows; }
   int64_t in_features() const override { return w_.cols; }
+  // y = W2A8(SubLN(x)): quantize_act_q8 (the SubLN fused in), then forward_q8.
   void forward(Tensor y, Tensor x) const override;
+  // The product on rows quantized by quantize_act_q8(act, x, subln()).
+  void forward_q8(Tensor y, const Q8Rows& act) const;
+  const TernaryWeight* as_w2a8() const override { return this; }
   // scale * T times x, without the SubLN or the 8-bit activations
   void forward_weight(Tensor y, Tensor x) const override;
   void backward_input(Tensor dx, Tensor dy, float beta) const override;
@@ -42,7 +47,7 @@ class TernaryWeight : public BaseWeight {
   const TernaryTensor& on(Device d) const;
   TernaryTensor w_;
   bool subln_;
-  SubLn norm_;
+  SubLn norm_;  // the input gradient's way back through the SubLN
   mutable TernaryTensor dev_;  // the GPU copy, made on first CUDA use
 };
 

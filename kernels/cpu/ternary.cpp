@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
+#include "kernels/norm.h"
 #include "kernels/op_checks.h"
-#include "kernels/quant/int8.h"
+#include "kernels/quant/decode.h"
 #include "kernels/quant/ternary.h"
 
 namespace qtrain {
@@ -86,6 +89,84 @@ void unpack_ternary(Tensor out, const TernaryTensor& w) {
     }
 }
 
+Q8Rows Q8Rows::empty(int64_t n, int64_t cols, Device d) {
+  return {Tensor::empty({n, cols}, DType::I8, d), Tensor::empty({n}, DType::F32, d), Tensor::empty({n}, DType::I32, d)};
+}
+
+namespace {
+void check_q8(const Q8Rows& act, const Tensor& ref, int64_t rows, int64_t cols, const char* op) {
+  const std::string what(op);
+  check_shaped(act.q, ref, {rows, cols}, (what + " act.q").c_str());
+  check_len(act.absmax, ref, rows, (what + " act.absmax").c_str());
+  check_len(act.sum, ref, rows, (what + " act.sum").c_str());
+  QT_CHECK(act.q.dtype() == DType::I8 && act.absmax.dtype() == DType::F32 && act.sum.dtype() == DType::I32,
+           what + ": act must be I8 codes, F32 absmax, I32 sums");
+}
+}  // namespace
+
+void quantize_act_q8(const Q8Rows& act, Tensor x, bool subln) {
+  const RowsCols m = check_rows_cols(x, "quantize_act_q8 x", true);
+  check_q8(act, x, m.rows, m.cols, "quantize_act_q8");
+  QT_DISPATCH_CUDA(x, quantize_act_q8, act, x, subln);
+  cpu::check_f32(x, "quantize_act_q8 x");
+  Tensor xn = x;
+  if (subln) {  // the composition itself: SubLn::forward at lambda 1
+    xn = Tensor::empty(x.shape(), DType::F32);
+    rmsnorm_forward(xn, Tensor(), x, Tensor::from_elements(std::vector<float>(size_t(m.cols), 1.f), {m.cols}, DType::F32),
+                    kSubLnEps);
+  }
+  const float* px = xn.f32();
+  auto* q = static_cast<int8_t*>(act.q.raw());
+  float* absmax = act.absmax.f32();
+  auto* sum = static_cast<int32_t*>(act.sum.raw());
+  for (int64_t r = 0; r < m.rows; ++r) {  // LLM.int8's row quantization at threshold 0 (kernels/quant/int8.cpp)
+    const float* xr = px + r * m.cols;
+    float am = 0.f;
+    for (int64_t c = 0; c < m.cols; ++c) am = std::max(am, std::fabs(xr[c]));
+    const float scale = am > 0.f ? 127.f / am : 0.f;
+    int32_t s = 0;
+    for (int64_t c = 0; c < m.cols; ++c) {
+      const int8_t v = int8_t(std::nearbyint(xr[c] * scale));
+      q[r * m.cols + c] = v;
+      s += v;
+    }
+    absmax[r] = am;
+    sum[r] = s;
+  }
+}
+
+void ternary_matmul_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  QT_CHECK(act.q.defined() && act.q.ndim() == 2 && act.cols() == w.cols,
+           "ternary_matmul_q8: act " + (act.q.defined() ? shape_str(act.q.shape()) : std::string("undefined")) +
+               " for W [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
+  const int64_t n = act.rows();
+  check_q8(act, act.q, n, w.cols, "ternary_matmul_q8");
+  QT_CHECK(y.defined() && y.numel() == n * w.rows, "ternary_matmul_q8: y " + (y.defined() ? shape_str(y.shape()) : std::string("undefined")) +
+                                                       " for " + std::to_string(n) + " x " + std::to_string(w.rows));
+  check_on(y, act.q, "ternary_matmul_q8 y");
+  check_on(w.codes, act.q, "ternary_matmul_q8 codes");
+  check_on(w.wabs, act.q, "ternary_matmul_q8 wabs");
+  QT_DISPATCH_CUDA(act.q, ternary_matmul_q8, y, act, w);
+  cpu::check_f32(y, "ternary_matmul_q8 y");
+  Tensor levels = Tensor::empty({w.rows, w.cols}, DType::I8);
+  unpack_ternary(levels, w);
+  const auto* t = static_cast<const int8_t*>(levels.raw());
+  const auto* q = static_cast<const int8_t*>(act.q.raw());
+  const float* xabs = act.absmax.f32();
+  float* py = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < w.rows; ++o) {
+    const int8_t* wr = t + o * w.cols;
+    const float wdeq = w.wabs.f32()[o] * quant::kInt8Inv127;
+    for (int64_t i = 0; i < n; ++i) {
+      const int8_t* xr = q + i * w.cols;
+      int32_t acc = 0;
+      for (int64_t j = 0; j < w.cols; ++j) acc += int32_t(xr[j]) * int32_t(wr[j]);
+      py[i * w.rows + o] = float(acc) * (xabs[i] * quant::kInt8Inv127) * wdeq;  // LLM.int8's epilogue, its order
+    }
+  }
+}
+
 void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
   QT_CHECK(x.defined() && y.defined() && x.numel() % w.cols == 0 && y.numel() == x.numel() / w.cols * w.rows,
            "ternary_matmul: x " + shape_str(x.shape()) + " y " + shape_str(y.shape()) + " W [" + std::to_string(w.rows) +
@@ -96,11 +177,10 @@ void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
   QT_DISPATCH_CUDA(x, ternary_matmul, y, x, w);
   cpu::check_f32(x, "ternary_matmul x");
   cpu::check_f32(y, "ternary_matmul y");
-  Tensor levels = Tensor::empty({w.rows, w.cols}, DType::I8);
-  unpack_ternary(levels, w);
-  // threshold 0: every column quantized, no outliers - BitNet's per-token absmax
-  quant::int8_matmul_decomposed(static_cast<const int8_t*>(levels.raw()), w.wabs.f32(), w.rows, w.cols, x.f32(),
-                                x.numel() / w.cols, y.f32(), 0.f);
+  // BitNet's per-token absmax = LLM.int8's row quantization at threshold 0 (every column quantized)
+  const Q8Rows act = Q8Rows::empty(x.numel() / w.cols, w.cols, Device::CPU);
+  quantize_act_q8(act, x.view({act.q.size(0), w.cols}), false);
+  ternary_matmul_q8(y, act, w);
 }
 
 }  // namespace qtrain

@@ -20,6 +20,7 @@
 #include "kernels/cuda/context.cuh"
 #include "kernels/matmul.h"
 #include "kernels/cuda/gemm_lt.cuh"
+#include "kernels/cuda/int8_rows.cuh"
 #include "kernels/quant/decode.h"
 #include "kernels/quant_matmul.h"
 
@@ -161,17 +162,27 @@ void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
   quantize_rows_kernel<<<unsigned(n), 256, 0, stream()>>>(static_cast<int8_t*>(xq.raw()), xabs.f32(), px, cm,
                                                           threshold, k);
   CUDA_CHECK_LAUNCH("int8_matmul prologue");
+  int8_rows_matmul(py, static_cast<const int8_t*>(xq.raw()), xabs.f32(), n, w, pidx, pcount, px);
+}
+
+void int8_rows_matmul(FloatPtr y, const int8_t* xq, const float* xabs, int64_t n, const Int8Tensor& w, const int* idx,
+                      const int* count, FloatPtr x) {
+  const int64_t k = w.cols, out = w.rows;
+  Tensor none;
+  if (count == nullptr) {  // no outlier columns
+    none = Tensor::zeros({1}, DType::I32, Device::CUDA);
+    count = static_cast<const int*>(none.raw());
+  }
   // Row chunks: the int32 product of one chunk is at most 64 MB.
   const int64_t chunk = std::min<int64_t>(n, std::max<int64_t>(kEpiRows, (int64_t(16) << 20) / out / kEpiRows * kEpiRows));
   Tensor acc = Tensor::empty({chunk, out}, DType::I32, Device::CUDA);
   const auto* q8 = static_cast<const int8_t*>(w.q.raw());
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t rows = std::min(chunk, n - i0);
-    gemm_rowmajor(acc.raw(), DType::I32, out, static_cast<const int8_t*>(xq.raw()) + i0 * k, k, false, q8, k, true,
-                  DType::I8, rows, out, k, 1.f, 0.f);
+    gemm_rowmajor(acc.raw(), DType::I32, out, xq + i0 * k, k, false, q8, k, true, DType::I8, rows, out, k, 1.f, 0.f);
     const dim3 egrid(unsigned((out + 255) / 256), unsigned((rows + kEpiRows - 1) / kEpiRows));
-    int8_epilogue_kernel<<<egrid, 256, 0, stream()>>>(py, static_cast<const int32_t*>(acc.raw()), xabs.f32(),
-                                                      w.absmax.f32(), pidx, pcount, px, q8, i0, rows, k, out);
+    int8_epilogue_kernel<<<egrid, 256, 0, stream()>>>(y, static_cast<const int32_t*>(acc.raw()), xabs, w.absmax.f32(),
+                                                      idx, count, x, q8, i0, rows, k, out);
     CUDA_CHECK_LAUNCH("int8_matmul epilogue");
   }
 }

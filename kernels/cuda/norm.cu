@@ -5,6 +5,7 @@
 #include <initializer_list>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/norm_rows.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/norm.h"
 #include "kernels/cuda/vec.cuh"
@@ -12,7 +13,7 @@
 namespace qtrain::cuda {
 namespace {
 
-constexpr int kWarps = 8;  // rows in flight per block
+constexpr int kWarps = kNormRowWarps;  // rows in flight per block
 
 // Runs body(i, Vec&) for each vector of the row owned by this lane.
 #define QT_ROW_LOOP(i)                                                       \
@@ -85,7 +86,7 @@ __global__ void norm_forward_kernel(T* out, float* mean_out, float* rstd_out, T*
 // held in registers (kVecs vectors per thread) and reduced over the block.
 // A warp per row would walk a 4096-wide row in 16 dependent steps, three
 // times: 11.5 us per LLaMA-7B norm at M = 1, where this takes a read's time.
-constexpr int kRowThreads = 256;
+constexpr int kRowThreads = kNormRowThreads;
 
 template <class T, bool kRms, int kVecs>
 __global__ void __launch_bounds__(kRowThreads) norm_forward_row_kernel(T* out, float* mean_out, float* rstd_out, T* x,
@@ -253,12 +254,11 @@ void forward_t(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor 
   const T* pres = res.defined() ? static_cast<const T*>(res.raw()) : nullptr;
   bool vec = vec_ok<T>(C, {x.raw(), out.raw(), pres});
   // Fewer rows than SMs (decode steps): a block per row, when the row fits its registers.
-  constexpr int64_t kRowMax = int64_t(kRowThreads) * Vec<T>::N * 4;
-  if (N < Context::get().sm_count() && C <= kRowMax) {
-    const int vecs = int((C + kRowThreads * Vec<T>::N - 1) / (kRowThreads * Vec<T>::N));
-    auto kernel = vecs == 1 ? norm_forward_row_kernel<T, kRms, 1>
+  if (const int vecs = norm_row_vecs(N, C, Vec<T>::N)) {
+    auto kernel = vecs == 1   ? norm_forward_row_kernel<T, kRms, 1>
                   : vecs == 2 ? norm_forward_row_kernel<T, kRms, 2>
-                              : norm_forward_row_kernel<T, kRms, 4>;
+                  : vecs == 4 ? norm_forward_row_kernel<T, kRms, 4>
+                              : norm_forward_row_kernel<T, kRms, 6>;
     // With PDL: at a decode step's few rows the launch gap is as long as the norm.
     launch_pdl(pdl_small(N), kernel, unsigned(N), unsigned(kRowThreads), 0, static_cast<T*>(out.raw()),
                stat_ptr(mean, "norm mean"), stat_ptr(rstd, "norm rstd"), static_cast<T*>(x.raw()), pres,

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/int8_rows.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ternary_gemm.cuh"
 #include "kernels/device.h"
@@ -154,10 +155,20 @@ __device__ __forceinline__ void ternary_dot(int (&acc)[M], const uint4& wv, cons
   }
 }
 
-template <int M>
+// x already quantized (quantize_act_q8): its codes, absmax and sum of codes.
+struct Q8In {
+  const int8_t* q;
+  const float* absmax;
+  const int* sum;
+  bool vec;  // rows of whole, aligned 16-byte chunks
+};
+
+// kQ8: x comes as Q8In (the prologue copies its codes into the shared layout);
+// otherwise x (any float dtype) is quantized by every block.
+template <int M, bool kQ8>
 __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uint4* __restrict__ codes, FloatPtr x,
-                                                           const float* __restrict__ wabs, int64_t rows, int64_t cols,
-                                                           int64_t row_vecs) {
+                                                           Q8In xq8, const float* __restrict__ wabs, int64_t rows,
+                                                           int64_t cols, int64_t row_vecs) {
   extern __shared__ int4 xs[];  // [M][ldx] int8 in xq_slot order
   __shared__ float red[32], xabs[M];
   __shared__ int xsum[M];
@@ -179,7 +190,24 @@ __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uin
   load(o, 0);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
   int8_t* xq = reinterpret_cast<int8_t*>(xs);
-  for (int m = 0; m < M; ++m) {
+  if constexpr (kQ8) {
+    // 16 codes (one slot) a thread and step, zeros past the row (the padding to ldx).
+    for (int m = 0; m < M; ++m)
+      for (int64_t i = int64_t(threadIdx.x) * 16; i < ldx; i += int64_t(blockDim.x) * 16) {
+        const int8_t* src = xq8.q + m * cols + i;
+        int4 v = make_int4(0, 0, 0, 0);
+        if (xq8.vec && i + 16 <= cols) {
+          v = __ldg(reinterpret_cast<const int4*>(src));
+        } else {
+          uint32_t b[4] = {0u, 0u, 0u, 0u};
+          for (int e = 0; e < 16 && i + e < cols; ++e) b[e / 4] |= uint32_t(uint8_t(src[e])) << (8 * (e % 4));
+          v = make_int4(int(b[0]), int(b[1]), int(b[2]), int(b[3]));
+        }
+        *reinterpret_cast<int4*>(xq + m * lds + xq_slot(i)) = v;
+      }
+    if (threadIdx.x < M) xabs[threadIdx.x] = xq8.absmax[threadIdx.x], xsum[threadIdx.x] = xq8.sum[threadIdx.x];
+  }
+  for (int m = 0; m < (kQ8 ? 0 : M); ++m) {
     float mx = 0.f, s = 0.f;  // s: integers below 2^24, exact
     if (x.t == DType::BF16 && cols % 8 == 0 && cols <= 8 * kXVecs * int64_t(blockDim.x)) {
       // The decode case: each thread's x values arrive in one round of 16-byte loads and stay in
@@ -250,25 +278,47 @@ __global__ void __launch_bounds__(256) ternary_gemv_kernel(FloatPtr y, const uin
   }
 }
 
-template <int M>
-void launch_gemv(FloatPtr y, FloatPtr x, const TernaryTensor& w) {
+template <int M, bool kQ8>
+void launch_gemv(FloatPtr y, FloatPtr x, Q8In xq8, const TernaryTensor& w) {
+  const auto kernel = ternary_gemv_kernel<M, kQ8>;
   const int64_t row_vecs = w.codes.size(1) / 16;
   const size_t smem = size_t(M) * size_t(xq_row_bytes(row_vecs));
   static bool attrs = false;  // x's int8 copy outgrows the default 48 KB for long rows at M = 8
   if (!attrs) {
-    CUDA_CHECK(cudaFuncSetAttribute(ternary_gemv_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(gemv_smem_limit())));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(gemv_smem_limit())));
     attrs = true;
   }
   // Persistent warps: as many blocks as fit at once (one wave), each quantizing x once for many rows.
   // How many fit depends on the shared memory, which differs per weight shape: asked once per size.
   static std::unordered_map<size_t, int> per_sm_of;
   auto [it, fresh] = per_sm_of.try_emplace(smem, 0);
-  if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, ternary_gemv_kernel<M>, 256, smem));
+  if (fresh) CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&it->second, kernel, 256, smem));
   const int64_t blocks = std::min<int64_t>((w.rows + 7) / 8, int64_t(Context::get().sm_count()) * std::max(it->second, 1));
   // One wave (blocks = what fits), so a dependent launched early holds no resources this grid waits for.
-  launch_pdl(decode_pdl(), ternary_gemv_kernel<M>, unsigned(blocks), 256u, smem, y,
-             static_cast<const uint4*>(w.codes.raw()), x, w.wabs.f32(), w.rows, w.cols, row_vecs);
+  launch_pdl(decode_pdl(), kernel, unsigned(blocks), 256u, smem, y, static_cast<const uint4*>(w.codes.raw()), x, xq8,
+             w.wabs.f32(), w.rows, w.cols, row_vecs);
+  CUDA_CHECK_LAUNCH("ternary_gemv");
+}
+
+// Whether n rows of x take the GEMV: decode sizes, rows of whole 16-byte code loads, x's int8 copy
+// within the shared memory.
+bool gemv_takes(int64_t n, const TernaryTensor& w) {
+  const int64_t rb = w.codes.size(1);
+  return n <= kTernaryGemvMaxRows && rb % 16 == 0 && size_t(n) * size_t(xq_row_bytes(rb / 16)) <= gemv_smem_limit();
+}
+
+template <bool kQ8>
+void gemv(int64_t n, FloatPtr y, FloatPtr x, Q8In xq8, const TernaryTensor& w) {
+  switch (n) {
+    case 1: return launch_gemv<1, kQ8>(y, x, xq8, w);
+    case 2: return launch_gemv<2, kQ8>(y, x, xq8, w);
+    case 3: return launch_gemv<3, kQ8>(y, x, xq8, w);
+    case 4: return launch_gemv<4, kQ8>(y, x, xq8, w);
+    case 5: return launch_gemv<5, kQ8>(y, x, xq8, w);
+    case 6: return launch_gemv<6, kQ8>(y, x, xq8, w);
+    case 7: return launch_gemv<7, kQ8>(y, x, xq8, w);
+    default: return launch_gemv<8, kQ8>(y, x, xq8, w);
+  }
 }
 
 }  // namespace
@@ -299,34 +349,37 @@ void unpack_ternary(Tensor out, const TernaryTensor& w) {
   CUDA_CHECK_LAUNCH("unpack_ternary");
 }
 
-void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
-  const int64_t n = x.numel() / w.cols;
+void ternary_matmul_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  const int64_t n = act.rows();
   if (n == 0) return;
-  const FloatPtr px = fptr(x, "ternary_matmul x"), py = fptr(y, "ternary_matmul y");
-  const int64_t rb = w.codes.size(1);
-  if (n <= kTernaryGemvMaxRows && rb % 16 == 0 && size_t(n) * size_t(xq_row_bytes(rb / 16)) <= gemv_smem_limit()) {
-    switch (n) {
-      case 1: launch_gemv<1>(py, px, w); break;
-      case 2: launch_gemv<2>(py, px, w); break;
-      case 3: launch_gemv<3>(py, px, w); break;
-      case 4: launch_gemv<4>(py, px, w); break;
-      case 5: launch_gemv<5>(py, px, w); break;
-      case 6: launch_gemv<6>(py, px, w); break;
-      case 7: launch_gemv<7>(py, px, w); break;
-      default: launch_gemv<8>(py, px, w); break;
-    }
-    CUDA_CHECK_LAUNCH("ternary_gemv");
+  const FloatPtr py = fptr(y, "ternary_matmul_q8 y");
+  if (gemv_takes(n, w)) {
+    const bool vec = w.cols % 16 == 0 && reinterpret_cast<uintptr_t>(act.q.raw()) % 16 == 0;
+    gemv<true>(n, py, FloatPtr{}, Q8In{static_cast<const int8_t*>(act.q.raw()), act.absmax.f32(),
+                                       static_cast<const int*>(act.sum.raw()), vec}, w);
     return;
   }
   // Training shapes with a short reduction (SmolLM2): one fused kernel.
   // QT_W2A8_FUSED=0 keeps the general path (same values; for A/B runs and the test that compares them).
   const char* fused = std::getenv("QT_W2A8_FUSED");
-  if ((fused == nullptr || fused[0] != '0') && ternary_gemm(y, x, w)) return;
+  if ((fused == nullptr || fused[0] != '0') && ternary_gemm_q8(y, act, w)) return;
   // Otherwise the levels as int8 (1 byte per weight, one matrix at a
-  // time), then LLM.int8's int8 tensor-core GEMM at threshold 0.
+  // time), then LLM.int8's int8 tensor-core GEMM and epilogue.
   Int8Tensor levels{w.rows, w.cols, Tensor::empty({w.rows, w.cols}, DType::I8, Device::CUDA), w.wabs};
   cuda::unpack_ternary(levels.q, w);
-  cuda::int8_matmul(y, x, levels, 0.f);
+  int8_rows_matmul(py, static_cast<const int8_t*>(act.q.raw()), act.absmax.f32(), n, levels);
+}
+
+void ternary_matmul(Tensor y, Tensor x, const TernaryTensor& w) {
+  const int64_t n = x.numel() / w.cols;
+  if (n == 0) return;
+  if (gemv_takes(n, w)) {  // decode: one launch, every block quantizing x itself
+    gemv<false>(n, fptr(y, "ternary_matmul y"), fptr(x, "ternary_matmul x"), Q8In{}, w);
+    return;
+  }
+  const Q8Rows act = Q8Rows::empty(n, w.cols, Device::CUDA);
+  cuda::quantize_act_q8(act, x.view({n, w.cols}), false);
+  cuda::ternary_matmul_q8(y, act, w);
 }
 
 void ternary_fake_quant(Tensor out, Tensor w, float lambda) {

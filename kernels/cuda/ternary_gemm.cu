@@ -10,11 +10,12 @@
 // 65 / 110 us against BF16's 12 / 25 / 21 at SmolLM2's q/o, gate/up and down
 // shapes (M = 8192): Hopper runs mma.sync's int8 at about the A100's rate.
 //
-// First a warp per x row turns x into int8 codes (BF16 or F32 in, exactly the
-// F32 operations of quantize_rows_kernel in int8_matmul.cu), the row's sum of
-// codes and absmax / 127: quantizing inside the GEMM blocks instead, every
-// column split of a row block quantizing its rows again, measured 45 / 76 / 75
-// us against this kernel's 28 / 52 / 65 (H100, 2026-12-06). Then a
+// x comes quantized (quantize_act_q8, kernels/cuda/ternary_act.cu: int8
+// codes, the row's absmax and sum of codes), fused there with the SubLN before
+// it, once for every product reading it: quantizing inside the GEMM blocks
+// instead, every column split of a row block quantizing its rows again,
+// measured 45 / 76 / 75 us against 28 / 52 / 65 for a separate quantization
+// kernel and this one (H100, 2026-12-06). A
 // block is two warpgroups and 64 x rows (tokens), their int8 codes whole in
 // shared memory (cp.async) in the wgmma core-matrix layout (8 rows x 16 bytes,
 // K-adjacent core matrices 128 bytes apart):
@@ -66,64 +67,10 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
 
-// Eight x values from element i on: BF16 as one 16-byte load, F32 as two.
-template <class TX>
-__device__ __forceinline__ void load8(const TX* x, int64_t i, float (&v)[8]) {
-  if constexpr (std::is_same_v<TX, bf16>) {
-    bf16x8_to_f32(*reinterpret_cast<const int4*>(x + i), v);
-  } else {
-    const float4 a = *reinterpret_cast<const float4*>(x + i), b = *reinterpret_cast<const float4*>(x + i + 4);
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  }
-}
-
-// One warp per x row: its absmax, then int8 codes rn(x * 127 / absmax), the sum of the codes and
-// absmax / 127. A lane's kLoads loads of 8 values (rows up to 256 kLoads) are all issued before any
-// is used, so a row costs one memory latency, and the row stays in registers.
-template <class TX, int kLoads>
-__global__ void w2a8_quantize_kernel(int8_t* __restrict__ xq, int* __restrict__ rowsum, float* __restrict__ xscale,
-                                     const TX* __restrict__ x, int N, int K) {
-  const int lane = threadIdx.x & 31;
-  const int64_t r = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (r >= N) return;
-  const TX* xr = x + r * K;
-  float v[kLoads][8];
-#pragma unroll
-  for (int i = 0; i < kLoads; ++i) {
-    const int c = (i * 32 + lane) * 8;
-    if (c < K) load8(xr, c, v[i]);
-  }
-  float m = 0.f;
-#pragma unroll
-  for (int i = 0; i < kLoads; ++i)
-    if ((i * 32 + lane) * 8 < K)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[i][e]));
-  m = warp_max(m);
-  const float scale = m > 0.f ? 127.f / m : 0.f;
-  int sum = 0;
-#pragma unroll
-  for (int i = 0; i < kLoads; ++i) {
-    const int c = (i * 32 + lane) * 8;
-    if (c >= K) continue;
-    uint32_t packed[2] = {0, 0};
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int q = __float2int_rn(__fmul_rn(v[i][e], scale));
-      sum += q;
-      packed[e / 4] |= uint32_t(q & 0xFF) << (8 * (e % 4));
-    }
-    *reinterpret_cast<uint2*>(xq + r * K + c) = make_uint2(packed[0], packed[1]);
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) rowsum[r] = sum, xscale[r] = __fmul_rn(m, kInt8Inv127);
-}
-
 template <class TY>
 __global__ void __launch_bounds__(kThreads, 2)
     ternary_wgmma_kernel(TY* __restrict__ y, const int8_t* __restrict__ xq, const int* __restrict__ xsum,
-                         const float* __restrict__ xsc, const uint8_t* __restrict__ codes,
+                         const float* __restrict__ xabs, const uint8_t* __restrict__ codes,
                          const float* __restrict__ wabs, int N, int K, int out, int ctiles) {
 #if QT_HAS_WGMMA
   extern __shared__ __align__(128) uint8_t smem[];
@@ -160,7 +107,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (tid < kTokens) {
     const int r = min(tok0 + tid, N - 1);
     rowsum[tid] = xsum[r];
-    xscale[tid] = xsc[r];
+    xscale[tid] = __fmul_rn(xabs[r], kInt8Inv127);
   }
   if (ct < ctiles) load_codes(ct);
   asm volatile("cp.async.wait_group 0;\n" ::);
@@ -238,16 +185,9 @@ bool kernel_runs_here() {
   return ok;
 }
 
-template <class TX, class TY>
-void launch(Tensor y, Tensor x, const TernaryTensor& w, int N) {
-  const int K = int(w.cols), out = int(w.rows);
-  Tensor xq = Tensor::empty({int64_t(N), K}, DType::I8, Device::CUDA);
-  Tensor xsum = Tensor::empty({int64_t(N)}, DType::I32, Device::CUDA), xsc = Tensor::empty({int64_t(N)}, DType::F32, Device::CUDA);
-  // As few loads a lane as K needs: their registers bound the warps in flight.
-  auto* quantize = K <= 768 ? w2a8_quantize_kernel<TX, 3> : w2a8_quantize_kernel<TX, int(kTernaryGemmMaxCols) / 256>;
-  quantize<<<unsigned((N + 7) / 8), 256, 0, stream()>>>(static_cast<int8_t*>(xq.raw()), static_cast<int*>(xsum.raw()),
-                                                        xsc.f32(), static_cast<const TX*>(x.raw()), N, K);
-  CUDA_CHECK_LAUNCH("ternary_gemm quantize");
+template <class TY>
+void launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  const int K = int(w.cols), out = int(w.rows), N = int(act.rows());
   auto* kernel = ternary_wgmma_kernel<TY>;
   const size_t smem = smem_bytes(K);
   static std::unordered_map<int, int> per_sm;  // blocks per SM by K (shared memory decides)
@@ -265,33 +205,29 @@ void launch(Tensor y, Tensor x, const TernaryTensor& w, int N) {
   if (const char* e = std::getenv("QT_W2A8_SPLITS")) splits = std::atoi(e);  // benchmarking only
   splits = std::clamp(splits, 1, (ctiles + 1) / 2);
   kernel<<<dim3(unsigned(tokblocks), unsigned(splits)), kThreads, smem, stream()>>>(
-      static_cast<TY*>(y.raw()), static_cast<const int8_t*>(xq.raw()), static_cast<const int*>(xsum.raw()), xsc.f32(),
-      static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ctiles);
+      static_cast<TY*>(y.raw()), static_cast<const int8_t*>(act.q.raw()), static_cast<const int*>(act.sum.raw()),
+      act.absmax.f32(), static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ctiles);
   CUDA_CHECK_LAUNCH("ternary_gemm");
-}
-
-template <class TX, class TY>
-bool dispatch(Tensor y, Tensor x, const TernaryTensor& w, int N) {
-  if (!kernel_runs_here<TY>()) return false;
-  launch<TX, TY>(y, x, w, N);
-  return true;
 }
 
 }  // namespace
 
-bool ternary_gemm(Tensor y, Tensor x, const TernaryTensor& w) {
-  const int64_t K = w.cols, out = w.rows, n = x.numel() / std::max<int64_t>(K, 1);
-  const bool x_ok = x.dtype() == DType::BF16 || x.dtype() == DType::F32;
+bool ternary_gemm_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  const int64_t K = w.cols, out = w.rows, n = act.rows();
   const bool y_ok = y.dtype() == DType::BF16 || y.dtype() == DType::F32;
-  if (!x_ok || !y_ok || !ternary_gemm_fused_shape(out, K) || n > (int64_t(1) << 30) ||
-      out * w.codes.size(1) > (int64_t(1) << 31) || w.codes.size(1) != K / 4 ||
-      reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0 || reinterpret_cast<uintptr_t>(y.raw()) % 8 != 0 ||
-      reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0 || smem_bytes(int(K)) > Context::get().max_smem_optin())
+  if (!y_ok || !ternary_gemm_fused_shape(out, K) || n > (int64_t(1) << 30) || out * w.codes.size(1) > (int64_t(1) << 31) ||
+      w.codes.size(1) != K / 4 || reinterpret_cast<uintptr_t>(act.q.raw()) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(y.raw()) % 8 != 0 || reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0 ||
+      smem_bytes(int(K)) > Context::get().max_smem_optin())
     return false;
-  const int N = int(n);
-  if (x.dtype() == DType::BF16)
-    return y.dtype() == DType::BF16 ? dispatch<bf16, bf16>(y, x, w, N) : dispatch<bf16, float>(y, x, w, N);
-  return y.dtype() == DType::BF16 ? dispatch<float, bf16>(y, x, w, N) : dispatch<float, float>(y, x, w, N);
+  if (y.dtype() == DType::BF16) {
+    if (!kernel_runs_here<bf16>()) return false;
+    launch<bf16>(y, act, w);
+  } else {
+    if (!kernel_runs_here<float>()) return false;
+    launch<float>(y, act, w);
+  }
+  return true;
 }
 
 }  // namespace qtrain::cuda

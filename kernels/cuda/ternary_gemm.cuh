@@ -4,11 +4,11 @@
 
 namespace qtrain::cuda {
 
-// y = the W2A8 product of kernels/ternary.h, bit for bit the general path's,
-// when ternary_gemm_fused_shape(w.rows, w.cols), x and y are F32 or BF16 (x
-// 16-byte and y 8-byte aligned) and the GPU runs the kernel's sm_90a code;
-// false (nothing launched) otherwise. A block keeps 64 x rows whole in shared
-// memory as int8: 64 K bytes, plus 48 KB of weight stages.
-bool ternary_gemm(Tensor y, Tensor x, const TernaryTensor& w);
+// y = ternary_matmul_q8(y, act, w) (kernels/ternary.h), bit for bit the general
+// path's, when ternary_gemm_fused_shape(w.rows, w.cols), y is F32 or BF16 (8-byte
+// aligned, act.q 16-byte) and the GPU runs the kernel's sm_90a code; false
+// (nothing launched) otherwise. A block keeps 64 rows of act whole in shared
+// memory: 64 K bytes, plus 48 KB of weight stages.
+bool ternary_gemm_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w);
 
 }  // namespace qtrain::cuda

@@ -1,12 +1,15 @@
 // BitNet's quantizers (kernels/ternary.h) on the GPU against their CPU
 // references, and a BitNet model's loss and gradients on the GPU against the
 // CPU backend at three points of the lambda warmup.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "kernels/norm.h"
 #include "kernels/ternary.h"
 
 #include "models/merged_model.h"
@@ -110,6 +113,79 @@ TEST(CudaTernary, W2A8MatchesTheCpu) {
       ternary_matmul(ybg, xb.gpu, td);
       EXPECT_CLOSE(ybg, yc, kBf16Tol);
     }
+  }
+}
+
+// x's int8 rows on the GPU (kernels/cuda/ternary_act.cu): without the SubLN
+// the CPU's codes, absmax and sums exactly (the same BF16 or F32 values in);
+// with it, bit for bit the GPU's composition (rmsnorm_forward, then the
+// quantization) in each of its regimes: a block per row (fewer rows than SMs),
+// a warp per row (rows up to 1536 BF16 / 768 F32 held in registers), and the
+// composition itself beyond; against the CPU's F32 SubLN, codes one step apart
+// at most (BF16 rounds the norm's output first).
+TEST(CudaTernary, Q8RowsMatchTheCpuAndTheComposition) {
+  QT_SKIP_WITHOUT_GPU();
+  const auto codes = [](const Q8Rows& a) { return a.q.to(Device::CPU, DType::F32).to_vector(); };
+  const auto sums = [](const Q8Rows& a) { return a.sum.to(Device::CPU, DType::F32).to_vector(); };
+  for (auto [n, cols] : {std::pair<int64_t, int64_t>{1, 4096}, {3, 576}, {5, 40}, {7, 11008}, {300, 576}, {200, 1536},
+                         {150, 36}, {140, 2048}, {1000, 760}}) {
+    for (DType dt : {DType::BF16, DType::F32}) {
+      Pair x = randn_pair({n, cols}, uint64_t(n * 7 + cols), dt, 3.f);
+      const std::string at = std::to_string(n) + "x" + std::to_string(cols) + " " + dtype_name(dt);
+      const Q8Rows gc = Q8Rows::empty(n, cols, Device::CUDA), cc = Q8Rows::empty(n, cols, Device::CPU);
+      quantize_act_q8(gc, x.gpu, false);
+      quantize_act_q8(cc, x.cpu, false);
+      EXPECT_EQ(codes(gc), codes(cc)) << at;
+      EXPECT_EQ(gc.absmax.to_vector(), cc.absmax.to_vector()) << at;
+      EXPECT_EQ(sums(gc), sums(cc)) << at;
+
+      const Q8Rows gf = Q8Rows::empty(n, cols, Device::CUDA), gcomp = Q8Rows::empty(n, cols, Device::CUDA);
+      quantize_act_q8(gf, x.gpu, true);
+      Tensor xn = Tensor::empty({n, cols}, dt, Device::CUDA);
+      rmsnorm_forward(xn, Tensor(), x.gpu, Tensor::from_elements(std::vector<float>(size_t(cols), 1.f), {cols}, DType::F32).to(Device::CUDA),
+                      kSubLnEps);
+      quantize_act_q8(gcomp, xn, false);
+      EXPECT_EQ(codes(gf), codes(gcomp)) << at << " subln";
+      EXPECT_EQ(gf.absmax.to_vector(), gcomp.absmax.to_vector()) << at << " subln";
+      EXPECT_EQ(sums(gf), sums(gcomp)) << at << " subln";
+
+      const Q8Rows cf = Q8Rows::empty(n, cols, Device::CPU);
+      quantize_act_q8(cf, x.cpu, true);
+      const std::vector<float> a = codes(gf), b = codes(cf);
+      int64_t off = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_LE(std::fabs(a[i] - b[i]), 1.f) << at << " subln element " << i;
+        off += a[i] != b[i];
+      }
+      // BF16 rounds the norm's output by up to 2^-9 relative: up to a quarter step at code 127
+      EXPECT_LE(off, int64_t(a.size()) / (dt == DType::BF16 ? 5 : 100) + 1) << at << " subln: codes one step from the CPU's";
+      EXPECT_CLOSE(gf.absmax.to(Device::CPU), cf.absmax, dt == DType::BF16 ? 5e-3 : 1e-5);
+    }
+  }
+}
+
+// The W2A8 product on rows quantized beforehand (ternary_matmul_q8) equals the
+// CPU's bit for bit on the same rows, on each GPU path: the GEMV (up to 8 rows),
+// the fused wgmma kernel (SmolLM2 shapes) and the general int8 GEMM.
+TEST(CudaTernary, Q8ProductMatchesTheCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  struct Case { int64_t rows, cols, n; };
+  for (const Case c : {Case{576, 576, 1}, Case{576, 576, 8}, Case{576, 576, 300}, Case{1536, 576, 77}, Case{72, 1088, 3},
+                       Case{3000, 4096, 1}, Case{3000, 4096, 40}, Case{72, 40, 1}, Case{72, 40, 9}, Case{64, 768, 5}}) {
+    Tensor w = randn({c.rows, c.cols}, 13, 0.05f);
+    const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), c.rows, c.cols));
+    const TernaryTensor td = th.to(Device::CUDA);
+    Pair x = randn_pair({c.n, c.cols}, uint64_t(c.n + 3 * c.cols), DType::F32, 2.f);
+    const Q8Rows ac = Q8Rows::empty(c.n, c.cols, Device::CPU);
+    quantize_act_q8(ac, x.cpu, true);
+    const Q8Rows ag{ac.q.to(Device::CUDA), ac.absmax.to(Device::CUDA), ac.sum.to(Device::CUDA)};
+    Tensor yc = Tensor::empty({c.n, c.rows}, DType::F32), yg = Tensor::empty({c.n, c.rows}, DType::F32, Device::CUDA);
+    ternary_matmul_q8(yc, ac, th);
+    ternary_matmul_q8(yg, ag, td);
+    EXPECT_TRUE(SameProduct(yg.to_vector(), yc.to_vector(), c.rows)) << c.rows << "x" << c.cols << " n " << c.n;
+    Tensor yb = Tensor::empty({c.n, c.rows}, DType::BF16, Device::CUDA);
+    ternary_matmul_q8(yb, ag, td);
+    EXPECT_CLOSE(yb, yc, kBf16Tol);
   }
 }
 

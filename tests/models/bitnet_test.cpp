@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "kernels/norm.h"
 #include "kernels/quant/int8.h"
 #include "kernels/ternary.h"
 #include "models/bitlinear_weight.h"
@@ -157,6 +158,44 @@ TEST(BitNet, W2A8ProductMatchesBitLinear) {
   bl.forward(yb, x);
   EXPECT_LT(norm_rel_err(y.to_vector(), yb.to_vector()), 1e-6);
   EXPECT_LT(norm_rel_err(y.to_vector(), ref().load_f32("lam1.0_subln0.y").to_vector()), 1e-5);
+}
+
+std::vector<int> codes_of(const Q8Rows& a) {
+  const auto* q = static_cast<const int8_t*>(a.q.raw());
+  return std::vector<int>(q, q + a.q.numel());
+}
+
+// The W2A8 product's activation rows (quantize_act_q8): by hand, then with the
+// SubLN equal to the composition it replaces (RMSNorm with unit weights, eps
+// 1e-5, then the quantization), and the two-step product equal to ternary_matmul.
+TEST(BitNet, Q8RowsByHandAndAsTheComposition) {
+  const Tensor x = Tensor::from_elements(std::vector<float>{1.f, -2.f, 0.5f, 4.f, 0.f, 0.f, 0.f, 0.f}, {2, 4}, DType::F32);
+  const Q8Rows a = Q8Rows::empty(2, 4, Device::CPU);
+  quantize_act_q8(a, x, false);
+  // 127 / 4 = 31.75: 31.75 -> 32, -63.5 -> -64 (half to even), 15.875 -> 16, 127; a zero row is zeros
+  EXPECT_EQ(codes_of(a), (std::vector<int>{32, -64, 16, 127, 0, 0, 0, 0}));
+  EXPECT_EQ(a.absmax.to_vector(), (std::vector<float>{4.f, 0.f}));
+  EXPECT_EQ(static_cast<const int32_t*>(a.sum.raw())[0], 111);
+  EXPECT_EQ(static_cast<const int32_t*>(a.sum.raw())[1], 0);
+
+  const Tensor xr = ref().load_f32("x"), w = ref().load_f32("w");
+  Tensor xn = Tensor::empty(xr.shape(), DType::F32);
+  rmsnorm_forward(xn, Tensor(), xr, Tensor::from_elements(std::vector<float>(40, 1.f), {40}, DType::F32), kSubLnEps);
+  const Q8Rows fused = Q8Rows::empty(6, 40, Device::CPU), comp = Q8Rows::empty(6, 40, Device::CPU);
+  quantize_act_q8(fused, xr, true);
+  quantize_act_q8(comp, xn, false);
+  EXPECT_EQ(codes_of(fused), codes_of(comp));
+  EXPECT_EQ(fused.absmax.to_vector(), comp.absmax.to_vector());
+  EXPECT_EQ(fused.sum.to(Device::CPU, DType::F32).to_vector(), comp.sum.to(Device::CPU, DType::F32).to_vector());
+  int nonzero = 0;
+  for (int c : codes_of(fused)) nonzero += c != 0;
+  EXPECT_GT(nonzero, 200);  // the fixture's x is not degenerate
+
+  const TernaryTensor t = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), 24, 40));
+  Tensor y1 = Tensor::empty({6, 24}, DType::F32), y2 = y1.clone();
+  ternary_matmul(y1, xn, t);
+  ternary_matmul_q8(y2, fused, t);
+  EXPECT_EQ(y1.to_vector(), y2.to_vector());
 }
 
 // The frozen ternary base computes what the trained BitLinear does at lambda 1,
