@@ -45,7 +45,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/ternary_gemm.cuh"
-#include "kernels/cuda/vec.cuh"
 #include "kernels/cuda/wgmma.cuh"
 #include "kernels/quant/decode.h"
 
