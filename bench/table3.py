@@ -26,7 +26,9 @@ kernels), test perplexity, trainable and total parameters.
 
 The adapter rows' learning rate: each of --lora-lr-sweep trains the qlora row and is
 scored on the valid split; the best one (lowest valid perplexity) is the qlora row and
-the rate of the other adapter rows. The test split scores only the chosen runs.
+the rate of the other adapter rows. The BitNet QAT rate likewise (--bitnet-lr-sweep on the
+bitnet row; the best is also the qlora-bitnet QAT phase's). The test split scores only the
+chosen runs.
 
 Writes OUT_DIR/table3-<label>-<device>.{json,md} and, with matplotlib, .png
 (perplexity against memory). --plot FILE.json redraws the PNG of a result.
@@ -170,9 +172,14 @@ def main():
     ap.add_argument("--label", default="", help="results name (default: the model's)")
     ap.add_argument("--lora-lr", type=float, default=3e-4, help="learning rate of the adapter rows (LoRA r 8) "
                     "when --lora-lr-sweep is empty (or with --no-ppl)")
-    ap.add_argument("--lora-lr-sweep", default="3e-4,1e-3,2e-3,4e-3,8e-3",
+    ap.add_argument("--lora-lr-sweep", default="1e-3,2e-3,4e-3,8e-3",
                     help="comma-separated adapter learning rates tried on the qlora row, scored on the valid split; "
                     "the best is used for every adapter row ('' = just --lora-lr)")
+    ap.add_argument("--bitnet-lr", type=float, default=2e-4, help="learning rate of the BitNet QAT rows when "
+                    "--bitnet-lr-sweep is empty (or with --no-ppl)")
+    ap.add_argument("--bitnet-lr-sweep", default="2e-4,5e-4,1e-3",
+                    help="comma-separated learning rates tried on the bitnet row, scored on the valid split; the best is "
+                    "the bitnet row and the rate of the qlora-bitnet QAT phase ('' = just --bitnet-lr)")
     ap.add_argument("--no-qlora-gc", dest="qlora_gc", action="store_false",
                     help="train the qlora row without gradient checkpointing (the QLoRA recipe uses it)")
     ap.add_argument("--work", default="/tmp/table3")
@@ -192,6 +199,8 @@ def main():
     res = {}
     lora_lr, swept, best_run, at_edge = a.lora_lr, {}, None, False
     sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
+    bitnet_lr, bitnet_swept, bitnet_run, bitnet_edge = a.bitnet_lr, {}, None, False
+    bitnet_sweep = [float(x) for x in a.bitnet_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
     lora = ["--lora-r", "8", "--lora-alpha", "16", "--target", "all-linear"]
     log(f"{label}: {steps} steps x {a.batch_size} x {a.seq_len} tokens per method on {a.device}")
 
@@ -201,9 +210,11 @@ def main():
     def write(final=False):
         """The table so far to base.json / .md (and, when final, .png); returns the markdown."""
         doc = {"model": a.model, "label": label, "device": dev, "date": datetime.date.today().isoformat(), "data": a.data,
-               "steps": steps, "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": lora_lr, "bitnet": 2e-4},
+               "steps": steps, "qat_steps": qat_steps, "lr": {"full": 5e-5, "adapters": lora_lr, "bitnet": bitnet_lr},
                "adapter_lr_sweep_valid_ppl": swept or None,
                "adapter_lr_at_sweep_edge": at_edge,
+               "bitnet_lr_sweep_valid_ppl": bitnet_swept or None,
+               "bitnet_lr_at_sweep_edge": bitnet_edge,
                "qlora_grad_checkpoint": a.qlora_gc,
                "batch_size": a.batch_size, "seq_len": a.seq_len, "tokens_per_method": steps * a.batch_size * a.seq_len,
                "eval": None if a.no_ppl else f"test split, {a.eval_batches} batches of {a.batch_size} x {a.seq_len}",
@@ -239,21 +250,8 @@ def main():
     if sweep and ({"int8-lora", "nf4-lora", "qlora", "qlora-bitnet"} & rows):
         # Chosen on the valid split, so the test perplexity stays a held-out score. The winning run is
         # the qlora row itself (same data, steps and seed), so only the other rates cost extra runs.
-        for lr in sweep:
-            try:
-                t = r.train(f"qlora-lr{lr:g}", a.model, "qlora", steps, lr, qlora_extra, eval_split="valid")
-            except Exception as e:
-                log(f"qlora at lr {lr:g}: FAILED: {e}")
-                continue
-            swept[f"{lr:g}"] = t.get("ppl")
-            log(f"qlora at lr {lr:g}: valid perplexity {t.get('ppl')}")
-            if t.get("ppl") and (best_run is None or t["ppl"] < best_run["ppl"]):
-                lora_lr, best_run = lr, t
-        log(f"adapter learning rate {lora_lr:g} (valid perplexity by rate: {swept})")
-        at_edge = best_run is not None and len(sweep) > 1 and lora_lr in (min(sweep), max(sweep))
-        if at_edge:
-            edge = "highest" if lora_lr == max(sweep) else "lowest"
-            log(f"the best rate is the sweep's {edge}: a wider --lora-lr-sweep may find a better one")
+        lora_lr, best_run, swept, at_edge = lr_sweep("adapter", sweep, lambda lr: r.train(
+            f"qlora-lr{lr:g}", a.model, "qlora", steps, lr, qlora_extra, eval_split="valid"), lora_lr)
     for m in ("int8-lora", "nf4-lora", "qlora"):
         if m in rows or (m == "qlora" and "qlora-bitnet" in rows):
             def adapter_row(m=m):
@@ -266,9 +264,18 @@ def main():
                 t.update(r.latency(m, a.model, m, os.path.join(t["out"], "adapter")))
                 return t
             row(m, adapter_row)
+    bitnet_extra = ["--bitnet-warmup", str(steps // 2)]
+    if bitnet_sweep and ({"bitnet", "bitnet-lora", "qlora-bitnet"} & rows):
+        # The QAT rate the same way: each rate's bitnet run scored on valid; the best run is the bitnet row.
+        bitnet_lr, bitnet_run, bitnet_swept, bitnet_edge = lr_sweep("bitnet", bitnet_sweep, lambda lr: r.train(
+            f"bitnet-lr{lr:g}", a.model, "bitnet", steps, lr, bitnet_extra, eval_split="valid"), bitnet_lr)
     if "bitnet" in rows or "bitnet-lora" in rows:
         def bitnet():
-            t = r.train("bitnet", a.model, "bitnet", steps, 2e-4, ["--bitnet-warmup", str(steps // 2)])
+            if bitnet_run is not None:
+                t = dict(bitnet_run, valid_ppl=bitnet_run["ppl"])
+                t["ppl"] = r.evaluate("bitnet", os.path.join(t["out"], "model"), "bitnet")
+            else:
+                t = r.train("bitnet", a.model, "bitnet", steps, bitnet_lr, bitnet_extra)
             tern = os.path.join(r.work, "bitnet-ternary")
             r.export("bitnet-export", ["--model", os.path.join(t["out"], "model"), "--method", "bitnet",
                                        "--format", "ternary", "--out", tern])
@@ -294,7 +301,7 @@ def main():
         row("qlora-bitnet naive", naive)
 
         def qat():
-            t = r.train("qlora-bitnet-qat", merged, "bitnet", qat_steps, 2e-4, ["--bitnet-warmup", str(qat_steps // 2)])
+            t = r.train("qlora-bitnet-qat", merged, "bitnet", qat_steps, bitnet_lr, ["--bitnet-warmup", str(qat_steps // 2)])
             tern = os.path.join(r.work, "qlora-qat-ternary")
             r.export("qlora-qat-export", ["--model", os.path.join(t["out"], "model"), "--method", "bitnet",
                                           "--format", "ternary", "--out", tern])
@@ -315,6 +322,28 @@ def main():
         row("bitnet-lora", bitnet_lora)
 
     sys.stdout.write(write(final=True))
+
+
+def lr_sweep(kind, rates, train_one, default):
+    """Runs train_one(lr) (a training run scored on the valid split) at each rate; returns the best rate
+    (default if none scored), its run, the valid perplexity by rate, and whether the best is at an edge."""
+    best_lr, best_run, swept = default, None, {}
+    for lr in rates:
+        try:
+            t = train_one(lr)
+        except Exception as e:
+            log(f"{kind} at lr {lr:g}: FAILED: {e}")
+            continue
+        swept[f"{lr:g}"] = t.get("ppl")
+        log(f"{kind} at lr {lr:g}: valid perplexity {t.get('ppl')}")
+        if t.get("ppl") and (best_run is None or t["ppl"] < best_run["ppl"]):
+            best_lr, best_run = lr, t
+    log(f"{kind} learning rate {best_lr:g} (valid perplexity by rate: {swept})")
+    at_edge = best_run is not None and len(rates) > 1 and best_lr in (min(rates), max(rates))
+    if at_edge:
+        edge = "highest" if best_lr == max(rates) else "lowest"
+        log(f"the best {kind} rate is the sweep's {edge}: a wider sweep may find a better one")
+    return best_lr, best_run, swept, at_edge
 
 
 def summary(doc):
@@ -364,6 +393,10 @@ def markdown(doc):
                      + ", ".join(f"{k}: {fmt(v, '{:.3f}')}" for k, v in doc["adapter_lr_sweep_valid_ppl"].items()))
     elif lr.get("adapters"):
         notes.append(f"adapter learning rate {lr['adapters']:g}")
+    if doc.get("bitnet_lr_sweep_valid_ppl"):
+        notes.append(f"BitNet QAT learning rate {lr.get('bitnet'):g} (the bitnet row and the qlora-bitnet QAT phase), the best of "
+                     "the bitnet row's valid-split perplexity by rate: "
+                     + ", ".join(f"{k}: {fmt(v, '{:.2f}')}" for k, v in doc["bitnet_lr_sweep_valid_ppl"].items()))
     if notes:
         head += ["; ".join(notes) + ".", ""]
     return md_table(head, "method", [("peak GPU memory (GiB)", "peak_gib", "{:.2f}"), ("train time (s)", "train_s", "{:.1f}"),

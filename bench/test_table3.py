@@ -12,9 +12,10 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# The stand-in's perplexities: valid by learning rate (1e-3 is best), test = valid + 0.5, so a row
+# The stand-in's perplexities: valid by learning rate (2e-3 is best), test = valid + 0.5, so a row
 # scored on the wrong split shows. Peak memory 1 GiB with --grad-checkpoint, else 2.
-VALID = {"0.0003": 7.0, "0.001": 6.0, "0.002": 6.5, "0.004": 8.0, "0.008": 9.5}
+VALID = {"0.0002": 8.0, "0.0003": 7.0, "0.0005": 7.5, "0.001": 6.5, "0.002": 6.0, "0.004": 8.0, "0.008": 9.5}
+DEFAULT_SWEEP = ("0.001", "0.002", "0.004", "0.008")  # table3.py's --lora-lr-sweep default
 
 
 def fake_qtrain(argv):
@@ -40,9 +41,10 @@ def fake_qtrain(argv):
                                 "gpu_peak_gib": 1.0 if "--grad-checkpoint" in args else 2.0}) + "\n")
             if "--eval-data" in opt:
                 m.write(json.dumps({"kind": "eval", "eval_ppl": ppl(opt["--lr"], opt["--eval-split"])}) + "\n")
-    elif cmd == "eval":
-        lr = json.load(open(os.path.join(os.path.dirname(opt["--adapter"]), "run.json")))["lr"]
-        print(json.dumps({"ppl": ppl(lr, opt["--split"])}))
+    elif cmd == "eval":  # the run's rate from run.json beside the adapter or model (none: a merged model, collapsed)
+        run = os.path.join(os.path.dirname(opt.get("--adapter") or opt["--model"]), "run.json")
+        lr = json.load(open(run))["lr"] if os.path.exists(run) else None
+        print(json.dumps({"ppl": ppl(lr, opt["--split"]) if lr else 1e6}))
     elif cmd == "generate":
         print("[generate] prompt 128 tokens (128 run) | prefill 1.50 ms (0.012 ms/token) | 64 new tokens, decode 2.000 ms/token | stop: length")
     elif cmd == "export":
@@ -76,20 +78,20 @@ class Table3Run(unittest.TestCase):
 
     def test_sweep_picks_the_best_valid_rate_and_scores_it_on_test(self):
         self.run_table3()
-        self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
-        self.assertEqual(self.doc["adapter_lr_sweep_valid_ppl"], VALID)
+        self.assertEqual(self.doc["lr"]["adapters"], 2e-3)
+        self.assertEqual(self.doc["adapter_lr_sweep_valid_ppl"], {k: VALID[k] for k in DEFAULT_SWEEP})
         self.assertFalse(self.doc["adapter_lr_at_sweep_edge"])
         ql = self.doc["rows"]["qlora"]
         self.assertEqual(ql["valid_ppl"], 6.0)
         self.assertEqual(ql["ppl"], 6.5)  # the test split, through qtrain eval on the chosen adapter
         self.assertEqual(self.trains("qlora"), [], "the chosen sweep run is the qlora row; no retraining")
-        for lr in VALID:  # every sweep run evaluates on valid, never on test
+        for lr in DEFAULT_SWEEP:  # every sweep run evaluates on valid, never on test
             (c,) = self.trains(f"qlora-lr{lr}")
             self.assertEqual(c[c.index("--eval-split") + 1], "valid")
             self.assertIn("--grad-checkpoint", c)
         for m in ("int8-lora", "nf4-lora"):
             (c,) = self.trains(m)
-            self.assertEqual(float(c[c.index("--lr") + 1]), 1e-3, m)
+            self.assertEqual(float(c[c.index("--lr") + 1]), 2e-3, m)
             self.assertNotIn("--grad-checkpoint", c, m)
             self.assertEqual(self.doc["rows"][m]["ppl"], 6.5, m)
         (c,) = self.trains("full")
@@ -101,7 +103,26 @@ class Table3Run(unittest.TestCase):
         self.assertAlmostEqual(self.doc["summary"]["qlora_memory_over_full"], 0.5)
         self.assertNotIn("incomplete", self.doc)
         self.assertIn("gradient checkpointing", self.md)
-        self.assertIn("adapter learning rate 0.001", self.md)
+        self.assertIn("adapter learning rate 0.002", self.md)
+
+    def test_bitnet_rate_swept_on_valid_and_used_by_the_qat_phase(self):
+        self.run_table3("--lora-lr-sweep", "1e-3", "--bitnet-lr-sweep", "2e-4,5e-4,1e-3,2e-3,4e-3",
+                        rows="qlora,bitnet,qlora-bitnet,bitnet-lora")
+        self.assertEqual(self.doc["lr"]["bitnet"], 2e-3)
+        self.assertEqual(self.doc["bitnet_lr_sweep_valid_ppl"], {k: VALID[k] for k in ("0.0002", "0.0005", "0.001", "0.002", "0.004")})
+        self.assertFalse(self.doc["bitnet_lr_at_sweep_edge"])
+        bn = self.doc["rows"]["bitnet"]
+        self.assertEqual((bn["valid_ppl"], bn["ppl"]), (6.0, 6.5))  # test split through qtrain eval of the chosen model
+        self.assertEqual(self.trains("bitnet"), [], "the chosen sweep run is the bitnet row; no retraining")
+        for lr in ("0.0002", "0.0005", "0.001", "0.002", "0.004"):
+            (c,) = self.trains(f"bitnet-lr{lr}")
+            self.assertEqual(c[c.index("--eval-split") + 1], "valid")
+            self.assertEqual(c[c.index("--method") + 1], "bitnet")
+        (c,) = self.trains("qlora-bitnet-qat")
+        self.assertEqual(float(c[c.index("--lr") + 1]), 2e-3)
+        (c,) = self.trains("bitnet-lora")
+        self.assertEqual(float(c[c.index("--lr") + 1]), 1e-3)  # the adapter rate
+        self.assertIn("BitNet QAT learning rate 0.002", self.md)
 
     def test_best_rate_at_the_edge_is_flagged(self):
         self.run_table3("--lora-lr-sweep", "3e-4,1e-3", rows="qlora")
@@ -114,7 +135,7 @@ class Table3Run(unittest.TestCase):
         self.assertEqual(float(c[c.index("--lr") + 1]), 2e-3)
         self.assertNotIn("--grad-checkpoint", c)
         self.assertIsNone(self.doc["adapter_lr_sweep_valid_ppl"])
-        self.assertEqual(self.doc["rows"]["qlora"]["ppl"], 7.0)
+        self.assertEqual(self.doc["rows"]["qlora"]["ppl"], 6.5)
         self.assertNotIn("gradient checkpointing", self.md)
 
     def test_partial_table_written_after_each_row(self):
