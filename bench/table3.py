@@ -177,7 +177,7 @@ def main():
                     "the best is used for every adapter row ('' = just --lora-lr)")
     ap.add_argument("--bitnet-lr", type=float, default=2e-4, help="learning rate of the BitNet QAT rows when "
                     "--bitnet-lr-sweep is empty (or with --no-ppl)")
-    ap.add_argument("--bitnet-lr-sweep", default="2e-4,5e-4,1e-3",
+    ap.add_argument("--bitnet-lr-sweep", default="1e-3,2e-3,4e-3,8e-3",
                     help="comma-separated learning rates tried on the bitnet row, scored on the valid split; the best is "
                     "the bitnet row and the rate of the qlora-bitnet QAT phase ('' = just --bitnet-lr)")
     ap.add_argument("--no-qlora-gc", dest="qlora_gc", action="store_false",
@@ -385,17 +385,20 @@ def markdown(doc):
             f"{doc['tokens_per_method']:,} training tokens per method ({doc['steps']} steps x {doc['batch_size']} x "
             f"{doc['seq_len']}); perplexity: {doc['eval'] or 'not measured (random weights)'}; latency: {doc['latency']}.", ""]
     notes = ["**Incomplete**: " + doc["incomplete"]] if doc.get("incomplete") else []
-    if doc.get("qlora_grad_checkpoint"):
+    rows = doc["rows"]
+    if doc.get("qlora_grad_checkpoint") and "qlora" in rows:
         notes.append("The qlora row trains with gradient checkpointing (the QLoRA recipe); the other rows keep their activations")
     lr = doc.get("lr") or {}
-    if doc.get("adapter_lr_sweep_valid_ppl"):
+    adapters = {"int8-lora", "nf4-lora", "qlora", "bitnet-lora"} & set(rows)  # the rows at the adapter rate
+    if adapters and doc.get("adapter_lr_sweep_valid_ppl"):
         notes.append(f"adapter learning rate {lr.get('adapters'):g}, the best of the qlora row's valid-split perplexity by rate: "
                      + ", ".join(f"{k}: {fmt(v, '{:.3f}')}" for k, v in doc["adapter_lr_sweep_valid_ppl"].items()))
-    elif lr.get("adapters"):
+    elif adapters and lr.get("adapters"):
         notes.append(f"adapter learning rate {lr['adapters']:g}")
     if doc.get("bitnet_lr_sweep_valid_ppl"):
-        notes.append(f"BitNet QAT learning rate {lr.get('bitnet'):g} (the bitnet row and the qlora-bitnet QAT phase), the best of "
-                     "the bitnet row's valid-split perplexity by rate: "
+        edge = " (the sweep's edge: a wider sweep may find a better one)" if doc.get("bitnet_lr_at_sweep_edge") else ""
+        notes.append(f"BitNet QAT learning rate {lr.get('bitnet'):g}{edge}, used by the bitnet row and the qlora-bitnet QAT "
+                     "phase, the best of the bitnet row's valid-split perplexity by rate: "
                      + ", ".join(f"{k}: {fmt(v, '{:.2f}')}" for k, v in doc["bitnet_lr_sweep_valid_ppl"].items()))
     if notes:
         head += ["; ".join(notes) + ".", ""]

@@ -122,12 +122,22 @@ class Table3Run(unittest.TestCase):
         self.assertEqual(float(c[c.index("--lr") + 1]), 2e-3)
         (c,) = self.trains("bitnet-lora")
         self.assertEqual(float(c[c.index("--lr") + 1]), 1e-3)  # the adapter rate
-        self.assertIn("BitNet QAT learning rate 0.002", self.md)
+        self.assertIn("BitNet QAT learning rate 0.002, used by", self.md)  # not at the sweep's edge
 
     def test_best_rate_at_the_edge_is_flagged(self):
-        self.run_table3("--lora-lr-sweep", "3e-4,1e-3", rows="qlora")
+        self.run_table3("--lora-lr-sweep", "3e-4,1e-3", "--bitnet-lr-sweep", "5e-4,1e-3", rows="qlora,bitnet")
         self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
         self.assertTrue(self.doc["adapter_lr_at_sweep_edge"])
+        self.assertEqual(self.doc["lr"]["bitnet"], 1e-3)
+        self.assertTrue(self.doc["bitnet_lr_at_sweep_edge"])
+        self.assertIn("BitNet QAT learning rate 0.001 (the sweep's edge", self.md)
+
+    def test_bitnet_only_table_names_no_adapter_setting(self):
+        self.run_table3("--bitnet-lr-sweep", "1e-3,2e-3,4e-3", rows="bitnet")
+        self.assertEqual(list(self.doc["rows"]), ["bitnet"])
+        self.assertNotIn("adapter learning rate", self.md)
+        self.assertNotIn("gradient checkpointing", self.md)
+        self.assertIn("BitNet QAT learning rate 0.002", self.md)
 
     def test_no_sweep_and_no_gc(self):
         self.run_table3("--lora-lr-sweep", "", "--lora-lr", "2e-3", "--no-qlora-gc", rows="qlora")
