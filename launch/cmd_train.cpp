@@ -121,7 +121,11 @@ void register_train(CLI::App& app, Runner& run) {
                         },
                         "INT>0"));
   sub->add_option("--epochs", c->epochs, "passes over the data when --steps is not given")->capture_default_str()->excludes(steps);
-  sub->add_option("--lr", c->lr, "peak learning rate (a finite number > 0)")->capture_default_str();
+  sub->add_option("--lr", c->lr,
+                  "peak learning rate (a finite number > 0). BitNet QAT from a pretrained model (bitnet, qlora-bitnet) "
+                  "wants far more than the default: on SmolLM2-135M over 2M tokens 4e-3 was best and 2e-4 gave about 4x the "
+                  "perplexity (bench/table3's rate sweep)")
+      ->capture_default_str();
   sub->add_option("--schedule", c->schedule, "constant | linear | cosine (HF semantics)")->capture_default_str();
   sub->add_option("--warmup", c->warmup, "linear warmup steps (fewer than --steps)")->capture_default_str();
   sub->add_option("--weight-decay", c->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
