@@ -139,6 +139,12 @@ class Table3Run(unittest.TestCase):
         self.assertNotIn("gradient checkpointing", self.md)
         self.assertIn("BitNet QAT learning rate 0.002", self.md)
 
+    def test_bitnet_without_sweep_trains_at_the_measured_rate(self):
+        self.run_table3("--bitnet-lr-sweep", "", rows="bitnet")
+        (c,) = self.trains("bitnet")
+        self.assertEqual(float(c[c.index("--lr") + 1]), 4e-3)
+        self.assertIsNone(self.doc["bitnet_lr_sweep_valid_ppl"])
+
     def test_no_sweep_and_no_gc(self):
         self.run_table3("--lora-lr-sweep", "", "--lora-lr", "2e-3", "--no-qlora-gc", rows="qlora")
         (c,) = self.trains("qlora")
