@@ -113,10 +113,11 @@ __global__ void unpack_ternary_x16_kernel(void* out, const uint32_t* codes, int6
 // x itself (BitNet's per-token absmax int8: LLM.int8's row quantization at
 // threshold 0, the reference's operations) into shared memory, after issuing
 // its first weight row's loads, so that the quantization hides under the DRAM
-// latency: no second kernel and no global round trip of the int8 x. A warp takes a row at a time, each lane 64 weights
-// (one 16-byte load) per step, and loads the next row before it reduces this
-// one. The codes are T + 1, so acc = sum (T + 1) x - sum x; (word >> 2g) &
-// 0x03030303 lines codes 4g..4g+3 up with one int8 x word.
+// latency: no second kernel and no global round trip of the int8 x. A warp
+// takes a row at a time, each lane 64 weights (one 16-byte load) per step, and
+// loads the next row before it reduces this one. The codes are T + 1, so
+// acc = sum (T + 1) x - sum x; (word >> 2g) & 0x03030303 lines codes
+// 4g..4g+3 up with one int8 x word.
 constexpr int kTernaryVecs = 6;  // 16-byte loads in flight per lane: rows up to 12288 weights in one round
 constexpr int kXVecs = 6;        // x's BF16 16-byte loads per thread for the in-register quantization (<= 12288 columns)
 
