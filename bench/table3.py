@@ -197,10 +197,13 @@ def main():
     rows = set(a.rows.split(","))
     r = Runner(a)
     res = {}
+    def rates(text):  # a comma-separated sweep; none without perplexities to choose by
+        return [float(x) for x in text.split(",") if x.strip()] if not a.no_ppl else []
+
     lora_lr, swept, best_run, at_edge = a.lora_lr, {}, None, False
-    sweep = [float(x) for x in a.lora_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
+    sweep = rates(a.lora_lr_sweep)
     bitnet_lr, bitnet_swept, bitnet_run, bitnet_edge = a.bitnet_lr, {}, None, False
-    bitnet_sweep = [float(x) for x in a.bitnet_lr_sweep.split(",") if x.strip()] if not a.no_ppl else []
+    bitnet_sweep = rates(a.bitnet_lr_sweep)
     lora = ["--lora-r", "8", "--lora-alpha", "16", "--target", "all-linear"]
     log(f"{label}: {steps} steps x {a.batch_size} x {a.seq_len} tokens per method on {a.device}")
 
