@@ -62,11 +62,13 @@ QT_OP(void, quantize_act_q8, (const Q8Rows& act, Tensor x, bool subln))
 // quantize_act_q8(act, x, false) followed by this, value for value.
 QT_OP(void, ternary_matmul_q8, (Tensor y, const Q8Rows& act, const TernaryTensor& w))
 // Past kTernaryGemvMaxRows, a weight of these shapes takes the fused product on
-// CUDA (kernels/cuda/ternary_gemm.cu, sm_90a: x quantized, then wgmma on codes
-// decoded in shared memory, no int32 matrix through memory; x's int8 rows sit
-// whole in shared memory, hence the cap: SmolLM2's 576 and 1536) and others the
-// int8 levels + cuBLASLt int8 GEMM + epilogue, which is as fast from K = 4096
-// (LLaMA-7B); both give the same values. QT_W2A8_FUSED=0 turns it off.
+// CUDA (kernels/cuda/ternary_gemm.cu, sm_90a: a TMA producer for x's int8 rows
+// and the codes decoded into shared memory, wgmma consumers, no int32 matrix
+// through memory) and others the int8 levels + cuBLASLt int8 GEMM + epilogue;
+// both give the same values. The kernel takes any K % 64 == 0, but from K = 4096
+// (LLaMA-7B) cuBLASLt's int8 GEMM is faster even with its int32 round trip
+// (0.61-0.83x the fused kernel's time, H100, 2026-12-07), hence the cap: SmolLM2's
+// 576 and 1536. QT_W2A8_FUSED=0 turns it off.
 constexpr int64_t kTernaryGemmMaxCols = 1536;
 inline bool ternary_gemm_fused_shape(int64_t rows, int64_t cols) {
   return cols > 0 && cols % 64 == 0 && cols <= kTernaryGemmMaxCols && rows % 8 == 0;

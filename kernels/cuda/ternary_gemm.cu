@@ -1,43 +1,43 @@
-// The W2A8 product (kernels/ternary.h) at training shapes with a reduction of
-// up to kTernaryGemmMaxCols (SmolLM2's 576 and 1536), in one launch on Hopper's
-// warpgroup MMA (wgmma, sm_90a), both operands in shared memory.
+// The W2A8 product (kernels/ternary.h) at training shapes, in one launch on
+// Hopper's warpgroup MMA (wgmma, sm_90a), both operands in shared memory.
 //
 // Why: the general path (unpack the codes to int8, cuBLASLt's int8 GEMM into an
 // int32 matrix, then LLM.int8's epilogue) moves the int32 product through
 // memory twice and costs five launches: 3.5-4.8x a cuBLASLt BF16 GEMM of the
-// same shape at K = 576 (H100, 2026-12-05). The mma.sync kernel that replaced
-// it there (x quantized by a kernel of its own, then m16n8k32) still took 47 /
-// 65 / 110 us against BF16's 12 / 25 / 21 at SmolLM2's q/o, gate/up and down
-// shapes (M = 8192): Hopper runs mma.sync's int8 at about the A100's rate.
+// same shape at K = 576 (H100, 2026-12-05). x comes quantized (quantize_act_q8,
+// kernels/cuda/ternary_act.cu: int8 codes, the row's absmax and sum of codes),
+// fused there with the SubLN before it, once for every product reading it.
 //
-// x comes quantized (quantize_act_q8, kernels/cuda/ternary_act.cu: int8
-// codes, the row's absmax and sum of codes), fused there with the SubLN before
-// it, once for every product reading it: quantizing inside the GEMM blocks
-// instead, every column split of a row block quantizing its rows again,
-// measured 45 / 76 / 75 us against 28 / 52 / 65 for a separate quantization
-// kernel and this one (H100, 2026-12-06). A
-// block is two warpgroups and 64 x rows (tokens), their int8 codes whole in
-// shared memory (cp.async) in the wgmma core-matrix layout (8 rows x 16 bytes,
-// K-adjacent core matrices 128 bytes apart):
-//   main loop: each warpgroup takes 64 output channels at a time. Their 2-bit
-//             codes come into registers one tile ahead (a 16-byte load a
-//             thread per 128 columns) and are decoded, 128 columns at a time,
-//             into a ring of kAStages shared int8 stages: the codes are c = T +
-//             1, and (word >> 2t) & 0x03030303 is weights 4t..4t+3 of a
-//             16-weight word in byte order, so a word is one 16-byte
-//             core-matrix row. m64n64k32 wgmmas take x as A and the stage as B
-//             while the next stage is decoded; sum x T = sum x c - sum x,
-//             exact in int32;
+// Warp-specialized and persistent: a block is three warpgroups and walks output
+// tiles of 128 tokens x 64 NB channels (tile t: token block t / ch_tiles,
+// channel block t % ch_tiles; blocks take t = blockIdx.x, + gridDim.x, ...).
+//   producer (warpgroup 0): per 128-column chunk of K, into a ring of kStages
+//             shared stages: x's 128 x 128 int8 block by one TMA copy (the map's
+//             zero fill covers rows past N and columns past K), and the weight's
+//             2-bit codes, loaded one chunk ahead into registers and written
+//             as int8 in the same 128-byte swizzle (the codes are c = T + 1,
+//             and (word >> 2t) & 0x03030303 is weights 4t..4t+3 of a 16-weight
+//             word in byte order, so a word is 16 bytes of a row). It runs
+//             ahead across tiles, so the next tile's stages fill under this
+//             tile's last products and epilogue;
+//   consumers (warpgroups 1, 2): tokens 0-63 and 64-127 of the tile, all its
+//             channels: per stage NB m64n64k32 wgmmas per 32 columns, x as A,
+//             the stage's weights as B; a stage goes back to the producer once
+//             the products after it were issued and its own completed.
+//             sum x T = sum x c - sum x, exact in int32;
 //   epilogue: D is [token, channel], a thread's pairs of adjacent channels,
 //             so the LLM.int8 rescale (same F32 operations in the same order:
 //             y equals the general path bit for bit) stores straight from the
 //             registers as BF16 or F32 pairs.
 // The int32 product never leaves the chip.
 //
-// Operands in shared memory, not A in registers: a register operand is read
-// after the wgmma issues, and a first version that decoded the weights into A
-// registers produced wrong tiles when several warpgroups shared an SM.
+// The version before this one (kept in history: each warpgroup decoded its own
+// stages and waited on a barrier before its wgmmas; x's rows whole in shared
+// memory before the first product) was latency-bound: ncu (H100, 576 x 576,
+// M = 8192) showed the tensor pipe busy under 25% of the time, warps issuing
+// every ~11 cycles and waiting mostly on L1TEX; 1.9-2.4x BF16 at SmolLM2's shapes.
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <type_traits>
 #include <unordered_map>
@@ -45,6 +45,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/ternary_gemm.cuh"
+#include "kernels/cuda/tma.cuh"
 #include "kernels/cuda/wgmma.cuh"
 #include "kernels/quant/decode.h"
 
@@ -53,160 +54,212 @@ namespace {
 
 using quant::kInt8Inv127;
 
-constexpr int kThreads = 256, kTokens = 64, kChannels = 64, kAK = 128, kAStages = 3;
-constexpr int kStageBytes = kChannels * kAK;                           // 8 KB: 8 row groups x 8 core matrices
-constexpr int kMaxChunks = int(kTernaryGemmMaxCols + kAK - 1) / kAK;  // codes registers a thread holds per tile
+constexpr int kThreads = 384, kTokens = 128, kChunk = 128, kStages = 4;
+constexpr int kXBytes = kTokens * kChunk;  // 16 KB: the TMA box
+constexpr int kWBlockBytes = 64 * kChunk;  // 8 KB: 64 channels of a chunk
+template <int NB>
+constexpr int stage_bytes() { return kXBytes + NB * kWBlockBytes; }
+template <int NB>
+constexpr size_t smem_bytes() { return size_t(kStages) * stage_bytes<NB>() + 2 * kStages * sizeof(uint64_t) + 1024; }
+// NB = 1 fits two blocks an SM (registers, shared memory)
+constexpr int min_blocks_host(int nb) { return nb == 1 ? 2 : 1; }
+template <int NB>
+constexpr int min_blocks() { return min_blocks_host(NB); }
 
-size_t smem_bytes(int K) { return size_t(kTokens) * K + size_t(2) * kAStages * kStageBytes + size_t(kTokens) * 8; }
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
-}
-
-template <class TY>
-__global__ void __launch_bounds__(kThreads, 2)
-    ternary_wgmma_kernel(TY* __restrict__ y, const int8_t* __restrict__ xq, const int* __restrict__ xsum,
-                         const float* __restrict__ xabs, const uint8_t* __restrict__ codes,
-                         const float* __restrict__ wabs, int N, int K, int out, int ctiles) {
+template <class TY, int NB>
+__global__ void __launch_bounds__(kThreads, min_blocks<NB>())
+    ternary_ws_kernel(const __grid_constant__ CUtensorMap xmap, TY* __restrict__ y, const int* __restrict__ xsum,
+                      const float* __restrict__ xabs, const uint8_t* __restrict__ codes,
+                      const float* __restrict__ wabs, int N, int K, int out, int ch_tiles, int tiles) {
 #if QT_HAS_WGMMA
-  extern __shared__ __align__(128) uint8_t smem[];
-  const int kc16 = K / 16, nchunks = (K + kAK - 1) / kAK;
-  int8_t* xs = reinterpret_cast<int8_t*>(smem);
-  int* rowsum = reinterpret_cast<int*>(smem + size_t(kTokens) * K + 2 * kAStages * kStageBytes);
-  float* xscale = reinterpret_cast<float*>(rowsum + kTokens);
-  const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
-  uint8_t* astage = smem + size_t(kTokens) * K + wg * kAStages * kStageBytes;
-  const int tok0 = blockIdx.x * kTokens;
-  const int64_t rb = K / 4;
-
-  // The codes this thread decodes: row dr of a tile, columns chunk * 128 + dh * 64 .. + 63. Eight
-  // lanes in a row take eight rows of one core-matrix column: conflict-free 16-byte stores.
-  const int dr = (wtid & 7) | ((wtid >> 4) << 3), dh = (wtid >> 3) & 1;
-  uint4 pre[kMaxChunks];
-  auto load_codes = [&](int ct) {
-    const int64_t row = min(ct * kChannels + dr, out - 1);  // past the last row: a valid row, never stored
-#pragma unroll
-    for (int c = 0; c < kMaxChunks; ++c)
-      if (c < nchunks && c * kAK + dh * 64 < K)
-        pre[c] = __ldg(reinterpret_cast<const uint4*>(codes + row * rb + (c * kAK + dh * 64) / 4));
-  };
-  const int tstep = 2 * int(gridDim.y);
-  int ct = int(blockIdx.y) * 2 + wg;
-
-  // The block's x codes (rows past N repeat row N - 1; never stored) and each warpgroup's first
-  // tile of codes, in flight together.
-  for (int i = tid; i < kTokens * kc16; i += kThreads) {
-    const int r = i / kc16, kc = i % kc16;
-    cp_async16(xs + ((r >> 3) * kc16 + kc) * 128 + (r & 7) * 16, xq + int64_t(min(tok0 + r, N - 1)) * K + kc * 16);
-  }
-  asm volatile("cp.async.commit_group;\n" ::);
-  if (tid < kTokens) {
-    const int r = min(tok0 + tid, N - 1);
-    rowsum[tid] = xsum[r];
-    xscale[tid] = __fmul_rn(xabs[r], kInt8Inv127);
-  }
-  if (ct < ctiles) load_codes(ct);
-  asm volatile("cp.async.wait_group 0;\n" ::);
-  fence_proxy_async_smem();  // x's codes, written by cp.async, read by wgmma
-  __syncthreads();
-
-  const uint64_t xdesc = wgmma_desc(xs, 128, uint32_t(kc16) * 128);
-  const uint64_t wdesc = wgmma_desc(astage, 128, 8 * 128);
-  const int g = lane >> 2, t4 = lane & 3;
-  for (; ct < ctiles; ct += tstep) {
-    int acc[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) acc[i] = 0;
-#pragma unroll
-    for (int c = 0; c < kMaxChunks; ++c) {
-      if (c >= nchunks) break;
-      const int stage = c % kAStages;
-      // Stage reuse: the commit of chunk c - 1 was followed by wait<kAStages - 1>, so chunk
-      // c - kAStages's products (the last readers of this stage) are done.
-      if (c * kAK + dh * 64 < K) {
-        const uint32_t m = 0x03030303u, w[4] = {pre[c].x, pre[c].y, pre[c].z, pre[c].w};
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          *reinterpret_cast<uint4*>(astage + stage * kStageBytes + ((dr >> 3) * 8 + dh * 4 + j) * 128 + (dr & 7) * 16) =
-              make_uint4(w[j] & m, (w[j] >> 2) & m, (w[j] >> 4) & m, (w[j] >> 6) & m);
-      }
-      fence_proxy_async_smem();
-      asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory");  // the stage whole before the group's wgmma
-      wgmma_fence();
-      const int steps = min(kAK, K - c * kAK) / 32;
-#pragma unroll
-      for (int kk = 0; kk < kAK / 32; ++kk)
-        if (kk < steps)
-          wgmma_s8_n64(acc, xdesc + uint64_t((c * 8 + kk * 2) * 8), wdesc + uint64_t((stage * kStageBytes + kk * 256) >> 4));
-      wgmma_commit();
-      wgmma_wait<kAStages - 1>();
+  extern __shared__ uint8_t smem_raw[];
+  // 128-byte swizzled operands want 1024-byte aligned stages
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage_bytes<NB>());
+  uint64_t* empty = full + kStages;
+  const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127;
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 128 + 1);  // every producer thread, plus the TMA's expect_tx
+      mbar_init(&empty[s], 8);       // every consumer warp
     }
-    if (ct + tstep < ctiles) load_codes(ct + tstep);  // the next tile's codes, under this tile's last products
-    wgmma_wait<0>();
-#pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma_pin(acc[i]);
+    mbar_init_fence();
+  }
+  __syncthreads();
+  const int nchunks = (K + kChunk - 1) / kChunk;
 
-    // Epilogue: acc[4j + 2h + e] = token 16 warp + g + 8h, channel 8j + 2 t4 + e.
+  if (wg == 0) {
+    // Producer. Thread (dr, dh) writes row dr of each 64-channel block, columns dh * 64 .. + 63 of
+    // the chunk: eight lanes take eight rows, so their 16-byte stores fall in eight swizzled slots.
+    const int dr = (wtid & 7) | ((wtid >> 4) << 3), dh = (wtid >> 3) & 1;
+    const int64_t rb = K / 4;
+    auto load = [&](int tile, int c, uint4 (&v)[NB]) {
+      if (c * kChunk + dh * 64 >= K) return;  // past K: the consumers skip these columns
+      const int ch0 = (tile % ch_tiles) * 64 * NB;
+#pragma unroll
+      for (int b = 0; b < NB; ++b) {
+        const int64_t row = min(ch0 + b * 64 + dr, out - 1);  // past the last row: a valid row, never stored
+        v[b] = __ldg(reinterpret_cast<const uint4*>(codes + row * rb + (c * kChunk + dh * 64) / 4));
+      }
+    };
+    uint4 cur[NB], nxt[NB];
+    int tile = int(blockIdx.x), c = 0;
+    if (tile < tiles) load(tile, 0, cur);
+    for (int it = 0; tile < tiles; ++it) {
+      int ntile = tile, nc = c + 1;
+      if (nc == nchunks) nc = 0, ntile += int(gridDim.x);
+      if (ntile < tiles) load(ntile, nc, nxt);  // one chunk ahead, under this one's wait and stores
+      const int s = it % kStages;
+      mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+      uint8_t* xs = smem + s * stage_bytes<NB>();
+      uint8_t* ws = xs + kXBytes;
+      if (wtid == 0) {
+        mbar_arrive_expect_tx(&full[s], kXBytes);
+        tma_load_2d(xs, &xmap, c * kChunk, (tile / ch_tiles) * kTokens, &full[s]);
+      }
+      if (c * kChunk + dh * 64 < K) {
+        const uint32_t m = 0x03030303u;
+#pragma unroll
+        for (int b = 0; b < NB; ++b) {
+          const uint32_t w[4] = {cur[b].x, cur[b].y, cur[b].z, cur[b].w};
+          const int r = b * 64 + dr;
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            *reinterpret_cast<uint4*>(ws + r * kChunk + (((dh * 4 + j) ^ (r & 7)) << 4)) =
+                make_uint4(w[j] & m, (w[j] >> 2) & m, (w[j] >> 4) & m, (w[j] >> 6) & m);
+        }
+      }
+      fence_proxy_async_smem();  // the stores, by the generic proxy, before wgmma reads them
+      mbar_arrive(&full[s]);
+#pragma unroll
+      for (int b = 0; b < NB; ++b) cur[b] = nxt[b];
+      tile = ntile, c = nc;
+    }
+    return;
+  }
+
+  // Consumers: warpgroup cw takes tokens 64 cw .. 64 cw + 63 of each tile.
+  const int cw = wg - 1, warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  int it = 0;
+  for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
+    int acc[NB][32];
+#pragma unroll
+    for (int b = 0; b < NB; ++b)
+#pragma unroll
+      for (int i = 0; i < 32; ++i) acc[b][i] = 0;
+    for (int c = 0; c < nchunks; ++c, ++it) {
+      const int s = it % kStages;
+      mbar_wait(&full[s], (it / kStages) & 1);
+      const uint8_t* xs = smem + s * stage_bytes<NB>();
+      const uint64_t da = wgmma_desc_sw128(xs + cw * (kXBytes / 2)), db = wgmma_desc_sw128(xs + kXBytes);
+      // A last chunk of 64 columns: x's zero fill makes the other half's products 0, whatever the
+      // stage holds there; issuing them anyway keeps the wgmmas out of a branch (ptxas serializes those).
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kChunk / 32; ++kk)
+#pragma unroll
+        for (int b = 0; b < NB; ++b)
+          wgmma_s8_n64(acc[b], da + uint64_t(2 * kk), db + uint64_t((b * kWBlockBytes) >> 4) + uint64_t(2 * kk));
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous stage's products are done: it goes back
+      if (c > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
+    }
+    wgmma_wait<0>();
+    if (lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
+#pragma unroll
+    for (int b = 0; b < NB; ++b)
+#pragma unroll
+      for (int i = 0; i < 32; ++i) wgmma_pin(acc[b][i]);
+
+    // Epilogue: acc[b][4j + 2h + e] = token 16 warp + g + 8h, channel 64 b + 8j + 2 t4 + e.
+    const int tok0 = (tile / ch_tiles) * kTokens + cw * 64, ch0 = (tile % ch_tiles) * 64 * NB;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int tk = 16 * warp + g + 8 * h;
-      if (tok0 + tk >= N) continue;
-      const int rs = rowsum[tk];
-      const float xs_r = xscale[tk];
-      TY* yr = y + int64_t(tok0 + tk) * out;
+      const int tk = tok0 + 16 * warp + g + 8 * h;
+      if (tk >= N) continue;
+      const int rs = __ldg(xsum + tk);
+      const float xs_r = __fmul_rn(__ldg(xabs + tk), kInt8Inv127);
+      TY* yr = y + int64_t(tk) * out;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int ch = ct * kChannels + 8 * j + 2 * t4;
-        if (ch >= out) continue;  // out % 8 == 0: ch + 1 < out too
-        const float wd0 = __fmul_rn(__ldg(wabs + ch), kInt8Inv127), wd1 = __fmul_rn(__ldg(wabs + ch + 1), kInt8Inv127);
-        const float v0 = __fmul_rn(__fmul_rn(float(acc[4 * j + 2 * h] - rs), xs_r), wd0);
-        const float v1 = __fmul_rn(__fmul_rn(float(acc[4 * j + 2 * h + 1] - rs), xs_r), wd1);
-        if constexpr (std::is_same_v<TY, bf16>)
-          *reinterpret_cast<__nv_bfloat162*>(yr + ch) = __floats2bfloat162_rn(v0, v1);
-        else
-          *reinterpret_cast<float2*>(yr + ch) = make_float2(v0, v1);
-      }
+      for (int b = 0; b < NB; ++b)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int ch = ch0 + 64 * b + 8 * j + 2 * t4;
+          if (ch >= out) continue;  // out % 8 == 0: ch + 1 < out too
+          const float wd0 = __fmul_rn(__ldg(wabs + ch), kInt8Inv127), wd1 = __fmul_rn(__ldg(wabs + ch + 1), kInt8Inv127);
+          const float v0 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h] - rs), xs_r), wd0);
+          const float v1 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h + 1] - rs), xs_r), wd1);
+          if constexpr (std::is_same_v<TY, bf16>)
+            *reinterpret_cast<__nv_bfloat162*>(yr + ch) = __floats2bfloat162_rn(v0, v1);
+          else
+            *reinterpret_cast<float2*>(yr + ch) = make_float2(v0, v1);
+        }
     }
   }
 #endif
 }
 
 // Whether this build carries the kernel's sm_90a code and the GPU runs it.
-template <class TY>
+template <class TY, int NB>
 bool kernel_runs_here() {
   static const bool ok = [] {
     cudaFuncAttributes a{};
-    return cudaFuncGetAttributes(&a, ternary_wgmma_kernel<TY>) == cudaSuccess && a.binaryVersion == 90;
+    return cudaFuncGetAttributes(&a, ternary_ws_kernel<TY, NB>) == cudaSuccess && a.binaryVersion == 90;
   }();
   return ok;
 }
 
-template <class TY>
-void launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+template <class TY, int NB>
+int blocks_per_sm() {
+  static const int bps = [] {
+    auto* kernel = ternary_ws_kernel<TY, NB>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<NB>())));
+    int n = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, smem_bytes<NB>()));
+    return std::max(n, 1);
+  }();
+  return bps;
+}
+
+template <class TY, int NB>
+bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  if (!kernel_runs_here<TY, NB>() || smem_bytes<NB>() > Context::get().max_smem_optin()) return false;
   const int K = int(w.cols), out = int(w.rows), N = int(act.rows());
-  auto* kernel = ternary_wgmma_kernel<TY>;
-  const size_t smem = smem_bytes(K);
-  static std::unordered_map<int, int> per_sm;  // blocks per SM by K (shared memory decides)
-  int& bps = per_sm[K];
-  if (bps == 0) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes(kTernaryGemmMaxCols))));
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, kernel, kThreads, smem));
-    bps = std::max(bps, 1);
-  }
-  const int tokblocks = (N + kTokens - 1) / kTokens, ctiles = (out + kChannels - 1) / kChannels;
-  // Channel tiles split over blockIdx.y (two warpgroups a block) as far as one wave of blocks holds
-  // them: a second, partial wave cost more than the splits saved (2 splits at 576 x 576, M = 8192:
-  // 25 us; 3: 29 us, H100).
-  int splits = int(int64_t(Context::get().sm_count()) * bps / tokblocks);
-  if (const char* e = std::getenv("QT_W2A8_SPLITS")) splits = std::atoi(e);  // benchmarking only
-  splits = std::clamp(splits, 1, (ctiles + 1) / 2);
-  kernel<<<dim3(unsigned(tokblocks), unsigned(splits)), kThreads, smem, stream()>>>(
-      static_cast<TY*>(y.raw()), static_cast<const int8_t*>(act.q.raw()), static_cast<const int*>(act.sum.raw()),
-      act.absmax.f32(), static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ctiles);
+  CUtensorMap xmap;
+  if (!tma_map_u8(&xmap, act.q.raw(), uint64_t(N), uint64_t(K), kTokens, kChunk)) return false;
+  const int ch_tiles = (out + 64 * NB - 1) / (64 * NB), tiles = (N + kTokens - 1) / kTokens * ch_tiles;
+  const int grid = std::min(tiles, Context::get().sm_count() * blocks_per_sm<TY, NB>());
+  ternary_ws_kernel<TY, NB><<<unsigned(grid), kThreads, smem_bytes<NB>(), stream()>>>(
+      xmap, static_cast<TY*>(y.raw()), static_cast<const int*>(act.sum.raw()), act.absmax.f32(),
+      static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ch_tiles, tiles);
   CUDA_CHECK_LAUNCH("ternary_gemm");
+  return true;
+}
+
+// The channel block width: the least time in rounds of tiles over the resident
+// blocks, where a round costs its tile's width times the blocks sharing an SM
+// (NB = 1 runs two blocks an SM); a tie goes to the wider tile, which loads x
+// fewer times. QT_W2A8_NB forces one (benchmarking, tests).
+int pick_nb(int64_t n, int64_t out) {
+  if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
+  const int64_t sms = Context::get().sm_count(), tok = (n + kTokens - 1) / kTokens;
+  int best = 1;
+  int64_t best_cost = INT64_MAX;
+  for (int nb = 1; nb <= 3; ++nb) {
+    const int64_t bps = min_blocks_host(nb), slots = sms * bps, tiles = tok * ((out + 64 * nb - 1) / (64 * nb));
+    const int64_t cost = (tiles + slots - 1) / slots * nb * bps;
+    if (cost <= best_cost) best = nb, best_cost = cost;
+  }
+  return best;
+}
+
+template <class TY>
+bool launch_any(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+  switch (pick_nb(act.rows(), w.rows)) {
+    case 1: return launch<TY, 1>(y, act, w);
+    case 2: return launch<TY, 2>(y, act, w);
+    default: return launch<TY, 3>(y, act, w);
+  }
 }
 
 }  // namespace
@@ -216,17 +269,9 @@ bool ternary_gemm_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
   const bool y_ok = y.dtype() == DType::BF16 || y.dtype() == DType::F32;
   if (!y_ok || !ternary_gemm_fused_shape(out, K) || n > (int64_t(1) << 30) || out * w.codes.size(1) > (int64_t(1) << 31) ||
       w.codes.size(1) != K / 4 || reinterpret_cast<uintptr_t>(act.q.raw()) % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(y.raw()) % 8 != 0 || reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0 ||
-      smem_bytes(int(K)) > Context::get().max_smem_optin())
+      reinterpret_cast<uintptr_t>(y.raw()) % 8 != 0 || reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0)
     return false;
-  if (y.dtype() == DType::BF16) {
-    if (!kernel_runs_here<bf16>()) return false;
-    launch<bf16>(y, act, w);
-  } else {
-    if (!kernel_runs_here<float>()) return false;
-    launch<float>(y, act, w);
-  }
-  return true;
+  return y.dtype() == DType::BF16 ? launch_any<bf16>(y, act, w) : launch_any<float>(y, act, w);
 }
 
 }  // namespace qtrain::cuda

@@ -1,4 +1,4 @@
-// The fused W2A8 training product for short reductions (ternary_gemm.cu).
+// The fused W2A8 training product (ternary_gemm.cu).
 #pragma once
 #include "kernels/ternary.h"
 
@@ -6,9 +6,8 @@ namespace qtrain::cuda {
 
 // y = ternary_matmul_q8(y, act, w) (kernels/ternary.h), bit for bit the general
 // path's, when ternary_gemm_fused_shape(w.rows, w.cols), y is F32 or BF16 (8-byte
-// aligned, act.q 16-byte) and the GPU runs the kernel's sm_90a code; false
-// (nothing launched) otherwise. A block keeps 64 rows of act whole in shared
-// memory: 64 K bytes, plus 48 KB of weight stages.
+// aligned, act.q 16-byte), the driver encodes act.q's tensor map and the GPU
+// runs the kernel's sm_90a code; false (nothing launched) otherwise.
 bool ternary_gemm_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w);
 
 }  // namespace qtrain::cuda

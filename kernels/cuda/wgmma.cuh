@@ -28,6 +28,13 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void* smem, uint32_t lead_b
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(lead_bytes >> 4) << 16) | (uint64_t(stride_bytes >> 4) << 32);
 }
 
+// The same for a K-major operand in the 128-byte swizzle (TMA's CU_TENSOR_MAP_SWIZZLE_128B): rows of
+// 128 bytes, byte chunk c of row r stored at chunk c ^ (r % 8), 8-row groups 1024 bytes apart, the
+// operand 1024-byte aligned. A step of k32 (32 bytes) inside the row adds 2 to the descriptor.
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(const void* smem) {
+  return wgmma_desc(smem, 16, 1024) | (uint64_t(1) << 62);
+}
+
 #if QT_HAS_WGMMA
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }

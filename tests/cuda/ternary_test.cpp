@@ -189,33 +189,43 @@ TEST(CudaTernary, Q8ProductMatchesTheCpu) {
   }
 }
 
-// The fused short-reduction kernel (kernels/cuda/ternary_gemm.cu) against the
-// general path (int8 levels, cuBLASLt, LLM.int8 epilogue) on the GPU, bit for
-// bit, at SmolLM2's shapes and at edges: one 64-column slice, the largest K, a
-// last column chunk that is mostly past the rows, x rows that end inside a
-// 64-row block, BF16 and F32 on either side. (W2A8MatchesTheCpu already holds
-// the fused kernel to the CPU at n 40 for K 256.)
+// The fused kernel (kernels/cuda/ternary_gemm.cu) against the general path
+// (int8 levels, cuBLASLt, LLM.int8 epilogue) on the GPU, bit for bit, at
+// SmolLM2's shapes (K = 576: a last column chunk of 64) and at edges: the
+// largest K, one 64-column slice, a channel block mostly past the rows, x rows
+// that end inside a 128-row tile, BF16 and F32 on either side, and each channel
+// block width (QT_W2A8_NB 1-3: one, two, three 64-channel blocks a tile) besides
+// the one the shape picks. (W2A8MatchesTheCpu holds the fused kernel to the CPU.)
 TEST(CudaTernary, FusedW2A8MatchesTheGeneralPath) {
   QT_SKIP_WITHOUT_GPU();
   struct Case { int64_t rows, cols, n; };
-  for (const Case c : {Case{576, 576, 1000}, Case{1536, 576, 777}, Case{576, 1536, 300}, Case{200, kTernaryGemmMaxCols, 130},
-                       Case{136, 64, 65}, Case{192, 576, 9}, Case{64, 768, 200}}) {
+  for (const Case c : {Case{576, 576, 1000}, Case{1536, 576, 777}, Case{576, 1536, 300},
+                       Case{200, kTernaryGemmMaxCols, 130}, Case{136, 64, 65}, Case{192, 576, 9}, Case{64, 768, 200}}) {
     Tensor w = randn({c.rows, c.cols}, 11, 0.05f);
     const TernaryTensor td = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), c.rows, c.cols)).to(Device::CUDA);
+    ASSERT_TRUE(ternary_gemm_fused_shape(c.rows, c.cols)) << c.rows << "x" << c.cols;
     for (DType xt : {DType::BF16, DType::F32})
       for (DType yt : {DType::F32, DType::BF16}) {
         Pair x = randn_pair({c.n, c.cols}, uint64_t(c.n + c.cols), xt, 2.f);
-        Tensor yf = Tensor::empty({c.n, c.rows}, yt, Device::CUDA), yg = Tensor::empty({c.n, c.rows}, yt, Device::CUDA);
-        ASSERT_TRUE(ternary_gemm_fused_shape(c.rows, c.cols)) << c.rows << "x" << c.cols;
-        ternary_matmul(yf, x.gpu, td);
+        Tensor yg = Tensor::empty({c.n, c.rows}, yt, Device::CUDA);
         setenv("QT_W2A8_FUSED", "0", 1);
         ternary_matmul(yg, x.gpu, td);
         unsetenv("QT_W2A8_FUSED");
-        EXPECT_TRUE(SameProduct(yf.to(Device::CPU, DType::F32).to_vector(), yg.to(Device::CPU, DType::F32).to_vector(), c.rows))
-            << c.rows << "x" << c.cols << " n " << c.n << " x " << dtype_name(xt) << " y " << dtype_name(yt);
+        const std::vector<float> general = yg.to(Device::CPU, DType::F32).to_vector();
+        for (const char* nb : {"", "1", "2", "3"}) {
+          if (*nb) setenv("QT_W2A8_NB", nb, 1);
+          // filled with 7s: an entry the kernel does not write shows
+          Tensor yf = Tensor::from_vector(std::vector<float>(size_t(c.n * c.rows), 7.f), {c.n, c.rows}, Device::CUDA, yt);
+          ternary_matmul(yf, x.gpu, td);
+          unsetenv("QT_W2A8_NB");
+          EXPECT_TRUE(SameProduct(yf.to(Device::CPU, DType::F32).to_vector(), general, c.rows))
+              << c.rows << "x" << c.cols << " n " << c.n << " x " << dtype_name(xt) << " y " << dtype_name(yt) << " nb '"
+              << nb << "'";
+        }
       }
   }
-  // Shapes it does not take go the general path (W2A8MatchesTheCpu: 72 x 40, 3000 x 4096; 72 x 1088 is fused, against the CPU).
+  // Shapes it does not take go the general path (W2A8MatchesTheCpu: 72 x 40, 3000 x 4096; 72 x 1088 is fused,
+  // against the CPU).
   EXPECT_FALSE(ternary_gemm_fused_shape(72, 40));
   EXPECT_FALSE(ternary_gemm_fused_shape(72, 1600));
   EXPECT_FALSE(ternary_gemm_fused_shape(576, 2048));
