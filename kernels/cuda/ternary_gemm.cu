@@ -40,7 +40,6 @@
 #include <climits>
 #include <cstdlib>
 #include <type_traits>
-#include <unordered_map>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
@@ -238,8 +237,11 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
 
 // The channel block width: the least time in rounds of tiles over the resident
 // blocks, where a round costs its tile's width times the blocks sharing an SM
-// (NB = 1 runs two blocks an SM); a tie goes to the wider tile, which loads x
-// fewer times. QT_W2A8_NB forces one (benchmarking, tests).
+// (NB = 1 runs two blocks an SM). A tie goes to the narrower tile: at SmolLM2's
+// shapes (M = 8192) all three tie, and NB = 1, whose two blocks an SM overlap
+// one's stage fill and epilogue with the other's products, took 18.7 / 39.6 /
+// 32.0 us against NB = 3's 20.2 / 38.5 / 34.7 (q/o, gate/up, down; H100,
+// 2026-12-07). QT_W2A8_NB forces one (benchmarking, tests).
 int pick_nb(int64_t n, int64_t out) {
   if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
   const int64_t sms = Context::get().sm_count(), tok = (n + kTokens - 1) / kTokens;
@@ -248,7 +250,7 @@ int pick_nb(int64_t n, int64_t out) {
   for (int nb = 1; nb <= 3; ++nb) {
     const int64_t bps = min_blocks_host(nb), slots = sms * bps, tiles = tok * ((out + 64 * nb - 1) / (64 * nb));
     const int64_t cost = (tiles + slots - 1) / slots * nb * bps;
-    if (cost <= best_cost) best = nb, best_cost = cost;
+    if (cost < best_cost) best = nb, best_cost = cost;
   }
   return best;
 }
