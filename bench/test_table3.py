@@ -162,7 +162,7 @@ class Table3Run(unittest.TestCase):
             sys.path.pop(0)
         pts = [("full", 4.55, 5.75), ("int8-lora", 2.50, 5.75), ("nf4-lora", 2.45, 5.85), ("qlora", 0.45, 5.84),
                ("bitnet", 4.31, 19.3), ("naive", 0.45, 2.6e7), ("bitnet-lora", 2.44, 17.1)]
-        # nf4-lora sits on int8-lora; bitnet-lora is near in memory but a decade's tenth away in perplexity
+        # nf4-lora sits on int8-lora; bitnet-lora is near them in memory but half a decade away in perplexity
         self.assertEqual(table3.label_rows(pts), [0, 0, 1, 0, 0, 0, 0])
         self.assertEqual(table3.label_rows([]), [])
         self.assertEqual(table3.label_rows([("a", 1.0, 5.0), ("b", 1.0, 5.0), ("c", 1.0, 5.0)]), [0, 1, 2])

@@ -61,12 +61,15 @@ constexpr int stage_bytes() { return kXBytes + NB * kWBlockBytes; }
 template <int NB>
 constexpr size_t smem_bytes() { return size_t(kStages) * stage_bytes<NB>() + 2 * kStages * sizeof(uint64_t) + 1024; }
 // NB = 1 fits two blocks an SM (registers, shared memory)
-constexpr int min_blocks_host(int nb) { return nb == 1 ? 2 : 1; }
-template <int NB>
-constexpr int min_blocks() { return min_blocks_host(NB); }
+constexpr int min_blocks(int nb) { return nb == 1 ? 2 : 1; }
+// Tiles of 64 nb channels across out, and of kTokens tokens x 64 nb channels across an n x out product.
+constexpr int64_t channel_tiles(int64_t out, int nb) { return (out + 64 * nb - 1) / (64 * nb); }
+constexpr int64_t tile_count(int64_t n, int64_t out, int nb) {
+  return (n + kTokens - 1) / kTokens * channel_tiles(out, nb);
+}
 
 template <class TY, int NB>
-__global__ void __launch_bounds__(kThreads, min_blocks<NB>())
+__global__ void __launch_bounds__(kThreads, min_blocks(NB))
     ternary_ws_kernel(const __grid_constant__ CUtensorMap xmap, TY* __restrict__ y, const int* __restrict__ xsum,
                       const float* __restrict__ xabs, const uint8_t* __restrict__ codes,
                       const float* __restrict__ wabs, int N, int K, int out, int ch_tiles, int tiles) {
@@ -185,7 +188,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks<NB>())
         for (int j = 0; j < 8; ++j) {
           const int ch = ch0 + 64 * b + 8 * j + 2 * t4;
           if (ch >= out) continue;  // out % 8 == 0: ch + 1 < out too
-          const float wd0 = __fmul_rn(__ldg(wabs + ch), kInt8Inv127), wd1 = __fmul_rn(__ldg(wabs + ch + 1), kInt8Inv127);
+          const float wd0 = __fmul_rn(__ldg(wabs + ch), kInt8Inv127);
+          const float wd1 = __fmul_rn(__ldg(wabs + ch + 1), kInt8Inv127);
           const float v0 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h] - rs), xs_r), wd0);
           const float v1 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h + 1] - rs), xs_r), wd1);
           if constexpr (std::is_same_v<TY, bf16>)
@@ -226,7 +230,7 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
   const int K = int(w.cols), out = int(w.rows), N = int(act.rows());
   CUtensorMap xmap;
   if (!tma_map_u8(&xmap, act.q.raw(), uint64_t(N), uint64_t(K), kTokens, kChunk)) return false;
-  const int ch_tiles = (out + 64 * NB - 1) / (64 * NB), tiles = (N + kTokens - 1) / kTokens * ch_tiles;
+  const int ch_tiles = int(channel_tiles(out, NB)), tiles = int(tile_count(N, out, NB));
   const int grid = std::min(tiles, Context::get().sm_count() * blocks_per_sm<TY, NB>());
   ternary_ws_kernel<TY, NB><<<unsigned(grid), kThreads, smem_bytes<NB>(), stream()>>>(
       xmap, static_cast<TY*>(y.raw()), static_cast<const int*>(act.sum.raw()), act.absmax.f32(),
@@ -244,11 +248,11 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
 // 2026-12-07). QT_W2A8_NB forces one (benchmarking, tests).
 int pick_nb(int64_t n, int64_t out) {
   if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
-  const int64_t sms = Context::get().sm_count(), tok = (n + kTokens - 1) / kTokens;
+  const int64_t sms = Context::get().sm_count();
   int best = 1;
   int64_t best_cost = INT64_MAX;
   for (int nb = 1; nb <= 3; ++nb) {
-    const int64_t bps = min_blocks_host(nb), slots = sms * bps, tiles = tok * ((out + 64 * nb - 1) / (64 * nb));
+    const int64_t bps = min_blocks(nb), slots = sms * bps, tiles = tile_count(n, out, nb);
     const int64_t cost = (tiles + slots - 1) / slots * nb * bps;
     if (cost < best_cost) best = nb, best_cost = cost;
   }
