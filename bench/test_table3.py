@@ -124,6 +124,26 @@ class Table3Run(unittest.TestCase):
         self.assertEqual(float(c[c.index("--lr") + 1]), 1e-3)  # the adapter rate
         self.assertIn("BitNet QAT learning rate 0.002, used by", self.md)  # not at the sweep's edge
 
+    def test_qat_phase_length_is_its_share_of_the_budget(self):
+        self.run_table3("--tokens", "65536", "--lora-lr-sweep", "", "--bitnet-lr-sweep", "", rows="qlora,qlora-bitnet")
+        self.assertEqual((self.doc["steps"], self.doc["qat_steps"], self.doc["qat_share"]), (16, 8, 0.5))  # the default
+        (c,) = self.trains("qlora-bitnet-qat")
+        self.assertEqual((c[c.index("--steps") + 1], c[c.index("--bitnet-warmup") + 1]), ("8", "4"))
+        self.assertIn("then 8 BitNet QAT steps (0.5 of the budget)", self.md)
+        self.assertEqual(self.doc["rows"]["qlora-bitnet QAT"]["phases"]["qat_steps"], 8)
+        self.run_table3("--tokens", "65536", "--qat-share", "0.25", "--lora-lr-sweep", "", "--bitnet-lr-sweep", "",
+                        rows="qlora,qlora-bitnet")
+        (c,) = self.trains("qlora-bitnet-qat")
+        self.assertEqual((c[c.index("--steps") + 1], c[c.index("--bitnet-warmup") + 1]), ("4", "2"))
+
+    def test_bad_qat_share_is_refused_before_any_run(self):
+        tmp = tempfile.mkdtemp()
+        p = subprocess.run([sys.executable, os.path.join(HERE, "table3.py"), "--qtrain", "/nonexistent", "--model", "m",
+                            "--data", "d", "--qat-share", "0", "--work", tmp, "--out-dir", tmp],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("--qat-share 0", p.stderr)
+
     def test_best_rate_at_the_edge_is_flagged(self):
         self.run_table3("--lora-lr-sweep", "3e-4,1e-3", "--bitnet-lr-sweep", "5e-4,1e-3", rows="qlora,bitnet")
         self.assertEqual(self.doc["lr"]["adapters"], 1e-3)
