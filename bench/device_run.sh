@@ -174,6 +174,9 @@ on loftq && step loftq ${LOFTQ_TIMEOUT:-420} bash -c "$BIN/bench_loftq_init --de
   --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_one.json && $BIN/bench_loftq_init --device cuda --model random:llama-7b \
   --layers ${LOFTQ_LAYERS:-32} --r 64 --iters ${LOFTQ_ITERS:-1} --out $OUT/loftq_7b.json"
 on quant && step quant 120 "$BIN/bench_quant_kernels" --out "$OUT/quant_kernels.json"
+# Any command in this script's environment (BIN, OUT, SHARED, the unpacked libraries), e.g. an A/B of
+# kernel forms chosen by environment variables: ONLY="custom" CUSTOM='for v in 0 1; do ...; done'.
+on custom && step custom ${CUSTOM_TIMEOUT:-300} bash -c "$CUSTOM"
 # BitNet's W2A8 products against BF16 (decode GEMV, training GEMM).
 on ternary && step ternary 120 "$BIN/bench_ternary_kernels" --out "$OUT/ternary_kernels.json"
 # qtrain generate --warmup with the decode step as a CUDA graph: the same tokens as without it.

@@ -132,12 +132,22 @@ inline constexpr LinearShape kLinearShapes[] = {
     {"llama7b down 4096x11008", 4096, 11008},  {"smollm2 q/o 576x576", 576, 576},
     {"smollm2 gate/up 1536x576", 1536, 576},   {"smollm2 down 576x1536", 576, 1536}};
 
+// The value of `flag VALUE` among a bench's arguments (empty without it).
+inline std::string bench_arg(int argc, char** argv, const char* flag) {
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == flag) return argv[i + 1];
+  return {};
+}
+
+// --shapes TEXT: only the shapes whose name holds TEXT (e.g. smollm2: a quicker A/B).
+inline bool shape_selected(const LinearShape& sh, const std::string& only) {
+  return only.empty() || std::string(sh.name).find(only) != std::string::npos;
+}
+
 // A weight-kernel bench's start: its --out PATH (empty without one), an exit with a message where
 // there is no GPU, and the device line with the copy kernel's bandwidth, which it returns in *copy_bw.
 inline std::string bench_start(const char* name, int argc, char** argv, double* copy_bw) {
-  std::string out_path;
-  for (int i = 1; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--out") out_path = argv[i + 1];
+  const std::string out_path = bench_arg(argc, argv, "--out");
   if (!cuda_available()) {
     std::fprintf(stderr, "%s: no GPU\n", name);
     std::exit(1);

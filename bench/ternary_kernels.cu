@@ -11,7 +11,7 @@
 //          (ternary_matmul_q8; in a model quantize_act_q8 makes them once with the
 //          SubLN, for every product reading x); that SubLN + quantization is
 //          timed beside the plain RMSNorm it replaces (subln_q8_ms, subln_rmsnorm_ms).
-//   bench_ternary_kernels [--out results.json]
+//   bench_ternary_kernels [--out results.json] [--shapes TEXT (only names holding TEXT, e.g. smollm2)]
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
   std::printf("%-28s %9s %9s %7s %9s %7s %9s %7s |", "shape", "bf16 fwd", "w2a8 fwd", "ratio", "q8 fwd", "ratio",
               "w2a8 bwd", "ratio");
   std::printf(" %5s %8s %8s %8s %8s %8s %6s\n", "M", "bf16", "w2a8", "speedup", "q8", "speedup", "%copy");
+  const std::string only = bench_arg(argc, argv, "--shapes");
   for (const auto& sh : kLinearShapes) {
+    if (!shape_selected(sh, only)) continue;
     Tensor w = bench::random_tensor({sh.out, sh.in}, 0.05f, 1);
     const TernaryTensor th = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), sh.out, sh.in));
     const std::vector<TernaryTensor> ts = gpu_copies(th);
