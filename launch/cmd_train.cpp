@@ -38,7 +38,7 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--method", c->method,
                   "how the base is held and what trains:\n" + method_help() +
                       "\n  qlora-bitnet: a recipe, not a base: QLoRA for --steps, merge, BitNet QAT on the merged model "
-                      "for a quarter of the steps (--bitnet-warmup capped at half), ternary export; phases in OUT/qlora, "
+                      "for --qat-steps (default half of --steps; --bitnet-warmup capped at half of them), ternary export; phases in OUT/qlora, "
                       "OUT/qlora-merged, OUT/bitnet, OUT/ternary (with --eval-data the naive rounding is scored too)")
       ->capture_default_str();
   sub->add_option("--lora-r", c->lora_r, "LoRA rank")->capture_default_str();
@@ -81,6 +81,10 @@ void register_train(CLI::App& app, Runner& run) {
   sub->add_option("--bitnet-warmup", c->bitnet_warmup,
                   "bitnet: steps over which ternary weights and 8-bit activations blend in (lambda 0 -> 1: "
                   "w + lambda (quant(w) - w)); 0 switches at once, which a pretrained model does not survive")
+      ->capture_default_str();
+  sub->add_option("--qat-steps", c->qat_steps,
+                  "qlora-bitnet: steps of the BitNet QAT phase on the merged model (0 = half of --steps; on SmolLM2-135M "
+                  "a quarter of the budget left it at 136 perplexity, bench/results/table3-*)")
       ->capture_default_str();
   sub->add_option("--bitnet-subln", c->bitnet_subln, "bitnet: RMSNorm on each BitLinear's input (SubLN)")
       ->capture_default_str();

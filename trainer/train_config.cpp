@@ -38,6 +38,7 @@ static void for_each_field(J& j, C& c, F&& f) {
   f(j, "int8_threshold", c.int8_threshold);
   f(j, "bitnet_warmup", c.bitnet_warmup);
   f(j, "bitnet_subln", c.bitnet_subln);
+  f(j, "qat_steps", c.qat_steps);
   f(j, "loftq_iters", c.loftq_iters);
   f(j, "hqq_bits", c.hqq_bits);
   f(j, "lowra_bits", c.lowra_bits);
@@ -139,6 +140,8 @@ void check_method_options(const TrainConfig& c) {
        "--method int8-lora");
   only(c.bitnet_warmup != d.bitnet_warmup, is({"bitnet", "qlora-bitnet"}), "--bitnet-warmup",
        std::to_string(c.bitnet_warmup), "--method bitnet (and qlora-bitnet)");
+  only(c.qat_steps != d.qat_steps, is({"qlora-bitnet"}), "--qat-steps", std::to_string(c.qat_steps),
+       "--method qlora-bitnet");
   only(c.bitnet_subln != d.bitnet_subln, is({"bitnet", "bitnet-lora", "qlora-bitnet"}), "--bitnet-subln",
        c.bitnet_subln ? "true" : "false", "--method bitnet, bitnet-lora and qlora-bitnet");
   only(c.blora_lambda != d.blora_lambda, adapter == "qblora", "--blora-lambda", std::to_string(c.blora_lambda),
@@ -156,6 +159,7 @@ void check_method_options(const TrainConfig& c) {
 void validate(const TrainConfig& c) {
   check_method_options(c);
   need(c.bitnet_warmup >= 0, "--bitnet-warmup must be >= 0 (got " + std::to_string(c.bitnet_warmup) + ")");
+  need(c.qat_steps >= 0, "--qat-steps must be >= 0 (got " + std::to_string(c.qat_steps) + "; 0 = half of --steps)");
   need(!c.dora || c.adapter_type.empty() || c.adapter_type == "dora",
        "--dora and --adapter-type " + c.adapter_type + " disagree: give one of them");
   need(!c.model.empty(), "--model is required (or --resume DIR, whose checkpoint names it)");

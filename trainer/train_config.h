@@ -30,6 +30,7 @@ struct TrainConfig {
   float int8_threshold = 6.f;   // int8-lora: LLM.int8 outlier threshold (0 = off)
   int64_t bitnet_warmup = 100;  // bitnet: steps over which ternary weights / 8-bit activations blend in
   bool bitnet_subln = true;     // bitnet: RMSNorm on each BitLinear's input
+  int64_t qat_steps = 0;        // qlora-bitnet: the BitNet QAT phase's steps (0 = half of --steps)
   int loftq_iters = -1;         // LoftQ initialisation rounds (models/loftq.h); 0 = off, -1 = the method's (lowra: 5)
   int hqq_bits = 4;             // hqq-lora: 4 or 2
   double lowra_bits = 2.0;      // lowra: average code bits per base weight
