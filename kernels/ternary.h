@@ -68,7 +68,8 @@ QT_OP(void, ternary_matmul_q8, (Tensor y, const Q8Rows& act, const TernaryTensor
 // both give the same values. The kernel takes any K % 64 == 0, but from K = 4096
 // (LLaMA-7B) cuBLASLt's int8 GEMM is faster even with its int32 round trip
 // (0.61-0.89x the fused kernel's time at any of its tile widths, H100,
-// 2026-12-07), hence the cap: SmolLM2's 576 and 1536. QT_W2A8_FUSED=0 turns it off.
+// 2026-12-07, before the kernel's epilogue was reworked; not re-measured since), hence the cap:
+// SmolLM2's 576 and 1536. QT_W2A8_FUSED=0 turns it off.
 constexpr int64_t kTernaryGemmMaxCols = 1536;
 inline bool ternary_gemm_fused_shape(int64_t rows, int64_t cols) {
   return cols > 0 && cols % 64 == 0 && cols <= kTernaryGemmMaxCols && rows % 8 == 0;

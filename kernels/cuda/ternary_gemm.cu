@@ -14,22 +14,35 @@
 //   producer (warpgroup 0): per 128-column chunk of K, into a ring of kStages
 //             shared stages: x's 128 x 128 int8 block by one TMA copy (the map's
 //             zero fill covers rows past N and columns past K), and the weight's
-//             2-bit codes, loaded one chunk ahead into registers and written
-//             as int8 in the same 128-byte swizzle (the codes are c = T + 1,
+//             2-bit codes, loaded kAhead chunks ahead into a register ring and
+//             written as int8 in the same 128-byte swizzle (the codes are c = T + 1,
 //             and (word >> 2t) & 0x03030303 is weights 4t..4t+3 of a 16-weight
 //             word in byte order, so a word is 16 bytes of a row). It runs
 //             ahead across tiles, so the next tile's stages fill under this
 //             tile's last products and epilogue;
 //   consumers (warpgroups 1, 2): tokens 0-63 and 64-127 of the tile, all its
-//             channels: per stage NB m64n64k32 wgmmas per 32 columns, x as A,
-//             the stage's weights as B; a stage goes back to the producer once
-//             the products after it were issued and its own completed.
+//             channels: per stage one m64n(64 NB)k32 wgmma per 32 columns, x as A,
+//             the stage's weights as B (x read from shared memory once for all
+//             the tile's channels); a stage goes back to the producer once the
+//             products after it were issued and its own completed.
 //             sum x T = sum x c - sum x, exact in int32;
-//   epilogue: D is [token, channel], a thread's pairs of adjacent channels,
-//             so the LLM.int8 rescale (same F32 operations in the same order:
-//             y equals the general path bit for bit) stores straight from the
-//             registers as BF16 or F32 pairs.
+//   epilogue: D is [token, channel], a thread's pairs of adjacent channels;
+//             the LLM.int8 rescale (same F32 operations in the same order:
+//             y equals the general path bit for bit) with the weight and row
+//             scales loaded at the tile's start, then each quad of lanes trades
+//             values so that a lane stores 16 contiguous bytes (whole sectors).
 // The int32 product never leaves the chip.
+//
+// Where the time went (H100 and H200, 2026-12-07, SmolLM2 shapes, M = 8192): with
+// the epilogue removed the kernel took half the time (q/o 18 -> 9 us, gate/up 38
+// -> 18); without the products, or without the decode, it was within 10%. Storing
+// pairs straight from the accumulators (8 rows x 16 bytes a warp store) and
+// loading the scales there was the cost; the quad exchange and the early loads
+// took NB = 1 from 17.3 / 37.4 / 31.0 to 15.0 / 34.0 / 29.2 us and made the wide
+// tile the fastest (NB = 3: 14.1 / 25.6 / 26.0; BF16 11.5 / 23.0 / 20.4, H200).
+// Codes one chunk ahead instead of three, and NB m64n64 products instead of one
+// wide one, measured the same (H100, before the epilogue change). What is left at
+// q/o and down is mostly the last round of tiles: 192 tiles of NB = 3 on 132 SMs.
 //
 // The version before this one (kept in history: each warpgroup decoded its own
 // stages and waited on a barrier before its wgmmas; x's rows whole in shared
@@ -54,18 +67,44 @@ namespace {
 using quant::kInt8Inv127;
 
 constexpr int kThreads = 384, kTokens = 128, kChunk = 128, kStages = 4;
+constexpr int kAhead = 3;  // chunks of weight codes the producer holds in registers ahead of the one it writes
 constexpr int kXBytes = kTokens * kChunk;  // 16 KB: the TMA box
 constexpr int kWBlockBytes = 64 * kChunk;  // 8 KB: 64 channels of a chunk
 template <int NB>
 constexpr int stage_bytes() { return kXBytes + NB * kWBlockBytes; }
 template <int NB>
-constexpr size_t smem_bytes() { return size_t(kStages) * stage_bytes<NB>() + 2 * kStages * sizeof(uint64_t) + 1024; }
+constexpr size_t smem_bytes() {
+  return size_t(kStages) * stage_bytes<NB>() + 2 * kStages * sizeof(uint64_t) + 2 * 64 * NB * sizeof(float) + 1024;
+}
 // NB = 1 fits two blocks an SM (registers, shared memory)
 constexpr int min_blocks(int nb) { return nb == 1 ? 2 : 1; }
 // Tiles of 64 nb channels across out, and of kTokens tokens x 64 nb channels across an n x out product.
 constexpr int64_t channel_tiles(int64_t out, int nb) { return (out + 64 * nb - 1) / (64 * nb); }
 constexpr int64_t tile_count(int64_t n, int64_t out, int nb) {
   return (n + kTokens - 1) / kTokens * channel_tiles(out, nb);
+}
+
+// bar.sync among the 128 threads of consumer warpgroup cw (barrier 1 + cw; 0 is __syncthreads'): the
+// other warpgroups run on. Immediate ids, so that ptxas reserves three barriers, not all sixteen.
+__device__ __forceinline__ void warpgroup_sync(int cw) {
+  if (cw == 0)
+    asm volatile("bar.sync 1, 128;\n" ::: "memory");
+  else
+    asm volatile("bar.sync 2, 128;\n" ::: "memory");
+}
+
+// A 4 x 4 transpose of 32-bit words over the 4 lanes of a quad (lanes 4q .. 4q + 3; t = lane % 4): lane
+// t's w[k] becomes lane k's w[t]. Three exchanges: with lane t ^ i, lane t sends w[t ^ i] and receives
+// the partner's w[t] into w[t ^ i].
+__device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t) {
+#pragma unroll
+  for (int i = 1; i < 4; ++i) {
+    const int k = t ^ i;
+    const uint32_t send = k == 0 ? w[0] : k == 1 ? w[1] : k == 2 ? w[2] : w[3];
+    const uint32_t got = __shfl_xor_sync(0xffffffffu, send, i);
+#pragma unroll
+    for (int m = 0; m < 4; ++m) w[m] = m == k ? got : w[m];
+  }
 }
 
 template <class TY, int NB>
@@ -79,6 +118,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * stage_bytes<NB>());
   uint64_t* empty = full + kStages;
+  float* wd_sm = reinterpret_cast<float*>(empty + kStages);  // per consumer warpgroup: the tile's 64 NB weight scales
   const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127;
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -104,38 +144,51 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
         v[b] = __ldg(reinterpret_cast<const uint4*>(codes + row * rb + (c * kChunk + dh * 64) / 4));
       }
     };
-    uint4 cur[NB], nxt[NB];
-    int tile = int(blockIdx.x), c = 0;
-    if (tile < tiles) load(tile, 0, cur);
-    for (int it = 0; tile < tiles; ++it) {
-      int ntile = tile, nc = c + 1;
-      if (nc == nchunks) nc = 0, ntile += int(gridDim.x);
-      if (ntile < tiles) load(ntile, nc, nxt);  // one chunk ahead, under this one's wait and stores
-      const int s = it % kStages;
-      mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
-      uint8_t* xs = smem + s * stage_bytes<NB>();
-      uint8_t* ws = xs + kXBytes;
-      if (wtid == 0) {
-        mbar_arrive_expect_tx(&full[s], kXBytes);
-        tma_load_2d(xs, &xmap, c * kChunk, (tile / ch_tiles) * kTokens, &full[s]);
-      }
-      if (c * kChunk + dh * 64 < K) {
-        const uint32_t m = 0x03030303u;
+    // Codes kAhead chunks ahead in a register ring (the loop over d unrolled, so ring[d] is registers), so
+    // that writing a chunk never waits on its codes' load. (It measured the same as one chunk ahead while the
+    // epilogue set the pace; it costs no shared memory and few registers.)
+    uint4 ring[kAhead][NB];
+    int ltile = int(blockIdx.x), lc = 0;  // the next chunk to load
+    const auto advance = [&](int& t, int& c) {
+      if (++c == nchunks) c = 0, t += int(gridDim.x);
+    };
 #pragma unroll
-        for (int b = 0; b < NB; ++b) {
-          const uint32_t w[4] = {cur[b].x, cur[b].y, cur[b].z, cur[b].w};
-          const int r = b * 64 + dr;
+    for (int d = 0; d < kAhead; ++d) {
+      if (ltile < tiles) load(ltile, lc, ring[d]);
+      advance(ltile, lc);
+    }
+    int tile = int(blockIdx.x), c = 0, it = 0;
+    while (tile < tiles) {
 #pragma unroll
-          for (int j = 0; j < 4; ++j)
-            *reinterpret_cast<uint4*>(ws + r * kChunk + (((dh * 4 + j) ^ (r & 7)) << 4)) =
-                make_uint4(w[j] & m, (w[j] >> 2) & m, (w[j] >> 4) & m, (w[j] >> 6) & m);
+      for (int d = 0; d < kAhead; ++d) {
+        if (tile >= tiles) break;
+        const int s = it % kStages;
+        mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+        uint8_t* xs = smem + s * stage_bytes<NB>();
+        uint8_t* ws = xs + kXBytes;
+        if (wtid == 0) {
+          mbar_arrive_expect_tx(&full[s], kXBytes);
+          tma_load_2d(xs, &xmap, c * kChunk, (tile / ch_tiles) * kTokens, &full[s]);
         }
-      }
-      fence_proxy_async_smem();  // the stores, by the generic proxy, before wgmma reads them
-      mbar_arrive(&full[s]);
+        if (c * kChunk + dh * 64 < K) {
+          const uint32_t m = 0x03030303u;
 #pragma unroll
-      for (int b = 0; b < NB; ++b) cur[b] = nxt[b];
-      tile = ntile, c = nc;
+          for (int b = 0; b < NB; ++b) {
+            const uint32_t w[4] = {ring[d][b].x, ring[d][b].y, ring[d][b].z, ring[d][b].w};
+            const int r = b * 64 + dr;
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+              *reinterpret_cast<uint4*>(ws + r * kChunk + (((dh * 4 + j) ^ (r & 7)) << 4)) =
+                  make_uint4(w[j] & m, (w[j] >> 2) & m, (w[j] >> 4) & m, (w[j] >> 6) & m);
+          }
+        }
+        fence_proxy_async_smem();  // the stores, by the generic proxy, before wgmma reads them
+        mbar_arrive(&full[s]);
+        if (ltile < tiles) load(ltile, lc, ring[d]);  // kAhead chunks on
+        advance(ltile, lc);
+        advance(tile, c);
+        ++it;
+      }
     }
     return;
   }
@@ -143,12 +196,26 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
   // Consumers: warpgroup cw takes tokens 64 cw .. 64 cw + 63 of each tile.
   const int cw = wg - 1, warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   int it = 0;
+  float* wds = wd_sm + cw * 64 * NB;
   for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
-    int acc[NB][32];
+    // The epilogue's operands, loaded now so that their latency passes under the products: this thread's
+    // share of the tile's weight scales (to shared memory at the epilogue) and its two rows' x scales.
+    const int tok0 = (tile / ch_tiles) * kTokens + cw * 64, ch0 = (tile % ch_tiles) * 64 * NB;
+    float wpre[(64 * NB + 127) / 128];
 #pragma unroll
-    for (int b = 0; b < NB; ++b)
+    for (int i = 0; i < (64 * NB + 127) / 128; ++i)
+      if (wtid + 128 * i < 64 * NB) wpre[i] = __ldg(wabs + min(ch0 + wtid + 128 * i, out - 1));
+    int rs[2];
+    float xs_r[2];
 #pragma unroll
-      for (int i = 0; i < 32; ++i) acc[b][i] = 0;
+    for (int h = 0; h < 2; ++h) {
+      const int tk = min(tok0 + 16 * warp + g + 8 * h, N - 1);
+      rs[h] = __ldg(xsum + tk);
+      xs_r[h] = __ldg(xabs + tk);
+    }
+    int acc[NB * 32];
+#pragma unroll
+    for (int i = 0; i < NB * 32; ++i) acc[i] = 0;
     for (int c = 0; c < nchunks; ++c, ++it) {
       const int s = it % kStages;
       mbar_wait(&full[s], (it / kStages) & 1);
@@ -158,10 +225,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
       // stage holds there; issuing them anyway keeps the wgmmas out of a branch (ptxas serializes those).
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kChunk / 32; ++kk)
-#pragma unroll
-        for (int b = 0; b < NB; ++b)
-          wgmma_s8_n64(acc[b], da + uint64_t(2 * kk), db + uint64_t((b * kWBlockBytes) >> 4) + uint64_t(2 * kk));
+      for (int kk = 0; kk < kChunk / 32; ++kk)  // the stage's 64 NB weight rows, contiguous: one B operand
+        wgmma_s8<64 * NB>(acc, da + uint64_t(2 * kk), db + uint64_t(2 * kk));
       wgmma_commit();
       wgmma_wait<1>();  // the previous stage's products are done: it goes back
       if (c > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
@@ -169,34 +234,52 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     wgmma_wait<0>();
     if (lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
 #pragma unroll
-    for (int b = 0; b < NB; ++b)
-#pragma unroll
-      for (int i = 0; i < 32; ++i) wgmma_pin(acc[b][i]);
+    for (int i = 0; i < NB * 32; ++i) wgmma_pin(acc[i]);
 
-    // Epilogue: acc[b][4j + 2h + e] = token 16 warp + g + 8h, channel 64 b + 8j + 2 t4 + e.
-    const int tok0 = (tile / ch_tiles) * kTokens + cw * 64, ch0 = (tile % ch_tiles) * 64 * NB;
+    // Epilogue: acc[4J + 2h + e] = token 16 warp + g + 8h, channel 8J + 2 t4 + e of the tile (J < 8 NB: octets
+    // of channels). y = (acc - rs) * (xabs / 127) * (wabs / 127), the general path's F32 operations in its
+    // order, so y is its bits. Each quad then trades its values (quad_transpose) so that lane t4 holds all
+    // of octet 4Q + t4: a warp's store writes 64 contiguous bytes of each of its 8 rows (BF16; F32: 2 x 64)
+    // instead of 16, a quarter of the store instructions, and whole 32-byte sectors. (Storing pairs from
+    // the accumulator layout, and loading the weight scales here, took about half the kernel's time at
+    // SmolLM2's shapes: H100, 2026-12-07.)
+    warpgroup_sync(cw);  // the previous tile's reads of wds are done
+#pragma unroll
+    for (int i = 0; i < (64 * NB + 127) / 128; ++i)
+      if (wtid + 128 * i < 64 * NB) wds[wtid + 128 * i] = __fmul_rn(wpre[i], kInt8Inv127);
+    warpgroup_sync(cw);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int tk = tok0 + 16 * warp + g + 8 * h;
-      if (tk >= N) continue;
-      const int rs = __ldg(xsum + tk);
-      const float xs_r = __fmul_rn(__ldg(xabs + tk), kInt8Inv127);
-      TY* yr = y + int64_t(tk) * out;
+      const float xr = __fmul_rn(xs_r[h], kInt8Inv127);
+      TY* yr = y + int64_t(tk) * out + ch0;
 #pragma unroll
-      for (int b = 0; b < NB; ++b)
+      for (int q = 0; q < 2 * NB; ++q) {
+        uint32_t lo[4], hi[4];  // per octet 4q + jj: this lane's pair (BF16: lo; F32: lo, hi)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int ch = ch0 + 64 * b + 8 * j + 2 * t4;
-          if (ch >= out) continue;  // out % 8 == 0: ch + 1 < out too
-          const float wd0 = __fmul_rn(__ldg(wabs + ch), kInt8Inv127);
-          const float wd1 = __fmul_rn(__ldg(wabs + ch + 1), kInt8Inv127);
-          const float v0 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h] - rs), xs_r), wd0);
-          const float v1 = __fmul_rn(__fmul_rn(float(acc[b][4 * j + 2 * h + 1] - rs), xs_r), wd1);
-          if constexpr (std::is_same_v<TY, bf16>)
-            *reinterpret_cast<__nv_bfloat162*>(yr + ch) = __floats2bfloat162_rn(v0, v1);
-          else
-            *reinterpret_cast<float2*>(yr + ch) = make_float2(v0, v1);
+        for (int jj = 0; jj < 4; ++jj) {
+          const int J = 4 * q + jj, c = 8 * J + 2 * t4;
+          const float2 wd = *reinterpret_cast<const float2*>(wds + c);
+          const float v0 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h] - rs[h]), xr), wd.x);
+          const float v1 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h + 1] - rs[h]), xr), wd.y);
+          if constexpr (std::is_same_v<TY, bf16>) {
+            const __nv_bfloat162 p = __floats2bfloat162_rn(v0, v1);
+            lo[jj] = *reinterpret_cast<const uint32_t*>(&p);
+          } else {
+            lo[jj] = __float_as_uint(v0), hi[jj] = __float_as_uint(v1);
+          }
         }
+        quad_transpose(lo, t4);  // lane t4: pairs 0..3 of octet 4q + t4
+        if constexpr (!std::is_same_v<TY, bf16>) quad_transpose(hi, t4);
+        const int J = 4 * q + t4;
+        if (tk >= N || ch0 + 8 * J >= out) continue;  // out % 8 == 0: an octet is all in or all out
+        if constexpr (std::is_same_v<TY, bf16>) {
+          *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        } else {
+          *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], hi[0], lo[1], hi[1]);
+          *reinterpret_cast<uint4*>(yr + 8 * J + 4) = make_uint4(lo[2], hi[2], lo[3], hi[3]);
+        }
+      }
     }
   }
 #endif
@@ -241,17 +324,17 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
 
 // The channel block width: the least time in rounds of tiles over the resident
 // blocks, where a round costs its tile's width times the blocks sharing an SM
-// (NB = 1 runs two blocks an SM). A tie goes to the narrower tile: at SmolLM2's
-// shapes (M = 8192) all three tie, and NB = 1, whose two blocks an SM overlap
-// one's stage fill and epilogue with the other's products, took 18.7 / 39.6 /
-// 32.0 us against NB = 3's 20.2 / 38.5 / 34.7 (q/o, gate/up, down; H100,
+// (NB = 1 runs two blocks an SM). A tie goes to the wider tile, which reads x once
+// for more channels in its one m64n(64 NB) product: at SmolLM2's shapes (M = 8192)
+// all three tie, and NB = 3 took 14.1 / 25.6 / 26.0 us against NB = 1's 15.0 /
+// 34.0 / 29.2 and NB = 2's 16.0 / 28.7 / 30.4 (q/o, gate/up, down; H200,
 // 2026-12-07). QT_W2A8_NB forces one (benchmarking, tests).
 int pick_nb(int64_t n, int64_t out) {
   if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
   const int64_t sms = Context::get().sm_count();
-  int best = 1;
+  int best = 3;
   int64_t best_cost = INT64_MAX;
-  for (int nb = 1; nb <= 3; ++nb) {
+  for (int nb = 3; nb >= 1; --nb) {
     const int64_t bps = min_blocks(nb), slots = sms * bps, tiles = tile_count(n, out, nb);
     const int64_t cost = (tiles + slots - 1) / slots * nb * bps;
     if (cost < best_cost) best = nb, best_cost = cost;
@@ -275,7 +358,7 @@ bool ternary_gemm_q8(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
   const bool y_ok = y.dtype() == DType::BF16 || y.dtype() == DType::F32;
   if (!y_ok || !ternary_gemm_fused_shape(out, K) || n > (int64_t(1) << 30) || out * w.codes.size(1) > (int64_t(1) << 31) ||
       w.codes.size(1) != K / 4 || reinterpret_cast<uintptr_t>(act.q.raw()) % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(y.raw()) % 8 != 0 || reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0)
+      reinterpret_cast<uintptr_t>(y.raw()) % 16 != 0 || reinterpret_cast<uintptr_t>(w.codes.raw()) % 16 != 0)
     return false;
   return y.dtype() == DType::BF16 ? launch_any<bf16>(y, act, w) : launch_any<float>(y, act, w);
 }

@@ -193,13 +193,15 @@ TEST(CudaTernary, Q8ProductMatchesTheCpu) {
 // (int8 levels, cuBLASLt, LLM.int8 epilogue) on the GPU, bit for bit, at
 // SmolLM2's shapes (K = 576: a last column chunk of 64) and at edges: the
 // largest K, one 64-column slice, a channel block mostly past the rows, x rows
-// that end inside a 128-row tile, BF16 and F32 on either side, and each channel
+// that end inside a 128-row tile, more tiles than resident blocks (8000 x 576:
+// each block walks several, its producer's code ring running across them), BF16
+// and F32 on either side (the epilogue's quad exchange stores both), and each channel
 // block width (QT_W2A8_NB 1-3: one, two, three 64-channel blocks a tile) besides
 // the one the shape picks. (W2A8MatchesTheCpu holds the fused kernel to the CPU.)
 TEST(CudaTernary, FusedW2A8MatchesTheGeneralPath) {
   QT_SKIP_WITHOUT_GPU();
   struct Case { int64_t rows, cols, n; };
-  for (const Case c : {Case{576, 576, 1000}, Case{1536, 576, 777}, Case{576, 1536, 300},
+  for (const Case c : {Case{576, 576, 1000}, Case{576, 576, 8000}, Case{1536, 576, 777}, Case{576, 1536, 300},
                        Case{200, kTernaryGemmMaxCols, 130}, Case{136, 64, 65}, Case{192, 576, 9}, Case{64, 768, 200}}) {
     Tensor w = randn({c.rows, c.cols}, 11, 0.05f);
     const TernaryTensor td = TernaryTensor::from_packed(quant::quantize_ternary(w.f32(), c.rows, c.cols)).to(Device::CUDA);
