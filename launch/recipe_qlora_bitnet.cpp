@@ -106,8 +106,8 @@ int run_qlora_bitnet(const TrainConfig& given) {
   b.blora_lambda = defaults.blora_lambda;
   b.qablora_tile = defaults.qablora_tile;
   b.loftq_iters = defaults.loftq_iters;
-  // Half of --steps by default: a quarter (the default before) left SmolLM2-135M at 136 perplexity, where
-  // the bitnet row's whole budget from the same pretrained weights reached 19 (bench/results/table3-*).
+  // Half of --steps by default: on SmolLM2-135M a quarter (the default before) reached 136 perplexity and
+  // half 37.7, where the bitnet row's whole budget from the same pretrained weights reached 19 (bench/results/table3-*).
   b.steps = in.qat_steps > 0 ? in.qat_steps : std::max<int64_t>(2, in.steps / 2);
   b.qat_steps = defaults.qat_steps;
   b.bitnet_warmup = std::min<int64_t>(in.bitnet_warmup, b.steps / 2);
