@@ -35,7 +35,7 @@
 //
 // Where the time went (H100 and H200, 2026-12-07, SmolLM2 shapes, M = 8192): with
 // the epilogue removed the kernel took half the time (q/o 18 -> 9 us, gate/up 38
-// -> 18); without the products, or without the decode, it was within 10%. Storing
+// -> 18); without the products, or without the decode, within 10-15%. Storing
 // pairs straight from the accumulators (8 rows x 16 bytes a warp store) and
 // loading the scales there was the cost; the quad exchange and the early loads
 // took NB = 1 from 17.3 / 37.4 / 31.0 to 15.0 / 34.0 / 29.2 us and made the wide
@@ -240,9 +240,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     // of channels). y = (acc - rs) * (xabs / 127) * (wabs / 127), the general path's F32 operations in its
     // order, so y is its bits. Each quad then trades its values (quad_transpose) so that lane t4 holds all
     // of octet 4Q + t4: a warp's store writes 64 contiguous bytes of each of its 8 rows (BF16; F32: 2 x 64)
-    // instead of 16, a quarter of the store instructions, and whole 32-byte sectors. (Storing pairs from
-    // the accumulator layout, and loading the weight scales here, took about half the kernel's time at
-    // SmolLM2's shapes: H100, 2026-12-07.)
+    // instead of 16, a quarter of the store instructions, and whole 32-byte sectors (why: the file's head).
     warpgroup_sync(cw);  // the previous tile's reads of wds are done
 #pragma unroll
     for (int i = 0; i < (64 * NB + 127) / 128; ++i)
