@@ -80,6 +80,13 @@ int main(int argc, char** argv) {
         by_nb[nbs] = graph_ms([&](int i) { ternary_matmul_q8(y, act, ts[size_t(i % nt)]); }, 8);
         unsetenv("QT_W2A8_NB");
       }
+      // ... and its pick without the last round's channel halves (QT_W2A8_SPLIT=0)
+      double fq_unsplit = 0;
+      if (fused) {
+        setenv("QT_W2A8_SPLIT", "0", 1);
+        fq_unsplit = graph_ms([&](int i) { ternary_matmul_q8(y, act, ts[size_t(i % nt)]); }, 8);
+        unsetenv("QT_W2A8_SPLIT");
+      }
       const double qs = graph_ms([&](int) { quantize_act_q8(act, x, true); }, 8);
       const double ns = graph_ms([&](int) { rmsnorm_forward(dx, Tensor(), x, ones_of(sh.in), kSubLnEps); }, 8);
       const double b16 = graph_ms([&](int i) { gemm(dx, dy, wb[size_t(i % nb)], false, false); }, 8);
@@ -90,13 +97,14 @@ int main(int argc, char** argv) {
       row["train_m8192"] = {{"bf16_fwd_ms", f16}, {"w2a8_fwd_ms", ft}, {"fwd_ratio", ft / f16},
                             {"fused", fused}, {"w2a8_general_fwd_ms", fg}, {"general_fwd_ratio", fg / f16},
                             {"w2a8_q8_fwd_ms", fq}, {"q8_fwd_ratio", fq / f16}, {"w2a8_q8_fwd_ms_by_nb", by_nb},
+                            {"w2a8_q8_fwd_ms_unsplit", fused ? json(fq_unsplit) : json()},
                             {"subln_q8_ms", qs}, {"subln_rmsnorm_ms", ns},
                             {"bf16_bwd_ms", b16}, {"ternary_bwd_ms", bt}, {"bwd_ratio", bt / b16}};
       std::printf("%-28s %9.3f %9.3f %6.2fx %9.3f %6.2fx %9.3f %6.2fx | general %.3f |", sh.name, f16, ft, ft / f16, fq,
                   fq / f16, bt, bt / b16, fg);
       if (fused)
-        std::printf(" nb1-3 %.3f %.3f %.3f |", by_nb["1"].get<double>(), by_nb["2"].get<double>(),
-                    by_nb["3"].get<double>());
+        std::printf(" nb1-3 %.3f %.3f %.3f unsplit %.3f |", by_nb["1"].get<double>(), by_nb["2"].get<double>(),
+                    by_nb["3"].get<double>(), fq_unsplit);
     }
     json dec = json::array();
     const double read = read_ms(th.bytes());  // the size's own ceiling: a kernel that only reads the codes

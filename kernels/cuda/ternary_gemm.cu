@@ -10,7 +10,10 @@
 //
 // Warp-specialized and persistent: a block is three warpgroups and walks output
 // tiles of 128 tokens x 64 NB channels (tile t: token block t / ch_tiles,
-// channel block t % ch_tiles; blocks take t = blockIdx.x, + gridDim.x, ...).
+// channel block t % ch_tiles) as units u = blockIdx.x, + gridDim.x, ...: whole
+// tiles for the full rounds over the resident blocks; the tiles of a last,
+// partial round come as two units each of half the channels (32 NB, m64n(32 NB)
+// products), when the blocks hold them, so that round takes half a tile's time.
 //   producer (warpgroup 0): per 128-column chunk of K, into a ring of kStages
 //             shared stages: x's 128 x 128 int8 block by one TMA copy (the map's
 //             zero fill covers rows past N and columns past K), and the weight's
@@ -41,8 +44,17 @@
 // took NB = 1 from 17.3 / 37.4 / 31.0 to 15.0 / 34.0 / 29.2 us and made the wide
 // tile the fastest (NB = 3: 14.1 / 25.6 / 26.0; BF16 11.5 / 23.0 / 20.4, H200).
 // Codes one chunk ahead instead of three, and NB m64n64 products instead of one
-// wide one, measured the same (H100, before the epilogue change). What is left at
-// q/o and down is mostly the last round of tiles: 192 tiles of NB = 3 on 132 SMs.
+// wide one, measured the same (H100, before the epilogue change).
+//
+// The last round (H100, 2026-12-07, against the binary before, alternated twice):
+// q/o and down are 192 tiles of NB = 3 on 132 SMs, 1.45 rounds' work in 2. As
+// channel halves the 60 last tiles are 120 units in one round: q/o 14.0 -> 12.1
+// us, down 25.8 -> 23.0 (gate/up, 512 tiles, is not split: 25.6 -> 25.0); a half
+// decoding only the row blocks it reads, down 23.0 -> 22.2. Split
+// in K instead (stream-K: the first piece stores its int32 sums, the second adds
+// them and runs the epilogue), q/o went 14.1 -> 17.5 and down stayed: a tile's
+// time is mostly not its K loop, and its int32 sums (96 KB) cost the SM as much
+// to store and read back as the half loop saved.
 //
 // The version before this one (kept in history: each warpgroup decoded its own
 // stages and waited on a barrier before its wgmmas; x's rows whole in shared
@@ -50,7 +62,6 @@
 // M = 8192) showed the tensor pipe busy under 25% of the time, warps issuing
 // every ~11 cycles and waiting mostly on L1TEX; 1.9-2.4x BF16 at SmolLM2's shapes.
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 #include <type_traits>
 
@@ -107,11 +118,26 @@ __device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t) {
   }
 }
 
-template <class TY, int NB>
+// Work units (why: the file's head). Units 0 .. dp - 1 are whole tiles of 64 NB channels; with kSplit
+// the tiles after them come as two units each, channel halves of 32 NB (m64n(32 NB) products).
+struct Sched {
+  int dp, units;
+};
+struct Span {
+  int tile, ch0, half;  // half -1: the whole tile; ch0: the unit's first channel
+};
+template <int NB, bool kSplit>
+__device__ __forceinline__ Span unit_span(const Sched& sc, int u, int ch_tiles) {
+  if (!kSplit || u < sc.dp) return {u, (u % ch_tiles) * 64 * NB, -1};
+  const int v = u - sc.dp, tile = sc.dp + v / 2, half = v % 2;
+  return {tile, (tile % ch_tiles) * 64 * NB + half * 32 * NB, half};
+}
+
+template <class TY, int NB, bool kSplit>
 __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     ternary_ws_kernel(const __grid_constant__ CUtensorMap xmap, TY* __restrict__ y, const int* __restrict__ xsum,
                       const float* __restrict__ xabs, const uint8_t* __restrict__ codes,
-                      const float* __restrict__ wabs, int N, int K, int out, int ch_tiles, int tiles) {
+                      const float* __restrict__ wabs, int N, int K, int out, int ch_tiles, const Sched sc) {
 #if QT_HAS_WGMMA
   extern __shared__ uint8_t smem_raw[];
   // 128-byte swizzled operands want 1024-byte aligned stages
@@ -135,11 +161,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     // the chunk: eight lanes take eight rows, so their 16-byte stores fall in eight swizzled slots.
     const int dr = (wtid & 7) | ((wtid >> 4) << 3), dh = (wtid >> 3) & 1;
     const int64_t rb = K / 4;
-    auto load = [&](int tile, int c, uint4 (&v)[NB]) {
+    // A half unit (32 NB channels) takes its first (NB + 1) / 2 blocks of 64 rows.
+    const auto blocks = [](const Span& sp) { return sp.half >= 0 ? (NB + 1) / 2 : NB; };
+    auto load = [&](const Span& sp, int c, uint4 (&v)[NB]) {
       if (c * kChunk + dh * 64 >= K) return;  // past K: the consumers skip these columns
-      const int ch0 = (tile % ch_tiles) * 64 * NB;
+      const int ch0 = sp.ch0, nbl = blocks(sp);
 #pragma unroll
       for (int b = 0; b < NB; ++b) {
+        if (b >= nbl) break;
         const int64_t row = min(ch0 + b * 64 + dr, out - 1);  // past the last row: a valid row, never stored
         v[b] = __ldg(reinterpret_cast<const uint4*>(codes + row * rb + (c * kChunk + dh * 64) / 4));
       }
@@ -148,20 +177,29 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     // that writing a chunk never waits on its codes' load. (It measured the same as one chunk ahead while the
     // epilogue set the pace; it costs no shared memory and few registers.)
     uint4 ring[kAhead][NB];
-    int ltile = int(blockIdx.x), lc = 0;  // the next chunk to load
-    const auto advance = [&](int& t, int& c) {
-      if (++c == nchunks) c = 0, t += int(gridDim.x);
+    // A cursor over this block's units' chunks: unit u, its span, chunk c.
+    struct Cursor {
+      int u;
+      Span sp;
+      int c;
     };
+    const auto start = [&](int u) { return Cursor{u, unit_span<NB, kSplit>(sc, u, ch_tiles), 0}; };
+    const auto advance = [&](Cursor& k) {
+      if (++k.c == nchunks) k = start(k.u + int(gridDim.x));
+    };
+    Cursor lk = start(int(blockIdx.x));  // the next chunk to load
 #pragma unroll
     for (int d = 0; d < kAhead; ++d) {
-      if (ltile < tiles) load(ltile, lc, ring[d]);
-      advance(ltile, lc);
+      if (lk.u < sc.units) load(lk.sp, lk.c, ring[d]);
+      advance(lk);
     }
-    int tile = int(blockIdx.x), c = 0, it = 0;
-    while (tile < tiles) {
+    Cursor k = start(int(blockIdx.x));
+    int it = 0;
+    while (k.u < sc.units) {
 #pragma unroll
       for (int d = 0; d < kAhead; ++d) {
-        if (tile >= tiles) break;
+        if (k.u >= sc.units) break;
+        const int tile = k.sp.tile, c = k.c;
         const int s = it % kStages;
         mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
         uint8_t* xs = smem + s * stage_bytes<NB>();
@@ -172,8 +210,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
         }
         if (c * kChunk + dh * 64 < K) {
           const uint32_t m = 0x03030303u;
+          const int nbl = blocks(k.sp);
 #pragma unroll
           for (int b = 0; b < NB; ++b) {
+            if (b >= nbl) break;
             const uint32_t w[4] = {ring[d][b].x, ring[d][b].y, ring[d][b].z, ring[d][b].w};
             const int r = b * 64 + dr;
 #pragma unroll
@@ -184,9 +224,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
         }
         fence_proxy_async_smem();  // the stores, by the generic proxy, before wgmma reads them
         mbar_arrive(&full[s]);
-        if (ltile < tiles) load(ltile, lc, ring[d]);  // kAhead chunks on
-        advance(ltile, lc);
-        advance(tile, c);
+        if (lk.u < sc.units) load(lk.sp, lk.c, ring[d]);  // kAhead chunks on
+        advance(lk);
+        advance(k);
         ++it;
       }
     }
@@ -197,10 +237,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
   const int cw = wg - 1, warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   int it = 0;
   float* wds = wd_sm + cw * 64 * NB;
-  for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
+  for (int u = int(blockIdx.x); u < sc.units; u += int(gridDim.x)) {
+    const Span sp = unit_span<NB, kSplit>(sc, u, ch_tiles);
     // The epilogue's operands, loaded now so that their latency passes under the products: this thread's
     // share of the tile's weight scales (to shared memory at the epilogue) and its two rows' x scales.
-    const int tok0 = (tile / ch_tiles) * kTokens + cw * 64, ch0 = (tile % ch_tiles) * 64 * NB;
+    const int tok0 = (sp.tile / ch_tiles) * kTokens + cw * 64, ch0 = sp.ch0;
     float wpre[(64 * NB + 127) / 128];
 #pragma unroll
     for (int i = 0; i < (64 * NB + 127) / 128; ++i)
@@ -213,71 +254,85 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
       rs[h] = __ldg(xsum + tk);
       xs_r[h] = __ldg(xabs + tk);
     }
-    int acc[NB * 32];
+    // A unit of W channels (64 NB, or 32 NB for a half): products and epilogue. The two widths are two
+    // whole copies, each with its own accumulators: with one set shared by both product loops ptxas
+    // serialized the wgmmas (C7515), as it does for wgmmas under a branch.
+    const auto unit = [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      int acc[W / 2];
 #pragma unroll
-    for (int i = 0; i < NB * 32; ++i) acc[i] = 0;
-    for (int c = 0; c < nchunks; ++c, ++it) {
-      const int s = it % kStages;
-      mbar_wait(&full[s], (it / kStages) & 1);
-      const uint8_t* xs = smem + s * stage_bytes<NB>();
-      const uint64_t da = wgmma_desc_sw128(xs + cw * (kXBytes / 2)), db = wgmma_desc_sw128(xs + kXBytes);
-      // A last chunk of 64 columns: x's zero fill makes the other half's products 0, whatever the
-      // stage holds there; issuing them anyway keeps the wgmmas out of a branch (ptxas serializes those).
-      wgmma_fence();
+      for (int i = 0; i < W / 2; ++i) acc[i] = 0;
+      for (int c = 0; c < nchunks; ++c, ++it) {
+        const int s = it % kStages;
+        mbar_wait(&full[s], (it / kStages) & 1);
+        const uint8_t* xs = smem + s * stage_bytes<NB>();
+        const uint64_t da = wgmma_desc_sw128(xs + cw * (kXBytes / 2)), db = wgmma_desc_sw128(xs + kXBytes);
+        // A last chunk of 64 columns: x's zero fill makes the other half's products 0, whatever the
+        // stage holds there; issuing them anyway keeps the wgmmas out of a branch.
+        wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kChunk / 32; ++kk)  // the stage's 64 NB weight rows, contiguous: one B operand
-        wgmma_s8<64 * NB>(acc, da + uint64_t(2 * kk), db + uint64_t(2 * kk));
-      wgmma_commit();
-      wgmma_wait<1>();  // the previous stage's products are done: it goes back
-      if (c > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
-    }
-    wgmma_wait<0>();
-    if (lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
+        for (int kk = 0; kk < kChunk / 32; ++kk)  // the stage's first W weight rows, contiguous: one B operand
+          wgmma_s8<W>(acc, da + uint64_t(2 * kk), db + uint64_t(2 * kk));
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous stage's products are done: it goes back
+        if (c > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
+      }
+      wgmma_wait<0>();
+      if (lane == 0) mbar_arrive(&empty[(it - 1) % kStages]);
 #pragma unroll
-    for (int i = 0; i < NB * 32; ++i) wgmma_pin(acc[i]);
+      for (int i = 0; i < W / 2; ++i) wgmma_pin(acc[i]);
 
-    // Epilogue: acc[4J + 2h + e] = token 16 warp + g + 8h, channel 8J + 2 t4 + e of the tile (J < 8 NB: octets
-    // of channels). y = (acc - rs) * (xabs / 127) * (wabs / 127), the general path's F32 operations in its
-    // order, so y is its bits. Each quad then trades its values (quad_transpose) so that lane t4 holds all
-    // of octet 4Q + t4: a warp's store writes 64 contiguous bytes of each of its 8 rows (BF16; F32: 2 x 64)
-    // instead of 16, a quarter of the store instructions, and whole 32-byte sectors (why: the file's head).
-    warpgroup_sync(cw);  // the previous tile's reads of wds are done
+      // Epilogue: acc[4J + 2h + e] = token 16 warp + g + 8h, channel 8J + 2 t4 + e of the unit (J < W / 8:
+      // octets of channels). y = (acc - rs) * (xabs / 127) * (wabs / 127), the general path's F32 operations
+      // in its order, so y is its bits. Each quad then trades its values (quad_transpose) so that lane t4
+      // holds all of octet 4q + t4: a warp's store writes 64 contiguous bytes of each of its 8 rows (BF16;
+      // F32: 2 x 64) instead of 16, a quarter of the store instructions, and whole 32-byte sectors.
+      warpgroup_sync(cw);  // the previous unit's reads of wds are done
 #pragma unroll
-    for (int i = 0; i < (64 * NB + 127) / 128; ++i)
-      if (wtid + 128 * i < 64 * NB) wds[wtid + 128 * i] = __fmul_rn(wpre[i], kInt8Inv127);
-    warpgroup_sync(cw);
+      for (int i = 0; i < (64 * NB + 127) / 128; ++i)
+        if (wtid + 128 * i < 64 * NB) wds[wtid + 128 * i] = __fmul_rn(wpre[i], kInt8Inv127);
+      warpgroup_sync(cw);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int tk = tok0 + 16 * warp + g + 8 * h;
-      const float xr = __fmul_rn(xs_r[h], kInt8Inv127);
-      TY* yr = y + int64_t(tk) * out + ch0;
+      for (int h = 0; h < 2; ++h) {
+        const int tk = tok0 + 16 * warp + g + 8 * h;
+        const float xr = __fmul_rn(xs_r[h], kInt8Inv127);
+        TY* yr = y + int64_t(tk) * out + ch0;
 #pragma unroll
-      for (int q = 0; q < 2 * NB; ++q) {
-        uint32_t lo[4], hi[4];  // per octet 4q + jj: this lane's pair (BF16: lo; F32: lo, hi)
+        for (int q = 0; q < W / 32; ++q) {
+          [[maybe_unused]] uint32_t lo[4], hi[4];  // per octet 4q + jj: this lane's pair (BF16: lo; F32: lo, hi)
 #pragma unroll
-        for (int jj = 0; jj < 4; ++jj) {
-          const int J = 4 * q + jj, c = 8 * J + 2 * t4;
-          const float2 wd = *reinterpret_cast<const float2*>(wds + c);
-          const float v0 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h] - rs[h]), xr), wd.x);
-          const float v1 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h + 1] - rs[h]), xr), wd.y);
+          for (int jj = 0; jj < 4; ++jj) {
+            const int J = 4 * q + jj, c = 8 * J + 2 * t4;
+            const float2 wd = *reinterpret_cast<const float2*>(wds + c);
+            const float v0 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h] - rs[h]), xr), wd.x);
+            const float v1 = __fmul_rn(__fmul_rn(float(acc[4 * J + 2 * h + 1] - rs[h]), xr), wd.y);
+            if constexpr (std::is_same_v<TY, bf16>) {
+              const __nv_bfloat162 p = __floats2bfloat162_rn(v0, v1);
+              lo[jj] = *reinterpret_cast<const uint32_t*>(&p);
+            } else {
+              lo[jj] = __float_as_uint(v0), hi[jj] = __float_as_uint(v1);
+            }
+          }
+          quad_transpose(lo, t4);  // lane t4: pairs 0..3 of octet 4q + t4
+          if constexpr (!std::is_same_v<TY, bf16>) quad_transpose(hi, t4);
+          const int J = 4 * q + t4;
+          if (tk >= N || ch0 + 8 * J >= out) continue;  // out % 8 == 0: an octet is all in or all out
           if constexpr (std::is_same_v<TY, bf16>) {
-            const __nv_bfloat162 p = __floats2bfloat162_rn(v0, v1);
-            lo[jj] = *reinterpret_cast<const uint32_t*>(&p);
+            *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
           } else {
-            lo[jj] = __float_as_uint(v0), hi[jj] = __float_as_uint(v1);
+            *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], hi[0], lo[1], hi[1]);
+            *reinterpret_cast<uint4*>(yr + 8 * J + 4) = make_uint4(lo[2], hi[2], lo[3], hi[3]);
           }
         }
-        quad_transpose(lo, t4);  // lane t4: pairs 0..3 of octet 4q + t4
-        if constexpr (!std::is_same_v<TY, bf16>) quad_transpose(hi, t4);
-        const int J = 4 * q + t4;
-        if (tk >= N || ch0 + 8 * J >= out) continue;  // out % 8 == 0: an octet is all in or all out
-        if constexpr (std::is_same_v<TY, bf16>) {
-          *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-        } else {
-          *reinterpret_cast<uint4*>(yr + 8 * J) = make_uint4(lo[0], hi[0], lo[1], hi[1]);
-          *reinterpret_cast<uint4*>(yr + 8 * J + 4) = make_uint4(lo[2], hi[2], lo[3], hi[3]);
-        }
       }
+    };
+    if constexpr (kSplit && NB >= 2) {  // (the schedule halves no NB = 1 tile: there is no m64n32 here)
+      if (sp.half >= 0)
+        unit(std::integral_constant<int, 32 * NB>{});
+      else
+        unit(std::integral_constant<int, 64 * NB>{});
+    } else {
+      unit(std::integral_constant<int, 64 * NB>{});
     }
   }
 #endif
@@ -288,21 +343,37 @@ template <class TY, int NB>
 bool kernel_runs_here() {
   static const bool ok = [] {
     cudaFuncAttributes a{};
-    return cudaFuncGetAttributes(&a, ternary_ws_kernel<TY, NB>) == cudaSuccess && a.binaryVersion == 90;
+    return cudaFuncGetAttributes(&a, ternary_ws_kernel<TY, NB, false>) == cudaSuccess && a.binaryVersion == 90;
   }();
   return ok;
 }
 
+// Resident blocks an SM. The kernel with halves (NB 2 and 3 only) is not queried apart: the same shared
+// memory, and one block an SM at those widths either way (__launch_bounds__).
 template <class TY, int NB>
 int blocks_per_sm() {
   static const int bps = [] {
-    auto* kernel = ternary_ws_kernel<TY, NB>;
+    auto* kernel = ternary_ws_kernel<TY, NB, false>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<NB>())));
+    if constexpr (NB >= 2)
+      CUDA_CHECK(cudaFuncSetAttribute(ternary_ws_kernel<TY, NB, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(smem_bytes<NB>())));
     int n = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, smem_bytes<NB>()));
     return std::max(n, 1);
   }();
   return bps;
+}
+
+// The schedule over `slots` resident blocks: whole tiles for the full rounds, and the tiles of a last,
+// partial round as two channel halves each where the slots hold them (NB 2 and 3). Without it a block of
+// the last round is one tile and the rest of the GPU idles: SmolLM2's q/o and down are 192 tiles of NB = 3
+// on 132 SMs, 1.45 rounds' work in 2. QT_W2A8_SPLIT=0 turns it off (benchmarking, tests).
+Sched schedule(int64_t tiles, int64_t slots, int nb) {
+  const char* e = std::getenv("QT_W2A8_SPLIT");
+  const int64_t rest = tiles % slots;
+  if ((e && e[0] == '0') || nb < 2 || rest == 0 || 2 * rest > slots) return {int(tiles), int(tiles)};
+  return {int(tiles - rest), int(tiles + rest)};
 }
 
 template <class TY, int NB>
@@ -311,31 +382,39 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
   const int K = int(w.cols), out = int(w.rows), N = int(act.rows());
   CUtensorMap xmap;
   if (!tma_map_u8(&xmap, act.q.raw(), uint64_t(N), uint64_t(K), kTokens, kChunk)) return false;
-  const int ch_tiles = int(channel_tiles(out, NB)), tiles = int(tile_count(N, out, NB));
-  const int grid = std::min(tiles, Context::get().sm_count() * blocks_per_sm<TY, NB>());
-  ternary_ws_kernel<TY, NB><<<unsigned(grid), kThreads, smem_bytes<NB>(), stream()>>>(
+  Context& ctx = Context::get();
+  const int ch_tiles = int(channel_tiles(out, NB)), slots = ctx.sm_count() * blocks_per_sm<TY, NB>();
+  const Sched sc = schedule(tile_count(N, out, NB), slots, NB);
+  const bool split = sc.units > sc.dp;
+  const int grid = std::min(sc.units, slots);
+  auto* kernel = ternary_ws_kernel<TY, NB, false>;
+  if constexpr (NB >= 2)
+    if (split) kernel = ternary_ws_kernel<TY, NB, true>;
+  kernel<<<unsigned(grid), kThreads, smem_bytes<NB>(), stream()>>>(
       xmap, static_cast<TY*>(y.raw()), static_cast<const int*>(act.sum.raw()), act.absmax.f32(),
-      static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ch_tiles, tiles);
+      static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ch_tiles, sc);
   CUDA_CHECK_LAUNCH("ternary_gemm");
   return true;
 }
 
 // The channel block width: the least time in rounds of tiles over the resident
-// blocks, where a round costs its tile's width times the blocks sharing an SM
+// blocks (a last round of channel halves counts as half a round),
+// where a round costs its tile's width times the blocks sharing an SM
 // (NB = 1 runs two blocks an SM). A tie goes to the wider tile, which reads x once
-// for more channels in its one m64n(64 NB) product: at SmolLM2's shapes (M = 8192)
-// all three tie, and NB = 3 took 14.1 / 25.6 / 26.0 us against NB = 1's 15.0 /
-// 34.0 / 29.2 and NB = 2's 16.0 / 28.7 / 30.4 (q/o, gate/up, down; H200,
-// 2026-12-07). QT_W2A8_NB forces one (benchmarking, tests).
+// for more channels in its one m64n(64 NB) product. At SmolLM2's shapes (M = 8192)
+// NB = 3 wins: 12.2 / 24.9 / 22.1 us against NB = 1's 14.4 / 32.5 / 27.2 and
+// NB = 2's 14.5 / 28.7 / 27.1 (q/o, gate/up, down; H100, 2026-12-07, halves on). QT_W2A8_NB forces one (benchmarking, tests).
 int pick_nb(int64_t n, int64_t out) {
   if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
   const int64_t sms = Context::get().sm_count();
   int best = 3;
-  int64_t best_cost = INT64_MAX;
+  double best_cost = 1e300;
   for (int nb = 3; nb >= 1; --nb) {
     const int64_t bps = min_blocks(nb), slots = sms * bps, tiles = tile_count(n, out, nb);
-    const int64_t cost = (tiles + slots - 1) / slots * nb * bps;
-    if (cost < best_cost) best = nb, best_cost = cost;
+    const Sched sc = schedule(tiles, slots, nb);
+    const double rounds = double(sc.dp / slots) + (sc.units > sc.dp ? 0.5 : sc.dp % slots ? 1.0 : 0.0);
+    const double cost = rounds * double(nb * bps);
+    if (cost < best_cost - 1e-9) best = nb, best_cost = cost;
   }
   return best;
 }

@@ -197,7 +197,9 @@ TEST(CudaTernary, Q8ProductMatchesTheCpu) {
 // each block walks several, its producer's code ring running across them), BF16
 // and F32 on either side (the epilogue's quad exchange stores both), and each channel
 // block width (QT_W2A8_NB 1-3: one, two, three 64-channel blocks a tile) besides
-// the one the shape picks. (W2A8MatchesTheCpu holds the fused kernel to the CPU.)
+// the one the shape picks, with the last round's tiles as two channel halves each
+// (NB 2 and 3: most cases here, m64n64 / m64n96 products) and without
+// (QT_W2A8_SPLIT=0). (W2A8MatchesTheCpu holds the fused kernel to the CPU.)
 TEST(CudaTernary, FusedW2A8MatchesTheGeneralPath) {
   QT_SKIP_WITHOUT_GPU();
   struct Case { int64_t rows, cols, n; };
@@ -214,16 +216,19 @@ TEST(CudaTernary, FusedW2A8MatchesTheGeneralPath) {
         ternary_matmul(yg, x.gpu, td);
         unsetenv("QT_W2A8_FUSED");
         const std::vector<float> general = yg.to(Device::CPU, DType::F32).to_vector();
-        for (const char* nb : {"", "1", "2", "3"}) {
-          if (*nb) setenv("QT_W2A8_NB", nb, 1);
-          // filled with 7s: an entry the kernel does not write shows
-          Tensor yf = Tensor::from_vector(std::vector<float>(size_t(c.n * c.rows), 7.f), {c.n, c.rows}, Device::CUDA, yt);
-          ternary_matmul(yf, x.gpu, td);
-          unsetenv("QT_W2A8_NB");
-          EXPECT_TRUE(SameProduct(yf.to(Device::CPU, DType::F32).to_vector(), general, c.rows))
-              << c.rows << "x" << c.cols << " n " << c.n << " x " << dtype_name(xt) << " y " << dtype_name(yt) << " nb '"
-              << nb << "'";
-        }
+        for (const char* split : {"", "0"})
+          for (const char* nb : {"", "1", "2", "3"}) {
+            if (*nb) setenv("QT_W2A8_NB", nb, 1);
+            if (*split) setenv("QT_W2A8_SPLIT", split, 1);
+            // filled with 7s: an entry the kernel does not write shows
+            Tensor yf = Tensor::from_vector(std::vector<float>(size_t(c.n * c.rows), 7.f), {c.n, c.rows}, Device::CUDA, yt);
+            ternary_matmul(yf, x.gpu, td);
+            unsetenv("QT_W2A8_NB");
+            unsetenv("QT_W2A8_SPLIT");
+            EXPECT_TRUE(SameProduct(yf.to(Device::CPU, DType::F32).to_vector(), general, c.rows))
+                << c.rows << "x" << c.cols << " n " << c.n << " x " << dtype_name(xt) << " y " << dtype_name(yt)
+                << " nb '" << nb << "' split '" << split << "'";
+          }
       }
   }
   // Shapes it does not take go the general path (W2A8MatchesTheCpu: 72 x 40, 3000 x 4096; 72 x 1088 is fused,
