@@ -50,7 +50,8 @@
 // q/o and down are 192 tiles of NB = 3 on 132 SMs, 1.45 rounds' work in 2. As
 // channel halves the 60 last tiles are 120 units in one round: q/o 14.0 -> 12.1
 // us, down 25.8 -> 23.0 (gate/up, 512 tiles, is not split: 25.6 -> 25.0); a half
-// decoding only the row blocks it reads, down 23.0 -> 22.2. Split
+// decoding only the row blocks it reads, down 23.0 -> 22.2; launched with PDL,
+// q/o 12.1 -> 11.9 and down 22.4 -> 22.0. Split
 // in K instead (stream-K: the first piece stores its int32 sums, the second adds
 // them and runs the epilogue), q/o went 14.1 -> 17.5 and down stayed: a tile's
 // time is mostly not its K loop, and its int32 sums (96 KB) cost the SM as much
@@ -67,6 +68,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ternary_gemm.cuh"
 #include "kernels/cuda/tma.cuh"
 #include "kernels/cuda/wgmma.cuh"
@@ -154,6 +156,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks(NB))
     mbar_init_fence();
   }
   __syncthreads();
+  // Launched with PDL (kernels/cuda/pdl.cuh), the barriers above are set up under the previous kernel's
+  // tail; everything the stream writes (x and its scales, the codes, which QAT re-quantizes each step,
+  // and y) comes after this.
+  pdl_entry();
   const int nchunks = (K + kChunk - 1) / kChunk;
 
   if (wg == 0) {
@@ -390,7 +396,8 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
   auto* kernel = ternary_ws_kernel<TY, NB, false>;
   if constexpr (NB >= 2)
     if (split) kernel = ternary_ws_kernel<TY, NB, true>;
-  kernel<<<unsigned(grid), kThreads, smem_bytes<NB>(), stream()>>>(
+  // A persistent grid of one wave: a PDL launch where decode_pdl() is on (pdl_small).
+  launch_pdl(pdl_small(grid, blocks_per_sm<TY, NB>()), kernel, dim3(unsigned(grid)), dim3(kThreads), smem_bytes<NB>(),
       xmap, static_cast<TY*>(y.raw()), static_cast<const int*>(act.sum.raw()), act.absmax.f32(),
       static_cast<const uint8_t*>(w.codes.raw()), w.wabs.f32(), N, K, out, ch_tiles, sc);
   CUDA_CHECK_LAUNCH("ternary_gemm");
