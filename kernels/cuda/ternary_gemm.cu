@@ -374,23 +374,22 @@ int blocks_per_sm() {
 // The schedule over `slots` resident blocks: whole tiles for the full rounds, and the tiles of a last,
 // partial round as two channel halves each where the slots hold them (NB 2 and 3). Without it a block of
 // the last round is one tile and the rest of the GPU idles: SmolLM2's q/o and down are 192 tiles of NB = 3
-// on 132 SMs, 1.45 rounds' work in 2. QT_W2A8_SPLIT=0 turns it off (benchmarking, tests).
-Sched schedule(int64_t tiles, int64_t slots, int nb) {
-  const char* e = std::getenv("QT_W2A8_SPLIT");
+// on 132 SMs, 1.45 rounds' work in 2. `halves` off: whole tiles only.
+Sched schedule(int64_t tiles, int64_t slots, int nb, bool halves) {
   const int64_t rest = tiles % slots;
-  if ((e && e[0] == '0') || nb < 2 || rest == 0 || 2 * rest > slots) return {int(tiles), int(tiles)};
+  if (!halves || nb < 2 || rest == 0 || 2 * rest > slots) return {int(tiles), int(tiles)};
   return {int(tiles - rest), int(tiles + rest)};
 }
 
 template <class TY, int NB>
-bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
+bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w, bool halves) {
   if (!kernel_runs_here<TY, NB>() || smem_bytes<NB>() > Context::get().max_smem_optin()) return false;
   const int K = int(w.cols), out = int(w.rows), N = int(act.rows());
   CUtensorMap xmap;
   if (!tma_map_u8(&xmap, act.q.raw(), uint64_t(N), uint64_t(K), kTokens, kChunk)) return false;
   Context& ctx = Context::get();
   const int ch_tiles = int(channel_tiles(out, NB)), slots = ctx.sm_count() * blocks_per_sm<TY, NB>();
-  const Sched sc = schedule(tile_count(N, out, NB), slots, NB);
+  const Sched sc = schedule(tile_count(N, out, NB), slots, NB, halves);
   const bool split = sc.units > sc.dp;
   const int grid = std::min(sc.units, slots);
   auto* kernel = ternary_ws_kernel<TY, NB, false>;
@@ -411,14 +410,14 @@ bool launch(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
 // for more channels in its one m64n(64 NB) product. At SmolLM2's shapes (M = 8192)
 // NB = 3 wins: 12.2 / 24.9 / 22.1 us against NB = 1's 14.4 / 32.5 / 27.2 and
 // NB = 2's 14.5 / 28.7 / 27.1 (q/o, gate/up, down; H100, 2026-12-07, halves on). QT_W2A8_NB forces one (benchmarking, tests).
-int pick_nb(int64_t n, int64_t out) {
+int pick_nb(int64_t n, int64_t out, bool halves) {
   if (const char* e = std::getenv("QT_W2A8_NB")) return std::clamp(std::atoi(e), 1, 3);
   const int64_t sms = Context::get().sm_count();
   int best = 3;
   double best_cost = 1e300;
   for (int nb = 3; nb >= 1; --nb) {
     const int64_t bps = min_blocks(nb), slots = sms * bps, tiles = tile_count(n, out, nb);
-    const Sched sc = schedule(tiles, slots, nb);
+    const Sched sc = schedule(tiles, slots, nb, halves);
     const double rounds = double(sc.dp / slots) + (sc.units > sc.dp ? 0.5 : sc.dp % slots ? 1.0 : 0.0);
     const double cost = rounds * double(nb * bps);
     if (cost < best_cost - 1e-9) best = nb, best_cost = cost;
@@ -428,10 +427,13 @@ int pick_nb(int64_t n, int64_t out) {
 
 template <class TY>
 bool launch_any(Tensor y, const Q8Rows& act, const TernaryTensor& w) {
-  switch (pick_nb(act.rows(), w.rows)) {
-    case 1: return launch<TY, 1>(y, act, w);
-    case 2: return launch<TY, 2>(y, act, w);
-    default: return launch<TY, 3>(y, act, w);
+  // QT_W2A8_SPLIT=0: no channel halves (benchmarking, tests); read once a call, for the width's pick and the launch.
+  const char* e = std::getenv("QT_W2A8_SPLIT");
+  const bool halves = !(e && e[0] == '0');
+  switch (pick_nb(act.rows(), w.rows, halves)) {
+    case 1: return launch<TY, 1>(y, act, w, halves);
+    case 2: return launch<TY, 2>(y, act, w, halves);
+    default: return launch<TY, 3>(y, act, w, halves);
   }
 }
 
