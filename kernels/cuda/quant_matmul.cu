@@ -359,7 +359,8 @@ __device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 w
 
 // The group's outputs from every warp's accumulators: a fixed-order sum over the warps (deterministic);
 // thread i < 128 NB owns (lane, element) i. Every thread of the block calls it.
-template <int NB>
+// H0: acc[h] holds x rows 8 (h + H0) onward (the ring kernel reduces its two halves in turn).
+template <int NB, int H0 = 0>
 __device__ __forceinline__ void gemv4_reduce(const float (&acc)[NB][4], float* red, int M, uint32_t n0, uint32_t rows,
                                              FloatPtr y) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -373,7 +374,7 @@ __device__ __forceinline__ void gemv4_reduce(const float (&acc)[NB][4], float* r
 #pragma unroll
     for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * NB + h) * 32 + l) * 4 + i];
     // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
-    const int m = 2 * (l & 3) + (i & 1) + 8 * h;
+    const int m = 2 * (l & 3) + (i & 1) + 8 * (h + H0);
     const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
     if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
   }
@@ -689,6 +690,232 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   }
 }
 
+// ---------------------------------------------------------------------------
+// The ring GEMV (decode, M <= 16, double-quantized rows of 128 k-tiles or more... see gemv4_ring): the
+// streamed kernel's tiles, tables and reduction, with the weights brought by cp.async into a per-warp
+// ring of kRingStages steps in shared memory instead of into registers two steps deep.
+//
+// Why. At 75% of the copy bandwidth an SM must take in ~9 bytes a clock. The streamed kernel held one
+// step (2 KB a warp) in flight while it computed the one before, and its SASS spent ~90 instructions
+// a k-tile where the work is 16 PRMT + 16 LDS of table lookups and 4 HMMA: the rest was the 64-bit
+// address of every load, the shuffles and selects that make two tiles' fragments of a 16-byte load, a
+// 32-bit division per step and the absmax decode in every lane of a quad. Here:
+//  - a warp keeps kRingStages - 1 steps in flight and holds no registers for them;
+//  - a step lands in fragment order: tile j, row half (g, g + 8), then the 8 rows' 32-byte fragments,
+//    so a lane's fragment of any tile of any stage is one LDS.64 at an immediate offset from one
+//    per-lane address (conflict-free: a half warp reads 128 contiguous bytes), and a lane's four
+//    16-byte copies of a step are immediate offsets from one source and one destination address
+//    (each copy instruction covers whole 32-byte sectors of 16 rows);
+//  - the step's absmax values are decoded once, two per lane, not once per lane of a quad;
+//  - a warp's k-tiles of a group are one contiguous range, the 8 ranges equal to 2 tiles: LLaMA's
+//    down projection (172 tiles a row) gives each warp 20-22 tiles where 4-tile steps dealt round
+//    robin gave three warps 24 and the others 20 (the block waits for the last warp at every group).
+//
+// Shared memory (111 KB, so two blocks fit an SM): the pair table's rows are 256 bytes of which the
+// lookups use the first 128 (one PRMT makes the address, see lookup_pair); their other halves hold
+// stages 0 and 1 of every warp (8 warps x 2 stages x 16 pieces of 128 bytes = the table's 256 rows),
+// and a region of 256-byte rows holds stages 2 and 3 (lower and upper half), so in every stage piece p
+// is 256 p bytes from piece 0. Each step's code words and absmax2 values come by 4-byte cp.async
+// beside it (kRingMeta).
+constexpr int kRingTiles = 4;   // k-tiles a step at most: 128 packed bytes of each of the group's 16 rows
+constexpr int kRingStages = 4;  // steps a warp has in flight or in use
+constexpr uint32_t kRingPiece = 256;                                    // piece p of a stage: 256 p bytes on
+constexpr uint32_t kRingMap = 256 * kPairRowWords * 4;                  // the pair table (64 KB), then the map (1 KB)
+constexpr uint32_t kRingRed = kRingMap + 1024;                          // partial sums: [warps][32][4] floats
+constexpr uint32_t kRingExtra = kRingRed + kMmaWarps * 32 * 4 * 4;      // stages 2, 3 (32 KB)
+constexpr uint32_t kRingMeta = kRingExtra + kMmaWarps * 16 * kRingPiece;  // [warps][stages][4][16 rows] words
+constexpr uint32_t kRingScale = kRingMeta + kMmaWarps * kRingStages * 256;  // [warps][16 rows][4 tiles] floats
+constexpr size_t kRingSmem = kRingScale + kMmaWarps * 256;
+static_assert(kRingStages == 4 && kMmaWarps * 2 * 16 == 256, "stages 0-1 fill the table's upper halves exactly");
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <bool M16>
+__global__ void __launch_bounds__(kMmaWarps * 32, 2)
+    gemv4_ring_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
+  constexpr int NB = M16 ? 2 : 1, S = kRingStages, T = kRingTiles;
+  extern __shared__ __align__(16) uint32_t smem[];
+  char* const sbytes = reinterpret_cast<char*>(smem);
+  const Gemv4Smem sm{smem, reinterpret_cast<float*>(sbytes + kRingMap), reinterpret_cast<float*>(sbytes + kRingRed)};
+  __shared__ float code[16];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const uint32_t ktiles = uint32_t(cols / 64), half_cols = uint32_t(cols / 2), groups = set.groups;
+  // This warp's tiles of every group: [lo, hi), even bounds (ktiles is a multiple of 4), 4 a step.
+  const uint32_t pairs = ktiles / 2, lo = 2 * (uint32_t(warp) * pairs / kMmaWarps),
+                 hi = 2 * ((uint32_t(warp) + 1) * pairs / kMmaWarps);
+  const uint32_t its = ((pairs + kMmaWarps - 1) / kMmaWarps * 2 + T - 1) / T;  // steps per group (the longest range)
+  const uint32_t mine = blockIdx.x < groups ? (groups - 1 - blockIdx.x) / gridDim.x + 1 : 0;
+  const uint32_t nsteps = mine * its;
+  pdl_launch_dependents();  // see gemv4_mma_kernel
+  __shared__ Gemv4Part parts[3];  // see gemv4_stream_kernel
+  if (threadIdx.x == 0) parts[0] = set.p0;
+  if (threadIdx.x == 1) parts[1] = set.p1;
+  if (threadIdx.x == 2) parts[2] = set.p2;
+  __syncthreads();
+  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
+  const auto part = [&](uint32_t grp) -> const Gemv4Part& { return parts[int(grp >= first1) + int(grp >= first2)]; };
+  const auto tiles_of = [&](uint32_t it) {  // the step's first tile and tile count (0, 2 or 4): warp-uniform
+    const uint32_t base = lo + T * it;
+    return make_uint2(base, base < hi ? min(uint32_t(T), hi - base) : 0u);
+  };
+
+  // Stage st of this warp: stages 0-1 in the table's upper halves, 2-3 in the extra rows.
+  const uint32_t st01 = uint32_t(warp) * 2 * 16 * kRingPiece + kRingPiece / 2, st23 = kRingExtra + uint32_t(warp) * 16 * kRingPiece;
+  const auto stage = [&](int st) { return st < 2 ? st01 + uint32_t(st) * 16 * kRingPiece : st23 + uint32_t(st - 2) * (kRingPiece / 2); };
+  const uint32_t win = uint32_t(__cvta_generic_to_shared(smem));
+
+  // The copy side. Lane l moves bytes 16 (l % 2) + 32 i of row r = l / 2 of a step (tile i's fragments of
+  // lanes t4 = 2 (l % 2), + 1) to piece 4 i + 2 (r / 8) + (r / 4) % 2, at 32 (r % 4) + 16 (l % 2). The
+  // meta of row l % 16: lanes 0-15 its code word(s) (the aligned word holding the step's first tile, and
+  // the next where the step reaches into it), lanes 16-31 the absmax2 of its first and of its last tile.
+  const uint32_t cdst = uint32_t(lane >> 4) * 2 * kRingPiece + uint32_t((lane >> 3) & 1) * kRingPiece +
+                        uint32_t((lane >> 1) & 3) * 32 + uint32_t(lane & 1) * 16;
+  struct Feed {
+    uint32_t grp, it;
+    const uint8_t* row;   // row l / 2 of the group at k-tile 0, + 16 (l % 2)
+    const uint8_t* meta;  // row l % 16's codes (l < 16) or the absmax2 array (l >= 16)
+    uint32_t mblk;        // row l % 16's first block
+  };
+  const auto enter = [&](Feed& f) {  // the pointers of a new group
+    if (f.grp >= groups) return;
+    const Gemv4Part& a = part(f.grp);
+    const uint32_t n0 = (f.grp - a.first) * kMmaRows, last = a.rows - 1;  // rows past the end: the last, never stored
+    f.row = a.packed + min(n0 + uint32_t(lane >> 1), last) * half_cols + 16 * (lane & 1);
+    f.mblk = min(n0 + uint32_t(lane & 15), last) * ktiles;
+    f.meta = lane < 16 ? a.qabsmax + f.mblk : reinterpret_cast<const uint8_t*>(a.absmax2);
+  };
+  const auto issue = [&](int st, const Feed& f) {
+    const uint2 tc = tiles_of(f.it);
+    if (f.grp < groups && tc.y > 0) {  // warp-uniform
+      const uint32_t dst = win + stage(st) + cdst;
+      const uint8_t* src = f.row + 32 * tc.x;
+#pragma unroll
+      for (int i = 0; i < T; ++i)
+        if (uint32_t(i) < tc.y) cp_async16(dst + uint32_t(i) * 4 * kRingPiece, src + 32 * i);
+      // Code words 4-byte aligned (gemv4_plan's words(4), and 4 | ktiles).
+      const uint32_t meta = win + kRingMeta + uint32_t(warp * S + st) * 256 + 4 * lane;
+      cp_async4(meta, lane < 16 ? f.meta + (tc.x & ~3u) : f.meta + 4 * ((f.mblk + tc.x) >> 8));
+      if (lane >= 16 || (tc.x & 3) + tc.y > 4)
+        cp_async4(meta + 128, lane < 16 ? f.meta + (tc.x & ~3u) + 4 : f.meta + 4 * ((f.mblk + tc.x + tc.y - 1) >> 8));
+    }
+    cp_async_commit();  // one group per step, empty or not, so that wait_group counts steps
+  };
+  const auto next = [&](Feed& f) {
+    if (++f.it == its) {
+      f.it = 0, f.grp += gridDim.x;
+      enter(f);
+    }
+  };
+
+  Feed ld{blockIdx.x, 0, nullptr, nullptr, 0};
+  enter(ld);
+#pragma unroll
+  for (int st = 0; st < S; ++st) issue(st, ld), next(ld);  // frozen weights: before pdl_wait (PDL)
+  gemv4_build_tables(set, map, sm, code);
+  pdl_wait();  // x is the previous kernel's output, and y may be what it reads
+
+  const char* tab = reinterpret_cast<const char*>(sm.pairs);
+  const uint32_t lane4 = 4u * lane;
+  // This lane's fragment of tile j, row half h of a stage: piece 4 j + 2 h + g / 4, 32 (g % 4) + 8 t4.
+  const uint32_t frag = uint32_t(g >> 2) * kRingPiece + uint32_t(g & 3) * 32 + 8 * uint32_t(t4);
+  const char* frag01 = sbytes + st01 + frag;
+  const char* frag23 = sbytes + st23 + frag;
+  float* const scale = reinterpret_cast<float*>(sbytes + kRingScale) + warp * 64;  // [16 rows][4 tiles]
+  uint32_t xoff[NB];
+#pragma unroll
+  for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * t4;
+  float acc[NB][4] = {};
+  int4 xv[NB][2] = {};  // see gemv4_load_x
+  uint32_t grp = blockIdx.x, it = 0, cblk = 0;  // cblk: row lane % 16's first block (the scale side)
+  float offset = 0.f;
+  const auto enter_c = [&] {
+    if (grp >= groups) return;
+    const Gemv4Part& a = part(grp);
+    offset = a.offset;
+    cblk = min((grp - a.first) * kMmaRows + uint32_t(lane & 15), a.rows - 1) * ktiles;
+  };
+  enter_c();
+  for (uint32_t s = 0; s < nsteps; s += S) {
+#pragma unroll
+    for (int st = 0; st < S; ++st) {
+      if (s + st >= nsteps) break;  // block-uniform
+      cp_async_wait<S - 1>();
+      __syncwarp();  // the other lanes' copies of this stage are visible
+      const uint2 tc = tiles_of(it);
+      if (tc.y > 0) {  // warp-uniform
+        {  // the step's absmax: lane l decodes row l % 16's tiles 2 (l / 16), + 1
+          const uint32_t* meta = reinterpret_cast<const uint32_t*>(sbytes + kRingMeta + (warp * S + st) * 256);
+          const uint32_t r = lane & 15, half = uint32_t(lane >> 4);
+          // The step's 4 codes of row r: from byte tc.x % 4 (0 or 2) of word 0 on, into word 1.
+          const uint32_t q = __funnelshift_r(meta[r], meta[32 + r], 8 * (tc.x & 3)) >> (16 * half);
+          const float a2a = __uint_as_float(meta[16 + r]), a2b = __uint_as_float(meta[48 + r]);
+          const uint32_t a2first = (cblk + tc.x) >> 8;
+          float v[2];
+#pragma unroll
+          for (int k = 0; k < 2; ++k) {
+            const uint32_t t = 2 * half + k;
+            const float a2 = ((cblk + tc.x + t) >> 8) != a2first ? a2b : a2a;
+            v[k] = quant::dq_absmax(sm.dqmap[(q >> (8 * k)) & 0xFFu], a2, offset);  // past the step's tiles: unused
+          }
+          reinterpret_cast<float2*>(scale)[2 * r + (lane >> 4)] = make_float2(v[0], v[1]);
+        }
+        __syncwarp();
+        const float4 sc0 = reinterpret_cast<const float4*>(scale)[g], sc1 = reinterpret_cast<const float4*>(scale)[g + 8];
+        const float s0[4] = {sc0.x, sc0.y, sc0.z, sc0.w}, s1[4] = {sc1.x, sc1.y, sc1.z, sc1.w};
+        const char* fr = (st < 2 ? frag01 : frag23) + (st < 2 ? st * 16 * kRingPiece : (st - 2) * (kRingPiece / 2));
+        const bf16* xs[NB];
+#pragma unroll
+        for (int h = 0; h < NB; ++h) xs[h] = x + (xoff[h] + 64 * tc.x);
+#pragma unroll
+        for (int j = 0; j < T; ++j) {
+          if (uint32_t(j) >= tc.y) break;  // warp-uniform
+          const uint2 w0 = *reinterpret_cast<const uint2*>(fr + j * 4 * kRingPiece);
+          const uint2 w1 = *reinterpret_cast<const uint2*>(fr + j * 4 * kRingPiece + 2 * kRingPiece);
+          const bf16* xt[NB];
+#pragma unroll
+          for (int h = 0; h < NB; ++h) xt[h] = xs[h] + 64 * j;
+          gemv4_load_x<NB>(xv, xt, M, g);
+          float c[NB][4];
+          gemv4_tile<NB>(c, w0, w1, xv, tab, lane4);
+#pragma unroll
+          for (int h = 0; h < NB; ++h) {
+            acc[h][0] += c[h][0] * s0[j];
+            acc[h][1] += c[h][1] * s0[j];
+            acc[h][2] += c[h][2] * s1[j];
+            acc[h][3] += c[h][3] * s1[j];
+          }
+        }
+      }
+      __syncwarp();  // every lane is done with the stage and the scales before they are written again
+      issue(st, ld);
+      next(ld);
+      if (++it == its) {  // the group's last step: block-uniform
+        const Gemv4Part& a = part(grp);
+        const uint32_t n0 = (grp - a.first) * kMmaRows;
+        gemv4_reduce<1, 0>(reinterpret_cast<const float(&)[1][4]>(acc[0]), sm.red, M, n0, a.rows, a.y);
+        if constexpr (M16) gemv4_reduce<1, 1>(reinterpret_cast<const float(&)[1][4]>(acc[1]), sm.red, M, n0, a.rows, a.y);
+#pragma unroll
+        for (int h = 0; h < NB; ++h)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[h][i] = 0.f;
+        it = 0, grp += gridDim.x;
+        enter_c();
+      }
+    }
+  }
+  cp_async_wait<0>();  // nothing in flight into shared memory at exit
+}
+
 // 73 KB: three blocks fit an SM's 228 KB with their 1 KB reserves.
 constexpr size_t kMmaSmem = (256 * kPairRowWords + 256 + kMmaWarps * 2 * 32 * 4) * sizeof(float);  // red sized for NB = 2
 
@@ -769,10 +996,42 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
 #undef QT_GO
 }
 
+// The ring kernel takes the plans of word-loaded steps of 4 or 8 tiles (rows of 32 k-tiles or more in
+// multiples of 4, double quant: LLaMA-7B's projections). It runs for Gemv4Kernel::TensorCoreRing, and for
+// the default TensorCore with QT_GEMV4_RING=1 (not yet the default: see the kernel's comment).
+bool gemv4_ring(Gemv4Plan plan) {
+  static const bool env = [] {
+    const char* e = std::getenv("QT_GEMV4_RING");
+    return e && std::atoi(e) != 0;
+  }();
+  const Gemv4Kernel k = qtrain::gemv4_kernel();
+  return (k == Gemv4Kernel::TensorCoreRing || (k == Gemv4Kernel::TensorCore && env)) && plan.loads == kWordCodes &&
+         plan.tiles >= kRingTiles;
+}
+
+template <bool M16>
+void launch_gemv4_ring(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
+  const auto kernel = gemv4_ring_kernel<M16>;
+  static bool attrs = false;
+  if (!attrs) {
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kRingSmem)));
+    attrs = true;
+  }
+  const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(2) * Context::get().sm_count()));
+  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kRingSmem, set, x, M, map, cols);
+}
+
 void launch_gemv4_mma(const Gemv4Set& set, Gemv4Plan plan, const bf16* x, int M, const float* map, int64_t cols,
                       int64_t bytes) {
   const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
-  if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore) {
+  if (gemv4_ring(plan)) {
+    if (M <= 8)
+      launch_gemv4_ring<false>(pdl, set, x, M, map, cols);
+    else
+      launch_gemv4_ring<true>(pdl, set, x, M, map, cols);
+    return;
+  }
+  if (qtrain::gemv4_kernel() == Gemv4Kernel::TensorCore || qtrain::gemv4_kernel() == Gemv4Kernel::TensorCoreRing) {
     if (M <= 8)
       launch_gemv4_stream_for<false>(pdl, set, plan, x, M, map, cols);
     else

@@ -62,14 +62,21 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
   // The streamed kernel's steps (launch_gemv4_stream_for): 4 tiles with word-loaded codes (4096 and
   // 11008 with double quant), 4 with F32 absmax (no double quant) or per-tile codes (17024: 266
   // tiles, not whole words), 2 (1536), 2 with a ragged pair (1088: 17 tiles), 1 (576).
-  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreBatched, Gemv4Kernel::CudaCore}) {
+  // The ring kernel takes 4096 and 11008 with double quant (its contiguous per-warp ranges: 8 and 20-22
+  // tiles, steps of 4 and 2 tiles, code words that straddle a step), the streamed one the rest.
+  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreRing, Gemv4Kernel::TensorCoreBatched,
+                        Gemv4Kernel::CudaCore}) {
     const bool simt = k == Gemv4Kernel::CudaCore;
     set_gemv4_kernel(k);
     for (Case c : {Case{300, 4096}, Case{37, 11008}, Case{9, 17024}, Case{576, 1536}, Case{45, 1088}, Case{1536, 576},
                    Case{33, 130}})
       for (bool dq : {false, true})
         for (int64_t M : {1, 3, 8, 9, 16}) {
-          SCOPED_TRACE(std::string(simt ? "simt " : k == Gemv4Kernel::TensorCore ? "mma " : "mma-batched ") + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+          SCOPED_TRACE(std::string(simt                                ? "simt "
+                                   : k == Gemv4Kernel::TensorCore     ? "mma "
+                                   : k == Gemv4Kernel::TensorCoreRing ? "mma-ring "
+                                                                      : "mma-batched ") +
+                       std::to_string(c.rows) + "x" + std::to_string(c.cols) +
                        " M " + std::to_string(M) + (dq ? " dq" : ""));
           Quant4Tensor h = make4(c.rows, c.cols, quant::Code4::NF4, dq, 21), d = h.to(Device::CUDA);
           Pair x = randn_pair({M, c.cols}, 22, DType::BF16);
@@ -105,7 +112,9 @@ TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
       {{300, quant::Code4::NF4, true}, {37, quant::Code4::NF4, false}, {64, quant::Code4::NF4, true}},
       {{1536, quant::Code4::NF4, true}, {1536, quant::Code4::NF4, true}},
       {{48, quant::Code4::NF4, true}, {80, quant::Code4::FP4, true}}};
+  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreRing})
   for (const auto& set : sets) {
+    set_gemv4_kernel(k);
     std::vector<Quant4Tensor> hw, dw;
     for (const Part& p : set) {
       hw.push_back(make4(p.rows, cols, p.code, p.dq, 60 + int(hw.size())));
@@ -114,8 +123,8 @@ TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
     std::vector<const Quant4Tensor*> hp, dp;
     for (size_t i = 0; i < set.size(); ++i) hp.push_back(&hw[i]), dp.push_back(&dw[i]);
     for (int64_t M : {1, 3, 8, 9, 16}) {
-      SCOPED_TRACE(std::to_string(set.size()) + " parts, " + std::to_string(set[0].rows) + " rows first, M " +
-                   std::to_string(M));
+      SCOPED_TRACE(std::string(k == Gemv4Kernel::TensorCoreRing ? "ring, " : "") + std::to_string(set.size()) +
+                   " parts, " + std::to_string(set[0].rows) + " rows first, M " + std::to_string(M));
       Pair x = randn_pair({M, cols}, 70 + uint64_t(M), DType::BF16);
       std::vector<Tensor> yc, ys, y1;
       for (const Part& p : set) {
@@ -132,6 +141,7 @@ TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
       }
     }
   }
+  set_gemv4_kernel(Gemv4Kernel::TensorCore);
   // Mismatched inputs are refused, naming the op.
   std::vector<Quant4Tensor> two = {make4(16, 128, quant::Code4::NF4, false, 1).to(Device::CUDA),
                                    make4(16, 256, quant::Code4::NF4, false, 2).to(Device::CUDA)};
