@@ -691,9 +691,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 }
 
 // ---------------------------------------------------------------------------
-// The ring GEMV (decode, M <= 16, double-quantized rows of 128 k-tiles or more... see gemv4_ring): the
-// streamed kernel's tiles, tables and reduction, with the weights brought by cp.async into a per-warp
-// ring of kRingStages steps in shared memory instead of into registers two steps deep.
+// The ring GEMV (decode, M <= 16, double-quantized rows of 32 k-tiles or more in multiples of 4: see
+// gemv4_ring): the streamed kernel's tiles, tables and reduction, with the weights brought by cp.async
+// into a per-warp ring of kRingStages steps in shared memory instead of into registers two steps deep.
+// Opt-in until it has been run and measured on a GPU (written in session 25, when none could be had).
 //
 // Why. At 75% of the copy bandwidth an SM must take in ~9 bytes a clock. The streamed kernel held one
 // step (2 KB a warp) in flight while it computed the one before, and its SASS spent ~90 instructions
