@@ -547,6 +547,19 @@ __device__ __forceinline__ int gemv4_chunk(int t4) { return ((t4 & 1) << 1) | (t
 // addresses). Tried and no faster: L2 prefetch of the step 2, 4 or 8 ahead (no registers held);
 // 16-byte pair loads alone (64 bytes of a row per warp load instead of 32). Next: fewer steps
 // per byte (8 tiles a step, 2 blocks per SM) and the x fragments loaded once per step.
+// Copies the set's parts into `parts` (shared memory; every thread of the block calls it) and returns
+// the lookup of a group's part there.
+__device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const Gemv4Set& set) {
+  if (threadIdx.x == 0) parts[0] = set.p0;
+  if (threadIdx.x == 1) parts[1] = set.p1;
+  if (threadIdx.x == 2) parts[2] = set.p2;
+  __syncthreads();
+  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
+  return [&parts, first1, first2](uint32_t grp) -> const Gemv4Part& {
+    return parts[int(grp >= first1) + int(grp >= first2)];
+  };
+}
+
 template <bool M16, int kTiles, int kLoads, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
@@ -564,12 +577,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   // The parts in shared memory: a step reads its part's fields with a few LDS. part_of's selects on
   // the kernel parameter (run-time indexed constant loads) were ~40% of the instructions of a step.
   __shared__ Gemv4Part parts[3];
-  if (threadIdx.x == 0) parts[0] = set.p0;
-  if (threadIdx.x == 1) parts[1] = set.p1;
-  if (threadIdx.x == 2) parts[2] = set.p2;
-  __syncthreads();
-  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
-  const auto part = [&](uint32_t grp) -> const Gemv4Part& { return parts[int(grp >= first1) + int(grp >= first2)]; };
+  const auto part = gemv4_parts_in_smem(parts, set);
 
   // Step s: group blockIdx.x + (s / its) gridDim.x, this warp's tiles from ((s % its) warps + warp) kTiles.
   const auto load = [&](Step& st, uint32_t s) {
@@ -759,12 +767,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
   const uint32_t nsteps = mine * its;
   pdl_launch_dependents();  // see gemv4_mma_kernel
   __shared__ Gemv4Part parts[3];  // see gemv4_stream_kernel
-  if (threadIdx.x == 0) parts[0] = set.p0;
-  if (threadIdx.x == 1) parts[1] = set.p1;
-  if (threadIdx.x == 2) parts[2] = set.p2;
-  __syncthreads();
-  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
-  const auto part = [&](uint32_t grp) -> const Gemv4Part& { return parts[int(grp >= first1) + int(grp >= first2)]; };
+  const auto part = gemv4_parts_in_smem(parts, set);
   const auto tiles_of = [&](uint32_t it) {  // the step's first tile and tile count (0, 2 or 4): warp-uniform
     const uint32_t base = lo + T * it;
     return make_uint2(base, base < hi ? min(uint32_t(T), hi - base) : 0u);
