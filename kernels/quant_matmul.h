@@ -70,10 +70,10 @@ constexpr int kGemv4MaxShared = 3;
 QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws))
 // Which CUDA kernel the decode path runs: the streamed tensor-core one
 // (default), the ring one (its weights by cp.async through shared memory; for
-// the shapes it takes, else the streamed one; QT_GEMV4_RING=1 makes it the
-// default's choice), or the earlier ones kept for the kernel benchmark's
-// comparison and tests: the tensor-core one that loads in batches, the
-// CUDA-core one.
+// the shapes it takes, else the streamed one; measured slower at most shapes;
+// QT_GEMV4_RING=1 makes it the default's choice), or the earlier ones kept for
+// the kernel benchmark's comparison and tests: the tensor-core one that loads
+// in batches, the CUDA-core one.
 enum class Gemv4Kernel { TensorCore, TensorCoreRing, TensorCoreBatched, CudaCore };
 void set_gemv4_kernel(Gemv4Kernel k);
 Gemv4Kernel gemv4_kernel();

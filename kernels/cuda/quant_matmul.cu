@@ -702,7 +702,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
 // The ring GEMV (decode, M <= 16, double-quantized rows of 32 k-tiles or more in multiples of 4: see
 // gemv4_ring): the streamed kernel's tiles, tables and reduction, with the weights brought by cp.async
 // into a per-warp ring of kRingStages steps in shared memory instead of into registers two steps deep.
-// Opt-in until it has been run and measured on a GPU (written in session 25, when none could be had).
+// Opt-in: correct, and on an H100 slower than the streamed kernel at most shapes (M = 1: 4096 x 4096 5.6 ->
+// 6.8 us, 11008 x 4096 13.3 -> 13.9, 4096 x 11008 13.6 -> 14.8; faster only for the gate + up set, 25.0 ->
+// 24.0, and at M = 16). ncu: the HMMAs wait on x (with 222 KB of shared memory the L1 that holds x is
+// ~30 KB; L1 hit rate 39%) and the lookups queue on the shared-memory pipe; kernels/cuda/README.md.
 //
 // Why. At 75% of the copy bandwidth an SM must take in ~9 bytes a clock. The streamed kernel held one
 // step (2 KB a warp) in flight while it computed the one before, and its SASS spent ~90 instructions
@@ -1002,7 +1005,7 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
 
 // The ring kernel takes the plans of word-loaded steps of 4 or 8 tiles (rows of 32 k-tiles or more in
 // multiples of 4, double quant: LLaMA-7B's projections). It runs for Gemv4Kernel::TensorCoreRing, and for
-// the default TensorCore with QT_GEMV4_RING=1 (not yet the default: see the kernel's comment).
+// the default TensorCore with QT_GEMV4_RING=1 (not the default: measured slower, see the kernel's comment).
 bool gemv4_ring(Gemv4Plan plan) {
   static const bool env = [] {
     const char* e = std::getenv("QT_GEMV4_RING");
