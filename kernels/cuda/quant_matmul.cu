@@ -532,6 +532,19 @@ __device__ __forceinline__ void gemv4_unpair(uint4 v, int t4, uint2& lo, uint2& 
 }
 __device__ __forceinline__ int gemv4_chunk(int t4) { return ((t4 & 1) << 1) | (t4 >> 1); }
 
+// Copies the set's parts into `parts` (shared memory; every thread of the block calls it) and returns
+// the lookup of a group's part there.
+__device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const Gemv4Set& set) {
+  if (threadIdx.x == 0) parts[0] = set.p0;
+  if (threadIdx.x == 1) parts[1] = set.p1;
+  if (threadIdx.x == 2) parts[2] = set.p2;
+  __syncthreads();
+  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
+  return [&parts, first1, first2](uint32_t grp) -> const Gemv4Part& {
+    return parts[int(grp >= first1) + int(grp >= first2)];
+  };
+}
+
 // The streamed tensor-core GEMV: the same tiles, tables and reduction as gemv4_mma_kernel, with the
 // work of a block flattened into steps (group, k-range): a warp's step is kTiles adjacent k-tiles
 // (128 contiguous bytes of each of its rows at kTiles 4, a whole cache line per row), and the loads
@@ -547,19 +560,6 @@ __device__ __forceinline__ int gemv4_chunk(int t4) { return ((t4 & 1) << 1) | (t
 // addresses). Tried and no faster: L2 prefetch of the step 2, 4 or 8 ahead (no registers held);
 // 16-byte pair loads alone (64 bytes of a row per warp load instead of 32). Next: fewer steps
 // per byte (8 tiles a step, 2 blocks per SM) and the x fragments loaded once per step.
-// Copies the set's parts into `parts` (shared memory; every thread of the block calls it) and returns
-// the lookup of a group's part there.
-__device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const Gemv4Set& set) {
-  if (threadIdx.x == 0) parts[0] = set.p0;
-  if (threadIdx.x == 1) parts[1] = set.p1;
-  if (threadIdx.x == 2) parts[2] = set.p2;
-  __syncthreads();
-  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
-  return [&parts, first1, first2](uint32_t grp) -> const Gemv4Part& {
-    return parts[int(grp >= first1) + int(grp >= first2)];
-  };
-}
-
 template <bool M16, int kTiles, int kLoads, int kMinBlocks>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
@@ -939,8 +939,8 @@ int64_t pdl_max_bytes() {
 }
 
 template <class K>
-void allow_smem(K kernel) {  // in case the table and the partial sums outgrow the default 48 KB
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMmaSmem)));
+void allow_smem(K kernel, size_t bytes = kMmaSmem) {  // in case the table and the partial sums outgrow the default 48 KB
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 // Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
@@ -1020,10 +1020,7 @@ template <bool M16>
 void launch_gemv4_ring(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
   const auto kernel = gemv4_ring_kernel<M16>;
   static bool attrs = false;
-  if (!attrs) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kRingSmem)));
-    attrs = true;
-  }
+  if (!attrs) allow_smem(kernel, kRingSmem), attrs = true;
   const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(2) * Context::get().sm_count()));
   launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kRingSmem, set, x, M, map, cols);
 }

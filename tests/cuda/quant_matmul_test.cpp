@@ -112,32 +112,33 @@ TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
       {{300, quant::Code4::NF4, true}, {37, quant::Code4::NF4, false}, {64, quant::Code4::NF4, true}},
       {{1536, quant::Code4::NF4, true}, {1536, quant::Code4::NF4, true}},
       {{48, quant::Code4::NF4, true}, {80, quant::Code4::FP4, true}}};
-  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreRing})
-  for (const auto& set : sets) {
+  for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreRing}) {
     set_gemv4_kernel(k);
-    std::vector<Quant4Tensor> hw, dw;
-    for (const Part& p : set) {
-      hw.push_back(make4(p.rows, cols, p.code, p.dq, 60 + int(hw.size())));
-      dw.push_back(hw.back().to(Device::CUDA));
-    }
-    std::vector<const Quant4Tensor*> hp, dp;
-    for (size_t i = 0; i < set.size(); ++i) hp.push_back(&hw[i]), dp.push_back(&dw[i]);
-    for (int64_t M : {1, 3, 8, 9, 16}) {
-      SCOPED_TRACE(std::string(k == Gemv4Kernel::TensorCoreRing ? "ring, " : "") + std::to_string(set.size()) +
-                   " parts, " + std::to_string(set[0].rows) + " rows first, M " + std::to_string(M));
-      Pair x = randn_pair({M, cols}, 70 + uint64_t(M), DType::BF16);
-      std::vector<Tensor> yc, ys, y1;
+    for (const auto& set : sets) {
+      std::vector<Quant4Tensor> hw, dw;
       for (const Part& p : set) {
-        yc.push_back(Tensor::empty({M, p.rows}, DType::F32));
-        ys.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
-        y1.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
+        hw.push_back(make4(p.rows, cols, p.code, p.dq, 60 + int(hw.size())));
+        dw.push_back(hw.back().to(Device::CUDA));
       }
-      matmul_4bit_shared(yc, x.cpu, hp);
-      matmul_4bit_shared(ys, x.gpu, dp);
-      for (size_t i = 0; i < set.size(); ++i) {
-        matmul_4bit(y1[i], x.gpu, dw[i]);
-        EXPECT_EQ(ys[i].to(Device::CPU, DType::F32).to_vector(), y1[i].to(Device::CPU, DType::F32).to_vector()) << i;
-        EXPECT_CLOSE(ys[i], yc[i], kBf16Tol);
+      std::vector<const Quant4Tensor*> hp, dp;
+      for (size_t i = 0; i < set.size(); ++i) hp.push_back(&hw[i]), dp.push_back(&dw[i]);
+      for (int64_t M : {1, 3, 8, 9, 16}) {
+        SCOPED_TRACE(std::string(k == Gemv4Kernel::TensorCoreRing ? "ring, " : "") + std::to_string(set.size()) +
+                     " parts, " + std::to_string(set[0].rows) + " rows first, M " + std::to_string(M));
+        Pair x = randn_pair({M, cols}, 70 + uint64_t(M), DType::BF16);
+        std::vector<Tensor> yc, ys, y1;
+        for (const Part& p : set) {
+          yc.push_back(Tensor::empty({M, p.rows}, DType::F32));
+          ys.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
+          y1.push_back(Tensor::empty({M, p.rows}, DType::BF16, Device::CUDA));
+        }
+        matmul_4bit_shared(yc, x.cpu, hp);
+        matmul_4bit_shared(ys, x.gpu, dp);
+        for (size_t i = 0; i < set.size(); ++i) {
+          matmul_4bit(y1[i], x.gpu, dw[i]);
+          EXPECT_EQ(ys[i].to(Device::CPU, DType::F32).to_vector(), y1[i].to(Device::CPU, DType::F32).to_vector()) << i;
+          EXPECT_CLOSE(ys[i], yc[i], kBf16Tol);
+        }
       }
     }
   }
