@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -63,6 +64,57 @@ struct Row {
   const char* unit;  // "TFLOP/s" or "GB/s"
 };
 
+// Decode attention: one new query row per head against a KV cache of ctx
+// keys (capacity ctx + 64), at 192 keys (bench_decode's context) and at
+// 4096 (the split-over-blocks path). The cache stays in the L2 between the
+// graph's calls, so this is the kernel's latency more than DRAM bandwidth.
+void decode_attention_rows(std::vector<Row>& rows) {
+  const DType bf = DType::BF16;
+  struct DecodeShape {
+    const char* name;
+    int64_t B, Hq, Hkv, D;
+    int ctx;
+  };
+  for (const DecodeShape& s :
+       {DecodeShape{"smollm2-135m", 1, 9, 3, 64, 192}, DecodeShape{"smollm2-135m", 8, 9, 3, 64, 192},
+        DecodeShape{"llama-7b", 1, 32, 32, 128, 192}, DecodeShape{"llama-7b", 8, 32, 32, 128, 192},
+        DecodeShape{"smollm2-135m", 1, 9, 3, 64, 4096}, DecodeShape{"llama-7b", 1, 32, 32, 128, 4096}}) {
+    const int64_t cap = s.ctx + 64;
+    Tensor q = gpu_random({s.B, 1, s.Hq, s.D}, bf, 1, 20), o = Tensor::empty({s.B, 1, s.Hq, s.D}, bf, Device::CUDA);
+    Tensor kc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 21), vc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 22);
+    rows.push_back({std::string("attention decode ") + s.name + " B=" + std::to_string(s.B) + " ctx=" +
+                        std::to_string(s.ctx),
+                    graph_time_ms([&] { attention_cached(o, q, kc, vc, s.ctx - 1); }),
+                    2.0 * s.B * s.ctx * s.Hkv * s.D * 2, "GB/s"});  // K and V rows read once, BF16
+  }
+}
+
+// The table and the JSON file of the rows measured.
+int finish(const std::vector<Row>& rows, const json& anchors, const std::string& out_path) {
+  json out;
+  out["device"] = cuda_device_name();
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%MZ", std::gmtime(&now));
+  out["date"] = date;
+  out["anchor"] = "PyTorch " + anchors.value("_torch", std::string("")) + " (bench/kernels_torch.py), same GPU run";
+  out["rows"] = json::array();
+  std::printf("%-40s %10s %10s %8s %12s\n", "config", "qtrain ms", "torch ms", "ratio", "achieved");
+  for (const Row& r : rows) {
+    json row{{"config", r.config}, {"metric", "ms"}, {"qtrain", r.ms}};
+    double rate = r.work / (r.ms * 1e-3) / (r.unit[0] == 'T' ? 1e12 : 1e9);
+    row[r.unit[0] == 'T' ? "qtrain_tflops" : "qtrain_gbps"] = rate;
+    double anchor = anchors.contains(r.config) ? anchors[r.config].get<double>() : 0.0;
+    row["anchor"] = anchor > 0 ? json(anchor) : json(nullptr);
+    row["ratio"] = anchor > 0 ? json(anchor / r.ms) : json(nullptr);
+    out["rows"].push_back(row);
+    std::printf("%-40s %10.3f %10.3f %8.2f %8.1f %s\n", r.config.c_str(), r.ms, anchor, anchor > 0 ? anchor / r.ms : 0.0,
+                rate, r.unit);
+  }
+  if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +134,10 @@ int main(int argc, char** argv) {
     if (f) anchors = json::parse(f, nullptr, false);
   }
   std::vector<Row> rows;
+  if (std::getenv("QT_BENCH_DECODE_ATTN_ONLY")) {  // an A/B of the decode attention alone
+    decode_attention_rows(rows);
+    return finish(rows, anchors, out_path);
+  }
   const DType bf = DType::BF16, f32 = DType::F32;
   {
     Tensor a = gpu_random({8192, 1024}, bf, 1, 1), b = gpu_random({1024, 4096}, bf, 1, 2);
@@ -151,27 +207,7 @@ int main(int argc, char** argv) {
     }
     set_attention_impl(AttentionImpl::Auto);
   }
-  // Decode attention: one new query row per head against a KV cache of ctx
-  // keys (capacity ctx + 64), at 192 keys (bench_decode's context) and at
-  // 4096 (the split-over-blocks path). The cache stays in the L2 between the
-  // graph's calls, so this is the kernel's latency more than DRAM bandwidth.
-  struct DecodeShape {
-    const char* name;
-    int64_t B, Hq, Hkv, D;
-    int ctx;
-  };
-  for (const DecodeShape& s :
-       {DecodeShape{"smollm2-135m", 1, 9, 3, 64, 192}, DecodeShape{"smollm2-135m", 8, 9, 3, 64, 192},
-        DecodeShape{"llama-7b", 1, 32, 32, 128, 192}, DecodeShape{"llama-7b", 8, 32, 32, 128, 192},
-        DecodeShape{"smollm2-135m", 1, 9, 3, 64, 4096}, DecodeShape{"llama-7b", 1, 32, 32, 128, 4096}}) {
-    const int64_t cap = s.ctx + 64;
-    Tensor q = gpu_random({s.B, 1, s.Hq, s.D}, bf, 1, 20), o = Tensor::empty({s.B, 1, s.Hq, s.D}, bf, Device::CUDA);
-    Tensor kc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 21), vc = gpu_random({s.B, cap, s.Hkv, s.D}, bf, 1, 22);
-    rows.push_back({std::string("attention decode ") + s.name + " B=" + std::to_string(s.B) + " ctx=" +
-                        std::to_string(s.ctx),
-                    graph_time_ms([&] { attention_cached(o, q, kc, vc, s.ctx - 1); }),
-                    2.0 * s.B * s.ctx * s.Hkv * s.D * 2, "GB/s"});  // K and V rows read once, BF16
-  }
+  decode_attention_rows(rows);
   {
     const int64_t N = 8192, C = 1024, V = 50257;
     Tensor x = gpu_random({N, C}, bf, 1, 13), w = gpu_random({V, C}, bf, 0.02f, 14);
@@ -206,26 +242,5 @@ int main(int argc, char** argv) {
     rows.push_back({"adamw 16M params", time_ms([&] { adamw_step(p, g, m, v, hp); }), double(n) * 4 * 7, "GB/s"});
   }
 
-  json out;
-  out["device"] = cuda_device_name();
-  char date[32];
-  std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%MZ", std::gmtime(&now));
-  out["date"] = date;
-  out["anchor"] = "PyTorch " + anchors.value("_torch", std::string("")) + " (bench/kernels_torch.py), same GPU run";
-  out["rows"] = json::array();
-  std::printf("%-40s %10s %10s %8s %12s\n", "config", "qtrain ms", "torch ms", "ratio", "achieved");
-  for (const Row& r : rows) {
-    json row{{"config", r.config}, {"metric", "ms"}, {"qtrain", r.ms}};
-    double rate = r.work / (r.ms * 1e-3) / (r.unit[0] == 'T' ? 1e12 : 1e9);
-    row[r.unit[0] == 'T' ? "qtrain_tflops" : "qtrain_gbps"] = rate;
-    double anchor = anchors.contains(r.config) ? anchors[r.config].get<double>() : 0.0;
-    row["anchor"] = anchor > 0 ? json(anchor) : json(nullptr);
-    row["ratio"] = anchor > 0 ? json(anchor / r.ms) : json(nullptr);
-    out["rows"].push_back(row);
-    std::printf("%-40s %10.3f %10.3f %8.2f %8.1f %s\n", r.config.c_str(), r.ms, anchor, anchor > 0 ? anchor / r.ms : 0.0,
-                rate, r.unit);
-  }
-  if (!out_path.empty()) std::ofstream(out_path) << out.dump(1) << "\n";
-  return 0;
+  return finish(rows, anchors, out_path);
 }

@@ -48,6 +48,10 @@ constexpr int kMaxTile = 256;    // keys per tile: scores of a tile fit in share
 constexpr int kMaxGroup = 8;     // query heads per block (registers: q and the accumulators)
 // Splitting a row's keys pays only when each split has several tiles of its
 // own: the combine costs an L2 round trip, about what one tile does.
+// QT_ATTN_SPLIT_KEYS overrides it (a split's minimum keys, for measuring). 128,
+// 64 and 32 were slower than none at a 192-key context, even with 32 rows on
+// 132 SMs (LLaMA-7B batch 1: 7 -> 7-9 us; batch 8 9 -> 16; H100, session 26,
+// bench/results/decode_tried_not_kept_NVIDIA-H100_2026-12-07_s26.txt).
 constexpr int kMinSplitKeys = 512;
 constexpr int kMaxSplits = 32;
 constexpr float kLog2e = 1.4426950408889634f;
@@ -112,28 +116,57 @@ constexpr int kUnroll = !kVec ? 2 : (sizeof(T) == 4 ? 4 : 8) / (GB == kMaxGroup 
 template <class T, int GB, bool kVec>
 __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
     attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc, float* part, int* counters, int Tq,
-                            int Hq, int Hkv, int D, int Tc, int nsub, int S, int lpr_log2, int pos0,
+                            int Hq, int Hkv, int D, int Tc, int nsub, int S, int min_keys, int lpr_log2, int pos0,
                             const int32_t* pos_dev, float scale) {
   constexpr int kU = kUnroll<T, GB, kVec>;
-  pdl_entry();                   // decode-sized grids go with PDL (launch)
-  if (pos_dev) pos0 = *pos_dev;  // a replayed decode step
+  // A replayed decode step's position: a copy before the step's kernels, so it may be read before
+  // the PDL wait below.
+  if (pos_dev) pos0 = *pos_dev;
   const int row = blockIdx.x, split = blockIdx.y;
   const int sub = row % nsub, hk = row / nsub % Hkv, t = row / nsub / Hkv % Tq, b = row / nsub / Hkv / Tq;
   const int G = Hq / Hkv, h0 = hk * G + sub * GB, ng = min(GB, G - sub * GB);
   const int nk = pos0 + t + 1;  // causal: row t sees the cache up to its own position
 
-  // Tile geometry: R key rows of lpr lanes, U keys per thread.
-  const int lpr = 1 << lpr_log2, R = kThreads >> lpr_log2, U = min(kU, kMaxTile / R), KT = R * U;
-  // Split geometry from the run-time position: splits of whole tiles, each at
-  // least ~kMinSplitKeys, none empty; every block of the row agrees on it.
-  int active = min(S, (nk + kMinSplitKeys - 1) / kMinSplitKeys);
-  const int per = ((nk + active - 1) / active + KT - 1) / KT * KT;
+  // R key rows of lpr lanes a pass. Split geometry from the run-time position: splits of whole
+  // passes, each at least ~min_keys, none empty; every block of the row agrees on it.
+  const int lpr = 1 << lpr_log2, R = kThreads >> lpr_log2;
+  int active = min(S, (nk + min_keys - 1) / min_keys);
+  const int per = ((nk + active - 1) / active + R - 1) / R * R;
   active = (nk + per - 1) / per;
   if (split >= active) return;
   const int j0 = split * per, j1 = min(nk, j0 + per);
+  // Tiles of U keys per thread, no more than a split holds.
+  const int U = min(min(kU, kMaxTile / R), per / R), KT = R * U;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int c = tid & (lpr - 1), r = tid >> lpr_log2, d0 = c * kElems, nd = D - d0;
+
+  // 32-bit offsets within a batch row (the host checks Tc * Hkv * D fits):
+  // 16 prefetched keys' 64-bit addresses would take 64 registers.
+  const int row_stride = Hkv * D;
+  const T* kbase = kc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
+  const T* vbase = vc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
+  // This thread's keys of the tile at `base` below `lim` (zeros past it).
+  auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base, int lim) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int j = base + u * R + r;
+      dst[u].load(from + j * row_stride, u < U && j < lim ? nd : 0);
+    }
+  };
+  // The first tile's keys before pos0 were written by earlier steps, not by a kernel this one may
+  // overlap, so they load before the PDL wait (the launch latency of a decode step's attention is
+  // most of its time); the keys the step itself appended load after it.
+  Chunk<T, kVec> kr[kU], vr[kU];
+  load_tile(kr, kbase, j0, min(j1, pos0));
+  load_tile(vr, vbase, j0, min(j1, pos0));
+  pdl_entry();  // decode-sized grids go with PDL (launch)
+  if (pos0 < j1 && pos0 < j0 + KT)
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int j = j0 + u * R + r;
+      if (u < U && j >= pos0 && j < j1) kr[u].load(kbase + j * row_stride, nd), vr[u].load(vbase + j * row_stride, nd);
+    }
 
   // q pre-scaled into the log2 domain: scores feed exp2f.
   float qv[GB][kElems], acc[GB][kElems];
@@ -151,25 +184,9 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   __shared__ float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
   if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;  // read after the first tile's barrier
 
-  // 32-bit offsets within a batch row (the host checks Tc * Hkv * D fits):
-  // 16 prefetched keys' 64-bit addresses would take 64 registers.
-  const int row_stride = Hkv * D;
-  const T* kbase = kc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
-  const T* vbase = vc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
-  // This thread's keys of the tile at `base` (zeros past the range).
-  auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base) {
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int j = base + u * R + r;
-      dst[u].load(from + j * row_stride, u < U && j < j1 ? nd : 0);
-    }
-  };
   // Software pipelining: the next tile's K is requested as soon as this
   // tile's scores are made, its V once this tile's V is summed, so a block's
   // later tiles wait on the memory little or not at all.
-  Chunk<T, kVec> kr[kU], vr[kU];
-  load_tile(kr, kbase, j0);
-  load_tile(vr, vbase, j0);
   for (int base = j0; base < j1; base += KT) {
     // Phase 1: scores (the lanes of a key sum their parts; lane 0 writes).
 #pragma unroll
@@ -191,7 +208,7 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
 #pragma unroll
         for (int g = 0; g < GB; ++g) s_p[g][k] = base + k < j1 ? sc[g] : -INFINITY;
     }
-    if (base + KT < j1) load_tile(kr, kbase, base + KT);
+    if (base + KT < j1) load_tile(kr, kbase, base + KT, j1);
     __syncthreads();
     // Online softmax over tiles, one warp per head. The tile has a key in
     // range, so the new max is finite and exp2f(-inf) = 0 masks the rest.
@@ -227,7 +244,7 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
         for (int e = 0; e < kElems; ++e) acc[g][e] += p * vr[u][e];
       }
     }
-    if (base + KT < j1) load_tile(vr, vbase, base + KT);
+    if (base + KT < j1) load_tile(vr, vbase, base + KT, j1);
     __syncthreads();  // s_p is the next tile's
   }
 
@@ -366,8 +383,9 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
   // Splits only when the rows leave the GPU short of ~2 blocks per SM and the
   // cache can hold several kMinSplitKeys; sized from the capacity Tc (not the
   // position), so eager and replayed steps launch the same grid.
+  static const int min_keys = int(std::min<size_t>(env_size("QT_ATTN_SPLIT_KEYS", kMinSplitKeys), 1 << 20));
   const int64_t want = (2 * int64_t(Context::get().sm_count()) + rows - 1) / rows;
-  const int64_t fit = (Tc + kMinSplitKeys - 1) / kMinSplitKeys;
+  const int64_t fit = (Tc + min_keys - 1) / min_keys;
   const int S = int(std::max<int64_t>(1, std::min<int64_t>({want, fit, int64_t(kMaxSplits)})));
   SplitScratch ss{nullptr, nullptr};
   if (S > 1) ss = split_scratch(rows, S, GB, D);
@@ -382,7 +400,7 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
   launch_pdl(pdl_small(rows * S, GB == 1 ? 2 : 1), kernel, grid, dim3(kThreads), 0,
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), static_cast<const T*>(kc.raw()),
       static_cast<const T*>(vc.raw()), ss.part, ss.counters, int(Tq), int(Hq), int(Hkv), int(D), int(Tc), nsub, S,
-      lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));
+      min_keys, lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));
   CUDA_CHECK_LAUNCH("attention_cached");
 }
 

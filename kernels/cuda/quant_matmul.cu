@@ -301,13 +301,22 @@ __device__ __forceinline__ Gemv4Smem gemv4_smem(uint32_t* smem) {
   return {smem, dqmap, dqmap + 256};
 }
 
-__device__ void gemv4_build_tables(const Gemv4Set& set, const float* map, const Gemv4Smem& sm, float* code) {
+// This thread's entry of the dynamic map (double quant), loaded by the caller before anything else:
+// ncu of the streamed kernel (H100, session 26) found 13% of its stall samples on the map's store into
+// shared memory, waiting for this load, which then went out after the first step's weights.
+__device__ __forceinline__ float gemv4_map_entry(const Gemv4Set& set, const float* map) {
+  return set.any_dq && threadIdx.x < 256 ? __ldg(map + threadIdx.x) : 0.f;
+}
+
+// map_entry: gemv4_map_entry's value, stored after the pair table is built, so that its load's latency
+// hides behind the build; store_map false leaves it to the caller (gemv4_stage_x: after the PDL wait).
+__device__ void gemv4_build_tables(const Gemv4Set& set, float map_entry, const Gemv4Smem& sm, float* code,
+                                   bool store_map = true) {
   const int lane = threadIdx.x & 31;
   if (threadIdx.x == 0) {  // constant indices into the kernel parameter (see load_tables)
 #pragma unroll
     for (int i = 0; i < 16; ++i) code[i] = set.code[i];
   }
-  if (set.any_dq && threadIdx.x < 256) sm.dqmap[threadIdx.x] = map[threadIdx.x];
   __syncthreads();
   // Entry e = byte value; each 256-thread slice of the block writes its share of the 32 lane
   // copies. The rotation by lane keeps the stores conflict-free.
@@ -316,6 +325,7 @@ __device__ void gemv4_build_tables(const Gemv4Set& set, const float* map, const 
   const uint32_t v = bf16_bits(code[e >> 4]) | (bf16_bits(code[e & 15]) << 16);
 #pragma unroll 8
   for (int r = r0; r < r0 + kCopies; ++r) sm.pairs[e * kPairRowWords + ((r + lane) & 31)] = v;
+  if (store_map && set.any_dq && threadIdx.x < 256) sm.dqmap[threadIdx.x] = map_entry;
   __syncthreads();
 }
 
@@ -389,6 +399,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   const Gemv4Smem sm = gemv4_smem(smem);
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const float map_entry = gemv4_map_entry(set, map);  // first: see gemv4_map_entry
   const int64_t ktiles = cols / 64, groups = set.groups;
   // Launched with PDL (launch_gemv4_mma), this runs while the kernel before it
   // finishes, up to pdl_wait() below: the weight prefetch and the table touch
@@ -404,7 +415,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     for (int64_t off = int64_t(threadIdx.x) * 128; off < bytes; off += int64_t(blockDim.x) * 128)
       asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off));
   }
-  gemv4_build_tables(set, map, sm, code);
+  gemv4_build_tables(set, map_entry, sm, code);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
 
   // Index math is 32-bit offsets from the (uniform) base pointers: the
@@ -532,6 +543,48 @@ __device__ __forceinline__ void gemv4_unpair(uint4 v, int t4, uint2& lo, uint2& 
 }
 __device__ __forceinline__ int gemv4_chunk(int t4) { return ((t4 & 1) << 1) | (t4 >> 1); }
 
+// x in the pair table's unused upper row halves (the lookups read bytes 0..127 of each 256-byte row):
+// tile t of x row m (128 bytes) at row m ktiles + t, so it fits where M ktiles <= 256, which is LLaMA-7B's
+// products at M = 1 (4096 or 11008 columns: 8 / 22 KB). Why: ncu of the streamed kernel (H100, session
+// 26) put 13% of its stall samples on HMMAs waiting for x from global memory, the L1 hit rate at 34%
+// (the weight stream passes through L1 too). Every thread of the block calls it, after pdl_wait. The
+// dynamic map's entries are stored here too (gemv4_build_tables' store_map): with the table build alone
+// to hide its load, that store was still 9% of the stall samples.
+constexpr uint32_t kXSmemTiles = 256;
+// Staging costs a block an L2 round trip and a barrier, so it is used where a block reads x for 128
+// k-tiles or more (LLaMA-7B, M = 1: 4096 x 4096 alone, one group of 64 tiles a block, 5.45 -> 5.8 us
+// with it; q+k+v as one set 14.4 -> 12.2, down 13.7 -> 11.3; H100, session 26).
+bool gemv4_x_in_smem(int M, int64_t cols, int64_t groups, int64_t grid) {
+  static const bool on = [] {  // QT_GEMV4_XSMEM=0: x from global memory (for measuring)
+    const char* e = std::getenv("QT_GEMV4_XSMEM");
+    return !e || std::atoi(e) != 0;
+  }();
+  const int64_t ktiles = cols / 64, per_block = (groups + grid - 1) / grid;
+  return on && int64_t(M) * ktiles <= kXSmemTiles && per_block * ktiles >= 128;
+}
+
+__device__ __forceinline__ void gemv4_stage_x(char* smem, const bf16* x, int M, int64_t cols, const Gemv4Set& set,
+                                              float map_entry, float* dqmap) {
+  constexpr int kPer = kXSmemTiles * 128 / 16 / (kMmaWarps * 32);  // 16-byte pieces a thread at most
+  const uint32_t per_row = uint32_t(cols) / 8, pieces = uint32_t(M) * per_row, ktiles = uint32_t(cols) / 64;
+  const int4* src = reinterpret_cast<const int4*>(x);
+  int4 v[kPer];  // every load out before the first store: one L2 round trip, not kPer
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const uint32_t u = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
+    if (u < pieces) v[i] = __ldg(src + u);
+  }
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const uint32_t u = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
+    if (u >= pieces) break;
+    const uint32_t m = u / per_row, b = (u - m * per_row) * 16;  // byte b of row m
+    *reinterpret_cast<int4*>(smem + (((m * ktiles + (b >> 7)) << 8) + 128 + (b & 127))) = v[i];
+  }
+  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map_entry;
+  __syncthreads();
+}
+
 // Copies the set's parts into `parts` (shared memory; every thread of the block calls it) and returns
 // the lookup of a group's part there.
 __device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const Gemv4Set& set) {
@@ -560,7 +613,15 @@ __device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const
 // addresses). Tried and no faster: L2 prefetch of the step 2, 4 or 8 ahead (no registers held);
 // 16-byte pair loads alone (64 bytes of a row per warp load instead of 32). Next: fewer steps
 // per byte (8 tiles a step, 2 blocks per SM) and the x fragments loaded once per step.
-template <bool M16, int kTiles, int kLoads, int kMinBlocks>
+// Session 26 (H100, bench_quant_kernels against the session-start build in the same call, M = 1):
+// with x staged in shared memory (gemv4_stage_x), the dynamic map loaded first, and no division
+// or 64-bit address math per step: gate/up 13.4 -> 11.2 us (61.7 -> 73.7% of copy), down 13.8 ->
+// 11.6 (71%), the q+k+v set 14.3 -> 12.3, the gate+up set 25.1 -> 21.7; 4096 x 4096 alone 5.6 ->
+// 5.5 (56%: one 64-tile group a block, x from global memory). ncu (gate/up) before -> after: L1
+// hit rate 34 -> 13% (x no longer in it), issue 1.27 -> 1.49 per cycle, long-scoreboard stalls
+// 37 -> 20% of the samples; bench/results/gemv4_stream_ncu_NVIDIA-H100_2026-12-07_s26.txt.
+// kXSmem: x sits in shared memory, in the pair table's unused upper row halves (see gemv4_stage_x).
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, bool kXSmem = false>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
     gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
   constexpr int NB = M16 ? 2 : 1;
@@ -569,6 +630,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   const Gemv4Smem sm = gemv4_smem(smem);
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const float map_entry = gemv4_map_entry(set, map);  // first: see gemv4_map_entry
   const uint32_t ktiles = uint32_t(cols / 64), half_cols = uint32_t(cols / 2), groups = set.groups;
   const uint32_t its = (ktiles + kMmaWarps * kTiles - 1) / (kMmaWarps * kTiles);  // steps per group
   const uint32_t mine = blockIdx.x < groups ? (groups - 1 - blockIdx.x) / gridDim.x + 1 : 0;
@@ -579,9 +641,17 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   __shared__ Gemv4Part parts[3];
   const auto part = gemv4_parts_in_smem(parts, set);
 
-  // Step s: group blockIdx.x + (s / its) gridDim.x, this warp's tiles from ((s % its) warps + warp) kTiles.
-  const auto load = [&](Step& st, uint32_t s) {
-    const uint32_t grp = blockIdx.x + (s / its) * gridDim.x, base = ((s % its) * kMmaWarps + warp) * kTiles;
+  // Step s is (group blockIdx.x + (s / its) gridDim.x, it = s % its): this warp's tiles from
+  // (it warps + warp) kTiles. Walked by a cursor each for the loads and the computing (a 32-bit
+  // division per step was ~15 instructions).
+  struct Cursor {
+    uint32_t grp, it;
+  };
+  const auto next = [&](Cursor& c) {
+    if (++c.it == its) c.it = 0, c.grp += gridDim.x;
+  };
+  const auto load = [&](Step& st, Cursor c) {
+    const uint32_t grp = c.grp, base = (c.it * kMmaWarps + warp) * kTiles;
     if (base >= ktiles) return;  // warp-uniform: no tiles for this warp in this step
     const Gemv4Part& a = part(grp);
     const uint32_t n0 = (grp - a.first) * kMmaRows;
@@ -590,19 +660,19 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       const uint32_t n = n0 + 8 * r + g < a.rows ? n0 + 8 * r + g : a.rows - 1;  // rows past the end: never stored
       const uint32_t blk = n * ktiles + base;
       if constexpr (Step::kWide) {
-        const uint32_t poff = n * half_cols + 32 * base + 16 * t4;
+        // One 64-bit address a row, the pairs at immediate offsets from it.
+        const uint4* src = reinterpret_cast<const uint4*>(a.packed + (n * half_cols + 32 * base + 16 * t4));
 #pragma unroll
         for (int p = 0; p < kTiles / 2; ++p) {
           // This lane's 16 bytes are tile 2p + t4/2's (past a ragged row's end: zeros, never used).
           st.wp[p][r] = make_uint4(0, 0, 0, 0);
-          if (kLoads == kWordCodes || base + 2 * p + (t4 >> 1) < ktiles)
-            st.wp[p][r] = __ldcs(reinterpret_cast<const uint4*>(a.packed + (poff + 64 * p)));
+          if (kLoads == kWordCodes || base + 2 * p + (t4 >> 1) < ktiles) st.wp[p][r] = __ldcs(src + 4 * p);
         }
       } else {
-        const uint32_t woff = n * half_cols + 8 * t4;
+        const uint2* src = reinterpret_cast<const uint2*>(a.packed + (n * half_cols + 32 * base + 8 * t4));
 #pragma unroll
         for (int j = 0; j < kTiles; ++j)
-          if (base + j < ktiles) st.w[j][r] = __ldcs(reinterpret_cast<const uint2*>(a.packed + (woff + 32 * (base + j))));
+          if (kLoads == kWordCodes || base + j < ktiles) st.w[j][r] = __ldcs(src + 4 * j);
       }
       if constexpr (kLoads == kWordCodes) {
         load_codes<kTiles>(a.qabsmax + blk, st.qa[r]);
@@ -623,20 +693,25 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   };
 
   Step s0, s1;
+  Cursor cl{blockIdx.x, 0}, cc = cl;  // the next step to load, to compute
   // The first step's weights are frozen data: they may load before the previous kernel ends (PDL).
-  if (nsteps > 0) load(s0, 0);
-  gemv4_build_tables(set, map, sm, code);
+  if (nsteps > 0) load(s0, cl), next(cl);
+  gemv4_build_tables(set, map_entry, sm, code, !kXSmem);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
+  if constexpr (kXSmem) gemv4_stage_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap);
 
   const char* tab = reinterpret_cast<const char*>(sm.pairs);
   const uint32_t lane4 = 4u * lane;
+  // kXSmem: this lane's x fragment of the step's first tile in shared memory (tile j: 256 j further).
+  const char* const xsm0 = reinterpret_cast<const char*>(smem) + ((uint32_t(g) * ktiles) << 8) + 128 +
+                           32 * (Step::kWide ? gemv4_chunk(t4) : t4);
   uint32_t xoff[NB];  // this lane's B column: x row g (and g + 8)
 #pragma unroll
   for (int h = 0; h < NB; ++h) xoff[h] = uint32_t(g + 8 * h) * uint32_t(cols) + 16 * (Step::kWide ? gemv4_chunk(t4) : t4);
   float acc[NB][4] = {};
   int4 xv[NB][2] = {};  // see gemv4_load_x
-  const auto compute = [&](const Step& st, uint32_t s) {
-    const uint32_t grp = blockIdx.x + (s / its) * gridDim.x, it = s % its, base = (it * kMmaWarps + warp) * kTiles;
+  const auto compute = [&](const Step& st, Cursor c) {
+    const uint32_t grp = c.grp, it = c.it, base = (it * kMmaWarps + warp) * kTiles;
     const Gemv4Part& a = part(grp);
     const bf16* xs[NB];  // the step's first tile of x rows g (+ 8); tile j is 64 j further (an immediate offset)
 #pragma unroll
@@ -656,10 +731,18 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
         }
       }
       float c[NB][4];
-      const bf16* xt[NB];
+      if constexpr (kXSmem) {
+        static_assert(NB == 1, "x in shared memory: M <= 8");
+        if (g < M) {
+          const int4* xp = reinterpret_cast<const int4*>(xsm0 + (base << 8) + 256 * j);
+          xv[0][0] = xp[0], xv[0][1] = xp[1];
+        }
+      } else {
+        const bf16* xt[NB];
 #pragma unroll
-      for (int h = 0; h < NB; ++h) xt[h] = xs[h] + 64 * j;
-      gemv4_load_x<NB>(xv, xt, M, g);
+        for (int h = 0; h < NB; ++h) xt[h] = xs[h] + 64 * j;
+        gemv4_load_x<NB>(xv, xt, M, g);
+      }
       gemv4_tile<NB>(c, w[j % 2][0], w[j % 2][1], xv, tab, lane4);
       float sc[2];
 #pragma unroll
@@ -689,11 +772,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   };
   // Two steps in registers: the next one's loads in flight while this one computes.
   for (uint32_t s = 0; s < nsteps; s += 2) {
-    if (s + 1 < nsteps) load(s1, s + 1);
-    compute(s0, s);
+    if (s + 1 < nsteps) load(s1, cl), next(cl);
+    compute(s0, cc), next(cc);
     if (s + 1 < nsteps) {
-      if (s + 2 < nsteps) load(s0, s + 2);
-      compute(s1, s + 1);
+      if (s + 2 < nsteps) load(s0, cl), next(cl);
+      compute(s1, cc), next(cc);
     }
   }
 }
@@ -761,6 +844,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
   const Gemv4Smem sm{smem, reinterpret_cast<float*>(sbytes + kRingMap), reinterpret_cast<float*>(sbytes + kRingRed)};
   __shared__ float code[16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const float map_entry = gemv4_map_entry(set, map);  // first: see gemv4_map_entry
   const uint32_t ktiles = uint32_t(cols / 64), half_cols = uint32_t(cols / 2), groups = set.groups;
   // This warp's tiles of every group: [lo, hi), even bounds (ktiles is a multiple of 4), 4 a step.
   const uint32_t pairs = ktiles / 2, lo = 2 * (uint32_t(warp) * pairs / kMmaWarps),
@@ -828,7 +912,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
   enter(ld);
 #pragma unroll
   for (int st = 0; st < S; ++st) issue(st, ld), next(ld);  // frozen weights: before pdl_wait (PDL)
-  gemv4_build_tables(set, map, sm, code);
+  gemv4_build_tables(set, map_entry, sm, code);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
 
   const char* tab = reinterpret_cast<const char*>(sm.pairs);
@@ -945,9 +1029,9 @@ void allow_smem(K kernel, size_t bytes = kMmaSmem) {  // in case the table and t
 
 // Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
 // hold resources a block of this grid still waits for).
-template <bool M16, int kTiles, int kLoads, int kMinBlocks>
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, bool kXSmem = false>
 void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
-  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks>;
+  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks, kXSmem>;
   static bool attrs = false;
   if (!attrs) allow_smem(kernel), attrs = true;
   const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(kMinBlocks) * Context::get().sm_count()));
@@ -986,8 +1070,14 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
                              int64_t cols) {
   constexpr int B = M16 ? 2 : 3;
 #define QT_GO(T, L, MB) return launch_gemv4_stream<M16, T, L, MB>(pdl, set, x, M, map, cols)
-  if constexpr (!M16)
+  if constexpr (!M16) {
+    // x in shared memory where it fits the table's spare halves (LLaMA-7B at M = 1: 8 / 22 KB).
+    if (plan.loads == kWordCodes && (plan.tiles == 8 || plan.tiles == 4) &&
+        gemv4_x_in_smem(M, cols, set.groups, 2 * Context::get().sm_count()))
+      return plan.tiles == 8 ? launch_gemv4_stream<false, 8, kWordCodes, 2, true>(pdl, set, x, M, map, cols)
+                             : launch_gemv4_stream<false, 4, kWordCodes, 2, true>(pdl, set, x, M, map, cols);
     if (plan.tiles == 8) QT_GO(8, kWordCodes, 2);
+  }
   if (plan.tiles == 4) {
     if (plan.loads == kWordCodes) QT_GO(4, kWordCodes, 2);
     if (plan.loads == kF32Absmax) QT_GO(4, kF32Absmax, 2);

@@ -99,7 +99,9 @@ TEST(CudaQuant, Gemv4bitMatchesCpu) {
 // Products that share their input as one launch (matmul_4bit_shared: LLaMA's q/k/v and gate/up at
 // decode): each output is matmul_4bit's, bit for bit, and the CPU reference's within the GEMV's
 // tolerance. Parts of 300 / 37 / 64 rows (partial 16-row groups at the parts' seams), with and
-// without double quant in one set; NF4 + FP4 (different codes) takes the one-by-one path.
+// without double quant in one set; NF4 + FP4 (different codes) takes the one-by-one path. The two
+// 2400-row parts are 300 groups, over the 264 resident blocks of an H100/H200, so at M <= 4 the set
+// reads x from shared memory (gemv4_x_in_smem) where each part alone reads it from global memory.
 TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
   QT_SKIP_WITHOUT_GPU();
   const int64_t cols = 4096;
@@ -110,7 +112,7 @@ TEST(CudaQuant, Gemv4bitSharedInputEqualsEachProduct) {
   };
   const std::vector<std::vector<Part>> sets = {
       {{300, quant::Code4::NF4, true}, {37, quant::Code4::NF4, false}, {64, quant::Code4::NF4, true}},
-      {{1536, quant::Code4::NF4, true}, {1536, quant::Code4::NF4, true}},
+      {{2400, quant::Code4::NF4, true}, {2400, quant::Code4::NF4, true}},
       {{48, quant::Code4::NF4, true}, {80, quant::Code4::FP4, true}}};
   for (Gemv4Kernel k : {Gemv4Kernel::TensorCore, Gemv4Kernel::TensorCoreRing}) {
     set_gemv4_kernel(k);
