@@ -25,6 +25,11 @@ size_t env_size(const char* name, size_t default_value) {
 
 size_t env_mib(const char* name, size_t default_mib) { return env_size(name, default_mib) << 20; }
 
+bool env_flag(const char* name, bool default_value) {
+  const char* e = std::getenv(name);
+  return e ? std::atoi(e) != 0 : default_value;
+}
+
 Context& Context::get() {
   static Context ctx;
   return ctx;

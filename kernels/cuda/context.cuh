@@ -52,5 +52,8 @@ inline cudaStream_t stream() { return Context::get().stream(); }
 // Read by the caller once.
 size_t env_size(const char* name, size_t default_value);
 size_t env_mib(const char* name, size_t default_mib);
+// A switch from the environment, for measuring one kernel form against another: set, it is on unless
+// it reads as the integer 0; unset, the default. Read by the caller once.
+bool env_flag(const char* name, bool default_value);
 
 }  // namespace qtrain::cuda

@@ -7,7 +7,6 @@
 // Roofline: dequantization reads 0.5 (+1/64 absmax) bytes and writes 2 bytes
 // per weight, so it is bound by the BF16 write; the GEMV reads ~0.52 bytes per
 // weight once and is bound by DRAM bandwidth at M <= 16.
-#include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
@@ -555,10 +554,7 @@ constexpr uint32_t kXSmemTiles = 256;
 // k-tiles or more (LLaMA-7B, M = 1: 4096 x 4096 alone, one group of 64 tiles a block, 5.45 -> 5.8 us
 // with it; q+k+v as one set 14.4 -> 12.2, down 13.7 -> 11.3; H100, session 26).
 bool gemv4_x_in_smem(int M, int64_t cols, int64_t groups, int64_t grid) {
-  static const bool on = [] {  // QT_GEMV4_XSMEM=0: x from global memory (for measuring)
-    const char* e = std::getenv("QT_GEMV4_XSMEM");
-    return !e || std::atoi(e) != 0;
-  }();
+  static const bool on = env_flag("QT_GEMV4_XSMEM", true);  // 0: x from global memory (for measuring)
   const int64_t ktiles = cols / 64, per_block = (groups + grid - 1) / grid;
   return on && int64_t(M) * ktiles <= kXSmemTiles && per_block * ktiles >= 128;
 }
@@ -1055,10 +1051,7 @@ struct Gemv4Plan {
 Gemv4Plan gemv4_plan(int64_t cols, bool dq, const uint8_t* qabsmax, int M) {
   const int64_t ktiles = cols / 64;
   const auto words = [&](int t) { return dq && ktiles % t == 0 && reinterpret_cast<uintptr_t>(qabsmax) % t == 0; };
-  static const bool eight = [] {  // QT_GEMV4_TILES8=0: not 8 tiles a step (for measuring)
-    const char* e = std::getenv("QT_GEMV4_TILES8");
-    return !e || std::atoi(e) != 0;
-  }();
+  static const bool eight = env_flag("QT_GEMV4_TILES8", true);  // 0: not 8 tiles a step (for measuring)
   if (eight && M <= 8 && ktiles >= 8 * kMmaWarps && words(8)) return {8, kWordCodes};
   const int tiles = ktiles >= 4 * kMmaWarps ? 4 : ktiles >= 2 * kMmaWarps ? 2 : 1;
   if (!dq) return {tiles, kF32Absmax};
@@ -1097,10 +1090,7 @@ void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, cons
 // multiples of 4, double quant: LLaMA-7B's projections). It runs for Gemv4Kernel::TensorCoreRing, and for
 // the default TensorCore with QT_GEMV4_RING=1 (not the default: measured slower, see the kernel's comment).
 bool gemv4_ring(Gemv4Plan plan) {
-  static const bool env = [] {
-    const char* e = std::getenv("QT_GEMV4_RING");
-    return e && std::atoi(e) != 0;
-  }();
+  static const bool env = env_flag("QT_GEMV4_RING", false);
   const Gemv4Kernel k = qtrain::gemv4_kernel();
   return (k == Gemv4Kernel::TensorCoreRing || (k == Gemv4Kernel::TensorCore && env)) && plan.loads == kWordCodes &&
          plan.tiles >= kRingTiles;
