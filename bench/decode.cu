@@ -114,6 +114,9 @@ int main(int argc, char** argv) {
       // ms per new token with the step captured as a CUDA graph (what generate runs) and issued eagerly.
       double prefill = 0, per_token[2] = {0, 0};
       std::string status;
+      // FNV-1a of the greedy tokens of each mode's last round: a changed kernel that should give the same
+      // bits (QT_GEMV4_NORM=0 against the default, say) must give the same hash, graphs or not.
+      uint64_t tokens_hash[2] = {0, 0};
       for (int graphs = 1; graphs >= 0; --graphs) {
         m->set_decode_graphs(graphs == 1);
         for (int rep = 0; rep < 2; ++rep) {  // the first round warms the allocator, cuBLASLt and the graph
@@ -124,11 +127,16 @@ int main(int argc, char** argv) {
           if (graphs) prefill = secs(t0) * 1e3;
           std::vector<int32_t> next(static_cast<size_t>(B));
           t0 = Clock::now();
+          uint64_t h = 1469598103934665603ull;
           for (int s = 0; s < gen; ++s) {
-            for (int b = 0; b < B; ++b) next[size_t(b)] = argmax(logits.f32() + int64_t(b) * lm.config.vocab_size, lm.config.vocab_size);
+            for (int b = 0; b < B; ++b) {
+              next[size_t(b)] = argmax(logits.f32() + int64_t(b) * lm.config.vocab_size, lm.config.vocab_size);
+              h = (h ^ uint64_t(uint32_t(next[size_t(b)]))) * 1099511628211ull;
+            }
             logits = m->decode(next.data(), B, 1, c);
           }
           per_token[graphs] = secs(t0) * 1e3 / gen;
+          tokens_hash[graphs] = h;
           if (graphs) status = m->decode_graph_status();
         }
       }
@@ -156,12 +164,16 @@ int main(int argc, char** argv) {
           std::printf("    %7.1f/step %8.2f us  %-10s %.90s\n", double(ks[i].calls) / n, 1e3 * ks[i].total_ms / double(ks[i].calls),
                       ks[i].klass.c_str(), ks[i].name.c_str());
       }
-      std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %12.3f %8.0f%%  %s\n", model.c_str(), method.c_str(), B, prefill,
-                  per_token[1], per_token[0], roof_ms, 100.0 * roof_ms / per_token[1], status.c_str());
+      char hash_hex[20];
+      std::snprintf(hash_hex, sizeof hash_hex, "%016llx", static_cast<unsigned long long>(tokens_hash[1]));
+      std::printf("%-22s %-10s %5d %12.2f %12.3f %12.3f %12.3f %8.0f%%  %s tokens %s%s\n", model.c_str(), method.c_str(), B, prefill,
+                  per_token[1], per_token[0], roof_ms, 100.0 * roof_ms / per_token[1], status.c_str(), hash_hex,
+                  tokens_hash[0] == tokens_hash[1] ? "" : " (eager differs)");
       rows.push_back({{"model", model}, {"method", method}, {"lora_r", lora_r}, {"batch", B}, {"prompt", prompt}, {"new_tokens", gen},
                       {"prefill_ms", prefill}, {"ms_per_token", per_token[1]}, {"ms_per_token_eager", per_token[0]},
                       {"graph_status", status}, {"weight_bytes", weight_bytes}, {"roofline_ms", roof_ms},
-                      {"fraction_of_roofline", roof_ms / per_token[1]}});
+                      {"fraction_of_roofline", roof_ms / per_token[1]}, {"tokens_fnv1a", hash_hex},
+                      {"tokens_eager_equal", tokens_hash[0] == tokens_hash[1]}});
     }
   }
   nlohmann::json j = {{"device", cuda_device_name()}, {"copy_bandwidth_GBps", bw / 1e9}, {"rows", rows}};

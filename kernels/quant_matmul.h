@@ -68,6 +68,33 @@ constexpr int64_t kGemv4MaxRows = 16;
 // matmul_4bit per weight.
 constexpr int kGemv4MaxShared = 3;
 QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws))
+
+// A decode layer's residual add and RMSNorm with the product set that reads the norm (LLaMA's q/k/v
+// after the previous layer, gate/up after attention):
+//   h = rmsnorm(x + r) * w, ys[i] = h W_i^T   (r undefined: h = rmsnorm(x) * w).
+// h [N, C] and rstd [N] are written as add_rmsnorm_forward (rmsnorm_forward) writes them, ys as
+// matmul_4bit_shared does. Returns the tensor holding x + r (each sum rounded to x's dtype, as
+// add_inplace stores it): x itself, added in place, where the norm runs first and then the products
+// (the CPU reference; CUDA in general), or a new tensor where the CUDA GEMV makes h in its staging of
+// x into shared memory (one launch instead of two; x cannot be written while other blocks of it read
+// x). The same bits either way.
+Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
+// LLaMA's SwiGLU with the down projection that reads it: s = silu(gate) * up, ys[i] = s W_i^T. s is
+// written as swiglu_forward writes it, ys as matmul_4bit_shared does; on CUDA one launch where the
+// GEMV stages its input in shared memory (each block makes s there), else the two ops. The same bits.
+void swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
+                               const std::vector<const Quant4Tensor*>& ws);
+#ifdef QTRAIN_HAS_CUDA
+namespace cuda {
+// The one launch where it applies (the result as above); an undefined tensor / false, with nothing
+// done, elsewhere.
+Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
+bool swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
+                               const std::vector<const Quant4Tensor*>& ws);
+}  // namespace cuda
+#endif
 // Which CUDA kernel the decode path runs: the streamed tensor-core one
 // (default), the ring one (its weights by cp.async through shared memory; for
 // the shapes it takes, else the streamed one; measured slower at most shapes;
@@ -77,5 +104,13 @@ QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const 
 enum class Gemv4Kernel { TensorCore, TensorCoreRing, TensorCoreBatched, CudaCore };
 void set_gemv4_kernel(Gemv4Kernel k);
 Gemv4Kernel gemv4_kernel();
+// Which ops in front of a decode product set the 4-bit GEMV may run inside its own launch
+// (add_rmsnorm_matmul_4bit_shared, swiglu_matmul_4bit_shared): both by default; QT_GEMV4_NORM=0 /
+// QT_GEMV4_SWIGLU=0 in the environment turn one off. Off, the op is always its own kernel (tests, measuring).
+struct Gemv4InputOps {
+  bool rmsnorm = true, swiglu = true;
+};
+void set_gemv4_input_ops(Gemv4InputOps ops);
+Gemv4InputOps gemv4_input_ops();
 
 }  // namespace qtrain

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "kernels/activation.h"
 #include "kernels/matmul.h"
+#include "kernels/norm.h"
 #include "kernels/lora_decode.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/ternary.h"
@@ -59,13 +61,58 @@ void Linear::finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_s
 
 void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
                             const std::vector<uint64_t>& dropout_seeds) {
+  forward_shared_from(ls, ys, x, nullptr, train, dropout_seeds);
+}
+
+Tensor Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
+                              bool train, const std::vector<uint64_t>& dropout_seeds) {
+  return forward_shared_from(ls, ys, op.x, &op, train, dropout_seeds);
+}
+
+Linear::InputOp Linear::rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps) {
+  InputOp op;
+  op.x = h;
+  op.alone = [=] {
+    if (r.defined())
+      add_rmsnorm_forward(h, rstd, x, r, w, eps);
+    else
+      rmsnorm_forward(h, rstd, x, w, eps);
+    return x;
+  };
+  op.with_products = [=](const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws) {
+    const int64_t C = x.size(-1), n = x.numel() / C;
+    return add_rmsnorm_matmul_4bit_shared(ys, h.view({n, C}), rstd, x.view({n, C}), r.defined() ? r.view({n, C}) : Tensor(),
+                                          w, eps, ws);
+  };
+  return op;
+}
+
+Linear::InputOp Linear::swiglu_input(Tensor s, Tensor gate, Tensor up) {
+  InputOp op;
+  op.x = s;
+  op.alone = [=] {
+    swiglu_forward(s, gate, up);
+    return s;
+  };
+  op.with_products = [=](const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws) {
+    const int64_t C = s.size(-1), n = s.numel() / C;
+    swiglu_matmul_4bit_shared(ys, s.view({n, C}), gate.view({n, C}), up.view({n, C}), ws);
+    return s;
+  };
+  return op;
+}
+
+Tensor Linear::forward_shared_from(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x,
+                                   const InputOp* op, bool train, const std::vector<uint64_t>& dropout_seeds) {
   QT_CHECK(!ls.empty() && ls.size() == ys.size() && ls.size() == dropout_seeds.size(),
            "Linear::forward_shared: one output and seed per layer");
   const int64_t in = ls[0]->in_, n = x.numel() / in;
+  const auto make_alone = [&] { return op ? op->alone() : Tensor(); };
   for (const Linear* l : ls)
     if (l->in_ != in || (l->adapter_ && l->adapter_->scales_input())) {  // each its own input: one by one
+      const Tensor made = make_alone();
       for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(ys[i], x, train, dropout_seeds[i]);
-      return;
+      return made;
     }
   const Tensor x2 = x.view({n, in});
   std::vector<Tensor> y2;
@@ -75,6 +122,8 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   for (const Linear* l : ls)
     if (const Quant4Tensor* q = ls.size() <= size_t(kGemv4MaxShared) ? l->weight_->as_4bit_gemv(x2) : nullptr)
       qs.push_back(q);
+  Tensor made;
+  if (qs.size() != ls.size()) made = make_alone();
   // The bias with the base product where forward would put it there (the dense GEMM's epilogue).
   std::vector<char> bias_done(ls.size(), 0);
   // W2A8 bases (BitNet) with one SubLN setting: x's int8 rows made once for all of them.
@@ -82,7 +131,9 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
   if (const TernaryWeight* t0 = ls[0]->weight_->as_w2a8())
     for (const Linear* l : ls)
       if (const TernaryWeight* t = l->weight_->as_w2a8(); t && t->subln() == t0->subln()) ts.push_back(t);
-  if (qs.size() == ls.size()) {
+  if (qs.size() == ls.size() && op) {
+    made = op->with_products(y2, qs);
+  } else if (qs.size() == ls.size()) {
     matmul_4bit_shared(y2, x2, qs);
   } else if (ls.size() > 1 && ts.size() == ls.size()) {
     const Q8Rows act = Q8Rows::empty(n, in, x2.device());
@@ -123,6 +174,7 @@ void Linear::forward_shared(const std::vector<Linear*>& ls, const std::vector<Te
     }
   }
   if (shared) lora_decode_shared(y2, x2, as, bs, scales);
+  return made;
 }
 
 void Linear::save_for_backward(Tensor x, bool train, uint64_t dropout_seed) {

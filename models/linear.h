@@ -52,6 +52,25 @@ class Linear {
   // set through forward one by one.
   static void forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
                              const std::vector<uint64_t>& dropout_seeds);
+  // The set's input x made by an op right before it (a LLaMA layer's residual add and RMSNorm in front
+  // of q/k/v and gate/up, its SwiGLU in front of down), which a 4-bit decode GEMV set can run inside
+  // its own launch. `alone` runs the op by itself; `with_products` runs it with the base products
+  // ys[i] = x W_i^T (add_rmsnorm_matmul_4bit_shared, swiglu_matmul_4bit_shared). Each returns what
+  // forward_shared hands back (the norm: the tensor holding the residual sum).
+  struct InputOp {
+    Tensor x;
+    std::function<Tensor()> alone;
+    std::function<Tensor(const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws)> with_products;
+  };
+  // h = rmsnorm(x + r) * w into h [N, in] and rstd [N] (r undefined: rmsnorm(x) * w); hands back the
+  // tensor holding x + r: x, added in place, or a new one (add_rmsnorm_matmul_4bit_shared).
+  static InputOp rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps);
+  // s = silu(gate) * up; hands back s.
+  static InputOp swiglu_input(Tensor s, Tensor gate, Tensor up);
+  // forward_shared of op.x, made first: by the GEMV's launch where every base is a 4-bit GEMV at it,
+  // otherwise by op.alone.
+  static Tensor forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
+                               bool train, const std::vector<uint64_t>& dropout_seeds);
   // forward's saved state without y (and without the base product): for a
   // gradient-checkpoint recompute of a projection whose output is not needed.
   void save_for_backward(Tensor x, bool train, uint64_t dropout_seed);
@@ -68,6 +87,9 @@ class Linear {
   // forward past the base product: the bias unless it went in with it, and the adapter, in the
   // order the adapter wants.
   void finish_forward(Tensor y2, Tensor x2, bool train, uint64_t dropout_seed, bool bias_done);
+  // Both forward_shared: x made by `op` first where it is set (its result returned).
+  static Tensor forward_shared_from(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x,
+                                    const InputOp* op, bool train, const std::vector<uint64_t>& dropout_seeds);
   std::string name_;
   int64_t in_, out_;
   bool has_bias_;

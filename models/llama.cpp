@@ -3,6 +3,7 @@
 // untied or tied lm_head.
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "kernels/activation.h"
 #include "kernels/attention.h"
@@ -78,10 +79,13 @@ class LlamaModel : public Model {
     auto act = [&](int64_t cols) { return Tensor::empty({N, cols}, act_dtype_, dev); };
     a.h1 = act(C);
     a.rstd1 = Tensor::empty({N}, DType::F32, dev);
-    norm_with_pending(a.h1, a.rstd1, x, b.ln1->value);
     a.q = act(Hq * Dh), a.k = act(Hkv * Dh), a.v = act(Hkv * Dh);
-    Linear::forward_shared({b.q, b.k, b.v}, {a.q, a.k, a.v}, a.h1, train,
-                           {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
+    // h1 = rmsnorm(x + the previous layer's pending residual, when a decode step left one); the
+    // residual stream from here on is `resid` (x itself, or the sum's own tensor where the 4-bit GEMV
+    // made the norm: Linear::rmsnorm_input).
+    const Tensor resid = Linear::forward_shared(
+        {b.q, b.k, b.v}, {a.q, a.k, a.v}, Linear::rmsnorm_input(a.h1, a.rstd1, x, take_pending(), b.ln1->value, cfg_.norm_eps),
+        train, {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
     if (gemm_only) a.h1 = Tensor();
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
     a.att = act(Hq * Dh);
@@ -92,17 +96,19 @@ class LlamaModel : public Model {
     Linear::forward_shared({b.o}, {a.x2}, a.att, train, {dropout_seed(l, 3)});
     a.h2 = act(C);
     a.rstd2 = Tensor::empty({N}, DType::F32, dev);
-    add_rmsnorm_forward(a.h2, a.rstd2, a.x2, x, b.ln2->value, cfg_.norm_eps);  // x2 += x, then its norm
     a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
-    Linear::forward_shared({b.gate, b.up}, {a.gate, a.up}, a.h2, train, {dropout_seed(l, 4), dropout_seed(l, 5)});
+    // x2 += resid, then its norm h2 (x2 then names the sum, wherever it went).
+    a.x2 = Linear::forward_shared({b.gate, b.up}, {a.gate, a.up},
+                                  Linear::rmsnorm_input(a.h2, a.rstd2, a.x2, resid, b.ln2->value, cfg_.norm_eps), train,
+                                  {dropout_seed(l, 4), dropout_seed(l, 5)});
     if (gemm_only) a.h2 = Tensor();
     a.s = act(cfg_.d_ff);
-    swiglu_forward(a.s, a.gate, a.up);
     if (mode_ == ForwardMode::Recompute) {
+      swiglu_forward(a.s, a.gate, a.up);
       b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
       return;
     }
-    Linear::forward_shared({b.down}, {out}, a.s, train, {dropout_seed(l, 6)});
+    Linear::forward_shared({b.down}, {out}, Linear::swiglu_input(a.s, a.gate, a.up), train, {dropout_seed(l, 6)});
     // A one-token decode step leaves out += x2 to the next norm (pending_residual_): one launch less.
     static const bool defer = [] {  // QT_DECODE_DEFER_ADD=0: the add as its own launch (for measuring)
       const char* e = std::getenv("QT_DECODE_DEFER_ADD");
@@ -166,9 +172,9 @@ class LlamaModel : public Model {
   // rmsnorm of x, after x += the previous layer's pending residual (decode steps) when there is one.
   void norm_with_pending(Tensor out, Tensor rstd, Tensor x, Tensor w) {
     if (!pending_residual_.defined()) return rmsnorm_forward(out, rstd, x, w, cfg_.norm_eps);
-    add_rmsnorm_forward(out, rstd, x, pending_residual_, w, cfg_.norm_eps);
-    pending_residual_ = Tensor();
+    add_rmsnorm_forward(out, rstd, x, take_pending(), w, cfg_.norm_eps);
   }
+  Tensor take_pending() { return std::exchange(pending_residual_, Tensor()); }
 
   struct Block {
     WeightSlot *ln1, *ln2;

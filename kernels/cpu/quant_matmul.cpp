@@ -2,10 +2,14 @@
 // reference of each op, which the CUDA twins must reproduce.
 #include "kernels/quant_matmul.h"
 
+#include <cstdlib>
+
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 #include "kernels/op_checks.h"
+#include "kernels/activation.h"
 #include "kernels/matmul.h"
+#include "kernels/norm.h"
 #include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
 
@@ -147,9 +151,16 @@ void int8_matmul(Tensor y, Tensor x, const Int8Tensor& w, float threshold) {
 
 namespace {
 Gemv4Kernel g_gemv4_kernel = Gemv4Kernel::TensorCore;
+bool env_on(const char* name) {  // unset or anything but 0
+  const char* e = std::getenv(name);
+  return !(e && *e && std::atoi(e) == 0);
 }
+Gemv4InputOps g_gemv4_input_ops{env_on("QT_GEMV4_NORM"), env_on("QT_GEMV4_SWIGLU")};
+}  // namespace
 void set_gemv4_kernel(Gemv4Kernel k) { g_gemv4_kernel = k; }
 Gemv4Kernel gemv4_kernel() { return g_gemv4_kernel; }
+void set_gemv4_input_ops(Gemv4InputOps ops) { g_gemv4_input_ops = ops; }
+Gemv4InputOps gemv4_input_ops() { return g_gemv4_input_ops; }
 
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
   // One 16-byte load = 32 elements of one absmax block, rows starting on such a load.
@@ -166,17 +177,62 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
   gemm(y, x, dense, false, true);
 }
 
-void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+namespace {
+void check_shared(const std::vector<Tensor>& ys, const Tensor& x, const std::vector<const Quant4Tensor*>& ws,
+                  const std::string& what) {
   QT_CHECK(!ws.empty() && ws.size() == ys.size() && ws.size() <= size_t(kGemv4MaxShared),
-           "matmul_4bit_shared: 1 to " + std::to_string(kGemv4MaxShared) + " weights, one output each (got " +
+           what + ": 1 to " + std::to_string(kGemv4MaxShared) + " weights, one output each (got " +
                std::to_string(ws.size()) + " weights, " + std::to_string(ys.size()) + " outputs)");
   for (size_t i = 0; i < ws.size(); ++i) {
-    QT_CHECK(ws[i] && ws[i]->cols == ws[0]->cols, "matmul_4bit_shared: the weights must share their input width");
-    check_product(ys[i], x, ws[i]->rows, ws[i]->cols, "matmul_4bit_shared");
-    check_weight_on(*ws[i], x, "matmul_4bit_shared");
+    QT_CHECK(ws[i] && ws[i]->cols == ws[0]->cols, what + ": the weights must share their input width");
+    check_product(ys[i], x, ws[i]->rows, ws[i]->cols, what.c_str());
+    check_weight_on(*ws[i], x, what.c_str());
   }
+}
+}  // namespace
+
+void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+  check_shared(ys, x, ws, "matmul_4bit_shared");
   QT_DISPATCH_CUDA(x, matmul_4bit_shared, ys, x, ws);
   for (size_t i = 0; i < ws.size(); ++i) matmul_4bit(ys[i], x, *ws[i]);
+}
+
+Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
+  const char* what = "add_rmsnorm_matmul_4bit_shared";
+  QT_CHECK(x.defined() && x.ndim() == 2, std::string(what) + ": x must be [N, C], got " +
+                                             (x.defined() ? shape_str(x.shape()) : std::string("undefined")));
+  check_like(h, x, (std::string(what) + " h").c_str());
+  if (r.defined()) check_like(r, x, (std::string(what) + " r").c_str());
+  check_len(rstd, x, x.size(0), (std::string(what) + " rstd").c_str());
+  check_len(w, x, x.size(1), (std::string(what) + " w").c_str());
+  check_shared(ys, x, ws, what);
+#ifdef QTRAIN_HAS_CUDA
+  if (x.is_cuda()) {
+    if (Tensor sum = cuda::add_rmsnorm_matmul_4bit_shared(ys, h, rstd, x, r, w, eps, ws); sum.defined()) return sum;
+  }
+#endif
+  if (r.defined())
+    add_rmsnorm_forward(h, rstd, x, r, w, eps);
+  else
+    rmsnorm_forward(h, rstd, x, w, eps);
+  matmul_4bit_shared(ys, h, ws);
+  return x;
+}
+
+void swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
+                               const std::vector<const Quant4Tensor*>& ws) {
+  const char* what = "swiglu_matmul_4bit_shared";
+  QT_CHECK(gate.defined() && gate.ndim() == 2, std::string(what) + ": gate must be [N, C], got " +
+                                                   (gate.defined() ? shape_str(gate.shape()) : std::string("undefined")));
+  check_like(up, gate, (std::string(what) + " up").c_str());
+  check_like(s, gate, (std::string(what) + " s").c_str());
+  check_shared(ys, gate, ws, what);
+#ifdef QTRAIN_HAS_CUDA
+  if (gate.is_cuda() && cuda::swiglu_matmul_4bit_shared(ys, s, gate, up, ws)) return;
+#endif
+  swiglu_forward(s, gate, up);
+  matmul_4bit_shared(ys, s, ws);
 }
 
 }  // namespace qtrain

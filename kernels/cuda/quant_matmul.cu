@@ -10,6 +10,8 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
+#include "kernels/cuda/swiglu.cuh"
+#include "kernels/cuda/vec.cuh"
 #include "kernels/device.h"
 #include "kernels/cuda/context.cuh"
 #include "kernels/matmul.h"
@@ -581,6 +583,128 @@ __device__ __forceinline__ void gemv4_stage_x(char* smem, const bf16* x, int M, 
   __syncthreads();
 }
 
+// The product's input made in the staging by the op that would otherwise run as its own kernel right
+// before the GEMV (a decode layer's residual add and RMSNorm before q+k+v and gate+up, its SwiGLU
+// before down: 3.5 and 1.6 us a LLaMA-7B layer's kernel, and a launch each). Every block makes the
+// whole input for itself; block 0 also stores it (and the norm's rstd and sum), for the ops that read
+// them later: an unmerged adapter reads the input, the next residual add the sum.
+// (Named without "norm": kernel_class would file the GEMV, whose demangled name holds it, as a norm.)
+struct Gemv4MadeX {
+  const bf16* b;  // RMSNorm: the residual r added to x (nullptr: none); SwiGLU: up (x is gate)
+  FloatPtr w;     // RMSNorm: its weight, BF16 or F32 [cols]
+  bf16* h;        // the made input [M, cols], stored by block 0
+  bf16* sum;      // RMSNorm with r: x + r
+  float* rstd;    // RMSNorm: [M]
+  float eps;
+};
+// Where the streamed kernel's x comes from (its kX parameter): global memory, or staged into shared
+// memory (gemv4_stage_x) as it is or as made by an op (gemv4_stage_rms_x, gemv4_stage_swiglu_x).
+enum : int { kXGlobal = 0, kXShared = 1, kXRmsNorm = 2, kXSwiglu = 3 };
+constexpr int kNormPieces = 4;  // 16-byte pieces of a row a thread: rows of up to 8192 values
+
+// A thread's 8 norm weights of the 16-byte piece at value c (the conversions are exact: w.ld's values).
+__device__ __forceinline__ void gemv4_norm_weights(const FloatPtr& w, uint32_t c, float (&f)[8]) {
+  if (w.t == DType::BF16) {
+    bf16x8_to_f32(__ldg(reinterpret_cast<const int4*>(static_cast<const bf16*>(w.p) + c)), f);
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = w.ld(c + k);
+  }
+}
+
+// h = rmsnorm(x + r) * w (add_rmsnorm_matmul_4bit_shared). Each block sums and normalizes x's M rows
+// in norm.cu's row kernel's order (a thread's 16-byte pieces j * 256 + tid of a row, squares summed
+// over j then the 8 values, then block_sum), so h and rstd are that kernel's bits.
+__device__ __forceinline__ void gemv4_stage_rms_x(char* smem, const bf16* x, int M, int64_t cols,
+                                                  const Gemv4Set& set, float map_entry, float* dqmap,
+                                                  const Gemv4MadeX& nrm) {
+  __shared__ float red[32];
+  const uint32_t per_row = uint32_t(cols) / 8, ktiles = uint32_t(cols) / 64, tid = threadIdx.x;
+  const bool writer = blockIdx.x == 0;
+  for (int m = 0; m < M; ++m) {
+    const uint32_t row0 = uint32_t(m) * per_row;  // the row's first piece
+    int4 xv[kNormPieces], rv[kNormPieces];
+#pragma unroll
+    for (int j = 0; j < kNormPieces; ++j) {
+      const uint32_t u = uint32_t(j) * kMmaWarps * 32 + tid;
+      if (u >= per_row) break;
+      xv[j] = __ldg(reinterpret_cast<const int4*>(x) + row0 + u);
+      if (nrm.b) rv[j] = __ldg(reinterpret_cast<const int4*>(nrm.b) + row0 + u);
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < kNormPieces; ++j) {
+      const uint32_t u = uint32_t(j) * kMmaWarps * 32 + tid;
+      if (u >= per_row) break;
+      float f[8];
+      bf16x8_to_f32(xv[j], f);
+      if (nrm.b) {  // each sum rounded to BF16, as add_inplace stores it (Vec::add_rounded)
+        float g[8];
+        bf16x8_to_f32(rv[j], g);
+        uint32_t wd[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) wd[k] = bf16_bits(f[2 * k] + g[2 * k]) | bf16_bits(f[2 * k + 1] + g[2 * k + 1]) << 16;
+        xv[j] = make_int4(int(wd[0]), int(wd[1]), int(wd[2]), int(wd[3]));
+        bf16x8_to_f32(xv[j], f);
+        if (writer) reinterpret_cast<int4*>(nrm.sum)[row0 + u] = xv[j];
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) ss += f[k] * f[k];
+    }
+    const float rstd = rsqrtf(block_sum(ss, red) / float(cols) + nrm.eps);
+    if (writer && tid == 0) nrm.rstd[m] = rstd;
+#pragma unroll
+    for (int j = 0; j < kNormPieces; ++j) {
+      const uint32_t u = uint32_t(j) * kMmaWarps * 32 + tid;
+      if (u >= per_row) break;
+      float f[8], w[8];
+      bf16x8_to_f32(xv[j], f);
+      gemv4_norm_weights(nrm.w, u * 8, w);
+      uint32_t wd[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) wd[k] = bf16_bits(f[2 * k] * rstd * w[2 * k]) | bf16_bits(f[2 * k + 1] * rstd * w[2 * k + 1]) << 16;
+      const int4 hv = make_int4(int(wd[0]), int(wd[1]), int(wd[2]), int(wd[3]));
+      const uint32_t b = u * 16;  // byte b of row m: gemv4_stage_x's layout
+      *reinterpret_cast<int4*>(smem + (((uint32_t(m) * ktiles + (b >> 7)) << 8) + 128 + (b & 127))) = hv;
+      if (writer) reinterpret_cast<int4*>(nrm.h)[row0 + u] = hv;
+    }
+  }
+  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map_entry;
+  __syncthreads();
+}
+
+// s = silu(gate) * up (swiglu_matmul_4bit_shared; x is gate), each value as swiglu_forward makes it.
+__device__ __forceinline__ void gemv4_stage_swiglu_x(char* smem, const bf16* gate, int M, int64_t cols,
+                                                     const Gemv4Set& set, float map_entry, float* dqmap,
+                                                     const Gemv4MadeX& made) {
+  constexpr int kPer = kXSmemTiles * 128 / 16 / (kMmaWarps * 32);  // 16-byte pieces a thread at most
+  const uint32_t per_row = uint32_t(cols) / 8, pieces = uint32_t(M) * per_row, ktiles = uint32_t(cols) / 64;
+  const bool writer = blockIdx.x == 0;
+  int4 g[kPer], u[kPer];  // every load out before the first use: one L2 round trip
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const uint32_t p = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
+    if (p < pieces) g[i] = __ldg(reinterpret_cast<const int4*>(gate) + p), u[i] = __ldg(reinterpret_cast<const int4*>(made.b) + p);
+  }
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const uint32_t p = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
+    if (p >= pieces) break;
+    float gf[8], uf[8];
+    bf16x8_to_f32(g[i], gf);
+    bf16x8_to_f32(u[i], uf);
+    uint32_t wd[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) wd[k] = bf16_bits(swiglu_value(gf[2 * k], uf[2 * k])) | bf16_bits(swiglu_value(gf[2 * k + 1], uf[2 * k + 1])) << 16;
+    const int4 sv = make_int4(int(wd[0]), int(wd[1]), int(wd[2]), int(wd[3]));
+    const uint32_t m = p / per_row, b = (p - m * per_row) * 16;  // byte b of row m
+    *reinterpret_cast<int4*>(smem + (((m * ktiles + (b >> 7)) << 8) + 128 + (b & 127))) = sv;
+    if (writer) reinterpret_cast<int4*>(made.h)[p] = sv;
+  }
+  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map_entry;
+  __syncthreads();
+}
+
 // Copies the set's parts into `parts` (shared memory; every thread of the block calls it) and returns
 // the lookup of a group's part there.
 __device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const Gemv4Set& set) {
@@ -616,10 +740,12 @@ __device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const
 // 5.5 (56%: one 64-tile group a block, x from global memory). ncu (gate/up) before -> after: L1
 // hit rate 34 -> 13% (x no longer in it), issue 1.27 -> 1.49 per cycle, long-scoreboard stalls
 // 37 -> 20% of the samples; bench/results/gemv4_stream_ncu_NVIDIA-H100_2026-12-07_s26.txt.
-// kXSmem: x sits in shared memory, in the pair table's unused upper row halves (see gemv4_stage_x).
-template <bool M16, int kTiles, int kLoads, int kMinBlocks, bool kXSmem = false>
+// kX: where x comes from (kXGlobal ...): past kXGlobal it sits in shared memory, in the pair table's
+// unused upper row halves (see gemv4_stage_x), as it is or as made by an op (Gemv4MadeX).
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
-    gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols) {
+    gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols, Gemv4MadeX made) {
+  constexpr bool kXSmem = kX != kXGlobal;
   constexpr int NB = M16 ? 2 : 1;
   using Step = Gemv4Step<kTiles, kLoads>;
   extern __shared__ uint32_t smem[];
@@ -694,7 +820,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   if (nsteps > 0) load(s0, cl), next(cl);
   gemv4_build_tables(set, map_entry, sm, code, !kXSmem);
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
-  if constexpr (kXSmem) gemv4_stage_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap);
+  if constexpr (kX == kXRmsNorm)
+    gemv4_stage_rms_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap, made);
+  else if constexpr (kX == kXSwiglu)
+    gemv4_stage_swiglu_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap, made);
+  else if constexpr (kXSmem)
+    gemv4_stage_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap);
 
   const char* tab = reinterpret_cast<const char*>(sm.pairs);
   const uint32_t lane4 = 4u * lane;
@@ -1025,13 +1156,14 @@ void allow_smem(K kernel, size_t bytes = kMmaSmem) {  // in case the table and t
 
 // Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
 // hold resources a block of this grid still waits for).
-template <bool M16, int kTiles, int kLoads, int kMinBlocks, bool kXSmem = false>
-void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols) {
-  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks, kXSmem>;
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal>
+void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols,
+                         const Gemv4MadeX& made = {}) {
+  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks, kX>;
   static bool attrs = false;
   if (!attrs) allow_smem(kernel), attrs = true;
   const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(kMinBlocks) * Context::get().sm_count()));
-  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols);
+  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols, made);
 }
 
 // How the streamed kernel runs one weight at M x rows: a function of the weight alone (its width,
@@ -1058,17 +1190,22 @@ Gemv4Plan gemv4_plan(int64_t cols, bool dq, const uint8_t* qabsmax, int M) {
   return {tiles, tiles > 1 && words(tiles) ? kWordCodes : kPerTile};
 }
 
+// Whether the streamed kernel runs with x in shared memory, where it fits the table's spare halves
+// (LLaMA-7B at M = 1: 8 / 22 KB): word-loaded codes of 8 or 4 tiles a step at M <= 8.
+bool gemv4_stages_x(Gemv4Plan plan, int M, int64_t cols, int64_t groups) {
+  return M <= 8 && plan.loads == kWordCodes && (plan.tiles == 8 || plan.tiles == 4) &&
+         gemv4_x_in_smem(M, cols, groups, 2 * Context::get().sm_count());
+}
+
 template <bool M16>
 void launch_gemv4_stream_for(bool pdl, const Gemv4Set& set, Gemv4Plan plan, const bf16* x, int M, const float* map,
                              int64_t cols) {
   constexpr int B = M16 ? 2 : 3;
 #define QT_GO(T, L, MB) return launch_gemv4_stream<M16, T, L, MB>(pdl, set, x, M, map, cols)
   if constexpr (!M16) {
-    // x in shared memory where it fits the table's spare halves (LLaMA-7B at M = 1: 8 / 22 KB).
-    if (plan.loads == kWordCodes && (plan.tiles == 8 || plan.tiles == 4) &&
-        gemv4_x_in_smem(M, cols, set.groups, 2 * Context::get().sm_count()))
-      return plan.tiles == 8 ? launch_gemv4_stream<false, 8, kWordCodes, 2, true>(pdl, set, x, M, map, cols)
-                             : launch_gemv4_stream<false, 4, kWordCodes, 2, true>(pdl, set, x, M, map, cols);
+    if (gemv4_stages_x(plan, M, cols, set.groups))
+      return plan.tiles == 8 ? launch_gemv4_stream<false, 8, kWordCodes, 2, kXShared>(pdl, set, x, M, map, cols)
+                             : launch_gemv4_stream<false, 4, kWordCodes, 2, kXShared>(pdl, set, x, M, map, cols);
     if (plan.tiles == 8) QT_GO(8, kWordCodes, 2);
   }
   if (plan.tiles == 4) {
@@ -1171,12 +1308,12 @@ bool gemv4_mma_takes(const Tensor& x, const Quant4Tensor& w) {
          qtrain::gemv4_kernel() != Gemv4Kernel::CudaCore && w.rows * w.cols < (int64_t(1) << 32);
 }
 
-// ys[i] = x W_i^T for a set of weights the tensor-core GEMV takes, with the same codes: one launch.
-void launch_gemv4_set(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+// The launch's view of a set of weights the tensor-core GEMV takes, with the same codes; bytes: theirs.
+Gemv4Set gemv4_set(const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws, int64_t& bytes) {
   Gemv4Set set{};
   Gemv4Part* parts[3] = {&set.p0, &set.p1, &set.p2};
   set.p1.first = set.p2.first = UINT32_MAX;
-  int64_t bytes = 0;
+  bytes = 0;
   for (size_t i = 0; i < ws.size(); ++i) {
     const Q4View a = ws[i]->view();
     *parts[i] = Gemv4Part{a.packed, a.absmax, a.qabsmax, a.absmax2, fptr(ys[i], "matmul_4bit y"), a.offset,
@@ -1186,10 +1323,28 @@ void launch_gemv4_set(const std::vector<Tensor>& ys, Tensor x, const std::vector
     bytes += int64_t(ws[i]->bytes());
     if (i == 0) std::copy(a.code, a.code + 16, set.code);
   }
+  return set;
+}
+
+// ys[i] = x W_i^T for such a set: one launch.
+void launch_gemv4_set(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_set(ys, ws, bytes);
   const int64_t cols = ws[0]->cols;
   const int M = int(x.numel() / cols);
   const Gemv4Plan plan = gemv4_plan(cols, set.p0.dq, set.p0.qabsmax, M);  // every part's (matmul_4bit_shared)
   launch_gemv4_mma(set, plan, static_cast<const bf16*>(x.raw()), M, device_dynamic_map(), cols, bytes);
+}
+
+// Whether the weights run as one set launch at this x (matmul_4bit_shared's test): each takes the
+// tensor-core GEMV, with the same codes and the same plan.
+bool gemv4_one_launch(const Tensor& x, const std::vector<const Quant4Tensor*>& ws) {
+  bool one = x.numel() > 0 && !ws.empty() && ws.size() <= size_t(kGemv4MaxShared);
+  const int M = one ? int(x.numel() / ws[0]->cols) : 0;
+  const auto plan = [&](const Quant4Tensor& w) { const Q4View v = w.view(); return gemv4_plan(w.cols, v.dq, v.qabsmax, M); };
+  for (const Quant4Tensor* w : ws)
+    one = one && gemv4_mma_takes(x, *w) && w->code == ws[0]->code && plan(*w) == plan(*ws[0]);
+  return one;
 }
 
 }  // namespace
@@ -1251,17 +1406,75 @@ void matmul_4bit(Tensor y, Tensor x, const Quant4Tensor& w) {
 // One launch for the set when every weight takes the tensor-core GEMV with the same codes; one product
 // after the other otherwise (the same kernel per group either way: the same bits).
 void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vector<const Quant4Tensor*>& ws) {
-  bool one = x.numel() > 0 && ws.size() <= size_t(kGemv4MaxShared);
-  const int M = x.numel() > 0 && !ws.empty() ? int(x.numel() / ws[0]->cols) : 0;
-  const auto plan = [&](const Quant4Tensor& w) { const Q4View v = w.view(); return gemv4_plan(w.cols, v.dq, v.qabsmax, M); };
-  for (const Quant4Tensor* w : ws)
-    one = one && gemv4_mma_takes(x, *w) && w->code == ws[0]->code && plan(*w) == plan(*ws[0]);
-  if (!one) {
+  if (!gemv4_one_launch(x, ws)) {
     for (size_t i = 0; i < ws.size(); ++i) cuda::matmul_4bit(ys[i], x, *ws[i]);
     return;
   }
   launch_gemv4_set(ys, x, ws);
   CUDA_CHECK_LAUNCH("matmul_4bit_shared");
+}
+
+namespace {
+
+// The launch that makes x (kX kXRmsNorm or kXSwiglu) where the set is one launch of the streamed
+// kernel with x in shared memory (LLaMA-7B's q+k+v, gate+up and down at M = 1, and up to 4 at 4096
+// columns): the made x, row by row, staged where gemv4_stage_x would put it. False, with nothing
+// launched, elsewhere; and where set_gemv4_input_ops (QT_GEMV4_NORM=0 / QT_GEMV4_SWIGLU=0) turned the
+// op off: then it runs as its own kernel, for measuring.
+template <int kX>
+bool launch_gemv4_making_x(const std::vector<Tensor>& ys, const Tensor& x, const std::vector<const Quant4Tensor*>& ws,
+                           const Gemv4MadeX& made) {
+  const Gemv4Kernel k = qtrain::gemv4_kernel();
+  if ((k != Gemv4Kernel::TensorCore && k != Gemv4Kernel::TensorCoreRing) || !gemv4_one_launch(x, ws)) return false;
+  const int64_t cols = ws[0]->cols;
+  const int M = int(x.numel() / cols);
+  const Q4View v0 = ws[0]->view();
+  const Gemv4Plan plan = gemv4_plan(cols, v0.dq, v0.qabsmax, M);
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_set(ys, ws, bytes);
+  if (gemv4_ring(plan) || !gemv4_stages_x(plan, M, cols, set.groups)) return false;
+  const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
+  const bf16* px = static_cast<const bf16*>(x.raw());
+  if (plan.tiles == 8)
+    launch_gemv4_stream<false, 8, kWordCodes, 2, kX>(pdl, set, px, M, device_dynamic_map(), cols, made);
+  else
+    launch_gemv4_stream<false, 4, kWordCodes, 2, kX>(pdl, set, px, M, device_dynamic_map(), cols, made);
+  return true;
+}
+
+bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
+
+}  // namespace
+
+Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
+  if (!qtrain::gemv4_input_ops().rmsnorm || x.size(-1) > int64_t(kNormPieces) * 8 * kMmaWarps * 32 ||
+      h.dtype() != DType::BF16 || (r.defined() && r.dtype() != DType::BF16) || rstd.dtype() != DType::F32 ||
+      (w.dtype() != DType::BF16 && w.dtype() != DType::F32) || !aligned16(h) || !aligned16(r) || !aligned16(w))
+    return Tensor();
+  // The sum goes to a tensor of its own: other blocks still read x and r while block 0 writes it.
+  Tensor sum = r.defined() ? Tensor::empty(x.shape(), DType::BF16, Device::CUDA) : x;
+  const Gemv4MadeX made{r.defined() ? static_cast<const bf16*>(r.raw()) : nullptr,
+                        fptr(w, "add_rmsnorm_matmul_4bit_shared w"),
+                        static_cast<bf16*>(h.raw()),
+                        r.defined() ? static_cast<bf16*>(sum.raw()) : nullptr,
+                        rstd.f32(),
+                        eps};
+  if (!launch_gemv4_making_x<kXRmsNorm>(ys, x, ws, made)) return Tensor();
+  CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_shared");
+  return sum;
+}
+
+bool swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
+                               const std::vector<const Quant4Tensor*>& ws) {
+  if (!qtrain::gemv4_input_ops().swiglu || s.dtype() != DType::BF16 || up.dtype() != DType::BF16 ||
+      !aligned16(s) || !aligned16(up))
+    return false;
+  const Gemv4MadeX made{static_cast<const bf16*>(up.raw()), FloatPtr{nullptr, DType::F32},
+                        static_cast<bf16*>(s.raw()), nullptr, nullptr, 0.f};
+  if (!launch_gemv4_making_x<kXSwiglu>(ys, gate, ws, made)) return false;
+  CUDA_CHECK_LAUNCH("swiglu_matmul_4bit_shared");
+  return true;
 }
 
 }  // namespace qtrain::cuda
