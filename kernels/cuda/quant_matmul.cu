@@ -602,10 +602,11 @@ struct Gemv4MadeX {
 enum : int { kXGlobal = 0, kXShared = 1, kXRmsNorm = 2, kXSwiglu = 3 };
 constexpr int kNormPieces = 4;  // 16-byte pieces of a row a thread: rows of up to 8192 values
 
-// A thread's 8 norm weights of the 16-byte piece at value c (the conversions are exact: w.ld's values).
-__device__ __forceinline__ void gemv4_norm_weights(const FloatPtr& w, uint32_t c, float (&f)[8]) {
+// A thread's 8 norm weights of the 16-byte piece at value c (the conversions are exact: w.ld's values):
+// from wv, loaded beside x where the weight is BF16, else one by one.
+__device__ __forceinline__ void gemv4_norm_weights(const FloatPtr& w, const int4& wv, uint32_t c, float (&f)[8]) {
   if (w.t == DType::BF16) {
-    bf16x8_to_f32(__ldg(reinterpret_cast<const int4*>(static_cast<const bf16*>(w.p) + c)), f);
+    bf16x8_to_f32(wv, f);
   } else {
 #pragma unroll
     for (int k = 0; k < 8; ++k) f[k] = w.ld(c + k);
@@ -623,13 +624,14 @@ __device__ __forceinline__ void gemv4_stage_rms_x(char* smem, const bf16* x, int
   const bool writer = blockIdx.x == 0;
   for (int m = 0; m < M; ++m) {
     const uint32_t row0 = uint32_t(m) * per_row;  // the row's first piece
-    int4 xv[kNormPieces], rv[kNormPieces];
+    int4 xv[kNormPieces], rv[kNormPieces], wv[kNormPieces];  // all loads out at once: one round trip
 #pragma unroll
     for (int j = 0; j < kNormPieces; ++j) {
       const uint32_t u = uint32_t(j) * kMmaWarps * 32 + tid;
       if (u >= per_row) break;
       xv[j] = __ldg(reinterpret_cast<const int4*>(x) + row0 + u);
       if (nrm.b) rv[j] = __ldg(reinterpret_cast<const int4*>(nrm.b) + row0 + u);
+      if (nrm.w.t == DType::BF16) wv[j] = __ldg(reinterpret_cast<const int4*>(nrm.w.p) + u);
     }
     float ss = 0.f;
 #pragma unroll
@@ -659,7 +661,7 @@ __device__ __forceinline__ void gemv4_stage_rms_x(char* smem, const bf16* x, int
       if (u >= per_row) break;
       float f[8], w[8];
       bf16x8_to_f32(xv[j], f);
-      gemv4_norm_weights(nrm.w, u * 8, w);
+      gemv4_norm_weights(nrm.w, wv[j], u * 8, w);
       uint32_t wd[4];
 #pragma unroll
       for (int k = 0; k < 4; ++k) wd[k] = bf16_bits(f[2 * k] * rstd * w[2 * k]) | bf16_bits(f[2 * k + 1] * rstd * w[2 * k + 1]) << 16;
