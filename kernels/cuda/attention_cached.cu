@@ -167,9 +167,9 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   // This thread's keys of the tile at `base` below `lim` (zeros past it).
   __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
   __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
-  __shared__ __align__(16) float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
+  __shared__ float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
   // kRope: the new rows' K (rotated) and V, [2][kRopeMaxTq][D], in s_red until the sum over warps; a
-  // tile reads rows j >= pos0 there with its 16-byte loads (generic loads reach shared memory).
+  // tile reads rows j >= pos0 there (generic loads reach shared memory).
   static_assert(sizeof(s_red) >= 2 * kRopeMaxTq * kMaxLanes * kElems * sizeof(bf16), "the new rows fit s_red");
   T* const s_new = reinterpret_cast<T*>(&s_red[0][0][0]);
   auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base, int lim) {
