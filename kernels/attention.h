@@ -48,17 +48,8 @@ QT_OP(void, attention_backward, (Tensor dq, Tensor dk, Tensor dv, Tensor dout, T
 void attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv);
 void attention_backward_qkv(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse);
 
-// A LLaMA decode step's attention after its prompt: rope_append_kv(q, k, v, kc, vc, theta, pos), then
-// attention_cached(out, q, kc, vc, pos), the same bits. On CUDA one launch where the kernel can
-// (BF16, a power-of-two head dim of 16 to 256, pos > 0): each block rotates its q rows and the new keys
-// in registers, and the cache rows of the new positions are written by the kernel for later steps. q
-// and k are then left unrotated (two ops: rotated in place); a decode step reads neither again.
-void attention_cached_rope(Tensor out, Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos);
-
 #ifdef QTRAIN_HAS_CUDA
 namespace cuda {
-// The one launch: true when it ran; false (nothing done) where the kernel cannot.
-bool attention_cached_rope(Tensor out, Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos);
 // cuDNN on the packed layout: true when it ran; false when the caller must split
 // (--attention own, no cuDNN, F32 tensors, or no plan for the shape).
 bool attention_forward_qkv(Tensor out, Tensor lse, Tensor qkv);

@@ -36,8 +36,6 @@ void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, 
   KvCache& c = *cache_;
   // Append this pass's keys and values at positions pos_ .. pos_ + T_ - 1 of every row.
   Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
-  // Past the prompt, RoPE, the append and the attention as one op (one launch on the GPU).
-  if (rope_theta > 0.f && pos_.first > 0) return attention_cached_rope(out, q, k, v, kc, vc, rope_theta, pos_);
   if (rope_theta > 0.f) {
     rope_append_kv(q, k, v, kc, vc, rope_theta, pos_);
   } else {

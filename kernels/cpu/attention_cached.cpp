@@ -9,43 +9,23 @@
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 #include "kernels/op_checks.h"
-#include "kernels/rope.h"
 
 namespace qtrain {
 
-namespace {
-// The shape and position checks both backends need run before the dispatch; the CUDA twin adds only
-// its head-dim limit.
-void check_cached(const Tensor& out, const Tensor& q, const Tensor& kc, const Tensor& vc, SeqPos pos,
-                  const std::string& what) {
-  QT_CHECK(q.defined() && kc.defined() && q.ndim() == 4 && kc.ndim() == 4, what + ": q and the caches must be [B,T,H,D]");
-  const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
-  QT_CHECK(Hkv > 0 && Hq % Hkv == 0,
-           what + ": Hq " + std::to_string(Hq) + " is not a multiple of the cache's " + std::to_string(Hkv) + " heads");
-  QT_CHECK(pos.first >= 0 && pos.first + Tq <= Tc && (!pos.dev || pos.limit <= Tc),
-           what + ": positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(Tq))) +
-               " exceed the cache's " + std::to_string(Tc));
-  check_shaped(kc, q, {B, Tc, Hkv, D}, (what + " k cache").c_str());
-  check_shaped(vc, q, {B, Tc, Hkv, D}, (what + " v cache").c_str());
-  check_like(out, q, (what + " out").c_str());
-}
-}  // namespace
-
-void attention_cached_rope(Tensor out, Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos) {
-  check_cached(out, q, kc, vc, pos, "attention_cached_rope");
-  const Shape kv{q.size(0), q.size(1), kc.size(2), q.size(3)};
-  check_shaped(k, q, kv, "attention_cached_rope k");
-  check_shaped(v, q, kv, "attention_cached_rope v");
-#ifdef QTRAIN_HAS_CUDA
-  if (q.is_cuda() && cuda::attention_cached_rope(out, q, k, v, kc, vc, theta, pos)) return;
-#endif
-  rope_append_kv(q, k, v, kc, vc, theta, pos);
-  attention_cached(out, q, kc, vc, pos);
-}
-
+// The shape and position checks both backends need run here, before the
+// dispatch; the CUDA twin adds only its head-dim limit.
 void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
-  check_cached(out, q, kc, vc, pos, "attention_cached");
+  QT_CHECK(q.defined() && kc.defined() && q.ndim() == 4 && kc.ndim() == 4,
+           "attention_cached: q and the caches must be [B,T,H,D]");
   const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
+  QT_CHECK(Hkv > 0 && Hq % Hkv == 0, "attention_cached: Hq " + std::to_string(Hq) + " is not a multiple of the cache's " +
+                                         std::to_string(Hkv) + " heads");
+  QT_CHECK(pos.first >= 0 && pos.first + Tq <= Tc && (!pos.dev || pos.limit <= Tc),
+           "attention_cached: positions " + std::to_string(pos.first) + ".." + std::to_string(pos.extent(int(Tq))) +
+               " exceed the cache's " + std::to_string(Tc));
+  check_shaped(kc, q, {B, Tc, Hkv, D}, "attention_cached k cache");
+  check_shaped(vc, q, {B, Tc, Hkv, D}, "attention_cached v cache");
+  check_like(out, q, "attention_cached out");
   QT_DISPATCH_CUDA(q, attention_cached, out, q, kc, vc, pos);
   QT_CHECK(!pos.dev, "attention_cached: a device position on the CPU");
   const int64_t pos0 = pos.first;

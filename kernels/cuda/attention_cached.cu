@@ -36,7 +36,6 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
-#include "kernels/cuda/rope.cuh"
 #include "kernels/attention.h"
 
 namespace qtrain::cuda {
@@ -114,28 +113,11 @@ constexpr int kUnroll = !kVec ? 2 : (sizeof(T) == 4 ? 4 : 8) / (GB == kMaxGroup 
 // Two blocks per SM for one head per block (<= 128 registers, no spills): multi-head attention at batch 8
 // (LLaMA-7B: 256 rows) is two waves at one block per SM (139 registers for BF16, one head),
 // 20.5 us per layer against 9.3 at batch 1 (bench_decode, H200, 2026-12-04).
-// The step's new keys and values where the kernel appends them itself (kRope: attention_cached_rope,
-// one launch instead of rope_append_kv's and this one's): rows [B, Tq, Hkv, D] at positions pos0 + t,
-// k not yet rotated. Each block rotates its q rows and the new keys it sees with the RoPE table
-// (rope.cuh's rotate, rounded to BF16 as rope.cu stores them) into shared memory, where its tiles read
-// the new rows instead of the cache; one block per kv head (the last query row's, sub 0, last split)
-// writes the rotated keys and the values to the cache for later steps. No block of the launch reads
-// those cache rows, so nothing waits on the writes.
-constexpr int kRopeMaxTq = 8;  // new rows a launch (their K and V fill s_red's 8 KB at D 256)
-struct NewKv {
-  const bf16* k;
-  const bf16* v;
-  bf16* kc;
-  bf16* vc;
-  const float2* table;  // rope_table: (cos, sin) at [pos][i < D / 2]
-};
-
-template <class T, int GB, bool kVec, bool kRope = false>
+template <class T, int GB, bool kVec>
 __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
     attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc, float* part, int* counters, int Tq,
                             int Hq, int Hkv, int D, int Tc, int nsub, int S, int min_keys, int lpr_log2, int pos0,
-                            const int32_t* pos_dev, float scale, NewKv nkv) {
-  static_assert(!kRope || (std::is_same_v<T, bf16> && kVec), "RoPE inside: BF16 rows of kElems-wide chunks");
+                            const int32_t* pos_dev, float scale) {
   constexpr int kU = kUnroll<T, GB, kVec>;
   // A replayed decode step's position: a copy before the step's kernels, so it may be read before
   // the PDL wait below.
@@ -165,21 +147,11 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   const T* kbase = kc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
   const T* vbase = vc + (int64_t(b) * Tc * Hkv + hk) * D + d0;
   // This thread's keys of the tile at `base` below `lim` (zeros past it).
-  __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
-  __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
-  __shared__ float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
-  // kRope: the new rows' K (rotated) and V, [2][kRopeMaxTq][D], in s_red until the sum over warps; a
-  // tile reads rows j >= pos0 there (generic loads reach shared memory).
-  static_assert(sizeof(s_red) >= 2 * kRopeMaxTq * kMaxLanes * kElems * sizeof(bf16), "the new rows fit s_red");
-  T* const s_new = reinterpret_cast<T*>(&s_red[0][0][0]);
   auto load_tile = [&](Chunk<T, kVec>(&dst)[kU], const T* from, int base, int lim) {
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int j = base + u * R + r;
-      const T* src = from + j * row_stride;
-      if constexpr (kRope)
-        if (j >= pos0) src = s_new + ((from == kbase ? 0 : kRopeMaxTq) + (j - pos0)) * D + d0;
-      dst[u].load(src, u < U && j < lim ? nd : 0);
+      dst[u].load(from + j * row_stride, u < U && j < lim ? nd : 0);
     }
   };
   // The first tile's keys before pos0 were written by earlier steps, not by a kernel this one may
@@ -189,65 +161,27 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   load_tile(kr, kbase, j0, min(j1, pos0));
   load_tile(vr, vbase, j0, min(j1, pos0));
   pdl_entry();  // decode-sized grids go with PDL (launch)
-  if constexpr (kRope) {
-    // This block's q rows rotated into s_p (as floats of BF16 values), the new keys it sees (positions
-    // pos0 .. pos0 + t) rotated and their values into s_new; the writing block stores both to the cache.
-    const int half = D / 2;
-    const bool writer = sub == 0 && t == Tq - 1 && split == active - 1;
-    for (int i = tid; i < ng * half; i += kThreads) {
-      const int g = i / half, k = i - g * half;
-      const int64_t qrow = ((int64_t(b) * Tq + t) * Hq + h0 + g) * D;
-      const float2 cs = __ldg(nkv.table + int64_t(pos0 + t) * half + k);
-      const float2 v = rotate(q.ld(qrow + k), q.ld(qrow + k + half), cs.x, cs.y);
-      s_p[g][k] = __bfloat162float(__float2bfloat16_rn(v.x)), s_p[g][k + half] = __bfloat162float(__float2bfloat16_rn(v.y));
-    }
-    const int64_t new0 = (int64_t(b) * Tq * Hkv + hk) * D;  // new row t' at new0 + t' Hkv D
-    for (int i = tid; i < (t + 1) * half; i += kThreads) {
-      const int tt = i / half, k = i - tt * half;
-      const bf16* src = nkv.k + new0 + int64_t(tt) * row_stride;
-      const float2 cs = __ldg(nkv.table + int64_t(pos0 + tt) * half + k);
-      const float2 v = rotate(__bfloat162float(src[k]), __bfloat162float(src[k + half]), cs.x, cs.y);
-      const bf16 lo = __float2bfloat16_rn(v.x), hi = __float2bfloat16_rn(v.y);
-      s_new[tt * D + k] = lo, s_new[tt * D + k + half] = hi;
-      if (writer) {
-        bf16* dst = nkv.kc + (int64_t(b) * Tc + pos0 + tt) * row_stride + int64_t(hk) * D;
-        dst[k] = lo, dst[k + half] = hi;
-      }
-    }
-    for (int i = tid; i < (t + 1) * (D / kElems); i += kThreads) {  // values: 16 bytes a thread
-      const int tt = i / (D / kElems), k = (i - tt * (D / kElems)) * kElems;
-      const int4 v = *reinterpret_cast<const int4*>(nkv.v + new0 + int64_t(tt) * row_stride + k);
-      *reinterpret_cast<int4*>(s_new + (kRopeMaxTq + tt) * D + k) = v;
-      if (writer) *reinterpret_cast<int4*>(nkv.vc + (int64_t(b) * Tc + pos0 + tt) * row_stride + int64_t(hk) * D + k) = v;
-    }
-    __syncthreads();
-  }
   if (pos0 < j1 && pos0 < j0 + KT)
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int j = j0 + u * R + r;
-      if (u < U && j >= pos0 && j < j1) {
-        if constexpr (kRope)
-          kr[u].load(s_new + (j - pos0) * D + d0, nd), vr[u].load(s_new + (kRopeMaxTq + j - pos0) * D + d0, nd);
-        else
-          kr[u].load(kbase + j * row_stride, nd), vr[u].load(vbase + j * row_stride, nd);
-      }
+      if (u < U && j >= pos0 && j < j1) kr[u].load(kbase + j * row_stride, nd), vr[u].load(vbase + j * row_stride, nd);
     }
 
-  // q pre-scaled into the log2 domain: scores feed exp2f (kRope: rotated, from s_p).
+  // q pre-scaled into the log2 domain: scores feed exp2f.
   float qv[GB][kElems], acc[GB][kElems];
 #pragma unroll
   for (int g = 0; g < GB; ++g)
 #pragma unroll
     for (int e = 0; e < kElems; ++e) {
       const int64_t qi = ((int64_t(b) * Tq + t) * Hq + h0 + g) * D + d0 + e;
-      float v = 0.f;
-      if (g < ng && e < nd) v = kRope ? s_p[g][d0 + e] : q.ld(qi);
-      qv[g][e] = v * scale * kLog2e;
+      qv[g][e] = g < ng && e < nd ? q.ld(qi) * scale * kLog2e : 0.f;
       acc[g][e] = 0.f;
     }
-  if constexpr (kRope) __syncthreads();  // s_p's q read by every thread before the first scores go there
 
+  __shared__ float s_p[GB][kMaxTile];                            // a tile's scores, then its exponentials
+  __shared__ float s_m[GB], s_l[GB], s_corr[GB];                 // running max and sum per head
+  __shared__ float s_red[kOneShotSum<GB> ? kWarps : kWarps / 2][GB][kMaxLanes * kElems];  // the sum over warps
   if (tid < GB) s_m[tid] = -INFINITY, s_l[tid] = 0.f;  // read after the first tile's barrier
 
   // Software pipelining: the next tile's K is requested as soon as this
@@ -443,7 +377,7 @@ SplitScratch split_scratch(int64_t rows, int64_t S, int64_t GB, int64_t D) {
 }
 
 template <class T, int GB>
-void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, int lpr_log2, const NewKv* nkv) {
+void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, int lpr_log2) {
   const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
   const int64_t rows = B * Tq * Hkv * nsub;
   // Splits only when the rows leave the GPU short of ~2 blocks per SM and the
@@ -463,32 +397,22 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
                                                                   " rows: over this kernel's 32-bit offsets");
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(S));
   auto kernel = vec ? attention_cached_kernel<T, GB, true> : attention_cached_kernel<T, GB, false>;
-  if constexpr (std::is_same_v<T, bf16>)
-    if (nkv) kernel = attention_cached_kernel<T, GB, true, true>;  // the caller checked vec
   launch_pdl(pdl_small(rows * S, GB == 1 ? 2 : 1), kernel, grid, dim3(kThreads), 0,
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), static_cast<const T*>(kc.raw()),
       static_cast<const T*>(vc.raw()), ss.part, ss.counters, int(Tq), int(Hq), int(Hkv), int(D), int(Tc), nsub, S,
-      min_keys, lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)), nkv ? *nkv : NewKv{});
+      min_keys, lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));
   CUDA_CHECK_LAUNCH("attention_cached");
 }
 
 template <class T>
-void launch_group(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int G, int lpr_log2,
-                  const NewKv* nkv = nullptr) {
+void launch_group(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int G, int lpr_log2) {
   // The group's heads in nsub blocks of GB (a power of two, so the unrolled
   // head loops waste at most half: G 3 -> 4, G 12 -> 2 x 8).
   const int nsub = (G + kMaxGroup - 1) / kMaxGroup, per = (G + nsub - 1) / nsub;
-  if (per == 1) return launch<T, 1>(out, q, kc, vc, pos, nsub, lpr_log2, nkv);
-  if (per == 2) return launch<T, 2>(out, q, kc, vc, pos, nsub, lpr_log2, nkv);
-  if (per <= 4) return launch<T, 4>(out, q, kc, vc, pos, nsub, lpr_log2, nkv);
-  launch<T, 8>(out, q, kc, vc, pos, nsub, lpr_log2, nkv);
-}
-
-// Lanes per key: a power of two covering the head dim in kElems chunks.
-int lanes_log2(int64_t D) {
-  int l = 0;
-  while ((int64_t(kElems) << l) < D) ++l;
-  return l;
+  if (per == 1) return launch<T, 1>(out, q, kc, vc, pos, nsub, lpr_log2);
+  if (per == 2) return launch<T, 2>(out, q, kc, vc, pos, nsub, lpr_log2);
+  if (per <= 4) return launch<T, 4>(out, q, kc, vc, pos, nsub, lpr_log2);
+  launch<T, 8>(out, q, kc, vc, pos, nsub, lpr_log2);
 }
 
 }  // namespace
@@ -518,29 +442,15 @@ void attention_cached(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos) {
                                          " and v cache " + dtype_name(vc.dtype()) + " differ");
   fptr(kc, "attention_cached k");  // a float tensor on the GPU
   if (!q.numel()) return;
-  const int lpr_log2 = lanes_log2(D);
+  // Lanes per key: a power of two covering the head dim in kElems chunks.
+  int lpr_log2 = 0;
+  while ((kElems << lpr_log2) < D) ++lpr_log2;
   const int G = int(Hq / Hkv);
   switch (kc.dtype()) {
     case DType::BF16: return launch_group<bf16>(out, q, kc, vc, pos, G, lpr_log2);
     case DType::F16: return launch_group<__half>(out, q, kc, vc, pos, G, lpr_log2);
     default: return launch_group<float>(out, q, kc, vc, pos, G, lpr_log2);
   }
-}
-
-// One launch where the kernel's RoPE path applies: BF16 everywhere, 16-byte aligned rows, an even
-// head dim in whole 16-byte chunks (16 to 256), at most kRopeMaxTq new rows, and a position past the
-// prompt (a cache to read). QT_ATTN_ROPE=0: never.
-bool attention_cached_rope(Tensor out, Tensor q, Tensor k, Tensor v, Tensor kc, Tensor vc, float theta, SeqPos pos) {
-  const int64_t D = q.size(3), Tq = q.size(1);
-  static const bool on = env_flag("QT_ATTN_ROPE", true);  // 0: the two ops (for measuring)
-  if (!on || pos.first == 0 || !q.numel() || Tq > kRopeMaxTq) return false;
-  for (const Tensor* t : {&q, &k, &v, &kc, &vc})
-    if (t->dtype() != DType::BF16 || reinterpret_cast<uintptr_t>(t->raw()) % 16 != 0) return false;
-  if (D < 16 || D > kMaxLanes * kElems || D % kElems != 0) return false;
-  const NewKv nkv{static_cast<const bf16*>(k.raw()), static_cast<const bf16*>(v.raw()), static_cast<bf16*>(kc.raw()),
-                  static_cast<bf16*>(vc.raw()), rope_table(pos.extent(int(Tq)), int(D), theta)};
-  launch_group<bf16>(out, q, kc, vc, pos, int(q.size(2) / kc.size(2)), lanes_log2(D), &nkv);
-  return true;
 }
 
 }  // namespace qtrain::cuda

@@ -11,7 +11,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/pdl.cuh"
-#include "kernels/cuda/rope.cuh"
 #include "kernels/rope.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
@@ -30,6 +29,11 @@ __global__ void rope_table_kernel(float2* table, int T, int D, float theta) {
   }
 }
 
+// One pair (x1, x2) = (x[i], x[i + D/2]) rotated by (c, s): shared by both
+// kernels below so that their results are the same bits.
+__device__ __forceinline__ float2 rotate(float x1, float x2, float c, float s) {
+  return make_float2(x1 * c - x2 * s, x2 * c + x1 * s);
+}
 
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
 // pos_dev, when set, holds the first position (a replayed decode step).
@@ -119,8 +123,6 @@ __global__ void rope_qkv_bf16x8_kernel(RopeQkv a, const float2* table, int pos0,
   }
 }
 
-}  // namespace
-
 // The table for positions [0, T) at (D, theta), rebuilt only when it must grow
 // or (D, theta) change: an entry depends on its own (pos, i) alone, so a longer
 // table serves shorter sequences, and a decode step (T = 1 at pos0 = 1000)
@@ -141,8 +143,6 @@ const float2* rope_table(int T, int D, float theta) {
   }
   return table;
 }
-
-namespace {
 
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 

@@ -10,7 +10,6 @@
 
 #include "kernels/attention.h"
 #include "kernels/device.h"
-#include "kernels/rope.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace qtrain::testing {
@@ -110,44 +109,6 @@ TEST(CudaAttentionCached, GraphReplaysAtDevicePositions) {
     attention_cached(out.cpu, q.cpu, kc.cpu, vc.cpu, p);
     EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
   }
-}
-
-// RoPE, the cache append and the attention in one launch (attention_cached_rope): the output and both
-// caches equal rope_append_kv then attention_cached bit for bit, and the CPU reference within
-// tolerance, on LLaMA-7B's and SmolLM2's heads (one block a head; GQA 3), groups of 8 heads, Tq > 1
-// (each row sees the new keys up to its own), split keys (the new ones in the last split), batch 2;
-// and it declines a prompt at position 0, more than kRopeMaxTq rows, an odd head dim and F32.
-TEST(CudaAttentionCached, RopeAndAppendInsideEqualTheOps) {
-  QT_SKIP_WITHOUT_GPU();
-  const float theta = 10000.f;
-  for (Case c : {Case{1, 1, 32, 32, 128, 256, 191}, Case{1, 1, 9, 3, 64, 256, 191}, Case{2, 3, 16, 2, 64, 300, 100},
-                 Case{1, 2, 8, 2, 128, 1100, 1000, DType::BF16, 2.f}, Case{1, 1, 32, 8, 128, 2048, 1500},
-                 Case{2, 8, 4, 4, 32, 64, 30}}) {
-    SCOPED_TRACE(name(c));
-    Pair q = randn_pair({c.B, c.Tq, c.Hq, c.D}, 11, c.dt, c.qscale);
-    Pair k = randn_pair({c.B, c.Tq, c.Hkv, c.D}, 12, c.dt), v = randn_pair({c.B, c.Tq, c.Hkv, c.D}, 13, c.dt);
-    Pair kc = randn_pair({c.B, c.cap, c.Hkv, c.D}, 14, c.dt), vc = randn_pair({c.B, c.cap, c.Hkv, c.D}, 15, c.dt);
-    Pair out = pair(Tensor::zeros({c.B, c.Tq, c.Hq, c.D}, DType::F32), c.dt);
-    // The two ops on copies.
-    Tensor q2 = q.gpu.clone(), k2 = k.gpu.clone(), kc2 = kc.gpu.clone(), vc2 = vc.gpu.clone(), out2 = out.gpu.clone();
-    rope_append_kv(q2, k2, v.gpu, kc2, vc2, theta, c.pos0);
-    attention_cached(out2, q2, kc2, vc2, c.pos0);
-    ASSERT_TRUE(cuda::attention_cached_rope(out.gpu, q.gpu, k.gpu, v.gpu, kc.gpu, vc.gpu, theta, c.pos0));
-    EXPECT_EQ(vec(out.gpu), vec(out2));
-    EXPECT_EQ(vec(kc.gpu), vec(kc2));
-    EXPECT_EQ(vec(vc.gpu), vec(vc2));
-    attention_cached_rope(out.cpu, q.cpu, k.cpu, v.cpu, kc.cpu, vc.cpu, theta, c.pos0);
-    EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
-    EXPECT_CLOSE(kc.gpu, kc.cpu, kBf16Tol);
-  }
-  Pair q = randn_pair({1, 9, 4, 64}, 1, DType::BF16), k = randn_pair({1, 9, 2, 64}, 2, DType::BF16);
-  Pair kc = randn_pair({1, 64, 2, 64}, 3, DType::BF16);
-  Tensor out = Tensor::empty({1, 9, 4, 64}, DType::BF16, Device::CUDA);
-  EXPECT_FALSE(cuda::attention_cached_rope(out, q.gpu, k.gpu, k.gpu, kc.gpu, kc.gpu, theta, 10)) << "9 rows";
-  EXPECT_FALSE(cuda::attention_cached_rope(out, q.gpu, k.gpu, k.gpu, kc.gpu, kc.gpu, theta, 0)) << "position 0";
-  Pair q12 = randn_pair({1, 1, 2, 12}, 4, DType::BF16), kc12 = randn_pair({1, 8, 2, 12}, 5, DType::BF16);
-  Tensor o12 = Tensor::empty({1, 1, 2, 12}, DType::BF16, Device::CUDA);
-  EXPECT_FALSE(cuda::attention_cached_rope(o12, q12.gpu, q12.gpu, q12.gpu, kc12.gpu, kc12.gpu, theta, 3)) << "D 12";
 }
 
 }  // namespace
