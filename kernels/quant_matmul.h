@@ -80,19 +80,12 @@ QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const 
 // x). The same bits either way.
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
-// LLaMA's SwiGLU with the down projection that reads it: s = silu(gate) * up, ys[i] = s W_i^T. s is
-// written as swiglu_forward writes it, ys as matmul_4bit_shared does; on CUDA one launch where the
-// GEMV stages its input in shared memory (each block makes s there), else the two ops. The same bits.
-void swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
-                               const std::vector<const Quant4Tensor*>& ws);
 #ifdef QTRAIN_HAS_CUDA
 namespace cuda {
-// The one launch where it applies (the result as above); an undefined tensor / false, with nothing
-// done, elsewhere.
+// The one launch where it applies (the result as above); an undefined tensor, with nothing done,
+// elsewhere (and where set_gemv4_norm_inside(false)).
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
-bool swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
-                               const std::vector<const Quant4Tensor*>& ws);
 }  // namespace cuda
 #endif
 // Which CUDA kernel the decode path runs: the streamed tensor-core one
@@ -104,13 +97,9 @@ bool swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor g
 enum class Gemv4Kernel { TensorCore, TensorCoreRing, TensorCoreBatched, CudaCore };
 void set_gemv4_kernel(Gemv4Kernel k);
 Gemv4Kernel gemv4_kernel();
-// Which ops in front of a decode product set the 4-bit GEMV may run inside its own launch
-// (add_rmsnorm_matmul_4bit_shared, swiglu_matmul_4bit_shared): both by default; QT_GEMV4_NORM=0 /
-// QT_GEMV4_SWIGLU=0 in the environment turn one off. Off, the op is always its own kernel (tests, measuring).
-struct Gemv4InputOps {
-  bool rmsnorm = true, swiglu = true;
-};
-void set_gemv4_input_ops(Gemv4InputOps ops);
-Gemv4InputOps gemv4_input_ops();
+// Whether add_rmsnorm_matmul_4bit_shared makes the norm inside the GEMV where it can (the default;
+// QT_GEMV4_NORM=0 in the environment turns it off): off, the norm is always its own kernel (tests, measuring).
+void set_gemv4_norm_inside(bool on);
+bool gemv4_norm_inside();
 
 }  // namespace qtrain

@@ -3,7 +3,6 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/lora_decode.h"
@@ -83,21 +82,6 @@ Linear::InputOp Linear::rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r,
     const int64_t C = x.size(-1), n = x.numel() / C;
     return add_rmsnorm_matmul_4bit_shared(ys, h.view({n, C}), rstd, x.view({n, C}), r.defined() ? r.view({n, C}) : Tensor(),
                                           w, eps, ws);
-  };
-  return op;
-}
-
-Linear::InputOp Linear::swiglu_input(Tensor s, Tensor gate, Tensor up) {
-  InputOp op;
-  op.x = s;
-  op.alone = [=] {
-    swiglu_forward(s, gate, up);
-    return s;
-  };
-  op.with_products = [=](const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws) {
-    const int64_t C = s.size(-1), n = s.numel() / C;
-    swiglu_matmul_4bit_shared(ys, s.view({n, C}), gate.view({n, C}), up.view({n, C}), ws);
-    return s;
   };
   return op;
 }

@@ -53,10 +53,10 @@ class Linear {
   static void forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x, bool train,
                              const std::vector<uint64_t>& dropout_seeds);
   // The set's input x made by an op right before it (a LLaMA layer's residual add and RMSNorm in front
-  // of q/k/v and gate/up, its SwiGLU in front of down), which a 4-bit decode GEMV set can run inside
-  // its own launch. `alone` runs the op by itself; `with_products` runs it with the base products
-  // ys[i] = x W_i^T (add_rmsnorm_matmul_4bit_shared, swiglu_matmul_4bit_shared). Each returns what
-  // forward_shared hands back (the norm: the tensor holding the residual sum).
+  // of q/k/v and gate/up), which a 4-bit decode GEMV set can run inside its own launch. `alone` runs
+  // the op by itself; `with_products` runs it with the base products ys[i] = x W_i^T
+  // (add_rmsnorm_matmul_4bit_shared). Each returns what forward_shared hands back (the norm: the
+  // tensor holding the residual sum).
   struct InputOp {
     Tensor x;
     std::function<Tensor()> alone;
@@ -65,8 +65,6 @@ class Linear {
   // h = rmsnorm(x + r) * w into h [N, in] and rstd [N] (r undefined: rmsnorm(x) * w); hands back the
   // tensor holding x + r: x, added in place, or a new one (add_rmsnorm_matmul_4bit_shared).
   static InputOp rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps);
-  // s = silu(gate) * up; hands back s.
-  static InputOp swiglu_input(Tensor s, Tensor gate, Tensor up);
   // forward_shared of op.x, made first: by the GEMV's launch where every base is a 4-bit GEMV at it,
   // otherwise by op.alone.
   static Tensor forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,

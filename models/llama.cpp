@@ -103,12 +103,12 @@ class LlamaModel : public Model {
                                   {dropout_seed(l, 4), dropout_seed(l, 5)});
     if (gemm_only) a.h2 = Tensor();
     a.s = act(cfg_.d_ff);
+    swiglu_forward(a.s, a.gate, a.up);
     if (mode_ == ForwardMode::Recompute) {
-      swiglu_forward(a.s, a.gate, a.up);
       b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
       return;
     }
-    Linear::forward_shared({b.down}, {out}, Linear::swiglu_input(a.s, a.gate, a.up), train, {dropout_seed(l, 6)});
+    Linear::forward_shared({b.down}, {out}, a.s, train, {dropout_seed(l, 6)});
     // A one-token decode step leaves out += x2 to the next norm (pending_residual_): one launch less.
     static const bool defer = [] {  // QT_DECODE_DEFER_ADD=0: the add as its own launch (for measuring)
       const char* e = std::getenv("QT_DECODE_DEFER_ADD");

@@ -7,7 +7,6 @@
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 #include "kernels/op_checks.h"
-#include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/quant/decode.h"
@@ -155,12 +154,12 @@ bool env_on(const char* name) {  // unset or anything but 0
   const char* e = std::getenv(name);
   return !(e && *e && std::atoi(e) == 0);
 }
-Gemv4InputOps g_gemv4_input_ops{env_on("QT_GEMV4_NORM"), env_on("QT_GEMV4_SWIGLU")};
+bool g_gemv4_norm_inside = env_on("QT_GEMV4_NORM");
 }  // namespace
 void set_gemv4_kernel(Gemv4Kernel k) { g_gemv4_kernel = k; }
 Gemv4Kernel gemv4_kernel() { return g_gemv4_kernel; }
-void set_gemv4_input_ops(Gemv4InputOps ops) { g_gemv4_input_ops = ops; }
-Gemv4InputOps gemv4_input_ops() { return g_gemv4_input_ops; }
+void set_gemv4_norm_inside(bool on) { g_gemv4_norm_inside = on; }
+bool gemv4_norm_inside() { return g_gemv4_norm_inside; }
 
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
   // One 16-byte load = 32 elements of one absmax block, rows starting on such a load.
@@ -218,21 +217,6 @@ Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, T
     rmsnorm_forward(h, rstd, x, w, eps);
   matmul_4bit_shared(ys, h, ws);
   return x;
-}
-
-void swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
-                               const std::vector<const Quant4Tensor*>& ws) {
-  const char* what = "swiglu_matmul_4bit_shared";
-  QT_CHECK(gate.defined() && gate.ndim() == 2, std::string(what) + ": gate must be [N, C], got " +
-                                                   (gate.defined() ? shape_str(gate.shape()) : std::string("undefined")));
-  check_like(up, gate, (std::string(what) + " up").c_str());
-  check_like(s, gate, (std::string(what) + " s").c_str());
-  check_shared(ys, gate, ws, what);
-#ifdef QTRAIN_HAS_CUDA
-  if (gate.is_cuda() && cuda::swiglu_matmul_4bit_shared(ys, s, gate, up, ws)) return;
-#endif
-  swiglu_forward(s, gate, up);
-  matmul_4bit_shared(ys, s, ws);
 }
 
 }  // namespace qtrain

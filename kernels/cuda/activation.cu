@@ -4,7 +4,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/activation.h"
 #include "kernels/cuda/pointwise.cuh"
-#include "kernels/cuda/swiglu.cuh"
 
 namespace qtrain::cuda {
 namespace {
@@ -29,10 +28,12 @@ struct GeluBackward {  // in: dout, x
   }
 };
 
+__device__ __forceinline__ float sigmoid(float g) { return 1.f / (1.f + expf(-g)); }
 
 struct SwigluForward {  // in: gate, up
   __device__ void operator()(const float* in, float* y) const {
-    y[0] = swiglu_value(in[0], in[1]);
+    float g = in[0];
+    y[0] = g * sigmoid(g) * in[1];
   }
 };
 

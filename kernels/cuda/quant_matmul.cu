@@ -10,7 +10,6 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
-#include "kernels/cuda/swiglu.cuh"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/device.h"
 #include "kernels/cuda/context.cuh"
@@ -584,22 +583,24 @@ __device__ __forceinline__ void gemv4_stage_x(char* smem, const bf16* x, int M, 
 }
 
 // The product's input made in the staging by the op that would otherwise run as its own kernel right
-// before the GEMV (a decode layer's residual add and RMSNorm before q+k+v and gate+up, its SwiGLU
-// before down: 3.5 and 1.6 us a LLaMA-7B layer's kernel, and a launch each). Every block makes the
-// whole input for itself; block 0 also stores it (and the norm's rstd and sum), for the ops that read
-// them later: an unmerged adapter reads the input, the next residual add the sum.
+// before the GEMV: a decode layer's residual add and RMSNorm before q+k+v and gate+up (3.5 us a
+// LLaMA-7B norm kernel, and a launch). Every block makes the whole input for itself; block 0 also
+// stores it, rstd and the sum, for the ops that read them later: an unmerged adapter reads the input,
+// the next residual add the sum. (SwiGLU made the same way before down measured slower: every block
+// reading gate and up and taking 11008 exponentials cost the down GEMV 3.5 us against the 1.7 us
+// SwiGLU kernel; bench/results/decode_tried_not_kept_NVIDIA-H100_2026-12-07_s27.txt.)
 // (Named without "norm": kernel_class would file the GEMV, whose demangled name holds it, as a norm.)
 struct Gemv4MadeX {
-  const bf16* b;  // RMSNorm: the residual r added to x (nullptr: none); SwiGLU: up (x is gate)
-  FloatPtr w;     // RMSNorm: its weight, BF16 or F32 [cols]
+  const bf16* b;  // the residual r added to x (nullptr: none)
+  FloatPtr w;     // the norm's weight, BF16 or F32 [cols]
   bf16* h;        // the made input [M, cols], stored by block 0
-  bf16* sum;      // RMSNorm with r: x + r
-  float* rstd;    // RMSNorm: [M]
+  bf16* sum;      // with r: x + r
+  float* rstd;    // [M]
   float eps;
 };
 // Where the streamed kernel's x comes from (its kX parameter): global memory, or staged into shared
-// memory (gemv4_stage_x) as it is or as made by an op (gemv4_stage_rms_x, gemv4_stage_swiglu_x).
-enum : int { kXGlobal = 0, kXShared = 1, kXRmsNorm = 2, kXSwiglu = 3 };
+// memory as it is (gemv4_stage_x) or normalized (gemv4_stage_rms_x).
+enum : int { kXGlobal = 0, kXShared = 1, kXRmsNorm = 2 };
 constexpr int kNormPieces = 4;  // 16-byte pieces of a row a thread: rows of up to 8192 values
 
 // A thread's 8 norm weights of the 16-byte piece at value c (the conversions are exact: w.ld's values):
@@ -670,38 +671,6 @@ __device__ __forceinline__ void gemv4_stage_rms_x(char* smem, const bf16* x, int
       *reinterpret_cast<int4*>(smem + (((uint32_t(m) * ktiles + (b >> 7)) << 8) + 128 + (b & 127))) = hv;
       if (writer) reinterpret_cast<int4*>(nrm.h)[row0 + u] = hv;
     }
-  }
-  if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map_entry;
-  __syncthreads();
-}
-
-// s = silu(gate) * up (swiglu_matmul_4bit_shared; x is gate), each value as swiglu_forward makes it.
-__device__ __forceinline__ void gemv4_stage_swiglu_x(char* smem, const bf16* gate, int M, int64_t cols,
-                                                     const Gemv4Set& set, float map_entry, float* dqmap,
-                                                     const Gemv4MadeX& made) {
-  constexpr int kPer = kXSmemTiles * 128 / 16 / (kMmaWarps * 32);  // 16-byte pieces a thread at most
-  const uint32_t per_row = uint32_t(cols) / 8, pieces = uint32_t(M) * per_row, ktiles = uint32_t(cols) / 64;
-  const bool writer = blockIdx.x == 0;
-  int4 g[kPer], u[kPer];  // every load out before the first use: one L2 round trip
-#pragma unroll
-  for (int i = 0; i < kPer; ++i) {
-    const uint32_t p = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
-    if (p < pieces) g[i] = __ldg(reinterpret_cast<const int4*>(gate) + p), u[i] = __ldg(reinterpret_cast<const int4*>(made.b) + p);
-  }
-#pragma unroll
-  for (int i = 0; i < kPer; ++i) {
-    const uint32_t p = threadIdx.x + uint32_t(i) * kMmaWarps * 32;
-    if (p >= pieces) break;
-    float gf[8], uf[8];
-    bf16x8_to_f32(g[i], gf);
-    bf16x8_to_f32(u[i], uf);
-    uint32_t wd[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) wd[k] = bf16_bits(swiglu_value(gf[2 * k], uf[2 * k])) | bf16_bits(swiglu_value(gf[2 * k + 1], uf[2 * k + 1])) << 16;
-    const int4 sv = make_int4(int(wd[0]), int(wd[1]), int(wd[2]), int(wd[3]));
-    const uint32_t m = p / per_row, b = (p - m * per_row) * 16;  // byte b of row m
-    *reinterpret_cast<int4*>(smem + (((m * ktiles + (b >> 7)) << 8) + 128 + (b & 127))) = sv;
-    if (writer) reinterpret_cast<int4*>(made.h)[p] = sv;
   }
   if (set.any_dq && threadIdx.x < 256) dqmap[threadIdx.x] = map_entry;
   __syncthreads();
@@ -824,8 +793,6 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   pdl_wait();  // x is the previous kernel's output, and y may be what it reads
   if constexpr (kX == kXRmsNorm)
     gemv4_stage_rms_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap, made);
-  else if constexpr (kX == kXSwiglu)
-    gemv4_stage_swiglu_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap, made);
   else if constexpr (kXSmem)
     gemv4_stage_x(reinterpret_cast<char*>(smem), x, M, cols, set, map_entry, sm.dqmap);
 
@@ -1418,11 +1385,9 @@ void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vect
 
 namespace {
 
-// The launch that makes x (kX kXRmsNorm or kXSwiglu) where the set is one launch of the streamed
-// kernel with x in shared memory (LLaMA-7B's q+k+v, gate+up and down at M = 1, and up to 4 at 4096
-// columns): the made x, row by row, staged where gemv4_stage_x would put it. False, with nothing
-// launched, elsewhere; and where set_gemv4_input_ops (QT_GEMV4_NORM=0 / QT_GEMV4_SWIGLU=0) turned the
-// op off: then it runs as its own kernel, for measuring.
+// The launch that makes x (kX kXRmsNorm) where the set is one launch of the streamed kernel with x in
+// shared memory (LLaMA-7B's q+k+v and gate+up at M = 1 to 4): the made x, row by row, staged where
+// gemv4_stage_x would put it. False, with nothing launched, elsewhere.
 template <int kX>
 bool launch_gemv4_making_x(const std::vector<Tensor>& ys, const Tensor& x, const std::vector<const Quant4Tensor*>& ws,
                            const Gemv4MadeX& made) {
@@ -1450,7 +1415,7 @@ bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintpt
 
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
-  if (!qtrain::gemv4_input_ops().rmsnorm || x.size(-1) > int64_t(kNormPieces) * 8 * kMmaWarps * 32 ||
+  if (!qtrain::gemv4_norm_inside() || x.size(-1) > int64_t(kNormPieces) * 8 * kMmaWarps * 32 ||
       h.dtype() != DType::BF16 || (r.defined() && r.dtype() != DType::BF16) || rstd.dtype() != DType::F32 ||
       (w.dtype() != DType::BF16 && w.dtype() != DType::F32) || !aligned16(h) || !aligned16(r) || !aligned16(w))
     return Tensor();
@@ -1465,18 +1430,6 @@ Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, T
   if (!launch_gemv4_making_x<kXRmsNorm>(ys, x, ws, made)) return Tensor();
   CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_shared");
   return sum;
-}
-
-bool swiglu_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor s, Tensor gate, Tensor up,
-                               const std::vector<const Quant4Tensor*>& ws) {
-  if (!qtrain::gemv4_input_ops().swiglu || s.dtype() != DType::BF16 || up.dtype() != DType::BF16 ||
-      !aligned16(s) || !aligned16(up))
-    return false;
-  const Gemv4MadeX made{static_cast<const bf16*>(up.raw()), FloatPtr{nullptr, DType::F32},
-                        static_cast<bf16*>(s.raw()), nullptr, nullptr, 0.f};
-  if (!launch_gemv4_making_x<kXSwiglu>(ys, gate, ws, made)) return false;
-  CUDA_CHECK_LAUNCH("swiglu_matmul_4bit_shared");
-  return true;
 }
 
 }  // namespace qtrain::cuda

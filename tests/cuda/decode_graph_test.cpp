@@ -101,12 +101,11 @@ TEST_P(GpuDecodeGraph, ReplaysEqualEagerSteps) {
 }
 
 // LLaMA-7B's layer shapes (two layers of random weights, an NF4 base) at batch 1, where the q+k+v and
-// gate+up GEMVs make the norms in front of them (add_rmsnorm_matmul_4bit_shared) and the down GEMV its
-// SwiGLU (swiglu_matmul_4bit_shared): the steps' logits, eager and replayed, equal those with those ops
-// as their own kernels bit for bit, and a step runs one norm kernel (the final one) where it ran five,
-// and no SwiGLU kernel where it ran two. With a LoRA on every projection too (it reads the made inputs,
-// as the GEMV's first block stores them).
-TEST(GpuDecodeMadeInputs, EqualTheOpsOwnKernels) {
+// gate+up GEMVs make the norms in front of them (add_rmsnorm_matmul_4bit_shared): the steps' logits,
+// eager and replayed, equal those with the norms as their own kernels bit for bit, and a step runs one
+// norm kernel (the final one) where it ran five. With a LoRA on every projection too (it reads the
+// normed rows, as the GEMV's first block stores them).
+TEST(GpuDecodeNormInsideGemv, EqualsTheNormsOwnKernels) {
   QT_SKIP_WITHOUT_GPU();
   for (int lora_r : {0, 8}) {
     SCOPED_TRACE("LoRA r " + std::to_string(lora_r));
@@ -123,8 +122,8 @@ TEST(GpuDecodeMadeInputs, EqualTheOpsOwnKernels) {
     const int V = lm.config.vocab_size, prompt = 4, steps = 4;
     std::vector<int32_t> ids;
     for (int i = 0; i < prompt + steps; ++i) ids.push_back(int32_t((i * 7919 + 11) % V));
-    auto run = [&](bool folds, bool graphs, int64_t* norm_calls, int64_t* swiglu_calls) {
-      set_gemv4_input_ops({.rmsnorm = folds, .swiglu = folds});
+    auto run = [&](bool folds, bool graphs, int64_t* norm_calls) {
+      set_gemv4_norm_inside(folds);
       m->set_decode_graphs(graphs);
       KvCache c = m->new_kv_cache(1, prompt + steps);
       std::vector<std::vector<float>> out;
@@ -133,19 +132,17 @@ TEST(GpuDecodeMadeInputs, EqualTheOpsOwnKernels) {
       for (int s = 0; s < steps; ++s) out.push_back(m->decode(&ids[size_t(prompt + s)], 1, 1, c).to_vector());
       if (profile) {
         cuda_sync();
-        *norm_calls = *swiglu_calls = 0;
-        for (const KernelTime& k : kernel_profile_stop()) {
+        *norm_calls = 0;
+        for (const KernelTime& k : kernel_profile_stop())
           if (k.klass == "norm") *norm_calls += k.calls;
-          if (k.name.find("Swiglu") != std::string::npos) *swiglu_calls += k.calls;  // pointwise_bf16_kernel<.., SwigluForward>
-        }
       }
-      set_gemv4_input_ops({});
+      set_gemv4_norm_inside(true);
       return out;
     };
-    int64_t own = -1, folded = -1, own_swiglu = -1, folded_swiglu = -1;
-    const auto ref = run(false, false, &own, &own_swiglu);
-    const auto eager = run(true, false, &folded, &folded_swiglu);
-    const auto graphed = run(true, true, nullptr, nullptr);
+    int64_t own = -1, folded = -1;
+    const auto ref = run(false, false, &own);
+    const auto eager = run(true, false, &folded);
+    const auto graphed = run(true, true, nullptr);
     for (size_t s = 0; s < ref.size(); ++s) {
       EXPECT_EQ(eager[s], ref[s]) << "step " << s;
       EXPECT_LT(max_rel_err(graphed[s], ref[s], 1e-3), 1e-5) << "replayed step " << s;  // as ReplaysEqualEagerSteps
@@ -153,8 +150,6 @@ TEST(GpuDecodeMadeInputs, EqualTheOpsOwnKernels) {
     if (own >= 0) {  // CUPTI present
       EXPECT_EQ(own, 5 * steps);
       EXPECT_EQ(folded, steps);
-      EXPECT_EQ(own_swiglu, 2 * steps);
-      EXPECT_EQ(folded_swiglu, 0);
     }
   }
 }
