@@ -1385,40 +1385,27 @@ void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vect
 
 namespace {
 
-// The launch that makes x (kX kXRmsNorm) where the set is one launch of the streamed kernel with x in
-// shared memory (LLaMA-7B's q+k+v and gate+up at M = 1 to 4): the made x, row by row, staged where
-// gemv4_stage_x would put it. False, with nothing launched, elsewhere.
-template <int kX>
-bool launch_gemv4_making_x(const std::vector<Tensor>& ys, const Tensor& x, const std::vector<const Quant4Tensor*>& ws,
-                           const Gemv4MadeX& made) {
-  const Gemv4Kernel k = qtrain::gemv4_kernel();
-  if ((k != Gemv4Kernel::TensorCore && k != Gemv4Kernel::TensorCoreRing) || !gemv4_one_launch(x, ws)) return false;
-  const int64_t cols = ws[0]->cols;
-  const int M = int(x.numel() / cols);
-  const Q4View v0 = ws[0]->view();
-  const Gemv4Plan plan = gemv4_plan(cols, v0.dq, v0.qabsmax, M);
-  int64_t bytes = 0;
-  const Gemv4Set set = gemv4_set(ys, ws, bytes);
-  if (gemv4_ring(plan) || !gemv4_stages_x(plan, M, cols, set.groups)) return false;
-  const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
-  const bf16* px = static_cast<const bf16*>(x.raw());
-  if (plan.tiles == 8)
-    launch_gemv4_stream<false, 8, kWordCodes, 2, kX>(pdl, set, px, M, device_dynamic_map(), cols, made);
-  else
-    launch_gemv4_stream<false, 4, kWordCodes, 2, kX>(pdl, set, px, M, device_dynamic_map(), cols, made);
-  return true;
-}
-
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 }  // namespace
 
+// One launch of the streamed kernel making x (kXRmsNorm) where the set is one launch of it with x in
+// shared memory (LLaMA-7B's q+k+v and gate+up at M = 1 to 4): the normed rows staged where
+// gemv4_stage_x would put x. An undefined tensor, with nothing allocated or launched, elsewhere.
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
+  const Gemv4Kernel k = qtrain::gemv4_kernel();
   if (!qtrain::gemv4_norm_inside() || x.size(-1) > int64_t(kNormPieces) * 8 * kMmaWarps * 32 ||
       h.dtype() != DType::BF16 || (r.defined() && r.dtype() != DType::BF16) || rstd.dtype() != DType::F32 ||
-      (w.dtype() != DType::BF16 && w.dtype() != DType::F32) || !aligned16(h) || !aligned16(r) || !aligned16(w))
+      (w.dtype() != DType::BF16 && w.dtype() != DType::F32) || !aligned16(h) || !aligned16(r) || !aligned16(w) ||
+      (k != Gemv4Kernel::TensorCore && k != Gemv4Kernel::TensorCoreRing) || !gemv4_one_launch(x, ws))
     return Tensor();
+  const int64_t cols = ws[0]->cols;
+  const int M = int(x.numel() / cols);
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_set(ys, ws, bytes);
+  const Gemv4Plan plan = gemv4_plan(cols, set.p0.dq, set.p0.qabsmax, M);  // every part's (gemv4_one_launch)
+  if (gemv4_ring(plan) || !gemv4_stages_x(plan, M, cols, set.groups)) return Tensor();
   // The sum goes to a tensor of its own: other blocks still read x and r while block 0 writes it.
   Tensor sum = r.defined() ? Tensor::empty(x.shape(), DType::BF16, Device::CUDA) : x;
   const Gemv4MadeX made{r.defined() ? static_cast<const bf16*>(r.raw()) : nullptr,
@@ -1427,7 +1414,12 @@ Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, T
                         r.defined() ? static_cast<bf16*>(sum.raw()) : nullptr,
                         rstd.f32(),
                         eps};
-  if (!launch_gemv4_making_x<kXRmsNorm>(ys, x, ws, made)) return Tensor();
+  const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
+  const bf16* px = static_cast<const bf16*>(x.raw());
+  if (plan.tiles == 8)
+    launch_gemv4_stream<false, 8, kWordCodes, 2, kXRmsNorm>(pdl, set, px, M, device_dynamic_map(), cols, made);
+  else
+    launch_gemv4_stream<false, 4, kWordCodes, 2, kXRmsNorm>(pdl, set, px, M, device_dynamic_map(), cols, made);
   CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_shared");
   return sum;
 }
