@@ -152,16 +152,20 @@ int main(int argc, char** argv) {
         for (int s = 0; s < n; ++s) logits = m->decode(next.data(), B, 1, c);
         const double wall = secs(t0) * 1e3 / n;
         std::vector<KernelTime> ks = kernel_profile_stop();
-        double busy = 0, calls = 0;
-        for (const KernelTime& k : ks) busy += k.total_ms / n, calls += double(k.calls) / n;
-        std::printf("  profile %s B=%d: %s%.0f kernels/step, %.3f ms GPU busy of %.3f ms per step\n", method.c_str(), B,
-                    why.empty() ? "" : (why + " ").c_str(), calls, busy, wall);
+        double busy = 0, calls = 0, advance = 0;
+        for (const KernelTime& k : ks) busy += k.total_ms / n, calls += double(k.calls) / n, advance += k.advance_ms / n;
+        std::printf("  profile %s B=%d: %s%.0f kernels/step, %.3f ms GPU busy (%.3f ms with some kernel running) of %.3f ms per step\n",
+                    method.c_str(), B, why.empty() ? "" : (why + " ").c_str(), calls, busy, advance, wall);
         // With programmatic dependent launch a kernel starts while the one before it runs and waits
-        // inside itself, and CUPTI counts that wait in its time (busy can exceed the step).
-        if (decode_pdl())
+        // inside itself, and CUPTI counts that wait in its time (busy can exceed the step). "adds" is
+        // what a call moves the end of the timeline (KernelTime::advance_ms): its share of the step.
+        if (decode_pdl()) {
           std::printf("    (PDL on: each time includes the wait for the kernel before it; QT_DECODE_PDL=0 for their own times)\n");
+          std::sort(ks.begin(), ks.end(), [](const KernelTime& a, const KernelTime& b) { return a.advance_ms > b.advance_ms; });
+        }
         for (size_t i = 0; i < ks.size() && i < 14; ++i)
-          std::printf("    %7.1f/step %8.2f us  %-10s %.90s\n", double(ks[i].calls) / n, 1e3 * ks[i].total_ms / double(ks[i].calls),
+          std::printf("    %7.1f/step %8.2f us  adds %7.2f us  %-10s %.90s\n", double(ks[i].calls) / n,
+                      1e3 * ks[i].total_ms / double(ks[i].calls), 1e3 * ks[i].advance_ms / double(ks[i].calls),
                       ks[i].klass.c_str(), ks[i].name.c_str());
       }
       char hash_hex[20];

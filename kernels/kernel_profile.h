@@ -15,6 +15,12 @@ struct KernelTime {
   std::string klass;    // gemm / attention / lm-head+loss / norm / quant / adamw / nccl / pointwise
   int64_t calls = 0;
   double total_ms = 0;
+  // How far this kernel's calls moved the end of the GPU timeline: for each call, its end minus the
+  // latest end of the calls that started before it (0 where it ended inside one of them). Summed over
+  // all kernels it is the time some kernel was running. Where kernels overlap (programmatic dependent
+  // launch: a kernel starts while the one before it runs and waits inside itself), total_ms counts the
+  // wait and this does not: it is what each kernel adds to a step.
+  double advance_ms = 0;
 };
 
 // Starts recording (idempotent). Returns "" or the reason it cannot.

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "kernels/kernel_profile.h"
 
@@ -32,6 +33,11 @@ struct Cupti {
 
 std::mutex g_mu;
 std::map<std::string, KernelTime> g_kernels;  // by mangled name
+struct Call {
+  uint64_t start, end;
+  KernelTime* kernel;  // g_kernels' nodes stay put
+};
+std::vector<Call> g_calls;  // every call, for the timeline advance (KernelTime::advance_ms)
 Cupti g_api;
 bool g_on = false;
 constexpr size_t kBufBytes = 8 << 20;
@@ -64,6 +70,7 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buf, size_t, size_t
     KernelTime& t = g_kernels[k->name ? k->name : "?"];
     ++t.calls;
     t.total_ms += double(k->end - k->start) * 1e-6;
+    g_calls.push_back({k->start, k->end, &t});
   }
   std::free(buf);
 }
@@ -106,6 +113,13 @@ std::vector<KernelTime> kernel_profile_stop() {
   g_on = false;
   std::vector<KernelTime> out;
   std::lock_guard<std::mutex> lock(g_mu);
+  std::sort(g_calls.begin(), g_calls.end(), [](const Call& a, const Call& b) { return a.start < b.start; });
+  uint64_t frontier = 0;  // the latest end so far
+  for (const Call& c : g_calls) {
+    if (c.end > frontier) c.kernel->advance_ms += double(c.end - std::max(frontier, c.start)) * 1e-6;
+    frontier = std::max(frontier, c.end);
+  }
+  g_calls.clear();
   for (auto& [mangled, t] : g_kernels) {
     KernelTime k = t;
     k.name = demangle(mangled.c_str());

@@ -15,12 +15,15 @@ TEST(KernelProfile, RecordsGemmCalls) {
   gemm(c, a, b, false, false);  // plan + autotuning outside the profile
   cuda_sync();
   if (std::string why = kernel_profile_start(); !why.empty()) GTEST_SKIP() << why;
-  for (int i = 0; i < 5; ++i) gemm(c, a, b, false, false);
-  cuda_sync();
+  for (int i = 0; i < 5; ++i) gemm(c, a, b, false, false), cuda_sync();
   auto ks = kernel_profile_stop();
   int64_t gemm_calls = 0;
-  for (auto& k : ks)
+  for (auto& k : ks) {
     if (k.klass == "gemm") gemm_calls += k.calls;
+    // Calls one after another (a sync between them): each adds its whole time to the timeline.
+    EXPECT_GT(k.advance_ms, 0) << k.name;
+    EXPECT_NEAR(k.advance_ms, k.total_ms, 1e-9 + 1e-6 * k.total_ms) << k.name;
+  }
   EXPECT_GE(gemm_calls, 5);
   EXPECT_TRUE(kernel_profile_stop().empty());  // stopped: nothing more
 }
