@@ -11,6 +11,7 @@
 #include "kernels/quant/int8.h"
 #include "kernels/quant/nf4.h"
 #include "kernels/op.h"
+#include "kernels/seq_pos.h"
 #include "kernels/tensor.h"
 
 namespace qtrain {
@@ -80,12 +81,34 @@ QT_OP(void, matmul_4bit_shared, (const std::vector<Tensor>& ys, Tensor x, const 
 // x). The same bits either way.
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
+// A LLaMA MLP's first half at decode, for a SwiGLU that reads nothing but the two products:
+//   h = rmsnorm(x + r) * w, s = silu(h gate^T) * (h up^T)
+// h, rstd and the result as add_rmsnorm_matmul_4bit_shared; s [N, rows] as swiglu_forward makes it
+// from the two products stored in s's dtype. The products themselves are not kept. On CUDA, where the
+// norm goes inside the GEMV, the SwiGLU goes in its epilogue too (one launch instead of two: a group
+// takes 8 rows of gate and the same 8 of up); the CPU reference is the ops one after the other.
+Tensor add_rmsnorm_matmul_4bit_swiglu(Tensor s, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps,
+                                      const Quant4Tensor& gate, const Quant4Tensor& up);
+// A LLaMA attention block's front at decode: h = rmsnorm(x + r) * w, then q, k, v = h W^T (each [B, T,
+// H, D]) as add_rmsnorm_matmul_4bit_shared makes them, then RoPE on q and k and the append of k and v to
+// the cache at positions pos .. pos + T - 1 as rope_append_kv does (kernels/rope.h): the same bits. On
+// CUDA, where the norm goes inside the GEMV, the rest goes in its epilogue (one launch instead of two:
+// a group of q's or k's rows is 8 rows i of a head and the 8 rows i + D/2 that RoPE pairs with them);
+// the CPU reference is the ops one after the other. Returns the tensor holding x + r.
+Tensor add_rmsnorm_matmul_4bit_rope_kv(Tensor q, Tensor k, Tensor v, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w,
+                                       float eps, const Quant4Tensor& wq, const Quant4Tensor& wk, const Quant4Tensor& wv,
+                                       Tensor kc, Tensor vc, float theta, SeqPos pos);
 #ifdef QTRAIN_HAS_CUDA
 namespace cuda {
 // The one launch where it applies (the result as above); an undefined tensor, with nothing done,
-// elsewhere (and where set_gemv4_norm_inside(false)).
+// elsewhere (and where set_gemv4_norm_inside(false), or set_gemv4_swiglu_inside / _rope_inside(false)).
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws);
+Tensor add_rmsnorm_matmul_4bit_swiglu(Tensor s, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps,
+                                      const Quant4Tensor& gate, const Quant4Tensor& up);
+Tensor add_rmsnorm_matmul_4bit_rope_kv(Tensor q, Tensor k, Tensor v, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w,
+                                       float eps, const Quant4Tensor& wq, const Quant4Tensor& wk, const Quant4Tensor& wv,
+                                       Tensor kc, Tensor vc, float theta, SeqPos pos);
 }  // namespace cuda
 #endif
 // Which CUDA kernel the decode path runs: the streamed tensor-core one
@@ -101,5 +124,12 @@ Gemv4Kernel gemv4_kernel();
 // QT_GEMV4_NORM=0 in the environment turns it off): off, the norm is always its own kernel (tests, measuring).
 void set_gemv4_norm_inside(bool on);
 bool gemv4_norm_inside();
+// Whether add_rmsnorm_matmul_4bit_swiglu makes SwiGLU in the GEMV's epilogue where the norm is inside it
+// (the default; QT_GEMV4_SWIGLU=0 turns it off): off, SwiGLU is its own kernel after the products.
+void set_gemv4_swiglu_inside(bool on);
+bool gemv4_swiglu_inside();
+// The same for RoPE and the cache append in add_rmsnorm_matmul_4bit_rope_kv (QT_GEMV4_ROPE=0: off).
+void set_gemv4_rope_inside(bool on);
+bool gemv4_rope_inside();
 
 }  // namespace qtrain

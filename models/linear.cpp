@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/lora_decode.h"
@@ -83,7 +84,50 @@ Linear::InputOp Linear::rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r,
     return add_rmsnorm_matmul_4bit_shared(ys, h.view({n, C}), rstd, x.view({n, C}), r.defined() ? r.view({n, C}) : Tensor(),
                                           w, eps, ws);
   };
+  op.with_swiglu = [=](Tensor s, const Quant4Tensor& gate, const Quant4Tensor& up) {
+    const int64_t C = x.size(-1), n = x.numel() / C;
+    return add_rmsnorm_matmul_4bit_swiglu(s.view({n, gate.rows}), h.view({n, C}), rstd, x.view({n, C}),
+                                          r.defined() ? r.view({n, C}) : Tensor(), w, eps, gate, up);
+  };
+  op.with_rope_kv = [=](Tensor q, Tensor k, Tensor v, const Quant4Tensor& wq, const Quant4Tensor& wk,
+                        const Quant4Tensor& wv, Tensor kc, Tensor vc, float theta, SeqPos pos) {
+    const int64_t C = x.size(-1), n = x.numel() / C;
+    return add_rmsnorm_matmul_4bit_rope_kv(q, k, v, h.view({n, C}), rstd, x.view({n, C}),
+                                           r.defined() ? r.view({n, C}) : Tensor(), w, eps, wq, wk, wv, kc, vc, theta, pos);
+  };
   return op;
+}
+
+Tensor Linear::forward_rope_kv(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
+                               bool train, const std::vector<uint64_t>& dropout_seeds, Tensor kc, Tensor vc,
+                               float theta, SeqPos pos, bool* appended) {
+  *appended = false;
+  bool plain = !train && op.with_rope_kv && ls.size() == 3 && ys.size() == 3;
+  for (const Linear* l : ls) plain = plain && !l->adapter_ && !l->bias_.defined() && l->in_ == ls[0]->in_;
+  if (plain) {
+    const Tensor x2 = op.x.view({op.x.numel() / ls[0]->in_, ls[0]->in_});
+    const Quant4Tensor* w[3] = {};
+    for (int i = 0; i < 3; ++i) w[i] = plain ? ls[size_t(i)]->weight_->as_4bit_gemv(x2) : nullptr, plain = plain && w[i];
+    if (plain) {
+      *appended = true;
+      return op.with_rope_kv(ys[0], ys[1], ys[2], *w[0], *w[1], *w[2], kc, vc, theta, pos);
+    }
+  }
+  return forward_shared(ls, ys, op, train, dropout_seeds);
+}
+
+Tensor Linear::forward_swiglu(Linear& gate, Linear& up, Tensor s, const std::vector<Tensor>& ys, const InputOp& op,
+                              bool train, bool keep_products, const std::vector<uint64_t>& dropout_seeds) {
+  if (!train && !keep_products && op.with_swiglu && !gate.adapter_ && !up.adapter_ && !gate.bias_.defined() &&
+      !up.bias_.defined() && gate.in_ == up.in_ && gate.out_ == up.out_) {
+    const Tensor x2 = op.x.view({op.x.numel() / gate.in_, gate.in_});
+    const Quant4Tensor* qg = gate.weight_->as_4bit_gemv(x2);
+    const Quant4Tensor* qu = qg ? up.weight_->as_4bit_gemv(x2) : nullptr;
+    if (qu) return op.with_swiglu(s, *qg, *qu);
+  }
+  const Tensor made = forward_shared({&gate, &up}, ys, op, train, dropout_seeds);
+  swiglu_forward(s, ys[0], ys[1]);
+  return made;
 }
 
 Tensor Linear::forward_shared_from(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, Tensor x,

@@ -10,6 +10,7 @@
 #include "models/adapters/adapter.h"
 #include "models/base_weight.h"
 #include "models/params.h"
+#include "kernels/seq_pos.h"
 
 namespace qtrain {
 
@@ -61,6 +62,12 @@ class Linear {
     Tensor x;
     std::function<Tensor()> alone;
     std::function<Tensor(const std::vector<Tensor>& ys, const std::vector<const Quant4Tensor*>& ws)> with_products;
+    // s = silu(x gate^T) * (x up^T) with the op (add_rmsnorm_matmul_4bit_swiglu); unset: no such form.
+    std::function<Tensor(Tensor s, const Quant4Tensor& gate, const Quant4Tensor& up)> with_swiglu;
+    // q, k, v = x W^T with RoPE and the cache append after them (add_rmsnorm_matmul_4bit_rope_kv); unset: none.
+    std::function<Tensor(Tensor q, Tensor k, Tensor v, const Quant4Tensor& wq, const Quant4Tensor& wk,
+                         const Quant4Tensor& wv, Tensor kc, Tensor vc, float theta, SeqPos pos)>
+        with_rope_kv;
   };
   // h = rmsnorm(x + r) * w into h [N, in] and rstd [N] (r undefined: rmsnorm(x) * w); hands back the
   // tensor holding x + r: x, added in place, or a new one (add_rmsnorm_matmul_4bit_shared).
@@ -69,6 +76,21 @@ class Linear {
   // otherwise by op.alone.
   static Tensor forward_shared(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
                                bool train, const std::vector<uint64_t>& dropout_seeds);
+  // A gated MLP's front: ys = {gate(x), up(x)} by forward_shared, then s = silu(ys[0]) * ys[1]
+  // (swiglu_forward). Outside training, where nothing reads the products afterwards (keep_products
+  // false), neither layer has an adapter or a bias and both bases are 4-bit GEMVs at x, it is one op
+  // that keeps only s (op.with_swiglu: the SwiGLU in the GEMV's epilogue on CUDA) and ys are not
+  // written. Returns what forward_shared returns.
+  static Tensor forward_swiglu(Linear& gate, Linear& up, Tensor s, const std::vector<Tensor>& ys, const InputOp& op,
+                               bool train, bool keep_products, const std::vector<uint64_t>& dropout_seeds);
+  // Attention's front at decode: ys = {q, k, v} ([B, T, H, D]) by forward_shared of the three layers
+  // in ls. Outside training, where no layer has an adapter or a bias and the bases are 4-bit GEMVs at x,
+  // it is one op that also rotates q and k and appends k and v to the cache kc, vc at pos
+  // (op.with_rope_kv: in the GEMV's epilogue on CUDA), and *appended says so; otherwise the caller
+  // still has RoPE and the append to do. Returns what forward_shared returns.
+  static Tensor forward_rope_kv(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
+                                bool train, const std::vector<uint64_t>& dropout_seeds, Tensor kc, Tensor vc,
+                                float theta, SeqPos pos, bool* appended);
   // forward's saved state without y (and without the base product): for a
   // gradient-checkpoint recompute of a projection whose output is not needed.
   void save_for_backward(Tensor x, bool train, uint64_t dropout_seed);

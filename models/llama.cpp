@@ -83,27 +83,35 @@ class LlamaModel : public Model {
     // h1 = rmsnorm(x + the previous layer's pending residual, when a decode step left one); the
     // residual stream from here on is `resid` (x itself, or the sum's own tensor where the 4-bit GEMV
     // made the norm: Linear::rmsnorm_input).
-    const Tensor resid = Linear::forward_shared(
-        {b.q, b.k, b.v}, {a.q, a.k, a.v}, Linear::rmsnorm_input(a.h1, a.rstd1, x, take_pending(), b.ln1->value, cfg_.norm_eps),
-        train, {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)});
-    if (gemm_only) a.h1 = Tensor();
+    // Decoding, RoPE and the cache append may go with the products (Linear::forward_rope_kv); where they
+    // do not, attend does them.
     Shape qs{B_, T_, Hq, Dh}, ks{B_, T_, Hkv, Dh};
+    const Linear::InputOp norm1 = Linear::rmsnorm_input(a.h1, a.rstd1, x, take_pending(), b.ln1->value, cfg_.norm_eps);
+    const std::vector<uint64_t> seeds1 = {dropout_seed(l, 0), dropout_seed(l, 1), dropout_seed(l, 2)};
+    bool appended = false;
+    const auto [kc, vc] = decode_cache(l);
+    const Tensor resid =
+        kc.defined() && keep == LayerKeep::None
+            ? Linear::forward_rope_kv({b.q, b.k, b.v}, {a.q.view(qs), a.k.view(ks), a.v.view(ks)}, norm1, train, seeds1,
+                                      kc, vc, cfg_.rope_theta, pos_, &appended)
+            : Linear::forward_shared({b.q, b.k, b.v}, {a.q, a.k, a.v}, norm1, train, seeds1);
+    if (gemm_only) a.h1 = Tensor();
     a.att = act(Hq * Dh);
     a.lse = Tensor::empty({B_, Hq, T_}, DType::F32, dev);
     // RoPE on q and k (in place: backward reads them rotated) inside attend.
-    attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks), cfg_.rope_theta);
+    attend(l, a.att.view(qs), a.lse, a.q.view(qs), a.k.view(ks), a.v.view(ks), cfg_.rope_theta, appended);
     a.x2 = act(C);
     Linear::forward_shared({b.o}, {a.x2}, a.att, train, {dropout_seed(l, 3)});
     a.h2 = act(C);
     a.rstd2 = Tensor::empty({N}, DType::F32, dev);
     a.gate = act(cfg_.d_ff), a.up = act(cfg_.d_ff);
-    // x2 += resid, then its norm h2 (x2 then names the sum, wherever it went).
-    a.x2 = Linear::forward_shared({b.gate, b.up}, {a.gate, a.up},
-                                  Linear::rmsnorm_input(a.h2, a.rstd2, a.x2, resid, b.ln2->value, cfg_.norm_eps), train,
-                                  {dropout_seed(l, 4), dropout_seed(l, 5)});
-    if (gemm_only) a.h2 = Tensor();
     a.s = act(cfg_.d_ff);
-    swiglu_forward(a.s, a.gate, a.up);
+    // x2 += resid, then its norm h2 (x2 then names the sum, wherever it went), then s = SwiGLU of
+    // gate and up (which are not written where nothing reads them: Linear::forward_swiglu).
+    a.x2 = Linear::forward_swiglu(*b.gate, *b.up, a.s, {a.gate, a.up},
+                                  Linear::rmsnorm_input(a.h2, a.rstd2, a.x2, resid, b.ln2->value, cfg_.norm_eps), train,
+                                  keep != LayerKeep::None, {dropout_seed(l, 4), dropout_seed(l, 5)});
+    if (gemm_only) a.h2 = Tensor();
     if (mode_ == ForwardMode::Recompute) {
       b.down->save_for_backward(a.s, train, dropout_seed(l, 6));
       return;

@@ -237,8 +237,10 @@ class Model {
   // out; lse is saved for backward. rope_theta > 0 rotates q and k in place
   // first (RoPE at positions pos_..). Decoding appends k and v to the cache at
   // positions pos_.. (in the same launch as RoPE) and lets q attend to
-  // everything cached.
-  void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta = 0.f);
+  // everything cached. appended: q and k are rotated and k, v in the cache already (Linear::forward_rope_kv).
+  void attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta = 0.f, bool appended = false);
+  // Layer l's key and value cache while decoding (undefined tensors otherwise).
+  std::pair<Tensor, Tensor> decode_cache(int l) const;
   ForwardMode mode_ = ForwardMode::Eval;
   int B_ = 0, T_ = 0;
   SeqPos pos_;                 // position of the first token of this pass (decoding)

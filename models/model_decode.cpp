@@ -28,17 +28,23 @@ KvCache Model::new_kv_cache(int B, int capacity) const {
   return c;
 }
 
-void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta) {
+std::pair<Tensor, Tensor> Model::decode_cache(int l) const {
+  if (mode_ != ForwardMode::Decode || !cache_) return {};
+  return {cache_->k[size_t(l)], cache_->v[size_t(l)]};
+}
+
+void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float rope_theta, bool appended) {
   if (mode_ != ForwardMode::Decode) {
+    QT_CHECK(!appended, "attend: nothing is appended outside decoding");
     if (rope_theta > 0.f) rope_qk_forward(q, k, rope_theta, pos_);
     return attention_forward(out, lse, q, k, v);
   }
   KvCache& c = *cache_;
   // Append this pass's keys and values at positions pos_ .. pos_ + T_ - 1 of every row.
   Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
-  if (rope_theta > 0.f) {
+  if (!appended && rope_theta > 0.f) {
     rope_append_kv(q, k, v, kc, vc, rope_theta, pos_);
-  } else {
+  } else if (!appended) {
     kv_cache_write(kc, k, pos_);
     kv_cache_write(vc, v, pos_);
   }

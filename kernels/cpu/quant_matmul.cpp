@@ -7,8 +7,10 @@
 #include "kernels/cpu/reference_math.h"
 #include "kernels/dispatch.h"
 #include "kernels/op_checks.h"
+#include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
+#include "kernels/rope.h"
 #include "kernels/quant/decode.h"
 #include "kernels/quant/dynamic_map.h"
 
@@ -155,11 +157,17 @@ bool env_on(const char* name) {  // unset or anything but 0
   return !(e && *e && std::atoi(e) == 0);
 }
 bool g_gemv4_norm_inside = env_on("QT_GEMV4_NORM");
+bool g_gemv4_swiglu_inside = env_on("QT_GEMV4_SWIGLU");
+bool g_gemv4_rope_inside = env_on("QT_GEMV4_ROPE");
 }  // namespace
 void set_gemv4_kernel(Gemv4Kernel k) { g_gemv4_kernel = k; }
 Gemv4Kernel gemv4_kernel() { return g_gemv4_kernel; }
 void set_gemv4_norm_inside(bool on) { g_gemv4_norm_inside = on; }
 bool gemv4_norm_inside() { return g_gemv4_norm_inside; }
+void set_gemv4_swiglu_inside(bool on) { g_gemv4_swiglu_inside = on; }
+bool gemv4_swiglu_inside() { return g_gemv4_swiglu_inside; }
+void set_gemv4_rope_inside(bool on) { g_gemv4_rope_inside = on; }
+bool gemv4_rope_inside() { return g_gemv4_rope_inside; }
 
 bool gemv_4bit_supported(const Tensor& x, const Quant4Tensor& w) {
   // One 16-byte load = 32 elements of one absmax block, rows starting on such a load.
@@ -196,15 +204,24 @@ void matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor x, const std::vect
   for (size_t i = 0; i < ws.size(); ++i) matmul_4bit(ys[i], x, *ws[i]);
 }
 
+namespace {
+// The norm's operands of the add_rmsnorm_matmul_4bit_* ops: x [N, C]; h and r (if defined) like x;
+// rstd [N]; w [C].
+void check_norm_operands(const Tensor& h, const Tensor& rstd, const Tensor& x, const Tensor& r, const Tensor& w,
+                         const std::string& what) {
+  QT_CHECK(x.defined() && x.ndim() == 2,
+           what + ": x must be [N, C], got " + (x.defined() ? shape_str(x.shape()) : std::string("undefined")));
+  check_like(h, x, (what + " h").c_str());
+  if (r.defined()) check_like(r, x, (what + " r").c_str());
+  check_len(rstd, x, x.size(0), (what + " rstd").c_str());
+  check_len(w, x, x.size(1), (what + " w").c_str());
+}
+}  // namespace
+
 Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
                                       Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
   const char* what = "add_rmsnorm_matmul_4bit_shared";
-  QT_CHECK(x.defined() && x.ndim() == 2, std::string(what) + ": x must be [N, C], got " +
-                                             (x.defined() ? shape_str(x.shape()) : std::string("undefined")));
-  check_like(h, x, (std::string(what) + " h").c_str());
-  if (r.defined()) check_like(r, x, (std::string(what) + " r").c_str());
-  check_len(rstd, x, x.size(0), (std::string(what) + " rstd").c_str());
-  check_len(w, x, x.size(1), (std::string(what) + " w").c_str());
+  check_norm_operands(h, rstd, x, r, w, what);
   check_shared(ys, x, ws, what);
 #ifdef QTRAIN_HAS_CUDA
   if (x.is_cuda()) {
@@ -217,6 +234,52 @@ Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, T
     rmsnorm_forward(h, rstd, x, w, eps);
   matmul_4bit_shared(ys, h, ws);
   return x;
+}
+
+Tensor add_rmsnorm_matmul_4bit_swiglu(Tensor s, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps,
+                                      const Quant4Tensor& gate, const Quant4Tensor& up) {
+  const char* what = "add_rmsnorm_matmul_4bit_swiglu";
+  check_norm_operands(h, rstd, x, r, w, what);
+  QT_CHECK(gate.rows == up.rows, std::string(what) + ": gate and up must have the same rows (" +
+                                     std::to_string(gate.rows) + " vs " + std::to_string(up.rows) + ")");
+  check_shared({s, s}, x, {&gate, &up}, what);
+#ifdef QTRAIN_HAS_CUDA
+  if (x.is_cuda()) {
+    if (Tensor sum = cuda::add_rmsnorm_matmul_4bit_swiglu(s, h, rstd, x, r, w, eps, gate, up); sum.defined()) return sum;
+  }
+#endif
+  // The products in s's dtype, as the model's own activations would hold them, then SwiGLU of them.
+  const Tensor g = Tensor::empty(s.shape(), s.dtype(), s.device()), u = Tensor::empty(s.shape(), s.dtype(), s.device());
+  const Tensor sum = add_rmsnorm_matmul_4bit_shared({g, u}, h, rstd, x, r, w, eps, {&gate, &up});
+  swiglu_forward(s, g, u);
+  return sum;
+}
+
+Tensor add_rmsnorm_matmul_4bit_rope_kv(Tensor q, Tensor k, Tensor v, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w,
+                                       float eps, const Quant4Tensor& wq, const Quant4Tensor& wk, const Quant4Tensor& wv,
+                                       Tensor kc, Tensor vc, float theta, SeqPos pos) {
+  const char* what = "add_rmsnorm_matmul_4bit_rope_kv";
+  for (const Tensor* t : {&q, &k, &v})
+    QT_CHECK(t->defined() && t->ndim() == 4, std::string(what) + ": q, k and v must be [B, T, H, D], got " +
+                                                 (t->defined() ? shape_str(t->shape()) : std::string("undefined")));
+  const int64_t N = q.size(0) * q.size(1);
+  const Tensor q2 = q.view({N, q.size(2) * q.size(3)}), k2 = k.view({N, k.size(2) * k.size(3)}),
+               v2 = v.view({N, v.size(2) * v.size(3)});
+  check_norm_operands(h, rstd, x, r, w, what);
+  check_shared({q2, k2, v2}, x, {&wq, &wk, &wv}, what);
+#ifdef QTRAIN_HAS_CUDA
+  if (x.is_cuda()) {
+    QT_CHECK(kc.defined() && vc.defined() && kc.ndim() == 4 && kc.shape() == vc.shape() && kc.size(0) == q.size(0) &&
+                 kc.size(2) == k.size(2) && kc.size(3) == k.size(3) && pos.extent(int(q.size(1))) <= kc.size(1),
+             std::string(what) + ": the cache must be [B, Tc, Hkv, D] with room for the positions");
+    if (Tensor sum = cuda::add_rmsnorm_matmul_4bit_rope_kv(q, k, v, h, rstd, x, r, w, eps, wq, wk, wv, kc, vc, theta, pos);
+        sum.defined())
+      return sum;
+  }
+#endif
+  const Tensor sum = add_rmsnorm_matmul_4bit_shared({q2, k2, v2}, h, rstd, x, r, w, eps, {&wq, &wk, &wv});
+  rope_append_kv(q, k, v, kc, vc, theta, pos);
+  return sum;
 }
 
 }  // namespace qtrain

@@ -4,6 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/activation.h"
 #include "kernels/cuda/pointwise.cuh"
+#include "kernels/cuda/swiglu.cuh"
 
 namespace qtrain::cuda {
 namespace {
@@ -28,13 +29,8 @@ struct GeluBackward {  // in: dout, x
   }
 };
 
-__device__ __forceinline__ float sigmoid(float g) { return 1.f / (1.f + expf(-g)); }
-
 struct SwigluForward {  // in: gate, up
-  __device__ void operator()(const float* in, float* y) const {
-    float g = in[0];
-    y[0] = g * sigmoid(g) * in[1];
-  }
+  __device__ void operator()(const float* in, float* y) const { y[0] = swiglu_value(in[0], in[1]); }
 };
 
 struct SwigluBackward {  // in: dout, gate, up; out: dgate, dup

@@ -10,6 +10,8 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pdl.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/swiglu.cuh"
 #include "kernels/cuda/vec.cuh"
 #include "kernels/device.h"
 #include "kernels/cuda/context.cuh"
@@ -367,12 +369,34 @@ __device__ __forceinline__ void gemv4_tile(float (&c)[NB][4], uint2 wq0, uint2 w
   }
 }
 
+// What the streamed kernel writes of a group (its kY parameter): the products, or SwiGLU of them
+// (add_rmsnorm_matmul_4bit_swiglu: a group is 8 rows of gate as its A rows 0..7 and the same 8 rows of
+// up as rows 8..15, and y = silu(gate) * up, [M, rows]).
+// kYRopeKv: the set is {q, k, v} of a decode step (add_rmsnorm_matmul_4bit_rope_kv): q's and k's groups
+// are 8 rows i of a head and the 8 rows i + D/2 that RoPE pairs with them, rotated at the step's
+// position (q stored, k stored and appended to the cache), and v's rows are stored and appended too.
+enum : int { kYProducts = 0, kYSwiglu = 1, kYRopeKv = 2 };
+struct Gemv4Rope {
+  const float2* table;     // rope_table's (cos, sin) at entry pos * D/2 + i
+  const int32_t* pos_dev;  // the position of a replayed step (else pos0)
+  bf16 *kc, *vc;           // [B, Tc, Hkv, D]
+  int pos0, T, Tc, D;      // x row m is token m % T of batch row m / T, at position pos0 + m % T
+};
+// A RoPE group's first row: its head's, plus 8 rows for each group before it in the head (rows r
+// D/2 on for the group's upper half).
+__device__ __forceinline__ uint32_t rope_row0(uint32_t j, int r, uint32_t D) {
+  const uint32_t per_head = D / 16;
+  return j / per_head * D + j % per_head * 8 + uint32_t(r) * (D / 2);
+}
+
 // The group's outputs from every warp's accumulators: a fixed-order sum over the warps (deterministic);
 // thread i < 128 NB owns (lane, element) i. Every thread of the block calls it.
 // H0: acc[h] holds x rows 8 (h + H0) onward (the ring kernel reduces its two halves in turn).
-template <int NB, int H0 = 0>
+// kY == kYSwiglu: n0 is the group's first row of gate and of up (NB 1).
+// kY == kYRopeKv: part is 0 (q), 1 (k) or 2 (v) and, for q and k, n0 the group's index in its part.
+template <int NB, int H0 = 0, int kY = kYProducts>
 __device__ __forceinline__ void gemv4_reduce(const float (&acc)[NB][4], float* red, int M, uint32_t n0, uint32_t rows,
-                                             FloatPtr y) {
+                                             FloatPtr y, int part = 0, const Gemv4Rope& rope = {}) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int h = 0; h < NB; ++h)
@@ -385,8 +409,40 @@ __device__ __forceinline__ void gemv4_reduce(const float (&acc)[NB][4], float* r
     for (int w = 0; w < kMmaWarps; ++w) sum += red[((w * NB + h) * 32 + l) * 4 + i];
     // D element i of lane l: W row (l/4) + 8 (i/2), x row 2 (l%4) + (i%2) (+ 8 h)
     const int m = 2 * (l & 3) + (i & 1) + 8 * (h + H0);
-    const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
-    if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
+    if constexpr (kY == kYSwiglu) {
+      static_assert(NB == 1 && H0 == 0, "SwiGLU epilogue: M <= 8");
+      // Thread t holds gate (i < 2) or up (i >= 2) of row n0 + l/4 for x row m; thread t ^ 2 the other.
+      // Each rounded as the product's own BF16 store rounds it, then swiglu_forward's math.
+      const float v = __bfloat162float(__float2bfloat16_rn(sum));
+      const float other = __shfl_xor_sync(0xffffffffu, v, 2);
+      const int64_t n = int64_t(n0) + (l >> 2);
+      if (i < 2 && m < M) y.st(int64_t(m) * rows + n, swiglu_value(v, other));
+    } else if constexpr (kY == kYRopeKv) {
+      static_assert(NB == 1 && H0 == 0, "RoPE epilogue: M <= 8");
+      // Rounded as the product's own BF16 store rounds it; q and k then rotated as rope_append_kv
+      // rotates them (thread t ^ 2 holds the pair's other row), each row also to the cache where
+      // rope_append_kv appends it.
+      float v = __bfloat162float(__float2bfloat16_rn(sum));
+      const int hi = i >> 1;
+      const int pos = (rope.pos_dev ? *rope.pos_dev : rope.pos0) + m % rope.T;
+      uint32_t n;
+      if (part < 2) {  // block-uniform
+        const float other = __shfl_xor_sync(0xffffffffu, v, 2);
+        n = rope_row0(n0, hi, uint32_t(rope.D)) + (l >> 2);
+        const float2 cs = rope.table[int64_t(pos) * (rope.D / 2) + n % uint32_t(rope.D) % uint32_t(rope.D / 2)];
+        const float2 rot = hi ? rope_rotate(other, v, cs.x, cs.y) : rope_rotate(v, other, cs.x, cs.y);
+        v = hi ? rot.y : rot.x;
+      } else {
+        n = n0 + (l >> 2) + 8 * hi;
+      }
+      if (m < M && n < rows) {
+        y.st(int64_t(m) * rows + n, v);
+        if (part > 0) (part == 1 ? rope.kc : rope.vc)[(int64_t(m / rope.T) * rope.Tc + pos) * rows + n] = __float2bfloat16_rn(v);
+      }
+    } else {
+      const int64_t n = int64_t(n0) + (l >> 2) + 8 * (i >> 1);
+      if (m < M && n < int64_t(rows)) y.st(int64_t(m) * rows + n, sum);
+    }
   }
   __syncthreads();
 }
@@ -713,9 +769,12 @@ __device__ __forceinline__ auto gemv4_parts_in_smem(Gemv4Part (&parts)[3], const
 // 37 -> 20% of the samples; bench/results/gemv4_stream_ncu_NVIDIA-H100_2026-12-07_s26.txt.
 // kX: where x comes from (kXGlobal ...): past kXGlobal it sits in shared memory, in the pair table's
 // unused upper row halves (see gemv4_stage_x), as it is or as made by an op (Gemv4MadeX).
-template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal>
+// kY: what it writes (kYProducts ...); with kYSwiglu the set is {gate, up} of equal rows, a multiple of
+// 8, and a group is 8 rows of each (gemv4_swiglu_set).
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal, int kY = kYProducts>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
-    gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols, Gemv4MadeX made) {
+    gemv4_stream_kernel(Gemv4Set set, const bf16* x, int M, const float* map, int64_t cols, Gemv4MadeX made,
+                        Gemv4Rope rope) {
   constexpr bool kXSmem = kX != kXGlobal;
   constexpr int NB = M16 ? 2 : 1;
   using Step = Gemv4Step<kTiles, kLoads>;
@@ -743,14 +802,26 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
   const auto next = [&](Cursor& c) {
     if (++c.it == its) c.it = 0, c.grp += gridDim.x;
   };
+  // A row half r of a group: its part, and its first row (gate's and up's rows are the group's halves
+  // with kYSwiglu, the part's 16 rows otherwise).
+  const auto half_part = [&](const Gemv4Part& a, int r) -> const Gemv4Part& {
+    return kY == kYSwiglu && r == 1 ? parts[1] : a;
+  };
+  const uint32_t first1 = set.p1.first, first2 = set.p2.first;
+  const auto half_row0 = [&](const Gemv4Part& a, uint32_t grp, int r) {
+    if constexpr (kY == kYRopeKv)
+      if (grp < first2) return rope_row0(grp - a.first, r, uint32_t(rope.D));  // q and k: RoPE's pairs
+    return kY == kYSwiglu ? (grp - a.first) * 8 : (grp - a.first) * kMmaRows + 8 * r;
+  };
   const auto load = [&](Step& st, Cursor c) {
     const uint32_t grp = c.grp, base = (c.it * kMmaWarps + warp) * kTiles;
     if (base >= ktiles) return;  // warp-uniform: no tiles for this warp in this step
-    const Gemv4Part& a = part(grp);
-    const uint32_t n0 = (grp - a.first) * kMmaRows;
+    const Gemv4Part& a0 = part(grp);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const uint32_t n = n0 + 8 * r + g < a.rows ? n0 + 8 * r + g : a.rows - 1;  // rows past the end: never stored
+      const Gemv4Part& a = half_part(a0, r);
+      const uint32_t nr = half_row0(a0, grp, r) + g;
+      const uint32_t n = nr < a.rows ? nr : a.rows - 1;  // rows past the end: never stored
       const uint32_t blk = n * ktiles + base;
       if constexpr (Step::kWide) {
         // One 64-bit address a row, the pairs at immediate offsets from it.
@@ -843,12 +914,13 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       float sc[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
+        const Gemv4Part& ar = half_part(a, r);
         if constexpr (kLoads == kWordCodes)
-          sc[r] = quant::dq_absmax(sm.dqmap[(st.qa[r][j / 4] >> (8 * (j % 4))) & 0xFFu], st.am[0][r], a.offset);
+          sc[r] = quant::dq_absmax(sm.dqmap[(st.qa[r][j / 4] >> (8 * (j % 4))) & 0xFFu], st.am[0][r], ar.offset);
         else if constexpr (kLoads == kF32Absmax)
           sc[r] = st.am[j][r];
         else
-          sc[r] = a.dq ? quant::dq_absmax(sm.dqmap[st.qa[r][j]], st.am[j][r], a.offset) : st.am[j][r];
+          sc[r] = ar.dq ? quant::dq_absmax(sm.dqmap[st.qa[r][j]], st.am[j][r], ar.offset) : st.am[j][r];
       }
 #pragma unroll
       for (int h = 0; h < NB; ++h) {
@@ -859,7 +931,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMinBlocks)
       }
     }
     if (it == its - 1) {  // the group's last step: block-uniform
-      gemv4_reduce<NB>(acc, sm.red, M, (grp - a.first) * kMmaRows, a.rows, a.y);
+      if constexpr (kY == kYRopeKv) {
+        const int pi = int(grp >= first1) + int(grp >= first2);
+        gemv4_reduce<NB, 0, kY>(acc, sm.red, M, pi < 2 ? grp - a.first : half_row0(a, grp, 0), a.rows, a.y, pi, rope);
+      } else {
+        gemv4_reduce<NB, 0, kY>(acc, sm.red, M, half_row0(a, grp, 0), a.rows, a.y);
+      }
 #pragma unroll
       for (int h = 0; h < NB; ++h)
 #pragma unroll
@@ -1125,14 +1202,14 @@ void allow_smem(K kernel, size_t bytes = kMmaSmem) {  // in case the table and t
 
 // Persistent blocks, at most kMinBlocks per SM (all resident, so a dependent launched early cannot
 // hold resources a block of this grid still waits for).
-template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal>
+template <bool M16, int kTiles, int kLoads, int kMinBlocks, int kX = kXGlobal, int kY = kYProducts>
 void launch_gemv4_stream(bool pdl, const Gemv4Set& set, const bf16* x, int M, const float* map, int64_t cols,
-                         const Gemv4MadeX& made = {}) {
-  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks, kX>;
+                         const Gemv4MadeX& made = {}, const Gemv4Rope& rope = {}) {
+  const auto kernel = gemv4_stream_kernel<M16, kTiles, kLoads, kMinBlocks, kX, kY>;
   static bool attrs = false;
   if (!attrs) allow_smem(kernel), attrs = true;
   const unsigned grid = unsigned(std::min<int64_t>(set.groups, int64_t(kMinBlocks) * Context::get().sm_count()));
-  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols, made);
+  launch_pdl(pdl, kernel, grid, kMmaWarps * 32, kMmaSmem, set, x, M, map, cols, made, rope);
 }
 
 // How the streamed kernel runs one weight at M x rows: a function of the weight alone (its width,
@@ -1387,23 +1464,21 @@ namespace {
 
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
-}  // namespace
-
 // One launch of the streamed kernel making x (kXRmsNorm) where the set is one launch of it with x in
 // shared memory (LLaMA-7B's q+k+v and gate+up at M = 1 to 4): the normed rows staged where
-// gemv4_stage_x would put x. An undefined tensor, with nothing allocated or launched, elsewhere.
-Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
-                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
+// gemv4_stage_x would put x. kY: the products as they are, or SwiGLU of gate and up (set: gemv4_swiglu_set).
+// An undefined tensor, with nothing allocated or launched, elsewhere. The caller checked that ws are
+// one launch (gemv4_one_launch) and made the set of them.
+template <int kY>
+Tensor launch_gemv4_norm_inside(const Gemv4Set& set, int64_t bytes, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                Tensor w, float eps, int64_t cols, const Gemv4Rope& rope = {}) {
   const Gemv4Kernel k = qtrain::gemv4_kernel();
   if (!qtrain::gemv4_norm_inside() || x.size(-1) > int64_t(kNormPieces) * 8 * kMmaWarps * 32 ||
       h.dtype() != DType::BF16 || (r.defined() && r.dtype() != DType::BF16) || rstd.dtype() != DType::F32 ||
       (w.dtype() != DType::BF16 && w.dtype() != DType::F32) || !aligned16(h) || !aligned16(r) || !aligned16(w) ||
-      (k != Gemv4Kernel::TensorCore && k != Gemv4Kernel::TensorCoreRing) || !gemv4_one_launch(x, ws))
+      (k != Gemv4Kernel::TensorCore && k != Gemv4Kernel::TensorCoreRing))
     return Tensor();
-  const int64_t cols = ws[0]->cols;
   const int M = int(x.numel() / cols);
-  int64_t bytes = 0;
-  const Gemv4Set set = gemv4_set(ys, ws, bytes);
   const Gemv4Plan plan = gemv4_plan(cols, set.p0.dq, set.p0.qabsmax, M);  // every part's (gemv4_one_launch)
   if (gemv4_ring(plan) || !gemv4_stages_x(plan, M, cols, set.groups)) return Tensor();
   // The sum goes to a tensor of its own: other blocks still read x and r while block 0 writes it.
@@ -1417,10 +1492,59 @@ Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, T
   const bool pdl = qtrain::decode_pdl() && bytes <= pdl_max_bytes();
   const bf16* px = static_cast<const bf16*>(x.raw());
   if (plan.tiles == 8)
-    launch_gemv4_stream<false, 8, kWordCodes, 2, kXRmsNorm>(pdl, set, px, M, device_dynamic_map(), cols, made);
+    launch_gemv4_stream<false, 8, kWordCodes, 2, kXRmsNorm, kY>(pdl, set, px, M, device_dynamic_map(), cols, made, rope);
   else
-    launch_gemv4_stream<false, 4, kWordCodes, 2, kXRmsNorm>(pdl, set, px, M, device_dynamic_map(), cols, made);
-  CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_shared");
+    launch_gemv4_stream<false, 4, kWordCodes, 2, kXRmsNorm, kY>(pdl, set, px, M, device_dynamic_map(), cols, made, rope);
+  return sum;
+}
+
+// {gate, up} as one set whose group g is rows 8g .. 8g + 7 of both (kYSwiglu), writing s.
+Gemv4Set gemv4_swiglu_set(Tensor s, const Quant4Tensor& gate, const Quant4Tensor& up, int64_t& bytes) {
+  Gemv4Set set = gemv4_set({s, s}, {&gate, &up}, bytes);
+  set.p1.first = set.p2.first = UINT32_MAX;  // every group's part is gate's; up's rows by half_part
+  set.groups = uint32_t(gate.rows / 8);
+  return set;
+}
+
+}  // namespace
+
+Tensor add_rmsnorm_matmul_4bit_shared(const std::vector<Tensor>& ys, Tensor h, Tensor rstd, Tensor x, Tensor r,
+                                      Tensor w, float eps, const std::vector<const Quant4Tensor*>& ws) {
+  if (!gemv4_one_launch(x, ws)) return Tensor();  // gemv4_set wants weights the tensor-core GEMV takes
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_set(ys, ws, bytes);
+  const Tensor sum = launch_gemv4_norm_inside<kYProducts>(set, bytes, h, rstd, x, r, w, eps, ws[0]->cols);
+  if (sum.defined()) CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_shared");
+  return sum;
+}
+
+Tensor add_rmsnorm_matmul_4bit_swiglu(Tensor s, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w, float eps,
+                                      const Quant4Tensor& gate, const Quant4Tensor& up) {
+  if (!qtrain::gemv4_swiglu_inside() || s.dtype() != DType::BF16 || !aligned16(s) || gate.rows != up.rows ||
+      gate.rows % 8 != 0 || !gemv4_one_launch(x, {&gate, &up}))
+    return Tensor();
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_swiglu_set(s, gate, up, bytes);
+  const Tensor sum = launch_gemv4_norm_inside<kYSwiglu>(set, bytes, h, rstd, x, r, w, eps, gate.cols);
+  if (sum.defined()) CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_swiglu");
+  return sum;
+}
+
+Tensor add_rmsnorm_matmul_4bit_rope_kv(Tensor q, Tensor k, Tensor v, Tensor h, Tensor rstd, Tensor x, Tensor r, Tensor w,
+                                       float eps, const Quant4Tensor& wq, const Quant4Tensor& wk, const Quant4Tensor& wv,
+                                       Tensor kc, Tensor vc, float theta, SeqPos pos) {
+  const int64_t B = q.size(0), T = q.size(1), D = q.size(3), N = B * T;
+  const std::vector<const Quant4Tensor*> ws = {&wq, &wk, &wv};
+  bool ok = qtrain::gemv4_rope_inside() && D % 16 == 0 && k.size(3) == D && v.size(3) == D;
+  for (const Tensor* t : {&q, &k, &v, &kc, &vc}) ok = ok && t->dtype() == DType::BF16 && aligned16(*t);
+  if (!ok || !gemv4_one_launch(x, ws)) return Tensor();
+  const std::vector<Tensor> ys = {q.view({N, wq.rows}), k.view({N, wk.rows}), v.view({N, wv.rows})};
+  int64_t bytes = 0;
+  const Gemv4Set set = gemv4_set(ys, ws, bytes);
+  const Gemv4Rope rope{rope_table(pos.extent(int(T)), int(D), theta), pos.dev, static_cast<bf16*>(kc.raw()),
+                       static_cast<bf16*>(vc.raw()), pos.first, int(T), int(kc.size(1)), int(D)};
+  const Tensor sum = launch_gemv4_norm_inside<kYRopeKv>(set, bytes, h, rstd, x, r, w, eps, wq.cols, rope);
+  if (sum.defined()) CUDA_CHECK_LAUNCH("add_rmsnorm_matmul_4bit_rope_kv");
   return sum;
 }
 

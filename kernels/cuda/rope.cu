@@ -11,6 +11,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/pdl.cuh"
+#include "kernels/cuda/rope.cuh"
 #include "kernels/rope.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
@@ -29,11 +30,6 @@ __global__ void rope_table_kernel(float2* table, int T, int D, float theta) {
   }
 }
 
-// One pair (x1, x2) = (x[i], x[i + D/2]) rotated by (c, s): shared by both
-// kernels below so that their results are the same bits.
-__device__ __forceinline__ float2 rotate(float x1, float x2, float c, float s) {
-  return make_float2(x1 * c - x2 * s, x2 * c + x1 * s);
-}
 
 // sign = +1 forward (rotate by +angle), -1 backward (the transpose).
 // pos_dev, when set, holds the first position (a replayed decode step).
@@ -49,7 +45,7 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
     float2 cs = table[pos * half + i];
     float c = cs.x, s = sign * cs.y;
     int64_t j = row * D + i;
-    const float2 r = rotate(x.ld(j), x.ld(j + half), c, s);
+    const float2 r = rope_rotate(x.ld(j), x.ld(j + half), c, s);
     x.st(j, r.x);
     x.st(j + half, r.y);
   }
@@ -58,7 +54,7 @@ __global__ void rope_kernel(FloatPtr x, const float2* table, int64_t rows, int T
 // BF16, D % 16 == 0, 16-byte aligned rows: a thread takes 8 consecutive pairs
 // (one 16-byte load from each half and four 16-byte table loads), so RoPE
 // runs at copy speed instead of ~1/4 of it with 2-byte accesses. The math per
-// element is the scalar kernel's (rotate), so the results are the same bits.
+// element is the scalar kernel's (rope_rotate), so the results are the same bits.
 // a, b: pairs i0 .. i0 + 7 (x[i], x[i + D/2]); cs4: their (cos, sin) entries.
 __device__ __forceinline__ void rotate8(int4& a, int4& b, const float4* cs4, float sign) {
   bf16* ea = reinterpret_cast<bf16*>(&a);
@@ -70,7 +66,7 @@ __device__ __forceinline__ void rotate8(int4& a, int4& b, const float4* cs4, flo
     for (int h = 0; h < 2; ++h) {
       const float c = h ? cs.z : cs.x, s = sign * (h ? cs.w : cs.y);
       const int e = 2 * q + h;
-      const float2 r = rotate(__bfloat162float(ea[e]), __bfloat162float(eb[e]), c, s);
+      const float2 r = rope_rotate(__bfloat162float(ea[e]), __bfloat162float(eb[e]), c, s);
       ea[e] = __float2bfloat16_rn(r.x);
       eb[e] = __float2bfloat16_rn(r.y);
     }
@@ -123,27 +119,6 @@ __global__ void rope_qkv_bf16x8_kernel(RopeQkv a, const float2* table, int pos0,
   }
 }
 
-// The table for positions [0, T) at (D, theta), rebuilt only when it must grow
-// or (D, theta) change: an entry depends on its own (pos, i) alone, so a longer
-// table serves shorter sequences, and a decode step (T = 1 at pos0 = 1000)
-// reuses the prefill's table. The scratch slot is RoPE's alone, and every op
-// runs in order on the one stream.
-const float2* rope_table(int T, int D, float theta) {
-  static int cached_T = -1, cached_D = -1;
-  static float cached_theta = 0.f;
-  static const void* cached_ptr = nullptr;
-  if (D == cached_D && theta == cached_theta) T = std::max(T, cached_T);
-  const size_t bytes = size_t(T) * size_t(D / 2) * sizeof(float2);
-  auto* table = static_cast<float2*>(Context::get().scratch(Scratch::Rope, bytes));
-  if (T != cached_T || D != cached_D || theta != cached_theta || table != cached_ptr) {
-    if (D != cached_D || theta != cached_theta) cuda_bump_buffer_generation();  // other entries, same pointer
-    rope_table_kernel<<<grid_for(int64_t(T) * (D / 2), 256), 256, 0, stream()>>>(table, T, D, theta);
-    CUDA_CHECK_LAUNCH("rope_table");
-    cached_T = T, cached_D = D, cached_theta = theta, cached_ptr = table;
-  }
-  return table;
-}
-
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 // q (and k, and for decoding kc, vc, v, when defined) in one launch when every tensor is BF16 with
@@ -181,6 +156,27 @@ void rope(Tensor x, float theta, SeqPos pos, float sign, const char* what) {
 }
 
 }  // namespace
+
+// The table for positions [0, T) at (D, theta), rebuilt only when it must grow
+// or (D, theta) change: an entry depends on its own (pos, i) alone, so a longer
+// table serves shorter sequences, and a decode step (T = 1 at pos0 = 1000)
+// reuses the prefill's table. The scratch slot is RoPE's alone, and every op
+// runs in order on the one stream.
+const float2* rope_table(int T, int D, float theta) {
+  static int cached_T = -1, cached_D = -1;
+  static float cached_theta = 0.f;
+  static const void* cached_ptr = nullptr;
+  if (D == cached_D && theta == cached_theta) T = std::max(T, cached_T);
+  const size_t bytes = size_t(T) * size_t(D / 2) * sizeof(float2);
+  auto* table = static_cast<float2*>(Context::get().scratch(Scratch::Rope, bytes));
+  if (T != cached_T || D != cached_D || theta != cached_theta || table != cached_ptr) {
+    if (D != cached_D || theta != cached_theta) cuda_bump_buffer_generation();  // other entries, same pointer
+    rope_table_kernel<<<grid_for(int64_t(T) * (D / 2), 256), 256, 0, stream()>>>(table, T, D, theta);
+    CUDA_CHECK_LAUNCH("rope_table");
+    cached_T = T, cached_D = D, cached_theta = theta, cached_ptr = table;
+  }
+  return table;
+}
 
 void rope_forward(Tensor x, float theta, SeqPos pos) { rope(x, theta, pos, 1.f, "rope_forward"); }
 void rope_backward(Tensor dx, float theta, int pos0) { rope(dx, theta, pos0, -1.f, "rope_backward"); }

@@ -101,10 +101,12 @@ TEST_P(GpuDecodeGraph, ReplaysEqualEagerSteps) {
 }
 
 // LLaMA-7B's layer shapes (two layers of random weights, an NF4 base) at batch 1, where the q+k+v and
-// gate+up GEMVs make the norms in front of them (add_rmsnorm_matmul_4bit_shared): the steps' logits,
-// eager and replayed, equal those with the norms as their own kernels bit for bit, and a step runs one
-// norm kernel (the final one) where it ran five. With a LoRA on every projection too (it reads the
-// normed rows, as the GEMV's first block stores them).
+// gate+up GEMVs make the norms in front of them (add_rmsnorm_matmul_4bit_shared) and, with no adapters,
+// SwiGLU and RoPE + the cache append in their epilogues (add_rmsnorm_matmul_4bit_swiglu, _rope_kv): the
+// steps' logits, eager and replayed, equal those with the norms, SwiGLU and RoPE as their own kernels
+// bit for bit; a step runs one norm kernel (the final one) where it ran five, and no SwiGLU or RoPE
+// kernel where it ran two of each. With a LoRA on every projection too (it reads the normed rows, as
+// the GEMV's first block stores them; SwiGLU and RoPE then stay kernels of their own, after the adapters).
 TEST(GpuDecodeNormInsideGemv, EqualsTheNormsOwnKernels) {
   QT_SKIP_WITHOUT_GPU();
   for (int lora_r : {0, 8}) {
@@ -122,24 +124,34 @@ TEST(GpuDecodeNormInsideGemv, EqualsTheNormsOwnKernels) {
     const int V = lm.config.vocab_size, prompt = 4, steps = 4;
     std::vector<int32_t> ids;
     for (int i = 0; i < prompt + steps; ++i) ids.push_back(int32_t((i * 7919 + 11) % V));
-    auto run = [&](bool folds, bool graphs, int64_t* norm_calls) {
+    struct Calls {
+      int64_t norm = -1, swiglu = -1, rope = -1;
+    };
+    auto run = [&](bool folds, bool graphs, Calls* calls) {
       set_gemv4_norm_inside(folds);
+      set_gemv4_swiglu_inside(folds);
+      set_gemv4_rope_inside(folds);
       m->set_decode_graphs(graphs);
       KvCache c = m->new_kv_cache(1, prompt + steps);
       std::vector<std::vector<float>> out;
       out.push_back(m->decode(ids.data(), 1, prompt, c).to_vector());
-      const bool profile = norm_calls && kernel_profile_start().empty();
+      const bool profile = calls && kernel_profile_start().empty();
       for (int s = 0; s < steps; ++s) out.push_back(m->decode(&ids[size_t(prompt + s)], 1, 1, c).to_vector());
       if (profile) {
         cuda_sync();
-        *norm_calls = 0;
-        for (const KernelTime& k : kernel_profile_stop())
-          if (k.klass == "norm") *norm_calls += k.calls;
+        *calls = Calls{0, 0, 0};
+        for (const KernelTime& k : kernel_profile_stop()) {
+          if (k.klass == "norm") calls->norm += k.calls;
+          if (k.name.find("Swiglu") != std::string::npos) calls->swiglu += k.calls;
+          if (k.name.find("rope") != std::string::npos) calls->rope += k.calls;
+        }
       }
       set_gemv4_norm_inside(true);
+      set_gemv4_swiglu_inside(true);
+      set_gemv4_rope_inside(true);
       return out;
     };
-    int64_t own = -1, folded = -1;
+    Calls own, folded;
     const auto ref = run(false, false, &own);
     const auto eager = run(true, false, &folded);
     const auto graphed = run(true, true, nullptr);
@@ -147,9 +159,13 @@ TEST(GpuDecodeNormInsideGemv, EqualsTheNormsOwnKernels) {
       EXPECT_EQ(eager[s], ref[s]) << "step " << s;
       EXPECT_LT(max_rel_err(graphed[s], ref[s], 1e-3), 1e-5) << "replayed step " << s;  // as ReplaysEqualEagerSteps
     }
-    if (own >= 0) {  // CUPTI present
-      EXPECT_EQ(own, 5 * steps);
-      EXPECT_EQ(folded, steps);
+    if (own.norm >= 0) {  // CUPTI present
+      EXPECT_EQ(own.norm, 5 * steps);
+      EXPECT_EQ(folded.norm, steps);
+      EXPECT_EQ(own.swiglu, 2 * steps);
+      EXPECT_EQ(folded.swiglu, lora_r ? 2 * steps : 0);
+      EXPECT_EQ(own.rope, 2 * steps);
+      EXPECT_EQ(folded.rope, lora_r ? 2 * steps : 0);
     }
   }
 }

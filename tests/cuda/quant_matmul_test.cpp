@@ -3,10 +3,12 @@
 // GEMV within BF16 tolerance, on odd shapes and row offsets.
 #include <cstring>
 
+#include "kernels/activation.h"
 #include "kernels/device.h"
 #include "kernels/dtype.h"
 #include "kernels/elementwise.h"
 #include "kernels/norm.h"
+#include "kernels/rope.h"
 #include "kernels/quant_matmul.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -224,6 +226,140 @@ TEST(CudaQuant, Gemv4bitFoldsResidualRmsNorm) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("add_rmsnorm_matmul_4bit_shared rstd"), std::string::npos) << e.what();
   }
+}
+
+// SwiGLU in the epilogue of the GEMV that makes the norm (add_rmsnorm_matmul_4bit_swiglu: a group is 8
+// rows of gate and the same 8 of up). s, h, rstd and the sum are the bits of add_rmsnorm_matmul_4bit_shared
+// followed by swiglu_forward, at M = 1 and 3 (one launch) and 8 (no fold: those ops), with a residual or
+// none, and with the fold switched off; within tolerance of the CPU reference. 2408 rows: 301 groups, so
+// the last group's rows are the last 8 of each (a 16-row grouping would be ragged there); gate and up
+// from different seeds, so their double-quant offsets differ.
+TEST(CudaQuant, Gemv4bitFoldsSwiglu) {
+  QT_SKIP_WITHOUT_GPU();
+  const int64_t cols = 4096, rows = 2408;
+  const float eps = 1e-5f;
+  std::vector<Quant4Tensor> hw, dw;
+  for (int i = 0; i < 2; ++i) hw.push_back(make4(rows, cols, quant::Code4::NF4, true, 180 + uint64_t(i))), dw.push_back(hw.back().to(Device::CUDA));
+  ASSERT_NE(hw[0].view().offset, hw[1].view().offset);
+  const std::vector<const Quant4Tensor*> dp = {&dw[0], &dw[1]};
+  for (bool inside : {true, false})
+    for (int64_t M : {1, 3, 8})
+      for (bool with_r : {true, false}) {
+        if (!inside && M != 1) continue;
+        SCOPED_TRACE("M " + std::to_string(M) + (with_r ? ", residual" : ", no residual") + (inside ? "" : ", switched off"));
+        set_gemv4_swiglu_inside(inside);
+        const uint64_t seed = 300 + uint64_t(M) * 4 + (with_r ? 2 : 0);
+        Pair x = randn_pair({M, cols}, seed, DType::BF16), r = randn_pair({M, cols}, seed + 100, DType::BF16);
+        Pair w = randn_pair({cols}, seed + 200, DType::BF16, 0.5f);
+        const auto act = [&](int64_t n, Device d, DType dt) { return Tensor::empty({M, n}, dt, d); };
+        Tensor sf = act(rows, Device::CUDA, DType::BF16), hf = act(cols, Device::CUDA, DType::BF16);
+        Tensor rf = Tensor::empty({M}, DType::F32, Device::CUDA), xf = x.gpu.clone();
+        const Tensor sumf = add_rmsnorm_matmul_4bit_swiglu(sf, hf, rf, xf, with_r ? r.gpu : Tensor(), w.gpu, eps, dw[0], dw[1]);
+        // The products, then SwiGLU of them.
+        std::vector<Tensor> yu = {act(rows, Device::CUDA, DType::BF16), act(rows, Device::CUDA, DType::BF16)};
+        Tensor su = act(rows, Device::CUDA, DType::BF16), hu = act(cols, Device::CUDA, DType::BF16);
+        Tensor ru = Tensor::empty({M}, DType::F32, Device::CUDA), xu = x.gpu.clone();
+        const Tensor sumu = add_rmsnorm_matmul_4bit_shared(yu, hu, ru, xu, with_r ? r.gpu : Tensor(), w.gpu, eps, dp);
+        swiglu_forward(su, yu[0], yu[1]);
+        EXPECT_EQ(vec(sf), vec(su));
+        EXPECT_EQ(vec(hf), vec(hu));
+        EXPECT_EQ(vec(rf), vec(ru));
+        EXPECT_EQ(vec(sumf), vec(sumu));
+        EXPECT_EQ(sumf.raw() != xf.raw(), sumu.raw() != xu.raw()) << "the sum where the norm alone puts it";
+        // The CPU reference.
+        Tensor sc = act(rows, Device::CPU, DType::F32), hc = act(cols, Device::CPU, DType::F32);
+        Tensor rc = Tensor::empty({M}, DType::F32), xc = x.cpu.clone();
+        const Tensor sumc = add_rmsnorm_matmul_4bit_swiglu(sc, hc, rc, xc, with_r ? r.cpu : Tensor(), w.cpu, eps, hw[0], hw[1]);
+        EXPECT_EQ(sumc.raw(), xc.raw());
+        EXPECT_CLOSE(sumf, sumc, kBf16Tol);
+        EXPECT_CLOSE(hf, hc, kBf16Tol);
+        EXPECT_CLOSE(sf, sc, 3 * kBf16Tol);
+      }
+  set_gemv4_swiglu_inside(true);
+  // Bad operands name the op.
+  Quant4Tensor other = make4(rows - 8, cols, quant::Code4::NF4, true, 7).to(Device::CUDA);
+  Pair x = randn_pair({1, cols}, 5, DType::BF16);
+  Tensor s = Tensor::empty({1, rows}, DType::BF16, Device::CUDA), h = Tensor::empty({1, cols}, DType::BF16, Device::CUDA);
+  try {
+    add_rmsnorm_matmul_4bit_swiglu(s, h, Tensor::empty({1}, DType::F32, Device::CUDA), x.gpu, Tensor(), x.gpu.view({cols}),
+                                   1e-5f, dw[0], other);
+    ADD_FAILURE() << "gate and up of different rows were taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("add_rmsnorm_matmul_4bit_swiglu: gate and up"), std::string::npos) << e.what();
+  }
+}
+
+// RoPE and the cache append in the epilogue of the GEMV that makes the norm (add_rmsnorm_matmul_4bit_rope_kv:
+// a group of q's or k's rows is 8 rows i of a head and the 8 rows i + D/2). q, k, v, the whole cache, h,
+// rstd and the sum are the bits of add_rmsnorm_matmul_4bit_shared followed by rope_append_kv, for one
+// token (B 1 and 3), three tokens of one row (T 3: a position each), at a position from the host and
+// one read from device memory (a replayed step's), for B 8 (no fold: those ops), and with the fold
+// switched off; within tolerance of the CPU reference. GQA shapes: 32 query heads, 8 kv heads of 128.
+TEST(CudaQuant, Gemv4bitFoldsRopeKv) {
+  QT_SKIP_WITHOUT_GPU();
+  const int64_t C = 4096, Hq = 32, Hkv = 8, D = 128, Tc = 16;
+  const float eps = 1e-5f, theta = 10000.f;
+  std::vector<Quant4Tensor> hw, dw;
+  for (int64_t i = 0; i < 3; ++i)
+    hw.push_back(make4((i ? Hkv : Hq) * D, C, quant::Code4::NF4, true, 400 + uint64_t(i))), dw.push_back(hw.back().to(Device::CUDA));
+  const std::vector<const Quant4Tensor*> dp = {&dw[0], &dw[1], &dw[2]};
+  struct Case {
+    int64_t B, T;
+    bool dev_pos, inside;
+  };
+  for (Case c : {Case{1, 1, false, true}, Case{3, 1, false, true}, Case{1, 3, false, true}, Case{1, 1, true, true},
+                 Case{8, 1, false, true}, Case{1, 1, false, false}}) {
+    const int64_t N = c.B * c.T;
+    SCOPED_TRACE("B " + std::to_string(c.B) + " T " + std::to_string(c.T) + (c.dev_pos ? ", position on the device" : "") +
+                 (c.inside ? "" : ", switched off"));
+    set_gemv4_rope_inside(c.inside);
+    const uint64_t seed = 500 + uint64_t(N) * 8 + (c.dev_pos ? 1 : 0) + (c.inside ? 0 : 2);
+    Pair x = randn_pair({N, C}, seed, DType::BF16), r = randn_pair({N, C}, seed + 100, DType::BF16);
+    Pair w = randn_pair({C}, seed + 200, DType::BF16, 0.5f);
+    Pair cache = randn_pair({c.B, Tc, Hkv, D}, seed + 300, DType::BF16);
+    // A replayed step reads its position from device memory: 7 there, a stale 5 on the host.
+    int32_t seven = 7;
+    const Tensor dpos = Tensor::wrap(&seven, {1}, DType::I32).to(Device::CUDA);
+    const SeqPos pos = c.dev_pos ? SeqPos(5, static_cast<const int32_t*>(dpos.raw()), Tc) : SeqPos(5);
+    struct Out {
+      Tensor q, k, v, h, rstd, kc, vc, sum, x;
+    };
+    const auto outs = [&](Device d, DType dt, const Pair& xp, const Pair& cp) {
+      Out o;
+      o.q = Tensor::empty({c.B, c.T, Hq, D}, dt, d), o.k = Tensor::empty({c.B, c.T, Hkv, D}, dt, d);
+      o.v = Tensor::empty({c.B, c.T, Hkv, D}, dt, d), o.h = Tensor::empty({N, C}, dt, d), o.rstd = Tensor::empty({N}, DType::F32, d);
+      o.kc = (d == Device::CUDA ? cp.gpu : cp.cpu).clone(), o.vc = (d == Device::CUDA ? cp.gpu : cp.cpu).clone();
+      o.x = (d == Device::CUDA ? xp.gpu : xp.cpu).clone();
+      return o;
+    };
+    Out f = outs(Device::CUDA, DType::BF16, x, cache);
+    f.sum = add_rmsnorm_matmul_4bit_rope_kv(f.q, f.k, f.v, f.h, f.rstd, f.x, r.gpu, w.gpu, eps, dw[0], dw[1], dw[2], f.kc,
+                                            f.vc, theta, pos);
+    Out u = outs(Device::CUDA, DType::BF16, x, cache);
+    u.sum = add_rmsnorm_matmul_4bit_shared({u.q.view({N, Hq * D}), u.k.view({N, Hkv * D}), u.v.view({N, Hkv * D})}, u.h,
+                                           u.rstd, u.x, r.gpu, w.gpu, eps, dp);
+    rope_append_kv(u.q, u.k, u.v, u.kc, u.vc, theta, pos);
+    EXPECT_EQ(vec(f.q), vec(u.q));
+    EXPECT_EQ(vec(f.k), vec(u.k));
+    EXPECT_EQ(vec(f.v), vec(u.v));
+    EXPECT_EQ(vec(f.kc), vec(u.kc));
+    EXPECT_EQ(vec(f.vc), vec(u.vc));
+    EXPECT_EQ(vec(f.h), vec(u.h));
+    EXPECT_EQ(vec(f.rstd), vec(u.rstd));
+    EXPECT_EQ(vec(f.sum), vec(u.sum));
+    EXPECT_NE(vec(f.kc), vec(cache.gpu)) << "something was appended";
+    // The CPU reference (its position from the host: the device's 7 where the step reads that).
+    Out h = outs(Device::CPU, DType::F32, x, cache);
+    h.sum = add_rmsnorm_matmul_4bit_rope_kv(h.q, h.k, h.v, h.h, h.rstd, h.x, r.cpu, w.cpu, eps, hw[0], hw[1], hw[2], h.kc,
+                                            h.vc, theta, SeqPos(c.dev_pos ? 7 : 5));
+    EXPECT_CLOSE(f.q, h.q, 2 * kBf16Tol);
+    EXPECT_CLOSE(f.k, h.k, 2 * kBf16Tol);
+    EXPECT_CLOSE(f.v, h.v, 2 * kBf16Tol);
+    EXPECT_CLOSE(f.kc, h.kc, 2 * kBf16Tol);
+    EXPECT_CLOSE(f.vc, h.vc, 2 * kBf16Tol);
+    EXPECT_CLOSE(f.sum, h.sum, kBf16Tol);
+  }
+  set_gemv4_rope_inside(true);
 }
 
 // Programmatic dependent launch: each product's preamble runs while the previous kernel finishes,
