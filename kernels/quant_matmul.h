@@ -128,7 +128,8 @@ bool gemv4_norm_inside();
 // (the default; QT_GEMV4_SWIGLU=0 turns it off): off, SwiGLU is its own kernel after the products.
 void set_gemv4_swiglu_inside(bool on);
 bool gemv4_swiglu_inside();
-// The same for RoPE and the cache append in add_rmsnorm_matmul_4bit_rope_kv (QT_GEMV4_ROPE=0: off).
+// The same for RoPE and the cache append in add_rmsnorm_matmul_4bit_rope_kv; off by default (QT_GEMV4_ROPE=1:
+// on) until its bit-equality with the RoPE kernel in a model is confirmed on a GPU (kernels/cpu/quant_matmul.cpp).
 void set_gemv4_rope_inside(bool on);
 bool gemv4_rope_inside();
 

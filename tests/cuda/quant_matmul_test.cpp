@@ -303,6 +303,7 @@ TEST(CudaQuant, Gemv4bitFoldsRopeKv) {
   for (int64_t i = 0; i < 3; ++i)
     hw.push_back(make4((i ? Hkv : Hq) * D, C, quant::Code4::NF4, true, 400 + uint64_t(i))), dw.push_back(hw.back().to(Device::CUDA));
   const std::vector<const Quant4Tensor*> dp = {&dw[0], &dw[1], &dw[2]};
+  const bool rope_default = gemv4_rope_inside();  // off unless QT_GEMV4_ROPE=1: checked on here either way
   struct Case {
     int64_t B, T;
     bool dev_pos, inside;
@@ -360,6 +361,28 @@ TEST(CudaQuant, Gemv4bitFoldsRopeKv) {
     EXPECT_CLOSE(f.sum, h.sum, kBf16Tol);
   }
   set_gemv4_rope_inside(true);
+  // One token at every position of the cache, fused against the two ops: 16 x 6144 rotated values, where
+  // an F32 ulp between the two (an FMA in one and not the other) shows as BF16 ulps somewhere.
+  Pair x = randn_pair({1, C}, 600, DType::BF16), w = randn_pair({C}, 601, DType::BF16, 0.5f);
+  Tensor cf = randn_pair({1, Tc, Hkv, D}, 602, DType::BF16).gpu, cu = cf.clone();
+  for (int p = 0; p < Tc; ++p) {
+    SCOPED_TRACE("position " + std::to_string(p));
+    std::vector<Tensor> f, u;
+    for (int64_t H : {Hq, Hkv, Hkv}) {
+      f.push_back(Tensor::empty({1, 1, H, D}, DType::BF16, Device::CUDA));
+      u.push_back(Tensor::empty({1, 1, H, D}, DType::BF16, Device::CUDA));
+    }
+    Tensor h = Tensor::empty({1, C}, DType::BF16, Device::CUDA), rs = Tensor::empty({1}, DType::F32, Device::CUDA);
+    add_rmsnorm_matmul_4bit_rope_kv(f[0], f[1], f[2], h, rs, x.gpu, Tensor(), w.gpu, eps, dw[0], dw[1], dw[2], cf,
+                                    cf.clone(), theta, SeqPos(p));
+    add_rmsnorm_matmul_4bit_shared({u[0].view({1, Hq * D}), u[1].view({1, Hkv * D}), u[2].view({1, Hkv * D})}, h, rs,
+                                   x.gpu, Tensor(), w.gpu, eps, dp);
+    rope_append_kv(u[0], u[1], u[2], cu, cu.clone(), theta, SeqPos(p));
+    EXPECT_EQ(vec(f[0]), vec(u[0]));
+    EXPECT_EQ(vec(f[1]), vec(u[1]));
+  }
+  EXPECT_EQ(vec(cf), vec(cu));
+  set_gemv4_rope_inside(rope_default);
 }
 
 // Programmatic dependent launch: each product's preamble runs while the previous kernel finishes,
