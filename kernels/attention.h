@@ -31,6 +31,20 @@ QT_OP(void, attention_forward, (Tensor out, Tensor lse, Tensor q, Tensor k, Tens
 // positions 0 .. pos0+Tq-1 (Tc >= pos0+Tq; rows past that are ignored). Query i
 // sees keys 0 .. pos0+i (causal). No lse: nothing runs backward through it.
 QT_OP(void, attention_cached, (Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos))
+// The GPU decode attention's key split where its rows are too few to fill the GPU (LLaMA-7B batch 1: 32 rows on
+// 132 SMs): up to this many blocks of a thread-block cluster share a row's keys and combine their parts in
+// distributed shared memory (a power of two, 2..8). 0 or 1: no cluster (one block a row, or at long
+// contexts the split over global memory). Default 8; QT_ATTN_CLUSTER sets it at start. The CPU ignores it.
+void set_attention_cluster(int max_blocks);
+int attention_cluster();
+// How the last GPU decode attention split a row's keys (blocks 1: not at all), so tests can tell which
+// path ran.
+struct AttentionSplit {
+  int blocks = 0;
+  bool cluster = false;
+};
+AttentionSplit last_attention_split();
+void note_attention_split(AttentionSplit split);
 // Writes this pass's keys or values src [B,T,H,D] into cache [B,Tc,H,D] at
 // positions pos .. pos+T-1 of every row (one kernel, so a captured decode step
 // can replay it at the next position).

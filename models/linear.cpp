@@ -98,32 +98,38 @@ Linear::InputOp Linear::rmsnorm_input(Tensor h, Tensor rstd, Tensor x, Tensor r,
   return op;
 }
 
+// The 4-bit GEMV weights of ls at x, where the products may be folded into an epilogue (RoPE + the cache
+// append, SwiGLU): outside training, no adapter or bias on any of them, one input width, every base a 4-bit
+// GEMV at this x. Empty where any of that fails (the layers then take forward_shared's path).
+static std::vector<const Quant4Tensor*> foldable_4bit(const std::vector<Linear*>& ls, Tensor x, bool train) {
+  if (train || ls.empty()) return {};
+  for (const Linear* l : ls)
+    if (l->adapter() || l->bias().defined() || l->in() != ls[0]->in()) return {};
+  const Tensor x2 = x.view({x.numel() / ls[0]->in(), ls[0]->in()});
+  std::vector<const Quant4Tensor*> ws;
+  for (const Linear* l : ls) {
+    const Quant4Tensor* w = l->base().as_4bit_gemv(x2);
+    if (!w) return {};
+    ws.push_back(w);
+  }
+  return ws;
+}
+
 Tensor Linear::forward_rope_kv(const std::vector<Linear*>& ls, const std::vector<Tensor>& ys, const InputOp& op,
                                bool train, const std::vector<uint64_t>& dropout_seeds, Tensor kc, Tensor vc,
                                float theta, SeqPos pos, bool* appended) {
-  *appended = false;
-  bool plain = !train && op.with_rope_kv && ls.size() == 3 && ys.size() == 3;
-  for (const Linear* l : ls) plain = plain && !l->adapter_ && !l->bias_.defined() && l->in_ == ls[0]->in_;
-  if (plain) {
-    const Tensor x2 = op.x.view({op.x.numel() / ls[0]->in_, ls[0]->in_});
-    const Quant4Tensor* w[3] = {};
-    for (int i = 0; i < 3; ++i) w[i] = plain ? ls[size_t(i)]->weight_->as_4bit_gemv(x2) : nullptr, plain = plain && w[i];
-    if (plain) {
-      *appended = true;
-      return op.with_rope_kv(ys[0], ys[1], ys[2], *w[0], *w[1], *w[2], kc, vc, theta, pos);
-    }
-  }
+  const std::vector<const Quant4Tensor*> w =
+      op.with_rope_kv && ls.size() == 3 && ys.size() == 3 ? foldable_4bit(ls, op.x, train) : std::vector<const Quant4Tensor*>{};
+  *appended = !w.empty();
+  if (*appended) return op.with_rope_kv(ys[0], ys[1], ys[2], *w[0], *w[1], *w[2], kc, vc, theta, pos);
   return forward_shared(ls, ys, op, train, dropout_seeds);
 }
 
 Tensor Linear::forward_swiglu(Linear& gate, Linear& up, Tensor s, const std::vector<Tensor>& ys, const InputOp& op,
                               bool train, bool keep_products, const std::vector<uint64_t>& dropout_seeds) {
-  if (!train && !keep_products && op.with_swiglu && !gate.adapter_ && !up.adapter_ && !gate.bias_.defined() &&
-      !up.bias_.defined() && gate.in_ == up.in_ && gate.out_ == up.out_) {
-    const Tensor x2 = op.x.view({op.x.numel() / gate.in_, gate.in_});
-    const Quant4Tensor* qg = gate.weight_->as_4bit_gemv(x2);
-    const Quant4Tensor* qu = qg ? up.weight_->as_4bit_gemv(x2) : nullptr;
-    if (qu) return op.with_swiglu(s, *qg, *qu);
+  if (!keep_products && op.with_swiglu && gate.out_ == up.out_) {
+    const std::vector<const Quant4Tensor*> w = foldable_4bit({&gate, &up}, op.x, train);
+    if (!w.empty()) return op.with_swiglu(s, *w[0], *w[1]);
   }
   const Tensor made = forward_shared({&gate, &up}, ys, op, train, dropout_seeds);
   swiglu_forward(s, ys[0], ys[1]);

@@ -42,9 +42,11 @@ void Model::attend(int l, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, 
   KvCache& c = *cache_;
   // Append this pass's keys and values at positions pos_ .. pos_ + T_ - 1 of every row.
   Tensor kc = c.k[size_t(l)], vc = c.v[size_t(l)];
-  if (!appended && rope_theta > 0.f) {
+  if (appended) {
+    // the q+k+v GEMV's epilogue rotated q and k and wrote k, v to the cache
+  } else if (rope_theta > 0.f) {
     rope_append_kv(q, k, v, kc, vc, rope_theta, pos_);
-  } else if (!appended) {
+  } else {
     kv_cache_write(kc, k, pos_);
     kv_cache_write(vc, v, pos_);
   }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -70,7 +71,19 @@ inline void blas(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
 namespace {
 AttentionImpl g_attention_impl = AttentionImpl::Auto;
 const char* g_last_attention_impl = "none";
+int g_attention_cluster = [] {
+  const char* e = std::getenv("QT_ATTN_CLUSTER");
+  return e && *e ? std::atoi(e) : 8;
+}();
 }  // namespace
+
+void set_attention_cluster(int max_blocks) { g_attention_cluster = max_blocks; }
+int attention_cluster() { return g_attention_cluster; }
+namespace {
+AttentionSplit g_last_attention_split;
+}  // namespace
+AttentionSplit last_attention_split() { return g_last_attention_split; }
+void note_attention_split(AttentionSplit split) { g_last_attention_split = split; }
 
 void set_attention_impl(AttentionImpl impl) { g_attention_impl = impl; }
 AttentionImpl attention_impl() { return g_attention_impl; }

@@ -21,15 +21,25 @@
 //    at the end the key rows are summed (shuffles, then over the warps in
 //    shared memory in a fixed order: deterministic, so a replayed graph gives
 //    the eager step's numbers bit for bit).
-// Long contexts also split the keys of a row over up to kMaxSplits blocks
-// (flash-decoding) when there are too few rows to fill the GPU: each split
-// writes its (max, sum, unnormalized output) to scratch, and the last split to
-// finish (a counter per row) combines them, so there is no second launch.
+// Where there are too few rows to fill the GPU (LLaMA-7B batch 1: 32 rows on
+// 132 SMs, each block then reading ~100 KB of cache alone, two dependent
+// memory round trips at 192 keys), the keys of a row are split over blocks
+// (flash-decoding), combined one of two ways:
+//  - a thread-block cluster of up to kMaxCluster blocks a row (sm_90): each
+//    leaves its (max, sum, unnormalized output) in its shared memory, and after
+//    the cluster barrier each block combines a slice of the row's outputs from
+//    all of them (distributed shared memory: no global scratch, no counter, no
+//    fence). Every block of the cluster runs, keys or none;
+//  - long contexts, split wider than a cluster: up to kMaxSplits blocks, each
+//    writes its part to scratch and the last to finish (a counter per row)
+//    combines them, so there is no second launch.
 //
 // Captured CUDA graphs replay this launch at later positions (pos_dev), so
 // the grid depends on the cache capacity Tc only; each block derives the
 // active split count and its key range from the position it reads at run
 // time, and blocks past the context exit at once.
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -54,6 +64,7 @@ constexpr int kMaxGroup = 8;     // query heads per block (registers: q and the 
 // bench/results/decode_tried_not_kept_NVIDIA-H100_2026-12-07_s26.txt).
 constexpr int kMinSplitKeys = 512;
 constexpr int kMaxSplits = 32;
+constexpr int kMaxCluster = 8;  // the portable cluster size
 constexpr float kLog2e = 1.4426950408889634f;
 
 // kElems cache values of one row as raw 32-bit words, converted on use (a
@@ -107,7 +118,8 @@ constexpr bool kOneShotSum = GB <= 4;
 template <class T, int GB, bool kVec>
 constexpr int kUnroll = !kVec ? 2 : (sizeof(T) == 4 ? 4 : 8) / (GB == kMaxGroup ? 2 : 1);
 
-// Grid: x = row ((b * Tq + t) * Hkv + hk) * nsub + sub, y = split. Query head
+// Grid: x = row ((b * Tq + t) * Hkv + hk) * nsub + sub, y = split (the rank in a
+// cluster of (1, S) blocks where `clustered`). Query head
 // h = hk * G + sub * GB + g for g < GB (those past the group are computed on
 // zeros and not written). lpr = 1 << lpr_log2 lanes per key.
 // Two blocks per SM for one head per block (<= 128 registers, no spills): multi-head attention at batch 8
@@ -117,7 +129,7 @@ template <class T, int GB, bool kVec>
 __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
     attention_cached_kernel(FloatPtr out, FloatPtr q, const T* kc, const T* vc, float* part, int* counters, int Tq,
                             int Hq, int Hkv, int D, int Tc, int nsub, int S, int min_keys, int lpr_log2, int pos0,
-                            const int32_t* pos_dev, float scale) {
+                            const int32_t* pos_dev, float scale, bool clustered) {
   constexpr int kU = kUnroll<T, GB, kVec>;
   // A replayed decode step's position: a copy before the step's kernels, so it may be read before
   // the PDL wait below.
@@ -128,13 +140,14 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   const int nk = pos0 + t + 1;  // causal: row t sees the cache up to its own position
 
   // R key rows of lpr lanes a pass. Split geometry from the run-time position: splits of whole
-  // passes, each at least ~min_keys, none empty; every block of the row agrees on it.
+  // passes; every block of the row agrees on it. Over global memory: each at least ~min_keys, none
+  // empty. In a cluster: all S, the last ones empty where the keys are fewer than S passes.
   const int lpr = 1 << lpr_log2, R = kThreads >> lpr_log2;
-  int active = min(S, (nk + min_keys - 1) / min_keys);
+  int active = clustered ? S : min(S, (nk + min_keys - 1) / min_keys);
   const int per = ((nk + active - 1) / active + R - 1) / R * R;
-  active = (nk + per - 1) / per;
+  if (!clustered) active = (nk + per - 1) / per;
   if (split >= active) return;
-  const int j0 = split * per, j1 = min(nk, j0 + per);
+  const int j0 = min(nk, split * per), j1 = min(nk, j0 + per);
   // Tiles of U keys per thread, no more than a split holds.
   const int U = min(min(kU, kMaxTile / R), per / R), KT = R * U;
 
@@ -257,8 +270,9 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
   const bool row0 = lane < lpr;  // the lanes of the warp's first key row hold its sum
   auto out_row = [&](int g) { return ((int64_t(b) * Tq + t) * Hq + h0 + g) * D; };
   const int64_t slot = D + 2;
-  // A split's partial (m, l, acc[D]) per head; with one split there is no scratch (part is null).
-  float* const mine = active > 1 ? part + (int64_t(row) * S + split) * GB * slot : nullptr;
+  // A split's partial (m, l, acc[D]) per head: in scratch, or in s_p (its scores are spent) in a
+  // cluster; with one split there is none.
+  float* const mine = active > 1 && !clustered ? part + (int64_t(row) * S + split) * GB * slot : nullptr;
   if constexpr (kOneShotSum<GB>) {
     // Every warp's sum in shared memory at once, then each output element summed over the warps
     // in order by one thread, which writes it: one barrier where the pairwise tree took six.
@@ -275,11 +289,13 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
       for (int w = 0; w < kWarps; ++w) v += s_red[w][g][d];
       if (active == 1)
         out.st(out_row(g) + d, v * (1.f / s_l[g]));
+      else if (clustered)
+        s_p[g][d] = v;
       else
         mine[g * slot + 2 + d] = v;
     }
     if (active == 1) return;
-    if (tid < GB) mine[tid * slot] = s_m[tid], mine[tid * slot + 1] = s_l[tid];
+    if (!clustered && tid < GB) mine[tid * slot] = s_m[tid], mine[tid * slot + 1] = s_l[tid];
   } else {
     for (int half = kWarps / 2; half; half >>= 1) {
       if (row0 && warp >= half && warp < 2 * half)
@@ -311,11 +327,49 @@ __global__ void __launch_bounds__(kThreads, GB == 1 ? 2 : 1)
     if (warp == 0 && row0)
 #pragma unroll
       for (int g = 0; g < GB; ++g) {
-        if (c == 0) mine[g * slot] = s_m[g], mine[g * slot + 1] = s_l[g];
+        if (c == 0 && !clustered) mine[g * slot] = s_m[g], mine[g * slot + 1] = s_l[g];
 #pragma unroll
         for (int e = 0; e < kElems; ++e)
-          if (e < nd) mine[g * slot + 2 + d0 + e] = acc[g][e];
+          if (e < nd) (clustered ? s_p[g][d0 + e] : mine[g * slot + 2 + d0 + e]) = acc[g][e];
       }
+  }
+  if (clustered) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // Every block's part is in its shared memory after the cluster barrier. Block `split` combines
+    // its slice of the row's ng * D outputs, reading the S parts at once; a second barrier keeps each
+    // block's shared memory until the others have read it.
+    namespace cg = cooperative_groups;
+    const cg::cluster_group cl = cg::this_cluster();
+    cl.sync();
+    const int n = ng * D, chunk = (n + S - 1) / S, end = min(n, (split + 1) * chunk);
+    for (int i = split * chunk + tid; i < end; i += kThreads) {
+      const int g = i / D, d = i % D;
+      float m[kMaxCluster], l[kMaxCluster], a[kMaxCluster];
+#pragma unroll
+      for (int s = 0; s < kMaxCluster; ++s)
+        if (s < S) {
+          m[s] = *cl.map_shared_rank(&s_m[g], unsigned(s));
+          l[s] = *cl.map_shared_rank(&s_l[g], unsigned(s));
+          a[s] = *cl.map_shared_rank(&s_p[g][d], unsigned(s));
+        }
+      float M = -INFINITY;
+#pragma unroll
+      for (int s = 0; s < kMaxCluster; ++s)
+        if (s < S) M = fmaxf(M, m[s]);
+      float L = 0.f, o = 0.f;  // an empty block's part: m -inf, l 0, sums 0, so its weight is 0
+#pragma unroll
+      for (int s = 0; s < kMaxCluster; ++s)
+        if (s < S) {
+          const float w = exp2f(m[s] - M);
+          L += l[s] * w, o += a[s] * w;
+        }
+      out.st(out_row(g) + d, o / L);
+    }
+    cl.sync();
+#else
+    __trap();  // launched clustered only on sm_90 (clusters_supported), which this build lacks: stop, never a wrong result
+#endif
+    return;
   }
   __threadfence();  // the partial is visible device-wide before the counter moves
   __syncthreads();
@@ -376,6 +430,17 @@ SplitScratch split_scratch(int64_t rows, int64_t S, int64_t GB, int64_t D) {
   return {reinterpret_cast<int*>(base), reinterpret_cast<float*>(base + cbytes)};
 }
 
+// Thread-block clusters and distributed shared memory: sm_90 on.
+bool clusters_supported() {
+  static const bool yes = [] {
+    int dev = 0, major = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    return major >= 9;
+  }();
+  return yes;
+}
+
 template <class T, int GB>
 void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, int lpr_log2) {
   const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tc = kc.size(1), Hkv = kc.size(2);
@@ -384,11 +449,20 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
   // cache can hold several kMinSplitKeys; sized from the capacity Tc (not the
   // position), so eager and replayed steps launch the same grid.
   static const int min_keys = int(std::min<size_t>(env_size("QT_ATTN_SPLIT_KEYS", kMinSplitKeys), 1 << 20));
-  const int64_t want = (2 * int64_t(Context::get().sm_count()) + rows - 1) / rows;
+  const int64_t sms = Context::get().sm_count(), want = (2 * sms + rows - 1) / rows;
   const int64_t fit = (Tc + min_keys - 1) / min_keys;
-  const int S = int(std::max<int64_t>(1, std::min<int64_t>({want, fit, int64_t(kMaxSplits)})));
+  int S = int(std::max<int64_t>(1, std::min<int64_t>({want, fit, int64_t(kMaxSplits)})));
+  // A cluster per row where the rows leave SMs idle: the widest power of two up to attention_cluster()
+  // whose blocks are still resident at once (two a SM for one head a block), unless the global split
+  // goes wider (long contexts).
+  const int per_sm = GB == 1 ? 2 : 1;
+  int SC = 1;
+  while (SC * 2 <= std::min(attention_cluster(), kMaxCluster) && rows * SC * 2 <= per_sm * sms) SC *= 2;
+  const bool clustered = SC >= 2 && SC >= S && clusters_supported();
+  if (clustered) S = SC;
+  note_attention_split({S, clustered});
   SplitScratch ss{nullptr, nullptr};
-  if (S > 1) ss = split_scratch(rows, S, GB, D);
+  if (S > 1 && !clustered) ss = split_scratch(rows, S, GB, D);
   const bool vec = D % kElems == 0 && reinterpret_cast<uintptr_t>(kc.raw()) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(vc.raw()) % 16 == 0;
   QT_CHECK(rows <= 0x7fffffff && Tc * Hkv * D <= 0x7fffffff, "attention_cached: a cache of " +
@@ -397,10 +471,10 @@ void launch(Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPos pos, int nsub, in
                                                                   " rows: over this kernel's 32-bit offsets");
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(S));
   auto kernel = vec ? attention_cached_kernel<T, GB, true> : attention_cached_kernel<T, GB, false>;
-  launch_pdl(pdl_small(rows * S, GB == 1 ? 2 : 1), kernel, grid, dim3(kThreads), 0,
+  launch_pdl_cluster(pdl_small(rows * S, per_sm), dim3(1, clustered ? unsigned(S) : 1u, 1), kernel, grid, dim3(kThreads), 0,
       fptr(out, "attention_cached out"), fptr(q, "attention_cached q"), static_cast<const T*>(kc.raw()),
       static_cast<const T*>(vc.raw()), ss.part, ss.counters, int(Tq), int(Hq), int(Hkv), int(D), int(Tc), nsub, S,
-      min_keys, lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)));
+      min_keys, lpr_log2, pos.first, pos.dev, 1.f / std::sqrt(float(D)), clustered);
   CUDA_CHECK_LAUNCH("attention_cached");
 }
 

@@ -51,20 +51,29 @@ __device__ __forceinline__ void pdl_entry() {
 bool pdl_small(int64_t blocks, int per_sm = 1);
 
 // kernel<<<grid, block, smem, stream()>>>(args...) with the programmatic
-// stream-serialization attribute when `pdl` is set (a plain launch otherwise).
+// stream-serialization attribute when `pdl` is set (a plain launch otherwise),
+// in thread-block clusters of `cluster` blocks where that is more than one.
 template <class... Params, class... Args>
-void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Args&&... args) {
+void launch_pdl_cluster(bool pdl, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                        Args&&... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream();
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = cluster.x, attr[1].val.clusterDim.y = cluster.y, attr[1].val.clusterDim.z = cluster.z;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = cluster.x * cluster.y * cluster.z > 1 ? 2 : 1;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+template <class... Params, class... Args>
+void launch_pdl(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Args&&... args) {
+  launch_pdl_cluster(pdl, dim3(1, 1, 1), kernel, grid, block, smem, std::forward<Args>(args)...);
 }
 
 }  // namespace qtrain::cuda

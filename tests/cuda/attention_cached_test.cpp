@@ -3,9 +3,11 @@
 // GQA groups of 1, 3, 4, 8, 9 and 12 query heads per kv head (one block per
 // group of up to 8 heads), head dims 8..256 and an odd one (element-wise
 // loads), several key tiles in one block, rows whose keys are split over
-// several blocks and combined by the last one, Tq > 1 (each row its own
+// several blocks and combined by the last one or in a cluster, Tq > 1 (each row its own
 // causal limit), batch > 1, BF16/F16/F32 caches, and a captured graph
 // replayed at positions read from device memory.
+#include <cuda_runtime.h>
+
 #include <string>
 
 #include "kernels/attention.h"
@@ -81,33 +83,73 @@ TEST(CudaAttentionCached, SplitKeysMatchCpu) {
     expect_matches_cpu(c);
 }
 
+// set_attention_cluster for one scope (the default back after it).
+struct ClusterCap {
+  int before = attention_cluster();
+  explicit ClusterCap(int n) { set_attention_cluster(n); }
+  ~ClusterCap() { set_attention_cluster(before); }
+};
+
+// Short contexts with few rows: a cluster of 2, 4 or 8 blocks shares a row's
+// keys and combines in distributed shared memory (sm_90), with empty blocks
+// where the keys are fewer than the blocks' passes (pos0 0: one key, seven
+// empty blocks); 1 is one block a row. Each against the CPU, with a peaked
+// softmax so that a part weighted without its max, or dropped, is far off.
+TEST(CudaAttentionCached, ClusterSplitMatchesCpu) {
+  QT_SKIP_WITHOUT_GPU();
+  for (int n : {8, 4, 2, 1}) {
+    ClusterCap cap(n);
+    SCOPED_TRACE("cluster " + std::to_string(n));
+    for (Case c : {Case{1, 1, 32, 32, 128, 256, 191, DType::BF16, 2.f}, Case{1, 1, 32, 32, 128, 256, 0},
+                   Case{1, 1, 32, 32, 128, 1024, 700, DType::BF16, 2.f}, Case{1, 1, 9, 3, 64, 256, 130, DType::BF16, 2.f},
+                   Case{8, 1, 9, 3, 64, 256, 191, DType::BF16, 2.f}, Case{1, 1, 32, 8, 128, 256, 17, DType::BF16, 2.f},
+                   Case{1, 3, 24, 2, 64, 300, 250, DType::BF16, 2.f}, Case{1, 2, 6, 2, 12, 100, 77, DType::BF16, 2.f},
+                   Case{1, 1, 8, 2, 128, 300, 250, DType::F32, 2.f}, Case{1, 1, 8, 2, 64, 300, 5, DType::F16, 2.f}})
+      expect_matches_cpu(c);
+    // LLaMA-7B at batch 1 (32 rows on 132 SMs or so): split n ways in a cluster, or one block a row.
+    expect_matches_cpu(Case{1, 1, 32, 32, 128, 256, 100});
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    int want = 1;  // two blocks a SM for one head a block
+    while (want * 2 <= n && 32 * want * 2 <= 2 * sms) want *= 2;
+    const AttentionSplit split = last_attention_split();
+    EXPECT_EQ(split.blocks, want);
+    EXPECT_EQ(split.cluster, want > 1);
+  }
+}
+
 // A decode step captured once and replayed at other positions (pos_dev), in
-// any order, over a capacity that splits the keys: the grid is fixed at
-// capture, the active splits follow the position, and each replay leaves the
-// split counters ready for the next (a stale counter leaves the previous
-// replay's output, which the next position's reference does not match).
+// any order: the grid is fixed at capture and the blocks' key ranges follow
+// the position. Over a capacity that splits the keys in global memory, each
+// replay must leave the split counters ready for the next (a stale counter
+// leaves the previous replay's output, which the next position's reference
+// does not match); over a short one the keys are split in a cluster.
 TEST(CudaAttentionCached, GraphReplaysAtDevicePositions) {
   QT_SKIP_WITHOUT_GPU();
-  const int64_t B = 1, Tq = 2, Hq = 8, Hkv = 2, D = 128, cap = 3000;
-  Pair q = randn_pair({B, Tq, Hq, D}, 4, DType::BF16, 2.f);
-  Pair kc = randn_pair({B, cap, Hkv, D}, 5, DType::BF16), vc = randn_pair({B, cap, Hkv, D}, 6, DType::BF16);
-  Pair out = pair(Tensor::zeros({B, Tq, Hq, D}, DType::F32), DType::BF16);
-  Tensor pos = Tensor::zeros({1}, DType::I32, Device::CUDA);
-  auto set_pos = [&](int32_t p) { cuda_copy(pos.raw(), &p, sizeof p, 0); };
-  const SeqPos dev(1, pos.i32(), int(cap));  // `first` deliberately wrong: the kernel reads the device value
-  set_pos(2000);
-  attention_cached(out.gpu, q.gpu, kc.gpu, vc.gpu, dev);  // eager first: sizes the scratch the graph bakes in
-  CudaGraph graph;
-  graph.begin_capture();
-  attention_cached(out.gpu, q.gpu, kc.gpu, vc.gpu, dev);
-  std::string why;
-  ASSERT_TRUE(graph.end_capture(&why)) << why;
-  for (int p : {2000, 2998, 5, 1300, 600, 2998}) {
-    SCOPED_TRACE("position " + std::to_string(p));
-    set_pos(p);
-    graph.replay();
-    attention_cached(out.cpu, q.cpu, kc.cpu, vc.cpu, p);
-    EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
+  for (const int64_t cap : {3000, 300}) {
+    SCOPED_TRACE("capacity " + std::to_string(cap));
+    const int64_t B = 1, Tq = 2, Hq = 8, Hkv = 2, D = 128;
+    Pair q = randn_pair({B, Tq, Hq, D}, 4, DType::BF16, 2.f);
+    Pair kc = randn_pair({B, cap, Hkv, D}, 5, DType::BF16), vc = randn_pair({B, cap, Hkv, D}, 6, DType::BF16);
+    Pair out = pair(Tensor::zeros({B, Tq, Hq, D}, DType::F32), DType::BF16);
+    Tensor pos = Tensor::zeros({1}, DType::I32, Device::CUDA);
+    auto set_pos = [&](int32_t p) { cuda_copy(pos.raw(), &p, sizeof p, 0); };
+    const SeqPos dev(1, pos.i32(), int(cap));  // `first` deliberately wrong: the kernel reads the device value
+    set_pos(int32_t(cap * 2 / 3));
+    attention_cached(out.gpu, q.gpu, kc.gpu, vc.gpu, dev);  // eager first: sizes the scratch the graph bakes in
+    CudaGraph graph;
+    graph.begin_capture();
+    attention_cached(out.gpu, q.gpu, kc.gpu, vc.gpu, dev);
+    std::string why;
+    ASSERT_TRUE(graph.end_capture(&why)) << why;
+    for (int p : {2000, 2998, 5, 1300, 600, 2998}) {
+      p = int(p * (cap - 2) / 2998);  // the same places in a shorter cache
+      SCOPED_TRACE("position " + std::to_string(p));
+      set_pos(p);
+      graph.replay();
+      attention_cached(out.cpu, q.cpu, kc.cpu, vc.cpu, p);
+      EXPECT_CLOSE(out.gpu, out.cpu, kBf16Tol);
+    }
   }
 }
 
