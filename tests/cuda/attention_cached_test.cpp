@@ -44,8 +44,8 @@ void expect_matches_cpu(const Case& c) {
   EXPECT_CLOSE(out.gpu, out.cpu, tol(c.dt));
 }
 
-// Contexts of one tile or a few, in one block per row: the H200 has 132 SMs
-// and the kernel splits a row only when the cache capacity exceeds 512 keys.
+// Contexts of one tile or a few: one block a row, or where the rows are few
+// (the default attention_cluster) a cluster of blocks a row.
 TEST(CudaAttentionCached, MatchesCpu) {
   QT_SKIP_WITHOUT_GPU();
   for (Case c : {Case{1, 1, 4, 2, 16, 40, 0}, Case{1, 1, 9, 3, 64, 300, 257}, Case{2, 1, 32, 8, 128, 130, 128},
@@ -65,6 +65,13 @@ TEST(CudaAttentionCached, MatchesCpu) {
     expect_matches_cpu(c);
 }
 
+// set_attention_cluster for one scope (the default back after it).
+struct ClusterCap {
+  int before = attention_cluster();
+  explicit ClusterCap(int n) { set_attention_cluster(n); }
+  ~ClusterCap() { set_attention_cluster(before); }
+};
+
 // Capacities past 512 keys with few rows: the keys of a row are split over
 // several blocks (e.g. 1 row at capacity 4096: 8 splits of 512 keys), each
 // writes its (max, sum, output) and the last combines. A wrong combine (a
@@ -72,6 +79,7 @@ TEST(CudaAttentionCached, MatchesCpu) {
 // tolerance, the more so with a peaked softmax (qscale 2).
 TEST(CudaAttentionCached, SplitKeysMatchCpu) {
   QT_SKIP_WITHOUT_GPU();
+  ClusterCap global(1);  // not in a cluster (ClusterSplitMatchesCpu)
   for (Case c : {Case{1, 1, 4, 1, 128, 4096, 4000, DType::BF16, 2.f},
                  Case{1, 1, 9, 3, 64, 2048, 1900, DType::BF16, 2.f},
                  Case{1, 1, 32, 32, 128, 2048, 1500}, Case{1, 1, 32, 8, 128, 3000, 2999, DType::BF16, 2.f},
@@ -82,13 +90,6 @@ TEST(CudaAttentionCached, SplitKeysMatchCpu) {
                  Case{1, 1, 9, 3, 64, 2048, 1900, DType::F32, 2.f}, Case{1, 1, 8, 2, 128, 1100, 1000, DType::F16, 2.f}})
     expect_matches_cpu(c);
 }
-
-// set_attention_cluster for one scope (the default back after it).
-struct ClusterCap {
-  int before = attention_cluster();
-  explicit ClusterCap(int n) { set_attention_cluster(n); }
-  ~ClusterCap() { set_attention_cluster(before); }
-};
 
 // Short contexts with few rows: a cluster of 2, 4 or 8 blocks shares a row's
 // keys and combines in distributed shared memory (sm_90), with empty blocks
@@ -104,7 +105,8 @@ TEST(CudaAttentionCached, ClusterSplitMatchesCpu) {
                    Case{1, 1, 32, 32, 128, 1024, 700, DType::BF16, 2.f}, Case{1, 1, 9, 3, 64, 256, 130, DType::BF16, 2.f},
                    Case{8, 1, 9, 3, 64, 256, 191, DType::BF16, 2.f}, Case{1, 1, 32, 8, 128, 256, 17, DType::BF16, 2.f},
                    Case{1, 3, 24, 2, 64, 300, 250, DType::BF16, 2.f}, Case{1, 2, 6, 2, 12, 100, 77, DType::BF16, 2.f},
-                   Case{1, 1, 8, 2, 128, 300, 250, DType::F32, 2.f}, Case{1, 1, 8, 2, 64, 300, 5, DType::F16, 2.f}})
+                   Case{1, 1, 8, 2, 128, 300, 250, DType::F32, 2.f}, Case{1, 1, 8, 2, 64, 300, 5, DType::F16, 2.f},
+                   Case{1, 1, 4, 1, 128, 4096, 4000, DType::BF16, 2.f}})  // 8: ~500 keys (4 tiles) a block
       expect_matches_cpu(c);
     // LLaMA-7B at batch 1 (32 rows on 132 SMs or so): split n ways in a cluster, or one block a row.
     expect_matches_cpu(Case{1, 1, 32, 32, 128, 256, 100});
@@ -128,6 +130,7 @@ TEST(CudaAttentionCached, GraphReplaysAtDevicePositions) {
   QT_SKIP_WITHOUT_GPU();
   for (const int64_t cap : {3000, 300}) {
     SCOPED_TRACE("capacity " + std::to_string(cap));
+    ClusterCap cluster(cap > 1000 ? 1 : 8);
     const int64_t B = 1, Tq = 2, Hq = 8, Hkv = 2, D = 128;
     Pair q = randn_pair({B, Tq, Hq, D}, 4, DType::BF16, 2.f);
     Pair kc = randn_pair({B, cap, Hkv, D}, 5, DType::BF16), vc = randn_pair({B, cap, Hkv, D}, 6, DType::BF16);
