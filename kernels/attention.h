@@ -34,7 +34,7 @@ QT_OP(void, attention_cached, (Tensor out, Tensor q, Tensor kc, Tensor vc, SeqPo
 // The GPU decode attention's key split where its rows are too few to fill the GPU (LLaMA-7B batch 1: 32 rows on
 // 132 SMs): up to this many blocks of a thread-block cluster share a row's keys and combine their parts in
 // distributed shared memory (a power of two, 2..8). 0 or 1: no cluster (one block a row, or at long
-// contexts the split over global memory). Default 8; QT_ATTN_CLUSTER sets it at start. The CPU ignores it.
+// contexts the split over global memory). Default 1 (off); QT_ATTN_CLUSTER sets it at start. The CPU ignores it.
 void set_attention_cluster(int max_blocks);
 int attention_cluster();
 // How the last GPU decode attention split a row's keys (blocks 1: not at all), so tests can tell which

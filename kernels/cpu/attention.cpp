@@ -71,9 +71,11 @@ inline void blas(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
 namespace {
 AttentionImpl g_attention_impl = AttentionImpl::Auto;
 const char* g_last_attention_impl = "none";
+// Off (1) unless QT_ATTN_CLUSTER sets it until a GPU run has confirmed the clustered kernel
+// (CudaAttentionCached.ClusterSplitMatchesCpu) and measured it against one block a row.
 int g_attention_cluster = [] {
   const char* e = std::getenv("QT_ATTN_CLUSTER");
-  return e && *e ? std::atoi(e) : 8;
+  return e && *e ? std::atoi(e) : 1;
 }();
 }  // namespace
 
